@@ -1,0 +1,74 @@
+//! `hoist`: the command line over the hoist library. Parses arguments (clap derive) and dispatches to
+//! one module per verb under `commands/`; no logic an embedder would want lives here.
+//!
+//! Exit codes: 0 success, 1 failure (including verification problems), 2 usage error.
+
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// hoist: copy, inspect, verify and unpack OCI and Docker images.
+#[derive(Parser, Debug)]
+#[command(name = "hoist", version, about, long_about = None)]
+#[command(after_help = "Examples:\n  hoist inspect oci:./layout:latest\n  hoist copy oci:./a:v1 oci:./b:v1\n  hoist verify --all oci:./layout")]
+struct Cli {
+    /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show an image's metadata, as `skopeo inspect` does.
+    Inspect(commands::inspect::Args),
+    /// Check every blob's size and digest, every document, and every layer's diff_id.
+    Verify(commands::verify::Args),
+    /// Copy an image between transports, verifying every blob as it streams.
+    Copy(commands::copy::Args),
+    /// List the tags of a layout or archive.
+    #[command(alias = "ls")]
+    Tags(commands::tags::Args),
+    /// Remove blobs of a layout that no tag or index entry reaches.
+    Gc(commands::gc::Args),
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Inspect(a) => commands::inspect::run(a),
+        Command::Verify(a) => commands::verify::run(a),
+        Command::Copy(a) => commands::copy::run(a),
+        Command::Tags(a) => commands::tags::run(a),
+        Command::Gc(a) => commands::gc::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            output::print_error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}

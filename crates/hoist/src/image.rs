@@ -1,0 +1,107 @@
+//! Resolving a source's root document to one image: through nested indexes (depth-bounded, cycles
+//! detected) by platform, to a manifest, its exact bytes, and its config.
+
+use std::collections::HashSet;
+
+use oci_spec::image::{ImageConfiguration, ImageManifest};
+
+use crate::descriptor::{Descriptor, digest_of};
+use crate::digest::Digest;
+use crate::document::{Document, Parsed, parse_config};
+use crate::error::{Error, Result};
+use crate::media_type::{self, Kind};
+use crate::platform::{self, Platform};
+use crate::transport::{Source, read_document, read_small_blob};
+
+/// One image: its manifest (exact bytes and parsed) and config (exact bytes and parsed).
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The manifest document.
+    pub manifest_doc: Document,
+    /// The manifest, parsed.
+    pub manifest: ImageManifest,
+    /// The config's exact bytes.
+    pub config_bytes: Vec<u8>,
+    /// The config, parsed (`None` for artifacts whose config is not an image config).
+    pub config: Option<ImageConfiguration>,
+    /// The index the manifest was chosen from, when there was one (the outermost).
+    pub index_doc: Option<Document>,
+}
+
+impl Image {
+    /// The manifest digest.
+    pub fn digest(&self) -> &Digest {
+        self.manifest_doc.digest()
+    }
+
+    /// The config's `rootfs.diff_ids`, validated.
+    pub fn diff_ids(&self) -> Result<Vec<Digest>> {
+        match &self.config {
+            Some(c) => c.rootfs().diff_ids().iter().map(|d| Digest::parse(d)).collect(),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// Walks from `doc` through indexes to the manifest for `wanted`, fetching children from `source`.
+/// Fails on nesting deeper than the source's limit, and on cycles.
+pub fn select_manifest(source: &dyn Source, doc: Document, wanted: &Platform) -> Result<Document> {
+    let max_depth = source.limits().max_index_depth;
+    let mut seen: HashSet<Digest> = HashSet::new();
+    let mut current = doc;
+    for _depth in 0..=max_depth {
+        if !seen.insert(current.digest().clone()) {
+            return Err(Error::invalid_document(
+                format!("index {}", current.digest()),
+                "index cycle: it refers back to itself through its manifests",
+            ));
+        }
+        match current.parse()? {
+            Parsed::Manifest(_) => return Ok(current),
+            Parsed::Index(index) => {
+                let child: Descriptor = platform::select(&index, wanted)?.clone();
+                let child_digest = digest_of(&child)?;
+                if seen.contains(&child_digest) {
+                    return Err(Error::invalid_document(
+                        format!("index {}", current.digest()),
+                        format!("index cycle through {child_digest}"),
+                    ));
+                }
+                current = read_document(source, &child)?;
+            }
+        }
+    }
+    Err(Error::LimitExceeded {
+        what: "index nesting depth".into(),
+        limit: max_depth.to_string(),
+        option: "--max-index-depth".into(),
+    })
+}
+
+/// Resolves a source to the image for `wanted` (the host platform when `None`).
+pub fn resolve(source: &dyn Source, wanted: Option<&Platform>) -> Result<Image> {
+    let root = source.root()?;
+    let host = Platform::host();
+    let wanted = wanted.unwrap_or(&host);
+    let index_doc = root.is_index().then(|| root.clone());
+    let manifest_doc = select_manifest(source, root, wanted)?;
+    load(source, manifest_doc, index_doc)
+}
+
+/// Loads the config of a manifest document.
+pub fn load(source: &dyn Source, manifest_doc: Document, index_doc: Option<Document>) -> Result<Image> {
+    let manifest = manifest_doc.manifest()?;
+    let config_desc = manifest.config();
+    let config_bytes = read_small_blob(source, config_desc)?;
+    let config = match media_type::kind(&config_desc.media_type().to_string()) {
+        Kind::Config { .. } => Some(parse_config(&config_bytes, &digest_of(config_desc)?)?),
+        _ => None,
+    };
+    Ok(Image {
+        manifest_doc,
+        manifest,
+        config_bytes,
+        config,
+        index_doc,
+    })
+}

@@ -1,0 +1,32 @@
+//! The layout writer lock: an exclusive `flock` on the layout directory itself, so no lock file is
+//! added to the layout and a crashed writer's lock disappears with its process.
+
+use std::fs::File;
+use std::path::Path;
+
+use rustix::fs::{FlockOperation, flock};
+
+use crate::error::{Error, IoContext, Result};
+
+/// Held while writing to a layout; released on drop.
+#[derive(Debug)]
+pub struct LayoutLock {
+    _dir: File,
+}
+
+impl LayoutLock {
+    /// Blocks until the exclusive lock on `root` is held.
+    pub fn acquire(root: &Path) -> Result<Self> {
+        let dir = File::open(root).ctx(|| format!("opening layout {} to lock it", root.display()))?;
+        match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                tracing::info!("waiting for another writer to release {}", root.display());
+                flock(&dir, FlockOperation::LockExclusive)
+                    .map_err(|e| Error::io(format!("locking layout {}", root.display()), e.into()))?;
+            }
+            Err(e) => return Err(Error::io(format!("locking layout {}", root.display()), e.into())),
+        }
+        Ok(LayoutLock { _dir: dir })
+    }
+}

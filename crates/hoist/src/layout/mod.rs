@@ -1,0 +1,523 @@
+//! The OCI image layout store: `oci-layout`, `index.json`, `blobs/ALG/HEX`, tags, a writer lock and
+//! garbage collection.
+//!
+//! Writes are crash-safe: a blob is written to a temp file inside the layout, fsynced and renamed into
+//! place (an existing blob is never rewritten), and `index.json` is replaced atomically, last. `index.json`
+//! is edited as JSON values, so fields and annotations hoist does not know survive untouched.
+
+mod gc;
+mod lock;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, ImageIndex};
+use serde_json::{Value, json};
+
+pub use gc::GcReport;
+pub use lock::LayoutLock;
+
+use crate::blob::VerifiedReader;
+use crate::descriptor::digest_of;
+use crate::digest::Digest;
+use crate::document::Document;
+use crate::error::{Error, IoContext, Result, from_io};
+use crate::limits::Limits;
+use crate::media_type;
+use crate::reference::LayoutRef;
+
+/// The annotation that names a tag in `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The layout version hoist writes and reads.
+pub const LAYOUT_VERSION: &str = "1.0.0";
+/// Prefix of temp files inside a layout; `gc` removes leftovers.
+pub const TEMP_PREFIX: &str = ".hoist-tmp-";
+
+/// An OCI image layout directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+    limits: Limits,
+}
+
+/// How a blob arrived in the layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// It was already there; nothing was written.
+    Existing,
+    /// It was written (or linked) now.
+    Written,
+}
+
+impl Layout {
+    /// Opens an existing layout, checking `oci-layout`.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        let bad = |reason: String| Error::InvalidLayout {
+            path: root.clone(),
+            reason,
+        };
+        let marker = root.join("oci-layout");
+        let text = match read_small_file(&marker, 64 << 10) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(bad(if root.exists() {
+                    "no oci-layout file".into()
+                } else {
+                    "directory does not exist".into()
+                }));
+            }
+            Err(e) => return Err(Error::io(format!("reading {}", marker.display()), e)),
+        };
+        let v: Value = serde_json::from_slice(&text).map_err(|e| bad(format!("oci-layout is not JSON: {e}")))?;
+        match v.get("imageLayoutVersion").and_then(Value::as_str) {
+            Some(LAYOUT_VERSION) => {}
+            Some(other) => return Err(bad(format!("unsupported imageLayoutVersion {other:?} (hoist reads {LAYOUT_VERSION})"))),
+            None => return Err(bad("oci-layout has no imageLayoutVersion".into())),
+        }
+        Ok(Layout {
+            root,
+            limits: Limits::default(),
+        })
+    }
+
+    /// Creates a layout (and its directory) if there is none at `root`, or opens the existing one.
+    pub fn create(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref();
+        if root.join("oci-layout").exists() {
+            return Self::open(root);
+        }
+        fs::create_dir_all(root.join("blobs").join("sha256")).ctx(|| format!("creating layout {}", root.display()))?;
+        let layout = Layout {
+            root: root.to_path_buf(),
+            limits: Limits::default(),
+        };
+        if !root.join("index.json").exists() {
+            let empty = json!({"schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": []});
+            layout.write_index_value(&empty)?;
+        }
+        write_atomic(&root.join("oci-layout"), format!("{{\"imageLayoutVersion\":\"{LAYOUT_VERSION}\"}}").as_bytes(), root)?;
+        Ok(layout)
+    }
+
+    /// Replaces the limits used when reading documents.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The layout directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob with `digest` lives (validated digest: the path stays under `blobs/`).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().as_str())
+            .join(digest.hex())
+    }
+
+    /// True when the blob is present as a regular file. A blob that is a symlink is an error.
+    pub fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        let path = self.blob_path(digest);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_file() => Ok(true),
+            Ok(m) if m.file_type().is_symlink() => Err(symlink_blob(&path)),
+            Ok(_) => Err(Error::InvalidLayout {
+                path: self.root.clone(),
+                reason: format!("blob {digest} is not a regular file"),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(format!("checking {}", path.display()), e)),
+        }
+    }
+
+    /// Opens a blob file for reading, refusing symlinks (at the blob and at `blobs/ALG`).
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        let alg_dir = self.root.join("blobs").join(digest.algorithm().as_str());
+        if fs::symlink_metadata(&alg_dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(symlink_blob(&alg_dir));
+        }
+        let path = self.blob_path(digest);
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => symlink_blob(&path),
+                _ if e.kind() == io::ErrorKind::NotFound => Error::BlobNotFound {
+                    digest: digest.clone(),
+                    location: format!("layout {}", self.root.display()),
+                },
+                _ => Error::io(format!("opening blob {}", path.display()), e),
+            })
+    }
+
+    /// Opens a blob as a verified stream for `desc`.
+    pub fn open_verified(&self, desc: &Descriptor) -> Result<VerifiedReader<File>> {
+        let digest = digest_of(desc)?;
+        let file = self.open_blob(&digest)?;
+        Ok(VerifiedReader::new(file, digest.clone(), desc.size(), format!("blob {digest}")))
+    }
+
+    /// Reads a manifest or index blob (size-limited and verified) as a document.
+    pub fn read_document(&self, desc: &Descriptor) -> Result<Document> {
+        let digest = digest_of(desc)?;
+        let bytes = crate::blob::read_verified_to_vec(
+            self.open_blob(&digest)?,
+            desc,
+            self.limits.max_document_size,
+            &format!("document {digest}"),
+        )?;
+        Document::for_descriptor(desc, bytes)
+    }
+
+    /// Reads a small blob (a config) into memory, verified and size-limited.
+    pub fn read_small_blob(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        let digest = digest_of(desc)?;
+        crate::blob::read_verified_to_vec(
+            self.open_blob(&digest)?,
+            desc,
+            self.limits.max_document_size,
+            &format!("blob {digest}"),
+        )
+    }
+
+    /// Stores a blob from `reader`, which must yield content with `digest` and `size`. The reader is
+    /// verified while writing; nothing lands under `blobs/` unless it matched. Existing blobs are kept.
+    pub fn write_blob(&self, digest: &Digest, size: u64, reader: &mut dyn Read) -> Result<Stored> {
+        if self.has_blob(digest)? {
+            return Ok(Stored::Existing);
+        }
+        let mut verified = VerifiedReader::new(reader, digest.clone(), size, format!("blob {digest}"));
+        self.write_verified(&mut verified)
+    }
+
+    /// Stores a blob from a stream that verifies itself: read to its end, then persisted only if the
+    /// stream reports it verified (no second hash).
+    pub fn write_verified<R: Read>(&self, stream: &mut VerifiedReader<R>) -> Result<Stored> {
+        let digest = stream.expected().clone();
+        if self.has_blob(&digest)? {
+            return Ok(Stored::Existing);
+        }
+        let mut tmp = self.temp_file()?;
+        io::copy(stream, tmp.as_file_mut())
+            .map_err(|e| from_io(e, || format!("writing blob {digest} into {}", self.root.display())))?;
+        if !stream.is_verified() {
+            return Err(Error::Other(format!("blob {digest}: stream ended before it was verified")));
+        }
+        self.persist(tmp, &digest)
+    }
+
+    /// Stores bytes whose digest is computed here (for documents hoist builds). Returns the digest.
+    pub fn write_bytes(&self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::sha256(bytes);
+        self.write_blob(&digest, bytes.len() as u64, &mut &bytes[..])?;
+        Ok(digest)
+    }
+
+    /// Stores a blob by hard-linking an existing, already verified file (same filesystem only);
+    /// returns `false` when linking is not possible so the caller can copy instead.
+    pub fn link_blob(&self, digest: &Digest, from: &Path) -> Result<bool> {
+        if self.has_blob(digest)? {
+            return Ok(true);
+        }
+        let tmp_path = self.root.join(format!("{TEMP_PREFIX}link-{}", digest.hex()));
+        let _ = fs::remove_file(&tmp_path);
+        if fs::hard_link(from, &tmp_path).is_err() {
+            return Ok(false);
+        }
+        let dest = self.blob_path(digest);
+        self.ensure_alg_dir(digest)?;
+        fs::rename(&tmp_path, &dest).ctx(|| format!("linking blob into {}", dest.display()))?;
+        sync_dir(dest.parent().unwrap_or(&self.root))?;
+        Ok(true)
+    }
+
+    /// A new temp file inside the layout (same filesystem as `blobs/`, so rename is atomic).
+    pub fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
+        tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&self.root)
+            .ctx(|| format!("creating a temp file in {}", self.root.display()))
+    }
+
+    /// Moves a fully written, verified temp file into place as blob `digest` (fsync, rename, fsync dir).
+    pub fn persist(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<Stored> {
+        tmp.as_file().sync_all().ctx(|| format!("syncing blob {digest}"))?;
+        self.ensure_alg_dir(digest)?;
+        let dest = self.blob_path(digest);
+        tmp.persist(&dest)
+            .map_err(|e| Error::io(format!("renaming blob into {}", dest.display()), e.error))?;
+        let _ = fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        sync_dir(dest.parent().unwrap_or(&self.root))?;
+        Ok(Stored::Written)
+    }
+
+    fn ensure_alg_dir(&self, digest: &Digest) -> Result<()> {
+        let dir = self.root.join("blobs").join(digest.algorithm().as_str());
+        fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))
+    }
+
+    /// `index.json` as a JSON value (kept whole so unknown fields survive edits).
+    pub fn index_value(&self) -> Result<Value> {
+        let path = self.root.join("index.json");
+        let bytes = read_small_file(&path, self.limits.max_document_size)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => Error::InvalidLayout {
+                    path: self.root.clone(),
+                    reason: "no index.json".into(),
+                },
+                io::ErrorKind::FileTooLarge => Error::LimitExceeded {
+                    what: format!("{}", path.display()),
+                    limit: crate::limits::human_bytes(self.limits.max_document_size),
+                    option: "--max-manifest-size".into(),
+                },
+                _ => Error::io(format!("reading {}", path.display()), e),
+            })?;
+        let v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::invalid_document(format!("{}", path.display()), e.to_string()))?;
+        if !v.get("manifests").is_some_and(Value::is_array) {
+            return Err(Error::invalid_document(format!("{}", path.display()), "no manifests array"));
+        }
+        Ok(v)
+    }
+
+    /// `index.json` parsed (every descriptor's digest validated).
+    pub fn index(&self) -> Result<ImageIndex> {
+        let v = self.index_value()?;
+        let index: ImageIndex = serde_json::from_value(v)
+            .map_err(|e| Error::invalid_document(format!("{}/index.json", self.root.display()), e.to_string()))?;
+        for d in index.manifests() {
+            digest_of(d)?;
+        }
+        Ok(index)
+    }
+
+    /// Replaces `index.json` atomically (temp, fsync, rename, fsync dir).
+    pub fn write_index_value(&self, v: &Value) -> Result<()> {
+        let bytes = serde_json::to_vec(v).map_err(|e| Error::Other(format!("serialising index.json: {e}")))?;
+        write_atomic(&self.root.join("index.json"), &bytes, &self.root)
+    }
+
+    /// Every tag with its descriptor, in `index.json` order.
+    pub fn tags(&self) -> Result<Vec<(String, Descriptor)>> {
+        Ok(self
+            .index()?
+            .manifests()
+            .iter()
+            .filter_map(|d| {
+                d.annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(REF_NAME))
+                    .map(|t| (t.clone(), d.clone()))
+            })
+            .collect())
+    }
+
+    /// Finds the `index.json` entry a reference names. `None` means "the only entry". A digest that is
+    /// not a top-level entry may name any manifest or index blob in the layout.
+    pub fn resolve(&self, reference: Option<&LayoutRef>) -> Result<Descriptor> {
+        let index = self.index()?;
+        let location = format!("layout {}", self.root.display());
+        if let Some(d) = resolve_entry(index.manifests(), reference, &location)? {
+            return Ok(d);
+        }
+        let Some(LayoutRef::Digest(digest)) = reference else {
+            unreachable!("resolve_entry returns None only for digests")
+        };
+        if !self.has_blob(digest)? {
+            return Err(Error::NotFound {
+                reference: digest.to_string(),
+                location,
+                hint: String::new(),
+            });
+        }
+        let mut bytes = Vec::new();
+        (&mut self.open_blob(digest)?)
+            .take(self.limits.max_document_size + 1)
+            .read_to_end(&mut bytes)
+            .ctx(|| format!("reading blob {digest}"))?;
+        if bytes.len() as u64 > self.limits.max_document_size {
+            return Err(Error::LimitExceeded {
+                what: format!("document {digest}"),
+                limit: crate::limits::human_bytes(self.limits.max_document_size),
+                option: "--max-manifest-size".into(),
+            });
+        }
+        let doc = Document::detect(bytes)?;
+        if doc.digest() != digest {
+            return Err(Error::DigestMismatch {
+                what: format!("blob file {}", self.blob_path(digest).display()),
+                expected: digest.clone(),
+                actual: doc.digest().clone(),
+            });
+        }
+        Ok(doc.descriptor())
+    }
+
+    /// Points `tag` at `desc` in `index.json` (replacing an entry with the same tag), or adds an untagged
+    /// entry when `tag` is `None` and no entry has that digest. Call with the writer lock held.
+    pub fn set_tag(&self, tag: Option<&str>, desc: &Descriptor) -> Result<()> {
+        let mut index = self.index_value()?;
+        let mut entry = serde_json::to_value(desc).map_err(|e| Error::Other(format!("serialising descriptor: {e}")))?;
+        let manifests = index
+            .get_mut("manifests")
+            .and_then(Value::as_array_mut)
+            .ok_or_else(|| Error::invalid_document("index.json", "no manifests array"))?;
+        match tag {
+            Some(tag) => {
+                manifests.retain(|m| m.pointer("/annotations").and_then(|a| a.get(REF_NAME)).and_then(Value::as_str) != Some(tag));
+                let annotations = entry
+                    .as_object_mut()
+                    .ok_or_else(|| Error::Other("descriptor is not an object".into()))?
+                    .entry("annotations")
+                    .or_insert_with(|| json!({}));
+                if let Some(a) = annotations.as_object_mut() {
+                    a.insert(REF_NAME.into(), Value::String(tag.to_string()));
+                }
+                manifests.push(entry);
+            }
+            None => {
+                let digest = desc.digest().to_string();
+                let present = manifests.iter().any(|m| {
+                    m.get("digest").and_then(Value::as_str) == Some(&digest)
+                        && m.pointer(&format!("/annotations/{}", REF_NAME.replace('/', "~1"))).is_none()
+                });
+                if !present {
+                    manifests.push(entry);
+                }
+            }
+        }
+        self.write_index_value(&index)
+    }
+
+    /// Removes the entry tagged `tag`; false when there was none. Call with the writer lock held.
+    pub fn remove_tag(&self, tag: &str) -> Result<bool> {
+        let mut index = self.index_value()?;
+        let manifests = index
+            .get_mut("manifests")
+            .and_then(Value::as_array_mut)
+            .ok_or_else(|| Error::invalid_document("index.json", "no manifests array"))?;
+        let before = manifests.len();
+        manifests.retain(|m| m.pointer("/annotations").and_then(|a| a.get(REF_NAME)).and_then(Value::as_str) != Some(tag));
+        let removed = manifests.len() != before;
+        if removed {
+            self.write_index_value(&index)?;
+        }
+        Ok(removed)
+    }
+
+    /// Takes the writer lock (blocking until other writers are done).
+    pub fn lock(&self) -> Result<LayoutLock> {
+        LayoutLock::acquire(&self.root)
+    }
+
+    /// Removes blobs that nothing in `index.json` reaches, and leftover temp files. Takes the lock.
+    pub fn gc(&self) -> Result<GcReport> {
+        let _lock = self.lock()?;
+        gc::collect(self)
+    }
+}
+
+/// Picks the entry of an `index.json` that `reference` names (`None`: the only entry). Returns
+/// `Ok(None)` only for a digest that is not a top-level entry, so callers can look further.
+pub fn resolve_entry(
+    entries: &[Descriptor],
+    reference: Option<&LayoutRef>,
+    location: &str,
+) -> Result<Option<Descriptor>> {
+    let location = location.to_string();
+    let tag_list = || {
+        let tags: Vec<String> = entries
+            .iter()
+            .filter_map(|d| d.annotations().as_ref().and_then(|a| a.get(REF_NAME)).cloned())
+            .collect();
+        if tags.is_empty() {
+            "; it has no tags".to_string()
+        } else {
+            format!("; tags: {}", tags.join(", "))
+        }
+    };
+    match reference {
+        None => match entries.len() {
+            1 => Ok(Some(entries[0].clone())),
+            0 => Err(Error::NotFound {
+                reference: "an image".into(),
+                location,
+                hint: "; index.json is empty".into(),
+            }),
+            n => Err(Error::NotFound {
+                reference: "a single image".into(),
+                location,
+                hint: format!("; index.json has {n} entries, name one with :TAG or @DIGEST{}", tag_list()),
+            }),
+        },
+        Some(LayoutRef::Tag(tag)) => entries
+            .iter()
+            .find(|d| d.annotations().as_ref().and_then(|a| a.get(REF_NAME)) == Some(tag))
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| Error::NotFound {
+                reference: format!("tag {tag:?}"),
+                location,
+                hint: tag_list(),
+            }),
+        Some(LayoutRef::Digest(digest)) => Ok(entries
+            .iter()
+            .find(|d| digest_of(d).ok().as_ref() == Some(digest))
+            .cloned()),
+        Some(LayoutRef::Index(i)) => entries.get(*i).cloned().map(Some).ok_or_else(|| Error::NotFound {
+            reference: format!("entry @{i}"),
+            location,
+            hint: format!("; index.json has {} entries", entries.len()),
+        }),
+    }
+}
+
+fn symlink_blob(path: &Path) -> Error {
+    Error::InvalidLayout {
+        path: path.to_path_buf(),
+        reason: "blob is a symlink; hoist refuses to follow links inside a layout".into(),
+    }
+}
+
+/// Reads a file of at most `max` bytes (`FileTooLarge` past that).
+fn read_small_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
+    let mut bytes = Vec::new();
+    f.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(io::ErrorKind::FileTooLarge, "file too large"));
+    }
+    Ok(bytes)
+}
+
+/// Writes `bytes` to `path` atomically: a temp file in `dir`, fsync, rename, fsync `dir`.
+pub fn write_atomic(path: &Path, bytes: &[u8], dir: &Path) -> Result<()> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)
+        .ctx(|| format!("creating a temp file in {}", dir.display()))?;
+    tmp.write_all(bytes).ctx(|| format!("writing {}", path.display()))?;
+    tmp.as_file().sync_all().ctx(|| format!("syncing {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io(format!("renaming into {}", path.display()), e.error))?;
+    let _ = fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("syncing directory {}", dir.display()))
+}

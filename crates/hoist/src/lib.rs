@@ -1,0 +1,33 @@
+//! hoist: an OCI image toolkit.
+//!
+//! The library is organised around one idea: everything is a [`transport::Source`] or a
+//! [`transport::Destination`] of content-addressed documents and blobs, and every byte that moves is
+//! verified while it streams ([`blob::VerifiedReader`]). Verbs ([`copy`], [`verify`], [`inspect`]) are
+//! short programs over those two traits.
+//!
+//! ```no_run
+//! use hoist::reference::TransportRef;
+//! use hoist::transport::{open_source, OpenOptions};
+//! let src = open_source(&"oci:/tmp/layout:latest".parse::<TransportRef>()?, &OpenOptions::default())?;
+//! let root = src.root()?;
+//! println!("{} {}", root.media_type(), root.digest());
+//! # Ok::<(), hoist::Error>(())
+//! ```
+
+pub mod blob;
+pub mod compress;
+pub mod descriptor;
+pub mod digest;
+pub mod document;
+pub mod error;
+pub mod image;
+pub mod layout;
+pub mod limits;
+pub mod media_type;
+pub mod platform;
+pub mod reference;
+pub mod transport;
+
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use limits::Limits;

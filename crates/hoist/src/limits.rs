@@ -1,0 +1,75 @@
+//! Every size, depth and count limit hoist enforces, in one struct with safe defaults.
+//!
+//! Each field names the CLI option that raises it, so an exceeded limit can say how to get past it.
+
+/// Limits applied while reading images. All are on by default; raise them for unusual images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest manifest, index or config read into memory (`--max-manifest-size`, default 4 MiB).
+    pub max_document_size: u64,
+    /// Deepest nesting of indexes followed (`--max-index-depth`, default 8).
+    pub max_index_depth: usize,
+    /// Largest uncompressed size of one layer (`--max-layer-size`, default 64 GiB).
+    pub max_layer_size: u64,
+    /// Largest total bytes written by one unpack (`--max-size`, default 64 GiB).
+    pub max_unpack_size: u64,
+    /// Most tar entries in one layer (`--max-entries`, default 10 million).
+    pub max_entries: u64,
+    /// Longest path in a layer, in bytes (`--max-path-length`, default 4096).
+    pub max_path_length: usize,
+    /// Largest ratio of uncompressed to compressed layer bytes, checked past the first 64 MiB
+    /// (`--max-compression-ratio`, default 1000).
+    pub max_compression_ratio: u64,
+    /// Largest registry error or token response body (`--max-response-size`, default 1 MiB).
+    pub max_response_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_document_size: 4 << 20,
+            max_index_depth: 8,
+            max_layer_size: 64 << 30,
+            max_unpack_size: 64 << 30,
+            max_entries: 10_000_000,
+            max_path_length: 4096,
+            max_compression_ratio: 1000,
+            max_response_size: 1 << 20,
+        }
+    }
+}
+
+/// Formats a byte count for messages (`4 MiB`, `123 bytes`).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut value = n as f64;
+    let mut unit = "bytes";
+    for u in UNITS {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = u;
+    }
+    if value.fract() == 0.0 {
+        format!("{value:.0} {unit}")
+    } else {
+        format!("{value:.1} {unit}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_reads_well() {
+        assert_eq!(human_bytes(5), "5 bytes");
+        assert_eq!(human_bytes(4 << 20), "4 MiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(64 << 30), "64 GiB");
+    }
+}

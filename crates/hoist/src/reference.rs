@@ -1,0 +1,403 @@
+//! References: Docker image names (with Docker Hub normalisation) and transport references as skopeo
+//! writes them (`oci:PATH[:TAG|@DIGEST]`, `oci-archive:`, `dir:`, `docker-archive:`, `docker://`).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+/// The registry host that Docker Hub's short name `docker.io` stands for in API calls.
+pub const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
+/// The canonical domain of Docker Hub in image names.
+pub const DOCKER_HUB_DOMAIN: &str = "docker.io";
+
+/// A Docker image name: `domain/repository[:tag][@digest]`, normalised
+/// (`busybox` -> `docker.io/library/busybox:latest`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageName {
+    /// Registry domain, with port if any (`docker.io`, `localhost:5000`).
+    pub domain: String,
+    /// Repository path (`library/busybox`).
+    pub repository: String,
+    /// Tag; `latest` when neither tag nor digest was given.
+    pub tag: Option<String>,
+    /// Digest, when pinned.
+    pub digest: Option<Digest>,
+}
+
+fn invalid(reference: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidReference {
+        reference: reference.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// True for a valid tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn is_valid_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+fn is_valid_path_component(c: &str) -> bool {
+    // [a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*
+    let b = c.as_bytes();
+    if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
+        return false;
+    }
+    b.iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'))
+        && !c.contains("..")
+        && !c.contains("___")
+}
+
+impl ImageName {
+    /// Parses and normalises an image name as Docker does.
+    pub fn parse(text: &str) -> Result<Self> {
+        if text.is_empty() {
+            return Err(invalid(text, "empty image name"));
+        }
+        if text.len() > 4096 {
+            return Err(invalid(&text[..text.floor_char_boundary(64)], "image name too long"));
+        }
+        let (rest, digest) = match text.split_once('@') {
+            Some((r, d)) => (r, Some(Digest::parse(d)?)),
+            None => (text, None),
+        };
+        let (name, tag) = match rest.rfind(':') {
+            Some(i) if !rest[i + 1..].contains('/') => (&rest[..i], Some(rest[i + 1..].to_string())),
+            _ => (rest, None),
+        };
+        if let Some(t) = &tag
+            && !is_valid_tag(t)
+        {
+            return Err(invalid(text, format!("invalid tag {t:?}")));
+        }
+        let (domain, repository) = match name.split_once('/') {
+            Some((first, remainder))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first.to_string(), remainder.to_string())
+            }
+            _ => (DOCKER_HUB_DOMAIN.to_string(), name.to_string()),
+        };
+        let domain = if domain == "index.docker.io" {
+            DOCKER_HUB_DOMAIN.to_string()
+        } else {
+            domain
+        };
+        let repository = if domain == DOCKER_HUB_DOMAIN && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository
+        };
+        if repository.is_empty() || !repository.split('/').all(is_valid_path_component) {
+            return Err(invalid(
+                text,
+                "repository must be lowercase letters, digits and separators (. _ -) between '/'",
+            ));
+        }
+        let tag = match (&tag, &digest) {
+            (None, None) => Some("latest".to_string()),
+            _ => tag,
+        };
+        Ok(ImageName {
+            domain,
+            repository,
+            tag,
+            digest,
+        })
+    }
+
+    /// The host to send API requests to (`registry-1.docker.io` for Docker Hub).
+    pub fn registry_host(&self) -> &str {
+        if self.domain == DOCKER_HUB_DOMAIN {
+            DOCKER_HUB_REGISTRY
+        } else {
+            &self.domain
+        }
+    }
+
+    /// `domain/repository` without tag or digest.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.domain, self.repository)
+    }
+
+    /// The tag or digest to ask a registry for (digest wins).
+    pub fn reference(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ImageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.domain, self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for ImageName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        ImageName::parse(s)
+    }
+}
+
+/// What names an image inside a layout or archive.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LayoutRef {
+    /// A tag (`org.opencontainers.image.ref.name`).
+    Tag(String),
+    /// A manifest or index digest.
+    Digest(Digest),
+    /// The N-th entry of `index.json` (skopeo's `@N` source index).
+    Index(usize),
+}
+
+impl fmt::Display for LayoutRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayoutRef::Tag(t) => f.write_str(t),
+            LayoutRef::Digest(d) => write!(f, "@{d}"),
+            LayoutRef::Index(i) => write!(f, "@{i}"),
+        }
+    }
+}
+
+/// Which image of a docker-archive.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ArchiveSelector {
+    /// By `RepoTags` entry.
+    Name(ImageName),
+    /// By position in `manifest.json`.
+    Index(usize),
+}
+
+/// A reference with its transport, as written on the command line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportRef {
+    /// `oci:PATH[:TAG|@DIGEST]`: an OCI image layout directory.
+    Oci {
+        /// The layout directory.
+        path: PathBuf,
+        /// The image inside it; `None` means the only one.
+        reference: Option<LayoutRef>,
+    },
+    /// `oci-archive:PATH[:TAG]`: a tar of an OCI image layout.
+    OciArchive {
+        /// The archive file.
+        path: PathBuf,
+        /// The image inside it.
+        reference: Option<LayoutRef>,
+    },
+    /// `dir:PATH`: skopeo's directory format (`manifest.json`, `version`, blobs by hex digest).
+    Dir {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// `docker-archive:PATH[:NAME:TAG|@INDEX]`: a `docker save` tarball.
+    DockerArchive {
+        /// The archive file.
+        path: PathBuf,
+        /// The image inside it.
+        selector: Option<ArchiveSelector>,
+    },
+    /// `docker://NAME`: an image in a registry.
+    Docker(ImageName),
+}
+
+fn split_layout(text: &str, rest: &str) -> Result<(PathBuf, Option<LayoutRef>)> {
+    // `PATH@sha256:...` pins a digest; otherwise the first ':' ends the path.
+    for alg in ["@sha256:", "@sha512:"] {
+        if let Some(i) = rest.find(alg) {
+            let path = rest[..i].strip_suffix(':').unwrap_or(&rest[..i]);
+            let digest = Digest::parse(&rest[i + 1..])?;
+            return Ok((nonempty_path(text, path)?, Some(LayoutRef::Digest(digest))));
+        }
+    }
+    match rest.split_once(':') {
+        None => Ok((nonempty_path(text, rest)?, None)),
+        Some((path, r)) if r.is_empty() => Ok((nonempty_path(text, path)?, None)),
+        Some((path, r)) => {
+            let reference = if let Some(n) = r.strip_prefix('@') {
+                LayoutRef::Index(n.parse().map_err(|_| invalid(text, format!("{r:?} is neither @DIGEST nor @INDEX")))?)
+            } else {
+                if r.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                    return Err(invalid(text, "tag has control or space characters"));
+                }
+                LayoutRef::Tag(r.to_string())
+            };
+            Ok((nonempty_path(text, path)?, Some(reference)))
+        }
+    }
+}
+
+fn nonempty_path(text: &str, path: &str) -> Result<PathBuf> {
+    if path.is_empty() {
+        return Err(invalid(text, "missing path"));
+    }
+    Ok(PathBuf::from(path))
+}
+
+impl TransportRef {
+    /// Parses `TRANSPORT:DETAILS` as skopeo does.
+    pub fn parse(text: &str) -> Result<Self> {
+        if let Some(rest) = text.strip_prefix("docker://") {
+            return Ok(TransportRef::Docker(ImageName::parse(rest)?));
+        }
+        let (transport, rest) = text.split_once(':').ok_or_else(|| {
+            invalid(
+                text,
+                "expected TRANSPORT:DETAILS (oci:, oci-archive:, dir:, docker-archive:, docker://)",
+            )
+        })?;
+        match transport {
+            "oci" => {
+                let (path, reference) = split_layout(text, rest)?;
+                Ok(TransportRef::Oci { path, reference })
+            }
+            "oci-archive" => {
+                let (path, reference) = split_layout(text, rest)?;
+                Ok(TransportRef::OciArchive { path, reference })
+            }
+            "dir" => Ok(TransportRef::Dir {
+                path: nonempty_path(text, rest)?,
+            }),
+            "docker-archive" => {
+                let (path, sel) = match rest.split_once(':') {
+                    None => (rest, None),
+                    Some((p, s)) if s.is_empty() => (p, None),
+                    Some((p, s)) => {
+                        let sel = if let Some(n) = s.strip_prefix('@') {
+                            ArchiveSelector::Index(n.parse().map_err(|_| {
+                                invalid(text, format!("@{n} is not an image index"))
+                            })?)
+                        } else {
+                            ArchiveSelector::Name(ImageName::parse(s)?)
+                        };
+                        (p, Some(sel))
+                    }
+                };
+                Ok(TransportRef::DockerArchive {
+                    path: nonempty_path(text, path)?,
+                    selector: sel,
+                })
+            }
+            "docker" => Err(invalid(text, "the registry transport is written docker://HOST/REPO:TAG")),
+            other => Err(invalid(
+                text,
+                format!("unknown transport {other:?} (known: oci, oci-archive, dir, docker-archive, docker)"),
+            )),
+        }
+    }
+
+    /// The transport's name (`oci`, `docker`, ...).
+    pub fn transport(&self) -> &'static str {
+        match self {
+            TransportRef::Oci { .. } => "oci",
+            TransportRef::OciArchive { .. } => "oci-archive",
+            TransportRef::Dir { .. } => "dir",
+            TransportRef::DockerArchive { .. } => "docker-archive",
+            TransportRef::Docker(_) => "docker",
+        }
+    }
+}
+
+impl fmt::Display for TransportRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransportRef::Oci { path, reference } | TransportRef::OciArchive { path, reference } => {
+                write!(f, "{}:{}", self.transport(), path.display())?;
+                match reference {
+                    Some(LayoutRef::Tag(t)) => write!(f, ":{t}"),
+                    Some(LayoutRef::Digest(d)) => write!(f, "@{d}"),
+                    Some(LayoutRef::Index(i)) => write!(f, ":@{i}"),
+                    None => Ok(()),
+                }
+            }
+            TransportRef::Dir { path } => write!(f, "dir:{}", path.display()),
+            TransportRef::DockerArchive { path, selector } => {
+                write!(f, "docker-archive:{}", path.display())?;
+                match selector {
+                    Some(ArchiveSelector::Name(n)) => write!(f, ":{n}"),
+                    Some(ArchiveSelector::Index(i)) => write!(f, ":@{i}"),
+                    None => Ok(()),
+                }
+            }
+            TransportRef::Docker(name) => write!(f, "docker://{name}"),
+        }
+    }
+}
+
+impl FromStr for TransportRef {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        TransportRef::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hub_normalisation() {
+        let n = ImageName::parse("busybox").unwrap();
+        assert_eq!(n.to_string(), "docker.io/library/busybox:latest");
+        assert_eq!(n.registry_host(), "registry-1.docker.io");
+        let n = ImageName::parse("user/app:1.0").unwrap();
+        assert_eq!(n.to_string(), "docker.io/user/app:1.0");
+        let n = ImageName::parse("localhost:5000/a/b").unwrap();
+        assert_eq!((n.domain.as_str(), n.repository.as_str()), ("localhost:5000", "a/b"));
+        assert_eq!(n.tag.as_deref(), Some("latest"));
+        let d = format!("sha256:{}", "a".repeat(64));
+        let n = ImageName::parse(&format!("quay.io/x/y@{d}")).unwrap();
+        assert_eq!(n.tag, None);
+        assert_eq!(n.reference(), d);
+        for bad in ["UPPER/case", "a//b", "x:bad tag", "", "a/b:-x", "docker.io/../x"] {
+            assert!(ImageName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn transport_references_as_skopeo_writes_them() {
+        let r = TransportRef::parse("oci:/tmp/layout:v1").unwrap();
+        assert_eq!(
+            r,
+            TransportRef::Oci {
+                path: "/tmp/layout".into(),
+                reference: Some(LayoutRef::Tag("v1".into()))
+            }
+        );
+        let r = TransportRef::parse("oci:dir").unwrap();
+        assert!(matches!(r, TransportRef::Oci { reference: None, .. }));
+        let d = format!("sha256:{}", "b".repeat(64));
+        let r = TransportRef::parse(&format!("oci:dir@{d}")).unwrap();
+        assert!(matches!(r, TransportRef::Oci { reference: Some(LayoutRef::Digest(_)), .. }));
+        let r = TransportRef::parse("docker://busybox").unwrap();
+        assert_eq!(r.to_string(), "docker://docker.io/library/busybox:latest");
+        let r = TransportRef::parse("docker-archive:x.tar:app:1").unwrap();
+        assert!(matches!(r, TransportRef::DockerArchive { selector: Some(ArchiveSelector::Name(_)), .. }));
+        let r = TransportRef::parse("docker-archive:x.tar:@1").unwrap();
+        assert!(matches!(r, TransportRef::DockerArchive { selector: Some(ArchiveSelector::Index(1)), .. }));
+        assert!(TransportRef::parse("nope:x").is_err());
+        assert!(TransportRef::parse("oci:").is_err());
+        assert!(TransportRef::parse("oci:x@sha256:../../etc").is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! The `dir:` transport, in skopeo's directory format: `manifest.json` (the root document), `version`,
+//! blobs named by the hex of their digest, and child manifests of an index as `HEX.manifest.json`.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::descriptor::{Descriptor, digest_of};
+use crate::digest::Digest;
+use crate::document::Document;
+use crate::error::{Error, IoContext, Result, from_io};
+use crate::layout::write_atomic;
+use crate::limits::Limits;
+
+use super::{BlobReader, Destination, Source, VerifiedStream};
+
+/// The `version` file skopeo writes and hoist expects.
+pub const DIR_VERSION: &str = "Directory Transport Version: 1.1\n";
+
+fn open_nofollow(path: &Path) -> io::Result<fs::File> {
+    OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)
+}
+
+fn blob_file(root: &Path, digest: &Digest) -> PathBuf {
+    // skopeo names blobs by the bare hex of a sha256 digest, and ALG-HEX otherwise.
+    match digest.algorithm() {
+        crate::digest::Algorithm::Sha256 => root.join(digest.hex()),
+        alg => root.join(format!("{}-{}", alg.as_str(), digest.hex())),
+    }
+}
+
+fn manifest_file(root: &Path, digest: &Digest) -> PathBuf {
+    root.join(format!("{}.manifest.json", digest.hex()))
+}
+
+/// Reads an image from a `dir:` directory.
+#[derive(Debug)]
+pub struct DirSource {
+    root: PathBuf,
+    limits: Limits,
+}
+
+impl DirSource {
+    /// Opens the directory, checking that it has a `manifest.json`.
+    pub fn open(root: &Path, limits: Limits) -> Result<Self> {
+        if !root.join("manifest.json").is_file() {
+            return Err(Error::NotFound {
+                reference: "manifest.json".into(),
+                location: format!("dir:{}", root.display()),
+                hint: "; not a directory written by skopeo or hoist copy dir:".into(),
+            });
+        }
+        Ok(DirSource {
+            root: root.to_path_buf(),
+            limits,
+        })
+    }
+}
+
+impl Source for DirSource {
+    fn name(&self) -> String {
+        format!("dir:{}", self.root.display())
+    }
+
+    fn root(&self) -> Result<Document> {
+        let path = self.root.join("manifest.json");
+        let mut bytes = Vec::new();
+        open_nofollow(&path)
+            .and_then(|f| f.take(self.limits.max_document_size + 1).read_to_end(&mut bytes))
+            .ctx(|| format!("reading {}", path.display()))?;
+        if bytes.len() as u64 > self.limits.max_document_size {
+            return Err(Error::LimitExceeded {
+                what: path.display().to_string(),
+                limit: crate::limits::human_bytes(self.limits.max_document_size),
+                option: "--max-manifest-size".into(),
+            });
+        }
+        Document::detect(bytes)
+    }
+
+    fn open_blob(&self, desc: &Descriptor) -> Result<BlobReader<'_>> {
+        let digest = digest_of(desc)?;
+        let candidates = if crate::media_type::is_document(&desc.media_type().to_string()) {
+            [manifest_file(&self.root, &digest), blob_file(&self.root, &digest)]
+        } else {
+            [blob_file(&self.root, &digest), manifest_file(&self.root, &digest)]
+        };
+        for path in &candidates {
+            match open_nofollow(path) {
+                Ok(f) => return Ok(Box::new(f)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+            }
+        }
+        Err(Error::BlobNotFound {
+            digest,
+            location: self.name(),
+        })
+    }
+
+    fn blob_path(&self, desc: &Descriptor) -> Option<PathBuf> {
+        let digest = digest_of(desc).ok()?;
+        let p = blob_file(&self.root, &digest);
+        p.is_file().then_some(p)
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+/// Writes an image into a `dir:` directory (created if missing).
+#[derive(Debug)]
+pub struct DirDestination {
+    root: PathBuf,
+}
+
+impl DirDestination {
+    /// Creates the directory (and its `version` file).
+    pub fn create(root: &Path) -> Result<Self> {
+        fs::create_dir_all(root).ctx(|| format!("creating {}", root.display()))?;
+        write_atomic(&root.join("version"), DIR_VERSION.as_bytes(), root)?;
+        Ok(DirDestination {
+            root: root.to_path_buf(),
+        })
+    }
+
+    fn write_file(&self, path: &Path, reader: &mut dyn Read, digest: &Digest) -> Result<()> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(crate::layout::TEMP_PREFIX)
+            .tempfile_in(&self.root)
+            .ctx(|| format!("creating a temp file in {}", self.root.display()))?;
+        io::copy(reader, tmp.as_file_mut())
+            .map_err(|e| from_io(e, || format!("writing blob {digest} into {}", self.root.display())))?;
+        tmp.as_file().sync_all().ctx(|| format!("syncing {}", path.display()))?;
+        tmp.persist(path)
+            .map_err(|e| Error::io(format!("renaming into {}", path.display()), e.error))?;
+        Ok(())
+    }
+}
+
+impl Destination for DirDestination {
+    fn name(&self) -> String {
+        format!("dir:{}", self.root.display())
+    }
+
+    fn has_blob(&self, desc: &Descriptor) -> Result<bool> {
+        Ok(blob_file(&self.root, &digest_of(desc)?).is_file())
+    }
+
+    fn put_blob(&self, desc: &Descriptor, stream: &mut VerifiedStream<'_>) -> Result<()> {
+        let digest = digest_of(desc)?;
+        self.write_file(&blob_file(&self.root, &digest), stream, &digest)?;
+        if !stream.is_verified() {
+            let _ = fs::remove_file(blob_file(&self.root, &digest));
+            return Err(Error::Other(format!("blob {digest}: stream ended before it was verified")));
+        }
+        Ok(())
+    }
+
+    fn put_document(&self, doc: &Document) -> Result<()> {
+        write_atomic(&manifest_file(&self.root, doc.digest()), doc.bytes(), &self.root)
+    }
+
+    fn commit(&self, root: &Document) -> Result<()> {
+        write_atomic(&self.root.join("manifest.json"), root.bytes(), &self.root)
+    }
+}

@@ -1,0 +1,150 @@
+//! The two transport traits, [`Source`] and [`Destination`], and opening them from a [`TransportRef`].
+//!
+//! Every verb is a short program over these: a source resolves a reference to a document and streams
+//! blobs; a destination stores verified blob streams and documents and commits the result atomically.
+//! A new transport is one module implementing them; `copy` never special-cases a pair of transports.
+
+pub mod dir;
+pub mod oci;
+pub mod oci_archive;
+pub mod tar_index;
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use crate::blob::{VerifiedReader, read_verified_to_vec};
+use crate::descriptor::{Descriptor, digest_of};
+use crate::document::Document;
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::reference::TransportRef;
+
+/// A boxed blob stream.
+pub type BlobReader<'a> = Box<dyn Read + Send + 'a>;
+
+/// A blob stream that checks its size and digest as it is read.
+pub type VerifiedStream<'a> = VerifiedReader<BlobReader<'a>>;
+
+/// Where images are read from.
+pub trait Source: Send + Sync {
+    /// A human-readable name for messages (`oci:/path:tag`).
+    fn name(&self) -> String;
+
+    /// The document (manifest or index) the reference names, exact bytes.
+    fn root(&self) -> Result<Document>;
+
+    /// Opens the raw bytes of a blob. Callers verify: use [`open_verified`] or [`read_document`].
+    fn open_blob(&self, desc: &Descriptor) -> Result<BlobReader<'_>>;
+
+    /// A local file that holds the blob, when there is one (so a destination on the same filesystem can
+    /// link it after verifying it).
+    fn blob_path(&self, _desc: &Descriptor) -> Option<PathBuf> {
+        None
+    }
+
+    /// The tags this source knows about (the layout's `ref.name`s, a registry's tag list).
+    fn tags(&self) -> Result<Vec<String>> {
+        Err(Error::Unsupported(format!("{} cannot list tags", self.name())))
+    }
+
+    /// Limits that apply to reads from this source.
+    fn limits(&self) -> &Limits;
+}
+
+/// Where images are written to.
+pub trait Destination: Send + Sync {
+    /// A human-readable name for messages.
+    fn name(&self) -> String;
+
+    /// True when the destination already holds the blob (it will not be copied again).
+    fn has_blob(&self, desc: &Descriptor) -> Result<bool>;
+
+    /// Stores a blob from a verified stream. The destination reads `stream` to its end (where a
+    /// mismatch is reported) and makes the blob visible only if [`VerifiedReader::is_verified`] is then true.
+    fn put_blob(&self, desc: &Descriptor, stream: &mut VerifiedStream<'_>) -> Result<()>;
+
+    /// Stores a blob by linking a local, already verified file. Returns `false` when that is not
+    /// possible here (the default), and the caller streams it instead.
+    fn link_blob(&self, _desc: &Descriptor, _path: &std::path::Path) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Stores a manifest or index that the root refers to (children of an index).
+    fn put_document(&self, doc: &Document) -> Result<()>;
+
+    /// Stores the root document and makes the image visible (e.g. `index.json` last), atomically.
+    fn commit(&self, root: &Document) -> Result<()>;
+
+    /// True when the destination can store documents of this media type (Docker-only formats say no to
+    /// OCI manifests and the reverse; most say yes to everything).
+    fn accepts(&self, _media_type: &str) -> bool {
+        true
+    }
+}
+
+/// Opens a blob of `source` as a verified stream.
+pub fn open_verified<'a>(source: &'a dyn Source, desc: &Descriptor) -> Result<VerifiedStream<'a>> {
+    let digest = digest_of(desc)?;
+    let raw = source.open_blob(desc)?;
+    Ok(VerifiedReader::new(raw, digest.clone(), desc.size(), format!("blob {digest}")))
+}
+
+/// Reads a child manifest or index of `source` (verified, size-limited).
+pub fn read_document(source: &dyn Source, desc: &Descriptor) -> Result<Document> {
+    let bytes = read_small_blob(source, desc)?;
+    Document::for_descriptor(desc, bytes)
+}
+
+/// Reads a small blob (a config) of `source` into memory (verified, size-limited).
+pub fn read_small_blob(source: &dyn Source, desc: &Descriptor) -> Result<Vec<u8>> {
+    let digest = digest_of(desc)?;
+    read_verified_to_vec(
+        source.open_blob(desc)?,
+        desc,
+        source.limits().max_document_size,
+        &format!("blob {digest}"),
+    )
+}
+
+/// Options for opening transports.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Limits for reads.
+    pub limits: Limits,
+}
+
+/// Opens the source a reference names.
+pub fn open_source(reference: &TransportRef, opts: &OpenOptions) -> Result<Box<dyn Source>> {
+    match reference {
+        TransportRef::Oci { path, reference } => Ok(Box::new(oci::OciSource::open(
+            path,
+            reference.clone(),
+            opts.limits.clone(),
+        )?)),
+        TransportRef::OciArchive { path, reference } => Ok(Box::new(
+            oci_archive::OciArchiveSource::open(path, reference.clone(), opts.limits.clone())?,
+        )),
+        TransportRef::Dir { path } => Ok(Box::new(dir::DirSource::open(path, opts.limits.clone())?)),
+        other => Err(Error::Unsupported(format!(
+            "reading from the {} transport is not implemented yet ({other})",
+            other.transport()
+        ))),
+    }
+}
+
+/// Opens the destination a reference names (creating a layout or directory as needed).
+pub fn open_destination(reference: &TransportRef, _opts: &OpenOptions) -> Result<Box<dyn Destination>> {
+    match reference {
+        TransportRef::Oci { path, reference } => {
+            Ok(Box::new(oci::OciDestination::open(path, reference.clone())?))
+        }
+        TransportRef::OciArchive { path, reference } => Ok(Box::new(
+            oci_archive::OciArchiveDestination::create(path, reference.clone())?,
+        )),
+        TransportRef::Dir { path } => Ok(Box::new(dir::DirDestination::create(path)?)),
+        other => Err(Error::Unsupported(format!(
+            "writing to the {} transport is not implemented yet ({other})",
+            other.transport()
+        ))),
+    }
+}

@@ -1,0 +1,150 @@
+//! The `oci:` transport: an OCI image layout directory as a [`Source`] and a [`Destination`].
+
+use std::path::{Path, PathBuf};
+
+use crate::descriptor::{Descriptor, digest_of};
+use crate::document::Document;
+use crate::error::{Error, Result};
+use crate::layout::{Layout, LayoutLock};
+use crate::limits::Limits;
+use crate::media_type;
+use crate::reference::LayoutRef;
+
+use super::{BlobReader, Destination, Source, VerifiedStream};
+
+/// Reads an image from a layout.
+#[derive(Debug)]
+pub struct OciSource {
+    layout: Layout,
+    reference: Option<LayoutRef>,
+}
+
+impl OciSource {
+    /// Opens the layout at `path`; `reference` picks the image (`None`: the only one).
+    pub fn open(path: &Path, reference: Option<LayoutRef>, limits: Limits) -> Result<Self> {
+        Ok(OciSource {
+            layout: Layout::open(path)?.with_limits(limits),
+            reference,
+        })
+    }
+
+    /// Wraps an already open layout.
+    pub fn from_layout(layout: Layout, reference: Option<LayoutRef>) -> Self {
+        OciSource { layout, reference }
+    }
+
+    /// The layout being read.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The descriptor the reference resolves to in `index.json`.
+    pub fn root_descriptor(&self) -> Result<Descriptor> {
+        self.layout.resolve(self.reference.as_ref())
+    }
+}
+
+impl Source for OciSource {
+    fn name(&self) -> String {
+        match &self.reference {
+            Some(r @ LayoutRef::Tag(_)) => format!("oci:{}:{r}", self.layout.root().display()),
+            Some(r) => format!("oci:{}{r}", self.layout.root().display()),
+            None => format!("oci:{}", self.layout.root().display()),
+        }
+    }
+
+    fn root(&self) -> Result<Document> {
+        let desc = self.root_descriptor()?;
+        let mt = desc.media_type().to_string();
+        if !media_type::is_document(&mt) {
+            return Err(Error::UnsupportedMediaType {
+                media_type: mt,
+                what: format!("{} (index.json entry {}): not a manifest or index", self.name(), desc.digest()),
+            });
+        }
+        self.layout.read_document(&desc)
+    }
+
+    fn open_blob(&self, desc: &Descriptor) -> Result<BlobReader<'_>> {
+        Ok(Box::new(self.layout.open_blob(&digest_of(desc)?)?))
+    }
+
+    fn blob_path(&self, desc: &Descriptor) -> Option<PathBuf> {
+        digest_of(desc).ok().map(|d| self.layout.blob_path(&d))
+    }
+
+    fn tags(&self) -> Result<Vec<String>> {
+        Ok(self.layout.tags()?.into_iter().map(|(t, _)| t).collect())
+    }
+
+    fn limits(&self) -> &Limits {
+        self.layout.limits()
+    }
+}
+
+/// Writes an image into a layout, holding the layout's writer lock from open to drop.
+#[derive(Debug)]
+pub struct OciDestination {
+    layout: Layout,
+    tag: Option<String>,
+    _lock: LayoutLock,
+}
+
+impl OciDestination {
+    /// Opens (creating if needed) the layout at `path` and takes its writer lock. `reference` must be a
+    /// tag or nothing: an image is written under a name, not a digest.
+    pub fn open(path: &Path, reference: Option<LayoutRef>) -> Result<Self> {
+        let tag = match reference {
+            None => None,
+            Some(LayoutRef::Tag(t)) => Some(t),
+            Some(other) => {
+                return Err(Error::InvalidReference {
+                    reference: format!("oci:{}{other}", path.display()),
+                    reason: "a destination layout takes a tag, not a digest or index".into(),
+                });
+            }
+        };
+        let layout = Layout::create(path)?;
+        let lock = layout.lock()?;
+        Ok(OciDestination {
+            layout,
+            tag,
+            _lock: lock,
+        })
+    }
+
+    /// The layout being written.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+}
+
+impl Destination for OciDestination {
+    fn name(&self) -> String {
+        match &self.tag {
+            Some(t) => format!("oci:{}:{t}", self.layout.root().display()),
+            None => format!("oci:{}", self.layout.root().display()),
+        }
+    }
+
+    fn has_blob(&self, desc: &Descriptor) -> Result<bool> {
+        self.layout.has_blob(&digest_of(desc)?)
+    }
+
+    fn put_blob(&self, _desc: &Descriptor, stream: &mut VerifiedStream<'_>) -> Result<()> {
+        self.layout.write_verified(stream).map(|_| ())
+    }
+
+    fn link_blob(&self, desc: &Descriptor, path: &Path) -> Result<bool> {
+        self.layout.link_blob(&digest_of(desc)?, path)
+    }
+
+    fn put_document(&self, doc: &Document) -> Result<()> {
+        self.layout.write_bytes(doc.bytes()).map(|_| ())
+    }
+
+    fn commit(&self, root: &Document) -> Result<()> {
+        self.layout.write_bytes(root.bytes())?;
+        self.layout.set_tag(self.tag.as_deref(), &root.descriptor())
+    }
+}

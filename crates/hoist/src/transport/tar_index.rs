@@ -1,0 +1,127 @@
+//! An index of the regular-file members of an uncompressed tar file, built in one pass without reading
+//! member contents, so archive transports can stream any member by seeking to it.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+
+/// Where one member's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// Offset of the data in the file.
+    pub offset: u64,
+    /// Size of the data.
+    pub size: u64,
+}
+
+/// The regular files of a tar, by normalised name (no leading `./`).
+#[derive(Debug)]
+pub struct TarIndex {
+    path: PathBuf,
+    members: HashMap<String, Member>,
+}
+
+/// Normalises a member name: strips `./` prefixes and a trailing `/`.
+pub fn normalise(name: &str) -> &str {
+    let mut n = name;
+    while let Some(rest) = n.strip_prefix("./") {
+        n = rest;
+    }
+    n.trim_end_matches('/')
+}
+
+impl TarIndex {
+    /// Reads the headers of the tar at `path` (member data is skipped by seeking).
+    pub fn build(path: &Path, max_members: u64) -> Result<Self> {
+        let file = File::open(path).ctx(|| format!("opening archive {}", path.display()))?;
+        let mut archive = tar::Archive::new(file);
+        let mut members = HashMap::new();
+        let bad = |e: std::io::Error| Error::io(format!("reading archive {}", path.display()), e);
+        for entry in archive.entries_with_seek().map_err(bad)? {
+            let entry = entry.map_err(bad)?;
+            if members.len() as u64 >= max_members {
+                return Err(Error::LimitExceeded {
+                    what: format!("archive {} member count", path.display()),
+                    limit: max_members.to_string(),
+                    option: "--max-entries".into(),
+                });
+            }
+            let kind = entry.header().entry_type();
+            if !(kind.is_file() || kind == tar::EntryType::Continuous) {
+                continue;
+            }
+            let name_bytes = entry.path_bytes();
+            let Ok(name) = std::str::from_utf8(&name_bytes) else {
+                continue;
+            };
+            let member = Member {
+                offset: entry.raw_file_position(),
+                size: entry.size(),
+            };
+            members.insert(normalise(name).to_string(), member);
+        }
+        Ok(TarIndex {
+            path: path.to_path_buf(),
+            members,
+        })
+    }
+
+    /// The member called `name`, if it is a regular file.
+    pub fn get(&self, name: &str) -> Option<Member> {
+        self.members.get(normalise(name)).copied()
+    }
+
+    /// Names of all regular-file members.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.members.keys().map(String::as_str)
+    }
+
+    /// The archive file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens a member for streaming (a fresh file handle, so several members can be read at once).
+    pub fn open(&self, name: &str) -> Result<std::io::Take<File>> {
+        let m = self.get(name).ok_or_else(|| Error::NotFound {
+            reference: name.to_string(),
+            location: format!("archive {}", self.path.display()),
+            hint: String::new(),
+        })?;
+        let mut f = File::open(&self.path).ctx(|| format!("opening archive {}", self.path.display()))?;
+        f.seek(SeekFrom::Start(m.offset))
+            .ctx(|| format!("seeking to {name} in {}", self.path.display()))?;
+        Ok(f.take(m.size))
+    }
+
+    /// Reads a small member whole, refusing more than `max` bytes.
+    pub fn read_small(&self, name: &str, max: u64) -> Result<Vec<u8>> {
+        let m = self.get(name).ok_or_else(|| Error::NotFound {
+            reference: name.to_string(),
+            location: format!("archive {}", self.path.display()),
+            hint: String::new(),
+        })?;
+        if m.size > max {
+            return Err(Error::LimitExceeded {
+                what: format!("{name} in {} ({} bytes)", self.path.display(), m.size),
+                limit: crate::limits::human_bytes(max),
+                option: "--max-manifest-size".into(),
+            });
+        }
+        let mut buf = Vec::with_capacity(m.size as usize);
+        self.open(name)?
+            .read_to_end(&mut buf)
+            .ctx(|| format!("reading {name} from {}", self.path.display()))?;
+        if buf.len() as u64 != m.size {
+            return Err(Error::SizeMismatch {
+                what: format!("{name} in {} (truncated archive?)", self.path.display()),
+                expected: m.size,
+                actual: buf.len() as u64,
+            });
+        }
+        Ok(buf)
+    }
+}
