@@ -13,7 +13,9 @@ use clap::{Parser, Subcommand};
 /// hoist: copy, inspect, verify and unpack OCI and Docker images.
 #[derive(Parser, Debug)]
 #[command(name = "hoist", version, about, long_about = None)]
-#[command(after_help = "Examples:\n  hoist inspect oci:./layout:latest\n  hoist copy oci:./a:v1 oci:./b:v1\n  hoist verify --all oci:./layout")]
+#[command(
+    after_help = "Examples:\n  hoist inspect oci:./layout:latest\n  hoist copy oci:./a:v1 oci:./b:v1\n  hoist verify --all oci:./layout"
+)]
 struct Cli {
     /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

@@ -20,12 +20,22 @@ pub struct Args {
 /// Runs `hoist gc`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let path = match super::parse_ref(&args.reference)? {
-        TransportRef::Oci { path, reference: None } => path,
-        TransportRef::Oci { .. } => bail!("gc works on a whole layout: write oci:PATH without a tag"),
-        other => bail!("gc works on OCI layouts (oci:PATH), not {}", other.transport()),
+        TransportRef::Oci {
+            path,
+            reference: None,
+        } => path,
+        TransportRef::Oci { .. } => {
+            bail!("gc works on a whole layout: write oci:PATH without a tag")
+        }
+        other => bail!(
+            "gc works on OCI layouts (oci:PATH), not {}",
+            other.transport()
+        ),
     };
     let layout = Layout::open(&path)?;
-    let report = layout.gc().with_context(|| format!("collecting garbage in {}", path.display()))?;
+    let report = layout
+        .gc()
+        .with_context(|| format!("collecting garbage in {}", path.display()))?;
     if args.json {
         crate::output::print_json(&report)?;
     } else {

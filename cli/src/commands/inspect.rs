@@ -1,17 +1,88 @@
-//! `hoist inspect` (being written).
+//! `hoist inspect REF`: the fields `skopeo inspect` prints, or the raw manifest/config bytes.
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result};
+use hoist::platform::Platform;
+use hoist::reference::{ArchiveSelector, TransportRef};
+use hoist::transport::{OpenOptions, open_source};
+
+/// Output format of `inspect`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// JSON, as skopeo prints it.
+    Json,
+    /// Aligned `Key: value` lines.
+    Text,
+}
 
 /// Arguments of `hoist inspect`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  hoist inspect oci:./layout:latest\n  hoist inspect --raw oci:./layout:latest | sha256sum\n  hoist inspect --config --format json oci-archive:img.tar"
+)]
 pub struct Args {
-    /// The image.
+    /// The image (`oci:PATH[:TAG]`, `oci-archive:PATH[:TAG]`, `dir:PATH`, ...).
     reference: String,
+    /// Print the root manifest or index exactly as stored (byte for byte).
+    #[arg(long)]
+    raw: bool,
+    /// Print the image config (pretty JSON; with --raw, exactly as stored).
+    #[arg(long)]
+    config: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    format: Format,
+    /// Which image of an index to describe (default: the host's).
+    #[arg(long)]
+    platform: Option<Platform>,
 }
 
 /// Runs `hoist inspect`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    bail!("inspect is not implemented yet ({})", args.reference)
+    let reference = super::parse_ref(&args.reference)?;
+    let source = open_source(&reference, &OpenOptions::default())
+        .with_context(|| format!("opening {}", args.reference))?;
+    let root = source
+        .root()
+        .with_context(|| format!("reading {}", source.name()))?;
+    let mut out = std::io::stdout().lock();
+    if args.raw && !args.config {
+        out.write_all(root.bytes())?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let root_digest = root.digest().clone();
+    let index_doc = root.is_index().then(|| root.clone());
+    let wanted = args.platform.clone().unwrap_or_else(Platform::host);
+    let manifest = hoist::image::select_manifest(source.as_ref(), root, &wanted)?;
+    let image = hoist::image::load(source.as_ref(), manifest, index_doc)
+        .with_context(|| format!("reading the image config of {}", source.name()))?;
+    if args.config {
+        if args.raw {
+            out.write_all(&image.config_bytes)?;
+        } else {
+            let v: serde_json::Value =
+                serde_json::from_slice(&image.config_bytes).context("parsing the config")?;
+            serde_json::to_writer_pretty(&mut out, &v)?;
+            writeln!(out)?;
+        }
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (name, repo_tags) = match &reference {
+        TransportRef::Docker(n) => (Some(n.name()), Vec::new()),
+        TransportRef::DockerArchive {
+            selector: Some(ArchiveSelector::Name(n)),
+            ..
+        } => (Some(n.name()), Vec::new()),
+        _ => (None, Vec::new()),
+    };
+    let inspection = hoist::inspect::inspect(&image, &root_digest, name, repo_tags);
+    match args.format {
+        Format::Json => crate::output::print_json(&inspection)?,
+        Format::Text => write!(out, "{}", hoist::inspect::to_text(&inspection))?,
+    }
+    Ok(ExitCode::SUCCESS)
 }

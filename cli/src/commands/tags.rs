@@ -20,7 +20,9 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let reference = super::parse_ref(&args.reference)?;
     let source = open_source(&reference, &OpenOptions::default())?;
-    let tags = source.tags().with_context(|| format!("listing tags of {}", source.name()))?;
+    let tags = source
+        .tags()
+        .with_context(|| format!("listing tags of {}", source.name()))?;
     if args.json {
         crate::output::print_json(&tags)?;
     } else {

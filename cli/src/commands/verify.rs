@@ -1,17 +1,89 @@
-//! `hoist verify` (being written).
+//! `hoist verify REF`: check every reachable document and blob, and every layer's diff_id.
 
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
+use hoist::layout::Layout;
+use hoist::reference::TransportRef;
+use hoist::transport::oci::OciSource;
+use hoist::transport::{OpenOptions, Source, open_source};
+use hoist::verify::{VerifyOptions, verify};
+
+/// Output format of `verify`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// One line per problem and a summary.
+    Text,
+    /// The whole report as JSON.
+    Json,
+}
 
 /// Arguments of `hoist verify`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  hoist verify oci:./layout:latest\n  hoist verify --all oci:./layout\n\nExit status: 0 when everything verified, 1 when any problem was found."
+)]
 pub struct Args {
-    /// The image.
+    /// The image, or with --all a whole layout (`oci:PATH`).
     reference: String,
+    /// Verify every image of the layout (every entry of index.json).
+    #[arg(long)]
+    all: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Layers verified at once (default: number of CPUs).
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
 }
 
 /// Runs `hoist verify`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    bail!("verify is not implemented yet ({})", args.reference)
+    let reference = super::parse_ref(&args.reference)?;
+    let source: Box<dyn Source> = if args.all {
+        match &reference {
+            TransportRef::Oci {
+                path,
+                reference: None,
+            } => Box::new(OciSource::whole_layout(Layout::open(path)?)),
+            TransportRef::Oci { .. } => {
+                bail!("--all verifies a whole layout: write oci:PATH without a tag")
+            }
+            other => bail!(
+                "--all works on OCI layouts (oci:PATH), not {}",
+                other.transport()
+            ),
+        }
+    } else {
+        open_source(&reference, &OpenOptions::default())?
+    };
+    let report = verify(
+        source.as_ref(),
+        &VerifyOptions {
+            jobs: args.jobs,
+            progress: None,
+        },
+    );
+    match args.format {
+        Format::Json => crate::output::print_json(&report)?,
+        Format::Text => {
+            for p in &report.problems {
+                println!("FAIL {}: {}", p.subject, p.message);
+            }
+            println!(
+                "{}: {} documents, {} blobs ({}) checked, {} problem{}",
+                report.source,
+                report.documents,
+                report.blobs,
+                hoist::limits::human_bytes(report.bytes),
+                report.problems.len(),
+                if report.problems.len() == 1 { "" } else { "s" }
+            );
+        }
+    }
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -64,7 +64,8 @@ impl<R: Read> VerifiedReader<R> {
 
     /// Reads (and discards) whatever is left, so the whole blob is verified.
     pub fn finish(&mut self) -> Result<()> {
-        io::copy(self, &mut io::sink()).map_err(|e| from_io(e, || format!("reading {}", self.what)))?;
+        io::copy(self, &mut io::sink())
+            .map_err(|e| from_io(e, || format!("reading {}", self.what)))?;
         Ok(())
     }
 
@@ -115,7 +116,9 @@ impl<R: Read> Read for VerifiedReader<R> {
             self.check_end()?;
             return Ok(0);
         }
-        let want = buf.len().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
             return Err(to_io(Error::SizeMismatch {
@@ -160,7 +163,8 @@ mod tests {
 
     fn read_all(r: &mut impl Read) -> Result<Vec<u8>> {
         let mut v = Vec::new();
-        r.read_to_end(&mut v).map_err(|e| from_io(e, || "t".into()))?;
+        r.read_to_end(&mut v)
+            .map_err(|e| from_io(e, || "t".into()))?;
         Ok(v)
     }
 
@@ -190,7 +194,10 @@ mod tests {
     fn truncated_and_too_long_are_size_mismatches() {
         let data = b"hello world".to_vec();
         let mut r = VerifiedReader::new(&data[..5], Digest::sha256(&data), 11, "blob");
-        assert!(matches!(read_all(&mut r), Err(Error::SizeMismatch { actual: 5, .. })));
+        assert!(matches!(
+            read_all(&mut r),
+            Err(Error::SizeMismatch { actual: 5, .. })
+        ));
 
         let mut long = data.clone();
         long.extend_from_slice(b"EXTRA");
@@ -198,6 +205,9 @@ mod tests {
         let mut out = Vec::new();
         let err = r.read_to_end(&mut out).unwrap_err();
         assert!(out.len() <= 11, "never returns bytes past the size");
-        assert!(matches!(from_io(err, || "t".into()), Error::SizeMismatch { .. }));
+        assert!(matches!(
+            from_io(err, || "t".into()),
+            Error::SizeMismatch { .. }
+        ));
     }
 }

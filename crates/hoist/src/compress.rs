@@ -19,11 +19,19 @@ pub fn sniff(prefix: &[u8]) -> Compression {
 }
 
 /// A streaming decoder for `compression` over `reader`.
-pub fn decoder<'a>(compression: Compression, reader: impl Read + Send + 'a) -> std::io::Result<Box<dyn Read + Send + 'a>> {
+pub fn decoder<'a>(
+    compression: Compression,
+    reader: impl Read + Send + 'a,
+) -> std::io::Result<Box<dyn Read + Send + 'a>> {
     Ok(match compression {
         Compression::None => Box::new(reader),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(256 << 10, reader))),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(256 << 10, reader))?),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            256 << 10,
+            reader,
+        ))),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(
+            BufReader::with_capacity(256 << 10, reader),
+        )?),
     })
 }
 
@@ -42,7 +50,10 @@ mod tests {
         }
         assert_eq!(sniff(&all), Compression::Gzip);
         let mut out = String::new();
-        decoder(Compression::Gzip, &all[..]).unwrap().read_to_string(&mut out).unwrap();
+        decoder(Compression::Gzip, &all[..])
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         assert_eq!(out, "hello world");
     }
 
@@ -51,7 +62,10 @@ mod tests {
         let z = zstd::encode_all(&b"layer bytes"[..], 3).unwrap();
         assert_eq!(sniff(&z), Compression::Zstd);
         let mut out = Vec::new();
-        decoder(Compression::Zstd, &z[..]).unwrap().read_to_end(&mut out).unwrap();
+        decoder(Compression::Zstd, &z[..])
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, b"layer bytes");
         assert_eq!(sniff(b"ustar"), Compression::None);
     }

@@ -280,10 +280,7 @@ mod tests {
             &format!("sha256:{}/", "a".repeat(63)),
         ] {
             let err = Digest::parse(bad).unwrap_err();
-            assert!(
-                matches!(err, Error::InvalidDigest { .. }),
-                "{bad}: {err}"
-            );
+            assert!(matches!(err, Error::InvalidDigest { .. }), "{bad}: {err}");
         }
     }
 

@@ -40,7 +40,8 @@ struct Probe {
 }
 
 fn probe(bytes: &[u8], what: &str) -> Result<Probe> {
-    serde_json::from_slice(bytes).map_err(|e| Error::invalid_document(what, format!("not a JSON object: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::invalid_document(what, format!("not a JSON object: {e}")))
 }
 
 impl Document {
@@ -65,13 +66,15 @@ impl Document {
             return Err(schema1_error(&what));
         }
         if let Some(embedded) = &p.media_type {
-            let embedded = embedded.as_str().ok_or_else(|| {
-                Error::invalid_document(&what, "mediaType is not a string")
-            })?;
+            let embedded = embedded
+                .as_str()
+                .ok_or_else(|| Error::invalid_document(&what, "mediaType is not a string"))?;
             if embedded != media_type {
                 return Err(Error::invalid_document(
                     &what,
-                    format!("embedded mediaType {embedded:?} disagrees with its descriptor's {media_type:?}"),
+                    format!(
+                        "embedded mediaType {embedded:?} disagrees with its descriptor's {media_type:?}"
+                    ),
                 ));
             }
         }
@@ -117,7 +120,8 @@ impl Document {
                 actual: bytes.len() as u64,
             });
         }
-        let doc = Self::with_algorithm(&desc.media_type().to_string(), bytes, expected.algorithm())?;
+        let doc =
+            Self::with_algorithm(&desc.media_type().to_string(), bytes, expected.algorithm())?;
         if doc.digest != expected {
             return Err(Error::DigestMismatch {
                 what: "document".into(),

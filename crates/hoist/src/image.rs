@@ -37,7 +37,12 @@ impl Image {
     /// The config's `rootfs.diff_ids`, validated.
     pub fn diff_ids(&self) -> Result<Vec<Digest>> {
         match &self.config {
-            Some(c) => c.rootfs().diff_ids().iter().map(|d| Digest::parse(d)).collect(),
+            Some(c) => c
+                .rootfs()
+                .diff_ids()
+                .iter()
+                .map(|d| Digest::parse(d))
+                .collect(),
             None => Ok(Vec::new()),
         }
     }
@@ -89,7 +94,11 @@ pub fn resolve(source: &dyn Source, wanted: Option<&Platform>) -> Result<Image> 
 }
 
 /// Loads the config of a manifest document.
-pub fn load(source: &dyn Source, manifest_doc: Document, index_doc: Option<Document>) -> Result<Image> {
+pub fn load(
+    source: &dyn Source,
+    manifest_doc: Document,
+    index_doc: Option<Document>,
+) -> Result<Image> {
     let manifest = manifest_doc.manifest()?;
     let config_desc = manifest.config();
     let config_bytes = read_small_blob(source, config_desc)?;

@@ -16,17 +16,21 @@
 
 pub mod blob;
 pub mod compress;
+pub mod copy;
 pub mod descriptor;
 pub mod digest;
 pub mod document;
 pub mod error;
 pub mod image;
+pub mod inspect;
 pub mod layout;
 pub mod limits;
 pub mod media_type;
 pub mod platform;
+pub mod progress;
 pub mod reference;
 pub mod transport;
+pub mod verify;
 
 pub use digest::Digest;
 pub use error::{Error, Result};

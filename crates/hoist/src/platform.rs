@@ -22,7 +22,9 @@ pub struct Platform {
 
 fn normalise_arch(arch: &str, variant: Option<&str>) -> (String, Option<String>) {
     let arch = arch.to_ascii_lowercase();
-    let variant = variant.map(|v| v.to_ascii_lowercase()).filter(|v| !v.is_empty());
+    let variant = variant
+        .map(|v| v.to_ascii_lowercase())
+        .filter(|v| !v.is_empty());
     match arch.as_str() {
         "x86_64" | "x86-64" | "amd64" => ("amd64".into(), variant.filter(|v| v != "v1")),
         "aarch64" | "arm64" => (
@@ -107,7 +109,11 @@ impl FromStr for Platform {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         let parts: Vec<&str> = s.split('/').collect();
-        let bad = || Error::Platform(format!("invalid platform {s:?}: expected OS/ARCH[/VARIANT], e.g. linux/arm64/v8"));
+        let bad = || {
+            Error::Platform(format!(
+                "invalid platform {s:?}: expected OS/ARCH[/VARIANT], e.g. linux/arm64/v8"
+            ))
+        };
         if parts.iter().any(|p| p.is_empty()) {
             return Err(bad());
         }

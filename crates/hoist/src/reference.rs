@@ -63,14 +63,19 @@ impl ImageName {
             return Err(invalid(text, "empty image name"));
         }
         if text.len() > 4096 {
-            return Err(invalid(&text[..text.floor_char_boundary(64)], "image name too long"));
+            return Err(invalid(
+                &text[..text.floor_char_boundary(64)],
+                "image name too long",
+            ));
         }
         let (rest, digest) = match text.split_once('@') {
             Some((r, d)) => (r, Some(Digest::parse(d)?)),
             None => (text, None),
         };
         let (name, tag) = match rest.rfind(':') {
-            Some(i) if !rest[i + 1..].contains('/') => (&rest[..i], Some(rest[i + 1..].to_string())),
+            Some(i) if !rest[i + 1..].contains('/') => {
+                (&rest[..i], Some(rest[i + 1..].to_string()))
+            }
             _ => (rest, None),
         };
         if let Some(t) = &tag
@@ -235,14 +240,17 @@ fn split_layout(text: &str, rest: &str) -> Result<(PathBuf, Option<LayoutRef>)> 
         None => Ok((nonempty_path(text, rest)?, None)),
         Some((path, r)) if r.is_empty() => Ok((nonempty_path(text, path)?, None)),
         Some((path, r)) => {
-            let reference = if let Some(n) = r.strip_prefix('@') {
-                LayoutRef::Index(n.parse().map_err(|_| invalid(text, format!("{r:?} is neither @DIGEST nor @INDEX")))?)
-            } else {
-                if r.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                    return Err(invalid(text, "tag has control or space characters"));
-                }
-                LayoutRef::Tag(r.to_string())
-            };
+            let reference =
+                if let Some(n) = r.strip_prefix('@') {
+                    LayoutRef::Index(n.parse().map_err(|_| {
+                        invalid(text, format!("{r:?} is neither @DIGEST nor @INDEX"))
+                    })?)
+                } else {
+                    if r.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                        return Err(invalid(text, "tag has control or space characters"));
+                    }
+                    LayoutRef::Tag(r.to_string())
+                };
             Ok((nonempty_path(text, path)?, Some(reference)))
         }
     }
@@ -299,10 +307,15 @@ impl TransportRef {
                     selector: sel,
                 })
             }
-            "docker" => Err(invalid(text, "the registry transport is written docker://HOST/REPO:TAG")),
+            "docker" => Err(invalid(
+                text,
+                "the registry transport is written docker://HOST/REPO:TAG",
+            )),
             other => Err(invalid(
                 text,
-                format!("unknown transport {other:?} (known: oci, oci-archive, dir, docker-archive, docker)"),
+                format!(
+                    "unknown transport {other:?} (known: oci, oci-archive, dir, docker-archive, docker)"
+                ),
             )),
         }
     }
@@ -322,7 +335,8 @@ impl TransportRef {
 impl fmt::Display for TransportRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TransportRef::Oci { path, reference } | TransportRef::OciArchive { path, reference } => {
+            TransportRef::Oci { path, reference }
+            | TransportRef::OciArchive { path, reference } => {
                 write!(f, "{}:{}", self.transport(), path.display())?;
                 match reference {
                     Some(LayoutRef::Tag(t)) => write!(f, ":{t}"),
@@ -364,13 +378,23 @@ mod tests {
         let n = ImageName::parse("user/app:1.0").unwrap();
         assert_eq!(n.to_string(), "docker.io/user/app:1.0");
         let n = ImageName::parse("localhost:5000/a/b").unwrap();
-        assert_eq!((n.domain.as_str(), n.repository.as_str()), ("localhost:5000", "a/b"));
+        assert_eq!(
+            (n.domain.as_str(), n.repository.as_str()),
+            ("localhost:5000", "a/b")
+        );
         assert_eq!(n.tag.as_deref(), Some("latest"));
         let d = format!("sha256:{}", "a".repeat(64));
         let n = ImageName::parse(&format!("quay.io/x/y@{d}")).unwrap();
         assert_eq!(n.tag, None);
         assert_eq!(n.reference(), d);
-        for bad in ["UPPER/case", "a//b", "x:bad tag", "", "a/b:-x", "docker.io/../x"] {
+        for bad in [
+            "UPPER/case",
+            "a//b",
+            "x:bad tag",
+            "",
+            "a/b:-x",
+            "docker.io/../x",
+        ] {
             assert!(ImageName::parse(bad).is_err(), "{bad}");
         }
     }
@@ -386,16 +410,40 @@ mod tests {
             }
         );
         let r = TransportRef::parse("oci:dir").unwrap();
-        assert!(matches!(r, TransportRef::Oci { reference: None, .. }));
+        assert!(matches!(
+            r,
+            TransportRef::Oci {
+                reference: None,
+                ..
+            }
+        ));
         let d = format!("sha256:{}", "b".repeat(64));
         let r = TransportRef::parse(&format!("oci:dir@{d}")).unwrap();
-        assert!(matches!(r, TransportRef::Oci { reference: Some(LayoutRef::Digest(_)), .. }));
+        assert!(matches!(
+            r,
+            TransportRef::Oci {
+                reference: Some(LayoutRef::Digest(_)),
+                ..
+            }
+        ));
         let r = TransportRef::parse("docker://busybox").unwrap();
         assert_eq!(r.to_string(), "docker://docker.io/library/busybox:latest");
         let r = TransportRef::parse("docker-archive:x.tar:app:1").unwrap();
-        assert!(matches!(r, TransportRef::DockerArchive { selector: Some(ArchiveSelector::Name(_)), .. }));
+        assert!(matches!(
+            r,
+            TransportRef::DockerArchive {
+                selector: Some(ArchiveSelector::Name(_)),
+                ..
+            }
+        ));
         let r = TransportRef::parse("docker-archive:x.tar:@1").unwrap();
-        assert!(matches!(r, TransportRef::DockerArchive { selector: Some(ArchiveSelector::Index(1)), .. }));
+        assert!(matches!(
+            r,
+            TransportRef::DockerArchive {
+                selector: Some(ArchiveSelector::Index(1)),
+                ..
+            }
+        ));
         assert!(TransportRef::parse("nope:x").is_err());
         assert!(TransportRef::parse("oci:").is_err());
         assert!(TransportRef::parse("oci:x@sha256:../../etc").is_err());

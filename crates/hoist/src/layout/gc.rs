@@ -56,7 +56,10 @@ pub(super) fn collect(layout: &Layout) -> Result<GcReport> {
     let keep = reachable(layout)?;
     let mut report = GcReport::default();
     let blobs = layout.root().join("blobs");
-    for alg in [crate::digest::Algorithm::Sha256, crate::digest::Algorithm::Sha512] {
+    for alg in [
+        crate::digest::Algorithm::Sha256,
+        crate::digest::Algorithm::Sha512,
+    ] {
         let dir = blobs.join(alg.as_str());
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -80,7 +83,9 @@ pub(super) fn collect(layout: &Layout) -> Result<GcReport> {
             report.removed.push(digest);
         }
     }
-    for entry in fs::read_dir(layout.root()).ctx(|| format!("listing {}", layout.root().display()))? {
+    for entry in
+        fs::read_dir(layout.root()).ctx(|| format!("listing {}", layout.root().display()))?
+    {
         let entry = entry.ctx(|| format!("listing {}", layout.root().display()))?;
         if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
             fs::remove_file(entry.path()).ctx(|| format!("removing {}", entry.path().display()))?;

@@ -17,15 +17,22 @@ pub struct LayoutLock {
 impl LayoutLock {
     /// Blocks until the exclusive lock on `root` is held.
     pub fn acquire(root: &Path) -> Result<Self> {
-        let dir = File::open(root).ctx(|| format!("opening layout {} to lock it", root.display()))?;
+        let dir =
+            File::open(root).ctx(|| format!("opening layout {} to lock it", root.display()))?;
         match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => {
                 tracing::info!("waiting for another writer to release {}", root.display());
-                flock(&dir, FlockOperation::LockExclusive)
-                    .map_err(|e| Error::io(format!("locking layout {}", root.display()), e.into()))?;
+                flock(&dir, FlockOperation::LockExclusive).map_err(|e| {
+                    Error::io(format!("locking layout {}", root.display()), e.into())
+                })?;
             }
-            Err(e) => return Err(Error::io(format!("locking layout {}", root.display()), e.into())),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("locking layout {}", root.display()),
+                    e.into(),
+                ));
+            }
         }
         Ok(LayoutLock { _dir: dir })
     }

@@ -71,10 +71,15 @@ impl Layout {
             }
             Err(e) => return Err(Error::io(format!("reading {}", marker.display()), e)),
         };
-        let v: Value = serde_json::from_slice(&text).map_err(|e| bad(format!("oci-layout is not JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(&text)
+            .map_err(|e| bad(format!("oci-layout is not JSON: {e}")))?;
         match v.get("imageLayoutVersion").and_then(Value::as_str) {
             Some(LAYOUT_VERSION) => {}
-            Some(other) => return Err(bad(format!("unsupported imageLayoutVersion {other:?} (hoist reads {LAYOUT_VERSION})"))),
+            Some(other) => {
+                return Err(bad(format!(
+                    "unsupported imageLayoutVersion {other:?} (hoist reads {LAYOUT_VERSION})"
+                )));
+            }
             None => return Err(bad("oci-layout has no imageLayoutVersion".into())),
         }
         Ok(Layout {
@@ -89,16 +94,22 @@ impl Layout {
         if root.join("oci-layout").exists() {
             return Self::open(root);
         }
-        fs::create_dir_all(root.join("blobs").join("sha256")).ctx(|| format!("creating layout {}", root.display()))?;
+        fs::create_dir_all(root.join("blobs").join("sha256"))
+            .ctx(|| format!("creating layout {}", root.display()))?;
         let layout = Layout {
             root: root.to_path_buf(),
             limits: Limits::default(),
         };
         if !root.join("index.json").exists() {
-            let empty = json!({"schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": []});
+            let empty =
+                json!({"schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": []});
             layout.write_index_value(&empty)?;
         }
-        write_atomic(&root.join("oci-layout"), format!("{{\"imageLayoutVersion\":\"{LAYOUT_VERSION}\"}}").as_bytes(), root)?;
+        write_atomic(
+            &root.join("oci-layout"),
+            format!("{{\"imageLayoutVersion\":\"{LAYOUT_VERSION}\"}}").as_bytes(),
+            root,
+        )?;
         Ok(layout)
     }
 
@@ -166,7 +177,12 @@ impl Layout {
     pub fn open_verified(&self, desc: &Descriptor) -> Result<VerifiedReader<File>> {
         let digest = digest_of(desc)?;
         let file = self.open_blob(&digest)?;
-        Ok(VerifiedReader::new(file, digest.clone(), desc.size(), format!("blob {digest}")))
+        Ok(VerifiedReader::new(
+            file,
+            digest.clone(),
+            desc.size(),
+            format!("blob {digest}"),
+        ))
     }
 
     /// Reads a manifest or index blob (size-limited and verified) as a document.
@@ -198,7 +214,8 @@ impl Layout {
         if self.has_blob(digest)? {
             return Ok(Stored::Existing);
         }
-        let mut verified = VerifiedReader::new(reader, digest.clone(), size, format!("blob {digest}"));
+        let mut verified =
+            VerifiedReader::new(reader, digest.clone(), size, format!("blob {digest}"));
         self.write_verified(&mut verified)
     }
 
@@ -210,10 +227,15 @@ impl Layout {
             return Ok(Stored::Existing);
         }
         let mut tmp = self.temp_file()?;
-        io::copy(stream, tmp.as_file_mut())
-            .map_err(|e| from_io(e, || format!("writing blob {digest} into {}", self.root.display())))?;
+        io::copy(stream, tmp.as_file_mut()).map_err(|e| {
+            from_io(e, || {
+                format!("writing blob {digest} into {}", self.root.display())
+            })
+        })?;
         if !stream.is_verified() {
-            return Err(Error::Other(format!("blob {digest}: stream ended before it was verified")));
+            return Err(Error::Other(format!(
+                "blob {digest}: stream ended before it was verified"
+            )));
         }
         self.persist(tmp, &digest)
     }
@@ -231,7 +253,9 @@ impl Layout {
         if self.has_blob(digest)? {
             return Ok(true);
         }
-        let tmp_path = self.root.join(format!("{TEMP_PREFIX}link-{}", digest.hex()));
+        let tmp_path = self
+            .root
+            .join(format!("{TEMP_PREFIX}link-{}", digest.hex()));
         let _ = fs::remove_file(&tmp_path);
         if fs::hard_link(from, &tmp_path).is_err() {
             return Ok(false);
@@ -253,7 +277,9 @@ impl Layout {
 
     /// Moves a fully written, verified temp file into place as blob `digest` (fsync, rename, fsync dir).
     pub fn persist(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<Stored> {
-        tmp.as_file().sync_all().ctx(|| format!("syncing blob {digest}"))?;
+        tmp.as_file()
+            .sync_all()
+            .ctx(|| format!("syncing blob {digest}"))?;
         self.ensure_alg_dir(digest)?;
         let dest = self.blob_path(digest);
         tmp.persist(&dest)
@@ -271,8 +297,8 @@ impl Layout {
     /// `index.json` as a JSON value (kept whole so unknown fields survive edits).
     pub fn index_value(&self) -> Result<Value> {
         let path = self.root.join("index.json");
-        let bytes = read_small_file(&path, self.limits.max_document_size)
-            .map_err(|e| match e.kind() {
+        let bytes =
+            read_small_file(&path, self.limits.max_document_size).map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => Error::InvalidLayout {
                     path: self.root.clone(),
                     reason: "no index.json".into(),
@@ -287,7 +313,10 @@ impl Layout {
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::invalid_document(format!("{}", path.display()), e.to_string()))?;
         if !v.get("manifests").is_some_and(Value::is_array) {
-            return Err(Error::invalid_document(format!("{}", path.display()), "no manifests array"));
+            return Err(Error::invalid_document(
+                format!("{}", path.display()),
+                "no manifests array",
+            ));
         }
         Ok(v)
     }
@@ -295,8 +324,9 @@ impl Layout {
     /// `index.json` parsed (every descriptor's digest validated).
     pub fn index(&self) -> Result<ImageIndex> {
         let v = self.index_value()?;
-        let index: ImageIndex = serde_json::from_value(v)
-            .map_err(|e| Error::invalid_document(format!("{}/index.json", self.root.display()), e.to_string()))?;
+        let index: ImageIndex = serde_json::from_value(v).map_err(|e| {
+            Error::invalid_document(format!("{}/index.json", self.root.display()), e.to_string())
+        })?;
         for d in index.manifests() {
             digest_of(d)?;
         }
@@ -305,7 +335,8 @@ impl Layout {
 
     /// Replaces `index.json` atomically (temp, fsync, rename, fsync dir).
     pub fn write_index_value(&self, v: &Value) -> Result<()> {
-        let bytes = serde_json::to_vec(v).map_err(|e| Error::Other(format!("serialising index.json: {e}")))?;
+        let bytes = serde_json::to_vec(v)
+            .map_err(|e| Error::Other(format!("serialising index.json: {e}")))?;
         write_atomic(&self.root.join("index.json"), &bytes, &self.root)
     }
 
@@ -369,14 +400,20 @@ impl Layout {
     /// entry when `tag` is `None` and no entry has that digest. Call with the writer lock held.
     pub fn set_tag(&self, tag: Option<&str>, desc: &Descriptor) -> Result<()> {
         let mut index = self.index_value()?;
-        let mut entry = serde_json::to_value(desc).map_err(|e| Error::Other(format!("serialising descriptor: {e}")))?;
+        let mut entry = serde_json::to_value(desc)
+            .map_err(|e| Error::Other(format!("serialising descriptor: {e}")))?;
         let manifests = index
             .get_mut("manifests")
             .and_then(Value::as_array_mut)
             .ok_or_else(|| Error::invalid_document("index.json", "no manifests array"))?;
         match tag {
             Some(tag) => {
-                manifests.retain(|m| m.pointer("/annotations").and_then(|a| a.get(REF_NAME)).and_then(Value::as_str) != Some(tag));
+                manifests.retain(|m| {
+                    m.pointer("/annotations")
+                        .and_then(|a| a.get(REF_NAME))
+                        .and_then(Value::as_str)
+                        != Some(tag)
+                });
                 let annotations = entry
                     .as_object_mut()
                     .ok_or_else(|| Error::Other("descriptor is not an object".into()))?
@@ -391,7 +428,8 @@ impl Layout {
                 let digest = desc.digest().to_string();
                 let present = manifests.iter().any(|m| {
                     m.get("digest").and_then(Value::as_str) == Some(&digest)
-                        && m.pointer(&format!("/annotations/{}", REF_NAME.replace('/', "~1"))).is_none()
+                        && m.pointer(&format!("/annotations/{}", REF_NAME.replace('/', "~1")))
+                            .is_none()
                 });
                 if !present {
                     manifests.push(entry);
@@ -409,7 +447,12 @@ impl Layout {
             .and_then(Value::as_array_mut)
             .ok_or_else(|| Error::invalid_document("index.json", "no manifests array"))?;
         let before = manifests.len();
-        manifests.retain(|m| m.pointer("/annotations").and_then(|a| a.get(REF_NAME)).and_then(Value::as_str) != Some(tag));
+        manifests.retain(|m| {
+            m.pointer("/annotations")
+                .and_then(|a| a.get(REF_NAME))
+                .and_then(Value::as_str)
+                != Some(tag)
+        });
         let removed = manifests.len() != before;
         if removed {
             self.write_index_value(&index)?;
@@ -440,7 +483,12 @@ pub fn resolve_entry(
     let tag_list = || {
         let tags: Vec<String> = entries
             .iter()
-            .filter_map(|d| d.annotations().as_ref().and_then(|a| a.get(REF_NAME)).cloned())
+            .filter_map(|d| {
+                d.annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(REF_NAME))
+                    .cloned()
+            })
             .collect();
         if tags.is_empty() {
             "; it has no tags".to_string()
@@ -459,7 +507,10 @@ pub fn resolve_entry(
             n => Err(Error::NotFound {
                 reference: "a single image".into(),
                 location,
-                hint: format!("; index.json has {n} entries, name one with :TAG or @DIGEST{}", tag_list()),
+                hint: format!(
+                    "; index.json has {n} entries, name one with :TAG or @DIGEST{}",
+                    tag_list()
+                ),
             }),
         },
         Some(LayoutRef::Tag(tag)) => entries
@@ -476,11 +527,17 @@ pub fn resolve_entry(
             .iter()
             .find(|d| digest_of(d).ok().as_ref() == Some(digest))
             .cloned()),
-        Some(LayoutRef::Index(i)) => entries.get(*i).cloned().map(Some).ok_or_else(|| Error::NotFound {
-            reference: format!("entry @{i}"),
-            location,
-            hint: format!("; index.json has {} entries", entries.len()),
-        }),
+        Some(LayoutRef::Index(i)) => {
+            entries
+                .get(*i)
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| Error::NotFound {
+                    reference: format!("entry @{i}"),
+                    location,
+                    hint: format!("; index.json has {} entries", entries.len()),
+                })
+        }
     }
 }
 
@@ -493,11 +550,17 @@ fn symlink_blob(path: &Path) -> Error {
 
 /// Reads a file of at most `max` bytes (`FileTooLarge` past that).
 fn read_small_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
     let mut bytes = Vec::new();
     f.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
-        return Err(io::Error::new(io::ErrorKind::FileTooLarge, "file too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            "file too large",
+        ));
     }
     Ok(bytes)
 }
@@ -508,8 +571,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], dir: &Path) -> Result<()> {
         .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .ctx(|| format!("creating a temp file in {}", dir.display()))?;
-    tmp.write_all(bytes).ctx(|| format!("writing {}", path.display()))?;
-    tmp.as_file().sync_all().ctx(|| format!("syncing {}", path.display()))?;
+    tmp.write_all(bytes)
+        .ctx(|| format!("writing {}", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .ctx(|| format!("syncing {}", path.display()))?;
     tmp.persist(path)
         .map_err(|e| Error::io(format!("renaming into {}", path.display()), e.error))?;
     let _ = fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644));

@@ -19,7 +19,10 @@ use super::{BlobReader, Destination, Source, VerifiedStream};
 pub const DIR_VERSION: &str = "Directory Transport Version: 1.1\n";
 
 fn open_nofollow(path: &Path) -> io::Result<fs::File> {
-    OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 fn blob_file(root: &Path, digest: &Digest) -> PathBuf {
@@ -67,7 +70,10 @@ impl Source for DirSource {
         let path = self.root.join("manifest.json");
         let mut bytes = Vec::new();
         open_nofollow(&path)
-            .and_then(|f| f.take(self.limits.max_document_size + 1).read_to_end(&mut bytes))
+            .and_then(|f| {
+                f.take(self.limits.max_document_size + 1)
+                    .read_to_end(&mut bytes)
+            })
             .ctx(|| format!("reading {}", path.display()))?;
         if bytes.len() as u64 > self.limits.max_document_size {
             return Err(Error::LimitExceeded {
@@ -82,9 +88,15 @@ impl Source for DirSource {
     fn open_blob(&self, desc: &Descriptor) -> Result<BlobReader<'_>> {
         let digest = digest_of(desc)?;
         let candidates = if crate::media_type::is_document(&desc.media_type().to_string()) {
-            [manifest_file(&self.root, &digest), blob_file(&self.root, &digest)]
+            [
+                manifest_file(&self.root, &digest),
+                blob_file(&self.root, &digest),
+            ]
         } else {
-            [blob_file(&self.root, &digest), manifest_file(&self.root, &digest)]
+            [
+                blob_file(&self.root, &digest),
+                manifest_file(&self.root, &digest),
+            ]
         };
         for path in &candidates {
             match open_nofollow(path) {
@@ -131,9 +143,14 @@ impl DirDestination {
             .prefix(crate::layout::TEMP_PREFIX)
             .tempfile_in(&self.root)
             .ctx(|| format!("creating a temp file in {}", self.root.display()))?;
-        io::copy(reader, tmp.as_file_mut())
-            .map_err(|e| from_io(e, || format!("writing blob {digest} into {}", self.root.display())))?;
-        tmp.as_file().sync_all().ctx(|| format!("syncing {}", path.display()))?;
+        io::copy(reader, tmp.as_file_mut()).map_err(|e| {
+            from_io(e, || {
+                format!("writing blob {digest} into {}", self.root.display())
+            })
+        })?;
+        tmp.as_file()
+            .sync_all()
+            .ctx(|| format!("syncing {}", path.display()))?;
         tmp.persist(path)
             .map_err(|e| Error::io(format!("renaming into {}", path.display()), e.error))?;
         Ok(())
@@ -154,13 +171,19 @@ impl Destination for DirDestination {
         self.write_file(&blob_file(&self.root, &digest), stream, &digest)?;
         if !stream.is_verified() {
             let _ = fs::remove_file(blob_file(&self.root, &digest));
-            return Err(Error::Other(format!("blob {digest}: stream ended before it was verified")));
+            return Err(Error::Other(format!(
+                "blob {digest}: stream ended before it was verified"
+            )));
         }
         Ok(())
     }
 
     fn put_document(&self, doc: &Document) -> Result<()> {
-        write_atomic(&manifest_file(&self.root, doc.digest()), doc.bytes(), &self.root)
+        write_atomic(
+            &manifest_file(&self.root, doc.digest()),
+            doc.bytes(),
+            &self.root,
+        )
     }
 
     fn commit(&self, root: &Document) -> Result<()> {

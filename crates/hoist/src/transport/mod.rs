@@ -44,7 +44,10 @@ pub trait Source: Send + Sync {
 
     /// The tags this source knows about (the layout's `ref.name`s, a registry's tag list).
     fn tags(&self) -> Result<Vec<String>> {
-        Err(Error::Unsupported(format!("{} cannot list tags", self.name())))
+        Err(Error::Unsupported(format!(
+            "{} cannot list tags",
+            self.name()
+        )))
     }
 
     /// Limits that apply to reads from this source.
@@ -86,7 +89,12 @@ pub trait Destination: Send + Sync {
 pub fn open_verified<'a>(source: &'a dyn Source, desc: &Descriptor) -> Result<VerifiedStream<'a>> {
     let digest = digest_of(desc)?;
     let raw = source.open_blob(desc)?;
-    Ok(VerifiedReader::new(raw, digest.clone(), desc.size(), format!("blob {digest}")))
+    Ok(VerifiedReader::new(
+        raw,
+        digest.clone(),
+        desc.size(),
+        format!("blob {digest}"),
+    ))
 }
 
 /// Reads a child manifest or index of `source` (verified, size-limited).
@@ -124,7 +132,9 @@ pub fn open_source(reference: &TransportRef, opts: &OpenOptions) -> Result<Box<d
         TransportRef::OciArchive { path, reference } => Ok(Box::new(
             oci_archive::OciArchiveSource::open(path, reference.clone(), opts.limits.clone())?,
         )),
-        TransportRef::Dir { path } => Ok(Box::new(dir::DirSource::open(path, opts.limits.clone())?)),
+        TransportRef::Dir { path } => {
+            Ok(Box::new(dir::DirSource::open(path, opts.limits.clone())?))
+        }
         other => Err(Error::Unsupported(format!(
             "reading from the {} transport is not implemented yet ({other})",
             other.transport()
@@ -133,11 +143,15 @@ pub fn open_source(reference: &TransportRef, opts: &OpenOptions) -> Result<Box<d
 }
 
 /// Opens the destination a reference names (creating a layout or directory as needed).
-pub fn open_destination(reference: &TransportRef, _opts: &OpenOptions) -> Result<Box<dyn Destination>> {
+pub fn open_destination(
+    reference: &TransportRef,
+    _opts: &OpenOptions,
+) -> Result<Box<dyn Destination>> {
     match reference {
-        TransportRef::Oci { path, reference } => {
-            Ok(Box::new(oci::OciDestination::open(path, reference.clone())?))
-        }
+        TransportRef::Oci { path, reference } => Ok(Box::new(oci::OciDestination::open(
+            path,
+            reference.clone(),
+        )?)),
         TransportRef::OciArchive { path, reference } => Ok(Box::new(
             oci_archive::OciArchiveDestination::create(path, reference.clone())?,
         )),

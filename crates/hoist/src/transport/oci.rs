@@ -17,6 +17,7 @@ use super::{BlobReader, Destination, Source, VerifiedStream};
 pub struct OciSource {
     layout: Layout,
     reference: Option<LayoutRef>,
+    whole: bool,
 }
 
 impl OciSource {
@@ -25,12 +26,27 @@ impl OciSource {
         Ok(OciSource {
             layout: Layout::open(path)?.with_limits(limits),
             reference,
+            whole: false,
         })
     }
 
     /// Wraps an already open layout.
     pub fn from_layout(layout: Layout, reference: Option<LayoutRef>) -> Self {
-        OciSource { layout, reference }
+        OciSource {
+            layout,
+            reference,
+            whole: false,
+        }
+    }
+
+    /// A source whose root is the layout's `index.json` itself, so a walk from it reaches every image
+    /// (used by `verify --all` and `copy --all` of a whole layout).
+    pub fn whole_layout(layout: Layout) -> Self {
+        OciSource {
+            layout,
+            reference: None,
+            whole: true,
+        }
     }
 
     /// The layout being read.
@@ -54,12 +70,21 @@ impl Source for OciSource {
     }
 
     fn root(&self) -> Result<Document> {
+        if self.whole {
+            let bytes = serde_json::to_vec(&self.layout.index_value()?)
+                .map_err(|e| Error::Other(format!("serialising index.json: {e}")))?;
+            return Document::new(media_type::OCI_INDEX, bytes);
+        }
         let desc = self.root_descriptor()?;
         let mt = desc.media_type().to_string();
         if !media_type::is_document(&mt) {
             return Err(Error::UnsupportedMediaType {
                 media_type: mt,
-                what: format!("{} (index.json entry {}): not a manifest or index", self.name(), desc.digest()),
+                what: format!(
+                    "{} (index.json entry {}): not a manifest or index",
+                    self.name(),
+                    desc.digest()
+                ),
             });
         }
         self.layout.read_document(&desc)

@@ -35,15 +35,21 @@ impl OciArchiveSource {
     /// Indexes the archive at `path` and checks that it holds a layout.
     pub fn open(path: &Path, reference: Option<LayoutRef>, limits: Limits) -> Result<Self> {
         let index = TarIndex::build(path, limits.max_entries)?;
-        let marker = index.read_small("oci-layout", 64 << 10).map_err(|_| Error::InvalidLayout {
-            path: path.to_path_buf(),
-            reason: "the archive has no oci-layout file".into(),
-        })?;
-        let v: serde_json::Value = serde_json::from_slice(&marker).map_err(|e| Error::InvalidLayout {
-            path: path.to_path_buf(),
-            reason: format!("oci-layout is not JSON: {e}"),
-        })?;
-        if v.get("imageLayoutVersion").and_then(|v| v.as_str()) != Some(crate::layout::LAYOUT_VERSION) {
+        let marker =
+            index
+                .read_small("oci-layout", 64 << 10)
+                .map_err(|_| Error::InvalidLayout {
+                    path: path.to_path_buf(),
+                    reason: "the archive has no oci-layout file".into(),
+                })?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&marker).map_err(|e| Error::InvalidLayout {
+                path: path.to_path_buf(),
+                reason: format!("oci-layout is not JSON: {e}"),
+            })?;
+        if v.get("imageLayoutVersion").and_then(|v| v.as_str())
+            != Some(crate::layout::LAYOUT_VERSION)
+        {
             return Err(Error::InvalidLayout {
                 path: path.to_path_buf(),
                 reason: "unsupported imageLayoutVersion".into(),
@@ -57,9 +63,12 @@ impl OciArchiveSource {
     }
 
     fn index_json(&self) -> Result<ImageIndex> {
-        let bytes = self.index.read_small("index.json", self.limits.max_document_size)?;
-        let index: ImageIndex = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::invalid_document(format!("index.json of {}", self.name()), e.to_string()))?;
+        let bytes = self
+            .index
+            .read_small("index.json", self.limits.max_document_size)?;
+        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::invalid_document(format!("index.json of {}", self.name()), e.to_string())
+        })?;
         Ok(index)
     }
 }
@@ -67,7 +76,9 @@ impl OciArchiveSource {
 impl Source for OciArchiveSource {
     fn name(&self) -> String {
         match &self.reference {
-            Some(r @ LayoutRef::Tag(_)) => format!("oci-archive:{}:{r}", self.index.path().display()),
+            Some(r @ LayoutRef::Tag(_)) => {
+                format!("oci-archive:{}:{r}", self.index.path().display())
+            }
             Some(r) => format!("oci-archive:{}{r}", self.index.path().display()),
             None => format!("oci-archive:{}", self.index.path().display()),
         }
@@ -75,13 +86,19 @@ impl Source for OciArchiveSource {
 
     fn root(&self) -> Result<Document> {
         let index = self.index_json()?;
-        let desc = match crate::layout::resolve_entry(index.manifests(), self.reference.as_ref(), &self.name())? {
+        let desc = match crate::layout::resolve_entry(
+            index.manifests(),
+            self.reference.as_ref(),
+            &self.name(),
+        )? {
             Some(d) => d,
             None => {
                 let Some(LayoutRef::Digest(digest)) = &self.reference else {
                     unreachable!("resolve_entry returns None only for digests")
                 };
-                let bytes = self.index.read_small(&blob_member(digest), self.limits.max_document_size)?;
+                let bytes = self
+                    .index
+                    .read_small(&blob_member(digest), self.limits.max_document_size)?;
                 let doc = Document::detect(bytes)?;
                 if doc.digest() != digest {
                     return Err(Error::DigestMismatch {
@@ -119,7 +136,12 @@ impl Source for OciArchiveSource {
             .index_json()?
             .manifests()
             .iter()
-            .filter_map(|d| d.annotations().as_ref().and_then(|a| a.get(crate::layout::REF_NAME)).cloned())
+            .filter_map(|d| {
+                d.annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(crate::layout::REF_NAME))
+                    .cloned()
+            })
             .collect())
     }
 
@@ -137,7 +159,9 @@ pub struct OciArchiveDestination {
 
 impl std::fmt::Debug for OciArchiveDestination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OciArchiveDestination").field("target", &self.target).finish()
+        f.debug_struct("OciArchiveDestination")
+            .field("target", &self.target)
+            .finish()
     }
 }
 
@@ -187,9 +211,13 @@ impl OciArchiveDestination {
             builder.append_file(&name, &mut f).ctx(ctx)?;
         }
         let w = builder.into_inner().ctx(ctx)?;
-        w.into_inner().map_err(|e| Error::io(ctx(), e.into_error()))?.flush().ctx(ctx)?;
+        w.into_inner()
+            .map_err(|e| Error::io(ctx(), e.into_error()))?
+            .flush()
+            .ctx(ctx)?;
         tmp.as_file().sync_all().ctx(ctx)?;
-        tmp.persist(&self.target).map_err(|e| Error::io(ctx(), e.error))?;
+        tmp.persist(&self.target)
+            .map_err(|e| Error::io(ctx(), e.error))?;
         Ok(())
     }
 }

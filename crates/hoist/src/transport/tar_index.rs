@@ -91,7 +91,8 @@ impl TarIndex {
             location: format!("archive {}", self.path.display()),
             hint: String::new(),
         })?;
-        let mut f = File::open(&self.path).ctx(|| format!("opening archive {}", self.path.display()))?;
+        let mut f =
+            File::open(&self.path).ctx(|| format!("opening archive {}", self.path.display()))?;
         f.seek(SeekFrom::Start(m.offset))
             .ctx(|| format!("seeking to {name} in {}", self.path.display()))?;
         Ok(f.take(m.size))

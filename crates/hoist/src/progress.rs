@@ -1,0 +1,100 @@
+//! Progress events as data. The library reports what happens; rendering (bars, lines, JSON) is the
+//! CLI's job.
+
+use crate::digest::Digest;
+
+/// Something that happened during a long operation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// The operation knows how much work there is.
+    Plan {
+        /// Number of blobs (or layers) to process.
+        blobs: usize,
+        /// Their total size in bytes.
+        bytes: u64,
+    },
+    /// A blob started streaming.
+    BlobStarted {
+        /// Its digest.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+    },
+    /// Bytes of a blob went through.
+    BlobProgress {
+        /// Its digest.
+        digest: Digest,
+        /// Bytes done so far for this blob.
+        done: u64,
+    },
+    /// A blob finished.
+    BlobDone {
+        /// Its digest.
+        digest: Digest,
+        /// Its size.
+        size: u64,
+        /// How it was handled.
+        how: BlobOutcome,
+    },
+}
+
+/// How a blob was handled by a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlobOutcome {
+    /// Streamed and verified.
+    Copied,
+    /// Already present at the destination.
+    Skipped,
+    /// Verified and hard-linked (same filesystem).
+    Linked,
+    /// A foreign layer left out (it lives at its URLs).
+    Foreign,
+    /// Verified in place (no destination).
+    Verified,
+}
+
+/// Receives events; must be cheap and thread-safe (blobs move in parallel).
+pub type Sink = std::sync::Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// A reader that reports [`Event::BlobProgress`] every few MiB.
+pub struct ProgressReader<R> {
+    inner: R,
+    digest: Digest,
+    done: u64,
+    reported: u64,
+    sink: Option<Sink>,
+}
+
+impl<R> ProgressReader<R> {
+    /// Wraps `inner`; events go to `sink` when there is one.
+    pub fn new(inner: R, digest: Digest, sink: Option<Sink>) -> Self {
+        ProgressReader {
+            inner,
+            digest,
+            done: 0,
+            reported: 0,
+            sink,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for ProgressReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if let Some(sink) = &self.sink
+            && (self.done - self.reported >= 4 << 20 || n == 0)
+            && self.done != self.reported
+        {
+            self.reported = self.done;
+            sink(&Event::BlobProgress {
+                digest: self.digest.clone(),
+                done: self.done,
+            });
+        }
+        Ok(n)
+    }
+}

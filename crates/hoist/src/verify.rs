@@ -1,0 +1,332 @@
+//! The verification walk: every document and blob reachable from a source's root is read through a
+//! verified stream; layers are also decompressed and hashed against the config's `rootfs.diff_ids`.
+//! Every problem is collected (not only the first), each naming the document or blob it concerns.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::blob::VerifiedReader;
+use crate::compress;
+use crate::descriptor::{Descriptor, digest_of};
+use crate::digest::{Digest, HashingWriter};
+use crate::document::{Document, Parsed, parse_config};
+use crate::error::{Error, from_io};
+use crate::media_type::{self, Kind};
+use crate::progress::{BlobOutcome, Event, ProgressReader, Sink};
+use crate::transport::{BlobReader, Source, read_document, read_small_blob};
+
+/// Options of a verification.
+#[derive(Clone, Default)]
+pub struct VerifyOptions {
+    /// Layers verified at once (0 means the number of CPUs).
+    pub jobs: usize,
+    /// Where progress events go.
+    pub progress: Option<Sink>,
+}
+
+/// One thing found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// What it concerns: `layer 2 of manifest sha256:...`, `config sha256:...`, `index.json`.
+    pub subject: String,
+    /// The blob or document digest, when known.
+    pub digest: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The result of a verification.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    /// What was verified.
+    pub source: String,
+    /// The root digest, when the root could be read.
+    pub digest: Option<Digest>,
+    /// Manifests and indexes checked.
+    pub documents: usize,
+    /// Blobs checked.
+    pub blobs: usize,
+    /// Bytes read from blobs.
+    pub bytes: u64,
+    /// Everything wrong, in discovery order.
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    /// True when nothing was wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+struct BlobTask {
+    desc: Descriptor,
+    subject: String,
+    diff_id: Option<Digest>,
+}
+
+struct Walker<'a> {
+    src: &'a dyn Source,
+    report: VerifyReport,
+    tasks: Vec<BlobTask>,
+    seen_blobs: HashSet<Digest>,
+    path: Vec<Digest>,
+}
+
+impl Walker<'_> {
+    fn problem(
+        &mut self,
+        subject: impl Into<String>,
+        digest: Option<&Digest>,
+        err: impl std::fmt::Display,
+    ) {
+        self.report.problems.push(Problem {
+            subject: subject.into(),
+            digest: digest.map(|d| d.to_string()),
+            message: err.to_string(),
+        });
+    }
+
+    fn document(&mut self, doc: &Document) {
+        self.report.documents += 1;
+        if self.path.contains(doc.digest()) {
+            self.problem(
+                format!("index {}", doc.digest()),
+                Some(doc.digest()),
+                "index cycle",
+            );
+            return;
+        }
+        if self.path.len() > self.src.limits().max_index_depth {
+            self.problem(
+                format!("index {}", doc.digest()),
+                Some(doc.digest()),
+                format!(
+                    "nested deeper than {} (--max-index-depth)",
+                    self.src.limits().max_index_depth
+                ),
+            );
+            return;
+        }
+        self.path.push(doc.digest().clone());
+        match doc.parse() {
+            Err(e) => self.problem(format!("document {}", doc.digest()), Some(doc.digest()), e),
+            Ok(Parsed::Index(index)) => {
+                for (i, child) in index.manifests().iter().enumerate() {
+                    let subject = format!("entry {i} of index {}", doc.digest());
+                    if media_type::is_document(&child.media_type().to_string()) {
+                        match read_document(self.src, child) {
+                            Ok(c) => self.document(&c),
+                            Err(e) => self.problem(subject, digest_of(child).ok().as_ref(), e),
+                        }
+                    } else {
+                        self.blob(child.clone(), subject, None);
+                    }
+                }
+            }
+            Ok(Parsed::Manifest(m)) => self.manifest(doc, &m),
+        }
+        self.path.pop();
+    }
+
+    fn manifest(&mut self, doc: &Document, m: &oci_spec::image::ImageManifest) {
+        let mdigest = doc.digest();
+        let config = m.config();
+        let config_digest = digest_of(config).ok();
+        let mut diff_ids: Option<Vec<Option<Digest>>> = None;
+        match read_small_blob(self.src, config) {
+            Err(e) => self.problem(
+                format!("config of manifest {mdigest}"),
+                config_digest.as_ref(),
+                e,
+            ),
+            Ok(bytes) => {
+                self.report.blobs += 1;
+                self.report.bytes += bytes.len() as u64;
+                if let Some(d) = &config_digest {
+                    self.seen_blobs.insert(d.clone());
+                }
+                if matches!(
+                    media_type::kind(&config.media_type().to_string()),
+                    Kind::Config { .. }
+                ) {
+                    match parse_config(&bytes, config_digest.as_ref().unwrap_or(mdigest)) {
+                        Err(e) => self.problem(
+                            format!("config of manifest {mdigest}"),
+                            config_digest.as_ref(),
+                            e,
+                        ),
+                        Ok(c) => {
+                            let ids: Vec<Option<Digest>> = c
+                                .rootfs()
+                                .diff_ids()
+                                .iter()
+                                .map(|d| Digest::parse(d).ok())
+                                .collect();
+                            if ids.iter().any(Option::is_none) {
+                                self.problem(
+                                    format!("config of manifest {mdigest}"),
+                                    config_digest.as_ref(),
+                                    "rootfs.diff_ids holds an invalid digest",
+                                );
+                            }
+                            if ids.len() != m.layers().len() {
+                                self.problem(
+                                    format!("manifest {mdigest}"),
+                                    Some(mdigest),
+                                    format!(
+                                        "{} layers but the config lists {} diff_ids",
+                                        m.layers().len(),
+                                        ids.len()
+                                    ),
+                                );
+                            }
+                            diff_ids = Some(ids);
+                        }
+                    }
+                }
+            }
+        }
+        for (i, layer) in m.layers().iter().enumerate() {
+            let diff_id = diff_ids
+                .as_ref()
+                .and_then(|ids| ids.get(i).cloned().flatten());
+            self.blob(
+                layer.clone(),
+                format!("layer {i} of manifest {mdigest}"),
+                diff_id,
+            );
+        }
+    }
+
+    fn blob(&mut self, desc: Descriptor, subject: String, diff_id: Option<Digest>) {
+        match digest_of(&desc) {
+            Err(e) => self.problem(subject, None, e),
+            Ok(d) => {
+                if self.seen_blobs.insert(d) {
+                    self.tasks.push(BlobTask {
+                        desc,
+                        subject,
+                        diff_id,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Reads one blob through a verified stream; for layers, also checks the diff_id. Returns the problem.
+fn check_blob(
+    src: &dyn Source,
+    task: &BlobTask,
+    sink: &Option<Sink>,
+) -> std::result::Result<(), Error> {
+    let digest = digest_of(&task.desc)?;
+    let raw = src.open_blob(&task.desc)?;
+    let raw: BlobReader<'_> = Box::new(ProgressReader::new(raw, digest.clone(), sink.clone()));
+    let mut stream = VerifiedReader::new(
+        raw,
+        digest.clone(),
+        task.desc.size(),
+        format!("blob {digest}"),
+    );
+    let kind = media_type::kind(&task.desc.media_type().to_string());
+    let Kind::Layer { compression, .. } = kind else {
+        stream.finish()?;
+        return Ok(());
+    };
+    let uncompressed = {
+        let mut decoder = compress::decoder(compression, &mut stream)
+            .map_err(|e| Error::io(format!("starting {} decoder", compression.as_str()), e))?;
+        let mut hasher = HashingWriter::new(std::io::sink(), digest.algorithm());
+        std::io::copy(&mut decoder, &mut hasher).map(|_| hasher.finish().1)
+    };
+    // Read the blob to its very end whatever the decoder did, so its digest is checked in full:
+    // a corrupted blob is reported as a digest mismatch, which says more than a decoder error.
+    let tail = stream.finish();
+    let uncompressed = match (uncompressed, tail) {
+        (_, Err(e)) => return Err(e),
+        (Err(e), Ok(())) => {
+            return Err(from_io(e, || {
+                format!("decompressing ({}) blob {digest}", compression.as_str())
+            }));
+        }
+        (Ok(d), Ok(())) => d,
+    };
+    if let Some(expected) = &task.diff_id
+        && &uncompressed != expected
+    {
+        return Err(Error::DigestMismatch {
+            what: format!("uncompressed content (diff_id) of layer {digest}"),
+            expected: expected.clone(),
+            actual: uncompressed,
+        });
+    }
+    Ok(())
+}
+
+/// Verifies everything reachable from the source's root.
+pub fn verify(src: &dyn Source, opts: &VerifyOptions) -> VerifyReport {
+    let mut walker = Walker {
+        src,
+        report: VerifyReport {
+            source: src.name(),
+            ..Default::default()
+        },
+        tasks: Vec::new(),
+        seen_blobs: HashSet::new(),
+        path: Vec::new(),
+    };
+    match src.root() {
+        Err(e) => walker.problem(src.name(), None, e),
+        Ok(root) => {
+            walker.report.digest = Some(root.digest().clone());
+            walker.document(&root);
+        }
+    }
+    let Walker {
+        mut report, tasks, ..
+    } = walker;
+    if let Some(s) = &opts.progress {
+        s(&Event::Plan {
+            blobs: tasks.len(),
+            bytes: tasks.iter().map(|t| t.desc.size()).sum(),
+        });
+    }
+    let jobs = if opts.jobs == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    } else {
+        opts.jobs
+    };
+    let found: Mutex<Vec<(usize, Problem)>> = Mutex::new(Vec::new());
+    let indexed: Vec<(usize, &BlobTask)> = tasks.iter().enumerate().collect();
+    let _ = crate::copy::parallel(&indexed, jobs, |(i, task)| {
+        if let Err(e) = check_blob(src, task, &opts.progress) {
+            found.lock().unwrap_or_else(|p| p.into_inner()).push((
+                *i,
+                Problem {
+                    subject: task.subject.clone(),
+                    digest: Some(task.desc.digest().to_string()),
+                    message: e.to_string(),
+                },
+            ));
+        } else if let (Some(s), Ok(digest)) = (&opts.progress, digest_of(&task.desc)) {
+            s(&Event::BlobDone {
+                digest,
+                size: task.desc.size(),
+                how: BlobOutcome::Verified,
+            });
+        }
+        Ok(())
+    });
+    let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    found.sort_by_key(|(i, _)| *i);
+    report.blobs += tasks.len();
+    report.bytes += tasks.iter().map(|t| t.desc.size()).sum::<u64>();
+    report.problems.extend(found.into_iter().map(|(_, p)| p));
+    report
+}
