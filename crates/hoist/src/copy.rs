@@ -212,7 +212,7 @@ fn walk(
 
 fn is_foreign(desc: &Descriptor) -> bool {
     matches!(
-        media_type::kind(&desc.media_type().to_string()),
+        media_type::kind(desc.media_type().as_ref()),
         Kind::Layer { foreign: true, .. }
     ) && desc.urls().as_ref().is_some_and(|u| !u.is_empty())
 }

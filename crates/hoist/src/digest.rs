@@ -178,7 +178,7 @@ impl From<&Digest> for oci_spec::image::Digest {
 impl TryFrom<&oci_spec::image::Digest> for Digest {
     type Error = Error;
     fn try_from(d: &oci_spec::image::Digest) -> Result<Self> {
-        Digest::parse(&d.to_string())
+        Digest::parse(d.as_ref())
     }
 }
 

@@ -120,8 +120,7 @@ impl Document {
                 actual: bytes.len() as u64,
             });
         }
-        let doc =
-            Self::with_algorithm(&desc.media_type().to_string(), bytes, expected.algorithm())?;
+        let doc = Self::with_algorithm(desc.media_type().as_ref(), bytes, expected.algorithm())?;
         if doc.digest != expected {
             return Err(Error::DigestMismatch {
                 what: "document".into(),

@@ -102,7 +102,7 @@ pub fn load(
     let manifest = manifest_doc.manifest()?;
     let config_desc = manifest.config();
     let config_bytes = read_small_blob(source, config_desc)?;
-    let config = match media_type::kind(&config_desc.media_type().to_string()) {
+    let config = match media_type::kind(config_desc.media_type().as_ref()) {
         Kind::Config { .. } => Some(parse_config(&config_bytes, &digest_of(config_desc)?)?),
         _ => None,
     };

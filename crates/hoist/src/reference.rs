@@ -238,7 +238,7 @@ fn split_layout(text: &str, rest: &str) -> Result<(PathBuf, Option<LayoutRef>)> 
     }
     match rest.split_once(':') {
         None => Ok((nonempty_path(text, rest)?, None)),
-        Some((path, r)) if r.is_empty() => Ok((nonempty_path(text, path)?, None)),
+        Some((path, "")) => Ok((nonempty_path(text, path)?, None)),
         Some((path, r)) => {
             let reference =
                 if let Some(n) = r.strip_prefix('@') {
@@ -290,7 +290,7 @@ impl TransportRef {
             "docker-archive" => {
                 let (path, sel) = match rest.split_once(':') {
                     None => (rest, None),
-                    Some((p, s)) if s.is_empty() => (p, None),
+                    Some((p, "")) => (p, None),
                     Some((p, s)) => {
                         let sel = if let Some(n) = s.strip_prefix('@') {
                             ArchiveSelector::Index(n.parse().map_err(|_| {

@@ -116,7 +116,7 @@ impl Walker<'_> {
             Ok(Parsed::Index(index)) => {
                 for (i, child) in index.manifests().iter().enumerate() {
                     let subject = format!("entry {i} of index {}", doc.digest());
-                    if media_type::is_document(&child.media_type().to_string()) {
+                    if media_type::is_document(child.media_type().as_ref()) {
                         match read_document(self.src, child) {
                             Ok(c) => self.document(&c),
                             Err(e) => self.problem(subject, digest_of(child).ok().as_ref(), e),
@@ -149,7 +149,7 @@ impl Walker<'_> {
                     self.seen_blobs.insert(d.clone());
                 }
                 if matches!(
-                    media_type::kind(&config.media_type().to_string()),
+                    media_type::kind(config.media_type().as_ref()),
                     Kind::Config { .. }
                 ) {
                     match parse_config(&bytes, config_digest.as_ref().unwrap_or(mdigest)) {
@@ -232,7 +232,7 @@ fn check_blob(
         task.desc.size(),
         format!("blob {digest}"),
     );
-    let kind = media_type::kind(&task.desc.media_type().to_string());
+    let kind = media_type::kind(task.desc.media_type().as_ref());
     let Kind::Layer { compression, .. } = kind else {
         stream.finish()?;
         return Ok(());

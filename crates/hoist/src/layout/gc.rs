@@ -32,7 +32,7 @@ pub fn reachable(layout: &Layout) -> Result<HashSet<Digest>> {
         if !seen.insert(digest) {
             continue;
         }
-        match media_type::kind(&desc.media_type().to_string()) {
+        match media_type::kind(desc.media_type().as_ref()) {
             Kind::Manifest { .. } => {
                 if let Ok(m) = layout.read_document(&desc).and_then(|d| d.manifest()) {
                     stack.push(m.config().clone());

@@ -87,7 +87,7 @@ impl Source for DirSource {
 
     fn open_blob(&self, desc: &Descriptor) -> Result<BlobReader<'_>> {
         let digest = digest_of(desc)?;
-        let candidates = if crate::media_type::is_document(&desc.media_type().to_string()) {
+        let candidates = if crate::media_type::is_document(desc.media_type().as_ref()) {
             [
                 manifest_file(&self.root, &digest),
                 blob_file(&self.root, &digest),

@@ -110,7 +110,7 @@ impl Source for OciArchiveSource {
                 return Ok(doc);
             }
         };
-        if !media_type::is_document(&desc.media_type().to_string()) {
+        if !media_type::is_document(desc.media_type().as_ref()) {
             return Err(Error::UnsupportedMediaType {
                 media_type: desc.media_type().to_string(),
                 what: format!("{}: not a manifest or index", self.name()),
