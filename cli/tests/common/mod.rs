@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod images;
+pub mod synth;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

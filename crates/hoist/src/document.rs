@@ -190,8 +190,9 @@ impl Document {
 
     /// Parses as an image manifest, checking `schemaVersion` and that every descriptor is well formed.
     pub fn manifest(&self) -> Result<ImageManifest> {
-        let m: ImageManifest = serde_json::from_slice(&self.bytes)
-            .map_err(|e| Error::invalid_document(self.what(), e.to_string()))?;
+        let m: ImageManifest = serde_json::from_slice(&self.bytes).map_err(|e| {
+            explain_bad_digest(&self.bytes).unwrap_or_else(|| Error::invalid_document(self.what(), e.to_string()))
+        })?;
         if m.schema_version() != 2 {
             return Err(Error::invalid_document(
                 self.what(),
@@ -207,8 +208,9 @@ impl Document {
 
     /// Parses as an image index, checking `schemaVersion` and every child descriptor's digest.
     pub fn index(&self) -> Result<ImageIndex> {
-        let i: ImageIndex = serde_json::from_slice(&self.bytes)
-            .map_err(|e| Error::invalid_document(self.what(), e.to_string()))?;
+        let i: ImageIndex = serde_json::from_slice(&self.bytes).map_err(|e| {
+            explain_bad_digest(&self.bytes).unwrap_or_else(|| Error::invalid_document(self.what(), e.to_string()))
+        })?;
         if i.schema_version() != 2 {
             return Err(Error::invalid_document(
                 self.what(),
@@ -226,6 +228,25 @@ impl Document {
 pub fn parse_config(bytes: &[u8], digest: &Digest) -> Result<ImageConfiguration> {
     serde_json::from_slice(bytes)
         .map_err(|e| Error::invalid_document(format!("config {digest}"), e.to_string()))
+}
+
+/// When oci-spec refuses a document, finds a descriptor digest that hoist's grammar refuses too, so the
+/// error names the digest rather than a serde position.
+pub(crate) fn explain_bad_digest(bytes: &[u8]) -> Option<Error> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let mut descriptors: Vec<&serde_json::Value> = Vec::new();
+    for key in ["config", "subject"] {
+        descriptors.extend(v.get(key));
+    }
+    for key in ["layers", "manifests"] {
+        if let Some(a) = v.get(key).and_then(|a| a.as_array()) {
+            descriptors.extend(a.iter());
+        }
+    }
+    descriptors.iter().find_map(|d| {
+        let text = d.get("digest")?.as_str()?;
+        Digest::parse(text).err()
+    })
 }
 
 fn kind_name(kind: Kind) -> &'static str {

@@ -324,8 +324,11 @@ impl Layout {
     /// `index.json` parsed (every descriptor's digest validated).
     pub fn index(&self) -> Result<ImageIndex> {
         let v = self.index_value()?;
-        let index: ImageIndex = serde_json::from_value(v).map_err(|e| {
-            Error::invalid_document(format!("{}/index.json", self.root.display()), e.to_string())
+        let index: ImageIndex = serde_json::from_value(v.clone()).map_err(|e| {
+            let bytes = serde_json::to_vec(&v).unwrap_or_default();
+            crate::document::explain_bad_digest(&bytes).unwrap_or_else(|| {
+                Error::invalid_document(format!("{}/index.json", self.root.display()), e.to_string())
+            })
         })?;
         for d in index.manifests() {
             digest_of(d)?;
