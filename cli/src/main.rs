@@ -21,6 +21,9 @@ struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
+    #[command(flatten)]
+    limits: commands::LimitArgs,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -59,6 +62,7 @@ fn init_logging(verbose: u8) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    commands::set_limits(&cli.limits);
     let result = match cli.command {
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Verify(a) => commands::verify::run(a),

@@ -25,13 +25,22 @@ fn json(s: &str) -> Value {
 
 /// The manifest the layout's tag points at, parsed, with the path of its blob file.
 fn manifest_of(layout: &str, tag: &str) -> (Value, std::path::PathBuf) {
-    let raw = run_ok(&mut hoist(&["inspect", "--raw", &format!("oci:{layout}:{tag}")]));
+    let raw = run_ok(&mut hoist(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{layout}:{tag}"),
+    ]));
     let digest = hoist::Digest::sha256(raw.as_bytes());
-    (json(&raw), Path::new(layout).join("blobs/sha256").join(digest.hex()))
+    (
+        json(&raw),
+        Path::new(layout).join("blobs/sha256").join(digest.hex()),
+    )
 }
 
 fn blob_path(layout: &str, digest: &str) -> std::path::PathBuf {
-    Path::new(layout).join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+    Path::new(layout)
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
 }
 
 #[test]
@@ -43,14 +52,27 @@ fn inspect_agrees_with_skopeo() {
     let layout = two_layer(dir.path());
     let r = format!("oci:{layout}:v1");
     let ours = json(&run_ok(&mut hoist(&["inspect", &r])));
-    let theirs = json(&run_ok(std::process::Command::new("skopeo").args(["inspect", &r])));
-    for field in ["Digest", "Layers", "Architecture", "Os", "Env", "Labels", "Created"] {
+    let theirs = json(&run_ok(
+        std::process::Command::new("skopeo").args(["inspect", &r]),
+    ));
+    for field in [
+        "Digest",
+        "Layers",
+        "Architecture",
+        "Os",
+        "Env",
+        "Labels",
+        "Created",
+    ] {
         assert_eq!(ours[field], theirs[field], "field {field}");
     }
     assert_eq!(ours["Layers"].as_array().unwrap().len(), 2);
     assert_eq!(ours["LayersData"][1]["Digest"], theirs["Layers"][1]);
     let text = run_ok(&mut hoist(&["inspect", "--format", "text", &r]));
-    assert!(text.contains("HOIST_TEST=1") && text.contains("org.example.label=yes"), "{text}");
+    assert!(
+        text.contains("HOIST_TEST=1") && text.contains("org.example.label=yes"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -62,10 +84,15 @@ fn raw_is_byte_identical_to_skopeo() {
     let layout = two_layer(dir.path());
     let r = format!("oci:{layout}:v1");
     let ours = hoist(&["inspect", "--raw", &r]).output().unwrap();
-    let theirs = std::process::Command::new("skopeo").args(["inspect", "--raw", &r]).output().unwrap();
+    let theirs = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", &r])
+        .output()
+        .unwrap();
     assert!(ours.status.success());
     assert_eq!(ours.stdout, theirs.stdout);
-    let ours = hoist(&["inspect", "--raw", "--config", &r]).output().unwrap();
+    let ours = hoist(&["inspect", "--raw", "--config", &r])
+        .output()
+        .unwrap();
     let theirs = std::process::Command::new("skopeo")
         .args(["inspect", "--raw", "--config", &r])
         .output()
@@ -80,32 +107,77 @@ fn copied_layout_validates_and_keeps_digests() {
     }
     let dir = tempfile::tempdir().unwrap();
     let layout = two_layer(dir.path());
-    let src_digest = json(&run_ok(&mut hoist(&["inspect", &format!("oci:{layout}:v1")])))["Digest"].clone();
+    let src_digest = json(&run_ok(&mut hoist(&[
+        "inspect",
+        &format!("oci:{layout}:v1"),
+    ])))["Digest"]
+        .clone();
     let dst = dir.path().join("dst").display().to_string();
-    run_ok(&mut hoist(&["copy", &format!("oci:{layout}:v1"), &format!("oci:{dst}:copied")]));
-    run_ok(std::process::Command::new("oci-image-tool").args(["validate", "--type", "image", &dst, "--ref", "name=copied"]));
-    let theirs = json(&run_ok(std::process::Command::new("skopeo").args(["inspect", &format!("oci:{dst}:copied")])));
+    run_ok(&mut hoist(&[
+        "copy",
+        &format!("oci:{layout}:v1"),
+        &format!("oci:{dst}:copied"),
+    ]));
+    run_ok(std::process::Command::new("oci-image-tool").args([
+        "validate",
+        "--type",
+        "image",
+        &dst,
+        "--ref",
+        "name=copied",
+    ]));
+    let theirs = json(&run_ok(
+        std::process::Command::new("skopeo").args(["inspect", &format!("oci:{dst}:copied")]),
+    ));
     assert_eq!(theirs["Digest"], src_digest);
     run_ok(&mut hoist(&["verify", &format!("oci:{dst}:copied")]));
 
     // Through an oci-archive and a dir: the same manifest digest comes out, and skopeo reads both.
     let archive = dir.path().join("img.tar").display().to_string();
-    run_ok(&mut hoist(&["copy", &format!("oci:{dst}:copied"), &format!("oci-archive:{archive}:a")]));
-    let via_archive = json(&run_ok(std::process::Command::new("skopeo").args(["inspect", &format!("oci-archive:{archive}:a")])));
+    run_ok(&mut hoist(&[
+        "copy",
+        &format!("oci:{dst}:copied"),
+        &format!("oci-archive:{archive}:a"),
+    ]));
+    let via_archive = json(&run_ok(
+        std::process::Command::new("skopeo").args(["inspect", &format!("oci-archive:{archive}:a")]),
+    ));
     assert_eq!(via_archive["Digest"], src_digest);
     let d = dir.path().join("dirimg").display().to_string();
-    run_ok(&mut hoist(&["copy", &format!("oci-archive:{archive}:a"), &format!("dir:{d}")]));
-    let via_dir = json(&run_ok(std::process::Command::new("skopeo").args(["inspect", &format!("dir:{d}")])));
+    run_ok(&mut hoist(&[
+        "copy",
+        &format!("oci-archive:{archive}:a"),
+        &format!("dir:{d}"),
+    ]));
+    let via_dir = json(&run_ok(
+        std::process::Command::new("skopeo").args(["inspect", &format!("dir:{d}")]),
+    ));
     assert_eq!(via_dir["Digest"], src_digest);
     let back = dir.path().join("back").display().to_string();
-    run_ok(&mut hoist(&["copy", &format!("dir:{d}"), &format!("oci:{back}:b")]));
-    assert_eq!(json(&run_ok(&mut hoist(&["inspect", &format!("oci:{back}:b")])))["Digest"], src_digest);
+    run_ok(&mut hoist(&[
+        "copy",
+        &format!("dir:{d}"),
+        &format!("oci:{back}:b"),
+    ]));
+    assert_eq!(
+        json(&run_ok(&mut hoist(&["inspect", &format!("oci:{back}:b")])))["Digest"],
+        src_digest
+    );
 
     // A second copy into the same layout transfers nothing.
-    let out = hoist(&["copy", &format!("oci:{layout}:v1"), &format!("oci:{dst}:again")]).output().unwrap();
+    let out = hoist(&[
+        "copy",
+        &format!("oci:{layout}:v1"),
+        &format!("oci:{dst}:again"),
+    ])
+    .output()
+    .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("0 blobs copied, 0 linked, 3 already present"), "{err}");
+    assert!(
+        err.contains("0 blobs copied, 0 linked, 3 already present"),
+        "{err}"
+    );
     let tags = run_ok(&mut hoist(&["tags", &format!("oci:{dst}")]));
     assert_eq!(tags.lines().collect::<Vec<_>>(), ["copied", "again"]);
 }
@@ -118,17 +190,29 @@ fn skopeo_written_layouts_are_read() {
     let dir = tempfile::tempdir().unwrap();
     let layout = two_layer(dir.path());
     let sk = dir.path().join("sk").display().to_string();
-    run_ok(std::process::Command::new("skopeo").args(["copy", &format!("oci:{layout}:v1"), &format!("dir:{sk}")]));
+    run_ok(std::process::Command::new("skopeo").args([
+        "copy",
+        &format!("oci:{layout}:v1"),
+        &format!("dir:{sk}"),
+    ]));
     run_ok(&mut hoist(&["verify", &format!("dir:{sk}")]));
     let ska = dir.path().join("sk.tar").display().to_string();
-    run_ok(std::process::Command::new("skopeo").args(["copy", &format!("oci:{layout}:v1"), &format!("oci-archive:{ska}:t")]));
+    run_ok(std::process::Command::new("skopeo").args([
+        "copy",
+        &format!("oci:{layout}:v1"),
+        &format!("oci-archive:{ska}:t"),
+    ]));
     run_ok(&mut hoist(&["verify", &format!("oci-archive:{ska}:t")]));
 }
 
 fn verify_fails_naming(reference: &str, needle: &str) -> String {
     let out = run_fail(&mut hoist(&["verify", reference]));
     assert_eq!(out.status.code(), Some(1));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
     text
 }
@@ -142,7 +226,12 @@ fn verify_catches_corruption_each_naming_the_blob() {
     let pristine = two_layer(dir.path());
     let fresh = |name: &str| {
         let d = dir.path().join(name).display().to_string();
-        run_ok(&mut hoist(&["copy", "-q", &format!("oci:{pristine}:v1"), &format!("oci:{d}:v1")]));
+        run_ok(&mut hoist(&[
+            "copy",
+            "-q",
+            &format!("oci:{pristine}:v1"),
+            &format!("oci:{d}:v1"),
+        ]));
         d
     };
     let (m, _) = manifest_of(&pristine, "v1");
@@ -194,7 +283,11 @@ fn verify_catches_corruption_each_naming_the_blob() {
     cfg["rootfs"]["diff_ids"][0] = Value::from(bogus.clone());
     let cfg_bytes = serde_json::to_vec(&cfg).unwrap();
     let cfg_digest = hoist::Digest::sha256(&cfg_bytes);
-    fs::write(Path::new(&l).join("blobs/sha256").join(cfg_digest.hex()), &cfg_bytes).unwrap();
+    fs::write(
+        Path::new(&l).join("blobs/sha256").join(cfg_digest.hex()),
+        &cfg_bytes,
+    )
+    .unwrap();
     m3["config"]["digest"] = Value::from(cfg_digest.to_string());
     m3["config"]["size"] = Value::from(cfg_bytes.len());
     retag_with_manifest(&l, "v1", &m3);
@@ -204,7 +297,13 @@ fn verify_catches_corruption_each_naming_the_blob() {
     assert!(text.contains("1 problem"), "{text}");
 
     // --all reports problems across every tag of a layout, and --format json carries them.
-    let out = run_fail(&mut hoist(&["verify", "--all", "--format", "json", &format!("oci:{l}")]));
+    let out = run_fail(&mut hoist(&[
+        "verify",
+        "--all",
+        "--format",
+        "json",
+        &format!("oci:{l}"),
+    ]));
     let report = json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(report["problems"].as_array().unwrap().len(), 1);
 }
@@ -213,7 +312,11 @@ fn verify_catches_corruption_each_naming_the_blob() {
 fn retag_with_manifest(layout: &str, tag: &str, manifest: &Value) {
     let bytes = serde_json::to_vec(manifest).unwrap();
     let digest = hoist::Digest::sha256(&bytes);
-    fs::write(Path::new(layout).join("blobs/sha256").join(digest.hex()), &bytes).unwrap();
+    fs::write(
+        Path::new(layout).join("blobs/sha256").join(digest.hex()),
+        &bytes,
+    )
+    .unwrap();
     let index_path = Path::new(layout).join("index.json");
     let mut index = json(&fs::read_to_string(&index_path).unwrap());
     for e in index["manifests"].as_array_mut().unwrap() {
@@ -236,19 +339,40 @@ fn hostile_layouts_are_refused_clearly() {
 
     // A blob that is a symlink.
     let l = dir.path().join("symlinked").display().to_string();
-    run_ok(&mut hoist(&["copy", "-q", &format!("oci:{layout}:v1"), &format!("oci:{l}:v1")]));
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        &format!("oci:{layout}:v1"),
+        &format!("oci:{l}:v1"),
+    ]));
     let victim = blob_path(&l, m["layers"][0]["digest"].as_str().unwrap());
     fs::remove_file(&victim).unwrap();
-    std::os::unix::fs::symlink(blob_path(&layout, m["layers"][0]["digest"].as_str().unwrap()), &victim).unwrap();
+    std::os::unix::fs::symlink(
+        blob_path(&layout, m["layers"][0]["digest"].as_str().unwrap()),
+        &victim,
+    )
+    .unwrap();
     verify_fails_naming(&format!("oci:{l}:v1"), "symlink");
 
     // A traversal digest in index.json.
     let l2 = dir.path().join("trav").display().to_string();
-    run_ok(&mut hoist(&["copy", "-q", &format!("oci:{layout}:v1"), &format!("oci:{l2}:v1")]));
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        &format!("oci:{layout}:v1"),
+        &format!("oci:{l2}:v1"),
+    ]));
     let ip = Path::new(&l2).join("index.json");
     let text = fs::read_to_string(&ip).unwrap();
-    let manifest_digest = format!("sha256:{}", manifest_path.file_name().unwrap().to_str().unwrap());
-    fs::write(&ip, text.replace(&manifest_digest, "sha256:../../../../../../etc/passwd")).unwrap();
+    let manifest_digest = format!(
+        "sha256:{}",
+        manifest_path.file_name().unwrap().to_str().unwrap()
+    );
+    fs::write(
+        &ip,
+        text.replace(&manifest_digest, "sha256:../../../../../../etc/passwd"),
+    )
+    .unwrap();
     let out = run_fail(&mut hoist(&["inspect", &format!("oci:{l2}:v1")]));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid") && err.contains("digest"), "{err}");
@@ -256,12 +380,24 @@ fn hostile_layouts_are_refused_clearly() {
     // An unknown tag lists the tags that exist.
     let out = run_fail(&mut hoist(&["inspect", &format!("oci:{layout}:nope")]));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("\"nope\"") && err.contains("tags: v1"), "{err}");
+    assert!(
+        err.contains("\"nope\"") && err.contains("tags: v1"),
+        "{err}"
+    );
 
     // An unknown oci-layout version.
     let l3 = dir.path().join("ver").display().to_string();
-    run_ok(&mut hoist(&["copy", "-q", &format!("oci:{layout}:v1"), &format!("oci:{l3}:v1")]));
-    fs::write(Path::new(&l3).join("oci-layout"), r#"{"imageLayoutVersion":"9.9.9"}"#).unwrap();
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        &format!("oci:{layout}:v1"),
+        &format!("oci:{l3}:v1"),
+    ]));
+    fs::write(
+        Path::new(&l3).join("oci-layout"),
+        r#"{"imageLayoutVersion":"9.9.9"}"#,
+    )
+    .unwrap();
     let out = run_fail(&mut hoist(&["inspect", &format!("oci:{l3}:v1")]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("9.9.9"));
 }
@@ -274,14 +410,49 @@ fn gc_removes_only_unreachable_blobs() {
     let dir = tempfile::tempdir().unwrap();
     let layout = two_layer(dir.path());
     let l = dir.path().join("gc").display().to_string();
-    run_ok(&mut hoist(&["copy", "-q", &format!("oci:{layout}:v1"), &format!("oci:{l}:v1")]));
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        &format!("oci:{layout}:v1"),
+        &format!("oci:{l}:v1"),
+    ]));
     let stray = b"not referenced by anything";
     let stray_digest = hoist::Digest::sha256(stray);
-    fs::write(Path::new(&l).join("blobs/sha256").join(stray_digest.hex()), stray).unwrap();
+    fs::write(
+        Path::new(&l).join("blobs/sha256").join(stray_digest.hex()),
+        stray,
+    )
+    .unwrap();
     fs::write(Path::new(&l).join(".hoist-tmp-leftover"), b"partial").unwrap();
     let report = json(&run_ok(&mut hoist(&["gc", "--json", &format!("oci:{l}")])));
-    assert_eq!(report["removed"], serde_json::json!([stray_digest.to_string()]));
+    assert_eq!(
+        report["removed"],
+        serde_json::json!([stray_digest.to_string()])
+    );
     assert_eq!(report["temp_files_removed"], 1);
     assert_eq!(report["kept"], 4, "manifest, config and two layers stay");
     run_ok(&mut hoist(&["verify", "--all", &format!("oci:{l}")]));
+}
+
+#[test]
+fn document_size_limit_is_enforced_and_configurable() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = two_layer(dir.path());
+    let r = format!("oci:{layout}:v1");
+    let out = run_fail(&mut hoist(&["--max-manifest-size", "100", "inspect", &r]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("exceeds the limit of 100 bytes") && err.contains("--max-manifest-size"),
+        "{err}"
+    );
+    run_ok(&mut hoist(&["--max-manifest-size", "1M", "inspect", &r]));
+    let out = run_fail(&mut hoist(&["--max-manifest-size", "12Q", "inspect", &r]));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad flag value is a usage error"
+    );
 }

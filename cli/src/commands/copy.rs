@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use hoist::copy::{CopyOptions, PlatformChoice, copy};
 use hoist::platform::Platform;
 use hoist::progress::{BlobOutcome, Event};
-use hoist::transport::{OpenOptions, open_destination, open_source};
+use hoist::transport::{open_destination, open_source};
 
 /// Arguments of `hoist copy`.
 #[derive(clap::Args, Debug)]
@@ -43,7 +43,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if src_ref == dst_ref {
         bail!("source and destination are the same image ({src_ref})");
     }
-    let open = OpenOptions::default();
+    let open = super::open_options();
     let source =
         open_source(&src_ref, &open).with_context(|| format!("opening source {}", args.source))?;
     let destination = open_destination(&dst_ref, &open)

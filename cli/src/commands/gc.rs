@@ -32,7 +32,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             other.transport()
         ),
     };
-    let layout = Layout::open(&path)?;
+    let layout = Layout::open(&path)?.with_limits(super::limits());
     let report = layout
         .gc()
         .with_context(|| format!("collecting garbage in {}", path.display()))?;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use hoist::platform::Platform;
 use hoist::reference::{ArchiveSelector, TransportRef};
-use hoist::transport::{OpenOptions, open_source};
+use hoist::transport::open_source;
 
 /// Output format of `inspect`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub struct Args {
 /// Runs `hoist inspect`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let reference = super::parse_ref(&args.reference)?;
-    let source = open_source(&reference, &OpenOptions::default())
+    let source = open_source(&reference, &super::open_options())
         .with_context(|| format!("opening {}", args.reference))?;
     let root = source
         .root()

@@ -6,8 +6,72 @@ pub mod inspect;
 pub mod tags;
 pub mod verify;
 
+use std::sync::OnceLock;
+
 use anyhow::{Context, Result};
+use hoist::Limits;
 use hoist::reference::TransportRef;
+use hoist::transport::OpenOptions;
+
+/// Limits every verb applies to what it reads (global flags; defaults from [`hoist::Limits`]).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Largest manifest, index or config read, in bytes (K, M, G suffixes allowed).
+    #[arg(long, global = true, value_parser = parse_size, default_value = "4M")]
+    pub max_manifest_size: u64,
+    /// Deepest nesting of indexes followed.
+    #[arg(long, global = true, default_value_t = 8)]
+    pub max_index_depth: usize,
+}
+
+static LIMITS: OnceLock<Limits> = OnceLock::new();
+
+/// Records the global limit flags (called once by `main`).
+pub fn set_limits(args: &LimitArgs) {
+    let limits = Limits {
+        max_document_size: args.max_manifest_size,
+        max_index_depth: args.max_index_depth,
+        ..Limits::default()
+    };
+    let _ = LIMITS.set(limits);
+}
+
+/// The limits in force.
+pub fn limits() -> Limits {
+    LIMITS.get().cloned().unwrap_or_default()
+}
+
+/// Options for opening transports, carrying the global limits.
+pub fn open_options() -> OpenOptions {
+    let mut options = OpenOptions::default();
+    options.limits = limits();
+    options
+}
+
+/// Parses a byte count with an optional K/M/G/T suffix (powers of 1024).
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => {
+                    return Err(format!(
+                        "unknown size suffix in {text:?} (use K, M, G or T)"
+                    ));
+                }
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("{text:?} is not a size"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
 
 /// Parses a transport reference with a message that names the argument.
 pub fn parse_ref(text: &str) -> Result<TransportRef> {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use hoist::transport::{OpenOptions, open_source};
+use hoist::transport::open_source;
 
 /// Arguments of `hoist tags`.
 #[derive(clap::Args, Debug)]
@@ -19,7 +19,7 @@ pub struct Args {
 /// Runs `hoist tags`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let reference = super::parse_ref(&args.reference)?;
-    let source = open_source(&reference, &OpenOptions::default())?;
+    let source = open_source(&reference, &super::open_options())?;
     let tags = source
         .tags()
         .with_context(|| format!("listing tags of {}", source.name()))?;

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use hoist::layout::Layout;
 use hoist::reference::TransportRef;
 use hoist::transport::oci::OciSource;
-use hoist::transport::{OpenOptions, Source, open_source};
+use hoist::transport::{Source, open_source};
 use hoist::verify::{VerifyOptions, verify};
 
 /// Output format of `verify`.
@@ -45,7 +45,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             TransportRef::Oci {
                 path,
                 reference: None,
-            } => Box::new(OciSource::whole_layout(Layout::open(path)?)),
+            } => Box::new(OciSource::whole_layout(
+                Layout::open(path)?.with_limits(super::limits()),
+            )),
             TransportRef::Oci { .. } => {
                 bail!("--all verifies a whole layout: write oci:PATH without a tag")
             }
@@ -55,7 +57,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ),
         }
     } else {
-        open_source(&reference, &OpenOptions::default())?
+        open_source(&reference, &super::open_options())?
     };
     let report = verify(
         source.as_ref(),

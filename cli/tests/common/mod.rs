@@ -41,7 +41,9 @@ pub fn require_tool(tool: &str) -> bool {
 
 /// Runs a command, panicking with its output when it fails. Returns stdout.
 pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     if !out.status.success() {
         panic!(
             "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
@@ -55,7 +57,9 @@ pub fn run_ok(cmd: &mut Command) -> String {
 
 /// Runs a command that must fail; returns its output.
 pub fn run_fail(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     assert!(
         !out.status.success(),
         "{cmd:?} succeeded but should have failed\nstdout:\n{}",
@@ -77,9 +81,15 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
     for e in walkdir_sorted(dir) {
         let meta = std::fs::symlink_metadata(&e).expect("stat");
         let desc = if meta.is_file() {
-            format!("file {}", hoist::Digest::sha256(&std::fs::read(&e).expect("read")))
+            format!(
+                "file {}",
+                hoist::Digest::sha256(&std::fs::read(&e).expect("read"))
+            )
         } else if meta.file_type().is_symlink() {
-            format!("link {}", std::fs::read_link(&e).expect("readlink").display())
+            format!(
+                "link {}",
+                std::fs::read_link(&e).expect("readlink").display()
+            )
         } else {
             "dir".to_string()
         };
@@ -92,7 +102,9 @@ fn walkdir_sorted(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {

@@ -24,7 +24,13 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 /// Writes an image of `layers` uncompressed layers of `layer_size` bytes each into the layout at `dir`
 /// under `tag`. Layer contents are noise (copy and verify do not need valid tars). Returns the manifest
 /// digest.
-pub fn write_image(dir: &Path, tag: &str, layers: usize, layer_size: usize, seed: u64) -> hoist::Digest {
+pub fn write_image(
+    dir: &Path,
+    tag: &str,
+    layers: usize,
+    layer_size: usize,
+    seed: u64,
+) -> hoist::Digest {
     let layout = Layout::create(dir).expect("create layout");
     let _lock = layout.lock().expect("lock");
     let mut descs = Vec::new();

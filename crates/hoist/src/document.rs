@@ -191,7 +191,8 @@ impl Document {
     /// Parses as an image manifest, checking `schemaVersion` and that every descriptor is well formed.
     pub fn manifest(&self) -> Result<ImageManifest> {
         let m: ImageManifest = serde_json::from_slice(&self.bytes).map_err(|e| {
-            explain_bad_digest(&self.bytes).unwrap_or_else(|| Error::invalid_document(self.what(), e.to_string()))
+            explain_bad_digest(&self.bytes)
+                .unwrap_or_else(|| Error::invalid_document(self.what(), e.to_string()))
         })?;
         if m.schema_version() != 2 {
             return Err(Error::invalid_document(
@@ -209,7 +210,8 @@ impl Document {
     /// Parses as an image index, checking `schemaVersion` and every child descriptor's digest.
     pub fn index(&self) -> Result<ImageIndex> {
         let i: ImageIndex = serde_json::from_slice(&self.bytes).map_err(|e| {
-            explain_bad_digest(&self.bytes).unwrap_or_else(|| Error::invalid_document(self.what(), e.to_string()))
+            explain_bad_digest(&self.bytes)
+                .unwrap_or_else(|| Error::invalid_document(self.what(), e.to_string()))
         })?;
         if i.schema_version() != 2 {
             return Err(Error::invalid_document(

@@ -327,7 +327,10 @@ impl Layout {
         let index: ImageIndex = serde_json::from_value(v.clone()).map_err(|e| {
             let bytes = serde_json::to_vec(&v).unwrap_or_default();
             crate::document::explain_bad_digest(&bytes).unwrap_or_else(|| {
-                Error::invalid_document(format!("{}/index.json", self.root.display()), e.to_string())
+                Error::invalid_document(
+                    format!("{}/index.json", self.root.display()),
+                    e.to_string(),
+                )
             })
         })?;
         for d in index.manifests() {
