@@ -43,9 +43,7 @@ pub fn limits() -> Limits {
 
 /// Options for opening transports, carrying the global limits.
 pub fn open_options() -> OpenOptions {
-    let mut options = OpenOptions::default();
-    options.limits = limits();
-    options
+    OpenOptions::default().with_limits(limits())
 }
 
 /// Parses a byte count with an optional K/M/G/T suffix (powers of 1024).

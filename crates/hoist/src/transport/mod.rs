@@ -121,6 +121,14 @@ pub struct OpenOptions {
     pub limits: Limits,
 }
 
+impl OpenOptions {
+    /// Replaces the limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
 /// Opens the source a reference names.
 pub fn open_source(reference: &TransportRef, opts: &OpenOptions) -> Result<Box<dyn Source>> {
     match reference {
