@@ -20,7 +20,7 @@ fn three_platform_layout(dir: &Path) -> (String, Vec<(String, String)>) {
         .iter()
         .enumerate()
     {
-        let tag = format!("{arch}");
+        let tag = arch.to_string();
         let digest = synth::write_image(&layout_path, &tag, 1, 1000 + i, 100 + i as u64);
         let layout = Layout::open(&layout_path).unwrap();
         let size = std::fs::metadata(layout.blob_path(&digest)).unwrap().len();
