@@ -5,10 +5,11 @@
 
 mod commands;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// hoist: copy, inspect, verify and unpack OCI and Docker images.
 #[derive(Parser, Debug)]
@@ -41,6 +42,10 @@ enum Command {
     Tags(commands::tags::Args),
     /// Remove blobs of a layout that no tag or index entry reaches.
     Gc(commands::gc::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion(commands::completion::Args),
+    /// Print or write man pages for hoist and each verb.
+    Man(commands::man::Args),
 }
 
 fn init_logging(verbose: u8) {
@@ -69,6 +74,8 @@ fn main() -> ExitCode {
         Command::Copy(a) => commands::copy::run(a),
         Command::Tags(a) => commands::tags::run(a),
         Command::Gc(a) => commands::gc::run(a),
+        Command::Completion(a) => commands::completion::run(a, Cli::command()),
+        Command::Man(a) => commands::man::run(a, Cli::command()),
     };
     match result {
         Ok(code) => code,

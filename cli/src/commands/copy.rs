@@ -1,12 +1,10 @@
 //! `hoist copy SRC DEST`: copy an image between transports, verifying every blob as it streams.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use hoist::copy::{CopyOptions, PlatformChoice, copy};
 use hoist::platform::Platform;
-use hoist::progress::{BlobOutcome, Event};
 use hoist::transport::{open_destination, open_source};
 
 /// Arguments of `hoist copy`.
@@ -34,6 +32,9 @@ pub struct Args {
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
+    /// How to show progress on stderr.
+    #[arg(long, value_enum, default_value_t = crate::progress::Mode::Auto)]
+    progress: crate::progress::Mode,
 }
 
 /// Runs `hoist copy`.
@@ -54,33 +55,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         (false, [one]) => PlatformChoice::One(one.clone()),
         (false, many) => PlatformChoice::Subset(many.to_vec()),
     };
-    let quiet = args.quiet;
-    let progress: hoist::progress::Sink = Arc::new(move |ev: &Event| {
-        if quiet {
-            return;
-        }
-        if let Event::BlobDone { digest, size, how } = ev {
-            let verb = match how {
-                BlobOutcome::Copied => "copied",
-                BlobOutcome::Linked => "linked",
-                BlobOutcome::Skipped => "skipped (already present)",
-                BlobOutcome::Foreign => "left out (foreign layer)",
-                BlobOutcome::Verified => "verified",
-            };
-            eprintln!(
-                "blob {} {verb} ({})",
-                digest.short(),
-                hoist::limits::human_bytes(*size)
-            );
-        }
-    });
+    let progress = crate::progress::sink(args.progress, args.quiet);
     let report = copy(
         source.as_ref(),
         destination.as_ref(),
         &CopyOptions {
             platforms,
             jobs: args.jobs,
-            progress: Some(progress),
+            progress: progress.clone(),
         },
     )
     .with_context(|| format!("copying {} to {}", source.name(), destination.name()))?;

@@ -1,8 +1,10 @@
 //! One module per verb. Each turns its arguments into library calls and renders the result.
 
+pub mod completion;
 pub mod copy;
 pub mod gc;
 pub mod inspect;
+pub mod man;
 pub mod tags;
 pub mod verify;
 

@@ -35,6 +35,9 @@ pub struct Args {
     /// Layers verified at once (default: number of CPUs).
     #[arg(long, default_value_t = 0)]
     jobs: usize,
+    /// How to show progress on stderr (default: bars on a terminal, nothing otherwise).
+    #[arg(long, value_enum)]
+    progress: Option<crate::progress::Mode>,
 }
 
 /// Runs `hoist verify`.
@@ -63,7 +66,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         source.as_ref(),
         &VerifyOptions {
             jobs: args.jobs,
-            progress: None,
+            progress: crate::progress::sink(
+                args.progress
+                    .unwrap_or(if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                        crate::progress::Mode::Bars
+                    } else {
+                        crate::progress::Mode::None
+                    }),
+                false,
+            ),
         },
     );
     match args.format {
