@@ -226,6 +226,19 @@ impl Document {
     }
 }
 
+/// Checks that a descriptor a reference resolved to names a manifest or an index; a Docker schema 1
+/// manifest gets its own message.
+pub fn check_root_media_type(media_type: &str, what: &str) -> Result<()> {
+    match media_type::kind(media_type) {
+        Kind::Manifest { .. } | Kind::Index { .. } => Ok(()),
+        Kind::Schema1 => Err(schema1_error(what)),
+        _ => Err(Error::UnsupportedMediaType {
+            media_type: media_type.to_string(),
+            what: format!("{what}: not a manifest or index"),
+        }),
+    }
+}
+
 /// Parses an image config, with a clear error naming it.
 pub fn parse_config(bytes: &[u8], digest: &Digest) -> Result<ImageConfiguration> {
     serde_json::from_slice(bytes)

@@ -76,17 +76,10 @@ impl Source for OciSource {
             return Document::new(media_type::OCI_INDEX, bytes);
         }
         let desc = self.root_descriptor()?;
-        let mt = desc.media_type().to_string();
-        if !media_type::is_document(&mt) {
-            return Err(Error::UnsupportedMediaType {
-                media_type: mt,
-                what: format!(
-                    "{} (index.json entry {}): not a manifest or index",
-                    self.name(),
-                    desc.digest()
-                ),
-            });
-        }
+        crate::document::check_root_media_type(
+            desc.media_type().as_ref(),
+            &format!("{} (index.json entry {})", self.name(), desc.digest()),
+        )?;
         self.layout.read_document(&desc)
     }
 

@@ -12,7 +12,6 @@ use crate::descriptor::{Descriptor, digest_of};
 use crate::document::Document;
 use crate::error::{Error, IoContext, Result};
 use crate::limits::Limits;
-use crate::media_type;
 use crate::reference::LayoutRef;
 
 use super::oci::OciDestination;
@@ -110,12 +109,7 @@ impl Source for OciArchiveSource {
                 return Ok(doc);
             }
         };
-        if !media_type::is_document(desc.media_type().as_ref()) {
-            return Err(Error::UnsupportedMediaType {
-                media_type: desc.media_type().to_string(),
-                what: format!("{}: not a manifest or index", self.name()),
-            });
-        }
+        crate::document::check_root_media_type(desc.media_type().as_ref(), &self.name())?;
         super::read_document(self, &desc)
     }
 
