@@ -58,7 +58,15 @@ fn kind_of(changes: &[hoist::diff::Change], path: &str) -> Option<ChangeKind> {
 }
 
 /// (path, entry type, link name, uid, gid, mtime, pax records) of every entry of a tar.
-type TarEntry = (String, tar::EntryType, Option<String>, u64, u64, u64, Vec<(String, Vec<u8>)>);
+type TarEntry = (
+    String,
+    tar::EntryType,
+    Option<String>,
+    u64,
+    u64,
+    u64,
+    Vec<(String, Vec<u8>)>,
+);
 
 fn read_tar(bytes: &[u8]) -> Vec<TarEntry> {
     let mut ar = tar::Archive::new(bytes);
@@ -116,12 +124,7 @@ fn changes_cover_add_modify_chmod_delete_replace_link_xattr() {
     symlink("keep.txt", upper.join("newlink")).unwrap();
     xattr::set(upper.join("keep.txt"), "user.hoist", b"v1").unwrap();
 
-    let diff = compute(
-        &DirTree::new(&lower),
-        &upper,
-        &DiffOptions::default(),
-    )
-    .unwrap();
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
     assert!(!diff.is_empty());
     let changes = diff.changes();
     let modified = |p: &str| match kind_of(&changes, p) {
@@ -136,8 +139,16 @@ fn changes_cover_add_modify_chmod_delete_replace_link_xattr() {
     assert!(k.xattrs && !k.content && !k.mode, "{k:?}");
     assert_eq!(kind_of(&changes, "c.txt"), Some(ChangeKind::Deleted));
     assert_eq!(kind_of(&changes, "dir1"), Some(ChangeKind::Deleted));
-    assert_eq!(kind_of(&changes, "dir1/x"), None, "contents of a deleted dir are implied");
-    assert_eq!(kind_of(&changes, "dir2/z"), None, "replaced dir's contents are implied");
+    assert_eq!(
+        kind_of(&changes, "dir1/x"),
+        None,
+        "contents of a deleted dir are implied"
+    );
+    assert_eq!(
+        kind_of(&changes, "dir2/z"),
+        None,
+        "replaced dir's contents are implied"
+    );
     for p in ["new.txt", "new-hard", "newlink"] {
         assert_eq!(kind_of(&changes, p), Some(ChangeKind::Added), "{p}");
     }
@@ -168,12 +179,22 @@ fn changes_cover_add_modify_chmod_delete_replace_link_xattr() {
     let blob = write_layer_file(&diff, &out, &tar_opts()).unwrap();
     let bytes = fs::read(&out).unwrap();
     assert_eq!(blob.digest, hoist::Digest::sha256(&bytes));
-    assert_eq!(blob.diff_id, blob.digest, "uncompressed: digest is the diff_id");
+    assert_eq!(
+        blob.diff_id, blob.digest,
+        "uncompressed: digest is the diff_id"
+    );
     assert_eq!(blob.size, bytes.len() as u64);
     let entries = read_tar(&bytes);
     let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
     for want in [
-        "a.txt", "b.txt", ".wh.c.txt", ".wh.dir1", "dir2", "keep.txt", "new-hard", "new.txt",
+        "a.txt",
+        "b.txt",
+        ".wh.c.txt",
+        ".wh.dir1",
+        "dir2",
+        "keep.txt",
+        "new-hard",
+        "new.txt",
         "newlink",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
@@ -231,7 +252,11 @@ fn emptied_directory_becomes_opaque_but_one_deletion_among_many_does_not() {
         write(&lower.join(format!("kept/big{i}")), &"k".repeat(10_000));
     }
     let upper = t.path().join("upper");
-    sh(&format!("cp -a '{}' '{}'", lower.display(), upper.display()));
+    sh(&format!(
+        "cp -a '{}' '{}'",
+        lower.display(),
+        upper.display()
+    ));
     for i in 0..6 {
         fs::remove_file(upper.join(format!("wiped/f{i}"))).unwrap();
     }
@@ -262,8 +287,14 @@ fn emptied_directory_becomes_opaque_but_one_deletion_among_many_does_not() {
         .into_iter()
         .map(|e| e.0)
         .collect();
-    let opq = names.iter().position(|n| n == "wiped/.wh..wh..opq").unwrap();
-    let dir = names.iter().position(|n| n == "wiped/" || n == "wiped").unwrap();
+    let opq = names
+        .iter()
+        .position(|n| n == "wiped/.wh..wh..opq")
+        .unwrap();
+    let dir = names
+        .iter()
+        .position(|n| n == "wiped/" || n == "wiped")
+        .unwrap();
     assert!(dir < opq, "{names:?}");
     assert!(names.contains(&"wiped/fresh".to_string()));
     assert!(names.contains(&"kept/.wh.big0".to_string()));
@@ -282,7 +313,11 @@ fn rootless_owner_record_is_restored_and_not_written_as_xattr() {
     let entries = read_tar(&fs::read(&out).unwrap());
     let e = entries.iter().find(|e| e.0 == "owned").unwrap();
     assert_eq!((e.3, e.4), (1234, 5678));
-    assert!(e.6.iter().all(|(k, _)| !k.contains("rootless")), "{:?}", e.6);
+    assert!(
+        e.6.iter().all(|(k, _)| !k.contains("rootless")),
+        "{:?}",
+        e.6
+    );
     // Fixed owner options override everything.
     let fixed = LayerOptions {
         uid: Some(0),
@@ -379,11 +414,7 @@ fn gzip_output_is_read_by_gzip_itself() {
     let d = compute(&DirTree::new(&empty), &a, &DiffOptions::default()).unwrap();
     let out = t.path().join("l.tar.gz");
     let blob = write_layer_file(&d, &out, &LayerOptions::default()).unwrap();
-    let o = Command::new("gzip")
-        .arg("-dc")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = Command::new("gzip").arg("-dc").arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(hoist::Digest::sha256(&o.stdout), blob.diff_id);
 }

@@ -91,6 +91,9 @@ pub enum LowerContent<'a> {
     Unavailable,
 }
 
+/// Entries of a tree in path order, each a relative path with its metadata.
+pub type Entries<'a> = Box<dyn Iterator<Item = Result<(PathBuf, Meta)>> + 'a>;
+
 /// The lower side of a diff: what the upper tree is compared against.
 ///
 /// Paths are relative to the tree's root, without a leading `/` or `./`; the root itself is never an
@@ -98,7 +101,7 @@ pub enum LowerContent<'a> {
 pub trait LowerTree {
     /// Every entry below the root, in [`Path`] order (component-wise, so a directory's contents follow
     /// it directly).
-    fn entries(&self) -> Result<Box<dyn Iterator<Item = Result<(PathBuf, Meta)>> + '_>>;
+    fn entries(&self) -> Result<Entries<'_>>;
     /// The metadata of one path, `None` when it is absent.
     fn lookup(&self, path: &Path) -> Result<Option<Meta>>;
     /// The content of a regular file, for content comparison.

@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::{FileType, LowerContent, LowerTree, Meta};
+use super::{Entries, FileType, LowerContent, LowerTree, Meta};
 use crate::error::{Error, IoContext, Result};
 
 /// The extended attribute in which umoci's rootless unpack records an entry's real owner (a protobuf
@@ -186,7 +186,7 @@ fn meta_from(full: &Path, m: &fs::Metadata) -> Result<Meta> {
 }
 
 impl LowerTree for DirTree {
-    fn entries(&self) -> Result<Box<dyn Iterator<Item = Result<(PathBuf, Meta)>> + '_>> {
+    fn entries(&self) -> Result<Entries<'_>> {
         let root_meta = fs::symlink_metadata(&self.root)
             .ctx(|| format!("reading directory {}", self.root.display()))?;
         if !root_meta.is_dir() {
