@@ -6,7 +6,9 @@ use hoist::reference::{ImageName, TransportRef};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(r) = TransportRef::parse(text) {
         let again = TransportRef::parse(&r.to_string()).expect("a printed reference parses");
         assert_eq!(again, r, "{text:?} -> {r}");
