@@ -46,6 +46,8 @@ enum Command {
     Diff(Box<commands::diff::Args>),
     /// Edit an image's config (env, entrypoint, cmd, labels, ...) as `umoci config` does.
     Config(Box<commands::config::Args>),
+    /// Unpack an image into a directory or an OCI runtime bundle, as `umoci unpack` does.
+    Unpack(Box<commands::unpack::Args>),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(commands::completion::Args),
     /// Print or write man pages for hoist and each verb.
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Gc(a) => commands::gc::run(a),
         Command::Diff(a) => commands::diff::run(*a),
         Command::Config(a) => commands::config::run(*a),
+        Command::Unpack(a) => commands::unpack::run(*a),
         Command::Completion(a) => commands::completion::run(a, Cli::command()),
         Command::Man(a) => commands::man::run(a, Cli::command()),
     };

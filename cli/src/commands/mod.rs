@@ -8,6 +8,7 @@ pub mod gc;
 pub mod inspect;
 pub mod man;
 pub mod tags;
+pub mod unpack;
 pub mod verify;
 
 use std::sync::OnceLock;

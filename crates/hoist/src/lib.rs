@@ -15,6 +15,7 @@
 //! ```
 
 pub mod blob;
+pub mod bundle;
 pub mod compress;
 pub mod config_edit;
 pub mod copy;
@@ -25,6 +26,7 @@ pub mod document;
 pub mod error;
 pub mod image;
 pub mod inspect;
+pub mod layer;
 pub mod layout;
 pub mod limits;
 pub mod media_type;
@@ -32,6 +34,7 @@ pub mod platform;
 pub mod progress;
 pub mod reference;
 pub mod transport;
+pub mod unpack;
 pub mod verify;
 
 pub use digest::Digest;

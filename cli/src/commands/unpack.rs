@@ -1,0 +1,127 @@
+//! `hoist unpack REF DIR`: apply an image's layers to a directory (or an OCI runtime bundle), safely
+//! and verified, as `umoci unpack` does.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use hoist::layer::{ApplyOptions, IdMap, WhiteoutFormat};
+use hoist::platform::Platform;
+use hoist::transport::open_source;
+use hoist::unpack::{UnpackOptions, unpack};
+
+/// `--whiteout-format` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhiteoutArg {
+    /// Apply whiteouts: remove what they name (default).
+    Apply,
+    /// Keep them as overlayfs whiteouts (0/0 character devices, `trusted.overlay.opaque`).
+    Overlay,
+}
+
+/// Arguments of `hoist unpack`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  hoist unpack oci:./layout:latest ./rootfs\n  \
+    hoist unpack --bundle oci:./layout:latest ./bundle && runc run -b ./bundle ctr\n  \
+    hoist unpack --rootless --platform linux/arm64 oci-archive:img.tar ./tree\n  \
+    hoist unpack --uid-map 0:100000:65536 --gid-map 0:100000:65536 oci:./layout:v1 ./shifted"
+)]
+pub struct Args {
+    /// The image (`oci:PATH[:TAG]`, `oci-archive:PATH[:TAG]`, `dir:PATH`, ...).
+    image: String,
+    /// The target directory (created; must be absent or empty).
+    dir: PathBuf,
+    /// The platform to unpack from a multi-platform image (default: the host's).
+    #[arg(long)]
+    platform: Option<Platform>,
+    /// Write an OCI runtime bundle: DIR/rootfs, DIR/config.json (mode 0700), as umoci does.
+    #[arg(long)]
+    bundle: bool,
+    /// Do not apply ownership, devices or security.* xattrs; record owners in the
+    /// user.rootlesscontainers xattr (umoci-compatible). The default when not running as root.
+    #[arg(long)]
+    rootless: bool,
+    /// Shift owners: CONTAINER:HOST:SIZE (repeatable; as root).
+    #[arg(long, conflicts_with = "rootless")]
+    uid_map: Vec<IdMap>,
+    /// Shift groups: CONTAINER:HOST:SIZE (repeatable; as root).
+    #[arg(long, conflicts_with = "rootless")]
+    gid_map: Vec<IdMap>,
+    /// What to do with whiteouts.
+    #[arg(long, value_enum, default_value_t = WhiteoutArg::Apply)]
+    whiteout_format: WhiteoutArg,
+    /// Most bytes of file content written in total (K, M, G, T suffixes).
+    #[arg(long, value_parser = super::parse_size, default_value = "64G")]
+    max_size: u64,
+    /// Most uncompressed bytes in one layer.
+    #[arg(long, value_parser = super::parse_size, default_value = "64G")]
+    max_layer_size: u64,
+    /// Most entries in one layer.
+    #[arg(long, default_value_t = 10_000_000)]
+    max_entries: u64,
+    /// Longest path in a layer, in bytes.
+    #[arg(long, default_value_t = 4096)]
+    max_path_length: usize,
+    /// Largest ratio of uncompressed to compressed bytes in a layer (past its first 64 MiB).
+    #[arg(long, default_value_t = 1000)]
+    max_compression_ratio: u64,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// Runs `hoist unpack`.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let reference = super::parse_ref(&args.image)?;
+    let mut limits = super::limits();
+    limits.max_unpack_size = args.max_size;
+    limits.max_layer_size = args.max_layer_size;
+    limits.max_entries = args.max_entries;
+    limits.max_path_length = args.max_path_length;
+    limits.max_compression_ratio = args.max_compression_ratio;
+    let open = super::open_options().with_limits(limits.clone());
+    let source =
+        open_source(&reference, &open).with_context(|| format!("opening {}", args.image))?;
+    let opts = UnpackOptions {
+        platform: args.platform,
+        bundle: args.bundle,
+        apply: ApplyOptions {
+            rootless: args.rootless,
+            uid_map: args.uid_map,
+            gid_map: args.gid_map,
+            whiteout: match args.whiteout_format {
+                WhiteoutArg::Apply => WhiteoutFormat::Apply,
+                WhiteoutArg::Overlay => WhiteoutFormat::Overlay,
+            },
+            ..ApplyOptions::default()
+        },
+        limits: Some(limits),
+    };
+    let report = unpack(source.as_ref(), &args.dir, &opts).with_context(|| {
+        format!(
+            "unpacking {} into {} (left incomplete: remove it and retry)",
+            source.name(),
+            args.dir.display()
+        )
+    })?;
+    if !args.quiet {
+        eprintln!(
+            "unpacked {} ({} layers, {} entries, {}){} into {}",
+            report.manifest,
+            report.layers,
+            report.entries,
+            hoist::limits::human_bytes(report.bytes),
+            if report.rootless { ", rootless" } else { "" },
+            args.dir.display()
+        );
+        if !report.skipped_devices.is_empty() {
+            eprintln!(
+                "warning: {} device node(s) were not created (rootless), e.g. /{}",
+                report.skipped_devices.len(),
+                report.skipped_devices[0]
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,468 @@
+//! Unpacking an image to a directory: resolve the image, stream every layer (verified, decompressed,
+//! hashed for its diff_id) into the [`crate::layer`] applier, and record what was unpacked.
+//!
+//! One thread reads: blob bytes through the [`crate::blob::VerifiedReader`] (compressed digest and
+//! size), the decoder, the diff_id hash and the tar parser; it moves on to the next layer as soon as one
+//! is parsed. The calling thread writes files. A bounded channel between them keeps memory flat and
+//! preserves layer order. Until the unpack has finished, the target holds a marker file
+//! ([`INCOMPLETE_MARKER`]), so a failed unpack is never mistaken for a finished one.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
+
+use crate::descriptor::{Descriptor, describe};
+use crate::digest::{Algorithm, Digest, Hasher};
+use crate::error::{Error, IoContext, Result, from_io, to_io};
+use crate::image::{Image, resolve};
+use crate::layer::state::{STATE_FORMAT, STATE_VERSION, StateHeader, UnpackState};
+use crate::layer::{Applier, ApplyOptions, Msg, ReadTotals, WhiteoutFormat, parse_layer};
+use crate::limits::{Limits, human_bytes};
+use crate::media_type::{self, Kind};
+use crate::platform::Platform;
+use crate::transport::{Source, open_verified};
+
+/// The marker file present in the target while an unpack is under way (or after it failed).
+pub const INCOMPLETE_MARKER: &str = ".hoist-unpack-incomplete";
+/// The state file of a bundle (beside `rootfs/`).
+pub const BUNDLE_STATE: &str = "hoist-state.json";
+/// The state file of a plain unpack (at the top of the tree, left out of its own listing).
+pub const PLAIN_STATE: &str = ".hoist-state.json";
+
+/// How many messages (entries and data chunks of up to 256 KiB) may wait between reader and writer.
+const CHANNEL_DEPTH: usize = 64;
+
+/// Options of [`unpack`].
+#[derive(Debug, Clone, Default)]
+pub struct UnpackOptions {
+    /// The platform to choose from an index (the host's when `None`).
+    pub platform: Option<Platform>,
+    /// Write an OCI runtime bundle (`DIR/rootfs`, `DIR/config.json`) instead of a plain tree.
+    pub bundle: bool,
+    /// How entries are applied (rootless, id maps, whiteout format).
+    pub apply: ApplyOptions,
+    /// Limits; the source's limits when `None`.
+    pub limits: Option<Limits>,
+}
+
+/// What an unpack did.
+#[derive(Debug, Clone)]
+pub struct UnpackReport {
+    /// The manifest unpacked.
+    pub manifest: Digest,
+    /// Number of layers applied.
+    pub layers: usize,
+    /// Entries applied.
+    pub entries: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+    /// True when ownership was recorded rather than applied.
+    pub rootless: bool,
+    /// Device nodes not created (rootless).
+    pub skipped_devices: Vec<String>,
+    /// The tree's directory.
+    pub rootfs: PathBuf,
+    /// The state file.
+    pub state: PathBuf,
+}
+
+/// Reports hoist errors raised under a reader that other code (the decoder, the tar parser) may wrap
+/// or reword: the first one is kept here and preferred over whatever message comes out.
+#[derive(Default)]
+struct ErrorSlot(Mutex<Option<Error>>);
+
+impl ErrorSlot {
+    fn keep(&self, e: io::Error, what: &str) -> io::Error {
+        if e.get_ref().is_some_and(|i| i.is::<Error>()) {
+            let err = from_io(e, || what.to_string());
+            let text = err.to_string();
+            if let Ok(mut slot) = self.0.lock()
+                && slot.is_none()
+            {
+                *slot = Some(err);
+            }
+            return io::Error::other(text);
+        }
+        e
+    }
+
+    fn take(&self) -> Option<Error> {
+        self.0.lock().ok().and_then(|mut s| s.take())
+    }
+}
+
+/// Counts the compressed bytes the decoder pulls.
+struct Counting<'a, R> {
+    inner: R,
+    count: &'a AtomicU64,
+    slot: &'a ErrorSlot,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.count.fetch_add(n as u64, Ordering::Relaxed);
+                Ok(n)
+            }
+            Err(e) => Err(self.slot.keep(e, "reading layer")),
+        }
+    }
+}
+
+/// Hashes the uncompressed stream (diff_id) and enforces the layer size and compression ratio.
+struct LayerStream<'a, R> {
+    inner: R,
+    hasher: Hasher,
+    read: u64,
+    compressed: &'a AtomicU64,
+    limits: &'a Limits,
+    name: &'a str,
+    slot: &'a ErrorSlot,
+}
+
+/// Past this many uncompressed bytes, the compression ratio is checked.
+const RATIO_GRACE: u64 = 64 << 20;
+
+impl<R: Read> Read for LayerStream<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) => return Err(self.slot.keep(e, self.name)),
+        };
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        let fail = |e: Error| Err(self.slot.keep(to_io(e), self.name));
+        if self.read > self.limits.max_layer_size {
+            return fail(Error::LimitExceeded {
+                what: format!("uncompressed size of {}", self.name),
+                limit: human_bytes(self.limits.max_layer_size),
+                option: "--max-layer-size".into(),
+            });
+        }
+        let compressed = self.compressed.load(Ordering::Relaxed).max(1);
+        if self.read > RATIO_GRACE && self.read / compressed > self.limits.max_compression_ratio {
+            return fail(Error::LimitExceeded {
+                what: format!(
+                    "compression ratio of {} ({} bytes from {compressed})",
+                    self.name, self.read
+                ),
+                limit: format!("{}:1", self.limits.max_compression_ratio),
+                option: "--max-compression-ratio".into(),
+            });
+        }
+        Ok(n)
+    }
+}
+
+fn send(tx: &SyncSender<Msg>, stopped: &AtomicBool, msg: Msg) -> Result<()> {
+    tx.send(msg).map_err(|_| {
+        stopped.store(true, Ordering::Relaxed);
+        Error::Other("unpack stopped".into())
+    })
+}
+
+/// Reads one layer and sends its entries. Verifies size, digest and diff_id.
+#[allow(clippy::too_many_arguments)]
+fn read_layer(
+    source: &dyn Source,
+    desc: &Descriptor,
+    name: &str,
+    diff_id: &Digest,
+    limits: &Limits,
+    totals: &mut ReadTotals,
+    tx: &SyncSender<Msg>,
+    stopped: &AtomicBool,
+) -> Result<()> {
+    let media = desc.media_type().to_string();
+    let (compression, foreign) = match media_type::kind(&media) {
+        Kind::Layer {
+            compression,
+            foreign,
+            ..
+        } => (compression, foreign),
+        _ => {
+            return Err(Error::UnsupportedMediaType {
+                media_type: media,
+                what: name.to_string(),
+            });
+        }
+    };
+    let mut verified = match open_verified(source, desc) {
+        Err(Error::BlobNotFound { digest, location }) if foreign => {
+            let urls = desc.urls().clone().unwrap_or_default().join(", ");
+            return Err(Error::Unsupported(format!(
+                "{name} is a non-distributable (foreign) layer and its blob {digest} is not in \
+                 {location}; hoist does not fetch foreign URLs{}",
+                if urls.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({urls})")
+                }
+            )));
+        }
+        other => other?,
+    };
+    if foreign {
+        tracing::info!("{name} is non-distributable; its blob is present and is applied");
+    }
+    let slot = ErrorSlot::default();
+    let compressed = AtomicU64::new(0);
+    let result = (|| -> Result<Digest> {
+        let counting = Counting {
+            inner: &mut verified,
+            count: &compressed,
+            slot: &slot,
+        };
+        let decoder = crate::compress::decoder(compression, counting)
+            .map_err(|e| from_io(e, || format!("opening {name}")))?;
+        let stream = LayerStream {
+            inner: decoder,
+            hasher: Algorithm::Sha256.hasher(),
+            read: 0,
+            compressed: &compressed,
+            limits,
+            name,
+            slot: &slot,
+        };
+        send(tx, stopped, Msg::LayerStart(name.to_string()))?;
+        let mut stream = parse_layer(stream, name, limits, totals, &mut |m| send(tx, stopped, m))?;
+        // The tar ended; whatever follows in the stream still belongs to the diff_id. Data that is
+        // not valid compressed data (trailing bytes after the last gzip member) ends the stream.
+        if let Err(e) = io::copy(&mut stream, &mut io::sink()) {
+            if let Some(err) = slot.take() {
+                return Err(err);
+            }
+            tracing::debug!("{name}: ignoring trailing data after the compressed stream: {e}");
+        }
+        Ok(stream.hasher.finish())
+    })();
+    let actual = match result {
+        Ok(d) => d,
+        Err(e) => return Err(slot.take().unwrap_or(e)),
+    };
+    // Every byte of the blob is read and hashed, and never more than its size.
+    verified.finish()?;
+    if &actual != diff_id {
+        return Err(Error::DigestMismatch {
+            what: format!("{name} diff_id (uncompressed content)"),
+            expected: diff_id.clone(),
+            actual,
+        });
+    }
+    send(tx, stopped, Msg::LayerEnd)
+}
+
+fn prepare_target(dir: &Path) -> Result<()> {
+    match std::fs::read_dir(dir) {
+        Ok(mut rd) => {
+            if rd.next().is_some() {
+                return Err(Error::Other(format!(
+                    "{} is not empty: unpack into a new or empty directory",
+                    dir.display()
+                )));
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
+        }
+        Err(e) => return Err(Error::io(format!("reading {}", dir.display()), e)),
+    }
+    Ok(())
+}
+
+/// Unpacks the image of `source` into `dir` (created; must be absent or empty).
+pub fn unpack(source: &dyn Source, dir: &Path, opts: &UnpackOptions) -> Result<UnpackReport> {
+    let image = resolve(source, opts.platform.as_ref())?;
+    unpack_image(source, &image, dir, opts)
+}
+
+/// Unpacks an already resolved image.
+pub fn unpack_image(
+    source: &dyn Source,
+    image: &Image,
+    dir: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackReport> {
+    let limits = opts
+        .limits
+        .clone()
+        .unwrap_or_else(|| source.limits().clone());
+    let Some(config) = image.config.as_ref() else {
+        return Err(Error::UnsupportedMediaType {
+            media_type: image.manifest.config().media_type().to_string(),
+            what: format!(
+                "the config of {} (not a container image, nothing to unpack)",
+                image.digest()
+            ),
+        });
+    };
+    let layers = image.manifest.layers().clone();
+    let diff_ids = image.diff_ids()?;
+    if diff_ids.len() != layers.len() {
+        return Err(Error::invalid_document(
+            format!("image {}", image.digest()),
+            format!(
+                "the config lists {} diff_ids for {} layers",
+                diff_ids.len(),
+                layers.len()
+            ),
+        ));
+    }
+
+    let privileged = !opts.apply.rootless && rustix::process::geteuid().is_root();
+    if !privileged && opts.apply.whiteout == WhiteoutFormat::Overlay {
+        return Err(Error::Unsupported(
+            "--whiteout-format overlay creates character devices and trusted.* xattrs, which \
+             needs root (not --rootless)"
+                .into(),
+        ));
+    }
+    prepare_target(dir)?;
+    let marker = dir.join(INCOMPLETE_MARKER);
+    std::fs::write(
+        &marker,
+        format!(
+            "hoist is unpacking {} here; if this file remains, the unpack did not finish\n",
+            image.digest()
+        ),
+    )
+    .ctx(|| format!("writing {}", marker.display()))?;
+    let (rootfs, state_path, reserved) = if opts.bundle {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .ctx(|| format!("setting the mode of {}", dir.display()))?;
+        let r = dir.join("rootfs");
+        std::fs::create_dir(&r).ctx(|| format!("creating {}", r.display()))?;
+        (r, dir.join(BUNDLE_STATE), Vec::new())
+    } else {
+        (
+            dir.to_path_buf(),
+            dir.join(PLAIN_STATE),
+            vec![
+                INCOMPLETE_MARKER.as_bytes().to_vec(),
+                PLAIN_STATE.as_bytes().to_vec(),
+            ],
+        )
+    };
+    let mut apply_opts = opts.apply.clone();
+    apply_opts.reserved = reserved;
+    let mut applier = Applier::new(&rootfs, apply_opts)?;
+    let rootless = !applier.privileged();
+
+    let n = layers.len();
+    let names: Vec<String> = layers
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!("layer {}/{n} {}", i + 1, describe(d)))
+        .collect();
+    let (tx, rx) = sync_channel::<Msg>(CHANNEL_DEPTH);
+    let stopped = AtomicBool::new(false);
+    let outcome = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let tx = tx;
+            let mut totals = ReadTotals::default();
+            for (i, desc) in layers.iter().enumerate() {
+                read_layer(
+                    source,
+                    desc,
+                    &names[i],
+                    &diff_ids[i],
+                    &limits,
+                    &mut totals,
+                    &tx,
+                    &stopped,
+                )?;
+            }
+            Ok::<(), Error>(())
+        });
+        let mut written: Result<()> = Ok(());
+        for msg in rx.iter() {
+            if let Err(e) = applier.apply(msg) {
+                written = Err(e);
+                break;
+            }
+        }
+        drop(rx);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(Error::Other("the layer reader panicked".into())));
+        match (written, read) {
+            (Err(w), _) => Err(w),
+            (Ok(()), Err(r)) if !stopped.load(Ordering::Relaxed) => Err(r),
+            (Ok(()), Err(_)) => Err(Error::Other("unpack stopped".into())),
+            (Ok(()), Ok(())) => Ok(()),
+        }
+    });
+    outcome?;
+    applier.finish()?;
+    let report = applier.report().clone();
+    if !report.skipped_devices.is_empty() {
+        tracing::warn!(
+            "skipped {} device node(s) that a rootless unpack cannot create (e.g. {})",
+            report.skipped_devices.len(),
+            report.skipped_devices[0]
+        );
+    }
+    if report.skipped_xattrs > 0 {
+        tracing::warn!(
+            "{} extended attribute(s) could not be set on this filesystem",
+            report.skipped_xattrs
+        );
+    }
+
+    if opts.bundle {
+        let spec =
+            crate::bundle::runtime_config(config, &rootfs, rootless, &image.digest().to_string())?;
+        crate::bundle::write_config(&spec, dir)?;
+    }
+    let header = StateHeader {
+        format: STATE_FORMAT.into(),
+        version: STATE_VERSION,
+        manifest: image.digest().to_string(),
+        config: image.manifest.config().digest().to_string(),
+        layers: layers.iter().map(|d| d.digest().to_string()).collect(),
+        diff_ids: diff_ids.iter().map(|d| d.to_string()).collect(),
+        rootfs: if opts.bundle {
+            "rootfs".into()
+        } else {
+            ".".into()
+        },
+        rootless,
+        whiteout_format: match opts.apply.whiteout {
+            WhiteoutFormat::Apply => "apply".into(),
+            WhiteoutFormat::Overlay => "overlay".into(),
+        },
+        skipped_devices: report.skipped_devices.clone(),
+        entries: 0,
+    };
+    let exclude: Vec<&[u8]> = if opts.bundle {
+        Vec::new()
+    } else {
+        vec![INCOMPLETE_MARKER.as_bytes(), PLAIN_STATE.as_bytes()]
+    };
+    let state = UnpackState::scan(header, &rootfs, applier.digests(), &exclude)?;
+    state.save(&state_path)?;
+    std::fs::remove_file(&marker).ctx(|| format!("removing {}", marker.display()))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(UnpackReport {
+        manifest: image.digest().clone(),
+        layers: n,
+        entries: report.entries,
+        bytes: report.bytes,
+        rootless,
+        skipped_devices: report.skipped_devices,
+        rootfs,
+        state: state_path,
+    })
+}
+
+/// True when `dir` holds a finished unpack (a state file and no incomplete marker).
+pub fn is_complete(dir: &Path) -> bool {
+    !dir.join(INCOMPLETE_MARKER).exists()
+        && (dir.join(BUNDLE_STATE).is_file() || dir.join(PLAIN_STATE).is_file())
+}
