@@ -96,6 +96,8 @@ pub struct Applier {
     dirs: BTreeMap<Vec<u8>, DirMeta>,
     digests: HashMap<(u64, u64), Digest>,
     current: Option<OpenFile>,
+    /// The current regular-file entry is not written (a whiteout): its data is dropped.
+    skipping: bool,
     report: ApplyReport,
 }
 
@@ -151,6 +153,7 @@ impl Applier {
             dirs: BTreeMap::new(),
             digests: HashMap::new(),
             current: None,
+            skipping: false,
             report: ApplyReport::default(),
         })
     }
@@ -228,7 +231,16 @@ impl Applier {
             }
             Msg::Entry(head) => {
                 self.report.entries += 1;
-                self.entry(head)
+                let regular = head.kind == EntryKind::Regular;
+                self.entry(head)?;
+                // A regular-file entry that opened no file (a whiteout) still has data to skip.
+                self.skipping = regular && self.current.is_none();
+                Ok(())
+            }
+            Msg::Data(_) if self.skipping => Ok(()),
+            Msg::EndFile if self.skipping => {
+                self.skipping = false;
+                Ok(())
             }
             Msg::Data(buf) => self.data(&buf),
             Msg::EndFile => self.end_file(),

@@ -221,9 +221,16 @@ pub fn parse_layer<R: Read>(
                 layer: layer.to_string(),
                 reason: format!("unreadable {what} in the tar header: {e}"),
             };
-            let mode = header.mode().map_err(|e| bad_header("mode", e))? & 0o7777;
-            let uid = header.uid().map_err(|e| bad_header("uid", e))?;
-            let gid = header.gid().map_err(|e| bad_header("gid", e))?;
+            // An empty numeric field (all NULs or spaces) reads as 0, as GNU tar and Go do.
+            let old = header.as_old();
+            let lenient = |r: std::io::Result<u64>, raw: &[u8], what: &str| match r {
+                Ok(v) => Ok(v),
+                Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+                Err(e) => Err(bad_header(what, e)),
+            };
+            let mode = lenient(header.mode().map(u64::from), &old.mode, "mode")? as u32 & 0o7777;
+            let uid = lenient(header.uid(), &old.uid, "uid")?;
+            let gid = lenient(header.gid(), &old.gid, "gid")?;
             let to32 = |v: u64, what: &str| {
                 u32::try_from(v).map_err(|_| Error::UnsafeEntry {
                     path: root::show(&path),
@@ -233,7 +240,7 @@ pub fn parse_layer<R: Read>(
             };
             let (uid, gid) = (to32(uid, "uid")?, to32(gid, "gid")?);
             let mut mtime = (
-                i64::try_from(header.mtime().map_err(|e| bad_header("mtime", e))?).unwrap_or(0),
+                i64::try_from(lenient(header.mtime(), &old.mtime, "mtime")?).unwrap_or(0),
                 0u32,
             );
             let device = match kind {
