@@ -7,6 +7,7 @@
 pub mod diff;
 pub mod images;
 pub mod synth;
+pub mod unpack;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

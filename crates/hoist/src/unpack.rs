@@ -22,7 +22,7 @@ use crate::layer::{Applier, ApplyOptions, Msg, ReadTotals, WhiteoutFormat, parse
 use crate::limits::{Limits, human_bytes};
 use crate::media_type::{self, Kind};
 use crate::platform::Platform;
-use crate::transport::{Source, open_verified};
+use crate::transport::Source;
 
 /// The marker file present in the target while an unpack is under way (or after it failed).
 pub const INCOMPLETE_MARKER: &str = ".hoist-unpack-incomplete";
@@ -190,7 +190,11 @@ fn read_layer(
             });
         }
     };
-    let mut verified = match open_verified(source, desc) {
+    let digest = crate::descriptor::digest_of(desc)?;
+    let opened = source.open_blob(desc).map(|raw| {
+        crate::blob::VerifiedReader::new(raw, digest.clone(), desc.size(), format!("{name} blob"))
+    });
+    let mut verified = match opened {
         Err(Error::BlobNotFound { digest, location }) if foreign => {
             let urls = desc.urls().clone().unwrap_or_default().join(", ");
             return Err(Error::Unsupported(format!(

@@ -570,6 +570,7 @@ impl Applier {
     fn directory(&mut self, rel: Vec<u8>, head: &EntryHead) -> Result<()> {
         let (parent, name) = self.parent(&rel)?;
         let os = OsStr::from_bytes(&name);
+        let mut merged = false;
         match rustix::fs::mkdirat(&*parent, os, Mode::from_raw_mode(0o700)) {
             Ok(()) => {}
             Err(Errno::EXIST) => {
@@ -579,12 +580,17 @@ impl Applier {
                     self.remove_existing(&parent, &name, &rel)?;
                     rustix::fs::mkdirat(&*parent, os, Mode::from_raw_mode(0o700))
                         .map_err(|e| self.io(&rel, "creating", e.into()))?;
+                } else {
+                    merged = true;
                 }
             }
             Err(e) => return Err(self.io(&rel, "creating", e.into())),
         }
         self.mark_written(&rel);
         let fd = self.open_node(&parent, &name, &rel)?;
+        if merged {
+            self.clear_xattrs(fd.as_fd(), &rel, head)?;
+        }
         self.owner_fd(fd.as_fd(), &rel, head)?;
         self.xattrs_fd(fd.as_fd(), &rel, head)?;
         self.dirs.insert(
@@ -791,6 +797,34 @@ impl Applier {
             }
             e => Err(self.io(rel, &format!("setting xattr {} on", show(name)), io_err(e))),
         }
+    }
+
+    /// Removes the xattrs of an existing directory that the new entry for it does not carry: a later
+    /// layer's entry replaces the directory's metadata, xattrs included (as umoci does).
+    fn clear_xattrs(&mut self, fd: BorrowedFd<'_>, rel: &[u8], head: &EntryHead) -> Result<()> {
+        let mut buf = vec![0u8; 64 << 10];
+        let n = match rustix::fs::flistxattr(fd, &mut buf) {
+            Ok(n) => n,
+            Err(Errno::NOTSUP) => return Ok(()),
+            Err(e) => return Err(self.io(rel, "listing xattrs of", e.into())),
+        };
+        let names: Vec<Vec<u8>> = buf[..n]
+            .split(|b| *b == 0)
+            .filter(|n| !n.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        for name in names {
+            let keep = head.xattrs.iter().any(|(k, _)| *k == name)
+                || !self.xattr_allowed(&name) && name != ROOTLESS_XATTR.as_bytes();
+            if keep {
+                continue;
+            }
+            match rustix::fs::fremovexattr(fd, OsStr::from_bytes(&name)) {
+                Ok(()) | Err(Errno::NODATA) => {}
+                Err(e) => self.xattr_failed(rel, &name, e)?,
+            }
+        }
+        Ok(())
     }
 
     fn xattrs_fd(&mut self, fd: BorrowedFd<'_>, rel: &[u8], head: &EntryHead) -> Result<()> {

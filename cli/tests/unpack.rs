@@ -1,0 +1,144 @@
+//! End-to-end tests of `hoist unpack`: the same trees as `umoci unpack` (as root and rootless) on
+//! images built with umoci, bundles, the state file, and clear failures.
+
+mod common;
+
+use std::path::Path;
+
+use common::unpack::{assert_same, build_complex, describe};
+use common::{hoist, require_tool, run_fail, run_ok, sh};
+
+fn umoci_unpack(layout: &Path, tag: &str, bundle: &Path, rootless: bool) {
+    let mut c = std::process::Command::new("umoci");
+    c.arg("unpack");
+    if rootless {
+        c.arg("--rootless");
+    }
+    c.arg("--image")
+        .arg(format!("{}:{tag}", layout.display()))
+        .arg(bundle);
+    run_ok(&mut c);
+}
+
+fn compare(rootless: bool, build: fn(&Path, &str)) {
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    build(&layout, "t");
+    let u = t.path().join("umoci");
+    umoci_unpack(&layout, "t", &u, rootless);
+    let h = t.path().join("hoist");
+    let image = format!("oci:{}:t", layout.display());
+    let mut args = vec!["unpack", "--bundle", image.as_str(), h.to_str().unwrap()];
+    if rootless {
+        args.insert(1, "--rootless");
+    }
+    run_ok(&mut hoist(&args));
+    assert_same(
+        &describe(&h.join("rootfs")),
+        &describe(&u.join("rootfs")),
+        !rootless,
+    );
+}
+
+#[test]
+fn same_tree_as_umoci_as_root() {
+    if !require_tool("umoci") {
+        return;
+    }
+    compare(false, build_complex);
+}
+
+#[test]
+fn same_tree_as_umoci_rootless() {
+    if !require_tool("umoci") {
+        return;
+    }
+    compare(true, build_complex);
+}
+
+#[test]
+fn two_layer_image_matches_umoci_both_modes() {
+    if !require_tool("umoci") {
+        return;
+    }
+    compare(false, common::images::build_two_layer);
+    compare(true, common::images::build_two_layer);
+}
+
+#[test]
+fn bundle_config_and_state() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    build_complex(&layout, "t");
+    let b = t.path().join("bundle");
+    let image = format!("oci:{}:t", layout.display());
+    run_ok(&mut hoist(&[
+        "unpack",
+        "--bundle",
+        &image,
+        b.to_str().unwrap(),
+    ]));
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&b).unwrap().mode() & 0o777, 0o700);
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    assert_eq!(spec["process"]["args"], serde_json::json!(["/usr/bin/hi"]));
+    assert_eq!(spec["process"]["cwd"], "/srv");
+    // `app` is looked up in the image's /etc/passwd.
+    assert_eq!(spec["process"]["user"]["uid"], 1000);
+    assert_eq!(spec["root"]["path"], "rootfs");
+    let state = std::fs::read_to_string(b.join("hoist-state.json")).unwrap();
+    let header: serde_json::Value = serde_json::from_str(state.lines().next().unwrap()).unwrap();
+    assert_eq!(header["format"], "hoist-unpack-state");
+    assert_eq!(header["layers"].as_array().unwrap().len(), 3);
+    assert!(state.contains("\"path\":\"srv/hard-a\""), "{state}");
+    assert!(!b.join(".hoist-unpack-incomplete").exists());
+}
+
+#[test]
+fn refuses_a_non_empty_target_and_a_bad_platform() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    common::images::build_two_layer(&layout, "t");
+    let image = format!("oci:{}:t", layout.display());
+    let d = t.path().join("full");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("x"), "x").unwrap();
+    let out = run_fail(&mut hoist(&["unpack", &image, d.to_str().unwrap()]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+    let out = run_fail(&mut hoist(&[
+        "unpack",
+        "--platform",
+        "linux",
+        &image,
+        "/tmp/never",
+    ]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OS/ARCH"));
+}
+
+#[test]
+fn corrupt_layer_fails_and_leaves_the_target_marked_incomplete() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    common::images::build_two_layer(&layout, "t");
+    // Corrupt the largest blob (the first layer, with its 300 kB of random data).
+    run_ok(&mut sh(&format!(
+        r#"f=$(ls -S "{l}"/blobs/sha256/* | head -1); chmod u+w "$f"; printf 'XXXX' | dd of="$f" bs=1 seek=2000 conv=notrunc 2>/dev/null"#,
+        l = layout.display()
+    )));
+    let d = t.path().join("out");
+    let image = format!("oci:{}:t", layout.display());
+    let out = run_fail(&mut hoist(&["unpack", &image, d.to_str().unwrap()]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("layer 1/2"), "{err}");
+    assert!(d.join(".hoist-unpack-incomplete").exists());
+}
