@@ -813,7 +813,7 @@ fn long_names_non_utf8_xattrs_and_state() {
         .get(Path::new(std::ffi::OsStr::from_bytes(b"bad-\xff\xfe-name")))
         .unwrap();
     assert_eq!(e.path, "bad-\\xff\\xfe-name");
-    let e = state.get(&pax.strip_prefix(&r).unwrap()).unwrap();
+    let e = state.get(pax.strip_prefix(&r).unwrap()).unwrap();
     assert_eq!(e.xattrs.get("user.foo").map(String::as_str), Some("626172"));
     // The state is a LowerTree: diffing the tree against it finds nothing.
     let diff = hoist::diff::compute(&state, &r, &Default::default()).unwrap();

@@ -282,12 +282,9 @@ impl Applier {
     /// The parent of `rel`, creating missing directories (recorded as 0755 root-owned).
     fn parent(&mut self, rel: &[u8]) -> Result<(std::rc::Rc<OwnedFd>, Vec<u8>)> {
         let mut created: Vec<Vec<u8>> = Vec::new();
-        let r = self.root.parent(
-            rel,
-            &mut |parent: &[u8], _fd: BorrowedFd<'_>, name: &[u8]| {
-                created.push(join(parent, name));
-            },
-        );
+        let r = self
+            .root
+            .parent(rel, &mut |path: &[u8]| created.push(path.to_vec()));
         for c in created {
             self.mark_written(&c);
         }

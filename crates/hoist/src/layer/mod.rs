@@ -277,10 +277,10 @@ pub fn parse_layer<R: Read>(
                     let key = ext.key_bytes();
                     if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
                         xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
-                    } else if key == b"mtime" {
-                        if let Some(t) = parse_pax_time(ext.value_bytes()) {
-                            mtime = t;
-                        }
+                    } else if key == b"mtime"
+                        && let Some(t) = parse_pax_time(ext.value_bytes())
+                    {
+                        mtime = t;
                     }
                 }
             }

@@ -188,11 +188,11 @@ impl Root {
 
     /// The parent directory of `rel` (resolved inside the root) and the final component's name.
     /// Missing parent directories are created (mode 0755, owned by the caller) and reported through
-    /// `created` so the caller can record them. Fails when a parent is not a directory.
+    /// `created` (with their relative paths) so the caller can record them. Fails when a parent is not a directory.
     pub fn parent(
         &mut self,
         rel: &[u8],
-        created: &mut dyn FnMut(&[u8], BorrowedFd<'_>, &[u8]),
+        created: &mut dyn FnMut(&[u8]),
     ) -> io::Result<(Rc<OwnedFd>, Vec<u8>)> {
         let (dir, name) = split_last(rel);
         if let Some((p, fd)) = &self.cache
@@ -211,15 +211,10 @@ impl Root {
     }
 
     /// Creates every missing directory of `dir` (confined), returning the last one.
-    fn make_dirs(
-        &mut self,
-        dir: &[u8],
-        created: &mut dyn FnMut(&[u8], BorrowedFd<'_>, &[u8]),
-    ) -> io::Result<OwnedFd> {
+    fn make_dirs(&mut self, dir: &[u8], created: &mut dyn FnMut(&[u8])) -> io::Result<OwnedFd> {
         let mut fd = self.open_dir(b"")?;
         let mut prefix: Vec<u8> = Vec::new();
         for c in split(dir) {
-            let parent_prefix = prefix.clone();
             if !prefix.is_empty() {
                 prefix.push(b'/');
             }
@@ -230,7 +225,7 @@ impl Root {
                     // `fd` is the resolved parent: create the component there, never following it.
                     match rustix::fs::mkdirat(&fd, OsStr::from_bytes(c), Mode::from_raw_mode(0o755))
                     {
-                        Ok(()) => created(&parent_prefix, fd.as_fd(), c),
+                        Ok(()) => created(&prefix),
                         Err(Errno::EXIST) => {}
                         Err(e) => return Err(e.into()),
                     }

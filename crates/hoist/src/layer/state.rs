@@ -274,7 +274,7 @@ impl UnpackState {
                 .next()
                 .map(|c| c.as_os_str().as_bytes().to_vec())
                 .unwrap_or_default();
-            if exclude.iter().any(|e| *e == top.as_slice()) {
+            if exclude.contains(&top.as_slice()) {
                 continue;
             }
             let digest = if meta.file_type == FileType::Regular {
