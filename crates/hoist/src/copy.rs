@@ -228,6 +228,12 @@ fn copy_blob(
     if dst.has_blob(desc)? {
         return Ok(BlobOutcome::Skipped);
     }
+    if let Some(origin) = src.registry_origin()
+        && dst.mount_blob(desc, &origin)?
+    {
+        // Mounted from another repository of the same registry: nothing was transferred.
+        return Ok(BlobOutcome::Skipped);
+    }
     emit(
         sink,
         Event::BlobStarted {
