@@ -40,6 +40,15 @@ enum Command {
     /// List the tags of a layout or archive.
     #[command(alias = "ls")]
     Tags(commands::tags::Args),
+    /// List the tags of a registry repository (with pagination), as `skopeo list-tags` does.
+    #[cfg(feature = "registry")]
+    ListTags(commands::list_tags::Args),
+    /// Check credentials against a registry and store them in the auth file.
+    #[cfg(feature = "registry")]
+    Login(commands::login::Args),
+    /// Remove a registry's credentials from the auth file.
+    #[cfg(feature = "registry")]
+    Logout(commands::logout::Args),
     /// Remove blobs of a layout that no tag or index entry reaches.
     Gc(commands::gc::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -74,6 +83,12 @@ fn main() -> ExitCode {
         Command::Copy(a) => commands::copy::run(a),
         Command::Tags(a) => commands::tags::run(a),
         Command::Gc(a) => commands::gc::run(a),
+        #[cfg(feature = "registry")]
+        Command::ListTags(a) => commands::list_tags::run(a),
+        #[cfg(feature = "registry")]
+        Command::Login(a) => commands::login::run(a),
+        #[cfg(feature = "registry")]
+        Command::Logout(a) => commands::logout::run(a),
         Command::Completion(a) => commands::completion::run(a, Cli::command()),
         Command::Man(a) => commands::man::run(a, Cli::command()),
     };

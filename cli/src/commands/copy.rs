@@ -35,6 +35,8 @@ pub struct Args {
     /// How to show progress on stderr.
     #[arg(long, value_enum, default_value_t = crate::progress::Mode::Auto)]
     progress: crate::progress::Mode,
+    #[command(flatten)]
+    registry: super::registry_args::CopyRegistryArgs,
 }
 
 /// Runs `hoist copy`.
@@ -45,9 +47,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bail!("source and destination are the same image ({src_ref})");
     }
     let open = super::open_options();
-    let source =
-        open_source(&src_ref, &open).with_context(|| format!("opening source {}", args.source))?;
-    let destination = open_destination(&dst_ref, &open)
+    let source = open_source(&src_ref, &args.registry.source(open.clone()))
+        .with_context(|| format!("opening source {}", args.source))?;
+    let destination = open_destination(&dst_ref, &args.registry.destination(open))
         .with_context(|| format!("opening destination {}", args.destination))?;
     let platforms = match (args.all, args.platform.as_slice()) {
         (true, _) => PlatformChoice::All,

@@ -4,7 +4,14 @@ pub mod completion;
 pub mod copy;
 pub mod gc;
 pub mod inspect;
+#[cfg(feature = "registry")]
+pub mod list_tags;
+#[cfg(feature = "registry")]
+pub mod login;
+#[cfg(feature = "registry")]
+pub mod logout;
 pub mod man;
+pub mod registry_args;
 pub mod tags;
 pub mod verify;
 

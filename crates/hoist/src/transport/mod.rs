@@ -243,9 +243,9 @@ pub fn open_destination(
         )),
         TransportRef::Dir { path } => Ok(Box::new(dir::DirDestination::create(path)?)),
         #[cfg(feature = "registry")]
-        TransportRef::Docker(name) => Ok(Box::new(registry::RegistryDestination::open(
-            name, opts,
-        )?)),
+        TransportRef::Docker(name) => {
+            Ok(Box::new(registry::RegistryDestination::open(name, opts)?))
+        }
         other => Err(Error::Unsupported(format!(
             "writing to the {} transport is not implemented yet ({other})",
             other.transport()

@@ -119,8 +119,12 @@ fn install_crypto_provider() {
 
 fn load_cert_dir(dir: &Path) -> Result<Vec<reqwest::Certificate>> {
     let mut certs = Vec::new();
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(format!("reading certificate directory {}", dir.display()), e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Error::io(
+            format!("reading certificate directory {}", dir.display()),
+            e,
+        )
+    })?;
     let mut paths: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "crt"))
@@ -129,9 +133,8 @@ fn load_cert_dir(dir: &Path) -> Result<Vec<reqwest::Certificate>> {
     for p in paths {
         let pem = std::fs::read(&p)
             .map_err(|e| Error::io(format!("reading certificate {}", p.display()), e))?;
-        let mut found = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            Error::Other(format!("certificate {} is not PEM: {e}", p.display()))
-        })?;
+        let mut found = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Error::Other(format!("certificate {} is not PEM: {e}", p.display())))?;
         certs.append(&mut found);
     }
     Ok(certs)
@@ -250,9 +253,8 @@ impl Client {
         };
         let mut first_error = None;
         for (i, scheme) in schemes.iter().enumerate() {
-            let base = Url::parse(&format!("{scheme}://{}/", self.inner.host)).map_err(|e| {
-                self.registry_error(format!("invalid registry address: {e}"), None)
-            })?;
+            let base = Url::parse(&format!("{scheme}://{}/", self.inner.host))
+                .map_err(|e| self.registry_error(format!("invalid registry address: {e}"), None))?;
             let ping = base
                 .join("v2/")
                 .map_err(|e| self.registry_error(format!("invalid registry address: {e}"), None))?;

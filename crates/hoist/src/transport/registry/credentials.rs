@@ -91,7 +91,10 @@ fn key_host(key: &str) -> String {
         .or_else(|| key.strip_prefix("http://"))
         .unwrap_or(key);
     let k = k.trim_end_matches('/');
-    let k = k.strip_suffix("/v1").or_else(|| k.strip_suffix("/v2")).unwrap_or(k);
+    let k = k
+        .strip_suffix("/v1")
+        .or_else(|| k.strip_suffix("/v2"))
+        .unwrap_or(k);
     match k {
         "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB_DOMAIN.to_string(),
         other => other.to_string(),
@@ -110,23 +113,27 @@ fn read_json(path: &Path) -> Result<Option<Value>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(format!("reading auth file {}", path.display()), e)),
+        Err(e) => {
+            return Err(Error::io(
+                format!("reading auth file {}", path.display()),
+                e,
+            ));
+        }
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Some(Value::Object(Map::new())));
     }
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| Error::Other(format!("auth file {} is not valid JSON: {e}", path.display())))
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        Error::Other(format!(
+            "auth file {} is not valid JSON: {e}",
+            path.display()
+        ))
+    })
 }
 
 fn decode_entry(path: &Path, key: &str, entry: &Value) -> Result<Option<Credentials>> {
-    let bad = |why: &str| {
-        Error::Other(format!(
-            "auth file {}: entry {key:?} {why}",
-            path.display()
-        ))
-    };
+    let bad =
+        |why: &str| Error::Other(format!("auth file {}: entry {key:?} {why}", path.display()));
     if let Some(auth) = entry.get("auth").and_then(Value::as_str)
         && !auth.is_empty()
     {
@@ -149,7 +156,11 @@ fn decode_entry(path: &Path, key: &str, entry: &Value) -> Result<Option<Credenti
 }
 
 /// Reads the credentials for `registry`/`repository` from one file (`None` if absent or no entry).
-pub fn lookup_in_file(path: &Path, registry: &str, repository: &str) -> Result<Option<Credentials>> {
+pub fn lookup_in_file(
+    path: &Path,
+    registry: &str,
+    repository: &str,
+) -> Result<Option<Credentials>> {
     let Some(json) = read_json(path)? else {
         return Ok(None);
     };
@@ -162,7 +173,9 @@ pub fn lookup_in_file(path: &Path, registry: &str, repository: &str) -> Result<O
     for (key, entry) in auths {
         let k = key_host(key);
         let matches = k == registry
-            || (full.starts_with(&k) && full.as_bytes().get(k.len()) == Some(&b'/') && k.starts_with(registry));
+            || (full.starts_with(&k)
+                && full.as_bytes().get(k.len()) == Some(&b'/')
+                && k.starts_with(registry));
         if matches && best.is_none_or(|(len, _, _)| k.len() > len) {
             best = Some((k.len(), key.as_str(), entry));
         }
@@ -208,9 +221,9 @@ fn write_json_atomic(path: &Path, value: &Value) -> Result<()> {
 /// Stores `creds` for `registry` in `path` (keeping every other entry and key of the file).
 pub fn store(path: &Path, registry: &str, creds: &Credentials) -> Result<()> {
     let mut json = read_json(path)?.unwrap_or_else(|| Value::Object(Map::new()));
-    let obj = json
-        .as_object_mut()
-        .ok_or_else(|| Error::Other(format!("auth file {} is not a JSON object", path.display())))?;
+    let obj = json.as_object_mut().ok_or_else(|| {
+        Error::Other(format!("auth file {} is not a JSON object", path.display()))
+    })?;
     let auths = obj
         .entry("auths")
         .or_insert_with(|| Value::Object(Map::new()));
@@ -262,13 +275,25 @@ mod tests {
             ),
         )
         .unwrap();
-        let c = lookup_in_file(&path, "quay.io", "other/app").unwrap().unwrap();
-        assert_eq!((c.username.as_str(), c.password.as_str()), ("alice", "secret"));
-        let c = lookup_in_file(&path, "quay.io", "team/app").unwrap().unwrap();
-        assert_eq!((c.username.as_str(), c.password.as_str()), ("bob", "other:colon"));
+        let c = lookup_in_file(&path, "quay.io", "other/app")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str()),
+            ("alice", "secret")
+        );
+        let c = lookup_in_file(&path, "quay.io", "team/app")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str()),
+            ("bob", "other:colon")
+        );
         assert!(lookup_in_file(&path, "ghcr.io", "x").unwrap().is_none());
         // A prefix must end at a path separator: `quay.io/teamx` is not under `quay.io/team`.
-        let c = lookup_in_file(&path, "quay.io", "teamx/app").unwrap().unwrap();
+        let c = lookup_in_file(&path, "quay.io", "teamx/app")
+            .unwrap()
+            .unwrap();
         assert_eq!(c.username, "alice");
     }
 
@@ -282,9 +307,17 @@ mod tests {
             format!(r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{a}"}}}}}}"#),
         )
         .unwrap();
-        assert!(lookup_in_file(&path, DOCKER_HUB_REGISTRY, "library/busybox").unwrap().is_some());
+        assert!(
+            lookup_in_file(&path, DOCKER_HUB_REGISTRY, "library/busybox")
+                .unwrap()
+                .is_some()
+        );
         assert!(remove(&path, DOCKER_HUB_REGISTRY).unwrap());
-        assert!(lookup_in_file(&path, DOCKER_HUB_REGISTRY, "library/busybox").unwrap().is_none());
+        assert!(
+            lookup_in_file(&path, DOCKER_HUB_REGISTRY, "library/busybox")
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -315,7 +348,10 @@ mod tests {
         assert_eq!(target, xdg.join("containers/auth.json"));
         store(&target, "r.example:5000", &Credentials::new("xdg", "pw2")).unwrap();
         let c = files.lookup("r.example:5000", "a/b").unwrap().unwrap();
-        assert_eq!(c.username, "xdg", "the XDG file comes before ~/.docker/config.json");
+        assert_eq!(
+            c.username, "xdg",
+            "the XDG file comes before ~/.docker/config.json"
+        );
 
         store(&docker, "other:1", &Credentials::new("o", "p")).unwrap();
         let v: Value = serde_json::from_slice(&std::fs::read(&docker).unwrap()).unwrap();

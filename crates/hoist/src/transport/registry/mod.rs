@@ -442,9 +442,10 @@ impl RegistryDestination {
     }
 
     fn cancel_upload(&self, url: &Url) {
-        let _ = self
-            .client
-            .send_once(&Req::new(Method::DELETE, url.clone(), &self.scope()), "cancel upload");
+        let _ = self.client.send_once(
+            &Req::new(Method::DELETE, url.clone(), &self.scope()),
+            "cancel upload",
+        );
     }
 
     /// Commits an upload with `PUT ?digest=` and an optional last piece of data.
@@ -471,7 +472,12 @@ impl RegistryDestination {
         let next = self.location(&resp, url).unwrap_or_else(|_| url.clone());
         let have = header_str(&resp, RANGE.as_str())
             .and_then(|r| {
-                let end = r.trim_start_matches("bytes=").split_once('-')?.1.parse::<u64>().ok()?;
+                let end = r
+                    .trim_start_matches("bytes=")
+                    .split_once('-')?
+                    .1
+                    .parse::<u64>()
+                    .ok()?;
                 Some(end + 1)
             })
             .unwrap_or(0);
@@ -490,7 +496,10 @@ impl RegistryDestination {
             let req = Req::new(Method::PATCH, url.clone(), &self.scope())
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header(CONTENT_LENGTH, &part.len().to_string())
-                .header(HeaderName::from_static("content-range"), &format!("{start}-{end}"))
+                .header(
+                    HeaderName::from_static("content-range"),
+                    &format!("{start}-{end}"),
+                )
                 .body(part);
             let what = format!("PATCH {} ({start}-{end})", short_url(&url));
             let failure = match self.client.send_once(&req, &what) {
@@ -528,7 +537,8 @@ impl RegistryDestination {
 
     fn upload(&self, desc: &Descriptor, stream: &mut VerifiedStream<'_>, url: &Url) -> Result<()> {
         let digest = digest_of(desc)?;
-        let verify_err = |e: io::Error| crate::error::from_io(e, || format!("reading blob {digest}"));
+        let verify_err =
+            |e: io::Error| crate::error::from_io(e, || format!("reading blob {digest}"));
         if desc.size() <= CHUNK_SIZE as u64 {
             let mut data = Vec::with_capacity(desc.size() as usize);
             stream.read_to_end(&mut data).map_err(verify_err)?;
@@ -670,7 +680,10 @@ mod tests {
     fn link_header_next_is_resolved() {
         let cur = Url::parse("http://127.0.0.1:5000/v2/a/tags/list?n=2").unwrap();
         let next = next_link(r#"</v2/a/tags/list?last=b&n=2>; rel="next""#, &cur).unwrap();
-        assert_eq!(next.as_str(), "http://127.0.0.1:5000/v2/a/tags/list?last=b&n=2");
+        assert_eq!(
+            next.as_str(),
+            "http://127.0.0.1:5000/v2/a/tags/list?last=b&n=2"
+        );
         let abs = next_link(
             r#"<https://x.example/v2/a/tags/list?last=c>; rel="prev", <https://x.example/v2/a/tags/list?last=d>; rel=next"#,
             &cur,
