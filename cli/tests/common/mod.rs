@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod images;
+pub mod registry;
 pub mod synth;
 
 use std::path::{Path, PathBuf};

@@ -45,7 +45,25 @@ pub fn is_retryable_status(status: u16) -> bool {
 /// True for transport errors worth another try (connection refused or reset, timeouts, a response cut
 /// short); false for errors in building the request.
 pub fn is_retryable_error(err: &reqwest::Error) -> bool {
-    !err.is_builder() && !err.is_redirect() && !err.is_decode()
+    if err.is_builder() || err.is_redirect() || err.is_decode() {
+        return false;
+    }
+    // A refused certificate or failed handshake will fail the same way next time.
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if e.is::<rustls::Error>() {
+            return false;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return false;
+        }
+        cur = e.source();
+    }
+    true
 }
 
 #[cfg(test)]
