@@ -7,6 +7,17 @@ use hoist::copy::{CopyOptions, PlatformChoice, copy};
 use hoist::platform::Platform;
 use hoist::transport::{open_destination, open_source};
 
+/// skopeo's `--multi-arch` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MultiArch {
+    /// The host's platform only.
+    System,
+    /// Every image of the index.
+    All,
+    /// The index alone.
+    IndexOnly,
+}
+
 /// Arguments of `hoist copy`.
 #[derive(clap::Args, Debug)]
 #[command(
@@ -18,8 +29,15 @@ pub struct Args {
     /// Where to write it (`oci:PATH[:TAG]`, `oci-archive:PATH[:TAG]`, `dir:PATH`).
     destination: String,
     /// Copy the whole index, every platform (default: the host's platform only, as skopeo).
-    #[arg(long, conflicts_with = "platform")]
+    #[arg(long, conflicts_with_all = ["platform", "multi_arch"])]
     all: bool,
+    /// What to copy from an index: `system` (the host's image), `all` (everything, as --all) or
+    /// `index-only` (the index alone; the destination must have its images already).
+    #[arg(long, value_enum)]
+    multi_arch: Option<MultiArch>,
+    /// Fail rather than write anything whose digest differs from the source's.
+    #[arg(long)]
+    preserve_digests: bool,
     /// Copy only these platforms (repeatable); more than one writes a new index of just those.
     #[arg(long)]
     platform: Vec<Platform>,
@@ -51,7 +69,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .with_context(|| format!("opening source {}", args.source))?;
     let destination = open_destination(&dst_ref, &args.registry.destination(open))
         .with_context(|| format!("opening destination {}", args.destination))?;
-    let platforms = match (args.all, args.platform.as_slice()) {
+    let all = args.all || args.multi_arch == Some(MultiArch::All);
+    let platforms = match (all, args.platform.as_slice()) {
         (true, _) => PlatformChoice::All,
         (false, []) => PlatformChoice::Host,
         (false, [one]) => PlatformChoice::One(one.clone()),
@@ -65,6 +84,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             platforms,
             jobs: args.jobs,
             progress: progress.clone(),
+            preserve_digests: args.preserve_digests,
+            index_only: args.multi_arch == Some(MultiArch::IndexOnly),
         },
     )
     .with_context(|| format!("copying {} to {}", source.name(), destination.name()))?;
