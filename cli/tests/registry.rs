@@ -404,9 +404,12 @@ fn dropped_connections_and_500s_are_retried() {
     let src = format!("oci:{}:v1", layout.display());
     let reg = Registry::start();
 
-    for (fault, n) in [(Fault::Drop, 3), (Fault::Status500, 3)] {
+    for (i, (fault, n)) in [(Fault::Drop, 3), (Fault::Status500, 3)]
+        .into_iter()
+        .enumerate()
+    {
         let proxy = FaultProxy::start(&reg.host, fault, n);
-        let repo = format!("docker://{}/flaky/{}:v1", proxy.host, n + fault as usize);
+        let repo = format!("docker://{}/flaky/{i}:v1", proxy.host);
         run_ok(&mut hoist(&[
             "copy",
             "--dest-tls-verify=false",
@@ -416,10 +419,7 @@ fn dropped_connections_and_500s_are_retried() {
             &repo,
         ]));
         assert!(proxy.connections.load(std::sync::atomic::Ordering::SeqCst) > n);
-        let back = format!(
-            "oci:{}:v1",
-            dir.path().join(format!("back{fault:?}")).display()
-        );
+        let back = format!("oci:{}:v1", dir.path().join(format!("back{i}")).display());
         // Fresh faults for the pull.
         let proxy2 = FaultProxy::start(&reg.host, fault, n);
         let repo2 = repo.replace(&proxy.host, &proxy2.host);
@@ -435,6 +435,49 @@ fn dropped_connections_and_500s_are_retried() {
         let raw = run_ok(&mut hoist(&["inspect", "--raw", &back]));
         assert_eq!(sha256(raw.as_bytes()), digest.to_string());
     }
+
+    // Connections cut in the middle of a body: small uploads start a new session, downloads resume
+    // with a Range request where they broke.
+    let big = dir.path().join("big");
+    let big_digest = synth::write_image(&big, "v1", 2, 3 << 20, 12);
+    let proxy = FaultProxy::start(&reg.host, Fault::Cut(1 << 20), 3);
+    let repo = format!("docker://{}/flaky/cut:v1", proxy.host);
+    let posts = reg.count("POST", "/blobs/uploads/");
+    run_ok(&mut hoist(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--retry-times",
+        "5",
+        &format!("oci:{}:v1", big.display()),
+        &repo,
+    ]));
+    assert!(
+        reg.count("POST", "/blobs/uploads/") - posts > 3,
+        "a cut upload started again"
+    );
+    let proxy2 = FaultProxy::start(&reg.host, Fault::Cut(1 << 20), 3);
+    let gets = reg.count("GET", "/flaky/cut/blobs/sha256:");
+    let back = format!("oci:{}:v1", dir.path().join("back-cut").display());
+    run_ok(&mut hoist(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--retry-times",
+        "5",
+        &repo.replace(&proxy.host, &proxy2.host),
+        &back,
+    ]));
+    run_ok(&mut hoist(&["verify", &back]));
+    assert!(
+        reg.count("GET", "/flaky/cut/blobs/sha256:") - gets > 3,
+        "a cut download resumed"
+    );
+    let log = std::fs::read_to_string(&reg.log).unwrap();
+    assert!(
+        log.contains("http.response.status=206"),
+        "resumed with a Range request"
+    );
+    let raw = run_ok(&mut hoist(&["inspect", "--raw", &back]));
+    assert_eq!(sha256(raw.as_bytes()), big_digest.to_string());
 
     // Without retries, the same faults fail the copy with a registry error.
     let proxy = FaultProxy::start(&reg.host, Fault::Status500, 100);

@@ -189,6 +189,8 @@ pub enum Fault {
     Drop,
     /// Answer `500 Internal Server Error` and close.
     Status500,
+    /// Pass the connection through, but cut it once this many bytes went either way (mid-body).
+    Cut(u64),
 }
 
 /// A TCP proxy on 127.0.0.1 that breaks the first `fail_first` connections with `fault` and passes the
@@ -214,8 +216,25 @@ fn read_head(s: &mut TcpStream) {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    let _ = std::io::copy(&mut from, &mut to);
+/// Copies `from` to `to`; with a budget, cuts both connections once the shared count passes it.
+fn pipe(mut from: TcpStream, mut to: TcpStream, budget: Option<(u64, Arc<AtomicUsize>)>) {
+    let mut buf = [0u8; 16 << 10];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some((limit, used)) = &budget
+            && (used.fetch_add(n, Ordering::SeqCst) + n) as u64 > *limit
+        {
+            let _ = from.shutdown(Shutdown::Both);
+            let _ = to.shutdown(Shutdown::Both);
+            return;
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
     let _ = to.shutdown(Shutdown::Write);
 }
 
@@ -237,7 +256,8 @@ impl FaultProxy {
                 let n = c.fetch_add(1, Ordering::SeqCst);
                 let upstream = upstream.clone();
                 std::thread::spawn(move || {
-                    if n < fail_first {
+                    let failing = n < fail_first;
+                    if failing && matches!(fault, Fault::Drop | Fault::Status500) {
                         read_head(&mut client);
                         if fault == Fault::Status500 {
                             let _ = client.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -249,8 +269,15 @@ impl FaultProxy {
                         return;
                     };
                     let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                    std::thread::spawn(move || pipe(c2, s2));
-                    pipe(server, client);
+                    let budget = match fault {
+                        Fault::Cut(limit) if failing => {
+                            Some((limit, Arc::new(AtomicUsize::new(0))))
+                        }
+                        _ => None,
+                    };
+                    let b2 = budget.clone();
+                    std::thread::spawn(move || pipe(c2, s2, b2));
+                    pipe(server, client, budget);
                 });
             }
         });

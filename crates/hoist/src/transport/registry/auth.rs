@@ -40,9 +40,7 @@ pub fn parse_challenges(header: &str) -> Vec<Challenge> {
             break;
         }
         // A token, then either `=` (a parameter) or a space/comma/end (a new scheme).
-        let end = rest
-            .find(|c: char| c == '=' || c == ' ' || c == ',' || c == '\t')
-            .unwrap_or(rest.len());
+        let end = rest.find(['=', ' ', ',', '\t']).unwrap_or(rest.len());
         let token = &rest[..end];
         let after = rest[end..].trim_start_matches([' ', '\t']);
         if let Some(value_part) = after.strip_prefix('=') {

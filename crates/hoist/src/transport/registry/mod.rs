@@ -448,18 +448,52 @@ impl RegistryDestination {
         );
     }
 
-    /// Commits an upload with `PUT ?digest=` and an optional last piece of data.
+    /// Commits an upload with `PUT ?digest=` and an optional last piece of data. With data, the `PUT`
+    /// is tried once: after a broken body the registry may have dropped the session, so the caller
+    /// retries with a new one.
     fn finish_upload(&self, url: &Url, digest: &Digest, data: Bytes) -> Result<()> {
         let mut put = url.clone();
         put.query_pairs_mut()
             .append_pair("digest", &digest.to_string());
         let what = format!("PUT blob {digest}");
+        let with_data = !data.is_empty();
         let req = Req::new(Method::PUT, put, &self.scope())
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, &data.len().to_string())
             .body(data);
-        let resp = self.client.send(&req, &what)?;
+        let resp = if with_data {
+            self.client.send_once(&req, &what)?
+        } else {
+            self.client.send(&req, &what)?
+        };
         self.client.expect(&what, resp, &[201]).map(|_| ())
+    }
+
+    /// Uploads a small blob held in memory in one `PUT`, with a new session for each retry.
+    fn upload_monolithic(&self, digest: &Digest, data: Bytes) -> Result<()> {
+        let policy = self.client.retry();
+        let mut attempt = 0;
+        loop {
+            let url = self.start_upload()?;
+            let err = match self.finish_upload(&url, digest, data.clone()) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            self.cancel_upload(&url);
+            let retryable = match &err {
+                Error::Registry { status: None, .. } => true,
+                Error::Registry {
+                    status: Some(s), ..
+                } => is_retryable_status(*s),
+                _ => false,
+            };
+            if !retryable || attempt >= policy.times {
+                return Err(err);
+            }
+            tracing::debug!("{err} (retrying with a new upload)");
+            std::thread::sleep(policy.delay(attempt, None));
+            attempt += 1;
+        }
     }
 
     /// Where an upload stands: the number of bytes the registry holds, and the URL to continue at.
@@ -535,18 +569,14 @@ impl RegistryDestination {
         }
     }
 
-    fn upload(&self, desc: &Descriptor, stream: &mut VerifiedStream<'_>, url: &Url) -> Result<()> {
-        let digest = digest_of(desc)?;
+    fn upload_chunked(
+        &self,
+        digest: &Digest,
+        stream: &mut VerifiedStream<'_>,
+        url: &Url,
+    ) -> Result<()> {
         let verify_err =
             |e: io::Error| crate::error::from_io(e, || format!("reading blob {digest}"));
-        if desc.size() <= CHUNK_SIZE as u64 {
-            let mut data = Vec::with_capacity(desc.size() as usize);
-            stream.read_to_end(&mut data).map_err(verify_err)?;
-            if !stream.is_verified() {
-                stream.finish()?;
-            }
-            return self.finish_upload(url, &digest, Bytes::from(data));
-        }
         let mut url = url.clone();
         let mut offset = 0u64;
         loop {
@@ -562,7 +592,7 @@ impl RegistryDestination {
         if !stream.is_verified() {
             stream.finish()?;
         }
-        self.finish_upload(&url, &digest, Bytes::new())
+        self.finish_upload(&url, digest, Bytes::new())
     }
 
     fn put_manifest(&self, reference: &str, doc: &Document) -> Result<()> {
@@ -610,8 +640,20 @@ impl Destination for RegistryDestination {
     }
 
     fn put_blob(&self, desc: &Descriptor, stream: &mut VerifiedStream<'_>) -> Result<()> {
+        let digest = digest_of(desc)?;
+        if desc.size() <= CHUNK_SIZE as u64 {
+            // Small: read (and verify) it whole, then upload it in one request.
+            let mut data = Vec::with_capacity(desc.size() as usize);
+            stream
+                .read_to_end(&mut data)
+                .map_err(|e| crate::error::from_io(e, || format!("reading blob {digest}")))?;
+            if !stream.is_verified() {
+                stream.finish()?;
+            }
+            return self.upload_monolithic(&digest, Bytes::from(data));
+        }
         let url = self.start_upload()?;
-        let result = self.upload(desc, stream, &url);
+        let result = self.upload_chunked(&digest, stream, &url);
         if result.is_err() {
             self.cancel_upload(&url);
         }
