@@ -569,30 +569,52 @@ impl RegistryDestination {
         }
     }
 
+    /// Uploads a large blob in `PATCH` chunks. A second thread reads (and verifies) the next chunk
+    /// while the current one is on the wire; at most two chunks are in memory.
     fn upload_chunked(
         &self,
         digest: &Digest,
         stream: &mut VerifiedStream<'_>,
         url: &Url,
     ) -> Result<()> {
-        let verify_err =
-            |e: io::Error| crate::error::from_io(e, || format!("reading blob {digest}"));
-        let mut url = url.clone();
-        let mut offset = 0u64;
-        loop {
-            let mut buf = vec![0u8; CHUNK_SIZE];
-            let n = read_full(stream, &mut buf).map_err(verify_err)?;
-            if n == 0 {
-                break;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
+        let sent = std::thread::scope(|s| -> Result<Url> {
+            let reader = &mut *stream;
+            s.spawn(move || {
+                loop {
+                    let mut buf = vec![0u8; CHUNK_SIZE];
+                    match read_full(reader, &mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            if tx.send(Ok(buf)).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            break;
+                        }
+                    }
+                }
+            });
+            // `rx` is moved in here so that an early return drops it and stops the reader.
+            let rx = rx;
+            let mut url = url.clone();
+            let mut offset = 0u64;
+            for chunk in rx.iter() {
+                let chunk = chunk
+                    .map_err(|e| crate::error::from_io(e, || format!("reading blob {digest}")))?;
+                let n = chunk.len() as u64;
+                url = self.patch_chunk(url, offset, Bytes::from(chunk))?;
+                offset += n;
             }
-            buf.truncate(n);
-            url = self.patch_chunk(url, offset, Bytes::from(buf))?;
-            offset += n as u64;
-        }
+            Ok(url)
+        })?;
         if !stream.is_verified() {
             stream.finish()?;
         }
-        self.finish_upload(&url, digest, Bytes::new())
+        self.finish_upload(&sent, digest, Bytes::new())
     }
 
     fn put_manifest(&self, reference: &str, doc: &Document) -> Result<()> {
