@@ -279,7 +279,10 @@ mod tests {
         assert_eq!(n, data.len() as u64);
         assert_eq!(sniff(&out), c);
         let mut back = Vec::new();
-        decoder(c, &out[..]).unwrap().read_to_end(&mut back).unwrap();
+        decoder(c, &out[..])
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
         back
     }
 
@@ -301,7 +304,12 @@ mod tests {
     fn parallel_gzip_is_read_by_system_gzip() {
         let data: Vec<u8> = (0..(GZIP_BLOCK * 2 + 7)).map(|i| (i % 13) as u8).collect();
         let mut out = Vec::new();
-        encode(&EncodeOptions::new(Compression::Gzip), &mut &data[..], &mut out).unwrap();
+        encode(
+            &EncodeOptions::new(Compression::Gzip),
+            &mut &data[..],
+            &mut out,
+        )
+        .unwrap();
         let Ok(mut child) = std::process::Command::new("gzip")
             .args(["-dc"])
             .stdin(std::process::Stdio::piped())

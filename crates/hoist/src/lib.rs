@@ -16,6 +16,7 @@
 
 pub mod blob;
 pub mod compress;
+pub mod convert;
 pub mod copy;
 pub mod descriptor;
 pub mod digest;
