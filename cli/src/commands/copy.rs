@@ -63,6 +63,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             platforms,
             jobs: args.jobs,
             progress: progress.clone(),
+            ..Default::default()
         },
     )
     .with_context(|| format!("copying {} to {}", source.name(), destination.name()))?;

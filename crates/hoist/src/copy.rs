@@ -46,6 +46,8 @@ pub struct CopyOptions {
     pub jobs: usize,
     /// Where progress events go.
     pub progress: Option<Sink>,
+    /// Manifest format and layer compression changes (see [`crate::recompress`]).
+    pub convert: crate::recompress::ConvertOptions,
 }
 
 impl std::fmt::Debug for CopyOptions {
@@ -53,6 +55,7 @@ impl std::fmt::Debug for CopyOptions {
         f.debug_struct("CopyOptions")
             .field("platforms", &self.platforms)
             .field("jobs", &self.jobs)
+            .field("convert", &self.convert)
             .finish()
     }
 }
@@ -218,7 +221,7 @@ fn is_foreign(desc: &Descriptor) -> bool {
 }
 
 /// Copies one blob; returns how.
-fn copy_blob(
+pub(crate) fn copy_blob(
     src: &dyn Source,
     dst: &dyn Destination,
     desc: &Descriptor,
@@ -310,6 +313,19 @@ where
 pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Result<CopyReport> {
     let source_digest = src.root()?.digest().clone();
     let plan = plan(src, opts)?;
+    let docs: Vec<&Document> = plan.children.iter().chain([&plan.root]).collect();
+    if crate::recompress::needed(&docs, dst, &opts.convert) {
+        // The one extension point for conversions: format changes and layer recompression.
+        return crate::recompress::copy_converted(
+            src,
+            dst,
+            plan.root,
+            plan.children,
+            plan.blobs,
+            source_digest,
+            opts,
+        );
+    }
     for doc in plan.children.iter().chain(std::iter::once(&plan.root)) {
         if !dst.accepts(doc.media_type()) {
             return Err(Error::Unsupported(format!(

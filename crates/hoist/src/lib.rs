@@ -29,6 +29,7 @@ pub mod limits;
 pub mod media_type;
 pub mod platform;
 pub mod progress;
+pub mod recompress;
 pub mod reference;
 pub mod transport;
 pub mod verify;
