@@ -209,3 +209,66 @@ fn deep_index_nesting_is_refused() {
     let out = run_fail(&mut hoist(&["verify", &r]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--max-index-depth"));
 }
+
+#[test]
+fn preserve_digests_and_index_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index_digest, _) = three_platform_layout(dir.path());
+    let src = format!("oci:{}:multi", dir.path().join("multi").display());
+    let dst = dir.path().join("dst").display().to_string();
+
+    // A subset would write a new index: refused with --preserve-digests, and nothing is written.
+    let out = run_fail(&mut hoist(&[
+        "copy",
+        "--preserve-digests",
+        "--platform",
+        "linux/amd64",
+        "--platform",
+        "linux/arm64",
+        &src,
+        &format!("oci:{dst}:s"),
+    ]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--preserve-digests"));
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        "--preserve-digests",
+        "--multi-arch",
+        "all",
+        &src,
+        &format!("oci:{dst}:all"),
+    ]));
+
+    // index-only into a layout that lacks the images is refused, naming what is missing.
+    let empty = dir.path().join("empty").display().to_string();
+    let out = run_fail(&mut hoist(&[
+        "copy",
+        "--multi-arch",
+        "index-only",
+        &src,
+        &format!("oci:{empty}:i"),
+    ]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lacks manifests"));
+    // Where the images are present, only the index is written.
+    let out = hoist(&[
+        "copy",
+        "--multi-arch",
+        "index-only",
+        &src,
+        &format!("oci:{dst}:idx"),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 blobs copied"));
+    let raw = run_ok(&mut hoist(&["inspect", "--raw", &format!("oci:{dst}:idx")]));
+    assert_eq!(
+        hoist::Digest::sha256(raw.as_bytes()).to_string(),
+        index_digest
+    );
+    run_ok(&mut hoist(&["verify", "--all", &format!("oci:{dst}")]));
+}

@@ -48,6 +48,12 @@ pub struct CopyOptions {
     pub progress: Option<Sink>,
     /// Manifest format and layer compression changes (see [`crate::recompress`]).
     pub convert: crate::recompress::ConvertOptions,
+    /// Fail rather than write any document whose digest differs from the source's (a platform subset
+    /// builds a new index; later, format and compression conversions rewrite manifests).
+    pub preserve_digests: bool,
+    /// Copy only the index itself, not its images: the destination must already hold every manifest
+    /// the index names (skopeo's `--multi-arch index-only`).
+    pub index_only: bool,
 }
 
 impl std::fmt::Debug for CopyOptions {
@@ -56,6 +62,8 @@ impl std::fmt::Debug for CopyOptions {
             .field("platforms", &self.platforms)
             .field("jobs", &self.jobs)
             .field("convert", &self.convert)
+            .field("preserve_digests", &self.preserve_digests)
+            .field("index_only", &self.index_only)
             .finish()
     }
 }
@@ -116,6 +124,19 @@ fn filter_index(index: &Document, keep: &[Digest]) -> Result<Document> {
 
 fn plan(src: &dyn Source, opts: &CopyOptions) -> Result<Plan> {
     let source_root = src.root()?;
+    if opts.index_only {
+        if !source_root.is_index() {
+            return Err(Error::Unsupported(format!(
+                "--multi-arch index-only needs an index, but {} is a single manifest",
+                src.name()
+            )));
+        }
+        return Ok(Plan {
+            root: source_root,
+            children: Vec::new(),
+            blobs: Vec::new(),
+        });
+    }
     let root = if source_root.is_index() {
         match &opts.platforms {
             PlatformChoice::Host => select_manifest(src, source_root, &Platform::host())?,
@@ -313,6 +334,28 @@ where
 pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Result<CopyReport> {
     let source_digest = src.root()?.digest().clone();
     let plan = plan(src, opts)?;
+    if opts.preserve_digests && plan.root.is_index() && plan.root.digest() != &source_digest {
+        return Err(Error::Unsupported(format!(
+            "--preserve-digests: copying a platform subset writes a new index ({}) instead of {source_digest}",
+            plan.root.digest()
+        )));
+    }
+    if opts.index_only {
+        let index = plan.root.index()?;
+        let missing: Vec<String> = index
+            .manifests()
+            .iter()
+            .filter(|d| !dst.has_blob(d).unwrap_or(false))
+            .map(|d| d.digest().to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "--multi-arch index-only: {} lacks manifests the index names: {}; copy them first (or use --all)",
+                dst.name(),
+                missing.join(", ")
+            )));
+        }
+    }
     let docs: Vec<&Document> = plan.children.iter().chain([&plan.root]).collect();
     if crate::recompress::needed(&docs, dst, &opts.convert) {
         // The one extension point for conversions: format changes and layer recompression.

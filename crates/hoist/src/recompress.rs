@@ -395,6 +395,14 @@ pub(crate) fn copy_converted(
         new_children.push(rebuild(child)?);
     }
     let new_root = rebuild(&root)?;
+    if opts.preserve_digests && new_root.digest() != root.digest() {
+        return Err(Error::Unsupported(format!(
+            "--preserve-digests: converting {} for {} writes {} instead",
+            root.digest(),
+            dst.name(),
+            new_root.digest()
+        )));
+    }
     for child in &new_children {
         dst.put_document(child)?;
     }

@@ -107,6 +107,12 @@ impl ImageName {
                 "repository must be lowercase letters, digits and separators (. _ -) between '/'",
             ));
         }
+        if domain.len() + 1 + repository.len() > 255 {
+            return Err(invalid(
+                &text[..text.floor_char_boundary(64)],
+                "a name (registry and repository) may have at most 255 characters",
+            ));
+        }
         let tag = match (&tag, &digest) {
             (None, None) => Some("latest".to_string()),
             _ => tag,

@@ -1,0 +1,27 @@
+//! Fuzzes manifest, index and config parsing: never panics, and every descriptor of a document that
+//! parses has a digest hoist accepts.
+#![no_main]
+
+use hoist::document::{Document, Parsed, parse_config};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(doc) = Document::detect(data.to_vec()) {
+        assert_eq!(doc.bytes(), data);
+        match doc.parse() {
+            Ok(Parsed::Manifest(m)) => {
+                hoist::descriptor::digest_of(m.config()).expect("validated by parse");
+                for l in m.layers() {
+                    hoist::descriptor::digest_of(l).expect("validated by parse");
+                }
+            }
+            Ok(Parsed::Index(i)) => {
+                for m in i.manifests() {
+                    hoist::descriptor::digest_of(m).expect("validated by parse");
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    let _ = parse_config(data, &hoist::Digest::sha256(data));
+});
