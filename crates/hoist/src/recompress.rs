@@ -281,7 +281,10 @@ pub(crate) fn copy_converted(
                 && &d != expected
             {
                 return Err(Error::DigestMismatch {
-                    what: format!("uncompressed layer {i} of manifest {} (its digest must be its diff_id)", doc.digest()),
+                    what: format!(
+                        "uncompressed layer {i} of manifest {} (its digest must be its diff_id)",
+                        doc.digest()
+                    ),
                     expected: expected.clone(),
                     actual: d,
                 });

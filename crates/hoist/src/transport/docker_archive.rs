@@ -175,8 +175,9 @@ impl DockerArchiveSource {
                 other => other,
             })?;
         let config_digest = Digest::sha256(&config_bytes);
-        let config: Value = serde_json::from_slice(&config_bytes)
-            .map_err(|e| Error::invalid_document(format!("config {}", item.config), e.to_string()))?;
+        let config: Value = serde_json::from_slice(&config_bytes).map_err(|e| {
+            Error::invalid_document(format!("config {}", item.config), e.to_string())
+        })?;
         let diff_ids: Vec<Digest> = config
             .pointer("/rootfs/diff_ids")
             .and_then(Value::as_array)
@@ -280,7 +281,11 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// The manifest skopeo presents for a docker-archive image, with Go's struct key order.
-fn synthesize_manifest(config_size: u64, config: &Digest, layers: &[(u64, Digest)]) -> Result<Document> {
+fn synthesize_manifest(
+    config_size: u64,
+    config: &Digest,
+    layers: &[(u64, Digest)],
+) -> Result<Document> {
     let desc = |mt: &str, size: u64, digest: &Digest| {
         let mut d = Map::new();
         d.insert("mediaType".into(), Value::from(mt));
