@@ -258,7 +258,8 @@ fn no_image_written(layout: &Path) {
 fn bad_archives_fail_clearly_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (members, _) = newer_format_members("app:v2");
-    let mut cases: Vec<(&str, Vec<(String, Vec<u8>)>, &str)> = Vec::new();
+    type Members = Vec<(String, Vec<u8>)>;
+    let mut cases: Vec<(&str, Members, &str)> = Vec::new();
     // A layer manifest.json names is missing.
     let mut m = members.clone();
     m.remove(0);

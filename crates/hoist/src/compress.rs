@@ -49,8 +49,10 @@ pub fn decoder<'a>(
 /// Size of one independently compressed gzip block.
 pub const GZIP_BLOCK: usize = 1 << 20;
 
-/// The gzip level used when none is given: zlib-rs level 6 (the level `gzip` and Go's default use).
-pub const DEFAULT_GZIP_LEVEL: u32 = 6;
+/// The gzip level used when none is given. zlib-rs level 3 compresses layer tars about as well as
+/// skopeo's default (klauspost pgzip level 6; measured +0.2% on a 270 MB image) for about two thirds of
+/// the CPU of zlib level 6 (which is 2.5% smaller); level 1 is faster still but about 20% larger.
+pub const DEFAULT_GZIP_LEVEL: u32 = 3;
 
 /// The zstd level used when none is given (zstd's own default).
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
