@@ -16,9 +16,11 @@
 
 pub mod blob;
 pub mod compress;
+pub mod config_edit;
 pub mod convert;
 pub mod copy;
 pub mod descriptor;
+pub mod diff;
 pub mod digest;
 pub mod document;
 pub mod error;
