@@ -123,10 +123,9 @@ pub fn encode(
         Compression::Zstd => {
             let level = opts.level.unwrap_or(DEFAULT_ZSTD_LEVEL);
             let mut enc = zstd::stream::write::Encoder::new(output, level)?;
-            let threads = opts.thread_count();
-            if threads > 1 {
-                enc.multithread(threads as u32)?;
-            }
+            // Always at least one worker thread: zstd's output then does not depend on the worker count,
+            // so layers are reproducible across machines.
+            enc.multithread(opts.thread_count() as u32)?;
             let n = io::copy(input, &mut enc)?;
             enc.finish()?.flush()?;
             Ok(n)
