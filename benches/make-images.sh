@@ -38,9 +38,11 @@ log() { printf 'make-images: %s\n' "$*" >&2; }
 copy_budget() {
   local dest=$1 budget_mb=$2; shift 2
   local list="$work/list.$$"
-  find "$@" \( -type f -o -type l \) -printf '%s\t%p\n' 2>/dev/null | LC_ALL=C sort -t$'\t' -k2 |
-    awk -F'\t' -v budget=$((budget_mb * 1024 * 1024)) 'sum + $1 <= budget { sum += $1; print substr($2, 2) }' \
-      > "$list"
+  # Hardlinked files (e.g. Mesa's dri drivers) are stored once in a layer: count their bytes once.
+  find "$@" \( -type f -o -type l \) -printf '%s\t%i\t%p\n' 2>/dev/null | LC_ALL=C sort -t$'\t' -k3 |
+    awk -F'\t' -v budget=$((budget_mb * 1024 * 1024)) '
+      { size = ($2 in seen) ? 0 : $1 }
+      sum + size <= budget { sum += size; seen[$2] = 1; print substr($3, 2) }' > "$list"
   tar --no-recursion -C / -cf - -T "$list" | tar -C "$dest" -xf -
   rm -f "$list"
 }
