@@ -42,6 +42,10 @@ enum Command {
     Tags(commands::tags::Args),
     /// Remove blobs of a layout that no tag or index entry reaches.
     Gc(commands::gc::Args),
+    /// Write the changes between two directories as a layer (a file, or appended to an image).
+    Diff(Box<commands::diff::Args>),
+    /// Edit an image's config (env, entrypoint, cmd, labels, ...) as `umoci config` does.
+    Config(Box<commands::config::Args>),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(commands::completion::Args),
     /// Print or write man pages for hoist and each verb.
@@ -74,6 +78,8 @@ fn main() -> ExitCode {
         Command::Copy(a) => commands::copy::run(a),
         Command::Tags(a) => commands::tags::run(a),
         Command::Gc(a) => commands::gc::run(a),
+        Command::Diff(a) => commands::diff::run(*a),
+        Command::Config(a) => commands::config::run(*a),
         Command::Completion(a) => commands::completion::run(a, Cli::command()),
         Command::Man(a) => commands::man::run(a, Cli::command()),
     };

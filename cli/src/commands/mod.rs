@@ -1,7 +1,9 @@
 //! One module per verb. Each turns its arguments into library calls and renders the result.
 
 pub mod completion;
+pub mod config;
 pub mod copy;
+pub mod diff;
 pub mod gc;
 pub mod inspect;
 pub mod man;

@@ -4,6 +4,8 @@
 //! Each area keeps its own helpers in a sibling module; this file holds what every area needs.
 #![allow(dead_code)]
 
+pub mod diff;
+pub mod docker;
 pub mod images;
 pub mod synth;
 

@@ -46,6 +46,8 @@ pub struct CopyOptions {
     pub jobs: usize,
     /// Where progress events go.
     pub progress: Option<Sink>,
+    /// Manifest format and layer compression changes (see [`crate::recompress`]).
+    pub convert: crate::recompress::ConvertOptions,
     /// Fail rather than write any document whose digest differs from the source's (a platform subset
     /// builds a new index; later, format and compression conversions rewrite manifests).
     pub preserve_digests: bool,
@@ -59,6 +61,7 @@ impl std::fmt::Debug for CopyOptions {
         f.debug_struct("CopyOptions")
             .field("platforms", &self.platforms)
             .field("jobs", &self.jobs)
+            .field("convert", &self.convert)
             .field("preserve_digests", &self.preserve_digests)
             .field("index_only", &self.index_only)
             .finish()
@@ -239,7 +242,7 @@ fn is_foreign(desc: &Descriptor) -> bool {
 }
 
 /// Copies one blob; returns how.
-fn copy_blob(
+pub(crate) fn copy_blob(
     src: &dyn Source,
     dst: &dyn Destination,
     desc: &Descriptor,
@@ -352,6 +355,19 @@ pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Resu
                 missing.join(", ")
             )));
         }
+    }
+    let docs: Vec<&Document> = plan.children.iter().chain([&plan.root]).collect();
+    if crate::recompress::needed(&docs, dst, &opts.convert) {
+        // The one extension point for conversions: format changes and layer recompression.
+        return crate::recompress::copy_converted(
+            src,
+            dst,
+            plan.root,
+            plan.children,
+            plan.blobs,
+            source_digest,
+            opts,
+        );
     }
     for doc in plan.children.iter().chain(std::iter::once(&plan.root)) {
         if !dst.accepts(doc.media_type()) {

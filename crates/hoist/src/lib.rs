@@ -16,8 +16,11 @@
 
 pub mod blob;
 pub mod compress;
+pub mod config_edit;
+pub mod convert;
 pub mod copy;
 pub mod descriptor;
+pub mod diff;
 pub mod digest;
 pub mod document;
 pub mod error;
@@ -28,6 +31,7 @@ pub mod limits;
 pub mod media_type;
 pub mod platform;
 pub mod progress;
+pub mod recompress;
 pub mod reference;
 pub mod transport;
 pub mod verify;

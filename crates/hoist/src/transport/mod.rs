@@ -5,6 +5,7 @@
 //! A new transport is one module implementing them; `copy` never special-cases a pair of transports.
 
 pub mod dir;
+pub mod docker_archive;
 pub mod oci;
 pub mod oci_archive;
 pub mod tar_index;
@@ -83,6 +84,36 @@ pub trait Destination: Send + Sync {
     fn accepts(&self, _media_type: &str) -> bool {
         true
     }
+
+    /// The manifest format this destination stores natively: the copy engine converts documents of the
+    /// other format into it (as skopeo does). `None` (the default) stores every format as it comes.
+    fn native_format(&self) -> Option<crate::convert::Format> {
+        None
+    }
+
+    /// What this destination wants of layer compression (see [`LayerPolicy`]).
+    fn layer_policy(&self) -> LayerPolicy {
+        LayerPolicy::Any
+    }
+
+    /// A directory on the destination's filesystem where the copy engine may put temp files (recompressed
+    /// layers), so that [`Destination::link_blob`] can take them without a second copy.
+    fn staging_dir(&self) -> Option<PathBuf> {
+        None
+    }
+}
+
+/// What a destination wants of layer compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerPolicy {
+    /// Layers are stored as they come.
+    #[default]
+    Any,
+    /// Uncompressed layers are gzip-compressed when a manifest is converted to this destination's
+    /// format anyway (what skopeo does for OCI destinations); otherwise layers are kept.
+    CompressWhenConverting,
+    /// Layers must be uncompressed (docker-archive): compressed ones are decompressed.
+    Uncompressed,
 }
 
 /// Opens a blob of `source` as a verified stream.
@@ -143,6 +174,9 @@ pub fn open_source(reference: &TransportRef, opts: &OpenOptions) -> Result<Box<d
         TransportRef::Dir { path } => {
             Ok(Box::new(dir::DirSource::open(path, opts.limits.clone())?))
         }
+        TransportRef::DockerArchive { path, selector } => Ok(Box::new(
+            docker_archive::DockerArchiveSource::open(path, selector.clone(), opts.limits.clone())?,
+        )),
         other => Err(Error::Unsupported(format!(
             "reading from the {} transport is not implemented yet ({other})",
             other.transport()
@@ -164,6 +198,9 @@ pub fn open_destination(
             oci_archive::OciArchiveDestination::create(path, reference.clone())?,
         )),
         TransportRef::Dir { path } => Ok(Box::new(dir::DirDestination::create(path)?)),
+        TransportRef::DockerArchive { path, selector } => Ok(Box::new(
+            docker_archive::DockerArchiveDestination::create(path, selector.clone())?,
+        )),
         other => Err(Error::Unsupported(format!(
             "writing to the {} transport is not implemented yet ({other})",
             other.transport()

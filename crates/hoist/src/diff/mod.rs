@@ -1,0 +1,579 @@
+//! Layer diffing: the change model (added, modified, deleted paths) between a lower tree and an upper
+//! directory, and the plan of layer entries (files, whiteouts, opaque markers, hardlinks) that turns
+//! those changes into an OCI layer.
+//!
+//! The lower side is anything that implements [`LowerTree`]: a plain directory ([`DirTree`]) today, the
+//! record `unpack` keeps of what it unpacked later. The upper side is always a directory on disk, walked
+//! in path order without following symlinks. [`writer`] streams a plan into a (compressed) layer blob.
+//!
+//! ```no_run
+//! use hoist::diff::{compute, DirTree, DiffOptions, LayerOptions, write_layer_file};
+//! let lower = DirTree::new("/tmp/lower");
+//! let diff = compute(&lower, "/tmp/upper".as_ref(), &DiffOptions::default())?;
+//! let layer = write_layer_file(&diff, "/tmp/layer.tar.gz".as_ref(), &LayerOptions::default())?;
+//! println!("{} {}", layer.digest, layer.diff_id);
+//! # Ok::<(), hoist::Error>(())
+//! ```
+
+mod append;
+mod compress_out;
+mod walk;
+pub mod writer;
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+pub use append::{AppendOptions, Appended, append_diff};
+pub use compress_out::Encoder;
+pub use walk::{DirTree, ROOTLESS_XATTR, RootlessOwner, parse_rootless};
+pub use writer::{LayerBlob, LayerOptions, MtimePolicy, write_layer, write_layer_file};
+
+use crate::digest::Digest;
+use crate::error::Result;
+
+/// What kind of filesystem object an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileType {
+    /// A regular file.
+    Regular,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A character device.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A named pipe.
+    Fifo,
+    /// A unix socket (cannot be stored in a layer; skipped when writing).
+    Socket,
+}
+
+/// The metadata of one entry, as compared between the trees and written into the layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    /// The kind of object.
+    pub file_type: FileType,
+    /// Permission bits including setuid, setgid and sticky (`mode & 0o7777`).
+    pub mode: u32,
+    /// Owner, after applying a rootless ownership record ([`ROOTLESS_XATTR`]) when there is one.
+    pub uid: u32,
+    /// Group, after applying a rootless ownership record.
+    pub gid: u32,
+    /// Size in bytes (regular files; 0 otherwise).
+    pub size: u64,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+    /// Nanoseconds part of the modification time.
+    pub mtime_nsec: u32,
+    /// A symlink's target.
+    pub link_target: Option<PathBuf>,
+    /// A device's (major, minor) numbers.
+    pub device: Option<(u32, u32)>,
+    /// Extended attributes that belong in a layer, by name (the rootless record and
+    /// `security.selinux` are left out, as umoci does).
+    pub xattrs: BTreeMap<OsString, Vec<u8>>,
+    /// (device, inode) and link count, where known: used to find hardlink groups in the upper tree.
+    pub inode: Option<(u64, u64, u64)>,
+}
+
+/// Content of a lower file, for comparing with the upper one when all metadata agree.
+pub enum LowerContent<'a> {
+    /// The bytes themselves.
+    Reader(Box<dyn Read + 'a>),
+    /// Only a digest of the bytes is known (a state record).
+    Digest(Digest),
+    /// Nothing is known: metadata decides alone.
+    Unavailable,
+}
+
+/// Entries of a tree in path order, each a relative path with its metadata.
+pub type Entries<'a> = Box<dyn Iterator<Item = Result<(PathBuf, Meta)>> + 'a>;
+
+/// The lower side of a diff: what the upper tree is compared against.
+///
+/// Paths are relative to the tree's root, without a leading `/` or `./`; the root itself is never an
+/// entry. Implemented by [`DirTree`] for a plain directory.
+pub trait LowerTree {
+    /// Every entry below the root, in [`Path`] order (component-wise, so a directory's contents follow
+    /// it directly).
+    fn entries(&self) -> Result<Entries<'_>>;
+    /// The metadata of one path, `None` when it is absent.
+    fn lookup(&self, path: &Path) -> Result<Option<Meta>>;
+    /// The content of a regular file, for content comparison.
+    fn content(&self, path: &Path) -> Result<LowerContent<'_>>;
+    /// True when the tree's modification times carry nanoseconds (a directory does; a tar-based record
+    /// may only have seconds, and then only seconds are compared).
+    fn mtime_nanos(&self) -> bool {
+        true
+    }
+}
+
+/// What differs in a modified entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reasons {
+    /// The kind of object changed (e.g. a directory replaced by a file).
+    pub file_type: bool,
+    /// The content (or size) of a regular file.
+    pub content: bool,
+    /// Permission bits.
+    pub mode: bool,
+    /// Owner or group.
+    pub owner: bool,
+    /// Extended attributes.
+    pub xattrs: bool,
+    /// Modification time.
+    pub mtime: bool,
+    /// A symlink's target.
+    pub link_target: bool,
+    /// A device's numbers.
+    pub device: bool,
+}
+
+impl Reasons {
+    /// True when nothing differs.
+    pub fn is_empty(&self) -> bool {
+        *self == Reasons::default()
+    }
+
+    /// The names of what differs, e.g. `["mode", "mtime"]`.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        for (on, name) in [
+            (self.file_type, "type"),
+            (self.content, "content"),
+            (self.mode, "mode"),
+            (self.owner, "owner"),
+            (self.xattrs, "xattrs"),
+            (self.mtime, "mtime"),
+            (self.link_target, "link"),
+            (self.device, "device"),
+        ] {
+            if on {
+                v.push(name);
+            }
+        }
+        v
+    }
+}
+
+/// How an entry changed between the trees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Only in the upper tree.
+    Added,
+    /// In both, different.
+    Modified(Reasons),
+    /// Only in the lower tree (only the topmost deleted path is listed; its contents go with it).
+    Deleted,
+}
+
+/// One change, by path relative to the roots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The path.
+    pub path: PathBuf,
+    /// What happened to it.
+    pub kind: ChangeKind,
+}
+
+/// Options of [`compute`].
+#[derive(Debug, Clone, Default)]
+pub struct DiffOptions {
+    /// Compare the bytes of regular files whose size, mtime and other metadata all agree (slower;
+    /// without it such files count as unchanged, as with mtree-style comparison).
+    pub compare_content: bool,
+}
+
+/// The state of one upper entry after comparison.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Status {
+    Unchanged,
+    Added,
+    Modified(Reasons),
+}
+
+#[derive(Debug, Clone)]
+struct UpperEntry {
+    path: PathBuf,
+    meta: Meta,
+    status: Status,
+    /// The lower entry at this path was a directory too (so an opaque marker could apply).
+    lower_dir: bool,
+}
+
+/// The computed difference between a lower tree and an upper directory.
+#[derive(Debug, Clone)]
+pub struct Diff {
+    upper_root: PathBuf,
+    upper: Vec<UpperEntry>,
+    deleted: Vec<PathBuf>,
+}
+
+/// One entry of a layer, in the order it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerEntry {
+    /// Write the upper entry at `path` (a file's content is read from the upper tree).
+    Write {
+        /// The path.
+        path: PathBuf,
+        /// Its metadata.
+        meta: Meta,
+    },
+    /// Write a hardlink at `path` to `target`, an earlier entry of the same layer.
+    Hardlink {
+        /// The link's path.
+        path: PathBuf,
+        /// The path it links to.
+        target: PathBuf,
+    },
+    /// `.wh.NAME`: `path` is deleted.
+    Whiteout {
+        /// The deleted path.
+        path: PathBuf,
+    },
+    /// `.wh..wh..opq` in directory `dir`: everything the lower layers had in it is hidden.
+    Opaque {
+        /// The directory.
+        dir: PathBuf,
+    },
+}
+
+/// Computes the changes from `lower` to the directory `upper`.
+pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Result<Diff> {
+    let upper_tree = DirTree::new(upper);
+    let nanos = lower.mtime_nanos();
+    let mut lower_iter = lower.entries()?.peekable();
+    let mut upper_iter = upper_tree.entries()?.peekable();
+    let mut out = Diff {
+        upper_root: upper.to_path_buf(),
+        upper: Vec::new(),
+        deleted: Vec::new(),
+    };
+    // A lower directory that was deleted or replaced by a non-directory: its lower contents need no
+    // whiteouts of their own.
+    let mut gone: Option<PathBuf> = None;
+    loop {
+        let order = match (lower_iter.peek(), upper_iter.peek()) {
+            (None, None) => break,
+            (Some(Err(_)), _) => return Err(take_err(&mut lower_iter)),
+            (_, Some(Err(_))) => return Err(take_err(&mut upper_iter)),
+            (Some(Ok((lp, _))), Some(Ok((up, _)))) => lp.cmp(up),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+        };
+        match order {
+            Ordering::Less => {
+                let Some(Ok((path, meta))) = lower_iter.next() else {
+                    unreachable!("peeked")
+                };
+                if gone.as_ref().is_some_and(|g| path.starts_with(g)) {
+                    continue;
+                }
+                if meta.file_type == FileType::Dir {
+                    gone = Some(path.clone());
+                }
+                out.deleted.push(path);
+            }
+            Ordering::Greater => {
+                let Some(Ok((path, meta))) = upper_iter.next() else {
+                    unreachable!("peeked")
+                };
+                out.upper.push(UpperEntry {
+                    path,
+                    meta,
+                    status: Status::Added,
+                    lower_dir: false,
+                });
+            }
+            Ordering::Equal => {
+                let (Some(Ok((path, lmeta))), Some(Ok((_, umeta)))) =
+                    (lower_iter.next(), upper_iter.next())
+                else {
+                    unreachable!("peeked")
+                };
+                let mut reasons = compare(&lmeta, &umeta, nanos);
+                if reasons.is_empty()
+                    && opts.compare_content
+                    && umeta.file_type == FileType::Regular
+                    && !same_content(lower, &upper_tree, &path)?
+                {
+                    reasons.content = true;
+                }
+                if lmeta.file_type == FileType::Dir && umeta.file_type != FileType::Dir {
+                    gone = Some(path.clone());
+                }
+                out.upper.push(UpperEntry {
+                    lower_dir: lmeta.file_type == FileType::Dir,
+                    path,
+                    meta: umeta,
+                    status: if reasons.is_empty() {
+                        Status::Unchanged
+                    } else {
+                        Status::Modified(reasons)
+                    },
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn take_err(it: &mut impl Iterator<Item = Result<(PathBuf, Meta)>>) -> crate::Error {
+    match it.next() {
+        Some(Err(e)) => e,
+        _ => crate::Error::Other("tree walk failed".into()),
+    }
+}
+
+/// What differs between a lower and an upper entry's metadata.
+fn compare(l: &Meta, u: &Meta, nanos: bool) -> Reasons {
+    let mut r = Reasons::default();
+    if l.file_type != u.file_type {
+        r.file_type = true;
+        return r;
+    }
+    r.mode = l.mode != u.mode;
+    r.owner = l.uid != u.uid || l.gid != u.gid;
+    r.xattrs = l.xattrs != u.xattrs;
+    r.mtime = l.mtime != u.mtime || (nanos && l.mtime_nsec != u.mtime_nsec);
+    match u.file_type {
+        FileType::Regular => r.content = l.size != u.size,
+        FileType::Symlink => r.link_target = l.link_target != u.link_target,
+        FileType::CharDevice | FileType::BlockDevice => r.device = l.device != u.device,
+        _ => {}
+    }
+    r
+}
+
+/// Byte-compares (or digest-compares) a regular file present in both trees.
+fn same_content(lower: &dyn LowerTree, upper: &DirTree, path: &Path) -> Result<bool> {
+    use crate::error::IoContext;
+    let upath = upper.root().join(path);
+    let open_upper =
+        || std::fs::File::open(&upath).ctx(|| format!("opening {} to compare it", upath.display()));
+    match lower.content(path)? {
+        LowerContent::Unavailable => Ok(true),
+        LowerContent::Digest(d) => {
+            let mut w = crate::digest::HashingWriter::new(std::io::sink(), d.algorithm());
+            std::io::copy(&mut open_upper()?, &mut w)
+                .ctx(|| format!("reading {}", upath.display()))?;
+            Ok(w.finish().1 == d)
+        }
+        LowerContent::Reader(mut l) => {
+            let mut u = open_upper()?;
+            let mut lb = vec![0u8; 64 << 10];
+            let mut ub = vec![0u8; 64 << 10];
+            loop {
+                let n = read_full(&mut l, &mut lb)
+                    .ctx(|| format!("reading lower {}", path.display()))?;
+                let m =
+                    read_full(&mut u, &mut ub).ctx(|| format!("reading {}", upath.display()))?;
+                if n != m || lb[..n] != ub[..m] {
+                    return Ok(false);
+                }
+                if n == 0 {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+}
+
+/// Reads until `buf` is full or the stream ends.
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Tar bytes an entry of `meta` occupies (header plus padded content).
+fn entry_cost(meta: &Meta) -> u64 {
+    let data = if meta.file_type == FileType::Regular {
+        meta.size.div_ceil(512) * 512
+    } else {
+        0
+    };
+    512 + data
+}
+
+impl Diff {
+    /// The upper directory the diff was computed for (where file contents are read from).
+    pub fn upper_root(&self) -> &Path {
+        &self.upper_root
+    }
+
+    /// True when the trees are the same.
+    pub fn is_empty(&self) -> bool {
+        self.deleted.is_empty() && self.upper.iter().all(|e| e.status == Status::Unchanged)
+    }
+
+    /// Every change, in path order.
+    pub fn changes(&self) -> Vec<Change> {
+        let mut v: Vec<Change> = self
+            .upper
+            .iter()
+            .filter_map(|e| match &e.status {
+                Status::Unchanged => None,
+                Status::Added => Some(Change {
+                    path: e.path.clone(),
+                    kind: ChangeKind::Added,
+                }),
+                Status::Modified(r) => Some(Change {
+                    path: e.path.clone(),
+                    kind: ChangeKind::Modified(*r),
+                }),
+            })
+            .chain(self.deleted.iter().map(|p| Change {
+                path: p.clone(),
+                kind: ChangeKind::Deleted,
+            }))
+            .collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v
+    }
+
+    /// Directories (present as directories in both trees) where one opaque marker plus re-adding the
+    /// unchanged contents makes a smaller layer than one whiteout per deleted entry.
+    fn opaque_dirs(&self) -> HashSet<PathBuf> {
+        #[derive(Default)]
+        struct Acc {
+            unchanged: u64,
+            direct_whiteouts: u64,
+            best: u64,
+            opaque: bool,
+        }
+        let mut acc: HashMap<&Path, Acc> = HashMap::new();
+        for e in &self.upper {
+            if e.meta.file_type == FileType::Dir && e.lower_dir {
+                acc.entry(&e.path).or_default();
+            }
+        }
+        if acc.is_empty() || self.deleted.is_empty() {
+            return HashSet::new();
+        }
+        for e in &self.upper {
+            if e.status != Status::Unchanged {
+                continue;
+            }
+            let cost = entry_cost(&e.meta);
+            for a in e.path.ancestors().skip(1) {
+                if let Some(x) = acc.get_mut(a) {
+                    x.unchanged += cost;
+                }
+            }
+        }
+        for d in &self.deleted {
+            if let Some(x) = d.parent().and_then(|p| acc.get_mut(p)) {
+                x.direct_whiteouts += 1;
+            }
+        }
+        // Bottom-up: children sort after their parents, so reverse path order visits them first.
+        let dirs: Vec<&Path> = self
+            .upper
+            .iter()
+            .filter(|e| acc.contains_key(e.path.as_path()))
+            .map(|e| e.path.as_path())
+            .collect();
+        let mut child_best: HashMap<&Path, u64> = HashMap::new();
+        for d in dirs.iter().rev() {
+            let x = acc.get_mut(d).expect("dir has an accumulator");
+            let normal = 512 * x.direct_whiteouts + child_best.get(d).copied().unwrap_or(0);
+            let opaque = 512 + x.unchanged;
+            x.opaque = x.direct_whiteouts > 0 && opaque < normal;
+            x.best = normal.min(opaque);
+            let best = x.best;
+            if let Some(p) = d.parent().filter(|p| acc.contains_key(p)) {
+                *child_best.entry(p).or_default() += best;
+            }
+        }
+        let mut chosen: HashSet<PathBuf> = HashSet::new();
+        for d in dirs {
+            if d.ancestors().skip(1).any(|a| chosen.contains(a)) {
+                continue;
+            }
+            if acc.get(d).is_some_and(|x| x.opaque) {
+                chosen.insert(d.to_path_buf());
+            }
+        }
+        chosen
+    }
+
+    /// The layer entries for this diff, in the order they are written: path order, a whiteout at its
+    /// deleted path's place, an opaque marker right after its directory, the second and later paths of
+    /// a hardlink group as links to the first.
+    pub fn plan(&self) -> Vec<LayerEntry> {
+        let opaque = self.opaque_dirs();
+        let in_opaque = |p: &Path| p.ancestors().skip(1).any(|a| opaque.contains(a));
+        let mut emit: Vec<bool> = self
+            .upper
+            .iter()
+            .map(|e| {
+                e.status != Status::Unchanged || opaque.contains(&e.path) || in_opaque(&e.path)
+            })
+            .collect();
+        // Hardlink groups: when any path of a group is written, all are, so the link survives.
+        let mut groups: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
+        for (i, e) in self.upper.iter().enumerate() {
+            if let (FileType::Regular, Some((dev, ino, nlink))) = (e.meta.file_type, e.meta.inode)
+                && nlink > 1
+            {
+                groups.entry((dev, ino)).or_default().push(i);
+            }
+        }
+        for members in groups.values() {
+            if members.iter().any(|&i| emit[i]) {
+                for &i in members {
+                    emit[i] = true;
+                }
+            }
+        }
+        let mut first_of: HashMap<(u64, u64), &Path> = HashMap::new();
+        let mut out = Vec::new();
+        let mut deleted = self.deleted.iter().filter(|p| !in_opaque(p)).peekable();
+        for (e, on) in self.upper.iter().zip(emit) {
+            while let Some(d) = deleted.next_if(|d| **d < e.path) {
+                out.push(LayerEntry::Whiteout { path: d.clone() });
+            }
+            if !on || e.meta.file_type == FileType::Socket {
+                continue;
+            }
+            let key = match (e.meta.file_type, e.meta.inode) {
+                (FileType::Regular, Some((dev, ino, nlink))) if nlink > 1 => Some((dev, ino)),
+                _ => None,
+            };
+            if let Some(target) = key.and_then(|k| first_of.get(&k)) {
+                out.push(LayerEntry::Hardlink {
+                    path: e.path.clone(),
+                    target: target.to_path_buf(),
+                });
+                continue;
+            }
+            if let Some(k) = key {
+                first_of.insert(k, &e.path);
+            }
+            out.push(LayerEntry::Write {
+                path: e.path.clone(),
+                meta: e.meta.clone(),
+            });
+            if opaque.contains(&e.path) {
+                out.push(LayerEntry::Opaque {
+                    dir: e.path.clone(),
+                });
+            }
+        }
+        out.extend(deleted.map(|d| LayerEntry::Whiteout { path: d.clone() }));
+        out
+    }
+}

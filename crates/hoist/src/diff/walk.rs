@@ -1,0 +1,255 @@
+//! Reading a directory tree for diffing: a sorted walk that never follows symlinks, the metadata of each
+//! entry (`lstat`, extended attributes), and umoci's rootless ownership record.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use super::{Entries, FileType, LowerContent, LowerTree, Meta};
+use crate::error::{Error, IoContext, Result};
+
+/// The extended attribute in which umoci's rootless unpack records an entry's real owner (a protobuf
+/// `Resource { uint32 uid = 1; uint32 gid = 2; }` from rootlesscontaine.rs).
+pub const ROOTLESS_XATTR: &str = "user.rootlesscontainers";
+
+/// Xattrs that never go into a layer: the rootless record (it is turned back into the owner) and the
+/// host's SELinux label.
+const SKIPPED_XATTRS: &[&str] = &[ROOTLESS_XATTR, "security.selinux"];
+
+/// The "no change" id in a rootless record.
+const NOOP_ID: u32 = u32::MAX;
+
+/// An owner recorded by a rootless unpack; `None` leaves the file's own id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RootlessOwner {
+    /// The recorded uid.
+    pub uid: Option<u32>,
+    /// The recorded gid.
+    pub gid: Option<u32>,
+}
+
+/// Parses the protobuf of a [`ROOTLESS_XATTR`] value. Absent fields, and the NoopID `4294967295`, mean
+/// "unchanged"; unknown fields are skipped as protobuf requires.
+pub fn parse_rootless(bytes: &[u8]) -> Result<RootlessOwner> {
+    let bad = |why: &str| Error::Other(format!("malformed {ROOTLESS_XATTR} record: {why}"));
+    fn varint(b: &[u8], i: &mut usize) -> Option<u64> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = *b.get(*i)?;
+            *i += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut out = RootlessOwner::default();
+    let mut i = 0;
+    while i < bytes.len() {
+        let key = varint(bytes, &mut i).ok_or_else(|| bad("truncated field key"))?;
+        let (field, wire) = (key >> 3, key & 7);
+        match wire {
+            0 => {
+                let v = varint(bytes, &mut i).ok_or_else(|| bad("truncated varint"))?;
+                let id = u32::try_from(v).map_err(|_| bad("id does not fit 32 bits"))?;
+                let id = (id != NOOP_ID).then_some(id);
+                match field {
+                    1 => out.uid = id,
+                    2 => out.gid = id,
+                    _ => {}
+                }
+            }
+            1 => i += 8,
+            5 => i += 4,
+            2 => {
+                let len = varint(bytes, &mut i).ok_or_else(|| bad("truncated length"))?;
+                i = usize::try_from(len)
+                    .ok()
+                    .and_then(|l| i.checked_add(l))
+                    .ok_or_else(|| bad("length out of range"))?;
+            }
+            _ => return Err(bad("unsupported wire type")),
+        }
+    }
+    if i > bytes.len() {
+        return Err(bad("truncated field"));
+    }
+    Ok(out)
+}
+
+/// A plain directory as a [`LowerTree`] (and the walker for the upper side of every diff).
+#[derive(Debug, Clone)]
+pub struct DirTree {
+    root: PathBuf,
+}
+
+impl DirTree {
+    /// A tree rooted at `root`.
+    pub fn new(root: impl AsRef<Path>) -> Self {
+        DirTree {
+            root: root.as_ref().to_path_buf(),
+        }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// Reads the metadata of `full` (never following a symlink), reporting errors against `full`.
+pub(crate) fn read_meta(full: &Path) -> Result<Meta> {
+    let m = fs::symlink_metadata(full).ctx(|| format!("reading metadata of {}", full.display()))?;
+    meta_from(full, &m)
+}
+
+fn meta_from(full: &Path, m: &fs::Metadata) -> Result<Meta> {
+    let ft = m.file_type();
+    let file_type = if ft.is_file() {
+        FileType::Regular
+    } else if ft.is_dir() {
+        FileType::Dir
+    } else if ft.is_symlink() {
+        FileType::Symlink
+    } else if ft.is_char_device() {
+        FileType::CharDevice
+    } else if ft.is_block_device() {
+        FileType::BlockDevice
+    } else if ft.is_fifo() {
+        FileType::Fifo
+    } else {
+        FileType::Socket
+    };
+    let link_target = if file_type == FileType::Symlink {
+        Some(fs::read_link(full).ctx(|| format!("reading symlink {}", full.display()))?)
+    } else {
+        None
+    };
+    let device = matches!(file_type, FileType::CharDevice | FileType::BlockDevice).then(|| {
+        let rdev = m.rdev();
+        (libc::major(rdev), libc::minor(rdev))
+    });
+    let mut xattrs = BTreeMap::new();
+    let mut rootless = RootlessOwner::default();
+    // Symlinks carry no user.* xattrs on Linux, and listing them can fail on some filesystems.
+    if file_type != FileType::Symlink {
+        let names = match xattr::list(full) {
+            Ok(n) => n.collect::<Vec<OsString>>(),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => Vec::new(),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("listing xattrs of {}", full.display()),
+                    e,
+                ));
+            }
+        };
+        for name in names {
+            let Some(value) =
+                xattr::get(full, &name).ctx(|| format!("reading xattrs of {}", full.display()))?
+            else {
+                continue;
+            };
+            if name.as_bytes() == ROOTLESS_XATTR.as_bytes() {
+                rootless = parse_rootless(&value)
+                    .map_err(|e| Error::Other(format!("{}: {e}", full.display())))?;
+            }
+            if SKIPPED_XATTRS
+                .iter()
+                .any(|s| s.as_bytes() == name.as_bytes())
+            {
+                continue;
+            }
+            xattrs.insert(name, value);
+        }
+    }
+    Ok(Meta {
+        file_type,
+        mode: m.mode() & 0o7777,
+        uid: rootless.uid.unwrap_or(m.uid()),
+        gid: rootless.gid.unwrap_or(m.gid()),
+        size: if file_type == FileType::Regular {
+            m.size()
+        } else {
+            0
+        },
+        mtime: m.mtime(),
+        mtime_nsec: u32::try_from(m.mtime_nsec()).unwrap_or(0),
+        link_target,
+        device,
+        xattrs,
+        inode: Some((m.dev(), m.ino(), m.nlink())),
+    })
+}
+
+impl LowerTree for DirTree {
+    fn entries(&self) -> Result<Entries<'_>> {
+        let root_meta = fs::symlink_metadata(&self.root)
+            .ctx(|| format!("reading directory {}", self.root.display()))?;
+        if !root_meta.is_dir() {
+            return Err(Error::Other(format!(
+                "{} is not a directory",
+                self.root.display()
+            )));
+        }
+        let walker = walkdir::WalkDir::new(&self.root)
+            .follow_links(false)
+            .min_depth(1)
+            .sort_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
+        Ok(Box::new(walker.into_iter().map(move |entry| {
+            let entry = entry.map_err(|e| {
+                let path = e.path().map(Path::to_path_buf).unwrap_or_default();
+                let context = format!("walking {}", path.display());
+                match e.into_io_error() {
+                    Some(io) => Error::io(context, io),
+                    None => Error::Other(format!("{context}: filesystem loop")),
+                }
+            })?;
+            let rel = entry
+                .path()
+                .strip_prefix(&self.root)
+                .map_err(|_| Error::Other(format!("{} escaped the walk", entry.path().display())))?
+                .to_path_buf();
+            let m = entry
+                .metadata()
+                .map_err(|e| Error::Other(format!("reading {}: {e}", entry.path().display())))?;
+            Ok((rel, meta_from(entry.path(), &m)?))
+        })))
+    }
+
+    fn lookup(&self, path: &Path) -> Result<Option<Meta>> {
+        let full = self.root.join(path);
+        match fs::symlink_metadata(&full) {
+            Ok(m) => Ok(Some(meta_from(&full, &m)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("reading {}", full.display()), e)),
+        }
+    }
+
+    fn content(&self, path: &Path) -> Result<LowerContent<'_>> {
+        let full = self.root.join(path);
+        let f = fs::File::open(&full).ctx(|| format!("opening {}", full.display()))?;
+        Ok(LowerContent::Reader(Box::new(f)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rootless_record_parses_ids_and_noop() {
+        // uid=1000, gid=NoopID
+        let mut b = vec![0x08, 0xe8, 0x07, 0x10];
+        b.extend([0xff, 0xff, 0xff, 0xff, 0x0f]);
+        let o = parse_rootless(&b).unwrap();
+        assert_eq!(o.uid, Some(1000));
+        assert_eq!(o.gid, None);
+        assert_eq!(parse_rootless(&[]).unwrap(), RootlessOwner::default());
+        assert!(parse_rootless(&[0x08]).is_err());
+        assert!(parse_rootless(&[0x0a, 0x05, 0x01]).is_err());
+    }
+}

@@ -1,0 +1,466 @@
+//! Writing a [`Diff`] as a layer blob: tar entries in plan order (PAX records for long names, large ids
+//! and xattrs), through a hashing writer for the diff_id, a compressor, and a hashing writer for the blob
+//! digest. Memory stays flat: file contents stream from the upper tree.
+//!
+//! Output depends only on the trees and the options: entries are in path order, owner names are left
+//! empty, timestamps are whole seconds (optionally clamped or fixed), and compression output does not
+//! depend on the number of threads. With [`MtimePolicy::Clamp`] or [`MtimePolicy::Fixed`] two runs over
+//! trees with the same content give the same bytes.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::{Diff, FileType, LayerEntry, Meta};
+use crate::digest::{Algorithm, Digest, Hasher, HashingWriter};
+use crate::error::{Error, IoContext, Result, from_io};
+use crate::media_type::{self, Compression};
+
+use super::compress_out::Encoder;
+
+/// How entry modification times are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MtimePolicy {
+    /// As found in the upper tree (whole seconds).
+    #[default]
+    Keep,
+    /// Times later than this (seconds since the epoch) are written as this: `SOURCE_DATE_EPOCH`.
+    Clamp(i64),
+    /// Every entry gets this time.
+    Fixed(i64),
+}
+
+impl MtimePolicy {
+    fn apply(self, mtime: i64) -> u64 {
+        let t = match self {
+            MtimePolicy::Keep => mtime,
+            MtimePolicy::Clamp(e) => mtime.min(e),
+            MtimePolicy::Fixed(t) => t,
+        };
+        t.clamp(0, MAX_OCTAL_11) as u64
+    }
+}
+
+/// Options for writing a layer.
+#[derive(Debug, Clone)]
+pub struct LayerOptions {
+    /// Compression of the blob.
+    pub compression: Compression,
+    /// Compression level (gzip 1-9, zstd 1-22); `None` for the default.
+    pub level: Option<u32>,
+    /// Entry modification times.
+    pub mtime: MtimePolicy,
+    /// Write every entry with this owner instead of its own.
+    pub uid: Option<u32>,
+    /// Write every entry with this group instead of its own.
+    pub gid: Option<u32>,
+}
+
+impl Default for LayerOptions {
+    fn default() -> Self {
+        LayerOptions {
+            compression: Compression::Gzip,
+            level: None,
+            mtime: MtimePolicy::Keep,
+            uid: None,
+            gid: None,
+        }
+    }
+}
+
+/// A written layer blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerBlob {
+    /// Digest of the blob as written (compressed).
+    pub digest: Digest,
+    /// Digest of the uncompressed tar (the config's `rootfs.diff_ids` entry).
+    pub diff_id: Digest,
+    /// Size of the blob in bytes.
+    pub size: u64,
+    /// Size of the uncompressed tar.
+    pub tar_size: u64,
+    /// The compression used.
+    pub compression: Compression,
+}
+
+impl LayerBlob {
+    /// The OCI layer media type for this blob.
+    pub fn media_type(&self) -> &'static str {
+        media_type::oci_layer(self.compression)
+    }
+
+    /// A descriptor pointing at this blob.
+    pub fn descriptor(&self) -> crate::descriptor::Descriptor {
+        crate::descriptor::new_descriptor(self.media_type(), &self.digest, self.size)
+    }
+}
+
+const MAX_OCTAL_7: u64 = 0o7777777;
+const MAX_OCTAL_11: i64 = 0o77777777777;
+const NAME_LEN: usize = 100;
+const WHITEOUT: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+
+/// A writer that hashes and counts into shared state, so the numbers survive the writer being moved
+/// into a compressor's thread.
+struct SharedHash<W> {
+    inner: W,
+    state: Arc<Mutex<(Hasher, u64)>>,
+}
+
+impl<W: Write> Write for SharedHash<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let mut s = self
+            .state
+            .lock()
+            .map_err(|_| io::Error::other("hash state poisoned"))?;
+        s.0.update(&buf[..n]);
+        s.1 += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Streams the layer for `diff` into `out` (which is flushed, not synced). Returns its digests.
+pub fn write_layer<W: Write + Send + 'static>(
+    diff: &Diff,
+    out: W,
+    opts: &LayerOptions,
+) -> Result<LayerBlob> {
+    let state = Arc::new(Mutex::new((Algorithm::Sha256.hasher(), 0u64)));
+    let blob_side = SharedHash {
+        inner: out,
+        state: state.clone(),
+    };
+    let encoder = Encoder::new(opts.compression, opts.level, blob_side)
+        .map_err(|e| Error::io("starting the layer compressor", e))?;
+    let tar_side = HashingWriter::new(encoder, Algorithm::Sha256);
+    let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, tar_side));
+    for entry in diff.plan() {
+        append_entry(&mut builder, diff.upper_root(), &entry, opts)?;
+    }
+    let buffered = builder
+        .into_inner()
+        .map_err(|e| from_io(e, || "finishing the layer tar".into()))?;
+    let tar_side = buffered
+        .into_inner()
+        .map_err(|e| from_io(e.into_error(), || "writing the layer".into()))?;
+    let (encoder, diff_id, tar_size) = tar_side.finish();
+    encoder
+        .finish()
+        .map_err(|e| from_io(e, || "finishing the layer compression".into()))?;
+    let (hasher, size) = {
+        let s = state
+            .lock()
+            .map_err(|_| Error::Other("layer hash state poisoned".into()))?;
+        (s.0.clone(), s.1)
+    };
+    Ok(LayerBlob {
+        digest: hasher.finish(),
+        diff_id,
+        size,
+        tar_size,
+        compression: opts.compression,
+    })
+}
+
+/// Writes the layer for `diff` to the file `path`: a temp file beside it, fsynced, renamed into place.
+pub fn write_layer_file(diff: &Diff, path: &Path, opts: &LayerOptions) -> Result<LayerBlob> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".hoist-layer-")
+        .tempfile_in(&dir)
+        .ctx(|| format!("creating a temp file in {}", dir.display()))?;
+    let file = tmp
+        .as_file()
+        .try_clone()
+        .ctx(|| format!("opening a temp file in {}", dir.display()))?;
+    let blob = write_layer(diff, file, opts)?;
+    tmp.as_file()
+        .sync_all()
+        .ctx(|| format!("syncing {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io(format!("renaming into {}", path.display()), e.error))?;
+    let _ = File::open(&dir).and_then(|d| d.sync_all());
+    Ok(blob)
+}
+
+/// A PAX record: `"%d %s=%s\n"`, the length counting itself.
+fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    let rest = key.len() + value.len() + 3;
+    let mut len = rest + 1;
+    while len.to_string().len() + rest != len {
+        len = len.to_string().len() + rest;
+    }
+    out.extend_from_slice(len.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(key);
+    out.push(b'=');
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+/// A reader of exactly `size` bytes from a file that may change while it is read.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+    path: PathBuf,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} shrank while it was being written into the layer",
+                    self.path.display()
+                ),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn set_bytes(field: &mut [u8], value: &[u8]) {
+    field.fill(0);
+    let n = value.len().min(field.len());
+    field[..n].copy_from_slice(&value[..n]);
+}
+
+/// Writes one header (with a PAX header before it when needed) and its data.
+#[allow(clippy::too_many_arguments)]
+fn append_raw<W: Write>(
+    builder: &mut tar::Builder<W>,
+    name: &[u8],
+    kind: tar::EntryType,
+    meta: Option<&Meta>,
+    link: Option<&[u8]>,
+    size: u64,
+    data: &mut dyn Read,
+    opts: &LayerOptions,
+) -> Result<()> {
+    let shown = || String::from_utf8_lossy(name).into_owned();
+    let mut pax = Vec::new();
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(kind);
+    let (mode, uid, gid, mtime) = match meta {
+        Some(m) => (
+            m.mode,
+            opts.uid.unwrap_or(m.uid),
+            opts.gid.unwrap_or(m.gid),
+            opts.mtime.apply(m.mtime),
+        ),
+        None => (
+            0o644,
+            opts.uid.unwrap_or(0),
+            opts.gid.unwrap_or(0),
+            opts.mtime.apply(0),
+        ),
+    };
+    header.set_mode(mode);
+    header.set_mtime(mtime);
+    for (key, id, setter) in [
+        (
+            "uid",
+            uid,
+            tar::Header::set_uid as fn(&mut tar::Header, u64),
+        ),
+        ("gid", gid, tar::Header::set_gid),
+    ] {
+        if u64::from(id) > MAX_OCTAL_7 {
+            pax_record(&mut pax, key.as_bytes(), id.to_string().as_bytes());
+            setter(&mut header, 0);
+        } else {
+            setter(&mut header, u64::from(id));
+        }
+    }
+    if size > MAX_OCTAL_11 as u64 {
+        pax_record(&mut pax, b"size", size.to_string().as_bytes());
+        header.set_size(0);
+    } else {
+        header.set_size(size);
+    }
+    {
+        let old = header.as_old_mut();
+        if name.len() > NAME_LEN {
+            pax_record(&mut pax, b"path", name);
+        }
+        set_bytes(&mut old.name, name);
+        if let Some(link) = link {
+            if link.len() > NAME_LEN {
+                pax_record(&mut pax, b"linkpath", link);
+            }
+            set_bytes(&mut old.linkname, link);
+        }
+    }
+    if let Some((major, minor)) = meta.and_then(|m| m.device) {
+        header
+            .set_device_major(major)
+            .and_then(|_| header.set_device_minor(minor))
+            .map_err(|e| Error::io(format!("device numbers of {}", shown()), e))?;
+    }
+    if let Some(m) = meta {
+        for (k, v) in &m.xattrs {
+            let mut key = b"SCHILY.xattr.".to_vec();
+            key.extend_from_slice(k.as_bytes());
+            if key.contains(&b'=') {
+                return Err(Error::Other(format!(
+                    "{}: xattr name {:?} contains '=', which a PAX record cannot carry",
+                    shown(),
+                    k
+                )));
+            }
+            pax_record(&mut pax, &key, v);
+        }
+    }
+    if !pax.is_empty() {
+        let mut x = tar::Header::new_ustar();
+        x.set_entry_type(tar::EntryType::XHeader);
+        let mut xname = b"PaxHeaders/".to_vec();
+        xname.extend_from_slice(&name[name.len().saturating_sub(NAME_LEN - 11)..]);
+        set_bytes(&mut x.as_old_mut().name, &xname);
+        x.set_mode(0o644);
+        x.set_mtime(mtime);
+        x.set_size(pax.len() as u64);
+        x.set_cksum();
+        builder
+            .append(&x, &pax[..])
+            .map_err(|e| from_io(e, || format!("writing the PAX header of {}", shown())))?;
+    }
+    header.set_cksum();
+    builder
+        .append(&header, data)
+        .map_err(|e| from_io(e, || format!("writing {} into the layer", shown())))
+}
+
+fn path_bytes(path: &Path, dir: bool) -> Vec<u8> {
+    let mut b = path.as_os_str().as_bytes().to_vec();
+    if dir {
+        b.push(b'/');
+    }
+    b
+}
+
+fn append_entry<W: Write>(
+    builder: &mut tar::Builder<W>,
+    upper: &Path,
+    entry: &LayerEntry,
+    opts: &LayerOptions,
+) -> Result<()> {
+    let empty = &mut io::empty();
+    match entry {
+        LayerEntry::Whiteout { path } => {
+            let name = path
+                .file_name()
+                .ok_or_else(|| Error::Other(format!("cannot white out {}", path.display())))?;
+            let mut wh = WHITEOUT.as_bytes().to_vec();
+            wh.extend_from_slice(name.as_bytes());
+            let full = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.join(std::ffi::OsStr::from_bytes(&wh)),
+                _ => PathBuf::from(std::ffi::OsStr::from_bytes(&wh)),
+            };
+            append_raw(
+                builder,
+                &path_bytes(&full, false),
+                tar::EntryType::Regular,
+                None,
+                None,
+                0,
+                empty,
+                opts,
+            )
+        }
+        LayerEntry::Opaque { dir } => append_raw(
+            builder,
+            &path_bytes(&dir.join(OPAQUE), false),
+            tar::EntryType::Regular,
+            None,
+            None,
+            0,
+            empty,
+            opts,
+        ),
+        LayerEntry::Hardlink { path, target } => {
+            let meta = super::walk::read_meta(&upper.join(path))?;
+            append_raw(
+                builder,
+                &path_bytes(path, false),
+                tar::EntryType::Link,
+                Some(&meta),
+                Some(&path_bytes(target, false)),
+                0,
+                empty,
+                opts,
+            )
+        }
+        LayerEntry::Write { path, meta } => {
+            let name = path_bytes(path, meta.file_type == FileType::Dir);
+            match meta.file_type {
+                FileType::Regular => {
+                    let full = upper.join(path);
+                    let file = File::open(&full).ctx(|| format!("opening {}", full.display()))?;
+                    let mut data = Exact {
+                        inner: file,
+                        left: meta.size,
+                        path: full,
+                    };
+                    append_raw(
+                        builder,
+                        &name,
+                        tar::EntryType::Regular,
+                        Some(meta),
+                        None,
+                        meta.size,
+                        &mut data,
+                        opts,
+                    )
+                }
+                FileType::Symlink => {
+                    let target = meta
+                        .link_target
+                        .as_ref()
+                        .map(|t| t.as_os_str().as_bytes().to_vec())
+                        .unwrap_or_default();
+                    append_raw(
+                        builder,
+                        &name,
+                        tar::EntryType::Symlink,
+                        Some(meta),
+                        Some(&target),
+                        0,
+                        empty,
+                        opts,
+                    )
+                }
+                other => {
+                    let kind = match other {
+                        FileType::Dir => tar::EntryType::Directory,
+                        FileType::CharDevice => tar::EntryType::Char,
+                        FileType::BlockDevice => tar::EntryType::Block,
+                        FileType::Fifo => tar::EntryType::Fifo,
+                        // Sockets are filtered out by the plan; tar has no type for them.
+                        _ => return Ok(()),
+                    };
+                    append_raw(builder, &name, kind, Some(meta), None, 0, empty, opts)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Layer diffing on trees made by the tests: the change model, the layer plan (whiteouts, opaque
+//! markers, hardlinks), the written tar (PAX names and xattrs, rootless owners) and reproducibility.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hoist::diff::{
+    ChangeKind, DiffOptions, DirTree, LayerEntry, LayerOptions, MtimePolicy, compute,
+    write_layer_file,
+};
+use hoist::media_type::Compression;
+
+fn sh(script: &str) {
+    let out = Command::new("sh").args(["-ec", script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn write(p: &Path, content: &str) {
+    if let Some(d) = p.parent() {
+        fs::create_dir_all(d).unwrap();
+    }
+    fs::write(p, content).unwrap();
+}
+
+/// A lower tree, and an upper copy of it (`cp -a`, same metadata) to modify.
+fn trees() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let lower = t.path().join("lower");
+    let upper = t.path().join("upper");
+    write(&lower.join("a.txt"), "alpha");
+    write(&lower.join("b.txt"), "bravo");
+    write(&lower.join("c.txt"), "charlie");
+    write(&lower.join("keep.txt"), "kept");
+    write(&lower.join("dir1/x"), "x");
+    write(&lower.join("dir1/sub/y"), "y");
+    write(&lower.join("dir2/z"), "z");
+    symlink("a.txt", lower.join("link")).unwrap();
+    sh(&format!(
+        "cp -a '{}' '{}'",
+        lower.display(),
+        upper.display()
+    ));
+    (t, lower, upper)
+}
+
+fn kind_of(changes: &[hoist::diff::Change], path: &str) -> Option<ChangeKind> {
+    changes
+        .iter()
+        .find(|c| c.path == Path::new(path))
+        .map(|c| c.kind.clone())
+}
+
+/// (path, entry type, link name, uid, gid, mtime, pax records) of every entry of a tar.
+type TarEntry = (
+    String,
+    tar::EntryType,
+    Option<String>,
+    u64,
+    u64,
+    u64,
+    Vec<(String, Vec<u8>)>,
+);
+
+fn read_tar(bytes: &[u8]) -> Vec<TarEntry> {
+    let mut ar = tar::Archive::new(bytes);
+    let mut out = Vec::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let pax: Vec<(String, Vec<u8>)> = e
+            .pax_extensions()
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .map(|ext| {
+                ext.map(|x| (x.key().unwrap().to_string(), x.value_bytes().to_vec()))
+                    .unwrap()
+            })
+            .collect();
+        let h = e.header().clone();
+        let link = e
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_string_lossy().into_owned());
+        out.push((
+            e.path().unwrap().to_string_lossy().into_owned(),
+            h.entry_type(),
+            link,
+            h.uid().unwrap(),
+            h.gid().unwrap(),
+            h.mtime().unwrap(),
+            pax,
+        ));
+        let mut sink = Vec::new();
+        e.read_to_end(&mut sink).unwrap();
+    }
+    out
+}
+
+fn tar_opts() -> LayerOptions {
+    LayerOptions {
+        compression: Compression::None,
+        ..LayerOptions::default()
+    }
+}
+
+#[test]
+fn changes_cover_add_modify_chmod_delete_replace_link_xattr() {
+    let (t, lower, upper) = trees();
+    write(&upper.join("a.txt"), "alpha, longer now");
+    fs::set_permissions(upper.join("b.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::remove_file(upper.join("c.txt")).unwrap();
+    fs::remove_dir_all(upper.join("dir1")).unwrap();
+    fs::remove_dir_all(upper.join("dir2")).unwrap();
+    write(&upper.join("dir2"), "dir2 is a file now");
+    write(&upper.join("new.txt"), "new");
+    fs::hard_link(upper.join("new.txt"), upper.join("new-hard")).unwrap();
+    symlink("keep.txt", upper.join("newlink")).unwrap();
+    xattr::set(upper.join("keep.txt"), "user.hoist", b"v1").unwrap();
+
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    assert!(!diff.is_empty());
+    let changes = diff.changes();
+    let modified = |p: &str| match kind_of(&changes, p) {
+        Some(ChangeKind::Modified(r)) => r,
+        other => panic!("{p}: expected modified, got {other:?}"),
+    };
+    assert!(modified("a.txt").content);
+    let b = modified("b.txt");
+    assert!(b.mode && !b.content, "{b:?}");
+    assert!(modified("dir2").file_type);
+    let k = modified("keep.txt");
+    assert!(k.xattrs && !k.content && !k.mode, "{k:?}");
+    assert_eq!(kind_of(&changes, "c.txt"), Some(ChangeKind::Deleted));
+    assert_eq!(kind_of(&changes, "dir1"), Some(ChangeKind::Deleted));
+    assert_eq!(
+        kind_of(&changes, "dir1/x"),
+        None,
+        "contents of a deleted dir are implied"
+    );
+    assert_eq!(
+        kind_of(&changes, "dir2/z"),
+        None,
+        "replaced dir's contents are implied"
+    );
+    for p in ["new.txt", "new-hard", "newlink"] {
+        assert_eq!(kind_of(&changes, p), Some(ChangeKind::Added), "{p}");
+    }
+    assert_eq!(kind_of(&changes, "link"), None);
+    assert_eq!(kind_of(&changes, "dir1/sub/y"), None);
+    // Changes are in path order.
+    let paths: Vec<_> = changes.iter().map(|c| c.path.clone()).collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(paths, sorted);
+
+    let plan = diff.plan();
+    assert!(plan.contains(&LayerEntry::Whiteout {
+        path: "c.txt".into()
+    }));
+    assert!(plan.contains(&LayerEntry::Whiteout {
+        path: "dir1".into()
+    }));
+    assert!(
+        plan.contains(&LayerEntry::Hardlink {
+            path: "new.txt".into(),
+            target: "new-hard".into()
+        }),
+        "{plan:?}"
+    );
+
+    let out = t.path().join("layer.tar");
+    let blob = write_layer_file(&diff, &out, &tar_opts()).unwrap();
+    let bytes = fs::read(&out).unwrap();
+    assert_eq!(blob.digest, hoist::Digest::sha256(&bytes));
+    assert_eq!(
+        blob.diff_id, blob.digest,
+        "uncompressed: digest is the diff_id"
+    );
+    assert_eq!(blob.size, bytes.len() as u64);
+    let entries = read_tar(&bytes);
+    let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+    for want in [
+        "a.txt",
+        "b.txt",
+        ".wh.c.txt",
+        ".wh.dir1",
+        "dir2",
+        "keep.txt",
+        "new-hard",
+        "new.txt",
+        "newlink",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    assert!(!names.iter().any(|n| n.starts_with("dir1/")), "{names:?}");
+    let get = |n: &str| entries.iter().find(|e| e.0 == n).unwrap();
+    assert_eq!(get("new.txt").1, tar::EntryType::Link);
+    assert_eq!(get("new.txt").2.as_deref(), Some("new-hard"));
+    assert_eq!(get("newlink").1, tar::EntryType::Symlink);
+    assert_eq!(get("newlink").2.as_deref(), Some("keep.txt"));
+    assert_eq!(get("dir2").1, tar::EntryType::Regular);
+    assert!(
+        get("keep.txt")
+            .6
+            .contains(&("SCHILY.xattr.user.hoist".to_string(), b"v1".to_vec())),
+        "{:?}",
+        get("keep.txt").6
+    );
+}
+
+#[test]
+fn same_size_same_mtime_edit_needs_content_comparison() {
+    let (_t, lower, upper) = trees();
+    write(&upper.join("a.txt"), "ALPHA");
+    sh(&format!(
+        "touch -h -r '{}' '{}'; touch -r '{}' '{}'",
+        lower.join("a.txt").display(),
+        upper.join("a.txt").display(),
+        lower.display(),
+        upper.display()
+    ));
+    let lower_tree = DirTree::new(&lower);
+    let quick = compute(&lower_tree, &upper, &DiffOptions::default()).unwrap();
+    assert!(quick.is_empty(), "{:?}", quick.changes());
+    let sure = compute(
+        &lower_tree,
+        &upper,
+        &DiffOptions {
+            compare_content: true,
+        },
+    )
+    .unwrap();
+    match kind_of(&sure.changes(), "a.txt") {
+        Some(ChangeKind::Modified(r)) => assert!(r.content),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn emptied_directory_becomes_opaque_but_one_deletion_among_many_does_not() {
+    let t = tempfile::tempdir().unwrap();
+    let lower = t.path().join("lower");
+    for i in 0..6 {
+        write(&lower.join(format!("wiped/f{i}")), "old");
+        write(&lower.join(format!("kept/big{i}")), &"k".repeat(10_000));
+    }
+    let upper = t.path().join("upper");
+    sh(&format!(
+        "cp -a '{}' '{}'",
+        lower.display(),
+        upper.display()
+    ));
+    for i in 0..6 {
+        fs::remove_file(upper.join(format!("wiped/f{i}"))).unwrap();
+    }
+    write(&upper.join("wiped/fresh"), "new");
+    fs::remove_file(upper.join("kept/big0")).unwrap();
+
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    let plan = diff.plan();
+    assert!(
+        plan.contains(&LayerEntry::Opaque {
+            dir: "wiped".into()
+        }),
+        "{plan:?}"
+    );
+    assert!(
+        !plan
+            .iter()
+            .any(|e| matches!(e, LayerEntry::Whiteout { path } if path.starts_with("wiped"))),
+        "{plan:?}"
+    );
+    assert!(plan.contains(&LayerEntry::Whiteout {
+        path: "kept/big0".into()
+    }));
+    assert!(!plan.contains(&LayerEntry::Opaque { dir: "kept".into() }));
+    let out = t.path().join("l.tar");
+    write_layer_file(&diff, &out, &tar_opts()).unwrap();
+    let names: Vec<String> = read_tar(&fs::read(&out).unwrap())
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    let opq = names
+        .iter()
+        .position(|n| n == "wiped/.wh..wh..opq")
+        .unwrap();
+    let dir = names
+        .iter()
+        .position(|n| n == "wiped/" || n == "wiped")
+        .unwrap();
+    assert!(dir < opq, "{names:?}");
+    assert!(names.contains(&"wiped/fresh".to_string()));
+    assert!(names.contains(&"kept/.wh.big0".to_string()));
+}
+
+#[test]
+fn rootless_owner_record_is_restored_and_not_written_as_xattr() {
+    let (t, lower, upper) = trees();
+    write(&upper.join("owned"), "x");
+    // Resource { uid: 1234, gid: 5678 }
+    let record = [0x08, 0xd2, 0x09, 0x10, 0xae, 0x2c];
+    xattr::set(upper.join("owned"), hoist::diff::ROOTLESS_XATTR, &record).unwrap();
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    let out = t.path().join("l.tar");
+    write_layer_file(&diff, &out, &tar_opts()).unwrap();
+    let entries = read_tar(&fs::read(&out).unwrap());
+    let e = entries.iter().find(|e| e.0 == "owned").unwrap();
+    assert_eq!((e.3, e.4), (1234, 5678));
+    assert!(
+        e.6.iter().all(|(k, _)| !k.contains("rootless")),
+        "{:?}",
+        e.6
+    );
+    // Fixed owner options override everything.
+    let fixed = LayerOptions {
+        uid: Some(0),
+        gid: Some(0),
+        ..tar_opts()
+    };
+    write_layer_file(&diff, &out, &fixed).unwrap();
+    let entries = read_tar(&fs::read(&out).unwrap());
+    assert!(entries.iter().all(|e| e.3 == 0 && e.4 == 0));
+}
+
+#[test]
+fn long_names_and_link_targets_use_pax() {
+    let (t, lower, upper) = trees();
+    let long_dir = "d".repeat(90);
+    let long_name = format!("{long_dir}/{}", "f".repeat(120));
+    write(&upper.join(&long_name), "deep");
+    let target = format!("../{}", "t".repeat(150));
+    symlink(&target, upper.join("longlink")).unwrap();
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    let out = t.path().join("l.tar");
+    write_layer_file(&diff, &out, &tar_opts()).unwrap();
+    let entries = read_tar(&fs::read(&out).unwrap());
+    assert!(entries.iter().any(|e| e.0 == long_name), "long path lost");
+    let l = entries.iter().find(|e| e.0 == "longlink").unwrap();
+    assert_eq!(l.2.as_deref(), Some(target.as_str()));
+}
+
+fn make_upper(root: &Path) {
+    write(&root.join("etc/config"), "setting=1\n");
+    write(&root.join("bin/tool"), &"binary ".repeat(50_000));
+    fs::set_permissions(root.join("bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
+    symlink("tool", root.join("bin/alias")).unwrap();
+    fs::hard_link(root.join("etc/config"), root.join("etc/config.bak")).unwrap();
+}
+
+#[test]
+fn same_epoch_gives_identical_bytes_for_every_compression() {
+    let t = tempfile::tempdir().unwrap();
+    let empty = t.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let a = t.path().join("a");
+    make_upper(&a);
+    for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        let opts = LayerOptions {
+            compression,
+            mtime: MtimePolicy::Clamp(1_700_000_000),
+            ..LayerOptions::default()
+        };
+        let d = compute(&DirTree::new(&empty), &a, &DiffOptions::default()).unwrap();
+        let one = write_layer_file(&d, &t.path().join("one"), &opts).unwrap();
+        // A second tree made later, with the same content: clamped times make it the same layer.
+        let b = t.path().join(format!("b-{}", compression.as_str()));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        make_upper(&b);
+        let d2 = compute(&DirTree::new(&empty), &b, &DiffOptions::default()).unwrap();
+        let two = write_layer_file(&d2, &t.path().join("two"), &opts).unwrap();
+        assert_eq!(one, two, "{compression:?}");
+        assert_eq!(
+            fs::read(t.path().join("one")).unwrap(),
+            fs::read(t.path().join("two")).unwrap()
+        );
+        // Decodes with a plain decoder to a tar whose digest is the diff_id.
+        let raw = fs::read(t.path().join("one")).unwrap();
+        let mut tar_bytes = Vec::new();
+        match compression {
+            Compression::None => tar_bytes = raw.clone(),
+            Compression::Gzip => {
+                flate2::read::GzDecoder::new(&raw[..])
+                    .read_to_end(&mut tar_bytes)
+                    .unwrap();
+            }
+            Compression::Zstd => tar_bytes = zstd::decode_all(&raw[..]).unwrap(),
+        }
+        assert_eq!(hoist::Digest::sha256(&tar_bytes), one.diff_id);
+        assert_eq!(tar_bytes.len() as u64, one.tar_size);
+        let entries = read_tar(&tar_bytes);
+        assert!(entries.iter().all(|e| e.5 <= 1_700_000_000));
+        let bak = entries.iter().find(|e| e.0 == "etc/config.bak").unwrap();
+        assert_eq!(bak.1, tar::EntryType::Link);
+    }
+}
+
+#[test]
+fn gzip_output_is_read_by_gzip_itself() {
+    let t = tempfile::tempdir().unwrap();
+    let empty = t.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let a = t.path().join("a");
+    make_upper(&a);
+    // Enough data for many parallel blocks.
+    let big: String = (0..400_000).map(|i| format!("{i}\n")).collect();
+    write(&a.join("big.txt"), &big);
+    let d = compute(&DirTree::new(&empty), &a, &DiffOptions::default()).unwrap();
+    let out = t.path().join("l.tar.gz");
+    let blob = write_layer_file(&d, &out, &LayerOptions::default()).unwrap();
+    let o = Command::new("gzip").arg("-dc").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(hoist::Digest::sha256(&o.stdout), blob.diff_id);
+}
