@@ -33,7 +33,11 @@ fn payload(len: usize) -> Vec<u8> {
                 state ^= state << 17;
             }
             // Half the bytes are noise, half are text-like, so gzip gets a realistic ratio.
-            if (i / 4096) % 2 == 0 { (state >> 32) as u8 } else { b"layer of text "[i % 14] }
+            if (i / 4096) % 2 == 0 {
+                (state >> 32) as u8
+            } else {
+                b"layer of text "[i % 14]
+            }
         })
         .collect()
 }
@@ -102,7 +106,11 @@ fn tar_entries_2000(bencher: Bencher) {
         header.set_mode(0o644);
         header.set_entry_type(tar::EntryType::Regular);
         builder
-            .append_data(&mut header, format!("usr/share/doc/pkg{}/file{i}.txt", i % 97), &content[..i % 3000])
+            .append_data(
+                &mut header,
+                format!("usr/share/doc/pkg{}/file{i}.txt", i % 97),
+                &content[..i % 3000],
+            )
             .expect("tar into memory");
     }
     let archive = builder.into_inner().expect("tar into memory");
@@ -140,7 +148,9 @@ fn manifest_json(layers: usize) -> Vec<u8> {
 
 /// An OCI index of `n` platform manifests.
 fn index_json(n: usize) -> Vec<u8> {
-    let arches = ["amd64", "arm64", "arm", "ppc64le", "s390x", "386", "riscv64", "mips64le"];
+    let arches = [
+        "amd64", "arm64", "arm", "ppc64le", "s390x", "386", "riscv64", "mips64le",
+    ];
     let entries: Vec<String> = (0..n)
         .map(|i| {
             format!(
@@ -162,19 +172,23 @@ fn index_json(n: usize) -> Vec<u8> {
 #[divan::bench(args = [1, 10, 50])]
 fn manifest_detect_and_parse(bencher: Bencher, layers: usize) {
     let bytes = manifest_json(layers);
-    bencher.counter(BytesCount::new(bytes.len())).bench_local(|| {
-        let doc = Document::detect(black_box(bytes.clone())).expect("valid manifest");
-        let manifest = doc.manifest().expect("valid manifest");
-        assert_eq!(manifest.layers().len(), layers);
-    });
+    bencher
+        .counter(BytesCount::new(bytes.len()))
+        .bench_local(|| {
+            let doc = Document::detect(black_box(bytes.clone())).expect("valid manifest");
+            let manifest = doc.manifest().expect("valid manifest");
+            assert_eq!(manifest.layers().len(), layers);
+        });
 }
 
 /// `Document::detect` then `index()` for an index of 8 platforms.
 #[divan::bench]
 fn index_detect_and_parse(bencher: Bencher) {
     let bytes = index_json(8);
-    bencher.counter(BytesCount::new(bytes.len())).bench_local(|| {
-        let doc = Document::detect(black_box(bytes.clone())).expect("valid index");
-        assert_eq!(doc.index().expect("valid index").manifests().len(), 8);
-    });
+    bencher
+        .counter(BytesCount::new(bytes.len()))
+        .bench_local(|| {
+            let doc = Document::detect(black_box(bytes.clone())).expect("valid index");
+            assert_eq!(doc.index().expect("valid index").manifests().len(), 8);
+        });
 }
