@@ -90,13 +90,18 @@ fn hoist_push_then_skopeo_pull_keeps_every_digest_and_a_second_push_uploads_noth
 
     // Within the same registry, another repository mounts the blobs instead of uploading them.
     let other = format!("{}:v1", reg.url("other/app"));
-    run_ok(&mut hoist(&[
+    let mount_out = hoist(&[
         "copy",
         "--src-tls-verify=false",
         "--dest-tls-verify=false",
         &dest,
         &other,
-    ]));
+    ])
+    .output()
+    .unwrap();
+    assert!(mount_out.status.success());
+    let summary = String::from_utf8_lossy(&mount_out.stderr);
+    assert!(summary.contains("3 mounted"), "{summary}");
     assert_eq!(
         reg.count("POST", "mount=sha256"),
         3,

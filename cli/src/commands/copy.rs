@@ -148,8 +148,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 report.digest, report.source_digest
             );
         }
+        let mounted = if report.blobs_mounted > 0 {
+            format!(", {} mounted", report.blobs_mounted)
+        } else {
+            String::new()
+        };
         eprintln!(
-            "wrote {} {}: {} blobs copied, {} linked, {} already present ({})",
+            "wrote {} {}: {} blobs copied, {} linked, {} already present{mounted} ({})",
             destination.name(),
             report.digest,
             report.blobs_copied,

@@ -83,10 +83,34 @@ pub struct CopyReport {
     pub blobs_linked: usize,
     /// Blobs the destination already had.
     pub blobs_skipped: usize,
+    /// Blobs mounted from another repository of the same registry.
+    pub blobs_mounted: usize,
     /// Foreign layers left out.
     pub blobs_foreign: usize,
     /// Bytes streamed or linked.
     pub bytes: u64,
+}
+
+impl CopyReport {
+    /// The report of a copy that committed `root`, with how each blob (and its size) was handled.
+    pub fn new(root: &Document, source_digest: Digest, outcomes: &[(BlobOutcome, u64)]) -> Self {
+        let count = |o: BlobOutcome| outcomes.iter().filter(|(h, _)| *h == o).count();
+        CopyReport {
+            digest: root.digest().clone(),
+            media_type: root.media_type().to_string(),
+            source_digest,
+            blobs_copied: count(BlobOutcome::Copied),
+            blobs_linked: count(BlobOutcome::Linked),
+            blobs_skipped: count(BlobOutcome::Skipped),
+            blobs_mounted: count(BlobOutcome::Mounted),
+            blobs_foreign: count(BlobOutcome::Foreign),
+            bytes: outcomes
+                .iter()
+                .filter(|(h, _)| matches!(h, BlobOutcome::Copied | BlobOutcome::Linked))
+                .map(|(_, s)| s)
+                .sum(),
+        }
+    }
 }
 
 /// The documents and blobs of one copy, in the order they must be written.
@@ -256,7 +280,7 @@ pub(crate) fn copy_blob(
         && dst.mount_blob(desc, &origin)?
     {
         // Mounted from another repository of the same registry: nothing was transferred.
-        return Ok(BlobOutcome::Skipped);
+        return Ok(BlobOutcome::Mounted);
     }
     emit(
         sink,
@@ -415,19 +439,5 @@ pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Resu
     dst.commit(&plan.root)?;
 
     let outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
-    let count = |o: BlobOutcome| outcomes.iter().filter(|(h, _)| *h == o).count();
-    Ok(CopyReport {
-        digest: plan.root.digest().clone(),
-        media_type: plan.root.media_type().to_string(),
-        source_digest,
-        blobs_copied: count(BlobOutcome::Copied),
-        blobs_linked: count(BlobOutcome::Linked),
-        blobs_skipped: count(BlobOutcome::Skipped),
-        blobs_foreign: count(BlobOutcome::Foreign),
-        bytes: outcomes
-            .iter()
-            .filter(|(h, _)| matches!(h, BlobOutcome::Copied | BlobOutcome::Linked))
-            .map(|(_, s)| s)
-            .sum(),
-    })
+    Ok(CopyReport::new(&plan.root, source_digest, &outcomes))
 }

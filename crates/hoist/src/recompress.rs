@@ -412,19 +412,5 @@ pub(crate) fn copy_converted(
     dst.commit(&new_root)?;
 
     let outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
-    let count = |o: BlobOutcome| outcomes.iter().filter(|(h, _)| *h == o).count();
-    Ok(CopyReport {
-        digest: new_root.digest().clone(),
-        media_type: new_root.media_type().to_string(),
-        source_digest,
-        blobs_copied: count(BlobOutcome::Copied),
-        blobs_linked: count(BlobOutcome::Linked),
-        blobs_skipped: count(BlobOutcome::Skipped),
-        blobs_foreign: count(BlobOutcome::Foreign),
-        bytes: outcomes
-            .iter()
-            .filter(|(h, _)| matches!(h, BlobOutcome::Copied | BlobOutcome::Linked))
-            .map(|(_, s)| s)
-            .sum(),
-    })
+    Ok(CopyReport::new(&new_root, source_digest, &outcomes))
 }
