@@ -40,6 +40,15 @@ enum Command {
     /// List the tags of a layout or archive.
     #[command(alias = "ls")]
     Tags(commands::tags::Args),
+    /// List the tags of a registry repository (with pagination), as `skopeo list-tags` does.
+    #[cfg(feature = "registry")]
+    ListTags(commands::list_tags::Args),
+    /// Check credentials against a registry and store them in the auth file.
+    #[cfg(feature = "registry")]
+    Login(commands::login::Args),
+    /// Remove a registry's credentials from the auth file.
+    #[cfg(feature = "registry")]
+    Logout(commands::logout::Args),
     /// Remove blobs of a layout that no tag or index entry reaches.
     Gc(commands::gc::Args),
     /// Write the changes between two directories as a layer (a file, or appended to an image).
@@ -62,7 +71,10 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        // rustls-platform-verifier logs refused certificates at ERROR; hoist reports them once, itself.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("{default},rustls_platform_verifier=off"))
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -80,6 +92,12 @@ fn main() -> ExitCode {
         Command::Copy(a) => commands::copy::run(a),
         Command::Tags(a) => commands::tags::run(a),
         Command::Gc(a) => commands::gc::run(a),
+        #[cfg(feature = "registry")]
+        Command::ListTags(a) => commands::list_tags::run(a),
+        #[cfg(feature = "registry")]
+        Command::Login(a) => commands::login::run(a),
+        #[cfg(feature = "registry")]
+        Command::Logout(a) => commands::logout::run(a),
         Command::Diff(a) => commands::diff::run(*a),
         Command::Config(a) => commands::config::run(*a),
         Command::Unpack(a) => commands::unpack::run(*a),

@@ -31,6 +31,7 @@ fn outcome_word(how: BlobOutcome) -> &'static str {
         BlobOutcome::Copied => "copied",
         BlobOutcome::Linked => "linked",
         BlobOutcome::Skipped => "skipped (already present)",
+        BlobOutcome::Mounted => "mounted from another repository",
         BlobOutcome::Foreign => "left out (foreign layer)",
         BlobOutcome::Verified => "verified",
     }

@@ -18,15 +18,37 @@ pub enum MultiArch {
     IndexOnly,
 }
 
+/// `--format`: the manifest format to write.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManifestFormat {
+    /// OCI image-spec.
+    Oci,
+    /// Docker image manifest v2 schema 2.
+    V2s2,
+}
+
+/// `--dest-compress-format`: the layer compression to write.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompressFormat {
+    /// gzip, compressed on every core.
+    Gzip,
+    /// zstd, multithreaded.
+    Zstd,
+    /// Uncompressed tar.
+    None,
+}
+
 /// Arguments of `hoist copy`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  hoist copy oci:./src:v1 oci:./dst:v1\n  hoist copy --all oci:./multi:latest oci-archive:multi.tar:latest\n  hoist copy --platform linux/arm64 oci:./multi:latest dir:./arm64"
+    after_help = "Examples:\n  hoist copy oci:./src:v1 oci:./dst:v1\n  hoist copy --all oci:./multi:latest oci-archive:multi.tar:latest\n  hoist copy --platform linux/arm64 oci:./multi:latest dir:./arm64\n  hoist copy docker-archive:saved.tar oci:./layout:v1\n  hoist copy --dest-compress-format none docker-archive:saved.tar oci:./layout:v1\n  hoist copy oci:./layout:v1 docker-archive:out.tar:example.com/app:v1"
 )]
 pub struct Args {
-    /// Where to read the image (`oci:PATH[:TAG]`, `oci-archive:PATH[:TAG]`, `dir:PATH`).
+    /// Where to read the image (`oci:PATH[:TAG]`, `oci-archive:PATH[:TAG]`, `dir:PATH`,
+    /// `docker-archive:PATH[:NAME:TAG|@N]`).
     source: String,
-    /// Where to write it (`oci:PATH[:TAG]`, `oci-archive:PATH[:TAG]`, `dir:PATH`).
+    /// Where to write it (`oci:PATH[:TAG]`, `oci-archive:PATH[:TAG]`, `dir:PATH`,
+    /// `docker-archive:PATH[:NAME:TAG]`).
     destination: String,
     /// Copy the whole index, every platform (default: the host's platform only, as skopeo).
     #[arg(long, conflicts_with_all = ["platform", "multi_arch"])]
@@ -41,6 +63,16 @@ pub struct Args {
     /// Copy only these platforms (repeatable); more than one writes a new index of just those.
     #[arg(long)]
     platform: Vec<Platform>,
+    /// Manifest format to write (default: the destination's own, converting as skopeo does).
+    #[arg(long, value_enum)]
+    format: Option<ManifestFormat>,
+    /// Recompress layers to this format (default: keep them, but gzip uncompressed layers converted
+    /// into an OCI destination, as skopeo does).
+    #[arg(long, value_enum)]
+    dest_compress_format: Option<CompressFormat>,
+    /// Compression level (gzip 0-9, zstd 1-22).
+    #[arg(long, requires = "dest_compress_format")]
+    dest_compress_level: Option<i32>,
     /// Blobs in flight at once.
     #[arg(long, default_value_t = 4)]
     jobs: usize,
@@ -53,6 +85,8 @@ pub struct Args {
     /// How to show progress on stderr.
     #[arg(long, value_enum, default_value_t = crate::progress::Mode::Auto)]
     progress: crate::progress::Mode,
+    #[command(flatten)]
+    registry: super::registry_args::CopyRegistryArgs,
 }
 
 /// Runs `hoist copy`.
@@ -63,9 +97,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bail!("source and destination are the same image ({src_ref})");
     }
     let open = super::open_options();
-    let source =
-        open_source(&src_ref, &open).with_context(|| format!("opening source {}", args.source))?;
-    let destination = open_destination(&dst_ref, &open)
+    let source = open_source(&src_ref, &args.registry.source(open.clone()))
+        .with_context(|| format!("opening source {}", args.source))?;
+    let destination = open_destination(&dst_ref, &args.registry.destination(open))
         .with_context(|| format!("opening destination {}", args.destination))?;
     let all = args.all || args.multi_arch == Some(MultiArch::All);
     let platforms = match (all, args.platform.as_slice()) {
@@ -74,6 +108,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         (false, [one]) => PlatformChoice::One(one.clone()),
         (false, many) => PlatformChoice::Subset(many.to_vec()),
     };
+    let convert = hoist::recompress::ConvertOptions {
+        format: args.format.map(|f| match f {
+            ManifestFormat::Oci => hoist::convert::Format::Oci,
+            ManifestFormat::V2s2 => hoist::convert::Format::DockerV2S2,
+        }),
+        compression: args.dest_compress_format.map(|c| match c {
+            CompressFormat::Gzip => hoist::compress::Compression::Gzip,
+            CompressFormat::Zstd => hoist::compress::Compression::Zstd,
+            CompressFormat::None => hoist::compress::Compression::None,
+        }),
+        level: args.dest_compress_level,
+    };
+    if let (Some(c), Some(level)) = (convert.compression, convert.level) {
+        hoist::compress::check_level(c, level).map_err(anyhow::Error::msg)?;
+    }
     let progress = crate::progress::sink(args.progress, args.quiet);
     let report = copy(
         source.as_ref(),
@@ -84,6 +133,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             progress: progress.clone(),
             preserve_digests: args.preserve_digests,
             index_only: args.multi_arch == Some(MultiArch::IndexOnly),
+            convert,
         },
     )
     .with_context(|| format!("copying {} to {}", source.name(), destination.name()))?;
@@ -94,12 +144,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.quiet {
         if report.digest != report.source_digest {
             eprintln!(
-                "note: the written root {} differs from the source's {} (platform selection)",
+                "note: the written root {} differs from the source's {} (platform selection or conversion)",
                 report.digest, report.source_digest
             );
         }
+        let mounted = if report.blobs_mounted > 0 {
+            format!(", {} mounted", report.blobs_mounted)
+        } else {
+            String::new()
+        };
         eprintln!(
-            "wrote {} {}: {} blobs copied, {} linked, {} already present ({})",
+            "wrote {} {}: {} blobs copied, {} linked, {} already present{mounted} ({})",
             destination.name(),
             report.digest,
             report.blobs_copied,

@@ -37,12 +37,14 @@ pub struct Args {
     /// Which image of an index to describe (default: the host's).
     #[arg(long)]
     platform: Option<Platform>,
+    #[command(flatten)]
+    registry: super::registry_args::RegistryArgs,
 }
 
 /// Runs `hoist inspect`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let reference = super::parse_ref(&args.reference)?;
-    let source = open_source(&reference, &super::open_options())
+    let source = open_source(&reference, &args.registry.apply(super::open_options()))
         .with_context(|| format!("opening {}", args.reference))?;
     let root = source
         .root()

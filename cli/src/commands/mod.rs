@@ -6,7 +6,14 @@ pub mod copy;
 pub mod diff;
 pub mod gc;
 pub mod inspect;
+#[cfg(feature = "registry")]
+pub mod list_tags;
+#[cfg(feature = "registry")]
+pub mod login;
+#[cfg(feature = "registry")]
+pub mod logout;
 pub mod man;
+pub mod registry_args;
 pub mod tags;
 pub mod unpack;
 pub mod verify;

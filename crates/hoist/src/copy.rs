@@ -46,6 +46,8 @@ pub struct CopyOptions {
     pub jobs: usize,
     /// Where progress events go.
     pub progress: Option<Sink>,
+    /// Manifest format and layer compression changes (see [`crate::recompress`]).
+    pub convert: crate::recompress::ConvertOptions,
     /// Fail rather than write any document whose digest differs from the source's (a platform subset
     /// builds a new index; later, format and compression conversions rewrite manifests).
     pub preserve_digests: bool,
@@ -59,6 +61,7 @@ impl std::fmt::Debug for CopyOptions {
         f.debug_struct("CopyOptions")
             .field("platforms", &self.platforms)
             .field("jobs", &self.jobs)
+            .field("convert", &self.convert)
             .field("preserve_digests", &self.preserve_digests)
             .field("index_only", &self.index_only)
             .finish()
@@ -80,10 +83,34 @@ pub struct CopyReport {
     pub blobs_linked: usize,
     /// Blobs the destination already had.
     pub blobs_skipped: usize,
+    /// Blobs mounted from another repository of the same registry.
+    pub blobs_mounted: usize,
     /// Foreign layers left out.
     pub blobs_foreign: usize,
     /// Bytes streamed or linked.
     pub bytes: u64,
+}
+
+impl CopyReport {
+    /// The report of a copy that committed `root`, with how each blob (and its size) was handled.
+    pub fn new(root: &Document, source_digest: Digest, outcomes: &[(BlobOutcome, u64)]) -> Self {
+        let count = |o: BlobOutcome| outcomes.iter().filter(|(h, _)| *h == o).count();
+        CopyReport {
+            digest: root.digest().clone(),
+            media_type: root.media_type().to_string(),
+            source_digest,
+            blobs_copied: count(BlobOutcome::Copied),
+            blobs_linked: count(BlobOutcome::Linked),
+            blobs_skipped: count(BlobOutcome::Skipped),
+            blobs_mounted: count(BlobOutcome::Mounted),
+            blobs_foreign: count(BlobOutcome::Foreign),
+            bytes: outcomes
+                .iter()
+                .filter(|(h, _)| matches!(h, BlobOutcome::Copied | BlobOutcome::Linked))
+                .map(|(_, s)| s)
+                .sum(),
+        }
+    }
 }
 
 /// The documents and blobs of one copy, in the order they must be written.
@@ -239,7 +266,7 @@ fn is_foreign(desc: &Descriptor) -> bool {
 }
 
 /// Copies one blob; returns how.
-fn copy_blob(
+pub(crate) fn copy_blob(
     src: &dyn Source,
     dst: &dyn Destination,
     desc: &Descriptor,
@@ -248,6 +275,12 @@ fn copy_blob(
     let digest = digest_of(desc)?;
     if dst.has_blob(desc)? {
         return Ok(BlobOutcome::Skipped);
+    }
+    if let Some(origin) = src.registry_origin()
+        && dst.mount_blob(desc, &origin)?
+    {
+        // Mounted from another repository of the same registry: nothing was transferred.
+        return Ok(BlobOutcome::Mounted);
     }
     emit(
         sink,
@@ -353,6 +386,19 @@ pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Resu
             )));
         }
     }
+    let docs: Vec<&Document> = plan.children.iter().chain([&plan.root]).collect();
+    if crate::recompress::needed(&docs, dst, &opts.convert) {
+        // The one extension point for conversions: format changes and layer recompression.
+        return crate::recompress::copy_converted(
+            src,
+            dst,
+            plan.root,
+            plan.children,
+            plan.blobs,
+            source_digest,
+            opts,
+        );
+    }
     for doc in plan.children.iter().chain(std::iter::once(&plan.root)) {
         if !dst.accepts(doc.media_type()) {
             return Err(Error::Unsupported(format!(
@@ -393,19 +439,5 @@ pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Resu
     dst.commit(&plan.root)?;
 
     let outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
-    let count = |o: BlobOutcome| outcomes.iter().filter(|(h, _)| *h == o).count();
-    Ok(CopyReport {
-        digest: plan.root.digest().clone(),
-        media_type: plan.root.media_type().to_string(),
-        source_digest,
-        blobs_copied: count(BlobOutcome::Copied),
-        blobs_linked: count(BlobOutcome::Linked),
-        blobs_skipped: count(BlobOutcome::Skipped),
-        blobs_foreign: count(BlobOutcome::Foreign),
-        bytes: outcomes
-            .iter()
-            .filter(|(h, _)| matches!(h, BlobOutcome::Copied | BlobOutcome::Linked))
-            .map(|(_, s)| s)
-            .sum(),
-    })
+    Ok(CopyReport::new(&plan.root, source_digest, &outcomes))
 }

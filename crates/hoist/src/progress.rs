@@ -48,6 +48,8 @@ pub enum BlobOutcome {
     Copied,
     /// Already present at the destination.
     Skipped,
+    /// Mounted from another repository of the same registry (no bytes moved).
+    Mounted,
     /// Verified and hard-linked (same filesystem).
     Linked,
     /// A foreign layer left out (it lives at its URLs).

@@ -16,7 +16,6 @@
 //! ```
 
 mod append;
-mod compress_out;
 mod walk;
 pub mod writer;
 
@@ -27,7 +26,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use append::{AppendOptions, Appended, append_diff};
-pub use compress_out::Encoder;
 pub use walk::{DirTree, ROOTLESS_XATTR, RootlessOwner, parse_rootless};
 pub use writer::{LayerBlob, LayerOptions, MtimePolicy, write_layer, write_layer_file};
 

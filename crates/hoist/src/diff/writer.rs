@@ -11,14 +11,12 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use super::{Diff, FileType, LayerEntry, Meta};
-use crate::digest::{Algorithm, Digest, Hasher, HashingWriter};
+use crate::compress::{self, EncodeOptions};
+use crate::digest::{Algorithm, Digest, HashingWriter};
 use crate::error::{Error, IoContext, Result, from_io};
 use crate::media_type::{self, Compression};
-
-use super::compress_out::Encoder;
 
 /// How entry modification times are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,65 +101,50 @@ const NAME_LEN: usize = 100;
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
 
-/// A writer that hashes and counts into shared state, so the numbers survive the writer being moved
-/// into a compressor's thread.
-struct SharedHash<W> {
-    inner: W,
-    state: Arc<Mutex<(Hasher, u64)>>,
-}
-
-impl<W: Write> Write for SharedHash<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        let mut s = self
-            .state
-            .lock()
-            .map_err(|_| io::Error::other("hash state poisoned"))?;
-        s.0.update(&buf[..n]);
-        s.1 += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Streams the layer for `diff` into `out` (which is flushed, not synced). Returns its digests.
-pub fn write_layer<W: Write + Send + 'static>(
-    diff: &Diff,
-    out: W,
-    opts: &LayerOptions,
-) -> Result<LayerBlob> {
-    let state = Arc::new(Mutex::new((Algorithm::Sha256.hasher(), 0u64)));
-    let blob_side = SharedHash {
-        inner: out,
-        state: state.clone(),
+///
+/// The tar is built on a scoped thread and flows through a pipe into [`compress::encode`], the one
+/// encoder the crate has (block-parallel gzip, multithreaded zstd), so building and compressing overlap.
+pub fn write_layer<W: Write + Send>(diff: &Diff, out: W, opts: &LayerOptions) -> Result<LayerBlob> {
+    let (mut reader, writer) = io::pipe().map_err(|e| Error::io("creating the layer pipe", e))?;
+    let encode = EncodeOptions {
+        compression: opts.compression,
+        level: opts.level.map(|l| l as i32),
+        threads: 0,
     };
-    let encoder = Encoder::new(opts.compression, opts.level, blob_side)
-        .map_err(|e| Error::io("starting the layer compressor", e))?;
-    let tar_side = HashingWriter::new(encoder, Algorithm::Sha256);
-    let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, tar_side));
-    for entry in diff.plan() {
-        append_entry(&mut builder, diff.upper_root(), &entry, opts)?;
-    }
-    let buffered = builder
-        .into_inner()
-        .map_err(|e| from_io(e, || "finishing the layer tar".into()))?;
-    let tar_side = buffered
-        .into_inner()
-        .map_err(|e| from_io(e.into_error(), || "writing the layer".into()))?;
-    let (encoder, diff_id, tar_size) = tar_side.finish();
-    encoder
-        .finish()
-        .map_err(|e| from_io(e, || "finishing the layer compression".into()))?;
-    let (hasher, size) = {
-        let s = state
-            .lock()
-            .map_err(|_| Error::Other("layer hash state poisoned".into()))?;
-        (s.0.clone(), s.1)
-    };
+    let mut blob_side = HashingWriter::new(out, Algorithm::Sha256);
+    let (produced, encoded) = std::thread::scope(|s| {
+        let producer = s.spawn(move || -> Result<(Digest, u64)> {
+            let tar_side =
+                HashingWriter::new(BufWriter::with_capacity(1 << 20, writer), Algorithm::Sha256);
+            let mut builder = tar::Builder::new(tar_side);
+            for entry in diff.plan() {
+                append_entry(&mut builder, diff.upper_root(), &entry, opts)?;
+            }
+            let tar_side = builder
+                .into_inner()
+                .map_err(|e| from_io(e, || "finishing the layer tar".into()))?;
+            let (buffered, diff_id, tar_size) = tar_side.finish();
+            // Flushing and dropping the pipe's writer ends the encoder's input.
+            buffered
+                .into_inner()
+                .map_err(|e| from_io(e.into_error(), || "writing the layer".into()))?;
+            Ok((diff_id, tar_size))
+        });
+        let encoded = compress::encode(&encode, &mut reader, &mut blob_side);
+        // If encoding failed, closing the read end makes the producer's next write fail, so it ends too.
+        drop(reader);
+        let produced = producer
+            .join()
+            .unwrap_or_else(|_| Err(Error::Other("the layer tar builder panicked".into())));
+        (produced, encoded)
+    });
+    let (diff_id, tar_size) = produced?;
+    encoded.map_err(|e| from_io(e, || "compressing the layer".into()))?;
+    let (mut out, digest, size) = blob_side.finish();
+    out.flush().ctx(|| "writing the layer".into())?;
     Ok(LayerBlob {
-        digest: hasher.finish(),
+        digest,
         diff_id,
         size,
         tar_size,

@@ -5,8 +5,11 @@
 //! A new transport is one module implementing them; `copy` never special-cases a pair of transports.
 
 pub mod dir;
+pub mod docker_archive;
 pub mod oci;
 pub mod oci_archive;
+#[cfg(feature = "registry")]
+pub mod registry;
 pub mod tar_index;
 
 use std::io::Read;
@@ -50,8 +53,23 @@ pub trait Source: Send + Sync {
         )))
     }
 
+    /// The registry and repository the blobs come from, when the source is a registry, so that a
+    /// destination on the same registry can mount them instead of copying ([`Destination::mount_blob`]).
+    fn registry_origin(&self) -> Option<RegistryOrigin> {
+        None
+    }
+
     /// Limits that apply to reads from this source.
     fn limits(&self) -> &Limits;
+}
+
+/// Where a registry source's blobs live (see [`Source::registry_origin`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryOrigin {
+    /// The registry host with port, as requests address it (`registry-1.docker.io`, `127.0.0.1:5000`).
+    pub registry: String,
+    /// The repository (`library/busybox`).
+    pub repository: String,
 }
 
 /// Where images are written to.
@@ -72,6 +90,13 @@ pub trait Destination: Send + Sync {
         Ok(false)
     }
 
+    /// Makes a blob of another repository on the same registry available here without copying it
+    /// (a cross-repository mount). Returns `false` when that is not possible (the default), and the
+    /// caller copies the blob instead. Called after [`Destination::has_blob`] said no.
+    fn mount_blob(&self, _desc: &Descriptor, _origin: &RegistryOrigin) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Stores a manifest or index that the root refers to (children of an index).
     fn put_document(&self, doc: &Document) -> Result<()>;
 
@@ -83,6 +108,36 @@ pub trait Destination: Send + Sync {
     fn accepts(&self, _media_type: &str) -> bool {
         true
     }
+
+    /// The manifest format this destination stores natively: the copy engine converts documents of the
+    /// other format into it (as skopeo does). `None` (the default) stores every format as it comes.
+    fn native_format(&self) -> Option<crate::convert::Format> {
+        None
+    }
+
+    /// What this destination wants of layer compression (see [`LayerPolicy`]).
+    fn layer_policy(&self) -> LayerPolicy {
+        LayerPolicy::Any
+    }
+
+    /// A directory on the destination's filesystem where the copy engine may put temp files (recompressed
+    /// layers), so that [`Destination::link_blob`] can take them without a second copy.
+    fn staging_dir(&self) -> Option<PathBuf> {
+        None
+    }
+}
+
+/// What a destination wants of layer compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerPolicy {
+    /// Layers are stored as they come.
+    #[default]
+    Any,
+    /// Uncompressed layers are gzip-compressed when a manifest is converted to this destination's
+    /// format anyway (what skopeo does for OCI destinations); otherwise layers are kept.
+    CompressWhenConverting,
+    /// Layers must be uncompressed (docker-archive): compressed ones are decompressed.
+    Uncompressed,
 }
 
 /// Opens a blob of `source` as a verified stream.
@@ -114,11 +169,61 @@ pub fn read_small_blob(source: &dyn Source, desc: &Descriptor) -> Result<Vec<u8>
     )
 }
 
+/// A registry user name and password (or token). `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name.
+    pub username: String,
+    /// The password or access token.
+    pub password: String,
+}
+
+impl Credentials {
+    /// Credentials from a user name and password.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// Parses skopeo's `--creds USER[:PASSWORD]` (split at the first `:`).
+    pub fn parse(text: &str) -> Result<Self> {
+        let (user, pass) = text.split_once(':').unwrap_or((text, ""));
+        if user.is_empty() {
+            return Err(Error::Other(
+                "credentials must be USER:PASSWORD with a non-empty user name".into(),
+            ));
+        }
+        Ok(Credentials::new(user, pass))
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
 /// Options for opening transports.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     /// Limits for reads.
     pub limits: Limits,
+    /// Registry: verify TLS certificates (`--tls-verify`, default true). `false` also allows plain
+    /// http, as skopeo does.
+    pub tls_verify: Option<bool>,
+    /// Registry: a directory of extra CA certificates (`*.crt`) to trust (`--cert-dir`).
+    pub cert_dir: Option<PathBuf>,
+    /// Registry: credentials (`--creds`); when absent they are looked up in the auth files.
+    pub creds: Option<Credentials>,
+    /// Registry: the auth file to read instead of the default ones (`--authfile`).
+    pub authfile: Option<PathBuf>,
+    /// Registry: retries on connection errors, 429 and 5xx (`--retry-times`, default 3).
+    pub retry_times: Option<u32>,
 }
 
 impl OpenOptions {
@@ -143,6 +248,13 @@ pub fn open_source(reference: &TransportRef, opts: &OpenOptions) -> Result<Box<d
         TransportRef::Dir { path } => {
             Ok(Box::new(dir::DirSource::open(path, opts.limits.clone())?))
         }
+        TransportRef::DockerArchive { path, selector } => Ok(Box::new(
+            docker_archive::DockerArchiveSource::open(path, selector.clone(), opts.limits.clone())?,
+        )),
+        #[cfg(feature = "registry")]
+        TransportRef::Docker(name) => Ok(Box::new(registry::RegistrySource::open(name, opts)?)),
+        // Reachable in builds without the `registry` feature (docker://).
+        #[allow(unreachable_patterns)]
         other => Err(Error::Unsupported(format!(
             "reading from the {} transport is not implemented yet ({other})",
             other.transport()
@@ -153,8 +265,10 @@ pub fn open_source(reference: &TransportRef, opts: &OpenOptions) -> Result<Box<d
 /// Opens the destination a reference names (creating a layout or directory as needed).
 pub fn open_destination(
     reference: &TransportRef,
-    _opts: &OpenOptions,
+    opts: &OpenOptions,
 ) -> Result<Box<dyn Destination>> {
+    #[cfg(not(feature = "registry"))]
+    let _ = opts;
     match reference {
         TransportRef::Oci { path, reference } => Ok(Box::new(oci::OciDestination::open(
             path,
@@ -164,6 +278,15 @@ pub fn open_destination(
             oci_archive::OciArchiveDestination::create(path, reference.clone())?,
         )),
         TransportRef::Dir { path } => Ok(Box::new(dir::DirDestination::create(path)?)),
+        TransportRef::DockerArchive { path, selector } => Ok(Box::new(
+            docker_archive::DockerArchiveDestination::create(path, selector.clone())?,
+        )),
+        #[cfg(feature = "registry")]
+        TransportRef::Docker(name) => {
+            Ok(Box::new(registry::RegistryDestination::open(name, opts)?))
+        }
+        // Reachable in builds without the `registry` feature (docker://).
+        #[allow(unreachable_patterns)]
         other => Err(Error::Unsupported(format!(
             "writing to the {} transport is not implemented yet ({other})",
             other.transport()

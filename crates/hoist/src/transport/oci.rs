@@ -165,4 +165,16 @@ impl Destination for OciDestination {
         self.layout.write_bytes(root.bytes())?;
         self.layout.set_tag(self.tag.as_deref(), &root.descriptor())
     }
+
+    fn native_format(&self) -> Option<crate::convert::Format> {
+        Some(crate::convert::Format::Oci)
+    }
+
+    fn layer_policy(&self) -> super::LayerPolicy {
+        super::LayerPolicy::CompressWhenConverting
+    }
+
+    fn staging_dir(&self) -> Option<PathBuf> {
+        Some(self.layout.root().to_path_buf())
+    }
 }

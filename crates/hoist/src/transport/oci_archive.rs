@@ -241,4 +241,16 @@ impl Destination for OciArchiveDestination {
         self.inner.commit(root)?;
         self.write_tar()
     }
+
+    fn native_format(&self) -> Option<crate::convert::Format> {
+        self.inner.native_format()
+    }
+
+    fn layer_policy(&self) -> super::LayerPolicy {
+        self.inner.layer_policy()
+    }
+
+    fn staging_dir(&self) -> Option<PathBuf> {
+        self.inner.staging_dir()
+    }
 }

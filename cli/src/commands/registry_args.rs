@@ -1,0 +1,101 @@
+//! Registry flags with skopeo's names, shared by the verbs that talk to registries, and their
+//! translation into [`OpenOptions`]. Verbs flatten [`CopyRegistryArgs`] (two ends) or
+//! [`RegistryArgs`] (one image) into their own arguments.
+
+use std::path::PathBuf;
+
+use hoist::transport::{Credentials, OpenOptions};
+
+/// Parses `--creds USER[:PASSWORD]` (the password never appears in `Debug` output).
+pub fn parse_creds(text: &str) -> Result<Credentials, String> {
+    Credentials::parse(text).map_err(|e| e.to_string())
+}
+
+/// Registry flags of a verb that reads one image (`inspect`, `list-tags`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RegistryArgs {
+    /// Verify the registry's TLS certificate; `--tls-verify=false` also allows plain http.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tls_verify: Option<bool>,
+    /// A directory of extra CA certificates (`*.crt`) to trust.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Credentials for the registry, `USER[:PASSWORD]` (default: from the auth files).
+    #[arg(long, value_name = "USER:PASSWORD", value_parser = parse_creds)]
+    pub creds: Option<Credentials>,
+    /// The auth file to read credentials from (default: $REGISTRY_AUTH_FILE,
+    /// $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json).
+    #[arg(long, value_name = "PATH")]
+    pub authfile: Option<PathBuf>,
+    /// Retries on connection errors, 429 and 5xx answers (default 3).
+    #[arg(long, value_name = "N")]
+    pub retry_times: Option<u32>,
+}
+
+impl RegistryArgs {
+    /// `base` with these flags applied.
+    pub fn apply(&self, mut base: OpenOptions) -> OpenOptions {
+        base.tls_verify = self.tls_verify;
+        base.cert_dir = self.cert_dir.clone();
+        base.creds = self.creds.clone();
+        base.authfile = self.authfile.clone();
+        base.retry_times = self.retry_times;
+        base
+    }
+}
+
+/// Registry flags of `copy`: one set for each end.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CopyRegistryArgs {
+    /// Verify the source registry's TLS certificate; `=false` also allows plain http.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub src_tls_verify: Option<bool>,
+    /// Verify the destination registry's TLS certificate; `=false` also allows plain http.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub dest_tls_verify: Option<bool>,
+    /// A directory of extra CA certificates (`*.crt`) for the source registry.
+    #[arg(long, value_name = "DIR")]
+    pub src_cert_dir: Option<PathBuf>,
+    /// A directory of extra CA certificates (`*.crt`) for the destination registry.
+    #[arg(long, value_name = "DIR")]
+    pub dest_cert_dir: Option<PathBuf>,
+    /// Credentials for the source registry, `USER[:PASSWORD]`.
+    #[arg(long, value_name = "USER:PASSWORD", value_parser = parse_creds)]
+    pub src_creds: Option<Credentials>,
+    /// Credentials for the destination registry, `USER[:PASSWORD]`.
+    #[arg(long, value_name = "USER:PASSWORD", value_parser = parse_creds)]
+    pub dest_creds: Option<Credentials>,
+    /// The auth file to read credentials from (default: $REGISTRY_AUTH_FILE,
+    /// $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json).
+    #[arg(long, value_name = "PATH")]
+    pub authfile: Option<PathBuf>,
+    /// Retries on connection errors, 429 and 5xx answers (default 3).
+    #[arg(long, value_name = "N")]
+    pub retry_times: Option<u32>,
+}
+
+impl CopyRegistryArgs {
+    /// Options for opening the source.
+    pub fn source(&self, base: OpenOptions) -> OpenOptions {
+        RegistryArgs {
+            tls_verify: self.src_tls_verify,
+            cert_dir: self.src_cert_dir.clone(),
+            creds: self.src_creds.clone(),
+            authfile: self.authfile.clone(),
+            retry_times: self.retry_times,
+        }
+        .apply(base)
+    }
+
+    /// Options for opening the destination.
+    pub fn destination(&self, base: OpenOptions) -> OpenOptions {
+        RegistryArgs {
+            tls_verify: self.dest_tls_verify,
+            cert_dir: self.dest_cert_dir.clone(),
+            creds: self.dest_creds.clone(),
+            authfile: self.authfile.clone(),
+            retry_times: self.retry_times,
+        }
+        .apply(base)
+    }
+}

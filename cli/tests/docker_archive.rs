@@ -1,0 +1,383 @@
+//! The `docker-archive:` transport and Docker <-> OCI conversion, end to end, against skopeo,
+//! oci-image-tool and umoci-built images.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::docker::*;
+use common::{hoist, require_tool, run_fail, run_ok};
+use serde_json::Value;
+
+fn tools() -> bool {
+    require_tool("umoci") && require_tool("skopeo") && require_tool("oci-image-tool")
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn hoist_json(args: &[&str]) -> Value {
+    serde_json::from_str(&run_ok(&mut hoist(args))).expect("hoist JSON")
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn skopeo_archive_to_oci_matches_what_skopeo_writes() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("img.tar");
+    skopeo_archive(dir.path(), &archive, "example.com/app:v1");
+    let src = format!("docker-archive:{}", s(&archive));
+
+    // The synthesised manifest is skopeo's, byte for byte.
+    let ours = hoist(&["inspect", "--raw", &src]).output().unwrap();
+    let theirs = Command::new("skopeo")
+        .args(["inspect", "--raw", &src])
+        .output()
+        .unwrap();
+    assert_eq!(ours.stdout, theirs.stdout);
+    let inspect = hoist_json(&["inspect", &src]);
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 2);
+
+    let h = dir.path().join("hoist");
+    let k = dir.path().join("skopeo");
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        &src,
+        &format!("oci:{}:v1", s(&h)),
+    ]));
+    run_ok(Command::new("skopeo").args(["copy", "-q", &src, &format!("oci:{}:v1", s(&k))]));
+    let (hr, kr) = (format!("oci:{}:v1", s(&h)), format!("oci:{}:v1", s(&k)));
+    let (hc, kc) = (skopeo_config(&hr), skopeo_config(&kr));
+    assert_eq!(hc["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+    assert_eq!(oci_fields(&hc), oci_fields(&kc));
+    let (hm, km) = (skopeo_manifest(&hr), skopeo_manifest(&kr));
+    assert_eq!(
+        hm["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(layer_media_types(&hm), layer_media_types(&km));
+    assert_eq!(
+        layer_media_types(&hm),
+        ["application/vnd.oci.image.layer.v1.tar+gzip"; 2]
+    );
+    // The config bytes are the archive's own: its digest is kept.
+    let archived = skopeo_manifest(&src);
+    assert_eq!(hm["config"]["digest"], archived["config"]["digest"]);
+    validate(&h, "v1");
+    run_ok(Command::new("skopeo").args(["inspect", &hr]));
+    // Reading the gzip layers back gives the diff_ids.
+    run_ok(&mut hoist(&["verify", &hr]));
+}
+
+#[test]
+fn uncompressed_destination_keeps_the_archive_layers_byte_for_byte() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("img.tar");
+    skopeo_archive(dir.path(), &archive, "example.com/app:v1");
+    let h = dir.path().join("plain");
+    let r = format!("oci:{}:v1", s(&h));
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        "--dest-compress-format",
+        "none",
+        &format!("docker-archive:{}", s(&archive)),
+        &r,
+    ]));
+    let m = skopeo_manifest(&r);
+    let c = skopeo_config(&r);
+    let digests: Vec<&Value> = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["digest"])
+        .collect();
+    let diff_ids: Vec<&Value> = c["rootfs"]["diff_ids"].as_array().unwrap().iter().collect();
+    assert_eq!(digests, diff_ids);
+    assert_eq!(
+        layer_media_types(&m),
+        ["application/vnd.oci.image.layer.v1.tar"; 2]
+    );
+    validate(&h, "v1");
+}
+
+#[test]
+fn oci_to_docker_archive_loads_back_through_skopeo() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("src");
+    common::images::build_two_layer(&layout, "v1");
+    let out = dir.path().join("out.tar");
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        &format!("oci:{}:v1", s(&layout)),
+        &format!("docker-archive:{}:example.com/app:v1", s(&out)),
+    ]));
+    let src_config = skopeo_config(&format!("oci:{}:v1", s(&layout)));
+    let back = dir.path().join("back");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        &format!("docker-archive:{}", s(&out)),
+        &format!("oci:{}:x", s(&back)),
+    ]));
+    let back_config = skopeo_config(&format!("oci:{}:x", s(&back)));
+    assert_eq!(src_config["rootfs"], back_config["rootfs"]);
+    // skopeo finds the image by the name hoist recorded, and its layers are uncompressed tars.
+    let named = format!("docker-archive:{}:example.com/app:v1", s(&out));
+    let m = skopeo_manifest(&named);
+    assert_eq!(m["layers"].as_array().unwrap().len(), 2);
+    let list = run_ok(Command::new("tar").args(["tf", &s(&out)]));
+    assert!(list.lines().any(|l| l == "manifest.json"), "{list}");
+    let manifest_json: Value = serde_json::from_str(&run_ok(Command::new("tar").args([
+        "xOf",
+        &s(&out),
+        "manifest.json",
+    ])))
+    .unwrap();
+    assert_eq!(manifest_json[0]["RepoTags"][0], "example.com/app:v1");
+    let cfg_name = manifest_json[0]["Config"].as_str().unwrap();
+    assert_eq!(
+        format!("sha256:{}", cfg_name.trim_end_matches(".json")),
+        m["config"]["digest"].as_str().unwrap()
+    );
+    // And hoist reads its own archive back to the same diff_ids.
+    let again = dir.path().join("again");
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        &named,
+        &format!("oci:{}:x", s(&again)),
+    ]));
+    assert_eq!(
+        skopeo_config(&format!("oci:{}:x", s(&again)))["rootfs"],
+        src_config["rootfs"]
+    );
+}
+
+#[test]
+fn newer_format_archive_plain_and_gzipped_reads_like_skopeo() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (members, diff_ids) = newer_format_members("app:v2");
+    let plain = dir.path().join("new.tar");
+    write_tar(&plain, &members);
+    let gz = dir.path().join("new.tar.gz");
+    run_ok(&mut common::sh(&format!(
+        "gzip -c {} > {}",
+        s(&plain),
+        s(&gz)
+    )));
+    for (i, archive) in [&plain, &gz].into_iter().enumerate() {
+        let dst = dir.path().join(format!("out{i}"));
+        let r = format!("oci:{}:v2", s(&dst));
+        run_ok(&mut hoist(&[
+            "copy",
+            "-q",
+            &format!("docker-archive:{}:app:v2", s(archive)),
+            &r,
+        ]));
+        let c = skopeo_config(&r);
+        assert_eq!(c["rootfs"]["diff_ids"], serde_json::json!(diff_ids));
+        validate(&dst, "v2");
+    }
+    let k = dir.path().join("skopeo");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        &format!("docker-archive:{}", s(&plain)),
+        &format!("oci:{}:v2", s(&k)),
+    ]));
+    assert_eq!(
+        oci_fields(&skopeo_config(&format!("oci:{}:v2", s(&k)))),
+        oci_fields(&skopeo_config(&format!(
+            "oci:{}:v2",
+            s(&dir.path().join("out0"))
+        )))
+    );
+}
+
+#[test]
+fn several_images_are_chosen_by_name_or_index_and_listed_when_ambiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut members, _) = newer_format_members("app:v2");
+    let mj: Value = serde_json::from_slice(&members[5].1).unwrap();
+    let mut second = mj[0].clone();
+    second["RepoTags"] = serde_json::json!(["other:v9"]);
+    members[5].1 = serde_json::to_vec(&serde_json::json!([mj[0].clone(), second])).unwrap();
+    let archive = dir.path().join("two.tar");
+    write_tar(&archive, &members);
+    let a = s(&archive);
+    let err = stderr(&run_fail(&mut hoist(&[
+        "inspect",
+        &format!("docker-archive:{a}"),
+    ])));
+    assert!(
+        err.contains("app:v2") && err.contains("other:v9") && err.contains("@1"),
+        "{err}"
+    );
+    for sel in ["other:v9", "@1", "docker.io/library/app:v2"] {
+        run_ok(&mut hoist(&[
+            "inspect",
+            &format!("docker-archive:{a}:{sel}"),
+        ]));
+    }
+    let err = stderr(&run_fail(&mut hoist(&[
+        "inspect",
+        &format!("docker-archive:{a}:nope:v1"),
+    ])));
+    assert!(err.contains("nope:v1") && err.contains("other:v9"), "{err}");
+}
+
+fn no_image_written(layout: &Path) {
+    let index = layout.join("index.json");
+    if let Ok(text) = std::fs::read_to_string(&index) {
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["manifests"], serde_json::json!([]), "{text}");
+    }
+}
+
+#[test]
+fn bad_archives_fail_clearly_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (members, _) = newer_format_members("app:v2");
+    type Members = Vec<(String, Vec<u8>)>;
+    let mut cases: Vec<(&str, Members, &str)> = Vec::new();
+    // A layer manifest.json names is missing.
+    let mut m = members.clone();
+    m.remove(0);
+    cases.push(("missing-layer", m, "is missing"));
+    // The config is missing.
+    let mut m = members.clone();
+    m.remove(2);
+    cases.push(("missing-config", m, "is missing"));
+    // A layer whose content does not match its diff_id.
+    let mut m = members.clone();
+    let last = m[0].1.len() - 1100;
+    m[0].1[last] ^= 0x20;
+    cases.push(("bad-diff-id", m, "digest mismatch"));
+    // A path-traversing member name.
+    let mut m = members.clone();
+    m.push(("../escape".to_string(), b"x".to_vec()));
+    cases.push(("traversal", m, "escapes the archive"));
+    for (name, m, want) in cases {
+        let archive = dir.path().join(format!("{name}.tar"));
+        write_tar(&archive, &m);
+        let dst = dir.path().join(format!("dst-{name}"));
+        let out = run_fail(&mut hoist(&[
+            "copy",
+            &format!("docker-archive:{}", s(&archive)),
+            &format!("oci:{}:x", s(&dst)),
+        ]));
+        assert!(stderr(&out).contains(want), "{name}: {}", stderr(&out));
+        no_image_written(&dst);
+    }
+    // A truncated archive: cut inside the first layer.
+    let archive = dir.path().join("whole.tar");
+    write_tar(&archive, &members);
+    let bytes = std::fs::read(&archive).unwrap();
+    let cut = dir.path().join("cut.tar");
+    std::fs::write(&cut, &bytes[..1200]).unwrap();
+    let dst = dir.path().join("dst-cut");
+    let out = run_fail(&mut hoist(&[
+        "copy",
+        &format!("docker-archive:{}", s(&cut)),
+        &format!("oci:{}:x", s(&dst)),
+    ]));
+    let e = stderr(&out);
+    assert!(
+        e.contains("truncated") || e.contains("manifest.json"),
+        "{e}"
+    );
+    no_image_written(&dst);
+    // Writing a docker-archive that fails leaves no file behind.
+    let target = dir.path().join("never.tar");
+    run_fail(&mut hoist(&[
+        "copy",
+        &format!("docker-archive:{}", s(&dir.path().join("bad-diff-id.tar"))),
+        &format!("docker-archive:{}:a:b", s(&target)),
+    ]));
+    assert!(!target.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".hoist-tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn format_flag_converts_oci_to_v2s2_and_refuses_zstd_there() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("src");
+    common::images::build_two_layer(&layout, "v1");
+    let src = format!("oci:{}:v1", s(&layout));
+    let d = dir.path().join("d");
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        "--format",
+        "v2s2",
+        &src,
+        &format!("dir:{}", s(&d)),
+    ]));
+    let m = skopeo_manifest(&format!("dir:{}", s(&d)));
+    assert_eq!(
+        m["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        layer_media_types(&m),
+        ["application/vnd.docker.image.rootfs.diff.tar.gzip"; 2]
+    );
+    // Same layers, same config: only the manifest changed.
+    let o = skopeo_manifest(&src);
+    assert_eq!(m["config"]["digest"], o["config"]["digest"]);
+    assert_eq!(m["layers"][1]["digest"], o["layers"][1]["digest"]);
+    let z = dir.path().join("z");
+    let out = run_fail(&mut hoist(&[
+        "copy",
+        "--format",
+        "v2s2",
+        "--dest-compress-format",
+        "zstd",
+        &src,
+        &format!("oci:{}:z", s(&z)),
+    ]));
+    assert!(stderr(&out).contains("zstd"), "{}", stderr(&out));
+    // zstd into OCI works and reads back to the same diff_ids.
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        "--dest-compress-format",
+        "zstd",
+        &src,
+        &format!("oci:{}:z", s(&z)),
+    ]));
+    run_ok(&mut hoist(&["verify", &format!("oci:{}:z", s(&z))]));
+    let zm = skopeo_manifest(&format!("oci:{}:z", s(&z)));
+    assert_eq!(
+        layer_media_types(&zm),
+        ["application/vnd.oci.image.layer.v1.tar+zstd"; 2]
+    );
+}

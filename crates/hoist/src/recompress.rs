@@ -1,0 +1,416 @@
+//! The conversion step of a copy: manifest format changes and layer recompression.
+//!
+//! This is the copy engine's one extension point for conversions; no pair of transports is special-cased.
+//! A conversion is [`needed`] when the caller asks for a format (`--format`) or a layer compression
+//! (`--dest-compress-format`), when a document is not in the destination's
+//! [`Destination::native_format`] (Docker into an OCI layout, OCI into a docker-archive, as skopeo
+//! converts them), or when the destination's [`LayerPolicy`] requires uncompressed layers.
+//!
+//! Then every layer's real compression is sniffed from its first bytes (a docker-archive's synthesised
+//! manifest calls uncompressed layers gzip, as skopeo's does) and a target compression is chosen: the
+//! requested one, else the policy's (decompress for docker-archive; gzip for uncompressed layers going
+//! into an OCI destination whose manifest is converted anyway, as `skopeo copy docker-archive: oci:`
+//! does), else the layer's own. A layer whose compression stays is copied as it is (same digest). One
+//! that changes streams `source -> verified reader -> decoder -> sha256 of the tar (checked against the
+//! config's diff_id) -> encoder on every core -> sha256 -> temp file`; only then are its digest and size
+//! known, so the temp file (in the destination's [`Destination::staging_dir`] when it has one, so it can
+//! be linked in) is offered to the destination afterwards. Manifests are rebuilt by
+//! [`crate::convert::convert_manifest`] with the new layer descriptors, indexes by
+//! [`crate::convert::convert_index`] pointing at the rebuilt children, and the root is committed last.
+//! Memory stays flat: layers stream, only documents and configs are held.
+
+use std::collections::HashMap;
+use std::io::{BufWriter, Read, Write};
+use std::sync::Mutex;
+
+use crate::blob::VerifiedReader;
+use crate::compress::{self, Compression, EncodeOptions};
+use crate::convert::{self, Format, LayerUpdate};
+use crate::copy::{CopyOptions, CopyReport};
+use crate::descriptor::{Descriptor, digest_of};
+use crate::digest::{Algorithm, Digest, Hasher, HashingWriter};
+use crate::document::{Document, Parsed};
+use crate::error::{Error, IoContext, Result, from_io};
+use crate::media_type::{self, Kind};
+use crate::progress::{BlobOutcome, Event};
+use crate::transport::{Destination, LayerPolicy, Source, VerifiedStream, read_small_blob};
+
+/// What conversion a copy should apply (all `None`: only what the destination needs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConvertOptions {
+    /// The manifest format to write (`--format`).
+    pub format: Option<Format>,
+    /// The layer compression to write (`--dest-compress-format`).
+    pub compression: Option<Compression>,
+    /// The compression level (`--dest-compress-level`).
+    pub level: Option<i32>,
+}
+
+/// True when copying these documents to `dst` with `opts` needs the conversion step.
+pub fn needed(docs: &[&Document], dst: &dyn Destination, opts: &ConvertOptions) -> bool {
+    if opts.format.is_some()
+        || opts.compression.is_some()
+        || dst.layer_policy() == LayerPolicy::Uncompressed
+    {
+        return true;
+    }
+    match dst.native_format() {
+        Some(native) => docs
+            .iter()
+            .any(|d| Format::of(d.media_type()).is_some_and(|f| f != native)),
+        None => false,
+    }
+}
+
+/// One unique layer to bring over, and what to do with it.
+#[derive(Debug, Clone)]
+struct LayerJob {
+    desc: Descriptor,
+    actual: Compression,
+    target: Compression,
+    diff_id: Option<Digest>,
+}
+
+/// Reads the first bytes of a blob to learn its real compression (`None` when it cannot be opened,
+/// e.g. a foreign layer: then the declared compression stands).
+fn sniff_blob(src: &dyn Source, desc: &Descriptor) -> Result<Option<Compression>> {
+    let mut r = match src.open_blob(desc) {
+        Ok(r) => r,
+        Err(Error::BlobNotFound { .. }) if is_foreign(desc) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut buf = [0u8; 4];
+    let mut n = 0;
+    while n < buf.len() {
+        let k = r
+            .read(&mut buf[n..])
+            .map_err(|e| from_io(e, || format!("reading blob {}", desc.digest())))?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    Ok(Some(compress::sniff(&buf[..n])))
+}
+
+fn is_foreign(desc: &Descriptor) -> bool {
+    convert::layer_kind(desc.media_type().as_ref()).is_some_and(|(_, foreign)| foreign)
+        && desc.urls().as_ref().is_some_and(|u| !u.is_empty())
+}
+
+/// A reader that hashes what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Decodes, checks the diff_id, re-encodes into a temp file and hands the result to `dst`.
+fn recompress_layer(
+    src: &dyn Source,
+    dst: &dyn Destination,
+    job: &LayerJob,
+    opts: &ConvertOptions,
+) -> Result<(LayerUpdate, BlobOutcome)> {
+    let digest = digest_of(&job.desc)?;
+    let what = format!("layer {digest} of {}", src.name());
+    let raw = src.open_blob(&job.desc)?;
+    let mut stream = VerifiedReader::new(raw, digest.clone(), job.desc.size(), what.clone());
+    let mut tmp = match dst.staging_dir() {
+        Some(dir) => tempfile::Builder::new()
+            .prefix(crate::layout::TEMP_PREFIX)
+            .tempfile_in(&dir)
+            .ctx(|| format!("creating a temp file in {}", dir.display()))?,
+        None => tempfile::Builder::new()
+            .prefix(crate::layout::TEMP_PREFIX)
+            .tempfile()
+            .ctx(|| "creating a temp file".to_string())?,
+    };
+    let (new_digest, new_size, diff_id) = {
+        let decoder = compress::decoder(job.actual, &mut stream)
+            .map_err(|e| from_io(e, || format!("decompressing {what}")))?;
+        let mut tar = HashingReader {
+            inner: decoder,
+            hasher: Algorithm::Sha256.hasher(),
+        };
+        let mut out = HashingWriter::new(
+            BufWriter::with_capacity(1 << 20, tmp.as_file_mut()),
+            Algorithm::Sha256,
+        );
+        let encode = EncodeOptions {
+            compression: job.target,
+            level: opts.level,
+            threads: 0,
+        };
+        compress::encode(&encode, &mut tar, &mut out)
+            .map_err(|e| from_io(e, || format!("recompressing {what}")))?;
+        out.flush()
+            .map_err(|e| from_io(e, || format!("writing {what}")))?;
+        let (_, d, n) = out.finish();
+        (d, n, tar.hasher.finish())
+    };
+    // The decoder stops at the end of the compressed data; the whole blob must still be verified.
+    stream.finish()?;
+    if let Some(expected) = &job.diff_id
+        && &diff_id != expected
+    {
+        return Err(Error::DigestMismatch {
+            what: format!("uncompressed content (diff_id) of {what}"),
+            expected: expected.clone(),
+            actual: diff_id,
+        });
+    }
+    tmp.as_file()
+        .sync_all()
+        .ctx(|| format!("syncing the recompressed {what}"))?;
+    let update = LayerUpdate {
+        digest: new_digest.clone(),
+        size: new_size,
+        compression: job.target,
+    };
+    let new_desc = crate::descriptor::new_descriptor(
+        &convert::layer_media_type(Format::Oci, job.target, false)?,
+        &new_digest,
+        new_size,
+    );
+    if dst.has_blob(&new_desc)? {
+        return Ok((update, BlobOutcome::Skipped));
+    }
+    if dst.link_blob(&new_desc, tmp.path())? {
+        return Ok((update, BlobOutcome::Linked));
+    }
+    let file = tmp
+        .reopen()
+        .ctx(|| format!("reopening the recompressed {what}"))?;
+    let mut verified: VerifiedStream<'_> = VerifiedReader::new(
+        Box::new(file),
+        new_digest.clone(),
+        new_size,
+        format!("recompressed {what}"),
+    );
+    dst.put_blob(&new_desc, &mut verified)?;
+    if !verified.is_verified() {
+        verified.finish()?;
+    }
+    Ok((update, BlobOutcome::Copied))
+}
+
+fn emit(opts: &CopyOptions, ev: Event) {
+    if let Some(s) = &opts.progress {
+        s(&ev);
+    }
+}
+
+/// Copies `root` and `children` (children before parents, as the copy plan orders them) from `src` to
+/// `dst`, converting as [`needed`] says. `blobs` are the plan's unique blobs.
+pub(crate) fn copy_converted(
+    src: &dyn Source,
+    dst: &dyn Destination,
+    root: Document,
+    children: Vec<Document>,
+    blobs: Vec<Descriptor>,
+    source_digest: Digest,
+    opts: &CopyOptions,
+) -> Result<CopyReport> {
+    let conv = &opts.convert;
+    let native = dst.native_format();
+    let target_of = |doc: &Document| -> Result<Format> {
+        conv.format
+            .or(native)
+            .or_else(|| Format::of(doc.media_type()))
+            .ok_or_else(|| Error::UnsupportedMediaType {
+                media_type: doc.media_type().to_string(),
+                what: format!("document {}", doc.digest()),
+            })
+    };
+
+    // Decide, for every unique layer, its real and its target compression.
+    let mut jobs: HashMap<Digest, LayerJob> = HashMap::new();
+    let mut layer_set = std::collections::HashSet::new();
+    let docs: Vec<&Document> = children.iter().chain(std::iter::once(&root)).collect();
+    for doc in &docs {
+        let Parsed::Manifest(m) = doc.parse()? else {
+            continue;
+        };
+        let converting = Format::of(doc.media_type()) != Some(target_of(doc)?);
+        let diff_ids: Vec<Digest> = if matches!(
+            media_type::kind(m.config().media_type().as_ref()),
+            Kind::Config { .. }
+        ) {
+            let bytes = read_small_blob(src, m.config())?;
+            let config = crate::document::parse_config(&bytes, &digest_of(m.config())?)?;
+            config
+                .rootfs()
+                .diff_ids()
+                .iter()
+                .map(|d| Digest::parse(d))
+                .collect::<Result<_>>()?
+        } else {
+            Vec::new()
+        };
+        for (i, layer) in m.layers().iter().enumerate() {
+            let Some((declared, _)) = convert::layer_kind(layer.media_type().as_ref()) else {
+                continue;
+            };
+            let d = digest_of(layer)?;
+            layer_set.insert(d.clone());
+            if jobs.contains_key(&d) {
+                continue;
+            }
+            let actual = sniff_blob(src, layer)?.unwrap_or(declared);
+            let target = match (conv.compression, dst.layer_policy()) {
+                (Some(c), _) => c,
+                (None, LayerPolicy::Uncompressed) => Compression::None,
+                (None, LayerPolicy::CompressWhenConverting)
+                    if converting && actual == Compression::None =>
+                {
+                    Compression::Gzip
+                }
+                (None, _) => actual,
+            };
+            let diff_id = diff_ids.get(i).cloned();
+            if let Some(expected) = &diff_id
+                && actual == Compression::None
+                && &d != expected
+            {
+                return Err(Error::DigestMismatch {
+                    what: format!(
+                        "uncompressed layer {i} of manifest {} (its digest must be its diff_id)",
+                        doc.digest()
+                    ),
+                    expected: expected.clone(),
+                    actual: d,
+                });
+            }
+            jobs.insert(
+                d,
+                LayerJob {
+                    desc: layer.clone(),
+                    actual,
+                    target,
+                    diff_id,
+                },
+            );
+        }
+    }
+
+    emit(
+        opts,
+        Event::Plan {
+            blobs: blobs.len(),
+            bytes: blobs.iter().map(|b| b.size()).sum(),
+        },
+    );
+    let results: Mutex<HashMap<Digest, LayerUpdate>> = Mutex::new(HashMap::new());
+    let outcomes: Mutex<Vec<(BlobOutcome, u64)>> = Mutex::new(Vec::new());
+    let parallelism = if opts.jobs == 0 { 4 } else { opts.jobs };
+    crate::copy::parallel(&blobs, parallelism, |desc| {
+        let d = digest_of(desc)?;
+        let (how, size) = match jobs.get(&d) {
+            Some(job) if job.actual != job.target && !is_foreign(desc) => {
+                emit(
+                    opts,
+                    Event::BlobStarted {
+                        digest: d.clone(),
+                        size: desc.size(),
+                    },
+                );
+                let (update, how) = recompress_layer(src, dst, job, conv)?;
+                let size = update.size;
+                results
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(d.clone(), update);
+                (how, size)
+            }
+            other => {
+                let how = crate::copy::copy_blob(src, dst, desc, &opts.progress)?;
+                if let Some(job) = other {
+                    results.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                        d.clone(),
+                        LayerUpdate {
+                            digest: d.clone(),
+                            size: desc.size(),
+                            compression: job.actual,
+                        },
+                    );
+                }
+                (how, desc.size())
+            }
+        };
+        emit(
+            opts,
+            Event::BlobDone {
+                digest: d,
+                size,
+                how,
+            },
+        );
+        outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((how, size));
+        Ok(())
+    })?;
+    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+
+    // Rebuild the documents, children first, and point each index at its rebuilt children.
+    let mut replaced: HashMap<Digest, Document> = HashMap::new();
+    let mut rebuild = |doc: &Document| -> Result<Document> {
+        let target = target_of(doc)?;
+        let new = match doc.parse()? {
+            Parsed::Manifest(m) => {
+                let mut updates = Vec::new();
+                for l in m.layers() {
+                    let d = digest_of(l)?;
+                    updates.push(results.get(&d).cloned());
+                }
+                convert::convert_manifest(doc, target, &updates)?
+            }
+            Parsed::Index(_) => convert::convert_index(doc, target, &replaced)?,
+        };
+        if !dst.accepts(new.media_type()) {
+            return Err(Error::Unsupported(format!(
+                "{} cannot store {} documents{}",
+                dst.name(),
+                new.media_type(),
+                if new.is_index() {
+                    "; it holds a single image: choose one with --platform"
+                } else {
+                    "; choose another --format"
+                }
+            )));
+        }
+        if new.digest() != doc.digest() {
+            replaced.insert(doc.digest().clone(), new.clone());
+        }
+        Ok(new)
+    };
+    let mut new_children = Vec::new();
+    for child in &children {
+        new_children.push(rebuild(child)?);
+    }
+    let new_root = rebuild(&root)?;
+    if opts.preserve_digests && new_root.digest() != root.digest() {
+        return Err(Error::Unsupported(format!(
+            "--preserve-digests: converting {} for {} writes {} instead",
+            root.digest(),
+            dst.name(),
+            new_root.digest()
+        )));
+    }
+    for child in &new_children {
+        dst.put_document(child)?;
+    }
+    dst.commit(&new_root)?;
+
+    let outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok(CopyReport::new(&new_root, source_digest, &outcomes))
+}

@@ -1,0 +1,513 @@
+//! The HTTP client of one registry: scheme discovery (`/v2/` ping, https first, plain http only when
+//! TLS verification is off), authentication on every request, retries, and registry errors turned into
+//! [`Error::Registry`] with bounded bodies.
+//!
+//! It is reqwest's blocking client (never used inside a tokio runtime). reqwest drops the
+//! `Authorization` header when a redirect leads to another host, scheme or port, so blob downloads that
+//! redirect to storage never carry the registry's credentials there.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::blocking::{Client as Http, Response};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, Url};
+
+use super::auth::{self, Challenge, TokenCache};
+use super::retry::{RetryPolicy, is_retryable_error, is_retryable_status};
+use crate::error::{Error, Result};
+use crate::limits::human_bytes;
+use crate::transport::Credentials;
+
+/// How to reach a registry.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Verify TLS certificates; when false, untrusted certificates and plain http are accepted.
+    pub tls_verify: bool,
+    /// A directory of extra CA certificates (`*.crt`, PEM) to trust.
+    pub cert_dir: Option<std::path::PathBuf>,
+    /// Credentials to authenticate with (none: anonymous).
+    pub creds: Option<Credentials>,
+    /// Retries on connection errors, 429 and 5xx.
+    pub retry: RetryPolicy,
+    /// Largest error or token body read.
+    pub max_response_size: u64,
+}
+
+/// The answer of the `/v2/` ping: where the API is and how it wants to be authenticated.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    base: Url,
+    challenge: Option<Challenge>,
+}
+
+struct Inner {
+    http: Http,
+    host: String,
+    config: ClientConfig,
+    endpoint: Mutex<Option<Endpoint>>,
+    tokens: TokenCache,
+}
+
+/// A client of one registry host; cheap to clone and safe to share between threads.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("host", &self.inner.host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One request: what to send, and the token scope it needs (`repository:a/b:pull`, several separated
+/// by spaces).
+#[derive(Debug, Clone)]
+pub struct Req {
+    /// The method.
+    pub method: Method,
+    /// The full URL.
+    pub url: Url,
+    /// The scope(s) the request needs.
+    pub scope: String,
+    /// Extra headers.
+    pub headers: HeaderMap,
+    /// The body, when there is one (cheap to clone for retries).
+    pub body: Option<Bytes>,
+}
+
+impl Req {
+    /// A request without body or extra headers.
+    pub fn new(method: Method, url: Url, scope: &str) -> Self {
+        Req {
+            method,
+            url,
+            scope: scope.to_string(),
+            headers: HeaderMap::new(),
+            body: None,
+        }
+    }
+
+    /// Adds a header (values hoist builds are always valid header text).
+    pub fn header(mut self, name: reqwest::header::HeaderName, value: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.insert(name, v);
+        }
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: Bytes) -> Self {
+        self.body = Some(body);
+        self
+    }
+}
+
+fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Fails only when another provider is already installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+fn load_cert_dir(dir: &Path) -> Result<Vec<reqwest::Certificate>> {
+    let mut certs = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Error::io(
+            format!("reading certificate directory {}", dir.display()),
+            e,
+        )
+    })?;
+    let mut paths: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        let pem = std::fs::read(&p)
+            .map_err(|e| Error::io(format!("reading certificate {}", p.display()), e))?;
+        let mut found = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Error::Other(format!("certificate {} is not PEM: {e}", p.display())))?;
+        certs.append(&mut found);
+    }
+    Ok(certs)
+}
+
+/// The text of an error and its causes, for messages.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// Reads at most `max` bytes of a response body; more is an error naming `--max-response-size`.
+pub fn read_bounded(resp: Response, max: u64, what: &str) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    resp.take(max + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| Error::io(format!("reading {what}"), e))?;
+    if body.len() as u64 > max {
+        return Err(Error::LimitExceeded {
+            what: what.to_string(),
+            limit: human_bytes(max),
+            option: "--max-response-size".into(),
+        });
+    }
+    Ok(body)
+}
+
+/// The path of a URL without its query (upload URLs carry opaque state there), for messages.
+pub fn short_url(url: &Url) -> String {
+    url.path().to_string()
+}
+
+impl Client {
+    /// A client for `host` (`registry.example:5000`).
+    pub fn new(host: &str, config: ClientConfig) -> Result<Self> {
+        install_crypto_provider();
+        let mut b = Http::builder()
+            .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
+            .timeout(None::<Duration>)
+            .connect_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(32)
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::limited(10));
+        if !config.tls_verify {
+            b = b.tls_danger_accept_invalid_certs(true);
+        }
+        if let Some(dir) = &config.cert_dir {
+            b = b.tls_certs_merge(load_cert_dir(dir)?);
+        }
+        let http = b.build().map_err(|e| Error::Registry {
+            registry: host.to_string(),
+            message: format!("setting up the HTTP client: {}", chain(&e)),
+            status: None,
+        })?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                host: host.to_string(),
+                config,
+                endpoint: Mutex::new(None),
+                tokens: TokenCache::default(),
+            }),
+        })
+    }
+
+    /// The registry host this client talks to.
+    pub fn host(&self) -> &str {
+        &self.inner.host
+    }
+
+    /// The retry policy.
+    pub fn retry(&self) -> RetryPolicy {
+        self.inner.config.retry
+    }
+
+    /// The largest error or token body read.
+    pub fn max_response_size(&self) -> u64 {
+        self.inner.config.max_response_size
+    }
+
+    fn registry_error(&self, message: String, status: Option<u16>) -> Error {
+        Error::Registry {
+            registry: self.inner.host.clone(),
+            message,
+            status,
+        }
+    }
+
+    fn transport_error(&self, what: &str, err: &reqwest::Error) -> Error {
+        self.registry_error(format!("{what}: {}", chain(err)), None)
+    }
+
+    /// Pings `/v2/` once (https, then http when TLS verification is off) and remembers the answer.
+    fn endpoint(&self) -> Result<Endpoint> {
+        let mut slot = self
+            .inner
+            .endpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = slot.as_ref() {
+            return Ok(e.clone());
+        }
+        let schemes: &[&str] = if self.inner.config.tls_verify {
+            &["https"]
+        } else {
+            &["https", "http"]
+        };
+        let mut first_error = None;
+        for (i, scheme) in schemes.iter().enumerate() {
+            let base = Url::parse(&format!("{scheme}://{}/", self.inner.host))
+                .map_err(|e| self.registry_error(format!("invalid registry address: {e}"), None))?;
+            let ping = base
+                .join("v2/")
+                .map_err(|e| self.registry_error(format!("invalid registry address: {e}"), None))?;
+            // Only the last scheme gets retries: a failed https try against a plain-http registry is
+            // an answer, not an accident.
+            let retries = if i + 1 == schemes.len() {
+                self.inner.config.retry.times
+            } else {
+                0
+            };
+            let mut attempt = 0;
+            let result = loop {
+                match self.inner.http.get(ping.clone()).send() {
+                    Ok(r) if is_retryable_status(r.status().as_u16()) && attempt < retries => {}
+                    Ok(r) => break Ok(r),
+                    Err(e) if is_retryable_error(&e) && attempt < retries => {}
+                    Err(e) => break Err(e),
+                }
+                std::thread::sleep(self.inner.config.retry.delay(attempt, None));
+                attempt += 1;
+            };
+            match result {
+                Ok(resp) => {
+                    let challenge = if resp.status().as_u16() == 401 {
+                        pick_challenge(resp.headers())
+                    } else {
+                        None
+                    };
+                    tracing::debug!(
+                        "registry {} answers at {scheme} ({})",
+                        self.inner.host,
+                        resp.status()
+                    );
+                    let e = Endpoint { base, challenge };
+                    *slot = Some(e.clone());
+                    return Ok(e);
+                }
+                Err(e) => {
+                    let err = self.transport_error(&format!("connecting ({scheme})"), &e);
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| self.registry_error("cannot connect".into(), None)))
+    }
+
+    /// The URL of an API path (`v2/...`) on this registry.
+    pub fn url(&self, path: &str) -> Result<Url> {
+        let base = self.endpoint()?.base;
+        base.join(path)
+            .map_err(|e| self.registry_error(format!("invalid URL path {path:?}: {e}"), None))
+    }
+
+    fn set_challenge(&self, challenge: Option<Challenge>) {
+        let mut slot = self
+            .inner
+            .endpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = slot.as_mut() {
+            e.challenge = challenge;
+        }
+    }
+
+    fn authorization(&self, scope: &str) -> Result<Option<String>> {
+        let endpoint = self.endpoint()?;
+        match endpoint.challenge {
+            None => Ok(None),
+            Some(Challenge::Basic) => Ok(self.inner.config.creds.as_ref().map(auth::basic_header)),
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                if let Some(t) = self.inner.tokens.get(scope) {
+                    return Ok(Some(t.header()));
+                }
+                let token = self.fetch_token(&realm, service.as_deref(), scope)?;
+                let header = token.header();
+                self.inner.tokens.put(scope, token);
+                Ok(Some(header))
+            }
+        }
+    }
+
+    fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &str) -> Result<auth::Token> {
+        let mut url = Url::parse(realm).map_err(|e| {
+            self.registry_error(format!("the token realm {realm:?} is not a URL: {e}"), None)
+        })?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            for s in scope.split(' ').filter(|s| !s.is_empty()) {
+                q.append_pair("scope", s);
+            }
+        }
+        let retry = self.inner.config.retry;
+        let mut attempt = 0;
+        let resp = loop {
+            let mut rb = self.inner.http.get(url.clone());
+            if let Some(c) = &self.inner.config.creds {
+                rb = rb.header(AUTHORIZATION, auth::basic_header(c));
+            }
+            match rb.send() {
+                Ok(r) if is_retryable_status(r.status().as_u16()) && attempt < retry.times => {}
+                Ok(r) => break r,
+                Err(e) if is_retryable_error(&e) && attempt < retry.times => {}
+                Err(e) => return Err(self.transport_error("getting a token", &e)),
+            }
+            std::thread::sleep(retry.delay(attempt, None));
+            attempt += 1;
+        };
+        let status = resp.status();
+        if !status.is_success() {
+            let who = match &self.inner.config.creds {
+                Some(c) => format!("the credentials of user {:?} were refused", c.username),
+                None => "anonymous access was refused; log in (hoist login) or pass --creds".into(),
+            };
+            return Err(self.registry_error(
+                format!("getting a token for {scope}: {status}: {who}"),
+                Some(status.as_u16()),
+            ));
+        }
+        let body = read_bounded(resp, self.inner.config.max_response_size, "token response")?;
+        auth::parse_token(&body).ok_or_else(|| {
+            self.registry_error(
+                "the token service answered without a token".into(),
+                Some(status.as_u16()),
+            )
+        })
+    }
+
+    /// Sends `req`, authenticating as the registry asks and retrying connection errors, 429 and 5xx.
+    /// Any other answer is returned as is (the caller checks the status); `what` names the operation
+    /// in errors.
+    pub fn send(&self, req: &Req, what: &str) -> Result<Response> {
+        self.send_with(req, what, self.inner.config.retry.times)
+    }
+
+    /// Like [`Client::send`] without retries (the caller resumes by itself).
+    pub fn send_once(&self, req: &Req, what: &str) -> Result<Response> {
+        self.send_with(req, what, 0)
+    }
+
+    fn send_with(&self, req: &Req, what: &str, retries: u32) -> Result<Response> {
+        let mut attempt = 0u32;
+        let mut reauthenticated = false;
+        loop {
+            let auth = self.authorization(&req.scope)?;
+            let mut rb = self
+                .inner
+                .http
+                .request(req.method.clone(), req.url.clone())
+                .headers(req.headers.clone());
+            if let Some(a) = &auth {
+                rb = rb.header(AUTHORIZATION, a);
+            }
+            if let Some(b) = &req.body {
+                rb = rb.body(b.clone());
+            }
+            let retry_after;
+            match rb.send() {
+                Err(e) if is_retryable_error(&e) && attempt < retries => {
+                    tracing::debug!("{what}: {} (retrying)", chain(&e));
+                    retry_after = None;
+                }
+                Err(e) => return Err(self.transport_error(what, &e)),
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    if status == 401 && !reauthenticated {
+                        // The token expired or lacks a scope, or the registry changed its mind about the
+                        // scheme: take the new challenge and try once more with fresh credentials.
+                        reauthenticated = true;
+                        if let Some(c) = pick_challenge(resp.headers()) {
+                            self.set_challenge(Some(c));
+                        }
+                        self.inner.tokens.forget(&req.scope);
+                        continue;
+                    }
+                    if !(is_retryable_status(status) && attempt < retries) {
+                        return Ok(resp);
+                    }
+                    tracing::debug!("{what}: {} (retrying)", resp.status());
+                    retry_after = resp
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                }
+            }
+            std::thread::sleep(self.inner.config.retry.delay(attempt, retry_after));
+            attempt += 1;
+        }
+    }
+
+    /// The error for an unexpected answer: method, path, status and the registry's error codes (from a
+    /// bounded body), with a hint for 401 and 403.
+    pub fn error(&self, what: &str, resp: Response) -> Error {
+        let status = resp.status();
+        let max = self.inner.config.max_response_size;
+        let mut body = Vec::new();
+        let _ = resp.take(max).read_to_end(&mut body);
+        let mut message = format!("{what}: {status}");
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
+            && let Some(errors) = v.get("errors").and_then(|e| e.as_array())
+        {
+            for e in errors.iter().take(5) {
+                let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("");
+                let msg = e.get("message").and_then(|c| c.as_str()).unwrap_or("");
+                message.push_str(&format!("; {code}: {msg}"));
+            }
+        }
+        match status.as_u16() {
+            401 => match &self.inner.config.creds {
+                Some(c) => message.push_str(&format!(
+                    " (the credentials of user {:?} were refused)",
+                    c.username
+                )),
+                None => message.push_str(
+                    " (authentication required: pass --creds, use --authfile, or run hoist login)",
+                ),
+            },
+            403 => message.push_str(" (the credentials lack permission for this repository)"),
+            _ => {}
+        }
+        self.registry_error(message, Some(status.as_u16()))
+    }
+
+    /// Checks that the status is one of `ok`, or turns the response into an error.
+    pub fn expect(&self, what: &str, resp: Response, ok: &[u16]) -> Result<Response> {
+        if ok.contains(&resp.status().as_u16()) {
+            Ok(resp)
+        } else {
+            Err(self.error(what, resp))
+        }
+    }
+
+    /// Checks the credentials (or anonymous access) against `/v2/`, as `login` does.
+    pub fn check_login(&self) -> Result<()> {
+        let url = self.url("v2/")?;
+        let resp = self.send(&Req::new(Method::GET, url, ""), "GET /v2/")?;
+        self.expect("GET /v2/", resp, &[200]).map(|_| ())
+    }
+}
+
+/// The challenge to follow: Bearer when offered, else Basic.
+fn pick_challenge(headers: &HeaderMap) -> Option<Challenge> {
+    let mut all = Vec::new();
+    for v in headers.get_all(WWW_AUTHENTICATE) {
+        if let Ok(s) = v.to_str() {
+            all.extend(auth::parse_challenges(s));
+        }
+    }
+    all.iter()
+        .find(|c| matches!(c, Challenge::Bearer { .. }))
+        .or_else(|| all.first())
+        .cloned()
+}

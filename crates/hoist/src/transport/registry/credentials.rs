@@ -1,0 +1,383 @@
+//! Registry credentials on disk: the `auths` map of containers' `auth.json` and Docker's
+//! `config.json`, read in skopeo's order and written by `hoist login` / `hoist logout`.
+//!
+//! Lookup order (the first file that has an entry for the registry wins): `--authfile`, else
+//! `$REGISTRY_AUTH_FILE`, `${XDG_RUNTIME_DIR}/containers/auth.json`, `~/.docker/config.json`.
+//! Entries are keyed by host (`127.0.0.1:5000`, `https://index.docker.io/v1/`) or by a repository
+//! prefix (`quay.io/org`); the longest matching key wins. Passwords never appear in messages.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, IoContext, Result};
+use crate::reference::{DOCKER_HUB_DOMAIN, DOCKER_HUB_REGISTRY};
+use crate::transport::Credentials;
+
+/// Where credentials are looked for and written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthFiles {
+    /// `--authfile`: when set, the only file read, and the one written.
+    pub explicit: Option<PathBuf>,
+    /// `$REGISTRY_AUTH_FILE`.
+    pub registry_auth_file: Option<PathBuf>,
+    /// `$XDG_RUNTIME_DIR`.
+    pub xdg_runtime_dir: Option<PathBuf>,
+    /// `$HOME`.
+    pub home: Option<PathBuf>,
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+impl AuthFiles {
+    /// The files named by the environment, with `explicit` (`--authfile`) first.
+    pub fn from_env(explicit: Option<PathBuf>) -> Self {
+        AuthFiles {
+            explicit,
+            registry_auth_file: env_path("REGISTRY_AUTH_FILE"),
+            xdg_runtime_dir: env_path("XDG_RUNTIME_DIR"),
+            home: env_path("HOME"),
+        }
+    }
+
+    /// The files to read, in order.
+    pub fn read_order(&self) -> Vec<PathBuf> {
+        if let Some(p) = &self.explicit {
+            return vec![p.clone()];
+        }
+        let mut v = Vec::new();
+        v.extend(self.registry_auth_file.clone());
+        v.extend(
+            self.xdg_runtime_dir
+                .as_ref()
+                .map(|d| d.join("containers/auth.json")),
+        );
+        v.extend(self.home.as_ref().map(|h| h.join(".docker/config.json")));
+        v
+    }
+
+    /// The file `login` writes and `logout` edits: the first of the read order.
+    pub fn write_target(&self) -> Result<PathBuf> {
+        self.read_order().into_iter().next().ok_or_else(|| {
+            Error::Other(
+                "no auth file: pass --authfile, or set REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR or HOME"
+                    .into(),
+            )
+        })
+    }
+
+    /// The credentials for `registry` (a host, with port) and `repository`, if any file has them.
+    pub fn lookup(&self, registry: &str, repository: &str) -> Result<Option<Credentials>> {
+        for path in self.read_order() {
+            if let Some(c) = lookup_in_file(&path, registry, repository)? {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The keys under which Docker Hub's credentials may be stored.
+fn key_host(key: &str) -> String {
+    let k = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    let k = k.trim_end_matches('/');
+    let k = k
+        .strip_suffix("/v1")
+        .or_else(|| k.strip_suffix("/v2"))
+        .unwrap_or(k);
+    match k {
+        "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB_DOMAIN.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn normal_registry(registry: &str) -> &str {
+    if registry == DOCKER_HUB_REGISTRY || registry == "index.docker.io" {
+        DOCKER_HUB_DOMAIN
+    } else {
+        registry
+    }
+}
+
+fn read_json(path: &Path) -> Result<Option<Value>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::io(
+                format!("reading auth file {}", path.display()),
+                e,
+            ));
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Some(Value::Object(Map::new())));
+    }
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        Error::Other(format!(
+            "auth file {} is not valid JSON: {e}",
+            path.display()
+        ))
+    })
+}
+
+fn decode_entry(path: &Path, key: &str, entry: &Value) -> Result<Option<Credentials>> {
+    let bad =
+        |why: &str| Error::Other(format!("auth file {}: entry {key:?} {why}", path.display()));
+    if let Some(auth) = entry.get("auth").and_then(Value::as_str)
+        && !auth.is_empty()
+    {
+        let raw = STANDARD
+            .decode(auth.trim())
+            .map_err(|_| bad("has an \"auth\" that is not base64"))?;
+        let text = String::from_utf8(raw).map_err(|_| bad("has an \"auth\" that is not UTF-8"))?;
+        let (user, pass) = text
+            .split_once(':')
+            .ok_or_else(|| bad("has an \"auth\" that is not user:password"))?;
+        return Ok(Some(Credentials::new(user, pass)));
+    }
+    if let (Some(u), Some(p)) = (
+        entry.get("username").and_then(Value::as_str),
+        entry.get("password").and_then(Value::as_str),
+    ) {
+        return Ok(Some(Credentials::new(u, p)));
+    }
+    Ok(None)
+}
+
+/// Reads the credentials for `registry`/`repository` from one file (`None` if absent or no entry).
+pub fn lookup_in_file(
+    path: &Path,
+    registry: &str,
+    repository: &str,
+) -> Result<Option<Credentials>> {
+    let Some(json) = read_json(path)? else {
+        return Ok(None);
+    };
+    let Some(auths) = json.get("auths").and_then(Value::as_object) else {
+        return Ok(None);
+    };
+    let registry = normal_registry(registry);
+    let full = format!("{registry}/{repository}");
+    let mut best: Option<(usize, &str, &Value)> = None;
+    for (key, entry) in auths {
+        let k = key_host(key);
+        let matches = k == registry
+            || (full.starts_with(&k)
+                && full.as_bytes().get(k.len()) == Some(&b'/')
+                && k.starts_with(registry));
+        if matches && best.is_none_or(|(len, _, _)| k.len() > len) {
+            best = Some((k.len(), key.as_str(), entry));
+        }
+    }
+    match best {
+        Some((_, key, entry)) => decode_entry(path, key, entry),
+        None => Ok(None),
+    }
+}
+
+fn write_json_atomic(path: &Path, value: &Value) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.exists() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir)
+            .ctx(|| format!("creating directory {}", dir.display()))?;
+    }
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".auth.json.")
+        .tempfile_in(dir)
+        .ctx(|| format!("creating a temporary file in {}", dir.display()))?;
+    // tempfile creates files with mode 0600: credentials stay private.
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::Other(format!("serialising auth file: {e}")))?;
+    bytes.push(b'\n');
+    tmp.write_all(&bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .ctx(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io(format!("replacing {}", path.display()), e.error))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Stores `creds` for `registry` in `path` (keeping every other entry and key of the file).
+pub fn store(path: &Path, registry: &str, creds: &Credentials) -> Result<()> {
+    let mut json = read_json(path)?.unwrap_or_else(|| Value::Object(Map::new()));
+    let obj = json.as_object_mut().ok_or_else(|| {
+        Error::Other(format!("auth file {} is not a JSON object", path.display()))
+    })?;
+    let auths = obj
+        .entry("auths")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let auths = auths.as_object_mut().ok_or_else(|| {
+        Error::Other(format!(
+            "auth file {}: \"auths\" is not an object",
+            path.display()
+        ))
+    })?;
+    let encoded = STANDARD.encode(format!("{}:{}", creds.username, creds.password));
+    let mut entry = Map::new();
+    entry.insert("auth".into(), Value::String(encoded));
+    auths.insert(normal_registry(registry).to_string(), Value::Object(entry));
+    write_json_atomic(path, &json)
+}
+
+/// Removes the entries for `registry` from `path`; returns whether there was one.
+pub fn remove(path: &Path, registry: &str) -> Result<bool> {
+    let Some(mut json) = read_json(path)? else {
+        return Ok(false);
+    };
+    let registry = normal_registry(registry);
+    let Some(auths) = json.get_mut("auths").and_then(Value::as_object_mut) else {
+        return Ok(false);
+    };
+    let before = auths.len();
+    auths.retain(|k, _| key_host(k) != registry);
+    if auths.len() == before {
+        return Ok(false);
+    }
+    write_json_atomic(path, &json)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_base64_auth_and_prefers_the_longest_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.json");
+        let a = STANDARD.encode("alice:secret");
+        let b = STANDARD.encode("bob:other:colon");
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"auths":{{"https://quay.io":{{"auth":"{a}"}},"quay.io/team":{{"auth":"{b}"}}}}}}"#
+            ),
+        )
+        .unwrap();
+        let c = lookup_in_file(&path, "quay.io", "other/app")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str()),
+            ("alice", "secret")
+        );
+        let c = lookup_in_file(&path, "quay.io", "team/app")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str()),
+            ("bob", "other:colon")
+        );
+        assert!(lookup_in_file(&path, "ghcr.io", "x").unwrap().is_none());
+        // A prefix must end at a path separator: `quay.io/teamx` is not under `quay.io/team`.
+        let c = lookup_in_file(&path, "quay.io", "teamx/app")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.username, "alice");
+    }
+
+    #[test]
+    fn docker_hub_keys_are_one_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let a = STANDARD.encode("u:p");
+        std::fs::write(
+            &path,
+            format!(r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{a}"}}}}}}"#),
+        )
+        .unwrap();
+        assert!(
+            lookup_in_file(&path, DOCKER_HUB_REGISTRY, "library/busybox")
+                .unwrap()
+                .is_some()
+        );
+        assert!(remove(&path, DOCKER_HUB_REGISTRY).unwrap());
+        assert!(
+            lookup_in_file(&path, DOCKER_HUB_REGISTRY, "library/busybox")
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn store_keeps_other_keys_and_lookup_order_is_skopeos() {
+        let dir = tempfile::tempdir().unwrap();
+        let xdg = dir.path().join("run");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join(".docker")).unwrap();
+        let docker = home.join(".docker/config.json");
+        std::fs::write(
+            &docker,
+            format!(
+                r#"{{"credsStore":"none","auths":{{"r.example:5000":{{"auth":"{}"}}}}}}"#,
+                STANDARD.encode("docker:pw")
+            ),
+        )
+        .unwrap();
+        let files = AuthFiles {
+            explicit: None,
+            registry_auth_file: None,
+            xdg_runtime_dir: Some(xdg.clone()),
+            home: Some(home.clone()),
+        };
+        let c = files.lookup("r.example:5000", "a/b").unwrap().unwrap();
+        assert_eq!(c.username, "docker");
+
+        let target = files.write_target().unwrap();
+        assert_eq!(target, xdg.join("containers/auth.json"));
+        store(&target, "r.example:5000", &Credentials::new("xdg", "pw2")).unwrap();
+        let c = files.lookup("r.example:5000", "a/b").unwrap().unwrap();
+        assert_eq!(
+            c.username, "xdg",
+            "the XDG file comes before ~/.docker/config.json"
+        );
+
+        store(&docker, "other:1", &Credentials::new("o", "p")).unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(&docker).unwrap()).unwrap();
+        assert_eq!(v["credsStore"], "none");
+        assert!(v["auths"]["r.example:5000"].is_object());
+        assert!(v["auths"]["other:1"].is_object());
+
+        assert!(remove(&target, "r.example:5000").unwrap());
+        assert!(!remove(&target, "r.example:5000").unwrap());
+        let c = files.lookup("r.example:5000", "a/b").unwrap().unwrap();
+        assert_eq!(c.username, "docker");
+
+        let explicit = AuthFiles {
+            explicit: Some(dir.path().join("none.json")),
+            ..files
+        };
+        assert!(explicit.lookup("r.example:5000", "a/b").unwrap().is_none());
+    }
+
+    #[test]
+    fn malformed_auth_is_a_clear_error_without_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.json");
+        std::fs::write(&path, r#"{"auths":{"h:1":{"auth":"!!notbase64"}}}"#).unwrap();
+        let err = lookup_in_file(&path, "h:1", "r").unwrap_err().to_string();
+        assert!(err.contains("not base64") && err.contains("h:1"), "{err}");
+        assert!(!err.contains("notbase64"), "{err}");
+    }
+}
