@@ -57,6 +57,8 @@ enum Command {
     Config(Box<commands::config::Args>),
     /// Unpack an image into a directory or an OCI runtime bundle, as `umoci unpack` does.
     Unpack(Box<commands::unpack::Args>),
+    /// Turn the changes to an unpacked tree into a new layer and image, as `umoci repack` does.
+    Repack(Box<commands::repack::Args>),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(commands::completion::Args),
     /// Print or write man pages for hoist and each verb.
@@ -101,6 +103,7 @@ fn main() -> ExitCode {
         Command::Diff(a) => commands::diff::run(*a),
         Command::Config(a) => commands::config::run(*a),
         Command::Unpack(a) => commands::unpack::run(*a),
+        Command::Repack(a) => commands::repack::run(*a),
         Command::Completion(a) => commands::completion::run(a, Cli::command()),
         Command::Man(a) => commands::man::run(a, Cli::command()),
     };

@@ -5,35 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use hoist::diff::{
-    AppendOptions, ChangeKind, DiffOptions, DirTree, LayerOptions, MtimePolicy, append_diff,
-    compute, write_layer_file,
-};
+use hoist::diff::{ChangeKind, DiffOptions, DirTree, append_diff, compute, write_layer_file};
 use hoist::layout::Layout;
 use hoist::media_type::Compression;
 use hoist::reference::TransportRef;
 use serde_json::json;
-
-/// Layer compression chosen on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CompressArg {
-    /// Plain tar.
-    None,
-    /// gzip, compressed in parallel blocks (any gzip reader decodes it).
-    Gzip,
-    /// zstd, multithreaded.
-    Zstd,
-}
-
-impl From<CompressArg> for Compression {
-    fn from(c: CompressArg) -> Self {
-        match c {
-            CompressArg::None => Compression::None,
-            CompressArg::Gzip => Compression::Gzip,
-            CompressArg::Zstd => Compression::Zstd,
-        }
-    }
-}
 
 /// Arguments of `hoist diff`.
 #[derive(clap::Args, Debug)]
@@ -57,42 +33,18 @@ pub struct Args {
     /// With --image: the tag to point at the new image (default: the tag of --image).
     #[arg(long, requires = "image")]
     tag: Option<String>,
-    /// Compression (default: from the output's extension; gzip with --image).
-    #[arg(long, value_enum)]
-    compress: Option<CompressArg>,
-    /// Compression level (gzip 1-9, zstd 1-22).
-    #[arg(long)]
-    level: Option<u32>,
-    /// Clamp entry times to this many seconds since the epoch, for reproducible layers.
-    #[arg(long, env = "SOURCE_DATE_EPOCH", conflicts_with = "mtime")]
-    source_date_epoch: Option<i64>,
-    /// Give every entry this modification time (seconds since the epoch).
-    #[arg(long)]
-    mtime: Option<i64>,
-    /// Write every entry with this owner.
-    #[arg(long)]
-    uid: Option<u32>,
-    /// Write every entry with this group.
-    #[arg(long)]
-    gid: Option<u32>,
+    #[command(flatten)]
+    layer: super::layer_args::LayerArgs,
     /// Compare the bytes of files whose size and times agree (slower, sure).
     #[arg(long)]
     compare_content: bool,
+    /// Leave this path (relative to the trees, and all below it) out of the diff; repeatable. hoist's
+    /// own unpack files (`.hoist-state.json`, `.hoist-unpack-incomplete`) are always left out.
+    #[arg(long = "exclude", value_name = "PATH")]
+    exclude: Vec<std::path::PathBuf>,
     /// Print the changes (one `A|M|D path` line each); with no output, only that.
     #[arg(long)]
     list: bool,
-    /// With --image: `created_by` of the history entry.
-    #[arg(long = "history.created_by")]
-    history_created_by: Option<String>,
-    /// With --image: `author` of the history entry.
-    #[arg(long = "history.author")]
-    history_author: Option<String>,
-    /// With --image: `comment` of the history entry.
-    #[arg(long = "history.comment")]
-    history_comment: Option<String>,
-    /// With --image: do not add a history entry.
-    #[arg(long)]
-    no_history: bool,
 }
 
 fn from_extension(path: &Path) -> Compression {
@@ -118,6 +70,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         &args.upper,
         &DiffOptions {
             compare_content: args.compare_content,
+            exclude: args
+                .exclude
+                .iter()
+                .cloned()
+                .chain(
+                    hoist::unpack::OWN_FILES
+                        .iter()
+                        .map(std::path::PathBuf::from),
+                )
+                .collect(),
         },
     )
     .with_context(|| {
@@ -140,23 +102,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let mtime = match (args.source_date_epoch, args.mtime) {
-        (_, Some(t)) => MtimePolicy::Fixed(t),
-        (Some(e), None) => MtimePolicy::Clamp(e),
-        (None, None) => MtimePolicy::Keep,
-    };
-    let mut layer = LayerOptions {
-        compression: Compression::Gzip,
-        level: args.level,
-        mtime,
-        uid: args.uid,
-        gid: args.gid,
-    };
     if let Some(out) = &args.output {
-        layer.compression = args
-            .compress
-            .map(Into::into)
-            .unwrap_or_else(|| from_extension(out));
+        let layer = args.layer.layer_options(from_extension(out));
         let blob = write_layer_file(&diff, out, &layer)
             .with_context(|| format!("writing the layer to {}", out.display()))?;
         crate::output::print_json(&json!({
@@ -177,23 +124,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             other.transport()
         ),
     };
-    if let Some(c) = args.compress {
-        layer.compression = c.into();
-    }
     let layout = Layout::open(&path)?.with_limits(super::limits());
-    let created = match mtime {
-        MtimePolicy::Fixed(t) | MtimePolicy::Clamp(t) => Some(hoist::config_edit::rfc3339(t)),
-        MtimePolicy::Keep => None,
-    };
-    let opts = AppendOptions {
-        layer,
-        tag: args.tag.clone(),
-        created,
-        created_by: args.history_created_by.clone(),
-        author: args.history_author.clone(),
-        comment: args.history_comment.clone(),
-        no_history: args.no_history,
-    };
+    let opts = args.layer.append_options(args.tag.clone());
     let appended = append_diff(&layout, reference.as_ref(), &diff, &opts)
         .with_context(|| format!("appending a layer to {image}"))?;
     crate::output::print_json(&json!({

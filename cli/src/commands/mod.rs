@@ -6,6 +6,7 @@ pub mod copy;
 pub mod diff;
 pub mod gc;
 pub mod inspect;
+pub mod layer_args;
 #[cfg(feature = "registry")]
 pub mod list_tags;
 #[cfg(feature = "registry")]
@@ -14,6 +15,7 @@ pub mod login;
 pub mod logout;
 pub mod man;
 pub mod registry_args;
+pub mod repack;
 pub mod tags;
 pub mod unpack;
 pub mod verify;

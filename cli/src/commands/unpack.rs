@@ -97,6 +97,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ..ApplyOptions::default()
         },
         limits: Some(limits),
+        source_ref: Some(reference.absolute().to_string()),
     };
     let report = unpack(source.as_ref(), &args.dir, &opts).with_context(|| {
         format!(

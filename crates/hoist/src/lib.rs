@@ -35,6 +35,7 @@ pub mod platform;
 pub mod progress;
 pub mod recompress;
 pub mod reference;
+pub mod repack;
 pub mod transport;
 pub mod unpack;
 pub mod verify;

@@ -326,6 +326,28 @@ impl TransportRef {
         }
     }
 
+    /// The same reference with its path made absolute (against the current directory), so it can be
+    /// recorded and used again from elsewhere.
+    pub fn absolute(&self) -> TransportRef {
+        let abs = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        match self {
+            TransportRef::Oci { path, reference } => TransportRef::Oci {
+                path: abs(path),
+                reference: reference.clone(),
+            },
+            TransportRef::OciArchive { path, reference } => TransportRef::OciArchive {
+                path: abs(path),
+                reference: reference.clone(),
+            },
+            TransportRef::Dir { path } => TransportRef::Dir { path: abs(path) },
+            TransportRef::DockerArchive { path, selector } => TransportRef::DockerArchive {
+                path: abs(path),
+                selector: selector.clone(),
+            },
+            TransportRef::Docker(name) => TransportRef::Docker(name.clone()),
+        }
+    }
+
     /// The transport's name (`oci`, `docker`, ...).
     pub fn transport(&self) -> &'static str {
         match self {

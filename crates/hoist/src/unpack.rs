@@ -26,6 +26,10 @@ use crate::transport::Source;
 
 /// The marker file present in the target while an unpack is under way (or after it failed).
 pub const INCOMPLETE_MARKER: &str = ".hoist-unpack-incomplete";
+
+/// The files a plain unpack adds at the top of its tree, which are not part of the image: the state
+/// record and the incomplete marker. Diffs and repacks leave them out.
+pub const OWN_FILES: [&str; 2] = [PLAIN_STATE, INCOMPLETE_MARKER];
 /// The state file of a bundle (beside `rootfs/`).
 pub const BUNDLE_STATE: &str = "hoist-state.json";
 /// The state file of a plain unpack (at the top of the tree, left out of its own listing).
@@ -45,6 +49,8 @@ pub struct UnpackOptions {
     pub apply: ApplyOptions,
     /// Limits; the source's limits when `None`.
     pub limits: Option<Limits>,
+    /// The reference being unpacked, recorded in the state so `repack` can find the image again.
+    pub source_ref: Option<String>,
 }
 
 /// What an unpack did.
@@ -426,6 +432,7 @@ pub fn unpack_image(
         format: STATE_FORMAT.into(),
         version: STATE_VERSION,
         manifest: image.digest().to_string(),
+        source: opts.source_ref.clone(),
         config: image.manifest.config().digest().to_string(),
         layers: layers.iter().map(|d| d.digest().to_string()).collect(),
         diff_ids: diff_ids.iter().map(|d| d.to_string()).collect(),

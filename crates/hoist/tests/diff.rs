@@ -234,6 +234,7 @@ fn same_size_same_mtime_edit_needs_content_comparison() {
         &upper,
         &DiffOptions {
             compare_content: true,
+            ..DiffOptions::default()
         },
     )
     .unwrap();
@@ -417,4 +418,33 @@ fn gzip_output_is_read_by_gzip_itself() {
     let o = Command::new("gzip").arg("-dc").arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(hoist::Digest::sha256(&o.stdout), blob.diff_id);
+}
+
+#[test]
+fn excluded_paths_are_left_out_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let lower = dir.path().join("lower");
+    let upper = dir.path().join("upper");
+    for root in [&lower, &upper] {
+        std::fs::create_dir_all(root.join("keep")).unwrap();
+        std::fs::create_dir_all(root.join("mask/deep")).unwrap();
+    }
+    std::fs::write(lower.join("mask/deep/old"), b"old").unwrap();
+    std::fs::write(upper.join("mask/deep/new"), b"new").unwrap();
+    std::fs::write(upper.join("keep/new"), b"new").unwrap();
+    let diff = compute(
+        &DirTree::new(&lower),
+        &upper,
+        &DiffOptions {
+            exclude: vec!["mask".into()],
+            ..DiffOptions::default()
+        },
+    )
+    .unwrap();
+    let paths: Vec<String> = diff
+        .changes()
+        .iter()
+        .map(|c| c.path.display().to_string())
+        .collect();
+    assert_eq!(paths, ["keep/new"]);
 }

@@ -185,6 +185,9 @@ pub struct DiffOptions {
     /// Compare the bytes of regular files whose size, mtime and other metadata all agree (slower;
     /// without it such files count as unchanged, as with mtree-style comparison).
     pub compare_content: bool,
+    /// Paths (relative to the roots) left out on both sides, with everything below them: umoci's
+    /// `--mask-path`, and hoist's own state file in a plain unpack.
+    pub exclude: Vec<PathBuf>,
 }
 
 /// The state of one upper entry after comparison.
@@ -245,8 +248,12 @@ pub enum LayerEntry {
 pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Result<Diff> {
     let upper_tree = DirTree::new(upper);
     let nanos = lower.mtime_nanos();
-    let mut lower_iter = lower.entries()?.peekable();
-    let mut upper_iter = upper_tree.entries()?.peekable();
+    let kept = |item: &Result<(PathBuf, Meta)>| match item {
+        Ok((path, _)) => !opts.exclude.iter().any(|x| path.starts_with(x)),
+        Err(_) => true,
+    };
+    let mut lower_iter = lower.entries()?.filter(kept).peekable();
+    let mut upper_iter = upper_tree.entries()?.filter(kept).peekable();
     let mut out = Diff {
         upper_root: upper.to_path_buf(),
         upper: Vec::new(),

@@ -40,6 +40,10 @@ pub struct StateHeader {
     pub version: u32,
     /// The manifest digest the tree was unpacked from.
     pub manifest: String,
+    /// The reference it was unpacked from, as written on the command line (`oci:PATH:TAG`), when known:
+    /// `repack` writes the new image back there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// The config digest.
     pub config: String,
     /// Every layer's (compressed) digest, bottom first.

@@ -1,0 +1,78 @@
+//! `hoist repack DIR`: the changes made to a tree written by `hoist unpack` become a new layer on the
+//! image it came from, as `umoci repack` does.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use hoist::reference::TransportRef;
+use hoist::repack::{RepackOptions, repack};
+use serde_json::json;
+
+/// Arguments of `hoist repack`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  hoist unpack oci:./layout:v1 ./bundle --bundle\n  \
+    echo hi > ./bundle/rootfs/hello.txt\n  hoist repack ./bundle --tag v2\n  \
+    SOURCE_DATE_EPOCH=1700000000 hoist repack ./bundle --tag v2 --dest oci:./other --compress zstd\n\n\
+    With no changes the new layer is empty (as umoci writes it); the image still gets a new manifest."
+)]
+pub struct Args {
+    /// A directory written by `hoist unpack` (a bundle or a plain rootfs).
+    dir: PathBuf,
+    /// The tag to point at the new image (default: the tag that was unpacked).
+    #[arg(long)]
+    tag: Option<String>,
+    /// Write into this layout (`oci:PATH`) instead of the one the tree was unpacked from.
+    #[arg(long)]
+    dest: Option<String>,
+    /// Leave this path of the rootfs out of the layer (repeatable), as umoci's --mask-path.
+    #[arg(long = "mask-path", value_name = "PATH")]
+    mask_paths: Vec<PathBuf>,
+    /// Compare the bytes of files whose size and times agree (slower, sure).
+    #[arg(long)]
+    compare_content: bool,
+    #[command(flatten)]
+    layer: super::layer_args::LayerArgs,
+}
+
+/// Runs `hoist repack`.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let dest = match args.dest.as_deref().map(super::parse_ref).transpose()? {
+        None => None,
+        Some(TransportRef::Oci { path, reference }) => {
+            if reference.is_some() {
+                bail!("--dest names a layout (oci:PATH); give the tag with --tag");
+            }
+            Some(path)
+        }
+        Some(other) => bail!(
+            "--dest must be an OCI layout (oci:PATH), not {}",
+            other.transport()
+        ),
+    };
+    let mut append = args.layer.append_options(args.tag.clone());
+    append.tag = args.tag.clone();
+    let opts = RepackOptions {
+        dest,
+        append,
+        mask_paths: args.mask_paths.clone(),
+        compare_content: args.compare_content,
+        open: super::open_options(),
+    };
+    let done =
+        repack(&args.dir, &opts).with_context(|| format!("repacking {}", args.dir.display()))?;
+    if done.changes == 0 {
+        eprintln!("note: no changes since the unpack: the new layer is empty");
+    }
+    crate::output::print_json(&json!({
+        "manifest": done.appended.manifest.digest().to_string(),
+        "layer": done.appended.layer.digest.to_string(),
+        "diffId": done.appended.layer.diff_id.to_string(),
+        "size": done.appended.layer.size,
+        "changes": done.changes,
+        "layout": done.layout.display().to_string(),
+        "tag": done.tag,
+    }))?;
+    Ok(ExitCode::SUCCESS)
+}

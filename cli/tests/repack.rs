@@ -1,0 +1,257 @@
+//! `hoist repack`: unpack, change the tree, repack; umoci must unpack the result to the changed tree.
+//! Also reproducibility, empty repacks, masks and repacking into another layout.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::unpack::{assert_same, describe};
+use common::{hoist, require_tool, run_ok, sh};
+use serde_json::Value;
+
+fn tools() -> bool {
+    require_tool("umoci") && require_tool("skopeo")
+}
+
+/// Makes every kind of change the issue lists in `rootfs`.
+fn change(rootfs: &Path) {
+    fs::write(rootfs.join("added.txt"), b"new file\n").unwrap();
+    let mut motd = fs::read(rootfs.join("etc/motd")).unwrap();
+    motd.extend_from_slice(b"modified by repack test\n");
+    fs::write(rootfs.join("etc/motd"), motd).unwrap();
+    fs::set_permissions(rootfs.join("usr/bin/hi"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::remove_file(rootfs.join("data/new.txt")).unwrap();
+    fs::remove_dir_all(rootfs.join("data/sub")).unwrap();
+    // A directory replaced by a file.
+    fs::create_dir_all(rootfs.join("opt/tool/lib")).unwrap();
+    fs::write(rootfs.join("opt/tool/lib/x"), b"x").unwrap();
+    fs::remove_dir_all(rootfs.join("usr/bin")).unwrap();
+    fs::write(rootfs.join("usr/bin"), b"now a file\n").unwrap();
+    fs::hard_link(rootfs.join("added.txt"), rootfs.join("added-hardlink.txt")).unwrap();
+    std::os::unix::fs::symlink("../added.txt", rootfs.join("etc/added-link")).unwrap();
+    xattr::set(rootfs.join("added.txt"), "user.repack", b"yes").unwrap();
+}
+
+fn repack(args: &[&str]) -> Value {
+    let mut all = vec!["repack"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&run_ok(&mut hoist(&all))).unwrap()
+}
+
+#[test]
+fn repacked_changes_unpack_with_umoci_to_the_changed_tree() {
+    if !tools() || !require_tool("oci-image-tool") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    common::images::build_two_layer(&layout, "v1");
+    let l = layout.display().to_string();
+    let bundle = dir.path().join("bundle");
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--bundle",
+        &format!("oci:{l}:v1"),
+        bundle.to_str().unwrap(),
+    ]));
+    let rootfs = bundle.join("rootfs");
+    change(&rootfs);
+    let out = repack(&[bundle.to_str().unwrap(), "--tag", "v2"]);
+    assert!(out["changes"].as_u64().unwrap() >= 9, "{out}");
+
+    let check = dir.path().join("check");
+    run_ok(std::process::Command::new("umoci").args([
+        "unpack",
+        "--image",
+        &format!("{l}:v2"),
+        check.to_str().unwrap(),
+    ]));
+    assert_same(&describe(&check.join("rootfs")), &describe(&rootfs), true);
+
+    // The new image has one more layer and a history entry; v1 is untouched and still verifies.
+    let v1: Value =
+        serde_json::from_str(&run_ok(&mut hoist(&["inspect", &format!("oci:{l}:v1")]))).unwrap();
+    let v2: Value =
+        serde_json::from_str(&run_ok(&mut hoist(&["inspect", &format!("oci:{l}:v2")]))).unwrap();
+    assert_eq!(
+        v2["Layers"].as_array().unwrap().len(),
+        v1["Layers"].as_array().unwrap().len() + 1
+    );
+    let config: Value = serde_json::from_str(&run_ok(&mut hoist(&[
+        "inspect",
+        "--config",
+        &format!("oci:{l}:v2"),
+    ])))
+    .unwrap();
+    assert_eq!(
+        config["history"].as_array().unwrap().last().unwrap()["created_by"],
+        "hoist repack"
+    );
+    run_ok(&mut hoist(&["verify", "--all", &format!("oci:{l}")]));
+    // oci-image-tool validates one image per layout: check a copy of v2.
+    let single = dir.path().join("single").display().to_string();
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        &format!("oci:{l}:v2"),
+        &format!("oci:{single}:v2"),
+    ]));
+    run_ok(
+        std::process::Command::new("oci-image-tool")
+            .args(["validate", "--type", "image", &single, "--ref", "name=v2"]),
+    );
+
+    // A second repack right after sees no change: an empty layer, said so.
+    let again = hoist(&["repack", bundle.to_str().unwrap(), "--tag", "v3"])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no changes"));
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["changes"], 0);
+    assert_eq!(
+        again["diffId"],
+        hoist::Digest::sha256(&[0u8; 1024]).to_string(),
+        "an empty tar"
+    );
+}
+
+#[test]
+fn same_changes_and_epoch_give_the_same_layer() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    common::images::build_two_layer(&layout, "v1");
+    let l = layout.display().to_string();
+    let mut digests = Vec::new();
+    for (i, compress) in [(1, "gzip"), (2, "gzip"), (3, "zstd"), (4, "zstd")] {
+        let b = dir.path().join(format!("b{i}"));
+        run_ok(&mut hoist(&[
+            "unpack",
+            "-q",
+            &format!("oci:{l}:v1"),
+            b.to_str().unwrap(),
+        ]));
+        change(&b);
+        let out = repack(&[
+            b.to_str().unwrap(),
+            "--tag",
+            &format!("r{i}"),
+            "--source-date-epoch",
+            "1700000000",
+            "--compress",
+            compress,
+        ]);
+        digests.push((
+            out["layer"].clone(),
+            out["diffId"].clone(),
+            out["manifest"].clone(),
+        ));
+        // The plain unpack's own state file never lands in the layer.
+        // (umoci cannot read zstd layers: hoist unpacks those.)
+        let check = dir.path().join(format!("check{i}"));
+        if compress == "gzip" {
+            run_ok(std::process::Command::new("umoci").args([
+                "unpack",
+                "--image",
+                &format!("{l}:r{i}"),
+                check.to_str().unwrap(),
+            ]));
+        } else {
+            run_ok(&mut hoist(&[
+                "unpack",
+                "-q",
+                "--bundle",
+                &format!("oci:{l}:r{i}"),
+                check.to_str().unwrap(),
+            ]));
+        }
+        assert!(!check.join("rootfs/.hoist-state.json").exists());
+        assert!(check.join("rootfs/added.txt").exists());
+    }
+    assert_eq!(
+        digests[0], digests[1],
+        "gzip layers differ between identical repacks"
+    );
+    assert_eq!(
+        digests[2], digests[3],
+        "zstd layers differ between identical repacks"
+    );
+    assert_eq!(
+        digests[0].1, digests[2].1,
+        "the same tar under both compressions"
+    );
+}
+
+#[test]
+fn mask_paths_and_another_destination() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    common::images::build_two_layer(&layout, "v1");
+    let l = layout.display().to_string();
+    let b = dir.path().join("b");
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        &format!("oci:{l}:v1"),
+        b.to_str().unwrap(),
+    ]));
+    fs::create_dir_all(b.join("tmp/cache")).unwrap();
+    fs::write(b.join("tmp/cache/junk"), b"junk").unwrap();
+    fs::write(b.join("kept.txt"), b"kept").unwrap();
+    let other = dir.path().join("other").display().to_string();
+    repack(&[
+        b.to_str().unwrap(),
+        "--dest",
+        &format!("oci:{other}"),
+        "--tag",
+        "masked",
+        "--mask-path",
+        "/tmp",
+    ]);
+    let check = dir.path().join("check");
+    run_ok(std::process::Command::new("umoci").args([
+        "unpack",
+        "--image",
+        &format!("{other}:masked"),
+        check.to_str().unwrap(),
+    ]));
+    assert!(check.join("rootfs/kept.txt").exists());
+    assert!(
+        !check.join("rootfs/tmp").exists(),
+        "a masked path went into the layer"
+    );
+    run_ok(&mut hoist(&["verify", "--all", &format!("oci:{other}")]));
+    // The source layout did not get the new tag.
+    let tags = run_ok(&mut hoist(&["tags", &format!("oci:{l}")]));
+    assert_eq!(tags.trim(), "v1");
+}
+
+#[test]
+fn repack_refuses_what_unpack_did_not_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::run_fail(&mut hoist(&[
+        "repack",
+        dir.path().to_str().unwrap(),
+        "--tag",
+        "x",
+    ]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not written by hoist unpack"));
+    fs::write(dir.path().join(".hoist-unpack-incomplete"), b"").unwrap();
+    let out = common::run_fail(&mut hoist(&[
+        "repack",
+        dir.path().to_str().unwrap(),
+        "--tag",
+        "x",
+    ]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unfinished unpack"));
+    let _ = sh("true");
+}

@@ -1,0 +1,227 @@
+//! Repacking an unpacked tree: the changes since `unpack` become a new layer on the image it came from.
+//!
+//! The lower side is the unpack state record (no layer is read again), the upper side the rootfs as it
+//! is now. The layer is appended with [`crate::diff::append_diff`] (new config and manifest, the tag moved
+//! atomically; the old manifest stays reachable by digest until gc), and the state is rewritten to
+//! describe the new image, so a second repack diffs against the first.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::copy::{CopyOptions, copy};
+use crate::diff::{AppendOptions, Appended, DiffOptions, append_diff, compute};
+use crate::error::{Error, Result};
+use crate::layer::state::{StateHeader, UnpackState};
+use crate::layout::Layout;
+use crate::reference::{LayoutRef, TransportRef};
+use crate::transport::oci::OciDestination;
+use crate::transport::{OpenOptions, open_source};
+use crate::unpack::{BUNDLE_STATE, INCOMPLETE_MARKER, OWN_FILES, PLAIN_STATE};
+
+/// Options of [`repack`].
+#[derive(Debug, Clone, Default)]
+pub struct RepackOptions {
+    /// The layout to write into; `None` means the layout the tree was unpacked from.
+    pub dest: Option<PathBuf>,
+    /// How the layer and history entry are written; `append.tag` is the tag to point at the new
+    /// image (default: the tag the tree was unpacked from).
+    pub append: AppendOptions,
+    /// Paths inside the rootfs left out of the layer (umoci's `--mask-path`); a leading `/` is allowed.
+    pub mask_paths: Vec<PathBuf>,
+    /// Compare file contents when all metadata agrees (slower; see [`DiffOptions::compare_content`]).
+    pub compare_content: bool,
+    /// Options for opening the original source when the image must first be copied to `dest`.
+    pub open: OpenOptions,
+}
+
+/// What [`repack`] did.
+#[derive(Debug, Clone)]
+pub struct Repacked {
+    /// The layer and manifest written.
+    pub appended: Appended,
+    /// Number of changed paths (0: the layer is empty).
+    pub changes: usize,
+    /// The layout written to.
+    pub layout: PathBuf,
+    /// The tag that now names the new image.
+    pub tag: Option<String>,
+}
+
+/// Finds the state file of an unpacked directory (bundle or plain), refusing an unfinished unpack.
+pub fn find_state(dir: &Path) -> Result<PathBuf> {
+    if dir.join(INCOMPLETE_MARKER).exists() || dir.join("rootfs").join(INCOMPLETE_MARKER).exists() {
+        return Err(Error::Other(format!(
+            "{} is an unfinished unpack ({INCOMPLETE_MARKER} is present): unpack it again",
+            dir.display()
+        )));
+    }
+    for name in [BUNDLE_STATE, PLAIN_STATE] {
+        let p = dir.join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(Error::Other(format!(
+        "{} was not written by hoist unpack: it has neither {BUNDLE_STATE} nor {PLAIN_STATE}",
+        dir.display()
+    )))
+}
+
+/// The layout and tag the tree was unpacked from, when it came from an `oci:` layout.
+fn source_layout(header: &StateHeader) -> Option<(PathBuf, Option<String>)> {
+    match header.source.as_deref().map(TransportRef::parse) {
+        Some(Ok(TransportRef::Oci { path, reference })) => {
+            let tag = match reference {
+                Some(LayoutRef::Tag(t)) => Some(t),
+                _ => None,
+            };
+            Some((path, tag))
+        }
+        _ => None,
+    }
+}
+
+/// Copies the image the tree was unpacked from into `dest` under `tag`, checking it is the same
+/// manifest.
+fn seed_destination(
+    header: &StateHeader,
+    dest: &Path,
+    tag: &str,
+    open: &OpenOptions,
+) -> Result<()> {
+    let manifest = crate::Digest::parse(&header.manifest)?;
+    let source_ref = match header.source.as_deref().map(TransportRef::parse) {
+        Some(Ok(TransportRef::Oci { path, .. })) => TransportRef::Oci {
+            path,
+            reference: Some(LayoutRef::Digest(manifest.clone())),
+        },
+        Some(Ok(TransportRef::Docker(mut name))) => {
+            name.digest = Some(manifest.clone());
+            name.tag = None;
+            TransportRef::Docker(name)
+        }
+        Some(Ok(other)) => other,
+        Some(Err(e)) => return Err(e),
+        None => {
+            return Err(Error::Other(
+                "the unpack state does not say where the image came from; unpack it again with this hoist".into(),
+            ));
+        }
+    };
+    let source = open_source(&source_ref, open)?;
+    let destination = OciDestination::open(dest, Some(LayoutRef::Tag(tag.to_string())))?;
+    let report = copy(
+        source.as_ref(),
+        &destination,
+        &CopyOptions {
+            platforms: crate::copy::PlatformChoice::All,
+            ..CopyOptions::default()
+        },
+    )?;
+    if report.digest != manifest {
+        return Err(Error::Other(format!(
+            "{source_ref} now resolves to {} but the tree was unpacked from {manifest}",
+            report.digest
+        )));
+    }
+    Ok(())
+}
+
+/// Repacks the unpacked directory `dir` (a bundle or a plain unpack) as a new image.
+pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
+    let state_path = find_state(dir)?;
+    let state = UnpackState::load(&state_path)?;
+    let state_dir = state_path.parent().unwrap_or(dir);
+    let rootfs = state_dir.join(&state.header.rootfs);
+    let origin = source_layout(&state.header);
+    let manifest = crate::Digest::parse(&state.header.manifest)?;
+
+    let (layout_path, base, tag) = match (&opts.dest, &origin) {
+        (None, Some((path, source_tag))) => (
+            path.clone(),
+            LayoutRef::Digest(manifest.clone()),
+            opts.append.tag.clone().or_else(|| source_tag.clone()),
+        ),
+        (None, None) => {
+            return Err(Error::Other(format!(
+                "{} was not unpacked from an oci: layout ({}); name one with --dest oci:PATH",
+                dir.display(),
+                state.header.source.as_deref().unwrap_or("source unknown")
+            )));
+        }
+        (Some(dest), _) => {
+            let tag = opts
+                .append
+                .tag
+                .clone()
+                .or_else(|| origin.as_ref().and_then(|(_, t)| t.clone()))
+                .ok_or_else(|| Error::Other("name the new image with --tag".into()))?;
+            let same = origin.as_ref().is_some_and(|(p, _)| {
+                std::fs::canonicalize(p).ok() == std::fs::canonicalize(dest).ok()
+            });
+            if same {
+                (dest.clone(), LayoutRef::Digest(manifest.clone()), Some(tag))
+            } else {
+                seed_destination(&state.header, dest, &tag, &opts.open)?;
+                (dest.clone(), LayoutRef::Tag(tag.clone()), Some(tag))
+            }
+        }
+    };
+
+    let mut exclude: Vec<PathBuf> = opts
+        .mask_paths
+        .iter()
+        .map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf())
+        .collect();
+    if state.header.rootfs == "." {
+        exclude.extend(OWN_FILES.iter().map(PathBuf::from));
+    }
+    let diff = compute(
+        &state,
+        &rootfs,
+        &DiffOptions {
+            compare_content: opts.compare_content,
+            exclude,
+        },
+    )?;
+    let changes = diff.changes().len();
+    let layout = Layout::open(&layout_path)?;
+    let mut append = opts.append.clone();
+    append.tag = tag.clone();
+    if append.created_by.is_none() {
+        append.created_by = Some("hoist repack".into());
+    }
+    let appended = append_diff(&layout, Some(&base), &diff, &append)?;
+
+    // The tree now is the new image: record that, so the next repack diffs against this one.
+    let mut header = state.header.clone();
+    header.manifest = appended.manifest.digest().to_string();
+    let new_manifest = appended.manifest.manifest()?;
+    header.config = new_manifest.config().digest().to_string();
+    header.layers = new_manifest
+        .layers()
+        .iter()
+        .map(|l| l.digest().to_string())
+        .collect();
+    header.diff_ids.push(appended.layer.diff_id.to_string());
+    header.source = Some(
+        TransportRef::Oci {
+            path: std::path::absolute(&layout_path).unwrap_or(layout_path.clone()),
+            reference: tag.clone().map(LayoutRef::Tag),
+        }
+        .to_string(),
+    );
+    let own: Vec<&[u8]> = if state.header.rootfs == "." {
+        OWN_FILES.iter().map(|f| f.as_bytes()).collect()
+    } else {
+        Vec::new()
+    };
+    UnpackState::scan(header, &rootfs, &HashMap::new(), &own)?.save(&state_path)?;
+
+    Ok(Repacked {
+        appended,
+        changes,
+        layout: layout_path,
+        tag,
+    })
+}
