@@ -101,12 +101,10 @@ OPS = [
        " layer to check its diff_id (no tool does that alone: this is the closest peer)",
        peer_cannot={"large-zstd": "oci-image-tool 1.0.0-rc1 does not know the zstd layer media type"}),
     Op("repack", ["multi", "large"],
-       # Until `hoist repack BUNDLE --tag T` exists, `hoist diff` does the same work: the whole rootfs as
-       # one layer appended to the image.
-       ["{hoist}", "diff", "{empty}", "{bundle}/rootfs", "--image", "oci:{layout}:bench-repack"],
+       ["{hoist}", "repack", "{hbundle}", "--dest", "oci:{layout}", "--tag", "bench-repack"],
        "umoci", ["umoci", "repack", "--image", "{layout}:bench-repack", "{bundle}"], "tar",
        "the image's files packed as one gzip layer over an empty base image, into a fresh copy of its layout;"
-       " hoist's side is `hoist diff EMPTY ROOTFS --image oci:LAYOUT:TAG` until `hoist repack` exists",
+       " each side repacks a bundle it unpacked itself (hoist's state record, umoci's mtree)",
        repack=True),
 ]
 
@@ -344,19 +342,24 @@ class Bench:
         return [i for i in wanted if i in have]
 
     def prepare_repack(self, image, info):
-        """An empty base image and a bundle of it whose rootfs holds `image`'s files (built once)."""
+        """An empty base image and, for each side, a bundle of it (unpacked by that side, so it carries
+        its own record of the base) whose rootfs holds `image`'s files (built once)."""
         base = self.workdir / f"repack-{image}"
         layout, bundle, tmp = base / "layout", base / "bundle", base / "tmp"
+        hbundle, htmp = base / "hbundle", base / "htmp"
         base.mkdir()
-        (base / "empty").mkdir()
         quiet = {"stdout": subprocess.DEVNULL, "check": True}
         subprocess.run(["umoci", "init", "--layout", str(layout)], **quiet)
         subprocess.run(["umoci", "new", "--image", f"{layout}:bench-repack"], **quiet)
         subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{layout}:bench-repack", str(bundle)], **quiet)
         subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{info['path']}:bench", str(tmp)], **quiet)
-        for entry in (tmp / "rootfs").iterdir():
-            entry.rename(bundle / "rootfs" / entry.name)
-        return layout, bundle, base / "empty"
+        subprocess.run([self.hoist, "unpack", "-q", "--rootless", "--bundle", f"oci:{layout}:bench-repack",
+                        str(hbundle)], **quiet)
+        subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{info['path']}:bench", str(htmp)], **quiet)
+        for src, dst in ((tmp, bundle), (htmp, hbundle)):
+            for entry in (src / "rootfs").iterdir():
+                entry.rename(dst / "rootfs" / entry.name)
+        return layout, bundle, hbundle
 
     def run_case(self, op, image, info):
         fields = {"hoist": self.hoist, "src": info["path"], "image": image}
@@ -371,8 +374,8 @@ class Bench:
         base_layout = bundle = None
         if op.repack:
             log(f"  preparing the repack bundle of {image} (untimed)")
-            base_layout, bundle, empty = self.prepare_repack(image, info)
-            fields["bundle"], fields["empty"] = str(bundle), str(empty)
+            base_layout, bundle, hbundle = self.prepare_repack(image, info)
+            fields["bundle"], fields["hbundle"] = str(bundle), str(hbundle)
 
         sides = [Side("hoist", op.hoist), Side(op.peer_name, op.peer)]
         if image in op.peer_cannot:

@@ -32,6 +32,10 @@ pub struct Args {
     /// Compare the bytes of files whose size and times agree (slower, sure).
     #[arg(long)]
     compare_content: bool,
+    /// Record the new image as the tree's base, so the next repack holds only later changes
+    /// (without it, as in umoci, each repack holds every change since the unpack).
+    #[arg(long)]
+    refresh_bundle: bool,
     #[command(flatten)]
     layer: super::layer_args::LayerArgs,
 }
@@ -59,6 +63,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         mask_paths: args.mask_paths.clone(),
         compare_content: args.compare_content,
         open: super::open_options(),
+        refresh: args.refresh_bundle,
     };
     let done =
         repack(&args.dir, &opts).with_context(|| format!("repacking {}", args.dir.display()))?;

@@ -2,8 +2,8 @@
 //!
 //! The lower side is the unpack state record (no layer is read again), the upper side the rootfs as it
 //! is now. The layer is appended with [`crate::diff::append_diff`] (new config and manifest, the tag moved
-//! atomically; the old manifest stays reachable by digest until gc), and the state is rewritten to
-//! describe the new image, so a second repack diffs against the first.
+//! atomically; the old manifest stays reachable by digest until gc). With `refresh`, the state is
+//! rewritten to describe the new image, so a second repack diffs against the first.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +32,9 @@ pub struct RepackOptions {
     pub compare_content: bool,
     /// Options for opening the original source when the image must first be copied to `dest`.
     pub open: OpenOptions,
+    /// Rewrite the state to describe the new image, so the next repack diffs against it (umoci's
+    /// `--refresh-bundle`). Off by default, as in umoci: repacking again repeats the same changes.
+    pub refresh: bool,
 }
 
 /// What [`repack`] did.
@@ -193,6 +196,14 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
     }
     let appended = append_diff(&layout, Some(&base), &diff, &append)?;
 
+    if !opts.refresh {
+        return Ok(Repacked {
+            appended,
+            changes,
+            layout: layout_path,
+            tag,
+        });
+    }
     // The tree now is the new image: record that, so the next repack diffs against this one.
     let mut header = state.header.clone();
     header.manifest = appended.manifest.digest().to_string();
