@@ -61,10 +61,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let host = registry_host(&args.registry)?;
     let password = match args.password {
         Some(p) => p,
+        None if !args.password_stdin && std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            // On a terminal, read without echo.
+            rpassword::prompt_password("Password: ").context("reading the password")?
+        }
         None => {
-            if !args.password_stdin {
-                eprint!("Password: ");
-            }
             let mut line = String::new();
             std::io::stdin()
                 .lock()
