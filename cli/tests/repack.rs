@@ -208,25 +208,21 @@ fn mask_paths_and_another_destination() {
     fs::write(b.join("tmp/cache/junk"), b"junk").unwrap();
     fs::write(b.join("kept.txt"), b"kept").unwrap();
     let other = dir.path().join("other").display().to_string();
-    let first = repack(&[
-        b.to_str().unwrap(),
-        "--dest",
-        &format!("oci:{other}"),
-        "--tag",
-        "masked",
-        "--mask-path",
-        "/tmp",
-    ]);
+    let dest = format!("oci:{other}");
+    let masked_repack = |tag: &str| {
+        repack(&[
+            b.to_str().unwrap(),
+            "--dest",
+            &dest,
+            "--tag",
+            tag,
+            "--mask-path",
+            "/tmp",
+        ])
+    };
+    let first = masked_repack("masked");
     // Without --refresh-bundle (as umoci), a second repack holds the same changes again.
-    let second = repack(&[
-        b.to_str().unwrap(),
-        "--dest",
-        &format!("oci:{other}"),
-        "--tag",
-        "masked2",
-        "--mask-path",
-        "/tmp",
-    ]);
+    let second = masked_repack("masked2");
     assert_eq!(first["changes"], second["changes"]);
     assert_eq!(first["diffId"], second["diffId"]);
     let check = dir.path().join("check");
