@@ -49,10 +49,10 @@ pub fn decoder<'a>(
 /// Size of one independently compressed gzip block.
 pub const GZIP_BLOCK: usize = 1 << 20;
 
-/// The gzip level used when none is given. zlib-rs level 3 compresses layer tars about as well as
-/// skopeo's default (klauspost pgzip level 6; measured +0.2% on a 270 MB image) for about two thirds of
-/// the CPU of zlib level 6 (which is 2.5% smaller); level 1 is faster still but about 20% larger.
-pub const DEFAULT_GZIP_LEVEL: u32 = 3;
+/// The gzip level used when none is given. Blocks are compressed by libdeflate, whose level 1 already
+/// matches skopeo's default output (klauspost pgzip) within 2% (measured +1.8% on a 300 MB docker-archive,
+/// at 1.7x skopeo's speed); level 2 is 1.4% smaller than skopeo's and level 6 4.6% smaller, each slower.
+pub const DEFAULT_GZIP_LEVEL: u32 = 1;
 
 /// The zstd level used when none is given (zstd's own default).
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
@@ -147,13 +147,17 @@ fn fill(input: &mut (dyn Read + Send), buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// One block as a complete gzip member, by libdeflate (its levels 0-12 include zlib's 0-9).
 fn gzip_member(block: &[u8], level: u32) -> io::Result<Vec<u8>> {
-    let mut e = flate2::write::GzEncoder::new(
-        Vec::with_capacity(block.len() / 2 + 64),
-        flate2::Compression::new(level),
-    );
-    e.write_all(block)?;
-    e.finish()
+    let lvl = libdeflater::CompressionLvl::new(level.min(12) as i32)
+        .map_err(|e| io::Error::other(format!("gzip level {level}: {e:?}")))?;
+    let mut c = libdeflater::Compressor::new(lvl);
+    let mut out = vec![0u8; c.gzip_compress_bound(block.len())];
+    let n = c
+        .gzip_compress(block, &mut out)
+        .map_err(|e| io::Error::other(format!("gzip compression failed: {e:?}")))?;
+    out.truncate(n);
+    Ok(out)
 }
 
 /// Block-parallel gzip: a reader (this thread) hands blocks to `threads` compressors; a writer thread
