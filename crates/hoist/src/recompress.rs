@@ -133,7 +133,18 @@ fn recompress_layer(
             .tempfile()
             .ctx(|| "creating a temp file".to_string())?,
     };
-    let (new_digest, new_size, diff_id) = {
+    let passthrough = job.actual == Compression::None && job.target == Compression::None;
+    let (new_digest, new_size, diff_id) = if passthrough {
+        // Plain tar to plain tar: the bytes pass through unchanged, so the source digest (checked by the
+        // verified stream) is also the new digest and the diff_id. Hashing the same bytes twice more
+        // would triple the CPU for nothing.
+        let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        std::io::copy(&mut stream, &mut out)
+            .map_err(|e| from_io(e, || format!("copying {what}")))?;
+        out.flush()
+            .map_err(|e| from_io(e, || format!("writing {what}")))?;
+        (digest.clone(), job.desc.size(), digest.clone())
+    } else {
         let decoder = compress::decoder(job.actual, &mut stream)
             .map_err(|e| from_io(e, || format!("decompressing {what}")))?;
         let mut tar = HashingReader {
