@@ -34,6 +34,15 @@ fn change(rootfs: &Path) {
     xattr::set(rootfs.join("added.txt"), "user.repack", b"yes").unwrap();
 }
 
+/// A temp dir holding a layout with the two-layer umoci image as `v1`; returns the dir and the layout path.
+fn base_image() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    common::images::build_two_layer(&layout, "v1");
+    let l = layout.display().to_string();
+    (dir, l)
+}
+
 fn repack(args: &[&str]) -> Value {
     let mut all = vec!["repack"];
     all.extend_from_slice(args);
@@ -45,10 +54,7 @@ fn repacked_changes_unpack_with_umoci_to_the_changed_tree() {
     if !tools() || !require_tool("oci-image-tool") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("layout");
-    common::images::build_two_layer(&layout, "v1");
-    let l = layout.display().to_string();
+    let (dir, l) = base_image();
     let bundle = dir.path().join("bundle");
     run_ok(&mut hoist(&[
         "unpack",
@@ -63,12 +69,7 @@ fn repacked_changes_unpack_with_umoci_to_the_changed_tree() {
     assert!(out["changes"].as_u64().unwrap() >= 9, "{out}");
 
     let check = dir.path().join("check");
-    run_ok(std::process::Command::new("umoci").args([
-        "unpack",
-        "--image",
-        &format!("{l}:v2"),
-        check.to_str().unwrap(),
-    ]));
+    common::umoci_unpack(&format!("{l}:v2"), &check);
     assert_same(&describe(&check.join("rootfs")), &describe(&rootfs), true);
 
     // The new image has one more layer and a history entry; v1 is untouched and still verifies.
@@ -124,10 +125,7 @@ fn same_changes_and_epoch_give_the_same_layer() {
     if !tools() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("layout");
-    common::images::build_two_layer(&layout, "v1");
-    let l = layout.display().to_string();
+    let (dir, l) = base_image();
     let mut digests = Vec::new();
     for (i, compress) in [(1, "gzip"), (2, "gzip"), (3, "zstd"), (4, "zstd")] {
         let b = dir.path().join(format!("b{i}"));
@@ -156,12 +154,7 @@ fn same_changes_and_epoch_give_the_same_layer() {
         // (umoci cannot read zstd layers: hoist unpacks those.)
         let check = dir.path().join(format!("check{i}"));
         if compress == "gzip" {
-            run_ok(std::process::Command::new("umoci").args([
-                "unpack",
-                "--image",
-                &format!("{l}:r{i}"),
-                check.to_str().unwrap(),
-            ]));
+            common::umoci_unpack(&format!("{l}:r{i}"), &check);
         } else {
             run_ok(&mut hoist(&[
                 "unpack",
@@ -193,10 +186,7 @@ fn mask_paths_and_another_destination() {
     if !tools() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("layout");
-    common::images::build_two_layer(&layout, "v1");
-    let l = layout.display().to_string();
+    let (dir, l) = base_image();
     let b = dir.path().join("b");
     run_ok(&mut hoist(&[
         "unpack",
@@ -226,12 +216,7 @@ fn mask_paths_and_another_destination() {
     assert_eq!(first["changes"], second["changes"]);
     assert_eq!(first["diffId"], second["diffId"]);
     let check = dir.path().join("check");
-    run_ok(std::process::Command::new("umoci").args([
-        "unpack",
-        "--image",
-        &format!("{other}:masked"),
-        check.to_str().unwrap(),
-    ]));
+    common::umoci_unpack(&format!("{other}:masked"), &check);
     assert!(check.join("rootfs/kept.txt").exists());
     assert!(
         !check.join("rootfs/tmp").exists(),

@@ -59,6 +59,11 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Unpacks `image` (`LAYOUT:TAG`) into the bundle `dir` with `umoci unpack` (as root: owners applied).
+pub fn umoci_unpack(image: &str, dir: &Path) {
+    run_ok(Command::new("umoci").args(["unpack", "--image", image, &dir.display().to_string()]));
+}
+
 /// Runs a command that must fail; returns its output.
 pub fn run_fail(cmd: &mut Command) -> Output {
     let out = cmd
