@@ -37,6 +37,8 @@ enum Command {
     Verify(commands::verify::Args),
     /// Copy an image between transports, verifying every blob as it streams.
     Copy(commands::copy::Args),
+    /// Copy many images (a repository's tags, a YAML list, a directory) as `skopeo sync` does.
+    Sync(Box<commands::sync::Args>),
     /// List the tags of a layout or archive.
     #[command(alias = "ls")]
     Tags(commands::tags::Args),
@@ -92,6 +94,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Verify(a) => commands::verify::run(a),
         Command::Copy(a) => commands::copy::run(a),
+        Command::Sync(a) => commands::sync::run(*a),
         Command::Tags(a) => commands::tags::run(a),
         Command::Gc(a) => commands::gc::run(a),
         #[cfg(feature = "registry")]

@@ -152,6 +152,16 @@ pub enum Error {
         status: Option<u16>,
     },
 
+    /// One image (or repository) of an operation over many (`sync`) failed; `source` says how.
+    #[error("{image}: {source}")]
+    Image {
+        /// The image or repository, as a transport reference.
+        image: String,
+        /// What went wrong.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// Another failure, described in words.
     #[error("{0}")]
     Other(String),

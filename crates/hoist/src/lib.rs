@@ -36,6 +36,7 @@ pub mod progress;
 pub mod recompress;
 pub mod reference;
 pub mod repack;
+pub mod sync;
 pub mod transport;
 pub mod unpack;
 pub mod verify;

@@ -44,6 +44,16 @@ pub fn is_valid_tag(tag: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
+/// True when an image name text names a tag or a digest (`app:v1`, `app@sha256:...`), not just a
+/// repository (`app`, `localhost:5000/app`): skopeo's test for "a reference, not a repository".
+pub fn names_tag_or_digest(text: &str) -> bool {
+    text.contains('@')
+        || text
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'))
+}
+
 fn is_valid_path_component(c: &str) -> bool {
     // [a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*
     let b = c.as_bytes();

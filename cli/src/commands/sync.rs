@@ -1,0 +1,192 @@
+//! `hoist sync --src T --dest T SOURCE DESTINATION`: copy many images (a registry repository's tags, a
+//! YAML list, a directory of `dir:` images, a layout's tags) as `skopeo sync` does; the work is
+//! [`hoist::sync`]. One line per image on stderr, then the counts; exit 1 when any image failed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use hoist::copy::{CopyOptions, PlatformChoice};
+use hoist::sync::{ImageResult, Outcome, SyncDestination, SyncOptions, SyncSource};
+
+use super::copy::ManifestFormat;
+
+/// `--src`: what SOURCE is.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A registry repository (`HOST/REPO`: every tag) or one image (`HOST/REPO:TAG`).
+    Docker,
+    /// A directory tree; every directory holding a `manifest.json` is a `dir:` image.
+    Dir,
+    /// A YAML file in skopeo's format (registries, their images and settings).
+    #[cfg(feature = "registry")]
+    Yaml,
+    /// An OCI layout: every tagged image in it.
+    Oci,
+}
+
+/// `--dest`: what DESTINATION is.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DestKind {
+    /// A registry namespace (`HOST[:PORT][/PATH]`): images go to `DESTINATION/NAME:TAG`.
+    Docker,
+    /// A directory: each image becomes the `dir:` directory `DESTINATION/NAME:TAG`.
+    Dir,
+    /// One OCI layout holding every image, tagged `NAME:TAG`.
+    Oci,
+}
+
+/// Arguments of `hoist sync`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Names: an image `registry.example.com/team/app:v1` becomes `app:v1` below DESTINATION \
+(`DESTINATION/app:v1` as a dir: directory or registry image, or the tag `app:v1` of the one OCI layout); \
+with --scoped the full name `registry.example.com/team/app:v1`. An image whose digest the destination \
+already holds under that name is skipped (up to date).\n\n\
+Examples:\n  hoist sync --src docker --dest dir registry.example.com/team/app /media/usb\n  \
+hoist sync --src docker --dest oci --src-tls-verify=false 127.0.0.1:5000/team/app ./mirror\n  \
+hoist sync --src yaml --dest docker sync.yml my-registry.local.lan/mirror\n  \
+hoist sync --src dir --dest docker /media/usb my-registry.local.lan/team"
+)]
+pub struct Args {
+    /// What SOURCE is.
+    #[arg(short = 's', long = "src", value_enum)]
+    src: SourceKind,
+    /// What DESTINATION is.
+    #[arg(short = 'd', long = "dest", value_enum)]
+    dest: DestKind,
+    /// Where the images are (a repository, a YAML file, a directory or a layout; see --src).
+    source: String,
+    /// Where they go (a registry namespace, a directory or a layout; see --dest).
+    destination: String,
+    /// Name each image at the destination by its full source name (registry and path included).
+    #[arg(long)]
+    scoped: bool,
+    /// Copy every image of an index, and the index (default: the host's platform only).
+    #[arg(short, long)]
+    all: bool,
+    /// Say what would be copied and what is up to date, but write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Go on after an image fails; exit 1 at the end if any did (default: stop at the first).
+    #[arg(long)]
+    keep_going: bool,
+    /// Manifest format to write (default: the destination's own, converting as skopeo does).
+    #[arg(short, long, value_enum)]
+    format: Option<ManifestFormat>,
+    /// Fail rather than write anything whose digest differs from the source's.
+    #[arg(long)]
+    preserve_digests: bool,
+    /// Blobs in flight at once, per image.
+    #[arg(long, default_value_t = 4)]
+    jobs: usize,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+    /// How to show blob progress on stderr.
+    #[arg(long, value_enum, default_value_t = crate::progress::Mode::None)]
+    progress: crate::progress::Mode,
+    #[command(flatten)]
+    registry: super::registry_args::CopyRegistryArgs,
+}
+
+fn describe(r: &ImageResult) -> String {
+    let arrow = if r.destination.is_empty() {
+        r.source.clone()
+    } else {
+        format!("{} -> {}", r.source, r.destination)
+    };
+    match &r.outcome {
+        Outcome::Copied(c) => format!(
+            "copied {arrow} ({}; {} blobs copied, {} linked, {} mounted, {} already present)",
+            c.digest, c.blobs_copied, c.blobs_linked, c.blobs_mounted, c.blobs_skipped
+        ),
+        Outcome::UpToDate(d) => format!("skipped (up to date) {arrow} ({d})"),
+        Outcome::WouldCopy => format!("would copy {arrow}"),
+        Outcome::Failed(e) => {
+            let mut text = format!("failed {arrow}: {e}");
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                let c_text = c.to_string();
+                if !text.contains(&c_text) {
+                    text.push_str(&format!("\n  caused by: {c_text}"));
+                }
+                cause = c.source();
+            }
+            text
+        }
+    }
+}
+
+/// Runs `hoist sync`.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let source = match args.src {
+        SourceKind::Docker => SyncSource::Docker(args.source.clone()),
+        SourceKind::Dir => SyncSource::Dir(PathBuf::from(&args.source)),
+        #[cfg(feature = "registry")]
+        SourceKind::Yaml => SyncSource::Yaml(PathBuf::from(&args.source)),
+        SourceKind::Oci => SyncSource::Oci(PathBuf::from(&args.source)),
+    };
+    let destination = match args.dest {
+        DestKind::Docker => SyncDestination::Docker(args.destination.clone()),
+        DestKind::Dir => SyncDestination::Dir(PathBuf::from(&args.destination)),
+        DestKind::Oci => SyncDestination::Oci(PathBuf::from(&args.destination)),
+    };
+    let open = super::open_options();
+    let opts = SyncOptions {
+        copy: CopyOptions {
+            platforms: if args.all {
+                PlatformChoice::All
+            } else {
+                PlatformChoice::Host
+            },
+            jobs: args.jobs,
+            progress: crate::progress::sink(args.progress, args.quiet),
+            preserve_digests: args.preserve_digests,
+            index_only: false,
+            convert: hoist::recompress::ConvertOptions {
+                format: args.format.map(|f| match f {
+                    ManifestFormat::Oci => hoist::convert::Format::Oci,
+                    ManifestFormat::V2s2 => hoist::convert::Format::DockerV2S2,
+                }),
+                ..Default::default()
+            },
+        },
+        source: args.registry.source(open.clone()),
+        destination: args.registry.destination(open),
+        scoped: args.scoped,
+        keep_going: args.keep_going,
+        dry_run: args.dry_run,
+    };
+    let quiet = args.quiet;
+    let report = hoist::sync::sync(&source, &destination, &opts, &|r: &ImageResult| {
+        if !quiet || matches!(r.outcome, Outcome::Failed(_)) {
+            eprintln!("{}", describe(r));
+        }
+    })
+    .with_context(|| format!("syncing {} to {}", args.source, args.destination))?;
+    if !quiet {
+        let (verb, copied) = if args.dry_run {
+            ("dry run, would sync", "to copy")
+        } else {
+            ("synced", "copied")
+        };
+        eprintln!(
+            "{verb} {} images: {} {copied}, {} skipped (up to date), {} failed{}",
+            report.images.len(),
+            report.copied() + report.would_copy(),
+            report.up_to_date(),
+            report.failed(),
+            if report.stopped {
+                "; stopped at the first failure (--keep-going goes on)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(if report.failed() > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
