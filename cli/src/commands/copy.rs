@@ -41,7 +41,7 @@ pub enum CompressFormat {
 /// Arguments of `hoist copy`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  hoist copy oci:./src:v1 oci:./dst:v1\n  hoist copy --all oci:./multi:latest oci-archive:multi.tar:latest\n  hoist copy --platform linux/arm64 oci:./multi:latest dir:./arm64\n  hoist copy docker-archive:saved.tar oci:./layout:v1\n  hoist copy --dest-compress-format none docker-archive:saved.tar oci:./layout:v1\n  hoist copy oci:./layout:v1 docker-archive:out.tar:example.com/app:v1"
+    after_help = "Examples:\n  hoist copy oci:./src:v1 oci:./dst:v1\n  hoist copy --all oci:./multi:latest oci-archive:multi.tar:latest\n  hoist copy --platform linux/arm64 oci:./multi:latest dir:./arm64\n  hoist copy docker-archive:saved.tar oci:./layout:v1\n  hoist copy --dest-compress-format none docker-archive:saved.tar oci:./layout:v1\n  hoist copy oci:./layout:v1 docker-archive:out.tar:example.com/app:v1\n  hoist copy --additional-tag app:latest oci:./layout:v1 docker-archive:out.tar:app:v1"
 )]
 pub struct Args {
     /// Where to read the image (`oci:PATH[:TAG]`, `oci-archive:PATH[:TAG]`, `dir:PATH`,
@@ -76,6 +76,10 @@ pub struct Args {
     /// Blobs in flight at once.
     #[arg(long, default_value_t = 4)]
     jobs: usize,
+    /// One more `NAME:TAG` for a docker-archive destination's `RepoTags` (repeatable), as skopeo's
+    /// `--additional-tag`; refused for other destinations.
+    #[arg(long, value_name = "NAME:TAG", value_parser = parse_additional_tag)]
+    additional_tag: Vec<hoist::reference::ImageName>,
     /// Write the digest of the destination's root manifest to this file.
     #[arg(long)]
     digestfile: Option<std::path::PathBuf>,
@@ -89,6 +93,14 @@ pub struct Args {
     registry: super::registry_args::CopyRegistryArgs,
 }
 
+/// Parses `--additional-tag`: an image name with an explicit tag, as skopeo requires.
+fn parse_additional_tag(text: &str) -> std::result::Result<hoist::reference::ImageName, String> {
+    if text.contains('@') || !hoist::reference::names_tag_or_digest(text) {
+        return Err(format!("{text:?} must be NAME:TAG"));
+    }
+    hoist::reference::ImageName::parse(text).map_err(|e| e.to_string())
+}
+
 /// Runs `hoist copy`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let src_ref = super::parse_ref(&args.source)?;
@@ -99,7 +111,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let open = super::open_options();
     let source = open_source(&src_ref, &args.registry.source(open.clone()))
         .with_context(|| format!("opening source {}", args.source))?;
-    let destination = open_destination(&dst_ref, &args.registry.destination(open))
+    let mut dest_opts = args.registry.destination(open);
+    dest_opts.additional_tags = args.additional_tag.clone();
+    let destination = open_destination(&dst_ref, &dest_opts)
         .with_context(|| format!("opening destination {}", args.destination))?;
     let all = args.all || args.multi_arch == Some(MultiArch::All);
     let platforms = match (all, args.platform.as_slice()) {

@@ -13,7 +13,8 @@
 //!
 //! Writing streams one tar: the config as `<hex>.json`, each layer as `<diff_id hex>.tar` (uncompressed:
 //! [`Destination::layer_policy`] asks the copy engine to decompress, through a temp file, because a tar
-//! header needs the size before the data), then `manifest.json` with `RepoTags`. The tar is a temp file
+//! header needs the size before the data), then `manifest.json` with `RepoTags` (the destination's `NAME:TAG`, then any additional tags, as
+//! skopeo's `--additional-tag`). The tar is a temp file
 //! beside the target, fsynced and renamed into place on commit. The legacy `repositories` file and
 //! `<id>/json` directories are not written: `docker load` (since 1.10) and skopeo read `manifest.json`.
 
@@ -414,6 +415,7 @@ impl Source for DockerArchiveSource {
 pub struct DockerArchiveDestination {
     target: PathBuf,
     repo_tag: Option<String>,
+    additional_tags: Vec<String>,
     state: Mutex<Option<Writer>>,
 }
 
@@ -428,6 +430,7 @@ impl std::fmt::Debug for DockerArchiveDestination {
         f.debug_struct("DockerArchiveDestination")
             .field("target", &self.target)
             .field("repo_tag", &self.repo_tag)
+            .field("additional_tags", &self.additional_tags)
             .finish()
     }
 }
@@ -487,12 +490,33 @@ impl DockerArchiveDestination {
         Ok(DockerArchiveDestination {
             target: path.to_path_buf(),
             repo_tag,
+            additional_tags: Vec::new(),
             state: Mutex::new(Some(Writer {
                 tmp,
                 builder,
                 written: HashSet::new(),
             })),
         })
+    }
+
+    /// Adds `NAME:TAG`s to the image's `RepoTags` after the destination's own (skopeo's
+    /// `--additional-tag`); each must name a tag, not a digest.
+    pub fn with_additional_tags(mut self, tags: &[ImageName]) -> Result<Self> {
+        for name in tags {
+            if name.digest.is_some() || name.tag.is_none() {
+                return Err(Error::InvalidReference {
+                    reference: name.to_string(),
+                    reason: "an additional tag must be NAME:TAG".into(),
+                });
+            }
+            let familiar = familiar_name(name);
+            if self.repo_tag.as_ref() != Some(&familiar)
+                && !self.additional_tags.contains(&familiar)
+            {
+                self.additional_tags.push(familiar);
+            }
+        }
+        Ok(self)
     }
 
     fn with_writer<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
@@ -617,7 +641,13 @@ impl Destination for DockerArchiveDestination {
         }
         let item = ManifestItem {
             config: Self::member_name(manifest.config())?,
-            repo_tags: Some(self.repo_tag.iter().cloned().collect()),
+            repo_tags: Some(
+                self.repo_tag
+                    .iter()
+                    .chain(&self.additional_tags)
+                    .cloned()
+                    .collect(),
+            ),
             layers,
         };
         let bytes = serde_json::to_vec(&[item])

@@ -224,6 +224,9 @@ pub struct OpenOptions {
     pub authfile: Option<PathBuf>,
     /// Registry: retries on connection errors, 429 and 5xx (`--retry-times`, default 3).
     pub retry_times: Option<u32>,
+    /// docker-archive destination: more `NAME:TAG`s for the image's `RepoTags` (skopeo's
+    /// `--additional-tag`). Other destinations refuse them rather than drop them silently.
+    pub additional_tags: Vec<crate::reference::ImageName>,
 }
 
 impl OpenOptions {
@@ -267,8 +270,12 @@ pub fn open_destination(
     reference: &TransportRef,
     opts: &OpenOptions,
 ) -> Result<Box<dyn Destination>> {
-    #[cfg(not(feature = "registry"))]
-    let _ = opts;
+    if !opts.additional_tags.is_empty() && !matches!(reference, TransportRef::DockerArchive { .. })
+    {
+        return Err(Error::Unsupported(format!(
+            "additional tags apply to docker-archive destinations only, not {reference}"
+        )));
+    }
     match reference {
         TransportRef::Oci { path, reference } => Ok(Box::new(oci::OciDestination::open(
             path,
@@ -279,7 +286,8 @@ pub fn open_destination(
         )),
         TransportRef::Dir { path } => Ok(Box::new(dir::DirDestination::create(path)?)),
         TransportRef::DockerArchive { path, selector } => Ok(Box::new(
-            docker_archive::DockerArchiveDestination::create(path, selector.clone())?,
+            docker_archive::DockerArchiveDestination::create(path, selector.clone())?
+                .with_additional_tags(&opts.additional_tags)?,
         )),
         #[cfg(feature = "registry")]
         TransportRef::Docker(name) => {
