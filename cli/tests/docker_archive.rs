@@ -381,3 +381,102 @@ fn format_flag_converts_oci_to_v2s2_and_refuses_zstd_there() {
         ["application/vnd.oci.image.layer.v1.tar+zstd"; 2]
     );
 }
+
+#[test]
+fn additional_tags_join_repo_tags_and_skopeo_reads_each() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("src");
+    common::images::build_two_layer(&layout, "v1");
+    let src = format!("oci:{}:v1", s(&layout));
+    let out = dir.path().join("tagged.tar");
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        "--additional-tag",
+        "example.com/team/app:latest",
+        "--additional-tag",
+        "other:v2",
+        "--additional-tag",
+        "app:v1",
+        &src,
+        &format!("docker-archive:{}:app:v1", s(&out)),
+    ]));
+    let manifest_json: Value = serde_json::from_str(&run_ok(Command::new("tar").args([
+        "xOf",
+        &s(&out),
+        "manifest.json",
+    ])))
+    .unwrap();
+    assert_eq!(
+        manifest_json[0]["RepoTags"],
+        serde_json::json!(["app:v1", "example.com/team/app:latest", "other:v2"]),
+        "the destination's name first, then each additional tag once"
+    );
+    let digest_of = |name: &str| {
+        let v: Value = serde_json::from_str(&run_ok(
+            Command::new("skopeo").args(["inspect", &format!("docker-archive:{}:{name}", s(&out))]),
+        ))
+        .unwrap();
+        v["Digest"].as_str().unwrap().to_string()
+    };
+    let first = digest_of("app:v1");
+    assert_eq!(digest_of("example.com/team/app:latest"), first);
+    assert_eq!(digest_of("other:v2"), first);
+    // hoist finds the image by an additional tag too.
+    let raw = run_ok(&mut hoist(&[
+        "inspect",
+        "--format",
+        "text",
+        &format!("docker-archive:{}:other:v2", s(&out)),
+    ]));
+    assert!(!raw.is_empty());
+
+    // Without a name of its own the archive holds just the additional tags.
+    let untagged = dir.path().join("untagged.tar");
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        "--additional-tag",
+        "solo:1",
+        &src,
+        &format!("docker-archive:{}", s(&untagged)),
+    ]));
+    assert_eq!(digest_of_archive(&untagged, "solo:1"), first);
+
+    // Other destinations refuse the flag (skopeo ignores it there), and a name without a tag is a
+    // usage error.
+    let refused = run_fail(&mut hoist(&[
+        "copy",
+        "--additional-tag",
+        "x:y",
+        &src,
+        &format!("oci:{}:z", s(&dir.path().join("oci"))),
+    ]));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("docker-archive destinations only"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!dir.path().join("oci").exists(), "nothing written");
+    let usage = run_fail(&mut hoist(&[
+        "copy",
+        "--additional-tag",
+        "notag",
+        &src,
+        &format!("docker-archive:{}", s(&untagged)),
+    ]));
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(stderr(&usage).contains("NAME:TAG"), "{}", stderr(&usage));
+}
+
+fn digest_of_archive(archive: &Path, name: &str) -> String {
+    let v: Value = serde_json::from_str(&run_ok(
+        Command::new("skopeo").args(["inspect", &format!("docker-archive:{}:{name}", s(archive))]),
+    ))
+    .unwrap();
+    v["Digest"].as_str().unwrap().to_string()
+}
