@@ -3,6 +3,7 @@
 //! Every problem is collected (not only the first), each naming the document or blob it concerns.
 
 use std::collections::HashSet;
+use std::io::Read;
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -233,13 +234,29 @@ fn check_blob(
         format!("blob {digest}"),
     );
     let kind = media_type::kind(task.desc.media_type().as_ref());
-    let Kind::Layer { compression, .. } = kind else {
+    let Kind::Layer {
+        compression: declared,
+        ..
+    } = kind
+    else {
         stream.finish()?;
         return Ok(());
     };
+    // Decompress what the bytes are, as the copy engine and skopeo do: a docker-archive presents its
+    // plain tar layers under skopeo's (historical) gzip media type.
+    let mut prefix = Vec::with_capacity(4);
+    (&mut stream)
+        .take(4)
+        .read_to_end(&mut prefix)
+        .map_err(|e| from_io(e, || format!("reading blob {digest}")))?;
+    let compression = match compress::sniff(&prefix) {
+        compress::Compression::None if prefix.len() < 4 => declared,
+        sniffed => sniffed,
+    };
     let uncompressed = {
-        let mut decoder = compress::decoder(compression, &mut stream)
-            .map_err(|e| Error::io(format!("starting {} decoder", compression.as_str()), e))?;
+        let mut decoder =
+            compress::decoder(compression, std::io::Cursor::new(prefix).chain(&mut stream))
+                .map_err(|e| Error::io(format!("starting {} decoder", compression.as_str()), e))?;
         let mut hasher = HashingWriter::new(std::io::sink(), digest.algorithm());
         std::io::copy(&mut decoder, &mut hasher).map(|_| hasher.finish().1)
     };
