@@ -37,6 +37,9 @@ pub struct Args {
     /// Which image of an index to describe (default: the host's).
     #[arg(long)]
     platform: Option<Platform>,
+    /// Registry images: do not list the repository's tags into `RepoTags` (skopeo's `--no-tags`).
+    #[arg(short, long)]
+    no_tags: bool,
     #[command(flatten)]
     registry: super::registry_args::RegistryArgs,
 }
@@ -74,6 +77,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let (name, repo_tags) = match &reference {
+        // As skopeo: a registry image's RepoTags are its repository's tags.
+        TransportRef::Docker(n) if !args.no_tags => (
+            Some(n.name()),
+            source.tags().with_context(|| {
+                format!("listing the tags of {} (--no-tags skips it)", n.name())
+            })?,
+        ),
         TransportRef::Docker(n) => (Some(n.name()), Vec::new()),
         TransportRef::DockerArchive {
             selector: Some(ArchiveSelector::Name(n)),
