@@ -250,7 +250,7 @@ fn repository_into_one_oci_layout_tags_each_image_and_one_tag_alone() {
         &format!("{repo}:v2"),
         &second_layout.display().to_string(),
     ]);
-    assert!(out.contains("synced 1 images: 1 copied"), "{out}");
+    assert!(out.contains("synced 1 image: 1 copied"), "{out}");
     let tags = run_ok(&mut hoist(&[
         "tags",
         &format!("oci:{}", second_layout.display()),

@@ -172,8 +172,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ("synced", "copied")
         };
         eprintln!(
-            "{verb} {} images: {} {copied}, {} skipped (up to date), {} failed{}",
+            "{verb} {} image{}: {} {copied}, {} skipped (up to date), {} failed{}",
             report.images.len(),
+            if report.images.len() == 1 { "" } else { "s" },
             report.copied() + report.would_copy(),
             report.up_to_date(),
             report.failed(),
