@@ -25,7 +25,8 @@ pub enum WhiteoutArg {
     after_help = "Examples:\n  hoist unpack oci:./layout:latest ./rootfs\n  \
     hoist unpack --bundle oci:./layout:latest ./bundle && runc run -b ./bundle ctr\n  \
     hoist unpack --rootless --platform linux/arm64 oci-archive:img.tar ./tree\n  \
-    hoist unpack --uid-map 0:100000:65536 --gid-map 0:100000:65536 oci:./layout:v1 ./shifted"
+    hoist unpack --uid-map 0:100000:65536 --gid-map 0:100000:65536 oci:./layout:v1 ./shifted\n  \
+    hoist unpack --tls-verify=false docker://localhost:5000/app:v1 ./from-registry"
 )]
 pub struct Args {
     /// The image (`oci:PATH[:TAG]`, `oci-archive:PATH[:TAG]`, `dir:PATH`, ...).
@@ -72,6 +73,8 @@ pub struct Args {
     /// How to show progress on stderr (default: bars on a terminal, nothing otherwise).
     #[arg(long, value_enum)]
     progress: Option<crate::progress::Mode>,
+    #[command(flatten)]
+    registry: super::registry_args::RegistryArgs,
 }
 
 /// Runs `hoist unpack`.
@@ -83,7 +86,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     limits.max_entries = args.max_entries;
     limits.max_path_length = args.max_path_length;
     limits.max_compression_ratio = args.max_compression_ratio;
-    let open = super::open_options().with_limits(limits.clone());
+    let open = args
+        .registry
+        .apply(super::open_options())
+        .with_limits(limits.clone());
     let source =
         open_source(&reference, &open).with_context(|| format!("opening {}", args.image))?;
     let opts = UnpackOptions {

@@ -38,6 +38,8 @@ pub struct Args {
     /// How to show progress on stderr (default: bars on a terminal, nothing otherwise).
     #[arg(long, value_enum)]
     progress: Option<crate::progress::Mode>,
+    #[command(flatten)]
+    registry: super::registry_args::RegistryArgs,
 }
 
 /// Runs `hoist verify`.
@@ -60,7 +62,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ),
         }
     } else {
-        open_source(&reference, &super::open_options())?
+        open_source(&reference, &args.registry.apply(super::open_options()))?
     };
     let report = verify(
         source.as_ref(),
