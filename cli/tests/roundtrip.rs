@@ -49,10 +49,7 @@ fn oci_docker_archive_oci_archive_registry_oci_keeps_the_image() {
             &pair[0],
             &pair[1],
         ]));
-        // (The registry copy is verified as the next step reads it, blob by blob.)
-        if !pair[1].starts_with("docker://") {
-            run_ok(&mut hoist(&["verify", &pair[1]]));
-        }
+        run_ok(&mut hoist(&["verify", "--tls-verify=false", &pair[1]]));
     }
 
     let start = skopeo_config(&chain[0]);
