@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use hoist::Digest;
 use hoist::progress::{BlobOutcome, Event, Sink};
@@ -59,12 +59,12 @@ pub fn sink(mode: Mode, quiet: bool) -> Option<Sink> {
     };
     match mode {
         Mode::None => None,
-        Mode::Json => Some(Arc::new(|ev: &Event| {
+        Mode::Json => Some(Sink::new(|ev: &Event| {
             if let Ok(line) = serde_json::to_string(ev) {
                 let _ = writeln!(std::io::stderr().lock(), "{line}");
             }
         })),
-        Mode::Lines | Mode::Auto => Some(Arc::new(|ev: &Event| match ev {
+        Mode::Lines | Mode::Auto => Some(Sink::new(|ev: &Event| match ev {
             Event::BlobDone { digest, size, how } => eprintln!(
                 "blob {} {} ({})",
                 digest.short(),
@@ -111,7 +111,7 @@ fn bars() -> Sink {
         ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
-    Arc::new(move |ev: &Event| {
+    Sink::new(move |ev: &Event| {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         match ev {
             Event::Plan { bytes, .. } => s.total.set_length(*bytes),

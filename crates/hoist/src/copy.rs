@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::image::select_manifest;
 use crate::media_type::{self, Kind};
 use crate::platform::Platform;
-use crate::progress::{BlobOutcome, Event, ProgressReader, Sink};
+use crate::progress::{BlobOutcome, Event, ProgressReader, Sink, emit};
 use crate::transport::{BlobReader, Destination, Source, read_document};
 
 /// Which images of an index to copy.
@@ -38,7 +38,7 @@ pub enum PlatformChoice {
 }
 
 /// Options of a copy.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CopyOptions {
     /// Which images of an index to copy.
     pub platforms: PlatformChoice,
@@ -54,18 +54,6 @@ pub struct CopyOptions {
     /// Copy only the index itself, not its images: the destination must already hold every manifest
     /// the index names (skopeo's `--multi-arch index-only`).
     pub index_only: bool,
-}
-
-impl std::fmt::Debug for CopyOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CopyOptions")
-            .field("platforms", &self.platforms)
-            .field("jobs", &self.jobs)
-            .field("convert", &self.convert)
-            .field("preserve_digests", &self.preserve_digests)
-            .field("index_only", &self.index_only)
-            .finish()
-    }
 }
 
 /// What a copy did.
@@ -120,12 +108,6 @@ struct Plan {
     children: Vec<Document>,
     /// Unique blobs (configs and layers).
     blobs: Vec<Descriptor>,
-}
-
-fn emit(sink: &Option<Sink>, ev: Event) {
-    if let Some(s) = sink {
-        s(&ev);
-    }
 }
 
 /// Builds a new index that keeps only the entries with the given digests, preserving every other byte

@@ -73,13 +73,32 @@ pub enum BlobOutcome {
     Applied,
 }
 
-/// Receives events; must be cheap and thread-safe (blobs move in parallel).
-pub type Sink = std::sync::Arc<dyn Fn(&Event) + Send + Sync>;
+/// Receives events; must be cheap and thread-safe (blobs move in parallel). Clones share the receiver.
+#[derive(Clone)]
+pub struct Sink(std::sync::Arc<dyn Fn(&Event) + Send + Sync>);
+
+impl Sink {
+    /// A sink that calls `f` with each event.
+    pub fn new(f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        Sink(std::sync::Arc::new(f))
+    }
+
+    /// Delivers `event`.
+    pub fn send(&self, event: &Event) {
+        (self.0)(event)
+    }
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sink")
+    }
+}
 
 /// Sends `event` to `sink` when there is one.
 pub fn emit(sink: &Option<Sink>, event: Event) {
     if let Some(s) = sink {
-        s(&event);
+        s.send(&event);
     }
 }
 
@@ -161,7 +180,7 @@ impl<R: std::io::Read> std::io::Read for ProgressReader<R> {
             && self.done != self.reported
         {
             self.reported = self.done;
-            sink(&Event::BlobProgress {
+            sink.send(&Event::BlobProgress {
                 digest: self.digest.clone(),
                 done: self.done,
             });

@@ -215,9 +215,7 @@ fn recompress_layer(
 }
 
 fn emit(opts: &CopyOptions, ev: Event) {
-    if let Some(s) = &opts.progress {
-        s(&ev);
-    }
+    crate::progress::emit(&opts.progress, ev);
 }
 
 /// Copies `root` and `children` (children before parents, as the copy plan orders them) from `src` to

@@ -20,7 +20,7 @@ use crate::transport::{OpenOptions, open_source};
 use crate::unpack::{BUNDLE_STATE, INCOMPLETE_MARKER, OWN_FILES, PLAIN_STATE};
 
 /// Options of [`repack`].
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RepackOptions {
     /// The layout to write into; `None` means the layout the tree was unpacked from.
     pub dest: Option<PathBuf>,
@@ -39,20 +39,6 @@ pub struct RepackOptions {
     /// Where progress goes: the copy of the base image when there is one, then a step for the scan
     /// of the tree and one for the layer write.
     pub progress: Option<Sink>,
-}
-
-impl std::fmt::Debug for RepackOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RepackOptions")
-            .field("dest", &self.dest)
-            .field("append", &self.append)
-            .field("mask_paths", &self.mask_paths)
-            .field("compare_content", &self.compare_content)
-            .field("open", &self.open)
-            .field("refresh", &self.refresh)
-            .field("progress", &self.progress.is_some())
-            .finish()
-    }
 }
 
 /// What [`repack`] did.

@@ -40,7 +40,7 @@ pub const PLAIN_STATE: &str = ".hoist-state.json";
 const CHANNEL_DEPTH: usize = 64;
 
 /// Options of [`unpack`].
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct UnpackOptions {
     /// The platform to choose from an index (the host's when `None`).
     pub platform: Option<Platform>,
@@ -55,19 +55,6 @@ pub struct UnpackOptions {
     /// Where progress events go: a plan, then each layer as a blob (compressed bytes read), finished
     /// as [`BlobOutcome::Applied`].
     pub progress: Option<Sink>,
-}
-
-impl std::fmt::Debug for UnpackOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UnpackOptions")
-            .field("platform", &self.platform)
-            .field("bundle", &self.bundle)
-            .field("apply", &self.apply)
-            .field("limits", &self.limits)
-            .field("source_ref", &self.source_ref)
-            .field("progress", &self.progress.is_some())
-            .finish()
-    }
 }
 
 /// What an unpack did.

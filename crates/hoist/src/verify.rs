@@ -19,7 +19,7 @@ use crate::progress::{BlobOutcome, Event, ProgressReader, Sink};
 use crate::transport::{BlobReader, Source, read_document, read_small_blob};
 
 /// Options of a verification.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
     /// Layers verified at once (0 means the number of CPUs).
     pub jobs: usize,
@@ -307,7 +307,7 @@ pub fn verify(src: &dyn Source, opts: &VerifyOptions) -> VerifyReport {
         mut report, tasks, ..
     } = walker;
     if let Some(s) = &opts.progress {
-        s(&Event::Plan {
+        s.send(&Event::Plan {
             blobs: tasks.len(),
             bytes: tasks.iter().map(|t| t.desc.size()).sum(),
         });
@@ -332,7 +332,7 @@ pub fn verify(src: &dyn Source, opts: &VerifyOptions) -> VerifyReport {
                 },
             ));
         } else if let (Some(s), Ok(digest)) = (&opts.progress, digest_of(&task.desc)) {
-            s(&Event::BlobDone {
+            s.send(&Event::BlobDone {
                 digest,
                 size: task.desc.size(),
                 how: BlobOutcome::Verified,

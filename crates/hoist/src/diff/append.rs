@@ -13,7 +13,7 @@ use crate::progress::Sink;
 use crate::reference::LayoutRef;
 
 /// Options of [`append_diff`].
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct AppendOptions {
     /// How the layer is written.
     pub layer: LayerOptions,
@@ -33,21 +33,6 @@ pub struct AppendOptions {
     /// Where progress of the layer write goes ([`crate::progress::Event::Step`] and
     /// `StepProgress`).
     pub progress: Option<Sink>,
-}
-
-impl std::fmt::Debug for AppendOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppendOptions")
-            .field("layer", &self.layer)
-            .field("tag", &self.tag)
-            .field("created", &self.created)
-            .field("created_by", &self.created_by)
-            .field("author", &self.author)
-            .field("comment", &self.comment)
-            .field("no_history", &self.no_history)
-            .field("progress", &self.progress.is_some())
-            .finish()
-    }
 }
 
 /// What [`append_diff`] wrote.
