@@ -86,7 +86,17 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// Restores the default action of SIGPIPE (Rust ignores it): `hoist inspect ... | head` then ends
+/// quietly when `head` has read enough, as other Unix tools do, instead of failing on the closed pipe.
+fn default_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     commands::set_limits(&cli.limits);
