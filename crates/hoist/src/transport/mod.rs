@@ -224,6 +224,9 @@ pub struct OpenOptions {
     pub authfile: Option<PathBuf>,
     /// Registry: retries on connection errors, 429 and 5xx (`--retry-times`, default 3).
     pub retry_times: Option<u32>,
+    /// Registry: how long to wait for a connection, an answer or the next bytes of a body
+    /// (`--registry-timeout`, default 300 s).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl OpenOptions {
