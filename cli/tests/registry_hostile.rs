@@ -25,8 +25,6 @@ const BEARER: &str = "Bearer tok-3f9a";
 /// How the scripted registry wants to be authenticated.
 #[derive(Clone)]
 enum Auth {
-    /// Anyone may pull.
-    None,
     /// `Basic` with [`USER`]/[`PASSWORD`] on every request.
     Basic,
     /// `Bearer` with a token from `realm`.
@@ -35,7 +33,6 @@ enum Auth {
 
 fn challenge(auth: &Auth) -> Vec<(String, String)> {
     let value = match auth {
-        Auth::None => return Vec::new(),
         Auth::Basic => r#"Basic realm="fake""#.to_string(),
         Auth::Bearer { realm } => {
             format!(r#"Bearer realm="{realm}",service="fake-registry",scope="repository:app:pull""#)
@@ -72,7 +69,6 @@ fn registry(
             return token_reply(req, true);
         }
         let authorised = match &auth {
-            Auth::None => true,
             Auth::Basic => req.header("authorization") == Some(BASIC),
             Auth::Bearer { .. } => req.header("authorization") == Some(BEARER),
         };
