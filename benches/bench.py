@@ -77,6 +77,16 @@ OPS = [
        ["{hoist}", "copy", "-q", "docker-archive:{src}", "oci:{dst}:bench"],
        "skopeo", ["skopeo", "copy", "-q", "docker-archive:{src}", "oci:{dst}:bench"], "blobs",
        "docker-archive layers are uncompressed; both sides must gzip them for the OCI layout"),
+    Op("copy docker-archive->oci none", ["large.docker.tar"],
+       ["{hoist}", "copy", "-q", "--dest-compress-format", "none", "docker-archive:{src}", "oci:{dst}:bench"],
+       "skopeo", ["skopeo", "copy", "-q", "--dest-oci-accept-uncompressed-layers", "docker-archive:{src}",
+                  "oci:{dst}:bench"], "blobs",
+       "layers kept uncompressed (their digests are the diff_ids): hashing and writing only"),
+    Op("copy oci->oci gzip->zstd", ["large"],
+       ["{hoist}", "copy", "-q", "--dest-compress-format", "zstd", "oci:{src}:bench", "oci:{dst}:bench"],
+       "skopeo", ["skopeo", "copy", "-q", "--dest-compress-format", "zstd", "oci:{src}:bench",
+                  "oci:{dst}:bench"], "tar",
+       "every layer inflated and compressed again as zstd (level 3 on both sides)"),
     Op("copy oci->registry", ["small", "large"],
        ["{hoist}", "copy", "-q", "--dest-tls-verify=false", "oci:{src}:bench", "docker://{sink}/{repo}:bench"],
        "skopeo", ["skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:{src}:bench",
@@ -248,6 +258,7 @@ class Side:
         self.rss = []
         self.status = "ok"  # ok | unsupported | error
         self.message = ""
+        self.out_bytes = None  # bytes of blobs the side wrote (local layouts), from its warm-up run
 
     def record(self, warmup, elapsed, rss, code, err):
         if code != 0:
@@ -283,6 +294,7 @@ class Side:
             "median_s": self.median(),
             "spread": self.spread(),
             "peak_rss_kib": max(self.rss) if self.rss else None,
+            "out_bytes": self.out_bytes,
         }
 
 
@@ -401,8 +413,12 @@ class Bench:
     def check_output(self, op, image, side, fields):
         """Checks (untimed) that a side wrote a valid image, so a fast wrong answer cannot look good."""
         dst = fields["dst"]
-        if "oci:{dst}:bench" not in side.argv or "zstd" in image:
-            return  # no layout written, or oci-image-tool 1.0.0-rc1 cannot read zstd layers
+        if "oci:{dst}:bench" not in side.argv:
+            return  # no layout written
+        blobs = Path(dst) / "blobs"
+        side.out_bytes = sum(f.stat().st_size for f in blobs.rglob("*") if f.is_file())
+        if "zstd" in image or "zstd" in side.argv:
+            return  # oci-image-tool 1.0.0-rc1 cannot read zstd layers
         p = subprocess.run(["oci-image-tool", "validate", "--type", "image", "--ref", "name=bench", str(dst)],
                            capture_output=True, text=True)
         if p.returncode != 0:
@@ -493,8 +509,8 @@ class Bench:
 
 # -- output --------------------------------------------------------------------------------------------------
 
-COLS = [("operation", 26), ("image", 16), ("hoist s", 16), ("peer", 14), ("peer s", 14), ("ratio", 7),
-        ("MB/s", 7), ("RSS MB h/p", 12)]
+COLS = [("operation", 30), ("image", 16), ("hoist s", 16), ("peer", 14), ("peer s", 14), ("ratio", 7),
+        ("MB/s", 7), ("RSS MB h/p", 12), ("size h/p", 9)]
 
 
 def fmt_time(side):
@@ -515,6 +531,13 @@ def print_header():
     print(" ".join("-" * w for _, w in COLS), flush=True)
 
 
+def fmt_size(h, p):
+    """hoist's output size against the peer's, as a signed percentage (local layouts only)."""
+    if not p or not h.get("out_bytes") or not p.get("out_bytes"):
+        return ""
+    return f"{(h['out_bytes'] / p['out_bytes'] - 1) * 100:+.1f}%"
+
+
 def print_row(row, peer_name):
     h, p = row["hoist"], row["peer"]
     cells = [
@@ -522,6 +545,7 @@ def print_row(row, peer_name):
         f"{row['ratio']:.2f}x" if row["ratio"] else "-",
         f"{row['mb_per_s']:.0f}" if row["mb_per_s"] else "-",
         f"{fmt_rss(h)}/{fmt_rss(p)}" if p else fmt_rss(h),
+        fmt_size(h, p),
     ]
     print(" ".join(str(c).ljust(w) for c, (_, w) in zip(cells, COLS)), flush=True)
 
@@ -531,7 +555,8 @@ def print_footer(rows, wall, total):
     print("hoist s / peer s: median wall seconds (± half the range, relative); ratio = peer / hoist, > 1 means"
           " hoist is faster;")
     print("MB/s = hoist's (or the limit's) throughput over the stored blobs (copy, verify, sha256sum) or the"
-          " uncompressed layers (unpack, repack, gzip, zstd, tar); RSS = peak resident set, MB.")
+          " uncompressed layers (unpack, repack, gzip, zstd, tar); RSS = peak resident set, MB;")
+    print("size h/p = bytes of blobs hoist wrote against the peer's, for copies into a layout.")
     notes = {}
     for r in rows:
         if r["note"] and not r["operation"].startswith("limit"):

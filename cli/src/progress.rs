@@ -34,7 +34,19 @@ fn outcome_word(how: BlobOutcome) -> &'static str {
         BlobOutcome::Mounted => "mounted from another repository",
         BlobOutcome::Foreign => "left out (foreign layer)",
         BlobOutcome::Verified => "verified",
+        BlobOutcome::Applied => "applied",
     }
+}
+
+/// A progress sink for a verb that works silently unless watched (`unpack`, `verify`, `repack`):
+/// `mode` when given, else bars on a terminal and nothing otherwise.
+pub fn when_watched(mode: Option<Mode>, quiet: bool) -> Option<Sink> {
+    let mode = mode.unwrap_or(if std::io::stderr().is_terminal() {
+        Mode::Bars
+    } else {
+        Mode::None
+    });
+    sink(mode, quiet)
 }
 
 /// A progress sink for `mode` (`quiet` forces [`Mode::None`]).
@@ -52,15 +64,15 @@ pub fn sink(mode: Mode, quiet: bool) -> Option<Sink> {
                 let _ = writeln!(std::io::stderr().lock(), "{line}");
             }
         })),
-        Mode::Lines | Mode::Auto => Some(Arc::new(|ev: &Event| {
-            if let Event::BlobDone { digest, size, how } = ev {
-                eprintln!(
-                    "blob {} {} ({})",
-                    digest.short(),
-                    outcome_word(*how),
-                    hoist::limits::human_bytes(*size)
-                );
-            }
+        Mode::Lines | Mode::Auto => Some(Arc::new(|ev: &Event| match ev {
+            Event::BlobDone { digest, size, how } => eprintln!(
+                "blob {} {} ({})",
+                digest.short(),
+                outcome_word(*how),
+                hoist::limits::human_bytes(*size)
+            ),
+            Event::Step { name, .. } => eprintln!("{name}"),
+            _ => {}
         })),
         Mode::Bars => Some(bars()),
     }
@@ -70,6 +82,8 @@ struct Bars {
     multi: MultiProgress,
     total: ProgressBar,
     blobs: HashMap<Digest, (ProgressBar, u64)>,
+    /// The bar (or spinner) of the current step, if one is running.
+    step: Option<ProgressBar>,
 }
 
 fn bars() -> Sink {
@@ -87,9 +101,14 @@ fn bars() -> Sink {
         multi,
         total,
         blobs: HashMap::new(),
+        step: None,
     });
     let blob_style =
         ProgressStyle::with_template("{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    let step_style =
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
     Arc::new(move |ev: &Event| {
@@ -124,6 +143,32 @@ fn bars() -> Sink {
                 let _ = s
                     .multi
                     .println(format!("{} {}", digest.short(), outcome_word(*how)));
+            }
+            Event::Step { name, total } => {
+                if let Some(old) = s.step.take() {
+                    old.finish_and_clear();
+                    s.multi.remove(&old);
+                }
+                let bar = match total {
+                    Some(len) => {
+                        let bar = s.multi.add(ProgressBar::new(*len));
+                        bar.set_style(step_style.clone());
+                        bar
+                    }
+                    None => {
+                        let bar = s.multi.add(ProgressBar::new_spinner());
+                        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                        bar
+                    }
+                };
+                bar.set_message(name.clone());
+                s.step = Some(bar);
+            }
+            Event::StepProgress { done } => {
+                if let Some(bar) = &s.step {
+                    let done = bar.length().map_or(*done, |len| (*done).min(len));
+                    bar.set_position(done);
+                }
             }
             _ => {}
         }

@@ -152,3 +152,111 @@ fn progress_goes_to_stderr_only() {
         4
     );
 }
+
+/// JSON progress events of a run, in order (stderr lines that are objects).
+fn events(stderr: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn unpack_and_repack_report_progress() {
+    if !common::require_tool("umoci") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    common::images::build_two_layer(&src, "t");
+    let image = format!("oci:{}:t", src.display());
+    let tree = dir.path().join("tree");
+
+    // Off a terminal and unasked: no progress, just the summary.
+    let quiet_dir = dir.path().join("quiet");
+    let plain = hoist(&["unpack", &image, quiet_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(plain.status.success());
+    assert!(events(&plain.stderr).is_empty());
+    assert!(!String::from_utf8_lossy(&plain.stderr).contains("applied"));
+
+    let out = hoist(&[
+        "unpack",
+        "--progress",
+        "json",
+        &image,
+        tree.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev = events(&out.stderr);
+    assert_eq!(ev[0]["event"], "plan");
+    assert_eq!(ev[0]["blobs"], 2);
+    let applied: Vec<_> = ev.iter().filter(|e| e["event"] == "blob_done").collect();
+    assert_eq!(applied.len(), 2, "{ev:?}");
+    assert!(applied.iter().all(|e| e["how"] == "applied"));
+    let planned = ev[0]["bytes"].as_u64().unwrap();
+    let done: u64 = applied.iter().map(|e| e["size"].as_u64().unwrap()).sum();
+    assert_eq!(planned, done);
+
+    // A 5 MiB file makes the layer: the last step's progress is the layer's uncompressed size.
+    let noise: Vec<u8> = (0..5u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(tree.join("big.bin"), &noise).unwrap();
+    let out = hoist(&[
+        "repack",
+        "--progress",
+        "json",
+        "--tag",
+        "t2",
+        tree.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev = events(&out.stderr);
+    let steps: Vec<_> = ev.iter().filter(|e| e["event"] == "step").collect();
+    assert_eq!(steps.len(), 2, "{ev:?}");
+    assert!(steps[0]["name"].as_str().unwrap().starts_with("scanning"));
+    assert!(
+        steps[1]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("writing the layer")
+    );
+    let total = steps[1]["total"].as_u64().unwrap();
+    let last = ev
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "step_progress")
+        .expect("step progress")["done"]
+        .as_u64()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layer = report["layer"].as_str().unwrap().replace("sha256:", "");
+    let blob = std::fs::File::open(src.join("blobs/sha256").join(layer)).unwrap();
+    let mut gz = hoist::compress::decoder(hoist::media_type::Compression::Gzip, blob).unwrap();
+    let tar_size = std::io::copy(&mut gz, &mut std::io::sink()).unwrap();
+    assert_eq!(last, tar_size);
+    // The estimate the bar is drawn against is close (PAX records come on top of it).
+    assert!(
+        total <= tar_size && tar_size - total < 64 << 10,
+        "{total} vs {tar_size}"
+    );
+    run_ok(&mut hoist(&[
+        "verify",
+        &format!("oci:{}:t2", src.display()),
+    ]));
+}

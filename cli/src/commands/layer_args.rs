@@ -96,6 +96,7 @@ impl LayerArgs {
             author: self.history_author.clone(),
             comment: self.history_comment.clone(),
             no_history: self.no_history,
+            progress: None,
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct Args {
     /// (without it, as in umoci, each repack holds every change since the unpack).
     #[arg(long)]
     refresh_bundle: bool,
+    /// How to show progress on stderr (default: bars on a terminal, nothing otherwise).
+    #[arg(long, value_enum)]
+    progress: Option<crate::progress::Mode>,
     #[command(flatten)]
     layer: super::layer_args::LayerArgs,
 }
@@ -64,6 +67,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         compare_content: args.compare_content,
         open: super::open_options(),
         refresh: args.refresh_bundle,
+        progress: crate::progress::when_watched(args.progress, false),
     };
     let done =
         repack(&args.dir, &opts).with_context(|| format!("repacking {}", args.dir.display()))?;

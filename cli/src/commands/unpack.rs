@@ -69,6 +69,9 @@ pub struct Args {
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
+    /// How to show progress on stderr (default: bars on a terminal, nothing otherwise).
+    #[arg(long, value_enum)]
+    progress: Option<crate::progress::Mode>,
 }
 
 /// Runs `hoist unpack`.
@@ -98,6 +101,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         },
         limits: Some(limits),
         source_ref: Some(reference.absolute().to_string()),
+        progress: crate::progress::when_watched(args.progress, args.quiet),
     };
     let report = unpack(source.as_ref(), &args.dir, &opts).with_context(|| {
         format!(

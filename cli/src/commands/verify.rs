@@ -66,15 +66,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         source.as_ref(),
         &VerifyOptions {
             jobs: args.jobs,
-            progress: crate::progress::sink(
-                args.progress
-                    .unwrap_or(if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-                        crate::progress::Mode::Bars
-                    } else {
-                        crate::progress::Mode::None
-                    }),
-                false,
-            ),
+            progress: crate::progress::when_watched(args.progress, false),
         },
     );
     match args.format {

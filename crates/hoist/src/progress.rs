@@ -38,6 +38,19 @@ pub enum Event {
         /// How it was handled.
         how: BlobOutcome,
     },
+    /// A step of the operation that is not one blob began (repack's scan of the tree, the writing of
+    /// its layer). It lasts until the next step or the end of the operation.
+    Step {
+        /// What it does, for people: `scanning ./bundle/rootfs for changes`.
+        name: String,
+        /// Bytes it will process, when known beforehand (an estimate for a layer being written).
+        total: Option<u64>,
+    },
+    /// Bytes of the current step went through.
+    StepProgress {
+        /// Bytes done so far in the step.
+        done: u64,
+    },
 }
 
 /// How a blob was handled by a copy.
@@ -56,10 +69,66 @@ pub enum BlobOutcome {
     Foreign,
     /// Verified in place (no destination).
     Verified,
+    /// Verified and applied to a directory (an unpacked layer).
+    Applied,
 }
 
 /// Receives events; must be cheap and thread-safe (blobs move in parallel).
 pub type Sink = std::sync::Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Sends `event` to `sink` when there is one.
+pub fn emit(sink: &Option<Sink>, event: Event) {
+    if let Some(s) = sink {
+        s(&event);
+    }
+}
+
+/// How many bytes go by between two progress events.
+const EVERY: u64 = 4 << 20;
+
+/// A writer that reports [`Event::StepProgress`] every few MiB of what goes through it.
+pub struct StepWriter<W> {
+    inner: W,
+    done: u64,
+    reported: u64,
+    sink: Option<Sink>,
+}
+
+impl<W> StepWriter<W> {
+    /// Wraps `inner`; events go to `sink` when there is one.
+    pub fn new(inner: W, sink: Option<Sink>) -> Self {
+        StepWriter {
+            inner,
+            done: 0,
+            reported: 0,
+            sink,
+        }
+    }
+
+    /// The wrapped writer, after a last event for the bytes not yet reported.
+    pub fn into_inner(self) -> W {
+        if self.done != self.reported {
+            emit(&self.sink, Event::StepProgress { done: self.done });
+        }
+        self.inner
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for StepWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.done += n as u64;
+        if self.sink.is_some() && self.done - self.reported >= EVERY {
+            self.reported = self.done;
+            emit(&self.sink, Event::StepProgress { done: self.done });
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 /// A reader that reports [`Event::BlobProgress`] every few MiB.
 pub struct ProgressReader<R> {
@@ -88,7 +157,7 @@ impl<R: std::io::Read> std::io::Read for ProgressReader<R> {
         let n = self.inner.read(buf)?;
         self.done += n as u64;
         if let Some(sink) = &self.sink
-            && (self.done - self.reported >= 4 << 20 || n == 0)
+            && (self.done - self.reported >= EVERY || n == 0)
             && self.done != self.reported
         {
             self.reported = self.done;

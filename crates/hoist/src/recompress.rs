@@ -118,6 +118,7 @@ fn recompress_layer(
     dst: &dyn Destination,
     job: &LayerJob,
     opts: &ConvertOptions,
+    threads: usize,
 ) -> Result<(LayerUpdate, BlobOutcome)> {
     let digest = digest_of(&job.desc)?;
     let what = format!("layer {digest} of {}", src.name());
@@ -158,7 +159,7 @@ fn recompress_layer(
         let encode = EncodeOptions {
             compression: job.target,
             level: opts.level,
-            threads: 0,
+            threads,
         };
         compress::encode(&encode, &mut tar, &mut out)
             .map_err(|e| from_io(e, || format!("recompressing {what}")))?;
@@ -322,6 +323,15 @@ pub(crate) fn copy_converted(
     let results: Mutex<HashMap<Digest, LayerUpdate>> = Mutex::new(HashMap::new());
     let outcomes: Mutex<Vec<(BlobOutcome, u64)>> = Mutex::new(Vec::new());
     let parallelism = if opts.jobs == 0 { 4 } else { opts.jobs };
+    // Layers recompressed at once share the cores: each encoder gets its part (at least one worker),
+    // rather than every encoder starting a worker per core (more memory, more switching, no speed).
+    let recompressing = jobs
+        .values()
+        .filter(|j| j.actual != j.target && !is_foreign(&j.desc))
+        .count()
+        .clamp(1, parallelism);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let encode_threads = cores.div_ceil(recompressing);
     crate::copy::parallel(&blobs, parallelism, |desc| {
         let d = digest_of(desc)?;
         let (how, size) = match jobs.get(&d) {
@@ -333,7 +343,7 @@ pub(crate) fn copy_converted(
                         size: desc.size(),
                     },
                 );
-                let (update, how) = recompress_layer(src, dst, job, conv)?;
+                let (update, how) = recompress_layer(src, dst, job, conv, encode_threads)?;
                 let size = update.size;
                 results
                     .lock()

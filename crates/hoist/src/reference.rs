@@ -368,6 +368,10 @@ impl fmt::Display for TransportRef {
                 write!(f, "{}:{}", self.transport(), path.display())?;
                 match reference {
                     Some(LayoutRef::Tag(t)) => write!(f, ":{t}"),
+                    // `PATH:@DIGEST` when the path itself ends in ':' (parsing drops one ':').
+                    Some(LayoutRef::Digest(d)) if path.to_string_lossy().ends_with(':') => {
+                        write!(f, ":@{d}")
+                    }
                     Some(LayoutRef::Digest(d)) => write!(f, "@{d}"),
                     Some(LayoutRef::Index(i)) => write!(f, ":@{i}"),
                     None => Ok(()),
@@ -454,6 +458,11 @@ mod tests {
                 ..
             }
         ));
+        // Found by the fuzzer: a path ending in ':' before a digest must print back to itself.
+        let text = format!("oci-archive:x-archive::@{d}");
+        let r = TransportRef::parse(&text).unwrap();
+        assert_eq!(TransportRef::parse(&r.to_string()).unwrap(), r);
+        assert_eq!(r.to_string(), text);
         let r = TransportRef::parse("docker://busybox").unwrap();
         assert_eq!(r.to_string(), "docker://docker.io/library/busybox:latest");
         let r = TransportRef::parse("docker-archive:x.tar:app:1").unwrap();

@@ -13,13 +13,14 @@ use crate::diff::{AppendOptions, Appended, DiffOptions, append_diff, compute};
 use crate::error::{Error, Result};
 use crate::layer::state::{StateHeader, UnpackState};
 use crate::layout::Layout;
+use crate::progress::{Event, Sink, emit};
 use crate::reference::{LayoutRef, TransportRef};
 use crate::transport::oci::OciDestination;
 use crate::transport::{OpenOptions, open_source};
 use crate::unpack::{BUNDLE_STATE, INCOMPLETE_MARKER, OWN_FILES, PLAIN_STATE};
 
 /// Options of [`repack`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RepackOptions {
     /// The layout to write into; `None` means the layout the tree was unpacked from.
     pub dest: Option<PathBuf>,
@@ -35,6 +36,23 @@ pub struct RepackOptions {
     /// Rewrite the state to describe the new image, so the next repack diffs against it (umoci's
     /// `--refresh-bundle`). Off by default, as in umoci: repacking again repeats the same changes.
     pub refresh: bool,
+    /// Where progress goes: the copy of the base image when there is one, then a step for the scan
+    /// of the tree and one for the layer write.
+    pub progress: Option<Sink>,
+}
+
+impl std::fmt::Debug for RepackOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepackOptions")
+            .field("dest", &self.dest)
+            .field("append", &self.append)
+            .field("mask_paths", &self.mask_paths)
+            .field("compare_content", &self.compare_content)
+            .field("open", &self.open)
+            .field("refresh", &self.refresh)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// What [`repack`] did.
@@ -91,6 +109,7 @@ fn seed_destination(
     dest: &Path,
     tag: &str,
     open: &OpenOptions,
+    progress: &Option<Sink>,
 ) -> Result<()> {
     let manifest = crate::Digest::parse(&header.manifest)?;
     let source_ref = match header.source.as_deref().map(TransportRef::parse) {
@@ -118,6 +137,7 @@ fn seed_destination(
         &destination,
         &CopyOptions {
             platforms: crate::copy::PlatformChoice::All,
+            progress: progress.clone(),
             ..CopyOptions::default()
         },
     )?;
@@ -165,7 +185,7 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
             if same {
                 (dest.clone(), LayoutRef::Digest(manifest.clone()), Some(tag))
             } else {
-                seed_destination(&state.header, dest, &tag, &opts.open)?;
+                seed_destination(&state.header, dest, &tag, &opts.open, &opts.progress)?;
                 (dest.clone(), LayoutRef::Tag(tag.clone()), Some(tag))
             }
         }
@@ -179,6 +199,13 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
     if state.header.rootfs == "." {
         exclude.extend(OWN_FILES.iter().map(PathBuf::from));
     }
+    emit(
+        &opts.progress,
+        Event::Step {
+            name: format!("scanning {} for changes", rootfs.display()),
+            total: None,
+        },
+    );
     let diff = compute(
         &state,
         &rootfs,
@@ -191,6 +218,7 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
     let layout = Layout::open(&layout_path)?;
     let mut append = opts.append.clone();
     append.tag = tag.clone();
+    append.progress = opts.progress.clone();
     if append.created_by.is_none() {
         append.created_by = Some("hoist repack".into());
     }

@@ -22,6 +22,7 @@ use crate::layer::{Applier, ApplyOptions, Msg, ReadTotals, WhiteoutFormat, parse
 use crate::limits::{Limits, human_bytes};
 use crate::media_type::{self, Kind};
 use crate::platform::Platform;
+use crate::progress::{BlobOutcome, Event, ProgressReader, Sink, emit};
 use crate::transport::Source;
 
 /// The marker file present in the target while an unpack is under way (or after it failed).
@@ -39,7 +40,7 @@ pub const PLAIN_STATE: &str = ".hoist-state.json";
 const CHANNEL_DEPTH: usize = 64;
 
 /// Options of [`unpack`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct UnpackOptions {
     /// The platform to choose from an index (the host's when `None`).
     pub platform: Option<Platform>,
@@ -51,6 +52,22 @@ pub struct UnpackOptions {
     pub limits: Option<Limits>,
     /// The reference being unpacked, recorded in the state so `repack` can find the image again.
     pub source_ref: Option<String>,
+    /// Where progress events go: a plan, then each layer as a blob (compressed bytes read), finished
+    /// as [`BlobOutcome::Applied`].
+    pub progress: Option<Sink>,
+}
+
+impl std::fmt::Debug for UnpackOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnpackOptions")
+            .field("platform", &self.platform)
+            .field("bundle", &self.bundle)
+            .field("apply", &self.apply)
+            .field("limits", &self.limits)
+            .field("source_ref", &self.source_ref)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// What an unpack did.
@@ -181,6 +198,7 @@ fn read_layer(
     totals: &mut ReadTotals,
     tx: &SyncSender<Msg>,
     stopped: &AtomicBool,
+    progress: &Option<Sink>,
 ) -> Result<()> {
     let media = desc.media_type().to_string();
     let (compression, foreign) = match media_type::kind(&media) {
@@ -198,6 +216,7 @@ fn read_layer(
     };
     let digest = crate::descriptor::digest_of(desc)?;
     let opened = source.open_blob(desc).map(|raw| {
+        let raw = ProgressReader::new(raw, digest.clone(), progress.clone());
         crate::blob::VerifiedReader::new(raw, digest.clone(), desc.size(), format!("{name} blob"))
     });
     let mut verified = match opened {
@@ -218,6 +237,13 @@ fn read_layer(
     if foreign {
         tracing::info!("{name} is non-distributable; its blob is present and is applied");
     }
+    emit(
+        progress,
+        Event::BlobStarted {
+            digest: digest.clone(),
+            size: desc.size(),
+        },
+    );
     let slot = ErrorSlot::default();
     let compressed = AtomicU64::new(0);
     let result = (|| -> Result<Digest> {
@@ -262,7 +288,16 @@ fn read_layer(
             actual,
         });
     }
-    send(tx, stopped, Msg::LayerEnd)
+    send(tx, stopped, Msg::LayerEnd)?;
+    emit(
+        progress,
+        Event::BlobDone {
+            digest,
+            size: desc.size(),
+            how: BlobOutcome::Applied,
+        },
+    );
+    Ok(())
 }
 
 fn prepare_target(dir: &Path) -> Result<()> {
@@ -368,6 +403,13 @@ pub fn unpack_image(
         .enumerate()
         .map(|(i, d)| format!("layer {}/{n} {}", i + 1, describe(d)))
         .collect();
+    emit(
+        &opts.progress,
+        Event::Plan {
+            blobs: n,
+            bytes: layers.iter().map(|d| d.size()).sum(),
+        },
+    );
     let (tx, rx) = sync_channel::<Msg>(CHANNEL_DEPTH);
     let stopped = AtomicBool::new(false);
     let outcome = std::thread::scope(|s| {
@@ -384,6 +426,7 @@ pub fn unpack_image(
                     &mut totals,
                     &tx,
                     &stopped,
+                    &opts.progress,
                 )?;
             }
             Ok::<(), Error>(())

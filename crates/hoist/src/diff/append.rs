@@ -4,15 +4,16 @@
 
 use serde_json::Value;
 
-use super::{Diff, LayerBlob, LayerOptions, write_layer};
+use super::{Diff, LayerBlob, LayerOptions, write_layer_reporting};
 use crate::config_edit::{ImageEdit, now_rfc3339};
 use crate::document::Document;
 use crate::error::{IoContext, Result};
 use crate::layout::Layout;
+use crate::progress::Sink;
 use crate::reference::LayoutRef;
 
 /// Options of [`append_diff`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct AppendOptions {
     /// How the layer is written.
     pub layer: LayerOptions,
@@ -29,6 +30,24 @@ pub struct AppendOptions {
     pub comment: Option<String>,
     /// Leave `history` alone.
     pub no_history: bool,
+    /// Where progress of the layer write goes ([`crate::progress::Event::Step`] and
+    /// `StepProgress`).
+    pub progress: Option<Sink>,
+}
+
+impl std::fmt::Debug for AppendOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendOptions")
+            .field("layer", &self.layer)
+            .field("tag", &self.tag)
+            .field("created", &self.created)
+            .field("created_by", &self.created_by)
+            .field("author", &self.author)
+            .field("comment", &self.comment)
+            .field("no_history", &self.no_history)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// What [`append_diff`] wrote.
@@ -53,7 +72,7 @@ pub fn append_diff(
         .as_file()
         .try_clone()
         .ctx(|| format!("opening a temp file in {}", layout.root().display()))?;
-    let layer = write_layer(diff, file, &opts.layer)?;
+    let layer = write_layer_reporting(diff, file, &opts.layer, &opts.progress)?;
     edit.add_layer(&layer, tmp)?;
     let created = opts.created.clone().unwrap_or_else(now_rfc3339);
     if !opts.no_history {

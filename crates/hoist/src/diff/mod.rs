@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 
 pub use append::{AppendOptions, Appended, append_diff};
 pub use walk::{DirTree, ROOTLESS_XATTR, RootlessOwner, parse_rootless};
-pub use writer::{LayerBlob, LayerOptions, MtimePolicy, write_layer, write_layer_file};
+pub use writer::{
+    LayerBlob, LayerOptions, MtimePolicy, write_layer, write_layer_file, write_layer_reporting,
+};
 
 use crate::digest::Digest;
 use crate::error::Result;

@@ -17,6 +17,7 @@ use crate::compress::{self, EncodeOptions};
 use crate::digest::{Algorithm, Digest, HashingWriter};
 use crate::error::{Error, IoContext, Result, from_io};
 use crate::media_type::{self, Compression};
+use crate::progress::{Event, Sink, StepWriter, emit};
 
 /// How entry modification times are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -106,6 +107,31 @@ const OPAQUE: &str = ".wh..wh..opq";
 /// The tar is built on a scoped thread and flows through a pipe into [`compress::encode`], the one
 /// encoder the crate has (block-parallel gzip, multithreaded zstd), so building and compressing overlap.
 pub fn write_layer<W: Write + Send>(diff: &Diff, out: W, opts: &LayerOptions) -> Result<LayerBlob> {
+    write_layer_reporting(diff, out, opts, &None)
+}
+
+/// [`write_layer`], reporting to `progress` an [`Event::Step`] with the estimated tar size, then
+/// [`Event::StepProgress`] as the tar is built.
+pub fn write_layer_reporting<W: Write + Send>(
+    diff: &Diff,
+    out: W,
+    opts: &LayerOptions,
+    progress: &Option<Sink>,
+) -> Result<LayerBlob> {
+    let plan = diff.plan();
+    if progress.is_some() {
+        emit(
+            progress,
+            Event::Step {
+                name: format!(
+                    "writing the layer ({} {})",
+                    plan.len(),
+                    if plan.len() == 1 { "entry" } else { "entries" }
+                ),
+                total: Some(estimate_tar_size(&plan)),
+            },
+        );
+    }
     let (mut reader, writer) = io::pipe().map_err(|e| Error::io("creating the layer pipe", e))?;
     let encode = EncodeOptions {
         compression: opts.compression,
@@ -115,10 +141,13 @@ pub fn write_layer<W: Write + Send>(diff: &Diff, out: W, opts: &LayerOptions) ->
     let mut blob_side = HashingWriter::new(out, Algorithm::Sha256);
     let (produced, encoded) = std::thread::scope(|s| {
         let producer = s.spawn(move || -> Result<(Digest, u64)> {
-            let tar_side =
-                HashingWriter::new(BufWriter::with_capacity(1 << 20, writer), Algorithm::Sha256);
+            let metered = StepWriter::new(writer, progress.clone());
+            let tar_side = HashingWriter::new(
+                BufWriter::with_capacity(1 << 20, metered),
+                Algorithm::Sha256,
+            );
             let mut builder = tar::Builder::new(tar_side);
-            for entry in diff.plan() {
+            for entry in plan {
                 append_entry(&mut builder, diff.upper_root(), &entry, opts)?;
             }
             let tar_side = builder
@@ -128,7 +157,8 @@ pub fn write_layer<W: Write + Send>(diff: &Diff, out: W, opts: &LayerOptions) ->
             // Flushing and dropping the pipe's writer ends the encoder's input.
             buffered
                 .into_inner()
-                .map_err(|e| from_io(e.into_error(), || "writing the layer".into()))?;
+                .map_err(|e| from_io(e.into_error(), || "writing the layer".into()))?
+                .into_inner();
             Ok((diff_id, tar_size))
         });
         let encoded = compress::encode(&encode, &mut reader, &mut blob_side);
@@ -150,6 +180,21 @@ pub fn write_layer<W: Write + Send>(diff: &Diff, out: W, opts: &LayerOptions) ->
         tar_size,
         compression: opts.compression,
     })
+}
+
+/// About how many bytes the tar of `plan` takes: a header per entry, file contents in 512-byte
+/// blocks, the two end blocks (PAX records for long names and xattrs come on top).
+fn estimate_tar_size(plan: &[LayerEntry]) -> u64 {
+    let content: u64 = plan
+        .iter()
+        .map(|e| match e {
+            LayerEntry::Write { meta, .. } if meta.file_type == super::FileType::Regular => {
+                meta.size.div_ceil(512) * 512
+            }
+            _ => 0,
+        })
+        .sum();
+    content + 512 * plan.len() as u64 + 1024
 }
 
 /// Writes the layer for `diff` to the file `path`: a temp file beside it, fsynced, renamed into place.
