@@ -90,7 +90,10 @@ fn manifest(u: &mut Unstructured) -> AResult<Vec<u8>> {
         let tags: serde_json::Value = match u.int_in_range(0..=2)? {
             0 => serde_json::Value::Null,
             1 => serde_json::Value::from(vec![u.choose(TAGS)?.to_string()]),
-            _ => serde_json::Value::from(vec![u.choose(TAGS)?.to_string(), u.choose(TAGS)?.to_string()]),
+            _ => serde_json::Value::from(vec![
+                u.choose(TAGS)?.to_string(),
+                u.choose(TAGS)?.to_string(),
+            ]),
         };
         items.push(serde_json::json!({"Config": name(u)?, "RepoTags": tags, "Layers": layers}));
     }
@@ -145,7 +148,9 @@ fn selector(u: &mut Unstructured) -> AResult<Option<ArchiveSelector>> {
     Ok(match u.int_in_range(0..=2)? {
         0 => None,
         1 => Some(ArchiveSelector::Index(u.int_in_range(0..=4)?)),
-        _ => ImageName::parse(u.choose(TAGS)?).ok().map(ArchiveSelector::Name),
+        _ => ImageName::parse(u.choose(TAGS)?)
+            .ok()
+            .map(ArchiveSelector::Name),
     })
 }
 
@@ -186,7 +191,10 @@ fuzz_target!(|data: &[u8]| {
         let mut r = match src.open_blob(desc) {
             Ok(r) => r,
             Err(hoist::Error::BlobNotFound { .. }) => {
-                panic!("the manifest names {} but the archive cannot find it", desc.digest())
+                panic!(
+                    "the manifest names {} but the archive cannot find it",
+                    desc.digest()
+                )
             }
             Err(_) => continue,
         };

@@ -1,10 +1,10 @@
 //! Fuzzes layer application: the input describes one to three layers of hostile tar entries (paths with
 //! `..`, absolute paths, symlinks and hardlinks pointing out, whiteouts, opaque markers, files replacing
-//! directories), written with raw tar headers so nothing is sanitised, and applied rootless with hoist's
-//! parser and applier. Whatever the layers say, every write stays inside the target: the target sits in
-//! a fresh directory beside a sentinel file and a sibling directory, and afterwards that directory holds
-//! exactly those three, the sentinel is unchanged and the sibling is empty. Errors are fine; an escape
-//! or a panic is a crash.
+//! directories, long names in PAX records), written with raw tar headers so nothing is sanitised, and
+//! applied rootless with hoist's parser and applier. Whatever the layers say, every write stays inside
+//! the target: the target sits in a fresh directory beside a sentinel file and a sibling directory, and
+//! afterwards that directory holds exactly those three, the sentinel is unchanged and the sibling is
+//! empty. Errors are fine; an escape or a panic is a crash.
 #![no_main]
 
 use std::fs;
@@ -36,6 +36,8 @@ const COMPONENTS: &[&[u8]] = &[
     b".wh.",
     b"proc",
     b"self",
+    // Longer than a ustar name field: only a PAX record carries it whole.
+    b"a-very-long-directory-name-that-does-not-fit-the-one-hundred-bytes-of-a-ustar-name-field-at-all-x",
 ];
 
 /// Link targets the fuzzer picks from, besides built paths.
@@ -108,6 +110,21 @@ fn raw_header(name: &[u8], link: &[u8], kind: tar::EntryType, size: u64, mode: u
     h
 }
 
+/// Appends one PAX record (`LEN KEY=VALUE\n`, LEN counting itself).
+fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    let body = key.len() + value.len() + 3; // space, '=', newline
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    out.extend_from_slice(len.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(key);
+    out.push(b'=');
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
 /// One layer's tar, built from the fuzz input.
 fn layer(u: &mut Unstructured) -> AResult<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
@@ -126,6 +143,25 @@ fn layer(u: &mut Unstructured) -> AResult<Vec<u8>> {
             6 => (tar::EntryType::Fifo, Vec::new(), Vec::new()),
             _ => (tar::EntryType::Char, Vec::new(), Vec::new()),
         };
+        // Now and then the name and link travel in a PAX record (as long names do), with an xattr.
+        if u.ratio(1, 6)? {
+            let mut pax = Vec::new();
+            pax_record(&mut pax, b"path", &name);
+            if !link.is_empty() {
+                pax_record(&mut pax, b"linkpath", &link);
+            }
+            pax_record(&mut pax, b"SCHILY.xattr.user.fuzz", b"1");
+            let ph = raw_header(
+                b"PaxHeaders/x",
+                b"",
+                tar::EntryType::XHeader,
+                pax.len() as u64,
+                0o644,
+            );
+            if b.append(&ph, &pax[..]).is_err() {
+                break;
+            }
+        }
         let h = raw_header(&name, &link, kind, data.len() as u64, mode);
         if b.append(&h, &data[..]).is_err() {
             break;
@@ -197,9 +233,13 @@ fn apply(target: &Path, layers: &[Vec<u8>], resolver: Resolver) -> hoist::Result
     let mut totals = ReadTotals::default();
     for (i, tar) in layers.iter().enumerate() {
         applier.apply(Msg::LayerStart(format!("layer {i}")))?;
-        parse_layer(&tar[..], &format!("layer {i}"), &limits, &mut totals, &mut |m| {
-            applier.apply(m)
-        })?;
+        parse_layer(
+            &tar[..],
+            &format!("layer {i}"),
+            &limits,
+            &mut totals,
+            &mut |m| applier.apply(m),
+        )?;
         applier.apply(Msg::LayerEnd)?;
     }
     applier.finish()
