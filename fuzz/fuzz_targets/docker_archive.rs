@@ -6,7 +6,6 @@
 #![no_main]
 
 use std::io::Read;
-use std::sync::OnceLock;
 
 use hoist::Limits;
 use hoist::reference::{ArchiveSelector, ImageName};
@@ -14,6 +13,8 @@ use hoist::transport::Source;
 use hoist::transport::docker_archive::DockerArchiveSource;
 use libfuzzer_sys::arbitrary::{Result as AResult, Unstructured};
 use libfuzzer_sys::fuzz_target;
+
+mod scratch;
 
 /// Member names the input picks from: plausible ones and hostile ones.
 const NAMES: &[&str] = &[
@@ -154,27 +155,16 @@ fn selector(u: &mut Unstructured) -> AResult<Option<ArchiveSelector>> {
     })
 }
 
-/// One temp file per process (in `/dev/shm` when there is one), rewritten each iteration.
-fn file() -> &'static tempfile::NamedTempFile {
-    static FILE: OnceLock<tempfile::NamedTempFile> = OnceLock::new();
-    FILE.get_or_init(|| {
-        let mut b = tempfile::Builder::new();
-        b.prefix("hoist-fuzz-docker-archive-");
-        let shm = std::path::Path::new("/dev/shm");
-        let file = if shm.is_dir() {
-            b.tempfile_in(shm)
-        } else {
-            b.tempfile()
-        };
-        file.expect("creating the archive file")
-    })
+/// The archive file, rewritten each iteration.
+fn file() -> std::path::PathBuf {
+    scratch::dir("docker-archive").join("archive.tar")
 }
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
     let Ok(sel) = selector(&mut u) else { return };
     let Ok(bytes) = archive(&mut u) else { return };
-    let path = file().path();
+    let path = &file();
     std::fs::write(path, &bytes).expect("writing the archive");
     let limits = Limits {
         max_document_size: 64 << 10,

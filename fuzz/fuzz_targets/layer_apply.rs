@@ -10,13 +10,14 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hoist::Limits;
 use hoist::layer::{Applier, ApplyOptions, Msg, ReadTotals, Resolver, parse_layer};
 use libfuzzer_sys::arbitrary::{Result as AResult, Unstructured};
 use libfuzzer_sys::fuzz_target;
+
+mod scratch;
 
 /// Path components the fuzzer picks from (hostile ones included), besides arbitrary bytes.
 const COMPONENTS: &[&[u8]] = &[
@@ -170,22 +171,8 @@ fn layer(u: &mut Unstructured) -> AResult<Vec<u8>> {
     Ok(b.into_inner().unwrap_or_default())
 }
 
-/// The per-process scratch directory (in `/dev/shm` when there is one: creating and deleting small
-/// trees there costs no disk); each iteration works in a fresh numbered subdirectory of it.
 fn scratch() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let mut b = tempfile::Builder::new();
-        b.prefix("hoist-fuzz-layer-apply-");
-        let shm = Path::new("/dev/shm");
-        let dir = if shm.is_dir() {
-            b.tempdir_in(shm)
-        } else {
-            b.tempdir()
-        };
-        dir.expect("creating the scratch directory")
-    })
-    .path()
+    scratch::dir("layer-apply")
 }
 
 const SENTINEL: &[u8] = b"do not touch";
