@@ -83,6 +83,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             creds: Some(creds.clone()),
             retry: RetryPolicy::new(hoist::transport::registry::DEFAULT_RETRY_TIMES),
             max_response_size: super::limits().max_response_size,
+            timeout: hoist::transport::registry::client::DEFAULT_TIMEOUT,
         },
     )?;
     client

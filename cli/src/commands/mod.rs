@@ -37,6 +37,9 @@ pub struct LimitArgs {
     /// Deepest nesting of indexes followed.
     #[arg(long, global = true, default_value_t = 8)]
     pub max_index_depth: usize,
+    /// Largest registry error or token response body read, in bytes (K, M, G suffixes allowed).
+    #[arg(long, global = true, value_parser = parse_size, default_value = "1M")]
+    pub max_response_size: u64,
 }
 
 static LIMITS: OnceLock<Limits> = OnceLock::new();
@@ -46,6 +49,7 @@ pub fn set_limits(args: &LimitArgs) {
     let limits = Limits {
         max_document_size: args.max_manifest_size,
         max_index_depth: args.max_index_depth,
+        max_response_size: args.max_response_size,
         ..Limits::default()
     };
     let _ = LIMITS.set(limits);

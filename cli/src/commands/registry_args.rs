@@ -3,12 +3,25 @@
 //! [`RegistryArgs`] (one image) into their own arguments.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use hoist::transport::{Credentials, OpenOptions};
 
 /// Parses `--creds USER[:PASSWORD]` (the password never appears in `Debug` output).
 pub fn parse_creds(text: &str) -> Result<Credentials, String> {
     Credentials::parse(text).map_err(|e| e.to_string())
+}
+
+/// Parses `--registry-timeout` seconds (fractions allowed, more than zero).
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 1e9) {
+        return Err(format!("{text:?}: the timeout must be more than 0 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Registry flags of a verb that reads one image (`inspect`, `list-tags`).
@@ -30,6 +43,10 @@ pub struct RegistryArgs {
     /// Retries on connection errors, 429 and 5xx answers (default 3).
     #[arg(long, value_name = "N")]
     pub retry_times: Option<u32>,
+    /// Seconds to wait for a registry to connect, to answer a request, or to send the next bytes of a
+    /// body, before the attempt fails as timed out (default 300).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub registry_timeout: Option<Duration>,
 }
 
 impl RegistryArgs {
@@ -40,6 +57,7 @@ impl RegistryArgs {
         base.creds = self.creds.clone();
         base.authfile = self.authfile.clone();
         base.retry_times = self.retry_times;
+        base.timeout = self.registry_timeout;
         base
     }
 }
@@ -72,6 +90,10 @@ pub struct CopyRegistryArgs {
     /// Retries on connection errors, 429 and 5xx answers (default 3).
     #[arg(long, value_name = "N")]
     pub retry_times: Option<u32>,
+    /// Seconds to wait for a registry to connect, to answer a request, or to send the next bytes of a
+    /// body, before the attempt fails as timed out (default 300).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub registry_timeout: Option<Duration>,
 }
 
 impl CopyRegistryArgs {
@@ -83,6 +105,7 @@ impl CopyRegistryArgs {
             creds: self.src_creds.clone(),
             authfile: self.authfile.clone(),
             retry_times: self.retry_times,
+            registry_timeout: self.registry_timeout,
         }
         .apply(base)
     }
@@ -95,6 +118,7 @@ impl CopyRegistryArgs {
             creds: self.dest_creds.clone(),
             authfile: self.authfile.clone(),
             retry_times: self.retry_times,
+            registry_timeout: self.registry_timeout,
         }
         .apply(base)
     }

@@ -6,6 +6,7 @@
 
 pub mod diff;
 pub mod docker;
+pub mod fake_registry;
 pub mod images;
 pub mod registry;
 pub mod synth;

@@ -227,6 +227,9 @@ pub struct OpenOptions {
     /// docker-archive destination: more `NAME:TAG`s for the image's `RepoTags` (skopeo's
     /// `--additional-tag`). Other destinations refuse them rather than drop them silently.
     pub additional_tags: Vec<crate::reference::ImageName>,
+    /// Registry: how long to wait for a connection, an answer or the next bytes of a body
+    /// (`--registry-timeout`, default 300 s).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl OpenOptions {

@@ -1,8 +1,25 @@
 //! Registry authentication: `WWW-Authenticate` challenges, the Bearer token flow with one cached token
 //! per scope (until it expires), and Basic credentials.
 //!
-//! This module only parses and caches; [`super::client`] sends the requests. Tokens and passwords are
-//! never formatted into messages: [`Token`]'s `Debug` hides its value.
+//! This module parses, caches and decides where credentials may go; [`super::client`] sends the
+//! requests. Tokens and passwords are never formatted into messages: [`Token`]'s `Debug` hides its value.
+//!
+//! # Where the user's credentials may go
+//!
+//! A Bearer challenge names a token endpoint (`realm`) that the registry chooses, so a hostile registry
+//! could point it anywhere. skopeo and Docker send the user's Basic credentials to whatever realm is
+//! named; hoist is stricter ([`realm_policy`]):
+//!
+//! - the realm must be an `http` or `https` URL (`file:`, `ftp:` and the rest are refused);
+//! - the credentials go to the realm when it has the registry's own origin (scheme, host and port:
+//!   where they go anyway with Basic auth), or when it is `https` with TLS verification on (the realm's
+//!   identity is then checked, as Docker Hub's `auth.docker.io` is for `registry-1.docker.io`);
+//! - otherwise (a plain-http realm on another host or port, or an unverified TLS one elsewhere) hoist
+//!   refuses with an error naming the realm rather than send them; without credentials an anonymous
+//!   token is asked for from any http(s) realm, since nothing secret is sent.
+//!
+//! Redirects never carry credentials to another origin (reqwest drops `Authorization` on a redirect to
+//! another host, scheme or port).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -95,6 +112,44 @@ fn build((scheme, mut params): (String, HashMap<String, String>)) -> Option<Chal
             scope: params.remove("scope"),
         }),
         _ => None,
+    }
+}
+
+/// What may be sent to a token realm (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RealmPolicy {
+    /// The user's credentials may be sent.
+    Credentials,
+    /// Only an anonymous request may be sent.
+    AnonymousOnly,
+}
+
+/// Decides whether the realm `realm` may receive the user's credentials, for a registry reached at
+/// `registry` (its API base URL) with TLS verification `tls_verify`. A realm that is not an http(s) URL
+/// is an error message.
+pub fn realm_policy(
+    realm: &reqwest::Url,
+    registry: &reqwest::Url,
+    tls_verify: bool,
+) -> Result<RealmPolicy, String> {
+    match realm.scheme() {
+        "http" | "https" => {}
+        other => {
+            return Err(format!(
+                "the token realm {realm} uses the scheme {other:?}; only http and https are followed"
+            ));
+        }
+    }
+    if realm.host_str().is_none() {
+        return Err(format!("the token realm {realm} has no host"));
+    }
+    let same_origin = realm.scheme() == registry.scheme()
+        && realm.host_str() == registry.host_str()
+        && realm.port_or_known_default() == registry.port_or_known_default();
+    if same_origin || (realm.scheme() == "https" && tls_verify) {
+        Ok(RealmPolicy::Credentials)
+    } else {
+        Ok(RealmPolicy::AnonymousOnly)
     }
 }
 
@@ -243,6 +298,45 @@ mod tests {
         assert!(cache.get("repository:a:pull,push").is_none());
         cache.forget("repository:a:pull");
         assert!(cache.get("repository:a:pull").is_none());
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_registry_origin_or_verified_https() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        let reg = u("http://127.0.0.1:5000/");
+        let tls = u("https://registry-1.docker.io/");
+        assert_eq!(
+            realm_policy(&u("http://127.0.0.1:5000/token"), &reg, false),
+            Ok(RealmPolicy::Credentials)
+        );
+        assert_eq!(
+            realm_policy(&u("http://127.0.0.1:5001/token"), &reg, false),
+            Ok(RealmPolicy::AnonymousOnly)
+        );
+        assert_eq!(
+            realm_policy(&u("http://localhost:5000/token"), &reg, false),
+            Ok(RealmPolicy::AnonymousOnly)
+        );
+        assert_eq!(
+            realm_policy(&u("https://auth.docker.io/token"), &tls, true),
+            Ok(RealmPolicy::Credentials)
+        );
+        assert_eq!(
+            realm_policy(&u("https://auth.example/token"), &tls, false),
+            Ok(RealmPolicy::AnonymousOnly)
+        );
+        assert_eq!(
+            realm_policy(&u("http://registry-1.docker.io/token"), &tls, true),
+            Ok(RealmPolicy::AnonymousOnly)
+        );
+        for bad in [
+            "file:///etc/passwd",
+            "ftp://127.0.0.1:5000/token",
+            "data:,x",
+        ] {
+            let e = realm_policy(&u(bad), &reg, false).unwrap_err();
+            assert!(e.contains("only http and https"), "{e}");
+        }
     }
 
     #[test]

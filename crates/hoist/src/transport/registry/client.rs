@@ -35,7 +35,15 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Largest error or token body read.
     pub max_response_size: u64,
+    /// How long to wait for a connection, for a response's headers (from the start of the request,
+    /// its body included), and for each next read of a response body, before the attempt fails as
+    /// timed out (`--registry-timeout`).
+    pub timeout: Duration,
 }
+
+/// The default of [`ClientConfig::timeout`]: long enough for a 16 MiB upload chunk at 60 KB/s, short
+/// enough that a stalled registry fails.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The answer of the `/v2/` ping: where the API is and how it wants to be authenticated.
 #[derive(Debug, Clone)]
@@ -171,6 +179,16 @@ pub fn read_bounded(resp: Response, max: u64, what: &str) -> Result<Vec<u8>> {
     Ok(body)
 }
 
+/// `scheme://host:port` of a URL, for messages (no path, query or user info).
+fn short_origin(url: &Url) -> String {
+    format!(
+        "{}://{}:{}",
+        url.scheme(),
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
 /// The path of a URL without its query (upload URLs carry opaque state there), for messages.
 pub fn short_url(url: &Url) -> String {
     url.path().to_string()
@@ -180,10 +198,15 @@ impl Client {
     /// A client for `host` (`registry.example:5000`).
     pub fn new(host: &str, config: ClientConfig) -> Result<Self> {
         install_crypto_provider();
+        // The blocking client's timeout bounds each wait separately: for the answer to a request
+        // (headers, after sending its body) and for each read of a body; it is not a whole-download
+        // deadline, so large blobs are fine. reqwest's async read timeout must not be used here: its
+        // timer needs a runtime the blocking reader does not run in.
+        let timeout = config.timeout.max(Duration::from_millis(1));
         let mut b = Http::builder()
             .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
-            .timeout(None::<Duration>)
-            .connect_timeout(Duration::from_secs(30))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(30)))
             .pool_max_idle_per_host(32)
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::limited(10));
@@ -219,6 +242,11 @@ impl Client {
         self.inner.config.retry
     }
 
+    /// How long one wait for the registry may last (see [`ClientConfig::timeout`]).
+    pub fn timeout(&self) -> Duration {
+        self.inner.config.timeout
+    }
+
     /// The largest error or token body read.
     pub fn max_response_size(&self) -> u64 {
         self.inner.config.max_response_size
@@ -233,7 +261,14 @@ impl Client {
     }
 
     fn transport_error(&self, what: &str, err: &reqwest::Error) -> Error {
-        self.registry_error(format!("{what}: {}", chain(err)), None)
+        let mut message = format!("{what}: {}", chain(err));
+        if err.is_timeout() {
+            message.push_str(&format!(
+                " (no answer within {:?}; --registry-timeout sets the wait)",
+                self.inner.config.timeout
+            ));
+        }
+        self.registry_error(message, None)
     }
 
     /// Pings `/v2/` once (https, then http when TLS verification is off) and remembers the answer.
@@ -251,7 +286,7 @@ impl Client {
         } else {
             &["https", "http"]
         };
-        let mut first_error = None;
+        let mut errors: Vec<String> = Vec::new();
         for (i, scheme) in schemes.iter().enumerate() {
             let base = Url::parse(&format!("{scheme}://{}/", self.inner.host))
                 .map_err(|e| self.registry_error(format!("invalid registry address: {e}"), None))?;
@@ -293,12 +328,22 @@ impl Client {
                     return Ok(e);
                 }
                 Err(e) => {
-                    let err = self.transport_error(&format!("connecting ({scheme})"), &e);
-                    first_error.get_or_insert(err);
+                    // Both tries are reported: a registry that is plain http fails the https try for
+                    // an uninteresting reason, and the http try says what really went wrong.
+                    if let Error::Registry { message, .. } =
+                        self.transport_error(&format!("connecting ({scheme})"), &e)
+                    {
+                        errors.push(message);
+                    }
                 }
             }
         }
-        Err(first_error.unwrap_or_else(|| self.registry_error("cannot connect".into(), None)))
+        let message = if errors.is_empty() {
+            "cannot connect".to_string()
+        } else {
+            errors.join("; ")
+        };
+        Err(self.registry_error(message, None))
     }
 
     /// The URL of an API path (`v2/...`) on this registry.
@@ -328,7 +373,7 @@ impl Client {
                 if let Some(t) = self.inner.tokens.get(scope) {
                     return Ok(Some(t.header()));
                 }
-                let token = self.fetch_token(&realm, service.as_deref(), scope)?;
+                let token = self.fetch_token(&endpoint.base, &realm, service.as_deref(), scope)?;
                 let header = token.header();
                 self.inner.tokens.put(scope, token);
                 Ok(Some(header))
@@ -336,10 +381,33 @@ impl Client {
         }
     }
 
-    fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &str) -> Result<auth::Token> {
+    fn fetch_token(
+        &self,
+        base: &Url,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<auth::Token> {
         let mut url = Url::parse(realm).map_err(|e| {
             self.registry_error(format!("the token realm {realm:?} is not a URL: {e}"), None)
         })?;
+        let policy = auth::realm_policy(&url, base, self.inner.config.tls_verify)
+            .map_err(|m| self.registry_error(m, None))?;
+        let creds = match (&self.inner.config.creds, policy) {
+            (Some(c), auth::RealmPolicy::AnonymousOnly) => {
+                return Err(self.registry_error(
+                    format!(
+                        "refusing to send the credentials of user {:?} to the token realm {}: it is \
+                         neither the registry's own origin ({}) nor https with TLS verification",
+                        c.username,
+                        short_origin(&url),
+                        short_origin(base)
+                    ),
+                    None,
+                ));
+            }
+            (c, _) => c.as_ref(),
+        };
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {
@@ -353,7 +421,7 @@ impl Client {
         let mut attempt = 0;
         let resp = loop {
             let mut rb = self.inner.http.get(url.clone());
-            if let Some(c) = &self.inner.config.creds {
+            if let Some(c) = creds {
                 rb = rb.header(AUTHORIZATION, auth::basic_header(c));
             }
             match rb.send() {
@@ -376,7 +444,8 @@ impl Client {
                 Some(status.as_u16()),
             ));
         }
-        let body = read_bounded(resp, self.inner.config.max_response_size, "token response")?;
+        let what = format!("token response from {}", short_origin(&url));
+        let body = read_bounded(resp, self.inner.config.max_response_size, &what)?;
         auth::parse_token(&body).ok_or_else(|| {
             self.registry_error(
                 "the token service answered without a token".into(),
@@ -454,8 +523,16 @@ impl Client {
         let status = resp.status();
         let max = self.inner.config.max_response_size;
         let mut body = Vec::new();
-        let _ = resp.take(max).read_to_end(&mut body);
+        let _ = resp.take(max.saturating_add(1)).read_to_end(&mut body);
         let mut message = format!("{what}: {status}");
+        if body.len() as u64 > max {
+            body.truncate(max as usize);
+            message.push_str(&format!(
+                " (the error body is larger than the limit of {} and was not read further; raise it \
+                 with --max-response-size)",
+                human_bytes(max)
+            ));
+        }
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
             && let Some(errors) = v.get("errors").and_then(|e| e.as_array())
         {

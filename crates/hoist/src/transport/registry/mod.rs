@@ -60,6 +60,7 @@ pub fn client_for(name: &ImageName, opts: &OpenOptions) -> Result<Client> {
             creds,
             retry: RetryPolicy::new(opts.retry_times.unwrap_or(DEFAULT_RETRY_TIMES)),
             max_response_size: opts.limits.max_response_size,
+            timeout: opts.timeout.unwrap_or(client::DEFAULT_TIMEOUT),
         },
     )
 }
@@ -231,6 +232,31 @@ impl ResumingReader<'_> {
     }
 }
 
+impl ResumingReader<'_> {
+    /// A read that timed out says so, with the wait and the flag that sets it.
+    fn explain(&self, err: io::Error) -> io::Error {
+        let timed_out = err.kind() == io::ErrorKind::TimedOut
+            || err
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<reqwest::Error>())
+                .is_some_and(reqwest::Error::is_timeout);
+        if !timed_out {
+            return err;
+        }
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "registry {} sent no bytes of blob {} for {:?} at byte {} \
+                 (--registry-timeout sets the wait)",
+                self.source.client.host(),
+                self.digest,
+                self.source.client.timeout(),
+                self.offset
+            ),
+        )
+    }
+}
+
 impl Read for ResumingReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
@@ -247,7 +273,7 @@ impl Read for ResumingReader<'_> {
             };
             let policy = self.source.client.retry();
             if self.attempts >= policy.times {
-                return Err(err);
+                return Err(self.explain(err));
             }
             tracing::debug!(
                 "blob {} broke at byte {}: {err}; resuming",

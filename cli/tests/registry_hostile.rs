@@ -1,0 +1,455 @@
+//! Registries that misbehave, end to end through `hoist copy docker://... oci:...` against a scripted
+//! server on 127.0.0.1 (`common::fake_registry`): the Bearer token flow (one token per scope, reused),
+//! token realms that must not receive credentials, blob redirects to another host (no `Authorization`
+//! forwarded), endless error and token bodies (stopped at the limit), a lying `Docker-Content-Digest`,
+//! and stalled servers (bounded by `--registry-timeout`). Each failure must exit non-zero with an
+//! error naming the problem and leave no image in the destination layout.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::fake_registry::{self, FakeServer, LayoutImage, Reply, Request, serve_layout};
+use common::{hoist, run_ok};
+
+const USER: &str = "user";
+const PASSWORD: &str = "secret";
+/// `Basic` + base64("user:secret").
+const BASIC: &str = "Basic dXNlcjpzZWNyZXQ=";
+const TOKEN: &str = "tok-3f9a";
+const BEARER: &str = "Bearer tok-3f9a";
+
+/// How the scripted registry wants to be authenticated.
+#[derive(Clone)]
+enum Auth {
+    /// `Basic` with [`USER`]/[`PASSWORD`] on every request.
+    Basic,
+    /// `Bearer` with a token from `realm`.
+    Bearer { realm: String },
+}
+
+fn challenge(auth: &Auth) -> Vec<(String, String)> {
+    let value = match auth {
+        Auth::Basic => r#"Basic realm="fake""#.to_string(),
+        Auth::Bearer { realm } => {
+            format!(r#"Bearer realm="{realm}",service="fake-registry",scope="repository:app:pull""#)
+        }
+    };
+    vec![("WWW-Authenticate".into(), value)]
+}
+
+/// A token endpoint: checks `service` and `scope`, the Basic credentials when `require_creds`, and
+/// answers [`TOKEN`].
+fn token_reply(req: &Request, require_creds: bool) -> Reply {
+    let query_ok = req.query.contains("service=fake-registry")
+        && req.query.contains("scope=repository%3Aapp%3Apull");
+    let creds_ok = !require_creds || req.header("authorization") == Some(BASIC);
+    if !(query_ok && creds_ok) {
+        return Reply::status(401);
+    }
+    Reply::ok(
+        "application/json",
+        format!(r#"{{"token":"{TOKEN}","expires_in":300}}"#).into_bytes(),
+    )
+}
+
+/// A registry serving `img` behind `auth`. `/token` on the same server is its token endpoint;
+/// `redirect_blobs` sends blob downloads to another server (`http://HOST/storage/DIGEST`).
+fn registry(
+    listener: std::net::TcpListener,
+    img: LayoutImage,
+    auth: Auth,
+    redirect_blobs: Option<String>,
+) -> FakeServer {
+    FakeServer::serve(listener, move |req| {
+        if req.path == "/token" {
+            return token_reply(req, true);
+        }
+        let authorised = match &auth {
+            Auth::Basic => req.header("authorization") == Some(BASIC),
+            Auth::Bearer { .. } => req.header("authorization") == Some(BEARER),
+        };
+        if !authorised {
+            return Reply::Full(401, challenge(&auth), b"{}".to_vec());
+        }
+        if let Some(storage) = &redirect_blobs
+            && let Some(d) = req.path.strip_prefix(&format!("/v2/{}/blobs/", img.repo))
+        {
+            return Reply::Full(
+                307,
+                vec![(
+                    "Location".into(),
+                    format!("http://{storage}/storage/{d}?signature=abc"),
+                )],
+                Vec::new(),
+            );
+        }
+        serve_layout(&img, req).unwrap_or(Reply::status(404))
+    })
+}
+
+/// `hoist copy` from `docker://HOST/app:v1` (plain http) into `oci:DEST:v1`, without retries.
+fn pull(host: &str, dest: &Path, extra: &[&str]) -> Output {
+    let src = format!("docker://{host}/app:v1");
+    let dst = format!("oci:{}:v1", dest.display());
+    let mut args = vec!["copy", "-q", "--src-tls-verify=false", "--retry-times", "0"];
+    args.extend_from_slice(extra);
+    args.push(&src);
+    args.push(&dst);
+    hoist(&args).output().expect("running hoist")
+}
+
+/// The command failed (exit 1) with an error containing every one of `needles`, and the destination
+/// layout names no image.
+fn assert_failed(out: &Output, dest: &Path, needles: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "expected exit 1:\n{stderr}");
+    eprintln!("expected failure:\n{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "error lacks {n:?}:\n{stderr}");
+    }
+    let index = dest.join("index.json");
+    if index.exists() {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&index).unwrap()).unwrap();
+        assert!(
+            v["manifests"].as_array().is_none_or(|m| m.is_empty()),
+            "the destination names an image after a failed pull: {v}"
+        );
+    }
+    stderr
+}
+
+/// The pull succeeded and the destination holds the very manifest, verified.
+fn assert_pulled(out: &Output, dest: &Path, img: &LayoutImage) {
+    assert!(
+        out.status.success(),
+        "pull failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw = run_ok(&mut hoist(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{}:v1", dest.display()),
+    ]));
+    assert_eq!(
+        hoist::Digest::sha256(raw.as_bytes()).to_string(),
+        img.digest
+    );
+    run_ok(&mut hoist(&[
+        "verify",
+        &format!("oci:{}:v1", dest.display()),
+    ]));
+}
+
+fn creds() -> String {
+    format!("--src-creds={USER}:{PASSWORD}")
+}
+
+#[test]
+fn bearer_token_is_fetched_once_per_scope_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = fake_registry::small_image(&dir.path().join("img"), "app", "v1");
+    let (listener, host) = fake_registry::bind();
+    let realm = format!("http://{host}/token");
+    let reg = registry(listener, img.clone(), Auth::Bearer { realm }, None);
+    let dest = dir.path().join("dest");
+
+    let out = pull(&reg.host, &dest, &[&creds(), "--jobs", "4"]);
+    assert_pulled(&out, &dest, &img);
+
+    let reqs = reg.requests();
+    let tokens: Vec<&Request> = reqs.iter().filter(|r| r.path == "/token").collect();
+    assert_eq!(tokens.len(), 1, "one token for the one scope: {reqs:#?}");
+    assert_eq!(tokens[0].header("authorization"), Some(BASIC));
+    let api: Vec<&Request> = reqs
+        .iter()
+        .filter(|r| r.path.starts_with("/v2/app/"))
+        .collect();
+    // The manifest, the config and two layers, each asked for once, each with the token.
+    assert_eq!(api.len(), 4, "{api:#?}");
+    for r in &api {
+        assert_eq!(r.header("authorization"), Some(BEARER), "{r:?}");
+    }
+    assert!(
+        reqs.iter()
+            .filter(|r| r.path != "/token")
+            .all(|r| r.header("authorization") != Some(BASIC)),
+        "the password went to the registry API instead of only the token endpoint"
+    );
+
+    // Wrong credentials: the token endpoint refuses and the error says whose.
+    let dest2 = dir.path().join("dest2");
+    let out = pull(&reg.host, &dest2, &["--src-creds=user:wrong"]);
+    assert_failed(
+        &out,
+        &dest2,
+        &["getting a token", "401", "credentials of user \"user\""],
+    );
+}
+
+#[test]
+fn token_realm_with_another_scheme_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = fake_registry::small_image(&dir.path().join("img"), "app", "v1");
+    for realm in ["file:///etc/passwd", "ftp://127.0.0.1:2121/token"] {
+        let (listener, _) = fake_registry::bind();
+        let reg = registry(
+            listener,
+            img.clone(),
+            Auth::Bearer {
+                realm: realm.into(),
+            },
+            None,
+        );
+        for with_creds in [true, false] {
+            let dest = dir
+                .path()
+                .join(format!("dest-{}", realm.len() + with_creds as usize));
+            let c = creds();
+            let extra: &[&str] = if with_creds { &[&c] } else { &[] };
+            let out = pull(&reg.host, &dest, extra);
+            assert_failed(
+                &out,
+                &dest,
+                &["token realm", realm, "only http and https are followed"],
+            );
+        }
+    }
+}
+
+#[test]
+fn credentials_never_go_to_a_plain_http_realm_on_another_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = fake_registry::small_image(&dir.path().join("img"), "app", "v1");
+    // The token service on another port answers anonymous requests too.
+    let tokens = FakeServer::start(|req| {
+        if req.path == "/token" {
+            token_reply(req, false)
+        } else {
+            Reply::status(404)
+        }
+    });
+    let (listener, _) = fake_registry::bind();
+    let realm = format!("http://{}/token", tokens.host);
+    let reg = registry(listener, img.clone(), Auth::Bearer { realm }, None);
+
+    // With credentials: refused before anything is sent to the realm.
+    let dest = dir.path().join("dest");
+    let out = pull(&reg.host, &dest, &[&creds()]);
+    let err = assert_failed(
+        &out,
+        &dest,
+        &[
+            "refusing to send the credentials of user \"user\"",
+            &format!("http://{}", tokens.host),
+        ],
+    );
+    assert!(!err.contains(PASSWORD), "{err}");
+    assert!(tokens.requests().is_empty(), "{:#?}", tokens.requests());
+
+    // Anonymous: nothing secret to protect, so the token is fetched there and the pull works.
+    let dest = dir.path().join("anon");
+    let out = pull(&reg.host, &dest, &[]);
+    assert_pulled(&out, &dest, &img);
+    let reqs = tokens.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:#?}");
+    assert_eq!(reqs[0].header("authorization"), None);
+}
+
+#[test]
+fn blob_redirect_to_another_host_carries_no_authorization() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = fake_registry::small_image(&dir.path().join("img"), "app", "v1");
+    let storage_img = img.clone();
+    let storage = FakeServer::start(move |req| {
+        match req.path.strip_prefix("/storage/").and_then(|d| {
+            std::fs::read(
+                storage_img
+                    .layout
+                    .join("blobs/sha256")
+                    .join(d.strip_prefix("sha256:")?),
+            )
+            .ok()
+        }) {
+            Some(b) => Reply::ok("application/octet-stream", b),
+            None => Reply::status(404),
+        }
+    });
+    let (listener, host) = fake_registry::bind();
+    let bearer = Auth::Bearer {
+        realm: format!("http://{host}/token"),
+    };
+    let reg_bearer = registry(listener, img.clone(), bearer, Some(storage.host.clone()));
+    let (listener, _) = fake_registry::bind();
+    let reg_basic = registry(
+        listener,
+        img.clone(),
+        Auth::Basic,
+        Some(storage.host.clone()),
+    );
+
+    for (i, reg) in [reg_bearer, reg_basic].iter().enumerate() {
+        let before = storage.requests().len();
+        let dest = dir.path().join(format!("dest{i}"));
+        let out = pull(&reg.host, &dest, &[&creds()]);
+        assert_pulled(&out, &dest, &img);
+        let redirected = &storage.requests()[before..];
+        assert_eq!(redirected.len(), 3, "config and layers: {redirected:#?}");
+        for r in redirected {
+            assert_eq!(
+                r.header("authorization"),
+                None,
+                "credentials were forwarded to another host: {r:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn endless_token_and_error_bodies_stop_at_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    // A token endpoint that never stops talking.
+    let (listener, host) = fake_registry::bind();
+    let realm = format!("http://{host}/token");
+    let auth = Auth::Bearer { realm };
+    let reg = FakeServer::serve(listener, move |req| {
+        if req.path == "/token" {
+            return Reply::Endless(
+                200,
+                vec![("Content-Type".into(), "application/json".into())],
+            );
+        }
+        Reply::Full(401, challenge(&auth), Vec::new())
+    });
+    let dest = dir.path().join("dest1");
+    let out = pull(&reg.host, &dest, &[]);
+    assert_failed(
+        &out,
+        &dest,
+        &[
+            &format!("token response from http://{host} exceeds the limit of 1 MiB"),
+            "--max-response-size",
+        ],
+    );
+    assert!(
+        !reg.exhausted(),
+        "the client read the endless body on and on"
+    );
+
+    // The limit is the flag's: a 10 KiB token answer against --max-response-size 4K.
+    let (listener, host) = fake_registry::bind();
+    let auth = Auth::Bearer {
+        realm: format!("http://{host}/token"),
+    };
+    let padded = FakeServer::serve(listener, move |req| {
+        if req.path == "/token" {
+            let pad = "x".repeat(10 << 10);
+            let body = format!(r#"{{"token":"{TOKEN}","pad":"{pad}"}}"#);
+            return Reply::ok("application/json", body.into_bytes());
+        }
+        Reply::Full(401, challenge(&auth), Vec::new())
+    });
+    let dest = dir.path().join("dest2");
+    let out = pull(&padded.host, &dest, &["--max-response-size", "4K"]);
+    assert_failed(&out, &dest, &["exceeds the limit of 4 KiB"]);
+
+    // An error answer (403) whose body never ends.
+    let reg = FakeServer::start(|req| {
+        if req.path == "/v2/" {
+            return Reply::ok("application/json", b"{}".to_vec());
+        }
+        Reply::Endless(
+            403,
+            vec![("Content-Type".into(), "application/json".into())],
+        )
+    });
+    let dest = dir.path().join("dest3");
+    let out = pull(&reg.host, &dest, &[]);
+    assert_failed(
+        &out,
+        &dest,
+        &[
+            "403 Forbidden",
+            "the error body is larger than the limit of 1 MiB",
+        ],
+    );
+    assert!(
+        !reg.exhausted(),
+        "the client read the endless body on and on"
+    );
+}
+
+#[test]
+fn docker_content_digest_disagreeing_with_the_manifest_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = fake_registry::small_image(&dir.path().join("img"), "app", "v1");
+    let claimed = hoist::Digest::sha256(b"some other manifest").to_string();
+    let (c, i) = (claimed.clone(), img.clone());
+    let reg = FakeServer::start(move |req| {
+        if req.path.contains("/manifests/") {
+            let body = std::fs::read(
+                i.layout
+                    .join("blobs/sha256")
+                    .join(i.digest.trim_start_matches("sha256:")),
+            )
+            .unwrap();
+            return Reply::Full(
+                200,
+                vec![
+                    (
+                        "Content-Type".into(),
+                        "application/vnd.oci.image.manifest.v1+json".into(),
+                    ),
+                    ("Docker-Content-Digest".into(), c.clone()),
+                ],
+                body,
+            );
+        }
+        serve_layout(&i, req).unwrap_or(Reply::status(404))
+    });
+    let dest = dir.path().join("dest");
+    let out = pull(&reg.host, &dest, &[]);
+    assert_failed(
+        &out,
+        &dest,
+        &["Docker-Content-Digest", &claimed, &img.digest],
+    );
+}
+
+#[test]
+fn stalled_registry_fails_within_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = fake_registry::small_image(&dir.path().join("img"), "app", "v1");
+
+    // Accepts connections and never answers.
+    let silent = FakeServer::start(|_| Reply::Stall);
+    let dest = dir.path().join("dest1");
+    let out = pull(&silent.host, &dest, &["--registry-timeout", "1"]);
+    assert_failed(&out, &dest, &["timed out", "--registry-timeout"]);
+
+    // Answers, then stops in the middle of a blob.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (i, n) = (img.clone(), calls.clone());
+    let stalling = FakeServer::start(move |req| {
+        if req.path.contains("/blobs/") {
+            n.fetch_add(1, Ordering::SeqCst);
+            return Reply::StallBody(200, 3000, vec![0u8; 100]);
+        }
+        serve_layout(&i, req).unwrap_or(Reply::status(404))
+    });
+    let dest = dir.path().join("dest2");
+    let out = pull(&stalling.host, &dest, &["--registry-timeout", "1"]);
+    assert_failed(
+        &out,
+        &dest,
+        &[
+            "sent no bytes of blob",
+            "for 1s at byte 100",
+            "--registry-timeout",
+        ],
+    );
+    assert!(calls.load(Ordering::SeqCst) >= 1);
+}
