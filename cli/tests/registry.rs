@@ -399,7 +399,7 @@ fn basic_auth_over_tls_with_wrong_and_right_credentials_login_and_logout() {
 }
 
 #[test]
-fn dropped_connections_and_500s_are_retried() {
+fn dropped_connections_500s_and_429s_are_retried() {
     if !tools() {
         return;
     }
@@ -409,9 +409,13 @@ fn dropped_connections_and_500s_are_retried() {
     let src = format!("oci:{}:v1", layout.display());
     let reg = Registry::start();
 
-    for (i, (fault, n)) in [(Fault::Drop, 3), (Fault::Status500, 3)]
-        .into_iter()
-        .enumerate()
+    for (i, (fault, n)) in [
+        (Fault::Drop, 3),
+        (Fault::Status500, 3),
+        (Fault::Status429, 2),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let proxy = FaultProxy::start(&reg.host, fault, n);
         let repo = format!("docker://{}/flaky/{i}:v1", proxy.host);

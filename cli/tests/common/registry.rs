@@ -189,6 +189,8 @@ pub enum Fault {
     Drop,
     /// Answer `500 Internal Server Error` and close.
     Status500,
+    /// Answer `429 Too Many Requests` with `Retry-After: 1` and close.
+    Status429,
     /// Pass the connection through, but cut it once this many bytes went either way (mid-body).
     Cut(u64),
 }
@@ -257,10 +259,14 @@ impl FaultProxy {
                 let upstream = upstream.clone();
                 std::thread::spawn(move || {
                     let failing = n < fail_first;
-                    if failing && matches!(fault, Fault::Drop | Fault::Status500) {
+                    if failing && matches!(fault, Fault::Drop | Fault::Status500 | Fault::Status429)
+                    {
                         read_head(&mut client);
                         if fault == Fault::Status500 {
                             let _ = client.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                        }
+                        if fault == Fault::Status429 {
+                            let _ = client.write_all(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
                         }
                         let _ = client.shutdown(Shutdown::Both);
                         return;
