@@ -405,6 +405,9 @@ class Bench:
                     f["layout"] = self.fresh(f"layout-{image}-{side.name}-{i}")
                     subprocess.run(["cp", "-al", str(base_layout), str(f["layout"])], check=True)
                 argv = [a.format(**f) for a in side.argv]
+                # Untimed: the previous run's dirty pages go to disk now, not during (and charged to)
+                # this run's own writes and fsyncs.
+                os.sync()
                 elapsed, rss, code, err = run_timed(argv, self.workdir / "rss")
                 if side.record(warmup, elapsed, rss, code, err) and warmup:
                     self.check_output(op, image, side, f)
@@ -471,6 +474,7 @@ class Bench:
                 side = Side(name, None)
                 for i in range(self.args.runs + 1):
                     cmd = argv(info(image), str(self.fresh(f"limit-{name}-{i}")))
+                    os.sync()
                     side.argv = cmd[:3] + ["..."] if len(cmd) > 4 else cmd
                     elapsed, rss, code, err = run_timed(cmd, self.workdir / "rss")
                     if not side.record(i == 0, elapsed, rss, code, err):
