@@ -162,6 +162,16 @@ fn events(stderr: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Runs `hoist VERB --progress json ARGS...`, which must succeed: its stdout and its events.
+fn with_json_progress(verb: &str, args: &[&str]) -> (Vec<u8>, Vec<serde_json::Value>) {
+    let out = hoist(&[&[verb, "--progress", "json"], args].concat())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    (out.stdout, events(&out.stderr))
+}
+
 #[test]
 fn unpack_and_repack_report_progress() {
     if !common::require_tool("umoci") {
@@ -182,21 +192,7 @@ fn unpack_and_repack_report_progress() {
     assert!(events(&plain.stderr).is_empty());
     assert!(!String::from_utf8_lossy(&plain.stderr).contains("applied"));
 
-    let out = hoist(&[
-        "unpack",
-        "--progress",
-        "json",
-        &image,
-        tree.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ev = events(&out.stderr);
+    let (_, ev) = with_json_progress("unpack", &[&image, tree.to_str().unwrap()]);
     assert_eq!(ev[0]["event"], "plan");
     assert_eq!(ev[0]["blobs"], 2);
     let applied: Vec<_> = ev.iter().filter(|e| e["event"] == "blob_done").collect();
@@ -211,22 +207,7 @@ fn unpack_and_repack_report_progress() {
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     std::fs::write(tree.join("big.bin"), &noise).unwrap();
-    let out = hoist(&[
-        "repack",
-        "--progress",
-        "json",
-        "--tag",
-        "t2",
-        tree.to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ev = events(&out.stderr);
+    let (stdout, ev) = with_json_progress("repack", &["--tag", "t2", tree.to_str().unwrap()]);
     let steps: Vec<_> = ev.iter().filter(|e| e["event"] == "step").collect();
     assert_eq!(steps.len(), 2, "{ev:?}");
     assert!(steps[0]["name"].as_str().unwrap().starts_with("scanning"));
@@ -244,7 +225,7 @@ fn unpack_and_repack_report_progress() {
         .expect("step progress")["done"]
         .as_u64()
         .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let layer = report["layer"].as_str().unwrap().replace("sha256:", "");
     let blob = std::fs::File::open(src.join("blobs/sha256").join(layer)).unwrap();
     let mut gz = hoist::compress::decoder(hoist::media_type::Compression::Gzip, blob).unwrap();
