@@ -14,6 +14,8 @@
 //! # Ok::<(), hoist::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod blob;
 pub mod bundle;
 pub mod compress;
