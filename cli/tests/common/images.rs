@@ -38,3 +38,20 @@ pub fn build_two_layer(layout: &Path, tag: &str) {
         "#
     )));
 }
+
+/// Builds `layout:tag` with umoci whose single layer holds the contents of `tree` (owners and modes
+/// kept: the tests run as root, so no --rootless).
+pub fn image_from_tree(layout: &Path, tag: &str, tree: &Path) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (l, w, t) = (layout.display(), work.path().display(), tree.display());
+    run_ok(&mut sh(&format!(
+        r#"
+        [ -d "{l}" ] || umoci init --layout "{l}"
+        umoci new --image "{l}:{tag}"
+        umoci unpack --image "{l}:{tag}" "{w}/b" >/dev/null
+        cp -a "{t}/." "{w}/b/rootfs/"
+        umoci repack --image "{l}:{tag}" "{w}/b"
+        umoci config --image "{l}:{tag}" --os linux --architecture amd64
+        "#
+    )));
+}

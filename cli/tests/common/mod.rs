@@ -4,7 +4,6 @@
 //! Each area keeps its own helpers in a sibling module; this file holds what every area needs.
 #![allow(dead_code)]
 
-pub mod diff;
 pub mod docker;
 pub mod fake_registry;
 pub mod images;

@@ -1,6 +1,6 @@
 //! Helpers for the `unpack` tests: a multi-layer image built with umoci (deletions, an opaque
-//! directory, hardlinks, symlinks, xattrs, setuid/setgid/sticky modes, fifos, owners), and a
-//! description of a tree detailed enough to compare hoist's unpack with umoci's.
+//! directory, hardlinks, symlinks, xattrs, setuid/setgid/sticky modes, fifos, owners), and the one
+//! description of a tree the tests compare trees with (unpack vs umoci, repack and diff round trips).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -158,32 +158,37 @@ pub fn describe(root: &Path) -> Tree {
 
 /// Asserts that two trees are the same (owners compared when `owners`), listing every difference.
 pub fn assert_same(hoist: &Tree, umoci: &Tree, owners: bool) {
+    assert_same_as(("hoist", hoist), ("umoci", umoci), owners);
+}
+
+/// [`assert_same`] for any two trees, each named in the differences it lists.
+pub fn assert_same_as((an, a): (&str, &Tree), (bn, b): (&str, &Tree), owners: bool) {
     let mut diffs = Vec::new();
-    for (p, a) in &hoist.nodes {
-        match umoci.nodes.get(p) {
-            None => diffs.push(format!("only in hoist: {}", p.display())),
-            Some(b) => {
-                let mut a = a.clone();
-                let mut b = b.clone();
+    for (p, x) in &a.nodes {
+        match b.nodes.get(p) {
+            None => diffs.push(format!("only in {an}: {}", p.display())),
+            Some(y) => {
+                let mut x = x.clone();
+                let mut y = y.clone();
                 if !owners {
-                    a.owner = (0, 0);
-                    b.owner = (0, 0);
+                    x.owner = (0, 0);
+                    y.owner = (0, 0);
                 }
-                if a != b {
-                    diffs.push(format!("{}:\n  hoist {a:?}\n  umoci {b:?}", p.display()));
+                if x != y {
+                    diffs.push(format!("{}:\n  {an} {x:?}\n  {bn} {y:?}", p.display()));
                 }
             }
         }
     }
-    for p in umoci.nodes.keys() {
-        if !hoist.nodes.contains_key(p) {
-            diffs.push(format!("only in umoci: {}", p.display()));
+    for p in b.nodes.keys() {
+        if !a.nodes.contains_key(p) {
+            diffs.push(format!("only in {bn}: {}", p.display()));
         }
     }
-    if hoist.links != umoci.links {
+    if a.links != b.links {
         diffs.push(format!(
-            "hardlink groups differ: hoist {:?} umoci {:?}",
-            hoist.links, umoci.links
+            "hardlink groups differ: {an} {:?} {bn} {:?}",
+            a.links, b.links
         ));
     }
     assert!(diffs.is_empty(), "trees differ:\n{}", diffs.join("\n"));
