@@ -603,7 +603,7 @@ impl RegistryDestination {
         stream: &mut VerifiedStream<'_>,
         url: &Url,
     ) -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(0);
         let sent = std::thread::scope(|s| -> Result<Url> {
             let reader = &mut *stream;
             s.spawn(move || {
