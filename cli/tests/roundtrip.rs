@@ -80,6 +80,31 @@ fn oci_docker_archive_oci_archive_registry_oci_keeps_the_image() {
         );
     }
     validate(&dir.path().join("end"), "v1");
+    // Past the one conversion (Docker's format into OCI), no copy asked for one: oci-archive,
+    // registry and layout hold the same manifest bytes.
+    let raw_digest = |r: &str| {
+        let raw = run_ok(&mut hoist(&["inspect", "--raw", "--tls-verify=false", r]));
+        hoist::Digest::sha256(raw.as_bytes())
+    };
+    let kept = raw_digest(&chain[2]);
+    assert_eq!(
+        raw_digest(&chain[3]),
+        kept,
+        "the registry copy keeps the digest"
+    );
+    assert_eq!(
+        raw_digest(&chain[4]),
+        kept,
+        "the layout copy keeps the digest"
+    );
+    assert_eq!(
+        json(&run_ok(&mut hoist(&[
+            "inspect",
+            "--tls-verify=false",
+            &remote
+        ])))["Digest"],
+        kept.to_string()
+    );
 
     // skopeo and hoist say the same about the registry copy.
     let theirs = json(&run_ok(Command::new("skopeo").args([
