@@ -24,18 +24,9 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Registry flags of a verb that reads one image (`inspect`, `list-tags`).
+/// Registry flags every registry verb shares, whichever end they apply to.
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct RegistryArgs {
-    /// Verify the registry's TLS certificate; `--tls-verify=false` also allows plain http.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    pub tls_verify: Option<bool>,
-    /// A directory of extra CA certificates (`*.crt`) to trust.
-    #[arg(long, value_name = "DIR")]
-    pub cert_dir: Option<PathBuf>,
-    /// Credentials for the registry, `USER[:PASSWORD]` (default: from the auth files).
-    #[arg(long, value_name = "USER:PASSWORD", value_parser = parse_creds)]
-    pub creds: Option<Credentials>,
+pub struct ConnectionArgs {
     /// The auth file to read credentials from (default: $REGISTRY_AUTH_FILE,
     /// $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json).
     #[arg(long, value_name = "PATH")]
@@ -49,15 +40,31 @@ pub struct RegistryArgs {
     pub registry_timeout: Option<Duration>,
 }
 
+/// Registry flags of a verb that reads one image (`inspect`, `verify`, `unpack`, `list-tags`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RegistryArgs {
+    /// Verify the registry's TLS certificate; `--tls-verify=false` also allows plain http.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tls_verify: Option<bool>,
+    /// A directory of extra CA certificates (`*.crt`) to trust.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Credentials for the registry, `USER[:PASSWORD]` (default: from the auth files).
+    #[arg(long, value_name = "USER:PASSWORD", value_parser = parse_creds)]
+    pub creds: Option<Credentials>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
 impl RegistryArgs {
     /// `base` with these flags applied.
     pub fn apply(&self, mut base: OpenOptions) -> OpenOptions {
         base.tls_verify = self.tls_verify;
         base.cert_dir = self.cert_dir.clone();
         base.creds = self.creds.clone();
-        base.authfile = self.authfile.clone();
-        base.retry_times = self.retry_times;
-        base.timeout = self.registry_timeout;
+        base.authfile = self.connection.authfile.clone();
+        base.retry_times = self.connection.retry_times;
+        base.timeout = self.connection.registry_timeout;
         base
     }
 }
@@ -83,17 +90,8 @@ pub struct CopyRegistryArgs {
     /// Credentials for the destination registry, `USER[:PASSWORD]`.
     #[arg(long, value_name = "USER:PASSWORD", value_parser = parse_creds)]
     pub dest_creds: Option<Credentials>,
-    /// The auth file to read credentials from (default: $REGISTRY_AUTH_FILE,
-    /// $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json).
-    #[arg(long, value_name = "PATH")]
-    pub authfile: Option<PathBuf>,
-    /// Retries on connection errors, 429 and 5xx answers (default 3).
-    #[arg(long, value_name = "N")]
-    pub retry_times: Option<u32>,
-    /// Seconds to wait for a registry to connect, to answer a request, or to send the next bytes of a
-    /// body, before the attempt fails as timed out (default 300).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    pub registry_timeout: Option<Duration>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 impl CopyRegistryArgs {
@@ -103,9 +101,7 @@ impl CopyRegistryArgs {
             tls_verify: self.src_tls_verify,
             cert_dir: self.src_cert_dir.clone(),
             creds: self.src_creds.clone(),
-            authfile: self.authfile.clone(),
-            retry_times: self.retry_times,
-            registry_timeout: self.registry_timeout,
+            connection: self.connection.clone(),
         }
         .apply(base)
     }
@@ -116,9 +112,7 @@ impl CopyRegistryArgs {
             tls_verify: self.dest_tls_verify,
             cert_dir: self.dest_cert_dir.clone(),
             creds: self.dest_creds.clone(),
-            authfile: self.authfile.clone(),
-            retry_times: self.retry_times,
-            registry_timeout: self.registry_timeout,
+            connection: self.connection.clone(),
         }
         .apply(base)
     }
