@@ -199,10 +199,7 @@ fn estimate_tar_size(plan: &[LayerEntry]) -> u64 {
 
 /// Writes the layer for `diff` to the file `path`: a temp file beside it, fsynced, renamed into place.
 pub fn write_layer_file(diff: &Diff, path: &Path, opts: &LayerOptions) -> Result<LayerBlob> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = crate::layout::dir_of(path);
     let tmp = tempfile::Builder::new()
         .prefix(".hoist-layer-")
         .tempfile_in(&dir)

@@ -35,6 +35,15 @@ pub const LAYOUT_VERSION: &str = "1.0.0";
 /// Prefix of temp files inside a layout; `gc` removes leftovers.
 pub const TEMP_PREFIX: &str = ".hoist-tmp-";
 
+/// The directory a file written at `path` lands in (`.` for a bare file name): where its temp file
+/// goes, so the final rename stays on one filesystem.
+pub fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// An OCI image layout directory.
 #[derive(Debug, Clone)]
 pub struct Layout {

@@ -474,10 +474,7 @@ impl DockerArchiveDestination {
                 });
             }
         };
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let parent = crate::layout::dir_of(path);
         let tmp = tempfile::Builder::new()
             .prefix(crate::layout::TEMP_PREFIX)
             .tempfile_in(&parent)

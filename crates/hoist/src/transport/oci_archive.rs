@@ -162,10 +162,7 @@ impl std::fmt::Debug for OciArchiveDestination {
 impl OciArchiveDestination {
     /// Prepares to write `path` (replaced whole on commit); `reference` is the tag to record.
     pub fn create(path: &Path, reference: Option<LayoutRef>) -> Result<Self> {
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let parent = crate::layout::dir_of(path);
         let staging = tempfile::Builder::new()
             .prefix(crate::layout::TEMP_PREFIX)
             .tempdir_in(&parent)
