@@ -9,6 +9,22 @@ use crate::descriptor::{Descriptor, digest_of};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result, from_io, to_io};
 
+/// Fills `buf` from `r` as far as the stream goes (retrying interrupted reads); returns the bytes read,
+/// short only at the end of the stream. Readers of network or decoder streams return a few KiB per
+/// call: callers that want whole blocks (chunks, gzip blocks, sniffed prefixes) gather them here.
+pub(crate) fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// A reader that yields exactly `size` bytes of `inner` and checks them against `digest`.
 ///
 /// Errors surface as [`io::Error`]s that wrap a hoist [`Error`] ([`Error::SizeMismatch`] or

@@ -133,20 +133,6 @@ pub fn encode(
     }
 }
 
-/// Fills `buf` as far as the input allows; returns the bytes read (short only at end of input).
-fn fill(input: &mut (dyn Read + Send), buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match input.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 /// One block as a complete gzip member, by libdeflate (its levels 0-12 include zlib's 0-9).
 fn gzip_member(block: &[u8], level: u32) -> io::Result<Vec<u8>> {
     let lvl = libdeflater::CompressionLvl::new(level.min(12) as i32)
@@ -212,7 +198,7 @@ fn gzip_parallel(
         let read_result = (|| -> io::Result<()> {
             loop {
                 let mut block = vec![0u8; GZIP_BLOCK];
-                let n = fill(input, &mut block)?;
+                let n = crate::blob::read_full(input, &mut block)?;
                 if n == 0 && seq > 0 {
                     return Ok(());
                 }

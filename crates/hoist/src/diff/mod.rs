@@ -31,6 +31,7 @@ pub use writer::{
     LayerBlob, LayerOptions, MtimePolicy, write_layer, write_layer_file, write_layer_reporting,
 };
 
+use crate::blob::read_full;
 use crate::digest::Digest;
 use crate::error::Result;
 
@@ -389,20 +390,6 @@ fn same_content(lower: &dyn LowerTree, upper: &DirTree, path: &Path) -> Result<b
             }
         }
     }
-}
-
-/// Reads until `buf` is full or the stream ends.
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Tar bytes an entry of `meta` occupies (header plus padded content).

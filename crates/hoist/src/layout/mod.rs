@@ -241,19 +241,11 @@ impl Layout {
         let mut buf = vec![0u8; 1 << 20];
         let (mut written, mut flushed) = (0u64, 0u64);
         loop {
-            let mut n = 0;
-            while n < buf.len() {
-                match stream.read(&mut buf[n..]) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        return Err(from_io(e, || {
-                            format!("writing blob {digest} into {}", self.root.display())
-                        }));
-                    }
-                }
-            }
+            let n = crate::blob::read_full(stream, &mut buf).map_err(|e| {
+                from_io(e, || {
+                    format!("writing blob {digest} into {}", self.root.display())
+                })
+            })?;
             if n == 0 {
                 break;
             }

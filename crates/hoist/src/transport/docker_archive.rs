@@ -27,6 +27,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::blob::read_full;
 use crate::compress::{self, Compression};
 use crate::convert::Format;
 use crate::descriptor::{Descriptor, digest_of};
@@ -228,7 +229,7 @@ impl DockerArchiveSource {
                 ));
             };
             let mut prefix = [0u8; 4];
-            let k = fill(&mut index.open(layer)?, &mut prefix)
+            let k = read_full(&mut index.open(layer)?, &mut prefix)
                 .ctx(|| format!("reading {layer} in {}", path.display()))?;
             let compression = compress::sniff(&prefix[..k]);
             let size = match compression {
@@ -268,17 +269,6 @@ impl DockerArchiveSource {
     pub fn repo_tags(&self) -> &[String] {
         &self.repo_tags
     }
-}
-
-fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// The manifest skopeo presents for a docker-archive image, with Go's struct key order.
@@ -574,7 +564,7 @@ impl Destination for DockerArchiveDestination {
         let what = || format!("writing {name} into {}", self.target.display());
         // Layers in a docker-archive are plain tars; the copy engine decompresses (see layer_policy).
         let mut prefix = [0u8; 4];
-        let n = fill(stream, &mut prefix).map_err(|e| from_io(e, what))?;
+        let n = read_full(stream, &mut prefix).map_err(|e| from_io(e, what))?;
         if !is_config(desc) && compress::sniff(&prefix[..n]) != Compression::None {
             return Err(Error::Unsupported(format!(
                 "layer {digest} is compressed; a docker-archive stores uncompressed layers"

@@ -414,20 +414,6 @@ pub struct RegistryDestination {
     name: ImageName,
 }
 
-/// Fills `buf` from `r` as far as it goes; returns the bytes read (short only at the end).
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 impl RegistryDestination {
     /// A destination for `name`; nothing is sent until something is written.
     pub fn open(name: &ImageName, opts: &OpenOptions) -> Result<Self> {
@@ -609,7 +595,7 @@ impl RegistryDestination {
             s.spawn(move || {
                 loop {
                     let mut buf = vec![0u8; CHUNK_SIZE];
-                    match read_full(reader, &mut buf) {
+                    match crate::blob::read_full(reader, &mut buf) {
                         Ok(0) => break,
                         Ok(n) => {
                             buf.truncate(n);
