@@ -52,6 +52,34 @@ fn oci_docker_archive_oci_archive_registry_oci_keeps_the_image() {
         run_ok(&mut hoist(&["verify", "--tls-verify=false", &pair[1]]));
     }
 
+    // The docker-archive unpacks to the same tree as the start (its plain layers carry skopeo's gzip
+    // media type: they are decoded by their bytes).
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--rootless",
+        &chain[0],
+        &p("tree-start"),
+    ]));
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--rootless",
+        &chain[1],
+        &p("tree-archive"),
+    ]));
+    let tree = |name: &str| {
+        let mut t = common::unpack::describe(&dir.path().join(name));
+        t.nodes
+            .retain(|path, _| !path.to_string_lossy().starts_with(".hoist-state"));
+        t
+    };
+    common::unpack::assert_same_as(
+        ("docker-archive", &tree("tree-archive")),
+        ("start", &tree("tree-start")),
+        true,
+    );
+
     let start = skopeo_config(&chain[0]);
     let end = skopeo_config(&chain[4]);
     assert_eq!(

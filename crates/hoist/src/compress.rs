@@ -46,6 +46,25 @@ pub fn decoder<'a>(
     })
 }
 
+/// A streaming decoder for what the stream's first bytes are, whatever its media type says (`declared`
+/// decides only when the stream is too short to tell), as skopeo and the copy engine read layers: a
+/// docker-archive presents its plain tar layers under the (historical) gzip media type. The digests
+/// of the blob and of its uncompressed content are still checked by the caller. Returns the
+/// compression used and the decoder.
+pub fn sniffing_decoder<'a>(
+    declared: Compression,
+    mut reader: impl Read + Send + 'a,
+) -> std::io::Result<(Compression, Box<dyn Read + Send + 'a>)> {
+    let mut magic = [0u8; 4];
+    let n = crate::blob::read_full(&mut reader, &mut magic)?;
+    let compression = match sniff(&magic[..n]) {
+        Compression::None if n < magic.len() => declared,
+        sniffed => sniffed,
+    };
+    let stream = io::Cursor::new(magic).take(n as u64).chain(reader);
+    Ok((compression, decoder(compression, stream)?))
+}
+
 /// Size of one independently compressed gzip block.
 pub const GZIP_BLOCK: usize = 1 << 20;
 

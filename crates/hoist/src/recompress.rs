@@ -80,16 +80,8 @@ fn sniff_blob(src: &dyn Source, desc: &Descriptor) -> Result<Option<Compression>
         Err(e) => return Err(e),
     };
     let mut buf = [0u8; 4];
-    let mut n = 0;
-    while n < buf.len() {
-        let k = r
-            .read(&mut buf[n..])
-            .map_err(|e| from_io(e, || format!("reading blob {}", desc.digest())))?;
-        if k == 0 {
-            break;
-        }
-        n += k;
-    }
+    let n = crate::blob::read_full(&mut r, &mut buf)
+        .map_err(|e| from_io(e, || format!("reading blob {}", desc.digest())))?;
     Ok(Some(compress::sniff(&buf[..n])))
 }
 

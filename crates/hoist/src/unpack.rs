@@ -239,7 +239,7 @@ fn read_layer(
             count: &compressed,
             slot: &slot,
         };
-        let decoder = crate::compress::decoder(compression, counting)
+        let (_, decoder) = crate::compress::sniffing_decoder(compression, counting)
             .map_err(|e| from_io(e, || format!("opening {name}")))?;
         let stream = LayerStream {
             inner: decoder,

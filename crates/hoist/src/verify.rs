@@ -3,7 +3,6 @@
 //! Every problem is collected (not only the first), each naming the document or blob it concerns.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -242,23 +241,13 @@ fn check_blob(
         stream.finish()?;
         return Ok(());
     };
-    // Decompress what the bytes are, as the copy engine and skopeo do: a docker-archive presents its
-    // plain tar layers under skopeo's (historical) gzip media type.
-    let mut prefix = Vec::with_capacity(4);
-    (&mut stream)
-        .take(4)
-        .read_to_end(&mut prefix)
-        .map_err(|e| from_io(e, || format!("reading blob {digest}")))?;
-    let compression = match compress::sniff(&prefix) {
-        compress::Compression::None if prefix.len() < 4 => declared,
-        sniffed => sniffed,
-    };
-    let uncompressed = {
-        let mut decoder =
-            compress::decoder(compression, std::io::Cursor::new(prefix).chain(&mut stream))
-                .map_err(|e| Error::io(format!("starting {} decoder", compression.as_str()), e))?;
+    // Decompress what the bytes are (see compress::sniffing_decoder).
+    let (compression, uncompressed) = {
+        let (compression, mut decoder) = compress::sniffing_decoder(declared, &mut stream)
+            .map_err(|e| from_io(e, || format!("reading blob {digest}")))?;
         let mut hasher = HashingWriter::new(std::io::sink(), digest.algorithm());
-        std::io::copy(&mut decoder, &mut hasher).map(|_| hasher.finish().1)
+        let hashed = std::io::copy(&mut decoder, &mut hasher).map(|_| hasher.finish().1);
+        (compression, hashed)
     };
     // Read the blob to its very end whatever the decoder did, so its digest is checked in full:
     // a corrupted blob is reported as a digest mismatch, which says more than a decoder error.

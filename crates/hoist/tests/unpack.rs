@@ -590,6 +590,53 @@ fn zstd_plain_and_docker_media_types() {
 }
 
 #[test]
+fn layers_are_decoded_by_their_bytes_not_their_label() {
+    // gzip labelled zstd, zstd labelled gzip, and a plain tar labelled gzip (as a docker-archive
+    // presents its layers): each decoded by what it is, and still checked against its diff_id.
+    let t1 = tar_of(&[E::File(b"a", b"gzip inside", 0o644)]);
+    let t2 = tar_of(&[E::File(b"b", b"zstd inside", 0o644)]);
+    let t3 = tar_of(&[E::File(b"c", b"plain inside", 0o644)]);
+    let area = Area::new();
+    let layers = vec![
+        Blob {
+            media_type: media_type::OCI_LAYER_ZSTD,
+            bytes: gzip(&t1),
+            diff_id: Digest::sha256(&t1),
+        },
+        Blob {
+            media_type: media_type::OCI_LAYER_GZIP,
+            bytes: zstd::encode_all(&t2[..], 3).unwrap(),
+            diff_id: Digest::sha256(&t2),
+        },
+        Blob {
+            media_type: media_type::DOCKER_LAYER_GZIP,
+            bytes: t3.clone(),
+            diff_id: Digest::sha256(&t3),
+        },
+    ];
+    let src = image(&area.base, layers);
+    unpack(src.as_ref(), &area.target(), &UnpackOptions::default()).unwrap();
+    assert_eq!(fs::read(area.target().join("a")).unwrap(), b"gzip inside");
+    assert_eq!(fs::read(area.target().join("b")).unwrap(), b"zstd inside");
+    assert_eq!(fs::read(area.target().join("c")).unwrap(), b"plain inside");
+    let report = hoist::verify::verify(src.as_ref(), &Default::default());
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+
+    // A label does not excuse content: the same plain tar under a diff_id it does not have fails.
+    let area = Area::new();
+    let src = image(
+        &area.base,
+        vec![Blob {
+            media_type: media_type::DOCKER_LAYER_GZIP,
+            bytes: t3.clone(),
+            diff_id: Digest::sha256(&t1),
+        }],
+    );
+    let err = unpack(src.as_ref(), &area.target(), &UnpackOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("diff_id"), "{err}");
+}
+
+#[test]
 fn missing_foreign_layer_is_reported_clearly() {
     let t = tar_of(&[E::File(b"f", b"x", 0o644)]);
     let area = Area::new();
