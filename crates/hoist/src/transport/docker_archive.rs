@@ -13,8 +13,8 @@
 //!
 //! Writing streams one tar: the config as `<hex>.json`, each layer as `<diff_id hex>.tar` (uncompressed:
 //! [`Destination::layer_policy`] asks the copy engine to decompress, through a temp file, because a tar
-//! header needs the size before the data), then `manifest.json` with `RepoTags` (the destination's `NAME:TAG`, then any additional tags, as
-//! skopeo's `--additional-tag`). The tar is a temp file
+//! header needs the size before the data), then `manifest.json` with `RepoTags` (the destination's
+//! `NAME:TAG`, then any additional tags, as skopeo's `--additional-tag`). The tar is a temp file
 //! beside the target, fsynced and renamed into place on commit. The legacy `repositories` file and
 //! `<id>/json` directories are not written: `docker load` (since 1.10) and skopeo read `manifest.json`.
 
