@@ -241,3 +241,25 @@ fn unpack_and_repack_report_progress() {
         &format!("oci:{}:t2", src.display()),
     ]));
 }
+
+#[test]
+fn a_closed_stdout_ends_hoist_quietly_by_sigpipe() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    synth::write_image(&src, "t", 1, 1000, 1);
+    // stdout is a pipe nobody reads any more (as after `| head` has had enough).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = hoist(&["inspect", &format!("oci:{}:t", src.display())])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), Some(SIGPIPE), "{:?} {err}", out.status);
+    assert!(err.is_empty(), "{err}");
+}
+
+/// SIGPIPE's number on Linux.
+const SIGPIPE: i32 = 13;
