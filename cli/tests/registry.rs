@@ -180,6 +180,81 @@ fn skopeo_push_then_hoist_pull_verifies_and_large_blobs_go_in_chunks() {
     );
 }
 
+/// Flips one byte in the middle of blob `digest` of the layout at `layout`.
+fn flip_byte(layout: &Path, digest: &str) {
+    let p = layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&p).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&p, &bytes).unwrap();
+}
+
+#[test]
+fn a_corrupt_local_blob_is_refused_and_never_committed_by_the_registry() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start();
+    let blob_dir = |digest: &str| {
+        let hex = digest.trim_start_matches("sha256:").to_string();
+        reg.storage()
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+    };
+    // The control: a sound push stores its layer where this test looks.
+    let sound = dir.path().join("sound");
+    synth::write_image(&sound, "v1", 1, 4096, 12);
+    let src = format!("oci:{}:v1", sound.display());
+    run_ok(&mut hoist(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &src,
+        &format!("{}:v1", reg.url("good/sound")),
+    ]));
+    let manifest = run_ok(&mut hoist(&["inspect", "--raw", &src])).into_bytes();
+    assert!(blob_dir(&layers(&manifest)[0]).is_dir());
+
+    // A small layer (one PUT) and a 20 MiB one (PATCH chunks): hoist hashes each blob once, as it
+    // streams to the registry, so the mismatch is found on the way and the upload abandoned.
+    let small = dir.path().join("small");
+    images::build_two_layer(&small, "v1");
+    let big = dir.path().join("big");
+    synth::write_image(&big, "v1", 1, 20 << 20, 11);
+    for (layout, repo) in [(&small, "bad/small"), (&big, "bad/big")] {
+        let src = format!("oci:{}:v1", layout.display());
+        let manifest = run_ok(&mut hoist(&["inspect", "--raw", &src])).into_bytes();
+        let layer = layers(&manifest).pop().unwrap();
+        flip_byte(layout, &layer);
+        let dest = format!("{}:v1", reg.url(repo));
+        let out = run_fail(&mut hoist(&[
+            "copy",
+            "--dest-tls-verify=false",
+            &src,
+            &dest,
+        ]));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("digest mismatch") && err.contains(&layer),
+            "{repo}: {err}"
+        );
+        // Neither the manifest nor the corrupt blob exists in the registry.
+        let inspect = run_fail(&mut hoist(&["inspect", INSECURE, "--raw", &dest]));
+        assert!(
+            String::from_utf8_lossy(&inspect.stderr).contains("not found"),
+            "{repo}: {}",
+            String::from_utf8_lossy(&inspect.stderr)
+        );
+        assert!(
+            !blob_dir(&layer).exists(),
+            "{repo}: the registry holds {layer}"
+        );
+    }
+}
+
 /// Three single-platform images and an index over them (tag `multi`) in `dir`; returns the index digest.
 fn multi_arch_layout(dir: &Path) -> String {
     let mut entries = Vec::new();

@@ -271,7 +271,7 @@ pub(crate) fn copy_blob(
             size: desc.size(),
         },
     );
-    if let Some(path) = src.blob_path(desc) {
+    if let Some(path) = src.blob_path(desc).filter(|_| dst.links_blobs()) {
         // Verify the local file, then let the destination link it instead of writing a copy.
         let file = std::fs::File::open(&path)
             .map_err(|e| Error::io(format!("opening blob {}", path.display()), e))?;

@@ -84,6 +84,13 @@ pub trait Destination: Send + Sync {
     /// mismatch is reported) and makes the blob visible only if [`VerifiedReader::is_verified`] is then true.
     fn put_blob(&self, desc: &Descriptor, stream: &mut VerifiedStream<'_>) -> Result<()>;
 
+    /// True when this destination can store a blob by linking a local file ([`Self::link_blob`]).
+    /// The caller verifies such a file before linking it; for any other destination it skips that
+    /// pass and verifies the stream [`Self::put_blob`] reads instead, so every blob is hashed once.
+    fn links_blobs(&self) -> bool {
+        false
+    }
+
     /// Stores a blob by linking a local, already verified file. Returns `false` when that is not
     /// possible here (the default), and the caller streams it instead.
     fn link_blob(&self, _desc: &Descriptor, _path: &std::path::Path) -> Result<bool> {

@@ -153,6 +153,10 @@ impl Destination for OciDestination {
         self.layout.write_verified(stream).map(|_| ())
     }
 
+    fn links_blobs(&self) -> bool {
+        true
+    }
+
     fn link_blob(&self, desc: &Descriptor, path: &Path) -> Result<bool> {
         self.layout.link_blob(&digest_of(desc)?, path)
     }

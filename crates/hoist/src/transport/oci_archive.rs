@@ -226,6 +226,10 @@ impl Destination for OciArchiveDestination {
         self.inner.put_blob(desc, stream)
     }
 
+    fn links_blobs(&self) -> bool {
+        self.inner.links_blobs()
+    }
+
     fn link_blob(&self, desc: &Descriptor, path: &Path) -> Result<bool> {
         self.inner.link_blob(desc, path)
     }
