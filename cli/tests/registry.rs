@@ -125,8 +125,8 @@ fn skopeo_push_then_hoist_pull_verifies_and_large_blobs_go_in_chunks() {
     }
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("src");
-    // One layer larger than a chunk (16 MiB) and one small.
-    let digest = synth::write_image(&layout, "big", 2, 20 << 20, 7);
+    // One layer larger than an upload chunk (64 MiB).
+    let digest = synth::write_image(&layout, "big", 1, 65 << 20, 7);
     let reg = Registry::start();
     let remote = format!("{}:big", reg.url("lib/big"));
     run_ok(std::process::Command::new("skopeo").args([
@@ -151,8 +151,8 @@ fn skopeo_push_then_hoist_pull_verifies_and_large_blobs_go_in_chunks() {
     let raw = run_ok(&mut hoist(&["inspect", INSECURE, "--raw", &remote]));
     assert_eq!(sha256(raw.as_bytes()), digest.to_string());
 
-    // hoist's push of the same image to a new repository uses chunked PATCH for the big layers, and
-    // skopeo reads the result back with the same digest.
+    // hoist's push of the same image to a new repository sends the big layer in two PATCH chunks
+    // (64 MiB and 1 MiB), and skopeo reads the result back with the same digest.
     let pushed = format!("{}:big", reg.url("lib/pushed"));
     let before = reg.count("PATCH", "/blobs/uploads/");
     run_ok(&mut hoist(&[
@@ -161,9 +161,10 @@ fn skopeo_push_then_hoist_pull_verifies_and_large_blobs_go_in_chunks() {
         &format!("oci:{}:big", layout.display()),
         &pushed,
     ]));
-    assert!(
-        reg.count("PATCH", "/blobs/uploads/") - before >= 4,
-        "two 20 MiB layers in 16 MiB chunks"
+    assert_eq!(
+        reg.count("PATCH", "/blobs/uploads/") - before,
+        2,
+        "a 65 MiB layer in 64 MiB chunks"
     );
     assert_eq!(
         sha256(&skopeo_raw(&pushed, &[INSECURE])),
@@ -574,6 +575,54 @@ fn dropped_connections_500s_and_429s_are_retried() {
     ]));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("500"), "{err}");
+}
+
+#[test]
+fn a_cut_chunked_upload_asks_where_it_stood_then_starts_again() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("big");
+    let digest = synth::write_image(&layout, "v1", 1, 20 << 20, 13);
+    let reg = Registry::start();
+    // One job: the blocking client's connections (pings, HEADs, POSTs, PUTs) stay small; the
+    // layer's PATCH is on a connection of its own, cut after 4 MiB.
+    let proxy = FaultProxy::start(&reg.host, Fault::Cut(4 << 20), 3);
+    let dest = format!("docker://{}/cut/chunked:v1", proxy.host);
+    run_ok(&mut hoist(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--retry-times",
+        "5",
+        "--jobs",
+        "1",
+        &format!("oci:{}:v1", layout.display()),
+        &dest,
+    ]));
+    // docker-registry cannot say where a session broken half-way through a chunk stands (it answers
+    // BLOB_UPLOAD_INVALID), so hoist asks, then starts the layer again in a new session.
+    assert!(
+        reg.count("GET", "/blobs/uploads/") >= 1,
+        "asked where it stood"
+    );
+    assert!(
+        reg.count("POST", "/blobs/uploads/") >= 3,
+        "config, layer, and the layer again"
+    );
+    let direct = format!("{}:v1", reg.url("cut/chunked"));
+    assert_eq!(
+        sha256(&skopeo_raw(&direct, &[INSECURE])),
+        digest.to_string()
+    );
+    let back = format!("oci:{}:v1", dir.path().join("back").display());
+    run_ok(&mut hoist(&[
+        "copy",
+        "--src-tls-verify=false",
+        &direct,
+        &back,
+    ]));
+    run_ok(&mut hoist(&["verify", &back]));
 }
 
 #[test]

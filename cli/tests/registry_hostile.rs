@@ -453,3 +453,57 @@ fn stalled_registry_fails_within_the_timeout() {
     );
     assert!(calls.load(Ordering::SeqCst) >= 1);
 }
+
+#[test]
+fn a_registry_that_never_answers_a_streamed_chunk_fails_the_push_within_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("img");
+    // Larger than one PUT (16 MiB): the layer goes up as a streamed PATCH.
+    common::synth::write_image(&layout, "v1", 1, 17 << 20, 5);
+    let patches = Arc::new(AtomicUsize::new(0));
+    let n = patches.clone();
+    let server = FakeServer::start(move |req| match req.method.as_str() {
+        "GET" if req.path == "/v2/" => Reply::status(200),
+        "HEAD" => Reply::status(404),
+        "POST" => Reply::Full(
+            202,
+            vec![("Location".into(), "/v2/app/blobs/uploads/u1".into())],
+            Vec::new(),
+        ),
+        "PUT" if req.path.contains("/blobs/uploads/") => Reply::status(201),
+        "PATCH" => {
+            n.fetch_add(1, Ordering::SeqCst);
+            Reply::Stall
+        }
+        _ => Reply::status(404),
+    });
+    let out = hoist(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        "--retry-times",
+        "0",
+        "--registry-timeout",
+        "1",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("docker://{}/app:v1", server.host),
+    ])
+    .output()
+    .unwrap();
+    // The server holds the connection until dropped: only the timeout ends the wait.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("expected failure:\n{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("PATCH") && stderr.contains("--registry-timeout"),
+        "{stderr}"
+    );
+    assert_eq!(patches.load(Ordering::SeqCst), 1);
+    assert!(
+        !server
+            .requests()
+            .iter()
+            .any(|r| r.method == "PUT" && r.path.contains("/manifests/")),
+        "no manifest is put after a failed blob"
+    );
+}

@@ -2,7 +2,8 @@
 //! TLS verification is off), authentication on every request, retries, and registry errors turned into
 //! [`Error::Registry`] with bounded bodies.
 //!
-//! It is reqwest's blocking client (never used inside a tokio runtime). reqwest drops the
+//! It is reqwest's blocking client (never used inside a tokio runtime), with an async one for upload
+//! chunks whose body is streamed ([`super::streamed`]). reqwest drops the
 //! `Authorization` header when a redirect leads to another host, scheme or port, so blob downloads that
 //! redirect to storage never carry the registry's credentials there.
 
@@ -12,12 +13,14 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use bytes::Bytes;
+use reqwest::StatusCode;
 use reqwest::blocking::{Client as Http, Response};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, Url};
 
 use super::auth::{self, Challenge, TokenCache};
 use super::retry::{RetryPolicy, is_retryable_error, is_retryable_status};
+use super::streamed::{Answer, Failure, Streamer};
 use crate::error::{Error, Result};
 use crate::limits::human_bytes;
 use crate::transport::Credentials;
@@ -36,13 +39,14 @@ pub struct ClientConfig {
     /// Largest error or token body read.
     pub max_response_size: u64,
     /// How long to wait for a connection, for a response's headers (from the start of the request,
-    /// its body included), and for each next read of a response body, before the attempt fails as
-    /// timed out (`--registry-timeout`).
+    /// its body included; for a streamed upload chunk, from its last byte), for each next read of a
+    /// response body, and for a streamed chunk's each next piece to be taken, before the attempt
+    /// fails as timed out (`--registry-timeout`).
     pub timeout: Duration,
 }
 
-/// The default of [`ClientConfig::timeout`]: long enough for a 16 MiB upload chunk at 60 KB/s, short
-/// enough that a stalled registry fails.
+/// The default of [`ClientConfig::timeout`]: long enough for a 16 MiB blob sent in one `PUT` at
+/// 60 KB/s, short enough that a stalled registry fails.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The answer of the `/v2/` ping: where the API is and how it wants to be authenticated.
@@ -54,6 +58,10 @@ struct Endpoint {
 
 struct Inner {
     http: Http,
+    /// The async client for streamed uploads, started on first use.
+    streamer: Mutex<Option<Arc<Streamer>>>,
+    /// Extra CA certificates from `cert_dir`, for the async client too.
+    certs: Vec<reqwest::Certificate>,
     host: String,
     config: ClientConfig,
     endpoint: Mutex<Option<Endpoint>>,
@@ -114,6 +122,33 @@ impl Req {
     pub fn body(mut self, body: Bytes) -> Self {
         self.body = Some(body);
         self
+    }
+}
+
+/// The settings the blocking and the async client share (their builders have the same methods).
+macro_rules! configure {
+    ($builder:expr, $config:expr, $certs:expr, $timeout:expr) => {{
+        let mut b = $builder
+            .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout($timeout.min(Duration::from_secs(30)))
+            .pool_max_idle_per_host(32)
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::limited(10));
+        if !$config.tls_verify {
+            b = b.tls_danger_accept_invalid_certs(true);
+        }
+        if !$certs.is_empty() {
+            b = b.tls_certs_merge($certs.iter().cloned());
+        }
+        b
+    }};
+}
+
+fn setup_error(host: &str, e: &reqwest::Error) -> Error {
+    Error::Registry {
+        registry: host.to_string(),
+        message: format!("setting up the HTTP client: {}", chain(e)),
+        status: None,
     }
 }
 
@@ -198,38 +233,60 @@ impl Client {
     /// A client for `host` (`registry.example:5000`).
     pub fn new(host: &str, config: ClientConfig) -> Result<Self> {
         install_crypto_provider();
+        let certs = match &config.cert_dir {
+            Some(dir) => load_cert_dir(dir)?,
+            None => Vec::new(),
+        };
         // The blocking client's timeout bounds each wait separately: for the answer to a request
         // (headers, after sending its body) and for each read of a body; it is not a whole-download
         // deadline, so large blobs are fine. reqwest's async read timeout must not be used here: its
         // timer needs a runtime the blocking reader does not run in.
         let timeout = config.timeout.max(Duration::from_millis(1));
-        let mut b = Http::builder()
-            .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
+        let http = configure!(Http::builder(), &config, &certs, timeout)
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(30)))
-            .pool_max_idle_per_host(32)
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::limited(10));
-        if !config.tls_verify {
-            b = b.tls_danger_accept_invalid_certs(true);
-        }
-        if let Some(dir) = &config.cert_dir {
-            b = b.tls_certs_merge(load_cert_dir(dir)?);
-        }
-        let http = b.build().map_err(|e| Error::Registry {
-            registry: host.to_string(),
-            message: format!("setting up the HTTP client: {}", chain(&e)),
-            status: None,
-        })?;
+            .build()
+            .map_err(|e| setup_error(host, &e))?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
+                streamer: Mutex::new(None),
+                certs,
                 host: host.to_string(),
                 config,
                 endpoint: Mutex::new(None),
                 tokens: TokenCache::default(),
             }),
         })
+    }
+
+    /// The async client for streamed uploads, started on first use.
+    fn streamer(&self) -> Result<Arc<Streamer>> {
+        let mut slot = self
+            .inner
+            .streamer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = slot.as_ref() {
+            return Ok(s.clone());
+        }
+        let timeout = self.timeout();
+        // Reads are bounded here by the async client itself (its timer runs on the streamer's
+        // runtime); there is no whole-request deadline, which a large chunk would outlast.
+        let http = configure!(
+            reqwest::Client::builder(),
+            &self.inner.config,
+            &self.inner.certs,
+            timeout
+        )
+        .read_timeout(timeout)
+        .build()
+        .map_err(|e| setup_error(&self.inner.host, &e))?;
+        let streamer =
+            Arc::new(Streamer::start(http).map_err(|e| {
+                self.registry_error(format!("starting the upload runtime: {e}"), None)
+            })?);
+        *slot = Some(streamer.clone());
+        Ok(streamer)
     }
 
     /// The registry host this client talks to.
@@ -517,6 +574,51 @@ impl Client {
         }
     }
 
+    /// Sends `req` (its `body` ignored) once, with a body of exactly `len` bytes streamed from
+    /// `next` (see [`Streamer::send`]), authenticated as [`Client::send`] would. The caller resumes
+    /// after a failure; an error from `next` is returned as is (the request is abandoned).
+    pub fn send_streamed(
+        &self,
+        req: &Req,
+        what: &str,
+        len: u64,
+        next: impl FnMut(u64) -> std::io::Result<Bytes>,
+    ) -> Result<Answer> {
+        let streamer = self.streamer()?;
+        let auth = self.authorization(&req.scope)?;
+        let mut rb = streamer
+            .http()
+            .request(req.method.clone(), req.url.clone())
+            .headers(req.headers.clone());
+        if let Some(a) = &auth {
+            rb = rb.header(AUTHORIZATION, a);
+        }
+        let limit = self.inner.config.max_response_size;
+        match streamer.send(rb, len, next, self.timeout(), limit) {
+            Ok(answer) => {
+                if answer.status == StatusCode::UNAUTHORIZED {
+                    // A token that expired mid-upload: the next request fetches a new one.
+                    if let Some(c) = pick_challenge(&answer.headers) {
+                        self.set_challenge(Some(c));
+                    }
+                    self.inner.tokens.forget(&req.scope);
+                }
+                Ok(answer)
+            }
+            Err(Failure::Http(e)) => Err(self.transport_error(what, &e)),
+            Err(Failure::Stalled) => Err(self.registry_error(
+                format!(
+                    "{what}: nothing moved within {:?}; --registry-timeout sets the wait",
+                    self.inner.config.timeout
+                ),
+                None,
+            )),
+            Err(Failure::Source(e)) => {
+                Err(crate::error::from_io(e, || format!("reading for {what}")))
+            }
+        }
+    }
+
     /// The error for an unexpected answer: method, path, status and the registry's error codes (from a
     /// bounded body), with a hint for 401 and 403.
     pub fn error(&self, what: &str, resp: Response) -> Error {
@@ -524,6 +626,17 @@ impl Client {
         let max = self.inner.config.max_response_size;
         let mut body = Vec::new();
         let _ = resp.take(max.saturating_add(1)).read_to_end(&mut body);
+        self.status_error(what, status, body)
+    }
+
+    /// [`Client::error`] for the answer to a streamed request.
+    pub fn answer_error(&self, what: &str, answer: Answer) -> Error {
+        self.status_error(what, answer.status, answer.body)
+    }
+
+    /// The error for `status` with the first `max + 1` bytes (or fewer) of the answer's body.
+    fn status_error(&self, what: &str, status: StatusCode, mut body: Vec<u8>) -> Error {
+        let max = self.inner.config.max_response_size;
         let mut message = format!("{what}: {status}");
         if body.len() as u64 > max {
             body.truncate(max as usize);

@@ -11,17 +11,22 @@
 pub mod auth;
 pub mod client;
 pub mod credentials;
+mod feed;
 pub mod retry;
+pub mod streamed;
 
 use std::io::{self, Read};
 use std::sync::Mutex;
 
 use bytes::Bytes;
 use reqwest::blocking::Response;
-use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, LINK, LOCATION, RANGE};
+use reqwest::header::{
+    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, LINK, LOCATION, RANGE,
+};
 use reqwest::{Method, Url};
 
 use self::client::{Client, ClientConfig, Req, read_bounded, short_url};
+use self::feed::Feed;
 use self::retry::{RetryPolicy, is_retryable_status};
 use super::{BlobReader, Destination, OpenOptions, RegistryOrigin, Source, VerifiedStream};
 use crate::descriptor::{Descriptor, digest_of};
@@ -35,8 +40,19 @@ use crate::reference::ImageName;
 /// Every manifest and index type hoist reads, for `Accept`.
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
-/// Blobs up to this size are uploaded in one `PUT`; larger ones in `PATCH` chunks of this size.
-pub const CHUNK_SIZE: usize = 16 << 20;
+/// Blobs up to this size are read into memory and uploaded in one `PUT`.
+pub const MONOLITHIC_MAX: usize = 16 << 20;
+
+/// Larger blobs go up in `PATCH` chunks of at most this size, each streamed as it is read (one
+/// request per chunk: registries spend a few milliseconds of CPU on each).
+pub const CHUNK_SIZE: u64 = 64 << 20;
+
+/// The pieces a streamed chunk is read and handed to the HTTP client in.
+const PIECE_SIZE: usize = 512 << 10;
+
+/// How far back a failed chunk can resume: the registry usually holds all but the last few MiB it
+/// was sent. This and a few pieces are an upload's memory, whatever the blob's size.
+const RESUME_WINDOW: u64 = 16 << 20;
 
 /// Retries when `--retry-times` is not given.
 pub const DEFAULT_RETRY_TIMES: u32 = 3;
@@ -70,6 +86,12 @@ fn header_str(resp: &Response, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.trim().to_string())
+}
+
+/// How a chunk went: sent (the URL to go on at), or its session lost for the reason given.
+enum Chunk {
+    Sent(Url),
+    Lost(String),
 }
 
 /// The media type of a `Content-Type` value without parameters.
@@ -428,12 +450,21 @@ impl RegistryDestination {
     }
 
     fn location(&self, resp: &Response, base: &Url) -> Result<Url> {
-        let loc = header_str(resp, LOCATION.as_str()).ok_or_else(|| Error::Registry {
-            registry: self.client.host().to_string(),
-            message: format!("{} answered without a Location", short_url(base)),
-            status: Some(resp.status().as_u16()),
-        })?;
-        base.join(&loc).map_err(|e| Error::Registry {
+        self.location_in(resp.headers(), resp.status().as_u16(), base)
+    }
+
+    /// The `Location` in `headers` (of an answer with `status`), resolved against `base`.
+    fn location_in(&self, headers: &HeaderMap, status: u16, base: &Url) -> Result<Url> {
+        let loc = headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .ok_or_else(|| Error::Registry {
+                registry: self.client.host().to_string(),
+                message: format!("{} answered without a Location", short_url(base)),
+                status: Some(status),
+            })?;
+        base.join(loc).map_err(|e| Error::Registry {
             registry: self.client.host().to_string(),
             message: format!("invalid upload Location: {e}"),
             status: None,
@@ -530,30 +561,38 @@ impl RegistryDestination {
         Ok((have, next))
     }
 
-    /// Sends one chunk with `PATCH`, resuming from the registry's offset after a failure.
-    fn patch_chunk(&self, mut url: Url, offset: u64, data: Bytes) -> Result<Url> {
+    /// Sends bytes `start..end` of the blob in `feed` as one streamed `PATCH`, resuming from the
+    /// registry's offset after a failure (within the feed's window).
+    fn patch_chunk<R: Read>(
+        &self,
+        mut url: Url,
+        start: u64,
+        end: u64,
+        feed: &mut Feed<'_, R>,
+    ) -> Result<Chunk> {
         let policy = self.client.retry();
-        let mut from = 0usize;
+        let mut from = start;
         let mut attempt = 0;
         loop {
-            let part = data.slice(from..);
-            let start = offset + from as u64;
-            let end = offset + data.len() as u64 - 1;
             let req = Req::new(Method::PATCH, url.clone(), &self.scope())
                 .header(CONTENT_TYPE, "application/octet-stream")
-                .header(CONTENT_LENGTH, &part.len().to_string())
+                .header(CONTENT_LENGTH, &(end - from).to_string())
                 .header(
                     HeaderName::from_static("content-range"),
-                    &format!("{start}-{end}"),
-                )
-                .body(part);
-            let what = format!("PATCH {} ({start}-{end})", short_url(&url));
-            let failure = match self.client.send_once(&req, &what) {
-                Ok(resp) if resp.status().as_u16() == 202 => return self.location(&resp, &url),
-                Ok(resp) if is_retryable_status(resp.status().as_u16()) => {
-                    self.client.error(&what, resp)
+                    &format!("{from}-{}", end - 1),
+                );
+            let what = format!("PATCH {} ({from}-{})", short_url(&url), end - 1);
+            let answer = self
+                .client
+                .send_streamed(&req, &what, end - from, |owed| feed.next(owed));
+            let failure = match answer {
+                Ok(a) if a.status.as_u16() == 202 => {
+                    return self.location_in(&a.headers, 202, &url).map(Chunk::Sent);
                 }
-                Ok(resp) => return Err(self.client.error(&what, resp)),
+                Ok(a) if is_retryable_status(a.status.as_u16()) || a.status.as_u16() == 401 => {
+                    self.client.answer_error(&what, a)
+                }
+                Ok(a) => return Err(self.client.answer_error(&what, a)),
                 Err(e @ Error::Registry { status: None, .. }) => e,
                 Err(e) => return Err(e),
             };
@@ -562,71 +601,102 @@ impl RegistryDestination {
             }
             std::thread::sleep(policy.delay(attempt, None));
             attempt += 1;
-            let (have, next) = self.upload_status(&url).map_err(|_| failure)?;
-            if have < offset || have > end + 1 {
-                return Err(Error::Registry {
-                    registry: self.client.host().to_string(),
-                    message: format!(
-                        "cannot resume the upload at byte {have}: this chunk covers {offset}-{end}"
-                    ),
-                    status: None,
-                });
+            // docker-registry refuses this (BLOB_UPLOAD_INVALID) once a chunk broke half-way: the
+            // session is lost, and the caller may start another.
+            let (have, next) = match self.upload_status(&url) {
+                Ok(status) => status,
+                Err(e) => {
+                    return Ok(Chunk::Lost(format!(
+                        "{failure}; asking where the upload stood then failed: {e}"
+                    )));
+                }
+            };
+            if have < start || have > end {
+                return Err(self.upload_error(format!(
+                    "cannot resume the upload at byte {have}: this chunk covers {start}-{}",
+                    end - 1
+                )));
             }
-            if have == end + 1 {
-                return Ok(next);
+            if have == end {
+                return Ok(Chunk::Sent(next));
+            }
+            if let Err(kept) = feed.rewind(have) {
+                return Ok(Chunk::Lost(format!(
+                    "{failure}; the registry holds {have} bytes, and only bytes from {kept} on \
+                     are still at hand"
+                )));
             }
             tracing::debug!("resuming upload at byte {have}");
-            from = (have - offset) as usize;
+            from = have;
             url = next;
         }
     }
 
-    /// Uploads a large blob in `PATCH` chunks. A second thread reads (and verifies) the next chunk
-    /// while the current one is on the wire; at most two chunks are in memory.
+    fn upload_error(&self, message: String) -> Error {
+        Error::Registry {
+            registry: self.client.host().to_string(),
+            message,
+            status: None,
+        }
+    }
+
+    /// Uploads a large blob in streamed `PATCH` chunks of [`CHUNK_SIZE`]. The blob is read (and
+    /// verified) piece by piece as it goes out; what is kept is the resume window. A session the
+    /// registry cannot continue is replaced by a new one while the blob's start is still kept.
     fn upload_chunked(
         &self,
         digest: &Digest,
+        size: u64,
         stream: &mut VerifiedStream<'_>,
-        url: &Url,
     ) -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(0);
-        let sent = std::thread::scope(|s| -> Result<Url> {
-            let reader = &mut *stream;
-            s.spawn(move || {
-                loop {
-                    let mut buf = vec![0u8; CHUNK_SIZE];
-                    match crate::blob::read_full(reader, &mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            buf.truncate(n);
-                            if tx.send(Ok(buf)).is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            break;
-                        }
-                    }
+        let mut session = self.start_upload()?;
+        let result = self.send_chunks(digest, size, stream, &mut session);
+        if result.is_err() {
+            self.cancel_upload(&session);
+        }
+        result
+    }
+
+    fn send_chunks(
+        &self,
+        digest: &Digest,
+        size: u64,
+        stream: &mut VerifiedStream<'_>,
+        session: &mut Url,
+    ) -> Result<()> {
+        let policy = self.client.retry();
+        let mut url = session.clone();
+        let mut feed = Feed::new(&mut *stream, size, PIECE_SIZE, RESUME_WINDOW);
+        let mut offset = 0u64;
+        let mut restarts = 0;
+        while offset < size {
+            let end = (offset + CHUNK_SIZE).min(size);
+            match self.patch_chunk(url, offset, end, &mut feed)? {
+                Chunk::Sent(next) => {
+                    url = next;
+                    offset = end;
                 }
-            });
-            // `rx` is moved in here so that an early return drops it and stops the reader.
-            let rx = rx;
-            let mut url = url.clone();
-            let mut offset = 0u64;
-            for chunk in rx.iter() {
-                let chunk = chunk
-                    .map_err(|e| crate::error::from_io(e, || format!("reading blob {digest}")))?;
-                let n = chunk.len() as u64;
-                url = self.patch_chunk(url, offset, Bytes::from(chunk))?;
-                offset += n;
+                Chunk::Lost(why) => {
+                    if restarts >= policy.times || feed.rewind(0).is_err() {
+                        return Err(self.upload_error(format!(
+                            "{why}; the upload cannot go on, and the blob's start is no longer \
+                             at hand to begin again: copy again (blobs already pushed are skipped)"
+                        )));
+                    }
+                    restarts += 1;
+                    tracing::debug!("{why} (starting the upload again)");
+                    self.cancel_upload(session);
+                    *session = self.start_upload()?;
+                    url = session.clone();
+                    offset = 0;
+                }
             }
-            Ok(url)
-        })?;
+        }
         if !stream.is_verified() {
+            // The last byte was read, but not the end of the stream, where the digest is checked.
             stream.finish()?;
         }
-        self.finish_upload(&sent, digest, Bytes::new())
+        self.finish_upload(&url, digest, Bytes::new())
     }
 
     fn put_manifest(&self, reference: &str, doc: &Document) -> Result<()> {
@@ -675,7 +745,7 @@ impl Destination for RegistryDestination {
 
     fn put_blob(&self, desc: &Descriptor, stream: &mut VerifiedStream<'_>) -> Result<()> {
         let digest = digest_of(desc)?;
-        if desc.size() <= CHUNK_SIZE as u64 {
+        if desc.size() <= MONOLITHIC_MAX as u64 {
             // Small: read (and verify) it whole, then upload it in one request.
             let mut data = Vec::with_capacity(desc.size() as usize);
             stream
@@ -686,12 +756,7 @@ impl Destination for RegistryDestination {
             }
             return self.upload_monolithic(&digest, Bytes::from(data));
         }
-        let url = self.start_upload()?;
-        let result = self.upload_chunked(&digest, stream, &url);
-        if result.is_err() {
-            self.cancel_upload(&url);
-        }
-        result
+        self.upload_chunked(&digest, desc.size(), stream)
     }
 
     fn mount_blob(&self, desc: &Descriptor, origin: &RegistryOrigin) -> Result<bool> {
