@@ -86,17 +86,45 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// Restores the default action of SIGPIPE (Rust ignores it): `hoist inspect ... | head` then ends
-/// quietly when `head` has read enough, as other Unix tools do, instead of failing on the closed pipe.
-fn default_sigpipe() {
-    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid handler.
+/// True when stdout is a pipe whose reading end is closed (`hoist inspect ... | head`, after `head`
+/// has read enough): poll reports an error condition on such a pipe and on nothing else.
+fn stdout_closed() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    n == 1 && fd.revents & libc::POLLERR != 0
+}
+
+/// Ends the process by SIGPIPE, quietly, as other Unix tools do when their reader has gone.
+fn die_of_sigpipe() -> ! {
+    // SAFETY: SIG_DFL is a valid action; raising a signal is always allowed.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
     }
+    std::process::exit(128 + libc::SIGPIPE)
+}
+
+/// SIGPIPE stays ignored (Rust's default), so that a registry closing a connection mid-request
+/// is an error hoist handles (it retries or starts the upload again) rather than a signal that
+/// kills it. A write to a closed stdout then fails with EPIPE instead: the error, or the panic of
+/// a `println!`, is turned back into a quiet death by SIGPIPE when stdout's reader is gone.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if stdout_closed() {
+            die_of_sigpipe();
+        }
+        default(info)
+    }));
 }
 
 fn main() -> ExitCode {
-    default_sigpipe();
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     commands::set_limits(&cli.limits);
@@ -122,6 +150,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(_) if stdout_closed() => die_of_sigpipe(),
         Err(err) => {
             output::print_error(&err);
             ExitCode::FAILURE

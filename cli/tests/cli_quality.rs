@@ -248,17 +248,27 @@ fn a_closed_stdout_ends_hoist_quietly_by_sigpipe() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     synth::write_image(&src, "t", 1, 1000, 1);
-    // stdout is a pipe nobody reads any more (as after `| head` has had enough).
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    let out = hoist(&["inspect", &format!("oci:{}:t", src.display())])
-        .stdout(writer)
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.signal(), Some(SIGPIPE), "{:?} {err}", out.status);
-    assert!(err.is_empty(), "{err}");
+    // inspect writes through a handle (an error), tags with println! (a panic).
+    let image = format!("oci:{}:t", src.display());
+    let layout = format!("oci:{}", src.display());
+    for args in [["inspect", image.as_str()], ["tags", layout.as_str()]] {
+        // stdout is a pipe nobody reads any more (as after `| head` has had enough).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = hoist(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.signal(),
+            Some(SIGPIPE),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
 }
 
 /// SIGPIPE's number on Linux.
