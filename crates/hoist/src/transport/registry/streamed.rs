@@ -160,9 +160,10 @@ async fn exchange(
     let headers = resp.headers().clone();
     let mut body = Vec::new();
     if !status.is_success() {
-        while (body.len() as u64) <= limit {
+        let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+        while body.len() < cap {
             match resp.chunk().await {
-                Ok(Some(c)) => body.extend_from_slice(&c),
+                Ok(Some(c)) => body.extend_from_slice(&c[..c.len().min(cap - body.len())]),
                 // An error body that cannot be read is still an answer with a status.
                 Ok(None) | Err(_) => break,
             }
