@@ -3,7 +3,9 @@
 //! token realms that must not receive credentials, blob redirects to another host (no `Authorization`
 //! forwarded), endless error and token bodies (stopped at the limit), a lying `Docker-Content-Digest`,
 //! and stalled servers (bounded by `--registry-timeout`). Each failure must exit non-zero with an
-//! error naming the problem and leave no image in the destination layout.
+//! error naming the problem and leave no image in the destination layout. Pushes to a scripted
+//! server: a streamed chunk never answered (bounded by the timeout, no manifest put), and a failed
+//! chunk resumed at the offset the registry reports (which docker-registry itself never does).
 
 mod common;
 
@@ -506,4 +508,106 @@ fn a_registry_that_never_answers_a_streamed_chunk_fails_the_push_within_the_time
             .any(|r| r.method == "PUT" && r.path.contains("/manifests/")),
         "no manifest is put after a failed blob"
     );
+}
+
+/// The value of `name` in a query string, with `%3A` (the `:` of a digest) decoded.
+fn query_value(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .map(|v| v.replace("%3A", ":").replace("%3a", ":"))
+}
+
+#[test]
+fn a_failed_chunk_resumes_at_the_offset_the_registry_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("img");
+    common::synth::write_image(&layout, "v1", 1, 20 << 20, 9);
+    // A registry that, like the spec allows, keeps part of a failed chunk and says how much: the
+    // first PATCH fails after its first 5 MiB were stored, and the status query reports that.
+    const KEPT: usize = 5 << 20;
+    let sessions: Arc<std::sync::Mutex<Vec<Vec<u8>>>> = Default::default();
+    let ranges: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let (ss, rs) = (sessions.clone(), ranges.clone());
+    let server = FakeServer::start(move |req| {
+        let mut sessions = ss.lock().unwrap();
+        let session = req
+            .path
+            .strip_prefix("/v2/app/blobs/uploads/u")
+            .and_then(|n| n.parse::<usize>().ok());
+        let at = |n: usize| {
+            vec![(
+                "Location".to_string(),
+                format!("/v2/app/blobs/uploads/u{n}"),
+            )]
+        };
+        match (req.method.as_str(), session) {
+            ("GET", None) if req.path == "/v2/" => Reply::status(200),
+            ("HEAD", _) => Reply::status(404),
+            ("POST", None) => {
+                sessions.push(Vec::new());
+                Reply::Full(202, at(sessions.len() - 1), Vec::new())
+            }
+            ("PATCH", Some(n)) if n < sessions.len() => {
+                let range = req.header("content-range").unwrap_or("").to_string();
+                let start: usize = range.split('-').next().unwrap().parse().unwrap();
+                rs.lock().unwrap().push(range);
+                let data = &mut sessions[n];
+                if start != data.len() {
+                    return Reply::status(416);
+                }
+                data.extend_from_slice(&req.body);
+                if rs.lock().unwrap().len() == 1 {
+                    data.truncate(KEPT);
+                    return Reply::status(500);
+                }
+                Reply::Full(202, at(n), Vec::new())
+            }
+            ("GET", Some(n)) if n < sessions.len() => {
+                let mut headers = at(n);
+                let len = sessions[n].len();
+                headers.push(("Range".into(), format!("0-{}", len.max(1) - 1)));
+                Reply::Full(204, headers, Vec::new())
+            }
+            ("PUT", Some(n)) if n < sessions.len() => {
+                sessions[n].extend_from_slice(&req.body);
+                let want = query_value(&req.query, "digest").unwrap_or_default();
+                if hoist::Digest::sha256(&sessions[n]).to_string() == want {
+                    Reply::status(201)
+                } else {
+                    Reply::status(400)
+                }
+            }
+            ("PUT", None) if req.path.starts_with("/v2/app/manifests/") => Reply::status(201),
+            _ => Reply::status(404),
+        }
+    });
+    let out = hoist(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        "--retry-times",
+        "2",
+        "--jobs",
+        "1",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("docker://{}/app:v1", server.host),
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // The chunk was sent again from the reported offset, in the same session, and the blob the
+    // registry assembled has the right digest (else its PUT would have failed).
+    let end = (20 << 20) - 1;
+    assert_eq!(
+        *ranges.lock().unwrap(),
+        vec![format!("0-{end}"), format!("{KEPT}-{end}")]
+    );
+    let posts = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 2, "config and layer, each in one session");
 }

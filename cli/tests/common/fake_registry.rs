@@ -24,7 +24,12 @@ pub struct Request {
     pub query: String,
     /// Headers, names lowercased.
     pub headers: Vec<(String, String)>,
+    /// The body (`Content-Length` bytes; up to [`BODY_KEPT`], the rest is read and dropped).
+    pub body: Vec<u8>,
 }
+
+/// The most of a request body a [`Request`] keeps.
+pub const BODY_KEPT: u64 = 64 << 20;
 
 impl Request {
     /// The first value of header `name` (lowercase).
@@ -139,19 +144,25 @@ fn read_request(s: &mut TcpStream) -> Option<Request> {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    // Drain a request body, if any (pulls send none; keep the connection sane anyway).
+    // Read the request body, if any, so that the handler can look at an upload.
+    let mut body = Vec::new();
     if let Some(len) = headers
         .iter()
         .find(|(n, _)| n == "content-length")
         .and_then(|(_, v)| v.parse::<u64>().ok())
     {
-        let _ = std::io::copy(&mut s.take(len), &mut std::io::sink());
+        let _ = s.take(len.min(BODY_KEPT)).read_to_end(&mut body);
+        let _ = std::io::copy(
+            &mut s.take(len.saturating_sub(BODY_KEPT)),
+            &mut std::io::sink(),
+        );
     }
     Some(Request {
         method,
         path,
         query,
         headers,
+        body,
     })
 }
 
