@@ -341,7 +341,9 @@ fn basic_auth_over_tls_with_wrong_and_right_credentials_login_and_logout() {
     }
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("src");
-    synth::write_image(&layout, "v1", 1, 5000, 3);
+    // A layer over 16 MiB: it goes up as a streamed PATCH, through the async client, which must
+    // trust the same certificates and send the same credentials as the blocking one.
+    synth::write_image(&layout, "v1", 1, 17 << 20, 3);
     let src = format!("oci:{}:v1", layout.display());
     let reg = Registry::start_with_auth("alice", "s3cret-pw");
     let certs = reg.cert_dir.clone().unwrap();
@@ -399,6 +401,7 @@ fn basic_auth_over_tls_with_wrong_and_right_credentials_login_and_logout() {
         &src,
         &dest,
     ]));
+    assert_eq!(reg.count("PATCH", "/blobs/uploads/"), 1, "the layer streamed");
 
     // login checks the password before storing it.
     let out = run_fail(&mut hoist(&[
