@@ -401,7 +401,11 @@ fn basic_auth_over_tls_with_wrong_and_right_credentials_login_and_logout() {
         &src,
         &dest,
     ]));
-    assert_eq!(reg.count("PATCH", "/blobs/uploads/"), 1, "the layer streamed");
+    assert_eq!(
+        reg.count("PATCH", "/blobs/uploads/"),
+        1,
+        "the layer streamed"
+    );
 
     // login checks the password before storing it.
     let out = run_fail(&mut hoist(&[
