@@ -104,6 +104,17 @@ fn pull(host: &str, dest: &Path, extra: &[&str]) -> Output {
     hoist(&args).output().expect("running hoist")
 }
 
+/// `hoist copy -q` of the layout at `layout` (tag `v1`) to `docker://HOST/app:v1`, plain http.
+fn push(host: &str, layout: &Path, extra: &[&str]) -> Output {
+    let src = format!("oci:{}:v1", layout.display());
+    let dst = format!("docker://{host}/app:v1");
+    let mut args = vec!["copy", "-q", "--dest-tls-verify=false"];
+    args.extend_from_slice(extra);
+    args.push(&src);
+    args.push(&dst);
+    hoist(&args).output().expect("running hoist")
+}
+
 /// The command failed (exit 1) with an error containing every one of `needles`, and the destination
 /// layout names no image.
 fn assert_failed(out: &Output, dest: &Path, needles: &[&str]) -> String {
@@ -479,19 +490,11 @@ fn a_registry_that_never_answers_a_streamed_chunk_fails_the_push_within_the_time
         }
         _ => Reply::status(404),
     });
-    let out = hoist(&[
-        "copy",
-        "-q",
-        "--dest-tls-verify=false",
-        "--retry-times",
-        "0",
-        "--registry-timeout",
-        "1",
-        &format!("oci:{}:v1", layout.display()),
-        &format!("docker://{}/app:v1", server.host),
-    ])
-    .output()
-    .unwrap();
+    let out = push(
+        &server.host,
+        &layout,
+        &["--retry-times", "0", "--registry-timeout", "1"],
+    );
     // The server holds the connection until dropped: only the timeout ends the wait.
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("expected failure:\n{stderr}");
@@ -582,19 +585,11 @@ fn a_failed_chunk_resumes_at_the_offset_the_registry_reports() {
             _ => Reply::status(404),
         }
     });
-    let out = hoist(&[
-        "copy",
-        "-q",
-        "--dest-tls-verify=false",
-        "--retry-times",
-        "2",
-        "--jobs",
-        "1",
-        &format!("oci:{}:v1", layout.display()),
-        &format!("docker://{}/app:v1", server.host),
-    ])
-    .output()
-    .unwrap();
+    let out = push(
+        &server.host,
+        &layout,
+        &["--retry-times", "2", "--jobs", "1"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     // The chunk was sent again from the reported offset, in the same session, and the blob the

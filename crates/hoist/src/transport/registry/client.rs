@@ -309,7 +309,8 @@ impl Client {
         self.inner.config.max_response_size
     }
 
-    fn registry_error(&self, message: String, status: Option<u16>) -> Error {
+    /// An [`Error::Registry`] about this client's registry.
+    pub fn registry_error(&self, message: String, status: Option<u16>) -> Error {
         Error::Registry {
             registry: self.inner.host.clone(),
             message,
@@ -419,6 +420,15 @@ impl Client {
         if let Some(e) = slot.as_mut() {
             e.challenge = challenge;
         }
+    }
+
+    /// After a 401 for `scope`: take the answer's challenge and drop the token, so that the next
+    /// request authenticates afresh.
+    fn refused(&self, headers: &HeaderMap, scope: &str) {
+        if let Some(c) = pick_challenge(headers) {
+            self.set_challenge(Some(c));
+        }
+        self.inner.tokens.forget(scope);
     }
 
     fn authorization(&self, scope: &str) -> Result<Option<String>> {
@@ -552,10 +562,7 @@ impl Client {
                         // The token expired or lacks a scope, or the registry changed its mind about the
                         // scheme: take the new challenge and try once more with fresh credentials.
                         reauthenticated = true;
-                        if let Some(c) = pick_challenge(resp.headers()) {
-                            self.set_challenge(Some(c));
-                        }
-                        self.inner.tokens.forget(&req.scope);
+                        self.refused(resp.headers(), &req.scope);
                         continue;
                     }
                     if !(is_retryable_status(status) && attempt < retries) {
@@ -598,10 +605,7 @@ impl Client {
             Ok(answer) => {
                 if answer.status == StatusCode::UNAUTHORIZED {
                     // A token that expired mid-upload: the next request fetches a new one.
-                    if let Some(c) = pick_challenge(&answer.headers) {
-                        self.set_challenge(Some(c));
-                    }
-                    self.inner.tokens.forget(&req.scope);
+                    self.refused(&answer.headers, &req.scope);
                 }
                 Ok(answer)
             }

@@ -81,8 +81,8 @@ pub fn client_for(name: &ImageName, opts: &OpenOptions) -> Result<Client> {
     )
 }
 
-fn header_str(resp: &Response, name: &str) -> Option<String> {
-    resp.headers()
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.trim().to_string())
@@ -107,8 +107,8 @@ fn document_from_response(
     limits: &Limits,
     what: &str,
 ) -> Result<Document> {
-    let content_type = header_str(&resp, CONTENT_TYPE.as_str()).unwrap_or_default();
-    let header_digest = header_str(&resp, DOCKER_CONTENT_DIGEST);
+    let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str()).unwrap_or_default();
+    let header_digest = header_str(resp.headers(), DOCKER_CONTENT_DIGEST);
     let mut bytes = Vec::new();
     resp.take(limits.max_document_size + 1)
         .read_to_end(&mut bytes)
@@ -386,11 +386,9 @@ impl Source for RegistrySource {
         let mut seen = std::collections::HashSet::new();
         loop {
             if !seen.insert(url.clone()) {
-                return Err(Error::Registry {
-                    registry: self.client.host().to_string(),
-                    message: "the tag list's Link header loops".into(),
-                    status: None,
-                });
+                return Err(self
+                    .client
+                    .registry_error("the tag list's Link header loops".into(), None));
             }
             let what = format!("GET {}", short_url(&url));
             let resp = self
@@ -404,7 +402,7 @@ impl Source for RegistrySource {
                 });
             }
             let resp = self.client.expect(&what, resp, &[200])?;
-            let next = header_str(&resp, LINK.as_str()).and_then(|h| next_link(&h, &url));
+            let next = header_str(resp.headers(), LINK.as_str()).and_then(|h| next_link(&h, &url));
             let body = read_bounded(resp, self.client.max_response_size(), "tag list")?;
             let page: TagList = serde_json::from_slice(&body)
                 .map_err(|e| Error::invalid_document("tag list", e.to_string()))?;
@@ -455,19 +453,15 @@ impl RegistryDestination {
 
     /// The `Location` in `headers` (of an answer with `status`), resolved against `base`.
     fn location_in(&self, headers: &HeaderMap, status: u16, base: &Url) -> Result<Url> {
-        let loc = headers
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .ok_or_else(|| Error::Registry {
-                registry: self.client.host().to_string(),
-                message: format!("{} answered without a Location", short_url(base)),
-                status: Some(status),
-            })?;
-        base.join(loc).map_err(|e| Error::Registry {
-            registry: self.client.host().to_string(),
-            message: format!("invalid upload Location: {e}"),
-            status: None,
+        let loc = header_str(headers, LOCATION.as_str()).ok_or_else(|| {
+            self.client.registry_error(
+                format!("{} answered without a Location", short_url(base)),
+                Some(status),
+            )
+        })?;
+        base.join(&loc).map_err(|e| {
+            self.client
+                .registry_error(format!("invalid upload Location: {e}"), None)
         })
     }
 
@@ -547,7 +541,7 @@ impl RegistryDestination {
             .send(&Req::new(Method::GET, url.clone(), &self.scope()), what)?;
         let resp = self.client.expect(what, resp, &[204])?;
         let next = self.location(&resp, url).unwrap_or_else(|_| url.clone());
-        let have = header_str(&resp, RANGE.as_str())
+        let have = header_str(resp.headers(), RANGE.as_str())
             .and_then(|r| {
                 let end = r
                     .trim_start_matches("bytes=")
@@ -612,10 +606,13 @@ impl RegistryDestination {
                 }
             };
             if have < start || have > end {
-                return Err(self.upload_error(format!(
-                    "cannot resume the upload at byte {have}: this chunk covers {start}-{}",
-                    end - 1
-                )));
+                return Err(self.client.registry_error(
+                    format!(
+                        "cannot resume the upload at byte {have}: this chunk covers {start}-{}",
+                        end - 1
+                    ),
+                    None,
+                ));
             }
             if have == end {
                 return Ok(Chunk::Sent(next));
@@ -629,14 +626,6 @@ impl RegistryDestination {
             tracing::debug!("resuming upload at byte {have}");
             from = have;
             url = next;
-        }
-    }
-
-    fn upload_error(&self, message: String) -> Error {
-        Error::Registry {
-            registry: self.client.host().to_string(),
-            message,
-            status: None,
         }
     }
 
@@ -678,10 +667,14 @@ impl RegistryDestination {
                 }
                 Chunk::Lost(why) => {
                     if restarts >= policy.times || feed.rewind(0).is_err() {
-                        return Err(self.upload_error(format!(
-                            "{why}; the upload cannot go on, and the blob's start is no longer \
-                             at hand to begin again: copy again (blobs already pushed are skipped)"
-                        )));
+                        return Err(self.client.registry_error(
+                            format!(
+                                "{why}; the upload cannot go on, and the blob's start is no \
+                                 longer at hand to begin again: copy again (blobs already pushed \
+                                 are skipped)"
+                            ),
+                            None,
+                        ));
                     }
                     restarts += 1;
                     tracing::debug!("{why} (starting the upload again)");
@@ -708,7 +701,7 @@ impl RegistryDestination {
             .body(Bytes::copy_from_slice(doc.bytes()));
         let resp = self.client.send(&req, &what)?;
         let resp = self.client.expect(&what, resp, &[200, 201, 202])?;
-        if let Some(h) = header_str(&resp, DOCKER_CONTENT_DIGEST)
+        if let Some(h) = header_str(resp.headers(), DOCKER_CONTENT_DIGEST)
             && let Ok(d) = Digest::parse(&h)
             && d.algorithm() == doc.digest().algorithm()
             && &d != doc.digest()
