@@ -104,6 +104,23 @@ fn pull(host: &str, dest: &Path, extra: &[&str]) -> Output {
     hoist(&args).output().expect("running hoist")
 }
 
+/// A registry that takes uploads for `app` (any blob PUT succeeds, manifests are not found) and
+/// answers each `PATCH` with `patch`.
+fn upload_server(patch: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> FakeServer {
+    FakeServer::start(move |req| match req.method.as_str() {
+        "GET" if req.path == "/v2/" => Reply::status(200),
+        "HEAD" => Reply::status(404),
+        "POST" => Reply::Full(
+            202,
+            vec![("Location".into(), "/v2/app/blobs/uploads/u1".into())],
+            Vec::new(),
+        ),
+        "PUT" if req.path.contains("/blobs/uploads/") => Reply::status(201),
+        "PATCH" => patch(req),
+        _ => Reply::status(404),
+    })
+}
+
 /// `hoist copy -q` of the layout at `layout` (tag `v1`) to `docker://HOST/app:v1`, plain http.
 fn push(host: &str, layout: &Path, extra: &[&str]) -> Output {
     let src = format!("oci:{}:v1", layout.display());
@@ -393,6 +410,30 @@ fn endless_token_and_error_bodies_stop_at_the_limit() {
         !reg.exhausted(),
         "the client read the endless body on and on"
     );
+
+    // The same answer to a streamed upload chunk (the async client reads that body).
+    let layout = dir.path().join("big");
+    common::synth::write_image(&layout, "v1", 1, 17 << 20, 6);
+    let reg = upload_server(|_| {
+        Reply::Endless(
+            403,
+            vec![("Content-Type".into(), "application/json".into())],
+        )
+    });
+    let out = push(&reg.host, &layout, &["--max-response-size", "4K"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for needle in [
+        "PATCH",
+        "403 Forbidden",
+        "the error body is larger than the limit of 4 KiB",
+    ] {
+        assert!(stderr.contains(needle), "error lacks {needle:?}:\n{stderr}");
+    }
+    assert!(
+        !reg.exhausted(),
+        "the client read the endless body on and on"
+    );
 }
 
 #[test]
@@ -475,20 +516,9 @@ fn a_registry_that_never_answers_a_streamed_chunk_fails_the_push_within_the_time
     common::synth::write_image(&layout, "v1", 1, 17 << 20, 5);
     let patches = Arc::new(AtomicUsize::new(0));
     let n = patches.clone();
-    let server = FakeServer::start(move |req| match req.method.as_str() {
-        "GET" if req.path == "/v2/" => Reply::status(200),
-        "HEAD" => Reply::status(404),
-        "POST" => Reply::Full(
-            202,
-            vec![("Location".into(), "/v2/app/blobs/uploads/u1".into())],
-            Vec::new(),
-        ),
-        "PUT" if req.path.contains("/blobs/uploads/") => Reply::status(201),
-        "PATCH" => {
-            n.fetch_add(1, Ordering::SeqCst);
-            Reply::Stall
-        }
-        _ => Reply::status(404),
+    let server = upload_server(move |_| {
+        n.fetch_add(1, Ordering::SeqCst);
+        Reply::Stall
     });
     let out = push(
         &server.host,
