@@ -456,3 +456,173 @@ fn document_size_limit_is_enforced_and_configurable() {
         "a bad flag value is a usage error"
     );
 }
+
+/// Every file name under `dir`, recursively, sorted: what a refused write must leave as it was.
+fn tree_of(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walk(dir)
+        .into_iter()
+        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn invalid_tags_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("src");
+    common::synth::write_tar_image(&l, "v1", &[("hello.txt", b"hi")]);
+    let layout = l.display().to_string();
+    let index_before = fs::read(l.join("index.json")).unwrap();
+    let tree_before = tree_of(&l);
+    let unchanged = |what: &str| {
+        assert_eq!(
+            fs::read(l.join("index.json")).unwrap(),
+            index_before,
+            "{what} changed index.json"
+        );
+        assert_eq!(tree_of(&l), tree_before, "{what} wrote files");
+    };
+    let refused = |out: std::process::Output, what: &str| {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains("invalid tag"), "{what}: {err}");
+    };
+
+    // A copy destination naming a tag the image-spec grammar forbids.
+    for bad in [".abc", "-x", "a b", "a/", "a#b"] {
+        let dst = dir.path().join("dst");
+        let out = run_fail(&mut hoist(&[
+            "copy",
+            "-q",
+            &format!("oci:{layout}:v1"),
+            &format!("oci:{}:{bad}", dst.display()),
+        ]));
+        refused(out, &format!("copy to tag {bad:?}"));
+        assert!(!dst.exists(), "copy to {bad:?} created the layout");
+        let arch = dir.path().join("dst.tar");
+        let out = run_fail(&mut hoist(&[
+            "copy",
+            "-q",
+            &format!("oci:{layout}:v1"),
+            &format!("oci-archive:{}:{bad}", arch.display()),
+        ]));
+        refused(out, &format!("copy to oci-archive tag {bad:?}"));
+        assert!(!arch.exists());
+    }
+
+    // `hoist config --tag`.
+    for bad in ["", ".abc", "-x", "a b"] {
+        let out = run_fail(&mut hoist(&[
+            "config",
+            "--image",
+            &format!("oci:{layout}:v1"),
+            &format!("--tag={bad}"),
+            "--config.env",
+            "A=1",
+        ]));
+        refused(out, &format!("config --tag {bad:?}"));
+        unchanged(&format!("config --tag {bad:?}"));
+    }
+
+    // `hoist repack --tag`: the new layer is not left behind either.
+    let bundle = dir.path().join("bundle");
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--bundle",
+        &format!("oci:{layout}:v1"),
+        bundle.to_str().unwrap(),
+    ]));
+    fs::write(bundle.join("rootfs/new.txt"), b"new").unwrap();
+    let tree_before = tree_of(&l);
+    for bad in ["", ".abc"] {
+        let out = run_fail(&mut hoist(&[
+            "repack",
+            bundle.to_str().unwrap(),
+            "--tag",
+            bad,
+        ]));
+        refused(out, &format!("repack --tag {bad:?}"));
+        assert_eq!(fs::read(l.join("index.json")).unwrap(), index_before);
+        assert_eq!(tree_of(&l), tree_before, "repack --tag {bad:?} wrote files");
+    }
+    // A valid tag still works, and names as the grammar allows (`:`, `/`, `+`) are kept.
+    run_ok(&mut hoist(&[
+        "config",
+        "--image",
+        &format!("oci:{layout}:v1"),
+        "--tag",
+        "example.com/app:v1+b--2",
+        "--config.env",
+        "A=1",
+    ]));
+    let tags = run_ok(&mut hoist(&["tags", &format!("oci:{layout}")]));
+    assert!(
+        tags.lines().any(|t| t == "example.com/app:v1+b--2"),
+        "{tags}"
+    );
+}
+
+#[test]
+fn tags_a_registry_lists_are_validated_before_use() {
+    use common::fake_registry::{FakeServer, Reply, serve_layout, small_image};
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["../../../../x/y", "small#frag", ".hidden", ""] {
+        let img = small_image(&dir.path().join("img"), "app", "small");
+        let list = serde_json::to_vec(&serde_json::json!({"name": "app", "tags": ["small", bad]}))
+            .unwrap();
+        let server = FakeServer::start(move |req| {
+            if req.path == "/v2/app/tags/list" {
+                return Reply::ok("application/json", list.clone());
+            }
+            serve_layout(&img, req).unwrap_or(Reply::status(404))
+        });
+        for dest in ["oci", "dir"] {
+            let out_dir = dir.path().join(format!("out-{dest}"));
+            let out = run_fail(&mut hoist(&[
+                "sync",
+                "--src",
+                "docker",
+                "--dest",
+                dest,
+                "--src-tls-verify=false",
+                &format!("{}/app", server.host),
+                out_dir.to_str().unwrap(),
+            ]));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("invalid tag") && err.contains(&format!("{bad:?}")),
+                "{bad:?} to {dest}: {err}"
+            );
+            assert!(!out_dir.join("app:small").exists() && !out_dir.join("index.json").exists());
+        }
+        let out = run_fail(&mut hoist(&[
+            "list-tags",
+            "--tls-verify=false",
+            &format!("docker://{}/app", server.host),
+        ]));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("invalid tag"), "{bad:?}: {err}");
+        for r in server.requests() {
+            assert!(
+                r.path == "/v2/" || r.path == "/v2/app/tags/list",
+                "{bad:?}: a request other than the tag list was sent: {} {}",
+                r.method,
+                r.path
+            );
+        }
+    }
+}

@@ -517,6 +517,9 @@ impl ImageEdit {
     /// untagged `index.json` entry when `None`), all under the layout's writer lock. Fails, writing no
     /// tag, when the tag the image was opened by moved meanwhile. Returns the new manifest.
     pub fn commit(self, tag: Option<&str>) -> Result<Document> {
+        if let Some(t) = tag {
+            crate::reference::check_tag(t, crate::reference::TagGrammar::LayoutRefName)?;
+        }
         let config_bytes = serde_json::to_vec(&self.config)
             .map_err(|e| Error::Other(format!("serialising the config: {e}")))?;
         let config_desc = self

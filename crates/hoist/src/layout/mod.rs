@@ -443,6 +443,7 @@ impl Layout {
             .ok_or_else(|| Error::invalid_document("index.json", "no manifests array"))?;
         match tag {
             Some(tag) => {
+                crate::reference::check_tag(tag, crate::reference::TagGrammar::LayoutRefName)?;
                 manifests.retain(|m| {
                     m.pointer("/annotations")
                         .and_then(|a| a.get(REF_NAME))
