@@ -626,3 +626,95 @@ fn tags_a_registry_lists_are_validated_before_use() {
         }
     }
 }
+
+/// Stores `doc` as a blob of the layout at `l` and adds an `index.json` entry tagged `tag` for it with
+/// `media_type`; returns its descriptor.
+fn add_entry(l: &Path, tag: &str, media_type: &str, doc: &Value) -> Value {
+    let bytes = serde_json::to_vec(doc).unwrap();
+    let digest = hoist::Digest::sha256(&bytes);
+    fs::write(l.join("blobs/sha256").join(digest.hex()), &bytes).unwrap();
+    let desc = serde_json::json!({"mediaType": media_type, "digest": digest.to_string(), "size": bytes.len()});
+    let index_path = l.join("index.json");
+    let mut index = json(&fs::read_to_string(&index_path).unwrap());
+    let mut entry = desc.clone();
+    entry["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": tag});
+    index["manifests"].as_array_mut().unwrap().push(entry);
+    fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    desc
+}
+
+#[test]
+fn ambiguous_documents_are_refused_by_every_verb() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("src");
+    common::synth::write_tar_image(&l, "v1", &[("hello.txt", b"hi")]);
+    let layout = l.display().to_string();
+    let (m, _) = manifest_of(&layout, "v1");
+    let good = serde_json::json!({
+        "mediaType": hoist::media_type::OCI_MANIFEST,
+        "digest": hoist::Digest::sha256(&serde_json::to_vec(&m).unwrap()).to_string(),
+        "size": serde_json::to_vec(&m).unwrap().len()});
+    // A manifest that is also an index of itself (CVE-2021-41190): no mediaType, so either reading fits.
+    let mut amb = m.clone();
+    amb.as_object_mut().unwrap().remove("mediaType");
+    amb["manifests"] = serde_json::json!([good]);
+    add_entry(&l, "as-manifest", hoist::media_type::OCI_MANIFEST, &amb);
+    let as_index = add_entry(&l, "as-index", hoist::media_type::OCI_INDEX, &amb);
+    // An index whose child is the ambiguous document.
+    let mut child = as_index.clone();
+    child["mediaType"] = Value::from(hoist::media_type::OCI_MANIFEST);
+    child["platform"] = serde_json::json!({"os": "linux", "architecture": "amd64"});
+    add_entry(
+        &l,
+        "parent",
+        hoist::media_type::OCI_INDEX,
+        &serde_json::json!({"schemaVersion": 2, "mediaType": hoist::media_type::OCI_INDEX,
+            "manifests": [child]}),
+    );
+    for tag in ["as-manifest", "as-index", "parent"] {
+        let src = format!("oci:{layout}:{tag}");
+        let dst = dir.path().join(format!("copy-{tag}"));
+        let bundle = dir.path().join(format!("bundle-{tag}"));
+        for args in [
+            vec!["verify", src.as_str()],
+            // The parent itself is a fine index: its raw bytes are shown, its child is not.
+            if tag == "parent" {
+                vec!["inspect", src.as_str()]
+            } else {
+                vec!["inspect", "--raw", src.as_str()]
+            },
+            vec![
+                "copy",
+                "-q",
+                "--all",
+                src.as_str(),
+                &format!("oci:{}:x", dst.display()),
+            ],
+            vec![
+                "copy",
+                "-q",
+                src.as_str(),
+                &format!("oci:{}:y", dst.display()),
+            ],
+            vec!["unpack", "-q", src.as_str(), bundle.to_str().unwrap()],
+        ] {
+            let out = run_fail(&mut hoist(&args));
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                text.contains("ambiguous") && text.contains("CVE-2021-41190"),
+                "{args:?}: {text}"
+            );
+        }
+        let copied = fs::read_to_string(dst.join("index.json")).unwrap_or_default();
+        assert!(
+            !copied.contains("\"x\"") && !copied.contains("\"y\""),
+            "{copied}"
+        );
+        assert!(!bundle.join("rootfs/hello.txt").exists());
+    }
+    run_ok(&mut hoist(&["verify", &format!("oci:{layout}:v1")]));
+}

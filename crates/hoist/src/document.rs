@@ -36,6 +36,7 @@ struct Probe {
     media_type: Option<serde_json::Value>,
     manifests: Option<serde_json::Value>,
     config: Option<serde_json::Value>,
+    layers: Option<serde_json::Value>,
     fs_layers: Option<serde_json::Value>,
 }
 
@@ -78,6 +79,7 @@ impl Document {
                 ));
             }
         }
+        check_unambiguous(&p, media_type, &what)?;
         Ok(Document {
             media_type: media_type.to_string(),
             digest,
@@ -226,6 +228,44 @@ impl Document {
     }
 }
 
+/// Refuses a document that could be read as both a manifest and an index (CVE-2021-41190): one with
+/// `manifests` beside `config` or `layers`, a manifest with `manifests`, or an index with `config` or
+/// `layers`. Every [`Document`] goes through this, so no verb can see one reading and copy another.
+fn check_unambiguous(p: &Probe, media_type: &str, what: &str) -> Result<()> {
+    let fields = |names: &[(&str, bool)]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|(_, present)| *present)
+            .map(|(n, _)| format!("{n:?}"))
+            .collect()
+    };
+    let manifest_fields = fields(&[
+        ("config", p.config.is_some()),
+        ("layers", p.layers.is_some()),
+    ]);
+    let reason = if p.manifests.is_some() && !manifest_fields.is_empty() {
+        format!(
+            "ambiguous document: it has both \"manifests\" (an index's) and {} (a manifest's)",
+            manifest_fields.join(" and ")
+        )
+    } else {
+        match media_type::kind(media_type) {
+            Kind::Manifest { .. } if p.manifests.is_some() => {
+                "ambiguous document: a manifest with an index's \"manifests\"".to_string()
+            }
+            Kind::Index { .. } if !manifest_fields.is_empty() => format!(
+                "ambiguous document: an index with a manifest's {}",
+                manifest_fields.join(" and ")
+            ),
+            _ => return Ok(()),
+        }
+    };
+    Err(Error::invalid_document(
+        what,
+        format!("{reason}; refused, as it could be read as either (CVE-2021-41190)"),
+    ))
+}
+
 /// Checks that a descriptor a reference resolved to names a manifest or an index; a Docker schema 1
 /// manifest gets its own message.
 pub fn check_root_media_type(media_type: &str, what: &str) -> Result<()> {
@@ -302,6 +342,66 @@ mod tests {
     fn embedded_media_type_must_agree() {
         let err = Document::new(media_type::OCI_INDEX, MANIFEST.as_bytes().to_vec()).unwrap_err();
         assert!(err.to_string().contains("disagrees"), "{err}");
+    }
+
+    #[test]
+    fn ambiguous_documents_are_refused_whatever_they_claim() {
+        let index = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+        let cases = [
+            MANIFEST.replace(r#""layers":[]"#, r#""layers":[],"manifests":[]"#),
+            MANIFEST.replace(r#""layers":[],"#, r#""manifests":[],"#),
+            index.replace(r#""manifests":[]"#, r#""manifests":[],"layers":[]"#),
+            index.replace(r#""manifests":[]"#, r#""manifests":[],"config":{}"#),
+        ];
+        for (i, text) in cases.iter().enumerate() {
+            let bytes = text.as_bytes().to_vec();
+            let embedded = if i < 2 {
+                media_type::OCI_MANIFEST
+            } else {
+                media_type::OCI_INDEX
+            };
+            let no_type = text
+                .replace(
+                    r#""mediaType":"application/vnd.oci.image.manifest.v1+json","#,
+                    "",
+                )
+                .replace(
+                    r#""mediaType":"application/vnd.oci.image.index.v1+json","#,
+                    "",
+                );
+            for result in [
+                Document::detect(bytes.clone()),
+                Document::new(embedded, bytes.clone()),
+                Document::detect(no_type.clone().into_bytes()),
+                Document::new(media_type::OCI_MANIFEST, no_type.clone().into_bytes()),
+                Document::new(media_type::OCI_INDEX, no_type.clone().into_bytes()),
+                Document::new(media_type::DOCKER_MANIFEST, no_type.clone().into_bytes()),
+                Document::new(media_type::DOCKER_MANIFEST_LIST, no_type.into_bytes()),
+            ] {
+                let err = result.expect_err(&format!("case {i}: {text}")).to_string();
+                assert!(
+                    err.contains("ambiguous") && err.contains("CVE-2021-41190"),
+                    "case {i}: {err}"
+                );
+            }
+        }
+        // An index with a manifest's layers, even without manifests of its own.
+        let layered = index.replace(r#""manifests":[]"#, r#""layers":[]"#);
+        let no_type = layered.replace(
+            r#""mediaType":"application/vnd.oci.image.index.v1+json","#,
+            "",
+        );
+        for result in [
+            Document::detect(layered.clone().into_bytes()),
+            Document::new(media_type::OCI_INDEX, layered.into_bytes()),
+            Document::new(media_type::DOCKER_MANIFEST_LIST, no_type.into_bytes()),
+        ] {
+            let err = result.unwrap_err().to_string();
+            assert!(err.contains("ambiguous"), "{err}");
+        }
+        // Unrelated keys with those names deeper down are fine.
+        let ok = MANIFEST.replace(r#""x-unknown":{"b":1,"a":2}"#, r#""x":{"manifests":[]}"#);
+        Document::detect(ok.into_bytes()).unwrap();
     }
 
     #[test]
