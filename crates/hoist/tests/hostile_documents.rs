@@ -244,3 +244,54 @@ fn verified_reads_never_pass_the_declared_size() {
     assert!(read_document(&src, &mdesc).is_err());
     let _ = Document::detect(b"{}".to_vec()).unwrap_err();
 }
+
+#[test]
+fn a_tag_on_two_entries_for_different_images_is_ambiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("l");
+    let (layout, m) = layout_with_image(&l);
+    let first = layout
+        .resolve(Some(&LayoutRef::Tag("good".into())))
+        .unwrap();
+    // The same image under the tag twice is not ambiguous.
+    tag_manifest(&layout, "good", &m, mt::OCI_MANIFEST);
+    assert_eq!(
+        layout
+            .resolve(Some(&LayoutRef::Tag("good".into())))
+            .unwrap()
+            .digest(),
+        first.digest()
+    );
+    let mut other = m.clone();
+    other["annotations"] = json!({"x": "y"});
+    let second = tag_manifest(&layout, "good", &other, mt::OCI_MANIFEST);
+    let check = |err: Error| {
+        let text = err.to_string();
+        assert!(
+            text.contains("\"good\" is ambiguous")
+                && text.contains(&first.digest().to_string())
+                && text.contains(&second.to_string()),
+            "{text}"
+        );
+    };
+    check(
+        layout
+            .resolve(Some(&LayoutRef::Tag("good".into())))
+            .unwrap_err(),
+    );
+    check(source(&layout, "good").root().unwrap_err());
+    assert!(!problems(&layout, "good").is_empty());
+
+    // An oci-archive of that layout says the same.
+    let archive = dir.path().join("l.tar");
+    let mut b = tar::Builder::new(fs::File::create(&archive).unwrap());
+    b.append_dir_all(".", &l).unwrap();
+    b.finish().unwrap();
+    drop(b);
+    let src = hoist::transport::oci_archive::OciArchiveSource::open(
+        &archive,
+        Some(LayoutRef::Tag("good".into())),
+        Limits::default(),
+    );
+    check(src.and_then(|s| s.root()).unwrap_err());
+}

@@ -549,16 +549,28 @@ pub fn resolve_entry(
                 ),
             }),
         },
-        Some(LayoutRef::Tag(tag)) => entries
-            .iter()
-            .find(|d| d.annotations().as_ref().and_then(|a| a.get(REF_NAME)) == Some(tag))
-            .cloned()
-            .map(Some)
-            .ok_or_else(|| Error::NotFound {
+        Some(LayoutRef::Tag(tag)) => {
+            let mut tagged = entries
+                .iter()
+                .filter(|d| d.annotations().as_ref().and_then(|a| a.get(REF_NAME)) == Some(tag));
+            let first = tagged.next().ok_or_else(|| Error::NotFound {
                 reference: format!("tag {tag:?}"),
-                location,
+                location: location.clone(),
                 hint: tag_list(),
-            }),
+            })?;
+            // Two entries with one tag for different images: neither can be the one meant.
+            if let Some(other) = tagged.find(|d| d.digest() != first.digest()) {
+                return Err(Error::InvalidDocument {
+                    what: format!("index.json of {location}"),
+                    reason: format!(
+                        "tag {tag:?} is ambiguous: it names both {} and {}",
+                        first.digest(),
+                        other.digest()
+                    ),
+                });
+            }
+            Ok(Some(first.clone()))
+        }
         Some(LayoutRef::Digest(digest)) => Ok(entries
             .iter()
             .find(|d| digest_of(d).ok().as_ref() == Some(digest))
