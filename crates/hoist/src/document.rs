@@ -202,9 +202,12 @@ impl Document {
                 format!("schemaVersion is {}, expected 2", m.schema_version()),
             ));
         }
-        crate::descriptor::digest_of(m.config())?;
+        crate::descriptor::check(m.config())?;
         for l in m.layers() {
-            crate::descriptor::digest_of(l)?;
+            crate::descriptor::check(l)?;
+        }
+        if let Some(s) = m.subject() {
+            crate::descriptor::check(s)?;
         }
         Ok(m)
     }
@@ -222,7 +225,10 @@ impl Document {
             ));
         }
         for m in i.manifests() {
-            crate::descriptor::digest_of(m)?;
+            crate::descriptor::check(m)?;
+        }
+        if let Some(s) = i.subject() {
+            crate::descriptor::check(s)?;
         }
         Ok(i)
     }

@@ -295,3 +295,62 @@ fn a_tag_on_two_entries_for_different_images_is_ambiguous() {
     );
     check(src.and_then(|s| s.root()).unwrap_err());
 }
+
+#[test]
+fn embedded_data_must_be_the_content_its_descriptor_names() {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, m) = layout_with_image(dir.path());
+    let config = layout
+        .read_small_blob(&serde_json::from_value(m["config"].clone()).unwrap())
+        .unwrap();
+    // The right content embedded: fine.
+    let mut right = m.clone();
+    right["config"]["data"] = json!(b64(&config));
+    tag_manifest(&layout, "right", &right, mt::OCI_MANIFEST);
+    assert!(problems(&layout, "right").is_empty());
+
+    // Other content of the same size, another size, not base64: each a problem naming the config.
+    let mut same_size = config.clone();
+    same_size[0] = b' ';
+    let config_digest = m["config"]["digest"].as_str().unwrap().to_string();
+    for (tag, data, needle) in [
+        ("other", b64(&same_size), "digest mismatch"),
+        (
+            "longer",
+            b64(&[&config[..], b" "].concat()),
+            "size mismatch",
+        ),
+        ("garbage", "%%%".to_string(), "not base64"),
+    ] {
+        let mut wrong = m.clone();
+        wrong["config"]["data"] = json!(data);
+        tag_manifest(&layout, tag, &wrong, mt::OCI_MANIFEST);
+        let found = problems(&layout, tag).join("\n");
+        assert!(
+            found.contains(needle)
+                && found.contains("data embedded")
+                && found.contains(&config_digest),
+            "{tag}: {found}"
+        );
+        // Copy refuses it too: the document is not passed on.
+        let dest =
+            hoist::transport::oci::OciDestination::open(&dir.path().join(tag), None).unwrap();
+        assert!(hoist::copy::copy(&source(&layout, tag), &dest, &Default::default()).is_err());
+    }
+
+    // In index.json itself: the entry's data must be the manifest.
+    let entry_bytes = serde_json::to_vec(&m).unwrap();
+    let mut index = layout.index_value().unwrap();
+    let mut entry = index["manifests"][0].clone();
+    entry["annotations"] = json!({"org.opencontainers.image.ref.name": "entry"});
+    entry["data"] = json!(b64(&[&entry_bytes[..entry_bytes.len() - 1], b" "].concat()));
+    index["manifests"].as_array_mut().unwrap().push(entry);
+    layout.write_index_value(&index).unwrap();
+    let err = layout
+        .resolve(Some(&LayoutRef::Tag("entry".into())))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("data embedded"), "{err}");
+}

@@ -508,9 +508,22 @@ impl Layout {
     }
 }
 
-/// Picks the entry of an `index.json` that `reference` names (`None`: the only entry). Returns
-/// `Ok(None)` only for a digest that is not a top-level entry, so callers can look further.
+/// Picks the entry of an `index.json` that `reference` names (`None`: the only entry), with its
+/// embedded `data`, if any, checked against it. Returns `Ok(None)` only for a digest that is not a
+/// top-level entry, so callers can look further.
 pub fn resolve_entry(
+    entries: &[Descriptor],
+    reference: Option<&LayoutRef>,
+    location: &str,
+) -> Result<Option<Descriptor>> {
+    let found = find_entry(entries, reference, location)?;
+    if let Some(d) = &found {
+        crate::descriptor::check(d)?;
+    }
+    Ok(found)
+}
+
+fn find_entry(
     entries: &[Descriptor],
     reference: Option<&LayoutRef>,
     location: &str,
