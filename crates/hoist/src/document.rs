@@ -203,8 +203,10 @@ impl Document {
             ));
         }
         crate::descriptor::check(m.config())?;
+        self.check_child_kind(m.config(), "its config", false)?;
         for l in m.layers() {
             crate::descriptor::check(l)?;
+            self.check_child_kind(l, "a layer", false)?;
         }
         if let Some(s) = m.subject() {
             crate::descriptor::check(s)?;
@@ -226,11 +228,41 @@ impl Document {
         }
         for m in i.manifests() {
             crate::descriptor::check(m)?;
+            self.check_child_kind(m, "an entry", true)?;
         }
         if let Some(s) = i.subject() {
             crate::descriptor::check(s)?;
         }
         Ok(i)
+    }
+}
+
+impl Document {
+    /// A manifest's config and layers are blobs, never manifests or indexes; an index's entries are
+    /// manifests or indexes (or artifacts of unknown types), never configs or layers. Anything else
+    /// would have a walker read a blob as a document or the reverse.
+    fn check_child_kind(&self, desc: &Descriptor, role: &str, in_index: bool) -> Result<()> {
+        let mt = desc.media_type().to_string();
+        let wrong = match media_type::kind(&mt) {
+            Kind::Manifest { .. } | Kind::Index { .. } | Kind::Schema1 => !in_index,
+            Kind::Config { .. } | Kind::Layer { .. } => in_index,
+            Kind::Other => false,
+        };
+        if !wrong {
+            return Ok(());
+        }
+        let expected = if in_index {
+            "a manifest or index"
+        } else {
+            "a blob, not a manifest or index"
+        };
+        Err(Error::invalid_document(
+            self.what(),
+            format!(
+                "{role} ({}) has media type {mt:?}, but must be {expected}",
+                desc.digest()
+            ),
+        ))
     }
 }
 
@@ -408,6 +440,67 @@ mod tests {
         // Unrelated keys with those names deeper down are fine.
         let ok = MANIFEST.replace(r#""x-unknown":{"b":1,"a":2}"#, r#""x":{"manifests":[]}"#);
         Document::detect(ok.into_bytes()).unwrap();
+    }
+
+    #[test]
+    fn children_of_the_wrong_kind_are_refused() {
+        let index_mt = media_type::OCI_INDEX;
+        let config_is_index = MANIFEST.replace(
+            r#""config":{"mediaType":"application/vnd.oci.image.config.v1+json""#,
+            &format!(r#""config":{{"mediaType":"{index_mt}""#),
+        );
+        let err = Document::detect(config_is_index.into_bytes())
+            .unwrap()
+            .manifest()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("its config") && err.contains(index_mt),
+            "{err}"
+        );
+        let layer_is_manifest = MANIFEST.replace(
+            r#""layers":[]"#,
+            r#""layers":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}]"#,
+        );
+        let err = Document::detect(layer_is_manifest.into_bytes())
+            .unwrap()
+            .manifest()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a layer"), "{err}");
+        let index_of_layer = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}]}"#;
+        let err = Document::detect(index_of_layer.as_bytes().to_vec())
+            .unwrap()
+            .index()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("an entry") && err.contains("manifest or index"),
+            "{err}"
+        );
+        // Artifacts of unknown types are carried.
+        let artifact = MANIFEST.replace(
+            r#""config":{"mediaType":"application/vnd.oci.image.config.v1+json""#,
+            r#""config":{"mediaType":"application/vnd.example.thing+json""#,
+        );
+        Document::detect(artifact.into_bytes())
+            .unwrap()
+            .manifest()
+            .unwrap();
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        // serde refuses a repeated field where Go would take the last one: two readers, two images.
+        for text in [
+            MANIFEST.replace(r#""layers":[]"#, r#""layers":[],"layers":[]"#),
+            MANIFEST.replace(r#""size":2}"#, r#""size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}"#),
+            MANIFEST.replace(r#""schemaVersion":2,"#, r#""schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","#),
+        ] {
+            let parsed = Document::detect(text.clone().into_bytes()).and_then(|d| d.parse().map(|_| ()));
+            let err = parsed.expect_err(&text).to_string();
+            assert!(err.contains("duplicate"), "{err}");
+        }
     }
 
     #[test]
