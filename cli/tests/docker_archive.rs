@@ -632,3 +632,46 @@ fn docker_save_layers_shared_by_symlink_are_read_like_skopeo() {
         no_image_written(&dest);
     }
 }
+
+#[test]
+fn a_name_two_images_carry_in_one_archive_is_ambiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut members = shared_layer_archive(Box::leak(
+        format!("../{}/layer.tar", "a".repeat(64)).into_boxed_str(),
+    ));
+    // Both images claim one:v1.
+    let (name, Entry::File(bytes)) = members
+        .iter_mut()
+        .find(|(n, _)| n == "manifest.json")
+        .unwrap()
+    else {
+        panic!("manifest.json is a file")
+    };
+    let mut items: Value = serde_json::from_slice(bytes).unwrap();
+    items[1]["RepoTags"] = serde_json::json!(["one:v1"]);
+    let configs = [items[0]["Config"].clone(), items[1]["Config"].clone()];
+    *bytes = serde_json::to_vec(&items).unwrap();
+    assert_eq!(name, "manifest.json");
+    let archive = dir.path().join("dup.tar");
+    write_archive(&archive, &members);
+    let dest = dir.path().join("dest");
+    let out = run_fail(&mut hoist(&[
+        "copy",
+        "-q",
+        &format!("docker-archive:{}:one:v1", s(&archive)),
+        &format!("oci:{}:v1", s(&dest)),
+    ]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("one:v1 is ambiguous")
+            && err.contains(configs[0].as_str().unwrap())
+            && err.contains(configs[1].as_str().unwrap()),
+        "{err}"
+    );
+    no_image_written(&dest);
+    // By index each is still there.
+    run_ok(&mut hoist(&[
+        "inspect",
+        &format!("docker-archive:{}:@1", s(&archive)),
+    ]));
+}

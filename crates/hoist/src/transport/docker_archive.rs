@@ -350,19 +350,32 @@ fn select<'a>(
             location,
             hint: choices(),
         }),
-        Some(ArchiveSelector::Name(name)) => items
-            .iter()
-            .find(|it| {
+        Some(ArchiveSelector::Name(name)) => {
+            let mut tagged = items.iter().filter(|it| {
                 it.repo_tags
                     .iter()
                     .flatten()
                     .any(|t| ImageName::parse(t).is_ok_and(|n| &n == name))
-            })
-            .ok_or_else(|| Error::NotFound {
+            });
+            let first = tagged.next().ok_or_else(|| Error::NotFound {
                 reference: familiar_name(name),
                 location,
                 hint: choices(),
-            }),
+            })?;
+            // Two images under one name: neither can be the one meant (as a layout's ambiguous tag).
+            if let Some(other) = tagged.find(|it| it.config != first.config) {
+                return Err(bad_archive(
+                    path,
+                    format!(
+                        "{} is ambiguous: manifest.json gives it to both {} and {}",
+                        familiar_name(name),
+                        first.config,
+                        other.config
+                    ),
+                ));
+            }
+            Ok(first)
+        }
     }
 }
 
