@@ -195,28 +195,6 @@ pub fn now_rfc3339() -> String {
     rfc3339(secs)
 }
 
-/// A manifest written anew says what it is: `mediaType` (after `schemaVersion`) when the one it was
-/// made from left it out, as the image-spec allows but registries and tools expect.
-fn with_media_type(manifest: Value, media_type: &str) -> Value {
-    match manifest {
-        Value::Object(m) if !m.contains_key("mediaType") => {
-            let mut out = Map::new();
-            let mut rest = m.into_iter();
-            for (k, v) in rest.by_ref() {
-                let first = k == "schemaVersion";
-                out.insert(k, v);
-                if first {
-                    break;
-                }
-            }
-            out.insert("mediaType".into(), Value::String(media_type.into()));
-            out.extend(rest);
-            Value::Object(out)
-        }
-        other => other,
-    }
-}
-
 fn object<'a>(v: &'a mut Value, key: &str, what: &str) -> Result<&'a mut Map<String, Value>> {
     let obj = v
         .as_object_mut()
@@ -554,7 +532,8 @@ impl ImageEdit {
             .unwrap_or(media_type::OCI_CONFIG)
             .to_string();
         let config_digest = Digest::sha256(&config_bytes);
-        let mut manifest = with_media_type(self.manifest, &self.manifest_media_type);
+        let mut manifest =
+            crate::document::with_media_type(self.manifest, &self.manifest_media_type);
         if let Some(c) = manifest.get_mut("config").and_then(Value::as_object_mut) {
             c.insert("digest".into(), Value::String(config_digest.to_string()));
             c.insert("size".into(), json!(config_bytes.len()));
@@ -605,18 +584,6 @@ impl ImageEdit {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn manifests_written_anew_carry_media_type() {
-        let bare = json!({"schemaVersion": 2, "config": {}, "layers": []});
-        let out = serde_json::to_string(&with_media_type(bare, media_type::OCI_MANIFEST)).unwrap();
-        assert_eq!(
-            out,
-            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#
-        );
-        let typed = json!({"schemaVersion": 2, "mediaType": "x", "config": {}});
-        assert_eq!(with_media_type(typed.clone(), "y"), typed);
-    }
 
     #[test]
     fn rfc3339_formats_known_times() {

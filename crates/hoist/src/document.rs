@@ -317,6 +317,31 @@ pub fn check_root_media_type(media_type: &str, what: &str) -> Result<()> {
     }
 }
 
+/// A manifest or index written anew says what it is: `mediaType` (after `schemaVersion`) when the
+/// one it was made from left it out, as the image-spec allows but registries and tools expect.
+pub(crate) fn with_media_type(doc: serde_json::Value, media_type: &str) -> serde_json::Value {
+    match doc {
+        serde_json::Value::Object(m) if !m.contains_key("mediaType") => {
+            let mut out = serde_json::Map::new();
+            let mut rest = m.into_iter();
+            for (k, v) in rest.by_ref() {
+                let first = k == "schemaVersion";
+                out.insert(k, v);
+                if first {
+                    break;
+                }
+            }
+            out.insert(
+                "mediaType".into(),
+                serde_json::Value::String(media_type.into()),
+            );
+            out.extend(rest);
+            serde_json::Value::Object(out)
+        }
+        other => other,
+    }
+}
+
 /// Parses an image config, with a clear error naming it.
 pub fn parse_config(bytes: &[u8], digest: &Digest) -> Result<ImageConfiguration> {
     serde_json::from_slice(bytes)
@@ -501,6 +526,18 @@ mod tests {
             let err = parsed.expect_err(&text).to_string();
             assert!(err.contains("duplicate"), "{err}");
         }
+    }
+
+    #[test]
+    fn manifests_written_anew_carry_media_type() {
+        let bare = serde_json::json!({"schemaVersion": 2, "config": {}, "layers": []});
+        let out = serde_json::to_string(&with_media_type(bare, media_type::OCI_MANIFEST)).unwrap();
+        assert_eq!(
+            out,
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#
+        );
+        let typed = serde_json::json!({"schemaVersion": 2, "mediaType": "x", "config": {}});
+        assert_eq!(with_media_type(typed.clone(), "y"), typed);
     }
 
     #[test]

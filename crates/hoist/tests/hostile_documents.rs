@@ -354,3 +354,34 @@ fn embedded_data_must_be_the_content_its_descriptor_names() {
         .to_string();
     assert!(err.contains("data embedded"), "{err}");
 }
+
+#[test]
+fn an_index_written_anew_for_a_platform_subset_carries_media_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, m) = layout_with_image(&dir.path().join("src"));
+    // An index without mediaType (the image-spec allows it) of two images.
+    let entry = |arch: &str| {
+        let mut m = m.clone();
+        m["annotations"] = json!({"arch": arch});
+        let bytes = serde_json::to_vec(&m).unwrap();
+        let d = tag_manifest(&layout, arch, &m, mt::OCI_MANIFEST);
+        json!({"mediaType": mt::OCI_MANIFEST, "digest": d.to_string(), "size": bytes.len(),
+            "platform": {"os": "linux", "architecture": arch}})
+    };
+    let index = json!({"schemaVersion": 2, "manifests": [entry("amd64"), entry("arm64")]});
+    tag_manifest(&layout, "multi", &index, mt::OCI_INDEX);
+    let dest = hoist::transport::oci::OciDestination::open(
+        &dir.path().join("dst"),
+        Some(LayoutRef::Tag("one".into())),
+    )
+    .unwrap();
+    let opts = hoist::copy::CopyOptions {
+        platforms: hoist::copy::PlatformChoice::Subset(vec!["linux/arm64".parse().unwrap()]),
+        ..Default::default()
+    };
+    hoist::copy::copy(&source(&layout, "multi"), &dest, &opts).unwrap();
+    let root = source(dest.layout(), "one").root().unwrap();
+    let v: Value = serde_json::from_slice(root.bytes()).unwrap();
+    assert_eq!(v["mediaType"], mt::OCI_INDEX, "{v}");
+    assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
+}
