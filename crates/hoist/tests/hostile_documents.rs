@@ -253,8 +253,9 @@ fn a_tag_on_two_entries_for_different_images_is_ambiguous() {
     let first = layout
         .resolve(Some(&LayoutRef::Tag("good".into())))
         .unwrap();
-    // The same image under the tag twice is not ambiguous.
+    // The same image under the tag twice is not ambiguous, and the tag is listed once.
     tag_manifest(&layout, "good", &m, mt::OCI_MANIFEST);
+    assert_eq!(layout.tags().unwrap().len(), 1);
     assert_eq!(
         layout
             .resolve(Some(&LayoutRef::Tag("good".into())))

@@ -375,8 +375,10 @@ impl Layout {
         write_atomic(&self.root.join("index.json"), &bytes, &self.root)
     }
 
-    /// Every tag with its descriptor, in `index.json` order.
+    /// Every tag with its descriptor, in `index.json` order; a tag on several entries is listed once
+    /// (resolving it says whether it is ambiguous).
     pub fn tags(&self) -> Result<Vec<(String, Descriptor)>> {
+        let mut seen = std::collections::HashSet::new();
         Ok(self
             .index()?
             .manifests()
@@ -387,6 +389,7 @@ impl Layout {
                     .and_then(|a| a.get(REF_NAME))
                     .map(|t| (t.clone(), d.clone()))
             })
+            .filter(|(t, _)| seen.insert(t.clone()))
             .collect())
     }
 
