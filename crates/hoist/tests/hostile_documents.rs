@@ -386,3 +386,37 @@ fn an_index_written_anew_for_a_platform_subset_carries_media_type() {
     assert_eq!(v["mediaType"], mt::OCI_INDEX, "{v}");
     assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn library_entry_points_refuse_invalid_tags_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, _) = layout_with_image(dir.path());
+    let desc = layout
+        .resolve(Some(&LayoutRef::Tag("good".into())))
+        .unwrap();
+    let before = layout.index_value().unwrap();
+    for bad in ["", ".abc", "a b", "a/"] {
+        let err = layout.set_tag(Some(bad), &desc).unwrap_err().to_string();
+        assert!(err.contains("invalid tag"), "{bad:?}: {err}");
+        let dest = dir.path().join("new");
+        let err =
+            hoist::transport::oci::OciDestination::open(&dest, Some(LayoutRef::Tag(bad.into())))
+                .err()
+                .expect("refused")
+                .to_string();
+        assert!(err.contains("invalid tag"), "{bad:?}: {err}");
+        assert!(
+            !dest.exists(),
+            "{bad:?}: the destination layout was created"
+        );
+        let mut edit =
+            hoist::config_edit::ImageEdit::open(&layout, Some(&LayoutRef::Tag("good".into())))
+                .unwrap();
+        edit.add_history(hoist::config_edit::ImageEdit::history_entry(
+            None, "x", None, true,
+        ));
+        let err = edit.commit(Some(bad)).unwrap_err().to_string();
+        assert!(err.contains("invalid tag"), "{bad:?}: {err}");
+    }
+    assert_eq!(layout.index_value().unwrap(), before);
+}
