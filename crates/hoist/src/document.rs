@@ -266,6 +266,12 @@ impl Document {
     }
 }
 
+/// Refuses an `index.json` (of a layout or an oci-archive) that is also a manifest: the check every
+/// [`Document`] gets ([`check_unambiguous`]), for the one index that is not a blob.
+pub(crate) fn check_index_json(bytes: &[u8], what: &str) -> Result<()> {
+    check_unambiguous(&probe(bytes, what)?, media_type::OCI_INDEX, what)
+}
+
 /// Refuses a document that could be read as both a manifest and an index (CVE-2021-41190): one with
 /// `manifests` beside `config` or `layers`, a manifest with `manifests`, or an index with `config` or
 /// `layers`. Every [`Document`] goes through this, so no verb can see one reading and copy another.

@@ -421,3 +421,38 @@ fn library_entry_points_refuse_invalid_tags_before_writing() {
     }
     assert_eq!(layout.index_value().unwrap(), before);
 }
+
+#[test]
+fn an_index_json_that_is_also_a_manifest_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("l");
+    let (layout, m) = layout_with_image(&l);
+    let mut index = layout.index_value().unwrap();
+    index["config"] = m["config"].clone();
+    index["layers"] = m["layers"].clone();
+    layout.write_index_value(&index).unwrap();
+    let check = |err: Error| {
+        let text = err.to_string();
+        assert!(
+            text.contains("index.json") && text.contains("CVE-2021-41190"),
+            "{text}"
+        );
+    };
+    check(
+        layout
+            .resolve(Some(&LayoutRef::Tag("good".into())))
+            .unwrap_err(),
+    );
+    check(source(&layout, "good").root().unwrap_err());
+    let archive = dir.path().join("l.tar");
+    let mut b = tar::Builder::new(fs::File::create(&archive).unwrap());
+    b.append_dir_all(".", &l).unwrap();
+    b.finish().unwrap();
+    drop(b);
+    let src = hoist::transport::oci_archive::OciArchiveSource::open(
+        &archive,
+        Some(LayoutRef::Tag("good".into())),
+        Limits::default(),
+    );
+    check(src.and_then(|s| s.root()).unwrap_err());
+}

@@ -341,6 +341,7 @@ impl Layout {
             })?;
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::invalid_document(format!("{}", path.display()), e.to_string()))?;
+        crate::document::check_index_json(&bytes, &path.display().to_string())?;
         if !v.get("manifests").is_some_and(Value::is_array) {
             return Err(Error::invalid_document(
                 format!("{}", path.display()),
