@@ -480,3 +480,198 @@ fn digest_of_archive(archive: &Path, name: &str) -> String {
     .unwrap();
     v["Digest"].as_str().unwrap().to_string()
 }
+
+/// A member of a hand-built archive: a regular file, or a symlink to a target.
+enum Entry {
+    File(Vec<u8>),
+    Link(&'static str),
+}
+
+fn write_archive(path: &Path, members: &[(String, Entry)]) {
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    for (name, entry) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        match entry {
+            Entry::File(bytes) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(bytes.len() as u64);
+                b.append_data(&mut h, name, &bytes[..]).unwrap();
+            }
+            Entry::Link(target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                b.append_link(&mut h, name, target).unwrap();
+            }
+        }
+    }
+    b.finish().unwrap();
+}
+
+/// The members `docker save one:v1 two:v1` writes when `two` is `one` plus a layer: the shared layer
+/// is stored once, under the first image's layer directory, and linked from the second's; `link` is
+/// what the second image's `layer.tar` points at.
+fn shared_layer_archive(link: &'static str) -> Vec<(String, Entry)> {
+    let base = layer_tar(&[("etc/base", b"base\n")]);
+    let top = layer_tar(&[("etc/top", b"top\n")]);
+    let sha = |b: &[u8]| hoist::Digest::sha256(b);
+    let config = |diff_ids: &[&[u8]]| {
+        serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": "2024-01-02T03:04:05Z",
+            "config": {"Env": ["PATH=/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids.iter().map(|b| sha(b).to_string()).collect::<Vec<_>>()}
+        }))
+        .unwrap()
+    };
+    let (c1, c2) = (config(&[&base]), config(&[&base, &top]));
+    let (id1, id2, id3) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": format!("{}.json", sha(&c1).hex()), "RepoTags": ["one:v1"],
+         "Layers": [format!("{id1}/layer.tar")]},
+        {"Config": format!("{}.json", sha(&c2).hex()), "RepoTags": ["two:v1"],
+         "Layers": [format!("{id2}/layer.tar"), format!("{id3}/layer.tar")]}
+    ]))
+    .unwrap();
+    let json = |id: &str| Entry::File(format!(r#"{{"id":"{id}"}}"#).into_bytes());
+    vec![
+        (format!("{id1}/VERSION"), Entry::File(b"1.0".to_vec())),
+        (format!("{id1}/json"), json(&id1)),
+        (format!("{id1}/layer.tar"), Entry::File(base)),
+        (format!("{id2}/VERSION"), Entry::File(b"1.0".to_vec())),
+        (format!("{id2}/json"), json(&id2)),
+        (format!("{id2}/layer.tar"), Entry::Link(link)),
+        (format!("{id3}/VERSION"), Entry::File(b"1.0".to_vec())),
+        (format!("{id3}/json"), json(&id3)),
+        (format!("{id3}/layer.tar"), Entry::File(top)),
+        (format!("{}.json", sha(&c1).hex()), Entry::File(c1)),
+        (format!("{}.json", sha(&c2).hex()), Entry::File(c2)),
+        ("manifest.json".into(), Entry::File(manifest)),
+        (
+            "repositories".into(),
+            Entry::File(br#"{"one":{"v1":"aaaa"},"two":{"v1":"cccc"}}"#.to_vec()),
+        ),
+    ]
+}
+
+#[test]
+fn docker_save_layers_shared_by_symlink_are_read_like_skopeo() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // docker save writes the link relative to the linking layer's directory.
+    let link = Box::leak(format!("../{}/layer.tar", "a".repeat(64)).into_boxed_str());
+    let archive = dir.path().join("saved.tar");
+    write_archive(&archive, &shared_layer_archive(link));
+    for (name, layers) in [("one:v1", 1), ("two:v1", 2)] {
+        let src = format!("docker-archive:{}:{name}", s(&archive));
+        // skopeo's manifest is the same but for the linked layer's size, which it takes from the
+        // symlink's header (0); hoist gives the size of the bytes it serves.
+        let ours: Value =
+            serde_json::from_str(&run_ok(&mut hoist(&["inspect", "--raw", &src]))).unwrap();
+        let theirs = skopeo_manifest(&src);
+        assert_eq!(ours["config"], theirs["config"], "{name}");
+        let digests = |m: &Value| {
+            m["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["digest"].clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(digests(&ours), digests(&theirs), "{name}");
+        assert!(
+            ours["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|l| l["size"] == 2048),
+            "{ours}"
+        );
+        let tag = name.replace(':', "-");
+        let h = dir.path().join("hoist");
+        let k = dir.path().join("skopeo");
+        run_ok(&mut hoist(&[
+            "copy",
+            "-q",
+            &src,
+            &format!("oci:{}:{tag}", s(&h)),
+        ]));
+        run_ok(Command::new("skopeo").args(["copy", "-q", &src, &format!("oci:{}:{tag}", s(&k))]));
+        let (hr, kr) = (
+            format!("oci:{}:{tag}", s(&h)),
+            format!("oci:{}:{tag}", s(&k)),
+        );
+        run_ok(&mut hoist(&["verify", &hr]));
+        let (hc, kc) = (skopeo_config(&hr), skopeo_config(&kr));
+        assert_eq!(hc["rootfs"]["diff_ids"].as_array().unwrap().len(), layers);
+        assert_eq!(hc["rootfs"], kc["rootfs"], "{name}");
+        validate(&h, &tag);
+    }
+
+    // Links that leave the archive, or loop, are refused by name; nothing is written.
+    for (bad, needle) in [
+        ("../../etc/passwd", "leaves the archive"),
+        ("/etc/passwd", "leaves the archive"),
+        ("layer.tar", "symlinks to follow"),
+    ] {
+        let archive = dir.path().join("bad.tar");
+        write_archive(&archive, &shared_layer_archive(bad));
+        let dest = dir.path().join("bad-dest");
+        let out = run_fail(&mut hoist(&[
+            "copy",
+            "-q",
+            &format!("docker-archive:{}:two:v1", s(&archive)),
+            &format!("oci:{}:v1", s(&dest)),
+        ]));
+        let err = stderr(&out);
+        assert!(
+            err.contains(needle) && err.contains("layer.tar"),
+            "{bad}: {err}"
+        );
+        no_image_written(&dest);
+    }
+}
+
+#[test]
+fn a_name_two_images_carry_in_one_archive_is_ambiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut members = shared_layer_archive(Box::leak(
+        format!("../{}/layer.tar", "a".repeat(64)).into_boxed_str(),
+    ));
+    // Both images claim one:v1.
+    let (name, Entry::File(bytes)) = members
+        .iter_mut()
+        .find(|(n, _)| n == "manifest.json")
+        .unwrap()
+    else {
+        panic!("manifest.json is a file")
+    };
+    let mut items: Value = serde_json::from_slice(bytes).unwrap();
+    items[1]["RepoTags"] = serde_json::json!(["one:v1"]);
+    let configs = [items[0]["Config"].clone(), items[1]["Config"].clone()];
+    *bytes = serde_json::to_vec(&items).unwrap();
+    assert_eq!(name, "manifest.json");
+    let archive = dir.path().join("dup.tar");
+    write_archive(&archive, &members);
+    let dest = dir.path().join("dest");
+    let out = run_fail(&mut hoist(&[
+        "copy",
+        "-q",
+        &format!("docker-archive:{}:one:v1", s(&archive)),
+        &format!("oci:{}:v1", s(&dest)),
+    ]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("one:v1 is ambiguous")
+            && err.contains(configs[0].as_str().unwrap())
+            && err.contains(configs[1].as_str().unwrap()),
+        "{err}"
+    );
+    no_image_written(&dest);
+    // By index each is still there.
+    run_ok(&mut hoist(&[
+        "inspect",
+        &format!("docker-archive:{}:@1", s(&archive)),
+    ]));
+}

@@ -456,3 +456,349 @@ fn document_size_limit_is_enforced_and_configurable() {
         "a bad flag value is a usage error"
     );
 }
+
+/// Every file name under `dir`, recursively, sorted: what a refused write must leave as it was.
+fn tree_of(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walk(dir)
+        .into_iter()
+        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn invalid_tags_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("src");
+    common::synth::write_tar_image(&l, "v1", &[("hello.txt", b"hi")]);
+    let layout = l.display().to_string();
+    let index_before = fs::read(l.join("index.json")).unwrap();
+    let tree_before = tree_of(&l);
+    let unchanged = |what: &str| {
+        assert_eq!(
+            fs::read(l.join("index.json")).unwrap(),
+            index_before,
+            "{what} changed index.json"
+        );
+        assert_eq!(tree_of(&l), tree_before, "{what} wrote files");
+    };
+    let refused = |out: std::process::Output, what: &str| {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains("invalid tag"), "{what}: {err}");
+    };
+
+    // A copy destination naming a tag the image-spec grammar forbids.
+    for bad in [".abc", "-x", "a b", "a/", "a#b"] {
+        let dst = dir.path().join("dst");
+        let out = run_fail(&mut hoist(&[
+            "copy",
+            "-q",
+            &format!("oci:{layout}:v1"),
+            &format!("oci:{}:{bad}", dst.display()),
+        ]));
+        refused(out, &format!("copy to tag {bad:?}"));
+        assert!(!dst.exists(), "copy to {bad:?} created the layout");
+        let arch = dir.path().join("dst.tar");
+        let out = run_fail(&mut hoist(&[
+            "copy",
+            "-q",
+            &format!("oci:{layout}:v1"),
+            &format!("oci-archive:{}:{bad}", arch.display()),
+        ]));
+        refused(out, &format!("copy to oci-archive tag {bad:?}"));
+        assert!(!arch.exists());
+    }
+
+    // `hoist config --tag`.
+    for bad in ["", ".abc", "-x", "a b"] {
+        let out = run_fail(&mut hoist(&[
+            "config",
+            "--image",
+            &format!("oci:{layout}:v1"),
+            &format!("--tag={bad}"),
+            "--config.env",
+            "A=1",
+        ]));
+        refused(out, &format!("config --tag {bad:?}"));
+        unchanged(&format!("config --tag {bad:?}"));
+    }
+
+    // `hoist repack --tag`: the new layer is not left behind either.
+    let bundle = dir.path().join("bundle");
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--bundle",
+        &format!("oci:{layout}:v1"),
+        bundle.to_str().unwrap(),
+    ]));
+    fs::write(bundle.join("rootfs/new.txt"), b"new").unwrap();
+    let tree_before = tree_of(&l);
+    for bad in ["", ".abc"] {
+        let out = run_fail(&mut hoist(&[
+            "repack",
+            bundle.to_str().unwrap(),
+            "--tag",
+            bad,
+        ]));
+        refused(out, &format!("repack --tag {bad:?}"));
+        assert_eq!(fs::read(l.join("index.json")).unwrap(), index_before);
+        assert_eq!(tree_of(&l), tree_before, "repack --tag {bad:?} wrote files");
+    }
+    // A valid tag still works, and names as the grammar allows (`:`, `/`, `+`) are kept.
+    run_ok(&mut hoist(&[
+        "config",
+        "--image",
+        &format!("oci:{layout}:v1"),
+        "--tag",
+        "example.com/app:v1+b--2",
+        "--config.env",
+        "A=1",
+    ]));
+    let tags = run_ok(&mut hoist(&["tags", &format!("oci:{layout}")]));
+    assert!(
+        tags.lines().any(|t| t == "example.com/app:v1+b--2"),
+        "{tags}"
+    );
+}
+
+#[test]
+fn tags_a_registry_lists_are_validated_before_use() {
+    use common::fake_registry::{FakeServer, Reply, serve_layout, small_image};
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["../../../../x/y", "small#frag", ".hidden", ""] {
+        let img = small_image(&dir.path().join("img"), "app", "small");
+        let list = serde_json::to_vec(&serde_json::json!({"name": "app", "tags": ["small", bad]}))
+            .unwrap();
+        let server = FakeServer::start(move |req| {
+            if req.path == "/v2/app/tags/list" {
+                return Reply::ok("application/json", list.clone());
+            }
+            serve_layout(&img, req).unwrap_or(Reply::status(404))
+        });
+        for dest in ["oci", "dir"] {
+            let out_dir = dir.path().join(format!("out-{dest}"));
+            let out = run_fail(&mut hoist(&[
+                "sync",
+                "--src",
+                "docker",
+                "--dest",
+                dest,
+                "--src-tls-verify=false",
+                &format!("{}/app", server.host),
+                out_dir.to_str().unwrap(),
+            ]));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("invalid tag") && err.contains(&format!("{bad:?}")),
+                "{bad:?} to {dest}: {err}"
+            );
+            assert!(!out_dir.join("app:small").exists() && !out_dir.join("index.json").exists());
+        }
+        let out = run_fail(&mut hoist(&[
+            "list-tags",
+            "--tls-verify=false",
+            &format!("docker://{}/app", server.host),
+        ]));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("invalid tag"), "{bad:?}: {err}");
+        for r in server.requests() {
+            assert!(
+                r.path == "/v2/" || r.path == "/v2/app/tags/list",
+                "{bad:?}: a request other than the tag list was sent: {} {}",
+                r.method,
+                r.path
+            );
+        }
+    }
+}
+
+/// Stores `doc` as a blob of the layout at `l` and adds an `index.json` entry tagged `tag` for it with
+/// `media_type`; returns its descriptor.
+fn add_entry(l: &Path, tag: &str, media_type: &str, doc: &Value) -> Value {
+    let bytes = serde_json::to_vec(doc).unwrap();
+    let digest = hoist::Digest::sha256(&bytes);
+    fs::write(l.join("blobs/sha256").join(digest.hex()), &bytes).unwrap();
+    let desc = serde_json::json!({"mediaType": media_type, "digest": digest.to_string(), "size": bytes.len()});
+    let index_path = l.join("index.json");
+    let mut index = json(&fs::read_to_string(&index_path).unwrap());
+    let mut entry = desc.clone();
+    entry["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": tag});
+    index["manifests"].as_array_mut().unwrap().push(entry);
+    fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    desc
+}
+
+#[test]
+fn ambiguous_documents_are_refused_by_every_verb() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("src");
+    common::synth::write_tar_image(&l, "v1", &[("hello.txt", b"hi")]);
+    let layout = l.display().to_string();
+    let (m, _) = manifest_of(&layout, "v1");
+    let good = serde_json::json!({
+        "mediaType": hoist::media_type::OCI_MANIFEST,
+        "digest": hoist::Digest::sha256(&serde_json::to_vec(&m).unwrap()).to_string(),
+        "size": serde_json::to_vec(&m).unwrap().len()});
+    // A manifest that is also an index of itself (CVE-2021-41190): no mediaType, so either reading fits.
+    let mut amb = m.clone();
+    amb.as_object_mut().unwrap().remove("mediaType");
+    amb["manifests"] = serde_json::json!([good]);
+    add_entry(&l, "as-manifest", hoist::media_type::OCI_MANIFEST, &amb);
+    let as_index = add_entry(&l, "as-index", hoist::media_type::OCI_INDEX, &amb);
+    // An index whose child is the ambiguous document.
+    let mut child = as_index.clone();
+    child["mediaType"] = Value::from(hoist::media_type::OCI_MANIFEST);
+    child["platform"] = serde_json::json!({"os": "linux", "architecture": "amd64"});
+    add_entry(
+        &l,
+        "parent",
+        hoist::media_type::OCI_INDEX,
+        &serde_json::json!({"schemaVersion": 2, "mediaType": hoist::media_type::OCI_INDEX,
+            "manifests": [child]}),
+    );
+    for tag in ["as-manifest", "as-index", "parent"] {
+        let src = format!("oci:{layout}:{tag}");
+        let dst = dir.path().join(format!("copy-{tag}"));
+        let bundle = dir.path().join(format!("bundle-{tag}"));
+        for args in [
+            vec!["verify", src.as_str()],
+            // The parent itself is a fine index: its raw bytes are shown, its child is not.
+            if tag == "parent" {
+                vec!["inspect", src.as_str()]
+            } else {
+                vec!["inspect", "--raw", src.as_str()]
+            },
+            vec![
+                "copy",
+                "-q",
+                "--all",
+                src.as_str(),
+                &format!("oci:{}:x", dst.display()),
+            ],
+            vec![
+                "copy",
+                "-q",
+                src.as_str(),
+                &format!("oci:{}:y", dst.display()),
+            ],
+            vec!["unpack", "-q", src.as_str(), bundle.to_str().unwrap()],
+        ] {
+            let out = run_fail(&mut hoist(&args));
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                text.contains("ambiguous") && text.contains("CVE-2021-41190"),
+                "{args:?}: {text}"
+            );
+        }
+        let copied = fs::read_to_string(dst.join("index.json")).unwrap_or_default();
+        assert!(
+            !copied.contains("\"x\"") && !copied.contains("\"y\""),
+            "{copied}"
+        );
+        assert!(!bundle.join("rootfs/hello.txt").exists());
+    }
+    run_ok(&mut hoist(&["verify", &format!("oci:{layout}:v1")]));
+}
+
+/// The config blob of the manifest `tag` names in the layout at `layout`.
+fn config_of(layout: &str, tag: &str) -> Value {
+    let (m, _) = manifest_of(layout, tag);
+    let digest = m["config"]["digest"].as_str().unwrap();
+    json(&fs::read_to_string(blob_path(layout, digest)).unwrap())
+}
+
+#[test]
+fn config_and_repack_write_media_type_and_config_honours_source_date_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("src");
+    common::synth::write_tar_image(&l, "v1", &[("hello.txt", b"hi")]);
+    let layout = l.display().to_string();
+    // The image-spec lets a manifest leave mediaType out; hoist's new manifests say it.
+    let (mut m, _) = manifest_of(&layout, "v1");
+    m.as_object_mut().unwrap().remove("mediaType");
+    retag_with_manifest(&layout, "v1", &m);
+    assert!(manifest_of(&layout, "v1").0.get("mediaType").is_none());
+
+    let config = |tag: &str| {
+        run_ok(
+            hoist(&[
+                "config",
+                "--image",
+                &format!("oci:{layout}:v1"),
+                "--tag",
+                tag,
+                "--config.env",
+                "A=1",
+            ])
+            .env("SOURCE_DATE_EPOCH", "1700000000"),
+        )
+    };
+    let first = config("c1");
+    let (c1, _) = manifest_of(&layout, "c1");
+    assert_eq!(c1["mediaType"], hoist::media_type::OCI_MANIFEST, "{c1}");
+    let cfg = config_of(&layout, "c1");
+    assert_eq!(cfg["created"], "2023-11-14T22:13:20Z", "{cfg}");
+    let history = cfg["history"].as_array().unwrap();
+    assert_eq!(history.last().unwrap()["created"], "2023-11-14T22:13:20Z");
+    // Reproducible: the same edit later gives the same image.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(config("c2"), first);
+    // --created still wins over the epoch.
+    run_ok(
+        hoist(&[
+            "config",
+            "--image",
+            &format!("oci:{layout}:v1"),
+            "--tag",
+            "c3",
+            "--created",
+            "2001-02-03T04:05:06Z",
+        ])
+        .env("SOURCE_DATE_EPOCH", "1700000000"),
+    );
+    let cfg = config_of(&layout, "c3");
+    assert_eq!(cfg["created"], "2001-02-03T04:05:06Z");
+    assert_eq!(
+        cfg["history"].as_array().unwrap().last().unwrap()["created"],
+        "2001-02-03T04:05:06Z"
+    );
+
+    // repack of the bare manifest writes one with mediaType too.
+    let bundle = dir.path().join("bundle");
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--bundle",
+        &format!("oci:{layout}:v1"),
+        bundle.to_str().unwrap(),
+    ]));
+    fs::write(bundle.join("rootfs/new.txt"), b"new").unwrap();
+    run_ok(&mut hoist(&[
+        "repack",
+        bundle.to_str().unwrap(),
+        "--tag",
+        "r1",
+    ]));
+    let (r1, _) = manifest_of(&layout, "r1");
+    assert_eq!(r1["mediaType"], hoist::media_type::OCI_MANIFEST, "{r1}");
+    run_ok(&mut hoist(&["verify", &format!("oci:{layout}:r1")]));
+}

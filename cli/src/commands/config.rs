@@ -86,6 +86,10 @@ pub struct Args {
     /// Do not add a history entry.
     #[arg(long)]
     no_history: bool,
+    /// Seconds since the epoch to record as `created` and as the history entry's time, unless
+    /// --created or --history.created say otherwise (for reproducible images, as repack and diff).
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    source_date_epoch: Option<i64>,
 }
 
 /// Runs `hoist config`.
@@ -128,13 +132,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "nothing to change: give at least one --config.*, --author, --created, --clear or --tag"
         );
     }
+    let epoch = args.source_date_epoch.map(hoist::config_edit::rfc3339);
+    let changes = ConfigChanges {
+        created: changes.created.or(epoch.clone()),
+        ..changes
+    };
     let layout = Layout::open(&path)?.with_limits(super::limits());
     let mut edit = ImageEdit::open(&layout, reference.as_ref())
         .with_context(|| format!("opening {}", args.image))?;
     edit.apply(&changes)
         .with_context(|| format!("editing the config of {}", args.image))?;
     if !args.no_history {
-        let created = args.history_created.clone().or(args.created.clone());
+        let created = args
+            .history_created
+            .clone()
+            .or(args.created.clone())
+            .or(epoch);
         if let Some(c) = &created {
             hoist::config_edit::check_rfc3339(c).context("--history.created")?;
         }

@@ -517,6 +517,9 @@ impl ImageEdit {
     /// untagged `index.json` entry when `None`), all under the layout's writer lock. Fails, writing no
     /// tag, when the tag the image was opened by moved meanwhile. Returns the new manifest.
     pub fn commit(self, tag: Option<&str>) -> Result<Document> {
+        if let Some(t) = tag {
+            crate::reference::check_tag(t, crate::reference::TagGrammar::LayoutRefName)?;
+        }
         let config_bytes = serde_json::to_vec(&self.config)
             .map_err(|e| Error::Other(format!("serialising the config: {e}")))?;
         let config_desc = self
@@ -529,7 +532,8 @@ impl ImageEdit {
             .unwrap_or(media_type::OCI_CONFIG)
             .to_string();
         let config_digest = Digest::sha256(&config_bytes);
-        let mut manifest = self.manifest;
+        let mut manifest =
+            crate::document::with_media_type(self.manifest, &self.manifest_media_type);
         if let Some(c) = manifest.get_mut("config").and_then(Value::as_object_mut) {
             c.insert("digest".into(), Value::String(config_digest.to_string()));
             c.insert("size".into(), json!(config_bytes.len()));

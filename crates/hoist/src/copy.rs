@@ -123,6 +123,7 @@ fn filter_index(index: &Document, keep: &[Digest]) -> Result<Document> {
                 .is_some_and(|d| keep.contains(d))
         });
     }
+    let v = crate::document::with_media_type(v, index.media_type());
     let bytes =
         serde_json::to_vec(&v).map_err(|e| Error::Other(format!("serialising index: {e}")))?;
     Document::new(index.media_type(), bytes)

@@ -7,11 +7,51 @@ pub use oci_spec::image::Descriptor;
 use oci_spec::image::MediaType;
 
 use crate::digest::Digest;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The validated digest of a descriptor.
 pub fn digest_of(desc: &Descriptor) -> Result<Digest> {
     Digest::parse(desc.digest().as_ref())
+}
+
+/// The content a descriptor embeds in its `data` field (base64), checked against the descriptor: it
+/// must decode, and have the descriptor's size and digest. `None` when there is no `data`. Documents
+/// check every descriptor with this when they are parsed, so embedded content that disagrees with
+/// what the descriptor names never travels on, and content taken from `data` is the blob's.
+pub fn embedded_data(desc: &Descriptor) -> Result<Option<Vec<u8>>> {
+    use base64::Engine;
+    let Some(text) = desc.data() else {
+        return Ok(None);
+    };
+    let digest = digest_of(desc)?;
+    let what = format!("the data embedded in the descriptor of {digest}");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| Error::invalid_document(&what, format!("not base64: {e}")))?;
+    if bytes.len() as u64 != desc.size() {
+        return Err(Error::SizeMismatch {
+            what,
+            expected: desc.size(),
+            actual: bytes.len() as u64,
+        });
+    }
+    let actual = Digest::of_bytes(digest.algorithm(), &bytes);
+    if actual != digest {
+        return Err(Error::DigestMismatch {
+            what,
+            expected: digest,
+            actual,
+        });
+    }
+    Ok(Some(bytes))
+}
+
+/// A descriptor's digest checked against hoist's grammar, and its embedded `data`, if any, checked
+/// against that digest and its size ([`embedded_data`]).
+pub fn check(desc: &Descriptor) -> Result<Digest> {
+    let digest = digest_of(desc)?;
+    embedded_data(desc)?;
+    Ok(digest)
 }
 
 /// The media type of a descriptor as a string (OCI names from oci-spec, others verbatim).
@@ -35,6 +75,38 @@ pub fn describe(desc: &Descriptor) -> String {
 mod tests {
     use super::*;
     use crate::media_type;
+
+    #[test]
+    fn embedded_data_must_match_size_and_digest() {
+        let good = |bytes: &[u8]| {
+            let mut d = new_descriptor(
+                media_type::OCI_CONFIG,
+                &Digest::sha256(bytes),
+                bytes.len() as u64,
+            );
+            d.set_data(Some("e30=".into())); // "{}"
+            d
+        };
+        assert_eq!(embedded_data(&good(b"{}")).unwrap().unwrap(), b"{}");
+        assert!(check(&good(b"{}")).is_ok());
+        let no_data = new_descriptor(media_type::OCI_CONFIG, &Digest::sha256(b"x"), 1);
+        assert_eq!(embedded_data(&no_data).unwrap(), None);
+        // Same size, other content: the digest disagrees.
+        let err = check(&good(b"[]")).unwrap_err().to_string();
+        assert!(
+            err.contains("digest mismatch") && err.contains("data embedded"),
+            "{err}"
+        );
+        // Other size.
+        let err = check(&good(b"{ }")).unwrap_err().to_string();
+        assert!(
+            err.contains("size mismatch") && err.contains("data embedded"),
+            "{err}"
+        );
+        let mut bad = good(b"{}");
+        bad.set_data(Some("!!".into()));
+        assert!(check(&bad).unwrap_err().to_string().contains("not base64"));
+    }
 
     #[test]
     fn docker_media_types_round_trip_verbatim() {

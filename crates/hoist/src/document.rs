@@ -36,6 +36,7 @@ struct Probe {
     media_type: Option<serde_json::Value>,
     manifests: Option<serde_json::Value>,
     config: Option<serde_json::Value>,
+    layers: Option<serde_json::Value>,
     fs_layers: Option<serde_json::Value>,
 }
 
@@ -78,6 +79,7 @@ impl Document {
                 ));
             }
         }
+        check_unambiguous(&p, media_type, &what)?;
         Ok(Document {
             media_type: media_type.to_string(),
             digest,
@@ -200,9 +202,14 @@ impl Document {
                 format!("schemaVersion is {}, expected 2", m.schema_version()),
             ));
         }
-        crate::descriptor::digest_of(m.config())?;
+        crate::descriptor::check(m.config())?;
+        self.check_child_kind(m.config(), "its config", false)?;
         for l in m.layers() {
-            crate::descriptor::digest_of(l)?;
+            crate::descriptor::check(l)?;
+            self.check_child_kind(l, "a layer", false)?;
+        }
+        if let Some(s) = m.subject() {
+            crate::descriptor::check(s)?;
         }
         Ok(m)
     }
@@ -220,10 +227,87 @@ impl Document {
             ));
         }
         for m in i.manifests() {
-            crate::descriptor::digest_of(m)?;
+            crate::descriptor::check(m)?;
+            self.check_child_kind(m, "an entry", true)?;
+        }
+        if let Some(s) = i.subject() {
+            crate::descriptor::check(s)?;
         }
         Ok(i)
     }
+}
+
+impl Document {
+    /// A manifest's config and layers are blobs, never manifests or indexes; an index's entries are
+    /// manifests or indexes (or artifacts of unknown types), never configs or layers. Anything else
+    /// would have a walker read a blob as a document or the reverse.
+    fn check_child_kind(&self, desc: &Descriptor, role: &str, in_index: bool) -> Result<()> {
+        let mt = desc.media_type().to_string();
+        let wrong = match media_type::kind(&mt) {
+            Kind::Manifest { .. } | Kind::Index { .. } | Kind::Schema1 => !in_index,
+            Kind::Config { .. } | Kind::Layer { .. } => in_index,
+            Kind::Other => false,
+        };
+        if !wrong {
+            return Ok(());
+        }
+        let expected = if in_index {
+            "a manifest or index"
+        } else {
+            "a blob, not a manifest or index"
+        };
+        Err(Error::invalid_document(
+            self.what(),
+            format!(
+                "{role} ({}) has media type {mt:?}, but must be {expected}",
+                desc.digest()
+            ),
+        ))
+    }
+}
+
+/// Refuses an `index.json` (of a layout or an oci-archive) that is also a manifest: the check every
+/// [`Document`] gets ([`check_unambiguous`]), for the one index that is not a blob.
+pub(crate) fn check_index_json(bytes: &[u8], what: &str) -> Result<()> {
+    check_unambiguous(&probe(bytes, what)?, media_type::OCI_INDEX, what)
+}
+
+/// Refuses a document that could be read as both a manifest and an index (CVE-2021-41190): one with
+/// `manifests` beside `config` or `layers`, a manifest with `manifests`, or an index with `config` or
+/// `layers`. Every [`Document`] goes through this, so no verb can see one reading and copy another.
+fn check_unambiguous(p: &Probe, media_type: &str, what: &str) -> Result<()> {
+    let fields = |names: &[(&str, bool)]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|(_, present)| *present)
+            .map(|(n, _)| format!("{n:?}"))
+            .collect()
+    };
+    let manifest_fields = fields(&[
+        ("config", p.config.is_some()),
+        ("layers", p.layers.is_some()),
+    ]);
+    let reason = if p.manifests.is_some() && !manifest_fields.is_empty() {
+        format!(
+            "ambiguous document: it has both \"manifests\" (an index's) and {} (a manifest's)",
+            manifest_fields.join(" and ")
+        )
+    } else {
+        match media_type::kind(media_type) {
+            Kind::Manifest { .. } if p.manifests.is_some() => {
+                "ambiguous document: a manifest with an index's \"manifests\"".to_string()
+            }
+            Kind::Index { .. } if !manifest_fields.is_empty() => format!(
+                "ambiguous document: an index with a manifest's {}",
+                manifest_fields.join(" and ")
+            ),
+            _ => return Ok(()),
+        }
+    };
+    Err(Error::invalid_document(
+        what,
+        format!("{reason}; refused, as it could be read as either (CVE-2021-41190)"),
+    ))
 }
 
 /// Checks that a descriptor a reference resolved to names a manifest or an index; a Docker schema 1
@@ -236,6 +320,31 @@ pub fn check_root_media_type(media_type: &str, what: &str) -> Result<()> {
             media_type: media_type.to_string(),
             what: format!("{what}: not a manifest or index"),
         }),
+    }
+}
+
+/// A manifest or index written anew says what it is: `mediaType` (after `schemaVersion`) when the
+/// one it was made from left it out, as the image-spec allows but registries and tools expect.
+pub(crate) fn with_media_type(doc: serde_json::Value, media_type: &str) -> serde_json::Value {
+    match doc {
+        serde_json::Value::Object(m) if !m.contains_key("mediaType") => {
+            let mut out = serde_json::Map::new();
+            let mut rest = m.into_iter();
+            for (k, v) in rest.by_ref() {
+                let first = k == "schemaVersion";
+                out.insert(k, v);
+                if first {
+                    break;
+                }
+            }
+            out.insert(
+                "mediaType".into(),
+                serde_json::Value::String(media_type.into()),
+            );
+            out.extend(rest);
+            serde_json::Value::Object(out)
+        }
+        other => other,
     }
 }
 
@@ -302,6 +411,139 @@ mod tests {
     fn embedded_media_type_must_agree() {
         let err = Document::new(media_type::OCI_INDEX, MANIFEST.as_bytes().to_vec()).unwrap_err();
         assert!(err.to_string().contains("disagrees"), "{err}");
+    }
+
+    #[test]
+    fn ambiguous_documents_are_refused_whatever_they_claim() {
+        let index = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+        let cases = [
+            MANIFEST.replace(r#""layers":[]"#, r#""layers":[],"manifests":[]"#),
+            MANIFEST.replace(r#""layers":[],"#, r#""manifests":[],"#),
+            index.replace(r#""manifests":[]"#, r#""manifests":[],"layers":[]"#),
+            index.replace(r#""manifests":[]"#, r#""manifests":[],"config":{}"#),
+        ];
+        for (i, text) in cases.iter().enumerate() {
+            let bytes = text.as_bytes().to_vec();
+            let embedded = if i < 2 {
+                media_type::OCI_MANIFEST
+            } else {
+                media_type::OCI_INDEX
+            };
+            let no_type = text
+                .replace(
+                    r#""mediaType":"application/vnd.oci.image.manifest.v1+json","#,
+                    "",
+                )
+                .replace(
+                    r#""mediaType":"application/vnd.oci.image.index.v1+json","#,
+                    "",
+                );
+            for result in [
+                Document::detect(bytes.clone()),
+                Document::new(embedded, bytes.clone()),
+                Document::detect(no_type.clone().into_bytes()),
+                Document::new(media_type::OCI_MANIFEST, no_type.clone().into_bytes()),
+                Document::new(media_type::OCI_INDEX, no_type.clone().into_bytes()),
+                Document::new(media_type::DOCKER_MANIFEST, no_type.clone().into_bytes()),
+                Document::new(media_type::DOCKER_MANIFEST_LIST, no_type.into_bytes()),
+            ] {
+                let err = result.expect_err(&format!("case {i}: {text}")).to_string();
+                assert!(
+                    err.contains("ambiguous") && err.contains("CVE-2021-41190"),
+                    "case {i}: {err}"
+                );
+            }
+        }
+        // An index with a manifest's layers, even without manifests of its own.
+        let layered = index.replace(r#""manifests":[]"#, r#""layers":[]"#);
+        let no_type = layered.replace(
+            r#""mediaType":"application/vnd.oci.image.index.v1+json","#,
+            "",
+        );
+        for result in [
+            Document::detect(layered.clone().into_bytes()),
+            Document::new(media_type::OCI_INDEX, layered.into_bytes()),
+            Document::new(media_type::DOCKER_MANIFEST_LIST, no_type.into_bytes()),
+        ] {
+            let err = result.unwrap_err().to_string();
+            assert!(err.contains("ambiguous"), "{err}");
+        }
+        // Unrelated keys with those names deeper down are fine.
+        let ok = MANIFEST.replace(r#""x-unknown":{"b":1,"a":2}"#, r#""x":{"manifests":[]}"#);
+        Document::detect(ok.into_bytes()).unwrap();
+    }
+
+    #[test]
+    fn children_of_the_wrong_kind_are_refused() {
+        let index_mt = media_type::OCI_INDEX;
+        let config_is_index = MANIFEST.replace(
+            r#""config":{"mediaType":"application/vnd.oci.image.config.v1+json""#,
+            &format!(r#""config":{{"mediaType":"{index_mt}""#),
+        );
+        let err = Document::detect(config_is_index.into_bytes())
+            .unwrap()
+            .manifest()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("its config") && err.contains(index_mt),
+            "{err}"
+        );
+        let layer_is_manifest = MANIFEST.replace(
+            r#""layers":[]"#,
+            r#""layers":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}]"#,
+        );
+        let err = Document::detect(layer_is_manifest.into_bytes())
+            .unwrap()
+            .manifest()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a layer"), "{err}");
+        let index_of_layer = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}]}"#;
+        let err = Document::detect(index_of_layer.as_bytes().to_vec())
+            .unwrap()
+            .index()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("an entry") && err.contains("manifest or index"),
+            "{err}"
+        );
+        // Artifacts of unknown types are carried.
+        let artifact = MANIFEST.replace(
+            r#""config":{"mediaType":"application/vnd.oci.image.config.v1+json""#,
+            r#""config":{"mediaType":"application/vnd.example.thing+json""#,
+        );
+        Document::detect(artifact.into_bytes())
+            .unwrap()
+            .manifest()
+            .unwrap();
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        // serde refuses a repeated field where Go would take the last one: two readers, two images.
+        for text in [
+            MANIFEST.replace(r#""layers":[]"#, r#""layers":[],"layers":[]"#),
+            MANIFEST.replace(r#""size":2}"#, r#""size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}"#),
+            MANIFEST.replace(r#""schemaVersion":2,"#, r#""schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","#),
+        ] {
+            let parsed = Document::detect(text.clone().into_bytes()).and_then(|d| d.parse().map(|_| ()));
+            let err = parsed.expect_err(&text).to_string();
+            assert!(err.contains("duplicate"), "{err}");
+        }
+    }
+
+    #[test]
+    fn manifests_written_anew_carry_media_type() {
+        let bare = serde_json::json!({"schemaVersion": 2, "config": {}, "layers": []});
+        let out = serde_json::to_string(&with_media_type(bare, media_type::OCI_MANIFEST)).unwrap();
+        assert_eq!(
+            out,
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#
+        );
+        let typed = serde_json::json!({"schemaVersion": 2, "mediaType": "x", "config": {}});
+        assert_eq!(with_media_type(typed.clone(), "y"), typed);
     }
 
     #[test]

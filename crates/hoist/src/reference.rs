@@ -34,14 +34,78 @@ fn invalid(reference: &str, reason: impl Into<String>) -> Error {
     }
 }
 
-/// True for a valid tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+/// The grammar a tag must follow where hoist reads it from a name or writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagGrammar {
+    /// A registry tag, also the tag of a docker-archive `RepoTags` entry (distribution's grammar):
+    /// `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+    Registry,
+    /// An OCI layout's `org.opencontainers.image.ref.name` (image-spec's grammar): components of
+    /// `[A-Za-z0-9]+` joined by one of `-._:@+` or by `--`, separated by `/`.
+    LayoutRefName,
+}
+
+/// The longest layout ref name hoist accepts (the spec sets none; a name longer than a path is a mistake).
+const MAX_REF_NAME: usize = 4096;
+
+/// Checks `tag` against `grammar`: the one check every tag hoist writes (and every tag a registry
+/// lists) goes through. The error names the tag and the grammar it breaks.
+pub fn check_tag(tag: &str, grammar: TagGrammar) -> Result<()> {
+    let (ok, rule) = match grammar {
+        TagGrammar::Registry => (
+            is_registry_tag(tag),
+            "a tag is 1 to 128 of A-Z a-z 0-9 _ . - and does not start with . or -",
+        ),
+        TagGrammar::LayoutRefName => (
+            tag.len() <= MAX_REF_NAME && !tag.is_empty() && tag.split('/').all(is_ref_component),
+            "an OCI layout tag (org.opencontainers.image.ref.name) is letters and digits, joined by \
+             one of - . _ : @ + or by --, with / between components",
+        ),
+    };
+    if ok {
+        return Ok(());
+    }
+    let shown = &tag[..tag.floor_char_boundary(128)];
+    Err(invalid(shown, format!("invalid tag: {rule}")))
+}
+
+/// True for a valid registry tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}` ([`TagGrammar::Registry`]).
 pub fn is_valid_tag(tag: &str) -> bool {
+    check_tag(tag, TagGrammar::Registry).is_ok()
+}
+
+fn is_registry_tag(tag: &str) -> bool {
     let b = tag.as_bytes();
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// `alphanum (separator alphanum)*` with `alphanum = [A-Za-z0-9]+`, `separator = [-._:@+] | --`.
+fn is_ref_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let mut i = 0;
+    loop {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        if i == b.len() {
+            return true;
+        }
+        if b[i..].starts_with(b"--") {
+            i += 2;
+        } else if matches!(b[i], b'-' | b'.' | b'_' | b':' | b'@' | b'+') {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
 }
 
 /// True when an image name text names a tag or a digest (`app:v1`, `app@sha256:...`), not just a
@@ -262,9 +326,10 @@ fn split_layout(text: &str, rest: &str) -> Result<(PathBuf, Option<LayoutRef>)> 
                         invalid(text, format!("{r:?} is neither @DIGEST nor @INDEX"))
                     })?)
                 } else {
-                    if r.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                        return Err(invalid(text, "tag has control or space characters"));
-                    }
+                    check_tag(r, TagGrammar::LayoutRefName).map_err(|e| match e {
+                        Error::InvalidReference { reason, .. } => invalid(text, reason),
+                        other => other,
+                    })?;
                     LayoutRef::Tag(r.to_string())
                 };
             Ok((nonempty_path(text, path)?, Some(reference)))
@@ -413,6 +478,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tag_grammars() {
+        use TagGrammar::{LayoutRefName, Registry};
+        for good in ["v1", "_x", "1.0-rc_2", &"a".repeat(128)] {
+            check_tag(good, Registry).unwrap();
+        }
+        for bad in [
+            "",
+            ".abc",
+            "-a",
+            "a/b",
+            "a:b",
+            "small#frag",
+            "../../x",
+            &"a".repeat(129),
+        ] {
+            assert!(check_tag(bad, Registry).is_err(), "{bad}");
+        }
+        for good in [
+            "v1",
+            "1.0",
+            "registry.example/app:v1",
+            "a--b",
+            "a+b@c",
+            "localhost:5000/a/b:v1",
+        ] {
+            check_tag(good, LayoutRefName).unwrap();
+        }
+        for bad in [
+            "", ".abc", "_x", "a/", "/a", "a//b", "a b", "a---b", "a.", "a#b", "é",
+        ] {
+            let err = check_tag(bad, LayoutRefName).unwrap_err().to_string();
+            assert!(err.contains("invalid tag"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn docker_hub_normalisation() {
         let n = ImageName::parse("busybox").unwrap();
         assert_eq!(n.to_string(), "docker.io/library/busybox:latest");
@@ -492,6 +593,16 @@ mod tests {
             }
         ));
         assert!(TransportRef::parse("nope:x").is_err());
+        for bad in [
+            "oci:x:.abc",
+            "oci:x:a b",
+            "oci-archive:x:-a",
+            "oci:x:a/",
+            "oci:x:a---b",
+        ] {
+            let err = TransportRef::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("invalid tag"), "{bad}: {err}");
+        }
         assert!(TransportRef::parse("oci:").is_err());
         assert!(TransportRef::parse("oci:x@sha256:../../etc").is_err());
     }

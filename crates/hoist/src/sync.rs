@@ -188,12 +188,7 @@ fn destination_ref(dest: &SyncDestination, suffix: &str) -> Result<TransportRef>
             })
         }
         SyncDestination::Oci(root) => {
-            if suffix.is_empty() || suffix.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                return Err(Error::InvalidReference {
-                    reference: suffix.to_string(),
-                    reason: "cannot be a tag of an OCI layout".into(),
-                });
-            }
+            crate::reference::check_tag(suffix, crate::reference::TagGrammar::LayoutRefName)?;
             Ok(TransportRef::Oci {
                 path: root.clone(),
                 reference: Some(LayoutRef::Tag(suffix.to_string())),

@@ -244,3 +244,215 @@ fn verified_reads_never_pass_the_declared_size() {
     assert!(read_document(&src, &mdesc).is_err());
     let _ = Document::detect(b"{}".to_vec()).unwrap_err();
 }
+
+#[test]
+fn a_tag_on_two_entries_for_different_images_is_ambiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("l");
+    let (layout, m) = layout_with_image(&l);
+    let first = layout
+        .resolve(Some(&LayoutRef::Tag("good".into())))
+        .unwrap();
+    // The same image under the tag twice is not ambiguous, and the tag is listed once.
+    tag_manifest(&layout, "good", &m, mt::OCI_MANIFEST);
+    assert_eq!(layout.tags().unwrap().len(), 1);
+    assert_eq!(
+        layout
+            .resolve(Some(&LayoutRef::Tag("good".into())))
+            .unwrap()
+            .digest(),
+        first.digest()
+    );
+    let mut other = m.clone();
+    other["annotations"] = json!({"x": "y"});
+    let second = tag_manifest(&layout, "good", &other, mt::OCI_MANIFEST);
+    let check = |err: Error| {
+        let text = err.to_string();
+        assert!(
+            text.contains("\"good\" is ambiguous")
+                && text.contains(&first.digest().to_string())
+                && text.contains(&second.to_string()),
+            "{text}"
+        );
+    };
+    check(
+        layout
+            .resolve(Some(&LayoutRef::Tag("good".into())))
+            .unwrap_err(),
+    );
+    check(source(&layout, "good").root().unwrap_err());
+    assert!(!problems(&layout, "good").is_empty());
+
+    // An oci-archive of that layout says the same.
+    let archive = dir.path().join("l.tar");
+    let mut b = tar::Builder::new(fs::File::create(&archive).unwrap());
+    b.append_dir_all(".", &l).unwrap();
+    b.finish().unwrap();
+    drop(b);
+    let src = hoist::transport::oci_archive::OciArchiveSource::open(
+        &archive,
+        Some(LayoutRef::Tag("good".into())),
+        Limits::default(),
+    );
+    check(src.and_then(|s| s.root()).unwrap_err());
+}
+
+#[test]
+fn embedded_data_must_be_the_content_its_descriptor_names() {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, m) = layout_with_image(dir.path());
+    let config = layout
+        .read_small_blob(&serde_json::from_value(m["config"].clone()).unwrap())
+        .unwrap();
+    // The right content embedded: fine.
+    let mut right = m.clone();
+    right["config"]["data"] = json!(b64(&config));
+    tag_manifest(&layout, "right", &right, mt::OCI_MANIFEST);
+    assert!(problems(&layout, "right").is_empty());
+
+    // Other content of the same size, another size, not base64: each a problem naming the config.
+    let mut same_size = config.clone();
+    same_size[0] = b' ';
+    let config_digest = m["config"]["digest"].as_str().unwrap().to_string();
+    for (tag, data, needle) in [
+        ("other", b64(&same_size), "digest mismatch"),
+        (
+            "longer",
+            b64(&[&config[..], b" "].concat()),
+            "size mismatch",
+        ),
+        ("garbage", "%%%".to_string(), "not base64"),
+    ] {
+        let mut wrong = m.clone();
+        wrong["config"]["data"] = json!(data);
+        tag_manifest(&layout, tag, &wrong, mt::OCI_MANIFEST);
+        let found = problems(&layout, tag).join("\n");
+        assert!(
+            found.contains(needle)
+                && found.contains("data embedded")
+                && found.contains(&config_digest),
+            "{tag}: {found}"
+        );
+        // Copy refuses it too: the document is not passed on.
+        let dest =
+            hoist::transport::oci::OciDestination::open(&dir.path().join(tag), None).unwrap();
+        assert!(hoist::copy::copy(&source(&layout, tag), &dest, &Default::default()).is_err());
+    }
+
+    // In index.json itself: the entry's data must be the manifest.
+    let entry_bytes = serde_json::to_vec(&m).unwrap();
+    let mut index = layout.index_value().unwrap();
+    let mut entry = index["manifests"][0].clone();
+    entry["annotations"] = json!({"org.opencontainers.image.ref.name": "entry"});
+    entry["data"] = json!(b64(&[&entry_bytes[..entry_bytes.len() - 1], b" "].concat()));
+    index["manifests"].as_array_mut().unwrap().push(entry);
+    layout.write_index_value(&index).unwrap();
+    let err = layout
+        .resolve(Some(&LayoutRef::Tag("entry".into())))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("data embedded"), "{err}");
+}
+
+#[test]
+fn an_index_written_anew_for_a_platform_subset_carries_media_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, m) = layout_with_image(&dir.path().join("src"));
+    // An index without mediaType (the image-spec allows it) of two images.
+    let entry = |arch: &str| {
+        let mut m = m.clone();
+        m["annotations"] = json!({"arch": arch});
+        let bytes = serde_json::to_vec(&m).unwrap();
+        let d = tag_manifest(&layout, arch, &m, mt::OCI_MANIFEST);
+        json!({"mediaType": mt::OCI_MANIFEST, "digest": d.to_string(), "size": bytes.len(),
+            "platform": {"os": "linux", "architecture": arch}})
+    };
+    let index = json!({"schemaVersion": 2, "manifests": [entry("amd64"), entry("arm64")]});
+    tag_manifest(&layout, "multi", &index, mt::OCI_INDEX);
+    let dest = hoist::transport::oci::OciDestination::open(
+        &dir.path().join("dst"),
+        Some(LayoutRef::Tag("one".into())),
+    )
+    .unwrap();
+    let opts = hoist::copy::CopyOptions {
+        platforms: hoist::copy::PlatformChoice::Subset(vec!["linux/arm64".parse().unwrap()]),
+        ..Default::default()
+    };
+    hoist::copy::copy(&source(&layout, "multi"), &dest, &opts).unwrap();
+    let root = source(dest.layout(), "one").root().unwrap();
+    let v: Value = serde_json::from_slice(root.bytes()).unwrap();
+    assert_eq!(v["mediaType"], mt::OCI_INDEX, "{v}");
+    assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn library_entry_points_refuse_invalid_tags_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, _) = layout_with_image(dir.path());
+    let desc = layout
+        .resolve(Some(&LayoutRef::Tag("good".into())))
+        .unwrap();
+    let before = layout.index_value().unwrap();
+    for bad in ["", ".abc", "a b", "a/"] {
+        let err = layout.set_tag(Some(bad), &desc).unwrap_err().to_string();
+        assert!(err.contains("invalid tag"), "{bad:?}: {err}");
+        let dest = dir.path().join("new");
+        let Err(err) =
+            hoist::transport::oci::OciDestination::open(&dest, Some(LayoutRef::Tag(bad.into())))
+        else {
+            panic!("{bad:?}: OciDestination::open accepted it");
+        };
+        let err = err.to_string();
+        assert!(err.contains("invalid tag"), "{bad:?}: {err}");
+        assert!(
+            !dest.exists(),
+            "{bad:?}: the destination layout was created"
+        );
+        let mut edit =
+            hoist::config_edit::ImageEdit::open(&layout, Some(&LayoutRef::Tag("good".into())))
+                .unwrap();
+        edit.add_history(hoist::config_edit::ImageEdit::history_entry(
+            None, "x", None, true,
+        ));
+        let err = edit.commit(Some(bad)).unwrap_err().to_string();
+        assert!(err.contains("invalid tag"), "{bad:?}: {err}");
+    }
+    assert_eq!(layout.index_value().unwrap(), before);
+}
+
+#[test]
+fn an_index_json_that_is_also_a_manifest_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("l");
+    let (layout, m) = layout_with_image(&l);
+    let mut index = layout.index_value().unwrap();
+    index["config"] = m["config"].clone();
+    index["layers"] = m["layers"].clone();
+    layout.write_index_value(&index).unwrap();
+    let check = |err: Error| {
+        let text = err.to_string();
+        assert!(
+            text.contains("index.json") && text.contains("CVE-2021-41190"),
+            "{text}"
+        );
+    };
+    check(
+        layout
+            .resolve(Some(&LayoutRef::Tag("good".into())))
+            .unwrap_err(),
+    );
+    check(source(&layout, "good").root().unwrap_err());
+    let archive = dir.path().join("l.tar");
+    let mut b = tar::Builder::new(fs::File::create(&archive).unwrap());
+    b.append_dir_all(".", &l).unwrap();
+    b.finish().unwrap();
+    drop(b);
+    let src = hoist::transport::oci_archive::OciArchiveSource::open(
+        &archive,
+        Some(LayoutRef::Tag("good".into())),
+        Limits::default(),
+    );
+    check(src.and_then(|s| s.root()).unwrap_err());
+}

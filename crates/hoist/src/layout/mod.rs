@@ -341,6 +341,7 @@ impl Layout {
             })?;
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::invalid_document(format!("{}", path.display()), e.to_string()))?;
+        crate::document::check_index_json(&bytes, &path.display().to_string())?;
         if !v.get("manifests").is_some_and(Value::is_array) {
             return Err(Error::invalid_document(
                 format!("{}", path.display()),
@@ -375,8 +376,10 @@ impl Layout {
         write_atomic(&self.root.join("index.json"), &bytes, &self.root)
     }
 
-    /// Every tag with its descriptor, in `index.json` order.
+    /// Every tag with its descriptor, in `index.json` order; a tag on several entries is listed once
+    /// (resolving it says whether it is ambiguous).
     pub fn tags(&self) -> Result<Vec<(String, Descriptor)>> {
+        let mut seen = std::collections::HashSet::new();
         Ok(self
             .index()?
             .manifests()
@@ -387,6 +390,7 @@ impl Layout {
                     .and_then(|a| a.get(REF_NAME))
                     .map(|t| (t.clone(), d.clone()))
             })
+            .filter(|(t, _)| seen.insert(t.clone()))
             .collect())
     }
 
@@ -443,6 +447,7 @@ impl Layout {
             .ok_or_else(|| Error::invalid_document("index.json", "no manifests array"))?;
         match tag {
             Some(tag) => {
+                crate::reference::check_tag(tag, crate::reference::TagGrammar::LayoutRefName)?;
                 manifests.retain(|m| {
                     m.pointer("/annotations")
                         .and_then(|a| a.get(REF_NAME))
@@ -507,9 +512,22 @@ impl Layout {
     }
 }
 
-/// Picks the entry of an `index.json` that `reference` names (`None`: the only entry). Returns
-/// `Ok(None)` only for a digest that is not a top-level entry, so callers can look further.
+/// Picks the entry of an `index.json` that `reference` names (`None`: the only entry), with its
+/// embedded `data`, if any, checked against it. Returns `Ok(None)` only for a digest that is not a
+/// top-level entry, so callers can look further.
 pub fn resolve_entry(
+    entries: &[Descriptor],
+    reference: Option<&LayoutRef>,
+    location: &str,
+) -> Result<Option<Descriptor>> {
+    let found = find_entry(entries, reference, location)?;
+    if let Some(d) = &found {
+        crate::descriptor::check(d)?;
+    }
+    Ok(found)
+}
+
+fn find_entry(
     entries: &[Descriptor],
     reference: Option<&LayoutRef>,
     location: &str,
@@ -548,16 +566,28 @@ pub fn resolve_entry(
                 ),
             }),
         },
-        Some(LayoutRef::Tag(tag)) => entries
-            .iter()
-            .find(|d| d.annotations().as_ref().and_then(|a| a.get(REF_NAME)) == Some(tag))
-            .cloned()
-            .map(Some)
-            .ok_or_else(|| Error::NotFound {
+        Some(LayoutRef::Tag(tag)) => {
+            let mut tagged = entries
+                .iter()
+                .filter(|d| d.annotations().as_ref().and_then(|a| a.get(REF_NAME)) == Some(tag));
+            let first = tagged.next().ok_or_else(|| Error::NotFound {
                 reference: format!("tag {tag:?}"),
-                location,
+                location: location.clone(),
                 hint: tag_list(),
-            }),
+            })?;
+            // Two entries with one tag for different images: neither can be the one meant.
+            if let Some(other) = tagged.find(|d| d.digest() != first.digest()) {
+                return Err(Error::InvalidDocument {
+                    what: format!("index.json of {location}"),
+                    reason: format!(
+                        "tag {tag:?} is ambiguous: it names both {} and {}",
+                        first.digest(),
+                        other.digest()
+                    ),
+                });
+            }
+            Ok(Some(first.clone()))
+        }
         Some(LayoutRef::Digest(digest)) => Ok(entries
             .iter()
             .find(|d| digest_of(d).ok().as_ref() == Some(digest))

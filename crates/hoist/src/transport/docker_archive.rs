@@ -167,8 +167,11 @@ impl DockerArchiveSource {
         let item = select(path, &items, selector.as_ref())?.clone();
 
         check_member_name(path, &item.config)?;
+        let config_member = index
+            .resolve(&item.config)?
+            .unwrap_or_else(|| item.config.clone());
         let config_bytes = index
-            .read_small(&item.config, limits.max_document_size)
+            .read_small(&config_member, limits.max_document_size)
             .map_err(|e| match e {
                 Error::NotFound { .. } => bad_archive(
                     path,
@@ -215,19 +218,24 @@ impl DockerArchiveSource {
         blobs.insert(
             config_digest.clone(),
             Member {
-                name: item.config.clone(),
+                name: config_member,
                 compression: Compression::None,
             },
         );
         let mut layers = Vec::new();
         for (layer, diff_id) in item.layers.iter().zip(&diff_ids) {
             check_member_name(path, layer)?;
-            let Some(member) = index.get(layer) else {
+            // `docker save` stores a layer shared by two images once and links the second to it.
+            let Some(member) = index
+                .resolve(layer)?
+                .and_then(|name| index.get(&name).map(|m| (name, m)))
+            else {
                 return Err(bad_archive(
                     path,
                     format!("layer {layer} named by manifest.json is missing from the archive"),
                 ));
             };
+            let (layer, member) = (&member.0, member.1);
             let mut prefix = [0u8; 4];
             let k = read_full(&mut index.open(layer)?, &mut prefix)
                 .ctx(|| format!("reading {layer} in {}", path.display()))?;
@@ -342,19 +350,32 @@ fn select<'a>(
             location,
             hint: choices(),
         }),
-        Some(ArchiveSelector::Name(name)) => items
-            .iter()
-            .find(|it| {
+        Some(ArchiveSelector::Name(name)) => {
+            let mut tagged = items.iter().filter(|it| {
                 it.repo_tags
                     .iter()
                     .flatten()
                     .any(|t| ImageName::parse(t).is_ok_and(|n| &n == name))
-            })
-            .ok_or_else(|| Error::NotFound {
+            });
+            let first = tagged.next().ok_or_else(|| Error::NotFound {
                 reference: familiar_name(name),
                 location,
                 hint: choices(),
-            }),
+            })?;
+            // Two images under one name: neither can be the one meant (as a layout's ambiguous tag).
+            if let Some(other) = tagged.find(|it| it.config != first.config) {
+                return Err(bad_archive(
+                    path,
+                    format!(
+                        "{} is ambiguous: manifest.json gives it to both {} and {}",
+                        familiar_name(name),
+                        first.config,
+                        other.config
+                    ),
+                ));
+            }
+            Ok(first)
+        }
     }
 }
 

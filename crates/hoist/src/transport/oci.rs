@@ -114,7 +114,10 @@ impl OciDestination {
     pub fn open(path: &Path, reference: Option<LayoutRef>) -> Result<Self> {
         let tag = match reference {
             None => None,
-            Some(LayoutRef::Tag(t)) => Some(t),
+            Some(LayoutRef::Tag(t)) => {
+                crate::reference::check_tag(&t, crate::reference::TagGrammar::LayoutRefName)?;
+                Some(t)
+            }
             Some(other) => {
                 return Err(Error::InvalidReference {
                     reference: format!("oci:{}{other}", path.display()),

@@ -65,6 +65,7 @@ impl OciArchiveSource {
         let bytes = self
             .index
             .read_small("index.json", self.limits.max_document_size)?;
+        crate::document::check_index_json(&bytes, &format!("index.json of {}", self.name()))?;
         let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| {
             Error::invalid_document(format!("index.json of {}", self.name()), e.to_string())
         })?;

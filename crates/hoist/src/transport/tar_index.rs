@@ -17,12 +17,17 @@ pub struct Member {
     pub size: u64,
 }
 
-/// The regular files of a tar, by normalised name (no leading `./`).
+/// The regular files of a tar, by normalised name (no leading `./`), and its symlinks (name to link
+/// target), which [`TarIndex::resolve`] follows.
 #[derive(Debug)]
 pub struct TarIndex {
     path: PathBuf,
     members: HashMap<String, Member>,
+    links: HashMap<String, String>,
 }
+
+/// The most symlinks [`TarIndex::resolve`] follows for one name (so a loop ends).
+pub const MAX_LINK_HOPS: usize = 8;
 
 /// Normalises a member name: strips `./` prefixes and a trailing `/`.
 pub fn normalise(name: &str) -> &str {
@@ -33,12 +38,33 @@ pub fn normalise(name: &str) -> &str {
     n.trim_end_matches('/')
 }
 
+/// `target` as seen from the directory of member `link`, normalised; `None` when it is absolute or
+/// climbs above the archive's root.
+fn join_inside(link: &str, target: &str) -> Option<String> {
+    if target.starts_with('/') || target.contains('\0') {
+        return None;
+    }
+    let mut parts: Vec<&str> = link.split('/').collect();
+    parts.pop();
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
 impl TarIndex {
     /// Reads the headers of the tar at `path` (member data is skipped by seeking).
     pub fn build(path: &Path, max_members: u64) -> Result<Self> {
         let file = File::open(path).ctx(|| format!("opening archive {}", path.display()))?;
         let mut archive = tar::Archive::new(file);
         let mut members = HashMap::new();
+        let mut links = HashMap::new();
         let bad = |e: std::io::Error| Error::io(format!("reading archive {}", path.display()), e);
         for entry in archive.entries_with_seek().map_err(bad)? {
             let entry = entry.map_err(bad)?;
@@ -50,6 +76,19 @@ impl TarIndex {
                 });
             }
             let kind = entry.header().entry_type();
+            if kind.is_symlink() {
+                let (Ok(name), Some(Ok(target))) = (
+                    std::str::from_utf8(&entry.path_bytes()).map(|n| normalise(n).to_string()),
+                    entry
+                        .link_name_bytes()
+                        .map(|t| String::from_utf8(t.into_owned())),
+                ) else {
+                    continue;
+                };
+                members.remove(&name);
+                links.insert(name, target);
+                continue;
+            }
             if !(kind.is_file() || kind == tar::EntryType::Continuous) {
                 continue;
             }
@@ -57,6 +96,7 @@ impl TarIndex {
             let Ok(name) = std::str::from_utf8(&name_bytes) else {
                 continue;
             };
+            links.remove(normalise(name));
             let member = Member {
                 offset: entry.raw_file_position(),
                 size: entry.size(),
@@ -66,7 +106,41 @@ impl TarIndex {
         Ok(TarIndex {
             path: path.to_path_buf(),
             members,
+            links,
         })
+    }
+
+    /// The regular-file member `name` stands for: itself, or the member its symlink (and theirs, at
+    /// most [`MAX_LINK_HOPS`]) points to, as `docker save` links a layer two images share
+    /// (`<id2>/layer.tar -> ../<id1>/layer.tar`). A link target is taken relative to the link's
+    /// directory and must stay inside the archive. `Ok(None)`: no such member.
+    pub fn resolve(&self, name: &str) -> Result<Option<String>> {
+        let mut current = normalise(name).to_string();
+        for _ in 0..=MAX_LINK_HOPS {
+            if self.members.contains_key(&current) {
+                return Ok(Some(current));
+            }
+            let Some(target) = self.links.get(&current) else {
+                return Ok(None);
+            };
+            current = join_inside(&current, target).ok_or_else(|| {
+                self.bad_link(
+                    name,
+                    format!("symlink {current} -> {target} leaves the archive"),
+                )
+            })?;
+        }
+        Err(self.bad_link(
+            name,
+            format!("more than {MAX_LINK_HOPS} symlinks to follow (a loop?)"),
+        ))
+    }
+
+    fn bad_link(&self, name: &str, reason: String) -> Error {
+        Error::invalid_document(
+            format!("archive {}", self.path.display()),
+            format!("member {name}: {reason}"),
+        )
     }
 
     /// The member called `name`, if it is a regular file.

@@ -406,7 +406,18 @@ impl Source for RegistrySource {
             let body = read_bounded(resp, self.client.max_response_size(), "tag list")?;
             let page: TagList = serde_json::from_slice(&body)
                 .map_err(|e| Error::invalid_document("tag list", e.to_string()))?;
-            tags.extend(page.tags.unwrap_or_default());
+            let page_tags = page.tags.unwrap_or_default();
+            for t in &page_tags {
+                crate::reference::check_tag(t, crate::reference::TagGrammar::Registry).map_err(
+                    |e| {
+                        Error::invalid_document(
+                            format!("tag list of {}", self.name.name()),
+                            e.to_string(),
+                        )
+                    },
+                )?;
+            }
+            tags.extend(page_tags);
             match next {
                 Some(n) => url = n,
                 None => break,
