@@ -1,5 +1,6 @@
 //! The layout writer lock: an exclusive `flock` on the layout directory itself, so no lock file is
-//! added to the layout and a crashed writer's lock disappears with its process.
+//! added to the layout and a crashed writer's lock disappears with its process. Taking it removes the
+//! temp files a killed writer left (see [`crate::durable::remove_stale`]).
 
 use std::fs::File;
 use std::path::Path;
@@ -34,6 +35,9 @@ impl LayoutLock {
                 ));
             }
         }
+        // Temp files a killed writer left: a live one is locked by its writer, so any unlocked one
+        // present now is stale.
+        crate::durable::remove_stale(root)?;
         Ok(LayoutLock { _dir: dir })
     }
 }

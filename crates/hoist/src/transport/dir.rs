@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use crate::descriptor::{Descriptor, digest_of};
 use crate::digest::Digest;
 use crate::document::Document;
+use crate::durable::{Output, write_file};
 use crate::error::{Error, IoContext, Result, from_io};
-use crate::layout::write_atomic;
 use crate::limits::Limits;
 
 use super::{BlobReader, Destination, Source, VerifiedStream};
@@ -132,28 +132,32 @@ impl DirDestination {
     /// Creates the directory (and its `version` file).
     pub fn create(root: &Path) -> Result<Self> {
         fs::create_dir_all(root).ctx(|| format!("creating {}", root.display()))?;
-        write_atomic(&root.join("version"), DIR_VERSION.as_bytes(), root)?;
+        crate::durable::remove_stale(root)?;
+        write_file(&root.join("version"), DIR_VERSION.as_bytes())?;
         Ok(DirDestination {
             root: root.to_path_buf(),
         })
     }
 
-    fn write_file(&self, path: &Path, reader: &mut dyn Read, digest: &Digest) -> Result<()> {
-        let mut tmp = tempfile::Builder::new()
-            .prefix(crate::layout::TEMP_PREFIX)
-            .tempfile_in(&self.root)
-            .ctx(|| format!("creating a temp file in {}", self.root.display()))?;
-        io::copy(reader, tmp.as_file_mut()).map_err(|e| {
+    /// Writes a blob from a verified stream; it lands at `path` only once the stream verified.
+    fn write_blob(
+        &self,
+        path: &Path,
+        stream: &mut VerifiedStream<'_>,
+        digest: &Digest,
+    ) -> Result<()> {
+        let mut out = Output::create(path)?;
+        io::copy(stream, &mut out).map_err(|e| {
             from_io(e, || {
                 format!("writing blob {digest} into {}", self.root.display())
             })
         })?;
-        tmp.as_file()
-            .sync_all()
-            .ctx(|| format!("syncing {}", path.display()))?;
-        tmp.persist(path)
-            .map_err(|e| Error::io(format!("renaming into {}", path.display()), e.error))?;
-        Ok(())
+        if !stream.is_verified() {
+            return Err(Error::Other(format!(
+                "blob {digest}: stream ended before it was verified"
+            )));
+        }
+        out.commit()
     }
 }
 
@@ -168,25 +172,14 @@ impl Destination for DirDestination {
 
     fn put_blob(&self, desc: &Descriptor, stream: &mut VerifiedStream<'_>) -> Result<()> {
         let digest = digest_of(desc)?;
-        self.write_file(&blob_file(&self.root, &digest), stream, &digest)?;
-        if !stream.is_verified() {
-            let _ = fs::remove_file(blob_file(&self.root, &digest));
-            return Err(Error::Other(format!(
-                "blob {digest}: stream ended before it was verified"
-            )));
-        }
-        Ok(())
+        self.write_blob(&blob_file(&self.root, &digest), stream, &digest)
     }
 
     fn put_document(&self, doc: &Document) -> Result<()> {
-        write_atomic(
-            &manifest_file(&self.root, doc.digest()),
-            doc.bytes(),
-            &self.root,
-        )
+        write_file(&manifest_file(&self.root, doc.digest()), doc.bytes())
     }
 
     fn commit(&self, root: &Document) -> Result<()> {
-        write_atomic(&self.root.join("manifest.json"), root.bytes(), &self.root)
+        write_file(&self.root.join("manifest.json"), root.bytes())
     }
 }
