@@ -578,3 +578,76 @@ fn walkdir(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `hoist login` to `host` writing `authfile`, left running.
+fn login(host: &str, authfile: &Path) -> Child {
+    hoist(&[
+        "login",
+        "--tls-verify=false",
+        "-u",
+        "user",
+        "-p",
+        "secret",
+        "--authfile",
+        authfile.to_str().unwrap(),
+        host,
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap()
+}
+
+fn auth_hosts(authfile: &Path) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(authfile).unwrap()).unwrap();
+    let mut hosts: Vec<String> = v["auths"].as_object().unwrap().keys().cloned().collect();
+    hosts.sort();
+    hosts
+}
+
+#[test]
+fn concurrent_logins_all_land_and_a_symlinked_auth_file_stays_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let registries: Vec<FakeServer> = (0..12)
+        .map(|_| FakeServer::start(|_| Reply::status(200)))
+        .collect();
+    let real = dir.path().join("real-auth.json");
+    fs::write(&real, br#"{"auths":{},"credHelpers":{"x":"y"}}"#).unwrap();
+    let authfile = dir.path().join("auth.json");
+    std::os::unix::fs::symlink(&real, &authfile).unwrap();
+    let children: Vec<Child> = registries
+        .iter()
+        .map(|r| login(&r.host, &authfile))
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut want: Vec<String> = registries.iter().map(|r| r.host.clone()).collect();
+    want.sort();
+    assert_eq!(
+        auth_hosts(&authfile),
+        want,
+        "entries lost to concurrent logins"
+    );
+    assert!(
+        fs::symlink_metadata(&authfile)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(auth_hosts(&real), want);
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(&real).unwrap()).unwrap();
+    assert_eq!(v["credHelpers"]["x"], "y");
+    // A new auth file is private whatever the umask.
+    let fresh = dir.path().join("fresh/auth.json");
+    let out = login(&registries[0].host, &fresh)
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(mode(&fresh), 0o600);
+}
