@@ -121,12 +121,13 @@ fn archives_to_dev_stdout_stream_into_a_pipe() {
     let stdout_before = fs::symlink_metadata("/dev/stdout")
         .ok()
         .map(|m| m.file_type());
-    for (transport, member) in [
-        ("docker-archive", "manifest.json"),
-        ("oci-archive", "index.json"),
+    // Without -q too: progress and messages go to stderr, never into the archive.
+    for (transport, member, quiet) in [
+        ("docker-archive", "manifest.json", ""),
+        ("oci-archive", "index.json", "-q"),
     ] {
         let listed = run_ok(&mut sh(&format!(
-            "{} copy -q {src} {transport}:/dev/stdout | tar t",
+            "{} copy {quiet} {src} {transport}:/dev/stdout | tar t",
             common::hoist_bin().display()
         )));
         assert!(
