@@ -13,6 +13,7 @@ use crate::error::{Error, IoContext, Result};
 #[derive(Debug)]
 pub struct LayoutLock {
     _dir: File,
+    stale_removed: usize,
 }
 
 impl LayoutLock {
@@ -37,7 +38,15 @@ impl LayoutLock {
         }
         // Temp files a killed writer left: a live one is locked by its writer, so any unlocked one
         // present now is stale.
-        crate::durable::remove_stale(root)?;
-        Ok(LayoutLock { _dir: dir })
+        let stale_removed = crate::durable::remove_stale(root)?;
+        Ok(LayoutLock {
+            _dir: dir,
+            stale_removed,
+        })
+    }
+
+    /// How many stale temp files taking the lock removed.
+    pub fn stale_removed(&self) -> usize {
+        self.stale_removed
     }
 }

@@ -521,8 +521,10 @@ impl Layout {
 
     /// Removes blobs that nothing in `index.json` reaches, and leftover temp files. Takes the lock.
     pub fn gc(&self) -> Result<GcReport> {
-        let _lock = self.lock()?;
-        gc::collect(self)
+        let lock = self.lock()?;
+        let mut report = gc::collect(self)?;
+        report.temp_files_removed += lock.stale_removed();
+        Ok(report)
     }
 }
 
