@@ -652,3 +652,37 @@ fn concurrent_logins_all_land_and_a_symlinked_auth_file_stays_a_link() {
     assert!(out.status.success());
     assert_eq!(mode(&fresh), 0o600);
 }
+
+#[test]
+fn repack_replaces_a_planted_state_symlink_instead_of_writing_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let src = image(&layout);
+    let rootfs = dir.path().join("rootfs");
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        &src,
+        rootfs.to_str().unwrap(),
+    ]));
+    // What a container running in the rootfs could do: point hoist's state file elsewhere.
+    let outside = dir.path().join("outside");
+    let state = rootfs.join(".hoist-state.json");
+    let saved = fs::read(&state).unwrap();
+    fs::remove_file(&state).unwrap();
+    fs::write(&outside, &saved).unwrap();
+    std::os::unix::fs::symlink(&outside, &state).unwrap();
+    fs::write(rootfs.join("added.txt"), b"added\n").unwrap();
+    run_ok(&mut hoist(&[
+        "repack",
+        rootfs.to_str().unwrap(),
+        "--tag",
+        "v2",
+        "--refresh-bundle",
+    ]));
+    assert!(
+        fs::read(&outside).unwrap() == saved,
+        "written through the link"
+    );
+    assert!(fs::symlink_metadata(&state).unwrap().is_file());
+}

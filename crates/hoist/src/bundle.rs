@@ -161,12 +161,12 @@ fn lookup_passwd_by_uid(passwd: Option<&[u8]>, uid: u32) -> Option<u32> {
     })
 }
 
-/// Writes `spec` as `config.json` in `bundle` (by [`crate::durable::write_file`]: temporary file,
+/// Writes `spec` as `config.json` in `bundle` (by [`crate::durable::replace_file`]: temporary file,
 /// fsync, rename).
 pub fn write_config(spec: &Spec, bundle: &Path) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(spec)
         .map_err(|e| Error::Other(format!("serialising the runtime config: {e}")))?;
-    crate::durable::write_file(&bundle.join("config.json"), &bytes)
+    crate::durable::replace_file(&bundle.join("config.json"), &bytes, None)
 }
 
 #[cfg(test)]

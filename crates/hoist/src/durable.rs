@@ -6,7 +6,9 @@
 //!   the old file or the whole new one. A path that exists and is not a regular file (a symlink, a
 //!   FIFO, a character device such as `/dev/stdout`) is written through, streaming, and stays what
 //!   it is. New files get mode `0666` less the umask (0644 by default), as skopeo's do; auth files
-//!   ask for `0600`.
+//!   ask for `0600`. That rule is for paths the user names; a file hoist names inside a directory it
+//!   manages (a layout's `index.json`, a `dir:` blob, an unpack's state file) is always replaced by
+//!   rename ([`Output::replace`]), so a symlink planted there never sends a write outside the tree.
 //! - **Temp files** ([`TempFile`], [`TempDir`]) are named [`TEMP_PREFIX`]`*`. A live temp file is
 //!   `flock`ed by its writer, so [`remove_stale`] (run by the next writer of a layout or of an
 //!   archive's directory, and by `gc`) removes only the ones no live process owns. Every live temp
@@ -315,6 +317,18 @@ impl Output {
         Self::create_with(target, DEFAULT_MODE, None)
     }
 
+    /// Starts writing `target`, a file hoist names inside a directory it manages: always a temp file
+    /// renamed over it on commit (a symlink or FIFO there is replaced, never followed).
+    pub fn replace(target: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<Output> {
+        Ok(Output {
+            target: target.to_path_buf(),
+            kind: Kind::Temp {
+                tmp: TempFile::with_mode(&crate::layout::dir_of(target), mode)?,
+                owner,
+            },
+        })
+    }
+
     /// Starts writing `target`: a new file gets `mode` less the umask and `owner` (see [`owner_for`]).
     pub fn create_with(target: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<Output> {
         let through = match fs::symlink_metadata(target) {
@@ -329,7 +343,10 @@ impl Output {
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(Error::io(format!("checking {}", target.display()), e)),
         };
-        let kind = if through {
+        if !through {
+            return Self::replace(target, mode, owner);
+        }
+        let kind = {
             // Opening a FIFO for writing waits for its reader, as any writer of a FIFO does.
             let f = OpenOptions::new()
                 .write(true)
@@ -339,11 +356,6 @@ impl Output {
                 .open(target)
                 .ctx(|| format!("opening {} for writing", target.display()))?;
             Kind::Through(f)
-        } else {
-            Kind::Temp {
-                tmp: TempFile::with_mode(&crate::layout::dir_of(target), mode)?,
-                owner,
-            }
         };
         Ok(Output {
             target: target.to_path_buf(),
@@ -392,6 +404,15 @@ impl Write for Output {
 /// Writes `bytes` to `target` by the rule of [`Output`] (mode [`DEFAULT_MODE`] less the umask).
 pub fn write_file(target: &Path, bytes: &[u8]) -> Result<()> {
     write_file_with(target, bytes, DEFAULT_MODE, None)
+}
+
+/// Writes `bytes` to `target`, a file hoist names inside a directory it manages (see
+/// [`Output::replace`]): temp file, fsync, rename, fsync the directory.
+pub fn replace_file(target: &Path, bytes: &[u8], owner: Option<(u32, u32)>) -> Result<()> {
+    let mut out = Output::replace(target, DEFAULT_MODE, owner)?;
+    out.write_all(bytes)
+        .ctx(|| format!("writing {}", target.display()))?;
+    out.commit()
 }
 
 /// Writes `bytes` to `target` by the rule of [`Output`], a new file with `mode` and `owner`.
@@ -581,6 +602,19 @@ mod tests {
         write_file(&link, b"new content").unwrap();
         assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
         assert_eq!(fs::read(&real).unwrap(), b"new content");
+    }
+
+    #[test]
+    fn replace_never_follows_a_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = t.path().join("outside");
+        fs::write(&outside, b"precious").unwrap();
+        let state = t.path().join(".hoist-state.json");
+        std::os::unix::fs::symlink(&outside, &state).unwrap();
+        replace_file(&state, b"state", None).unwrap();
+        assert_eq!(fs::read(&outside).unwrap(), b"precious");
+        assert!(fs::symlink_metadata(&state).unwrap().is_file());
+        assert_eq!(fs::read(&state).unwrap(), b"state");
     }
 
     #[test]

@@ -302,7 +302,8 @@ impl UnpackState {
     /// Writes the state to `path` atomically (temporary file, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<()> {
         let what = || format!("writing {}", path.display());
-        let out = crate::durable::Output::create(path)?;
+        // Replaced, never written through: the state file can sit in a rootfs a container wrote to.
+        let out = crate::durable::Output::replace(path, crate::durable::DEFAULT_MODE, None)?;
         {
             let mut w = BufWriter::new(out.file());
             let line = serde_json::to_vec(&self.header)

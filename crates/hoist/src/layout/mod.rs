@@ -317,9 +317,9 @@ impl Layout {
         Ok(Stored::Written)
     }
 
-    /// Writes a file of the layout (`index.json`, `oci-layout`) by [`crate::durable`]'s rule.
+    /// Replaces a file of the layout (`index.json`, `oci-layout`): temp file, fsync, rename.
     fn write_file(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        crate::durable::write_file_with(path, bytes, crate::durable::DEFAULT_MODE, self.owner)
+        crate::durable::replace_file(path, bytes, self.owner)
     }
 
     /// Refuses `blobs` or `blobs/ALG` when it is a symlink, for reading and writing alike.

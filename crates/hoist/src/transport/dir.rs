@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::descriptor::{Descriptor, digest_of};
 use crate::digest::Digest;
 use crate::document::Document;
-use crate::durable::{Output, write_file};
+use crate::durable::{DEFAULT_MODE, Output, replace_file};
 use crate::error::{Error, IoContext, Result, from_io};
 use crate::limits::Limits;
 
@@ -133,7 +133,7 @@ impl DirDestination {
     pub fn create(root: &Path) -> Result<Self> {
         fs::create_dir_all(root).ctx(|| format!("creating {}", root.display()))?;
         crate::durable::remove_stale(root)?;
-        write_file(&root.join("version"), DIR_VERSION.as_bytes())?;
+        replace_file(&root.join("version"), DIR_VERSION.as_bytes(), None)?;
         Ok(DirDestination {
             root: root.to_path_buf(),
         })
@@ -146,7 +146,7 @@ impl DirDestination {
         stream: &mut VerifiedStream<'_>,
         digest: &Digest,
     ) -> Result<()> {
-        let mut out = Output::create(path)?;
+        let mut out = Output::replace(path, DEFAULT_MODE, None)?;
         io::copy(stream, &mut out).map_err(|e| {
             from_io(e, || {
                 format!("writing blob {digest} into {}", self.root.display())
@@ -176,10 +176,10 @@ impl Destination for DirDestination {
     }
 
     fn put_document(&self, doc: &Document) -> Result<()> {
-        write_file(&manifest_file(&self.root, doc.digest()), doc.bytes())
+        replace_file(&manifest_file(&self.root, doc.digest()), doc.bytes(), None)
     }
 
     fn commit(&self, root: &Document) -> Result<()> {
-        write_file(&self.root.join("manifest.json"), root.bytes())
+        replace_file(&self.root.join("manifest.json"), root.bytes(), None)
     }
 }
