@@ -686,3 +686,49 @@ fn repack_replaces_a_planted_state_symlink_instead_of_writing_through_it() {
     );
     assert!(fs::symlink_metadata(&state).unwrap().is_file());
 }
+
+#[test]
+fn fifos_given_as_inputs_are_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = image(&dir.path().join("src"));
+    let d = dir.path().join("dir");
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        &src,
+        &format!("dir:{}", d.display()),
+    ]));
+    // Every blob a FIFO (manifest.json stays: a directory without one is not a dir: image).
+    for e in fs::read_dir(&d).unwrap() {
+        let p = e.unwrap().path();
+        if !p.ends_with("manifest.json") && !p.ends_with("version") {
+            fs::remove_file(&p).unwrap();
+            mkfifo(&p);
+        }
+    }
+    let archive = dir.path().join("archive.fifo");
+    mkfifo(&archive);
+    for (source, named) in [
+        (format!("dir:{}", d.display()), "dir/"),
+        (format!("oci-archive:{}", archive.display()), "archive.fifo"),
+        (
+            format!("docker-archive:{}", archive.display()),
+            "archive.fifo",
+        ),
+    ] {
+        let out = dir.path().join("out");
+        let mut child = hoist(&["copy", "-q", &source, &format!("oci:{}:t", out.display())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_bounded(&mut child, &format!("copy from {source}"));
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(!status.success(), "{source}");
+        assert!(
+            err.contains(named) && err.contains("FIFO"),
+            "{source}: {err}"
+        );
+    }
+}

@@ -1,9 +1,8 @@
 //! The `dir:` transport, in skopeo's directory format: `manifest.json` (the root document), `version`,
 //! blobs named by the hex of their digest, and child manifests of an index as `HEX.manifest.json`.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::descriptor::{Descriptor, digest_of};
@@ -18,11 +17,10 @@ use super::{BlobReader, Destination, Source, VerifiedStream};
 /// The `version` file skopeo writes and hoist expects.
 pub const DIR_VERSION: &str = "Directory Transport Version: 1.1\n";
 
+/// Opens a file of the directory for reading: no symlink, and nothing but a regular file (a FIFO is
+/// refused without waiting on it).
 fn open_nofollow(path: &Path) -> io::Result<fs::File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
+    crate::durable::open_regular(path, true)
 }
 
 fn blob_file(root: &Path, digest: &Digest) -> PathBuf {

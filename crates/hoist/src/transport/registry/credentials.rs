@@ -240,6 +240,9 @@ pub fn store(path: &Path, registry: &str, creds: &Credentials) -> Result<()> {
 
 /// Removes the entries for `registry` from `path`; returns whether there was one.
 pub fn remove(path: &Path, registry: &str) -> Result<bool> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(false);
+    }
     let _lock = lock_auth_file(path)?;
     let Some(mut json) = read_json(path)? else {
         return Ok(false);
@@ -260,6 +263,20 @@ pub fn remove(path: &Path, registry: &str) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_auth_file_that_is_a_fifo_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.json");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let e = lookup_in_file(&path, "h:1", "r").unwrap_err().to_string();
+        assert!(e.contains("auth.json") && e.contains("FIFO"), "{e}");
+    }
 
     #[test]
     fn reads_base64_auth_and_prefers_the_longest_key() {
