@@ -732,3 +732,38 @@ fn fifos_given_as_inputs_are_refused_not_waited_on() {
         );
     }
 }
+
+#[test]
+fn an_archive_written_through_stages_in_the_temp_directory_not_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = stalling_registry(dir.path());
+    // Like /dev/stdout: the directory of a FIFO is no place for a staging layout.
+    let devdir = dir.path().join("dev");
+    fs::create_dir(&devdir).unwrap();
+    let fifo = devdir.join("out.fifo");
+    mkfifo(&fifo);
+    let tmpdir = dir.path().join("tmp");
+    fs::create_dir(&tmpdir).unwrap();
+    let mut child = hoist(&[
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        "--retry-times",
+        "0",
+        &format!("docker://{}/app:v1", reg.host),
+        &format!("oci-archive:{}", fifo.display()),
+    ])
+    .env("TMPDIR", &tmpdir)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_until("the staging directory", || {
+        !temp_entries(&tmpdir).is_empty()
+    });
+    assert_eq!(temp_entries(&devdir), Vec::<PathBuf>::new());
+    signal(&child, libc::SIGTERM);
+    wait_bounded(&mut child, "the staged copy");
+    assert_eq!(temp_entries(&tmpdir), Vec::<PathBuf>::new());
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+}

@@ -137,7 +137,7 @@ impl TempFile {
     /// A new temp file in `dir` with `mode` less the umask.
     pub fn with_mode(dir: &Path, mode: u32) -> Result<Self> {
         let ctx = || format!("creating a temp file in {}", dir.display());
-        loop {
+        for _ in 0..8 {
             let tmp = tempfile::Builder::new()
                 .prefix(TEMP_PREFIX)
                 .permissions(Permissions::from_mode(mode))
@@ -152,6 +152,10 @@ impl TempFile {
                 return Ok(TempFile { tmp, _live: live });
             }
         }
+        Err(Error::Other(format!(
+            "{}: another process kept removing the new temp file",
+            ctx()
+        )))
     }
 
     /// The temp file's path.
@@ -220,7 +224,7 @@ impl TempDir {
     /// A new temp directory in `parent`.
     pub fn new_in(parent: &Path) -> Result<Self> {
         let ctx = || format!("creating a staging directory in {}", parent.display());
-        loop {
+        for _ in 0..8 {
             let dir = tempfile::Builder::new()
                 .prefix(TEMP_PREFIX)
                 .tempdir_in(parent)
@@ -238,6 +242,10 @@ impl TempDir {
                 });
             }
         }
+        Err(Error::Other(format!(
+            "{}: another process kept removing it",
+            ctx()
+        )))
     }
 
     /// The directory's path.
@@ -292,6 +300,31 @@ pub fn remove_stale(dir: &Path) -> Result<usize> {
     Ok(removed)
 }
 
+/// True when [`Output::create`] would write `target` through (it exists and is a symlink, FIFO,
+/// device or socket), false for a regular file or a new path; a directory is an error.
+pub fn writes_through(target: &Path) -> Result<bool> {
+    match fs::symlink_metadata(target) {
+        Ok(m) if m.is_file() => Ok(false),
+        Ok(m) if m.is_dir() => Err(Error::io(
+            format!("writing {}", target.display()),
+            io::Error::new(io::ErrorKind::IsADirectory, "it is a directory"),
+        )),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(format!("checking {}", target.display()), e)),
+    }
+}
+
+/// The directory for scratch files of an output to `target`: beside it for a regular file or a new
+/// path, else (`/dev/stdout`, a FIFO, a symlink) the system temp directory.
+pub fn scratch_dir_for(target: &Path) -> Result<PathBuf> {
+    Ok(if writes_through(target)? {
+        std::env::temp_dir()
+    } else {
+        crate::layout::dir_of(target)
+    })
+}
+
 /// A file being written to a path by the rule of this module: a temp file renamed over the target on
 /// [`Output::commit`] when the target is a regular file or absent, else the target itself opened for
 /// writing (a FIFO, device or symlink is written through and stays what it is). Dropped uncommitted,
@@ -331,19 +364,7 @@ impl Output {
 
     /// Starts writing `target`: a new file gets `mode` less the umask and `owner` (see [`owner_for`]).
     pub fn create_with(target: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<Output> {
-        let through = match fs::symlink_metadata(target) {
-            Ok(m) if m.is_file() => false,
-            Ok(m) if m.is_dir() => {
-                return Err(Error::io(
-                    format!("writing {}", target.display()),
-                    io::Error::new(io::ErrorKind::IsADirectory, "it is a directory"),
-                ));
-            }
-            Ok(_) => true,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-            Err(e) => return Err(Error::io(format!("checking {}", target.display()), e)),
-        };
-        if !through {
+        if !writes_through(target)? {
             return Self::replace(target, mode, owner);
         }
         let kind = {

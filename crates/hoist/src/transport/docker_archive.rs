@@ -462,8 +462,7 @@ impl DockerArchiveDestination {
                 });
             }
         };
-        let parent = crate::layout::dir_of(path);
-        crate::durable::remove_stale(&parent)?;
+        crate::durable::remove_stale(&crate::durable::scratch_dir_for(path)?)?;
         let out = crate::durable::Output::create(path)?;
         let file = out
             .file()

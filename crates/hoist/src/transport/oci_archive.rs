@@ -163,7 +163,7 @@ impl std::fmt::Debug for OciArchiveDestination {
 impl OciArchiveDestination {
     /// Prepares to write `path` (replaced whole on commit); `reference` is the tag to record.
     pub fn create(path: &Path, reference: Option<LayoutRef>) -> Result<Self> {
-        let parent = crate::layout::dir_of(path);
+        let parent = crate::durable::scratch_dir_for(path)?;
         // Staging directories and tar files of killed runs; a live run's staging directory is
         // locked by its layout lock, its tar file by its temp-file lock.
         crate::durable::remove_stale(&parent)?;
