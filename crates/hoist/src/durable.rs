@@ -11,9 +11,9 @@
 //!   rename ([`Output::replace`]), so a symlink planted there never sends a write outside the tree.
 //! - **Temp files** ([`TempFile`], [`TempDir`]) are named [`TEMP_PREFIX`]`*`. A live temp file is
 //!   `flock`ed by its writer, so [`remove_stale`] (run by the next writer of a layout or of an
-//!   archive's directory, and by `gc`) removes only the ones no live process owns. Every live temp
-//!   file and directory is registered, so [`remove_temp_files_on_signals`] can delete them when
-//!   SIGINT or SIGTERM ends the process.
+//!   archive's directory, and by `gc`) removes only the ones no live process owns. Their names
+//!   carry the pid and the directories they are made in are registered, so
+//!   [`remove_temp_files_on_signals`] can delete this process's own when SIGINT or SIGTERM ends it.
 //! - **Reading** ([`open_regular`]): opened with `O_NONBLOCK` (a FIFO cannot hang the open) and
 //!   accepted only when it is a regular file.
 
@@ -24,7 +24,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use rustix::fs::{FlockOperation, flock};
 
@@ -36,46 +36,77 @@ pub const DEFAULT_MODE: u32 = 0o666;
 /// The mode of files that hold secrets (auth files), before the umask.
 pub const PRIVATE_MODE: u32 = 0o600;
 
-/// Live temp paths of this process, by registration number (removed by the signal handler thread).
-static LIVE: Mutex<BTreeMap<u64, PathBuf>> = Mutex::new(BTreeMap::new());
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+/// Directories this process is making temp files in, with how many makers each (the signal
+/// thread removes this process's temp entries there).
+static LIVE: Mutex<BTreeMap<PathBuf, usize>> = Mutex::new(BTreeMap::new());
 
-/// Keeps a temp path in [`LIVE`] while it exists.
+/// The name prefix of this process's temp files and directories: [`TEMP_PREFIX`] and the pid, so
+/// the signal thread can tell its own from other processes' in a shared directory.
+fn own_prefix() -> String {
+    format!("{TEMP_PREFIX}{}-", std::process::id())
+}
+
+/// Keeps a directory in [`LIVE`] while a temp file or directory of this process may be in it. Taken
+/// before the temp entry is created, so no entry exists unregistered.
 #[derive(Debug)]
-struct Registration(u64);
+struct Registration(PathBuf);
 
 impl Registration {
-    fn new(path: &Path) -> Self {
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        LIVE.lock()
+    fn new(dir: &Path) -> Self {
+        *LIVE
+            .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, path.to_path_buf());
-        Registration(id)
+            .entry(dir.to_path_buf())
+            .or_insert(0) += 1;
+        Registration(dir.to_path_buf())
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        LIVE.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.0);
+        let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = live.get_mut(&self.0) {
+            *n -= 1;
+            if *n == 0 {
+                live.remove(&self.0);
+            }
+        }
     }
 }
 
-/// Removes every live temp file and directory of this process (the process is about to die).
+/// Removes this process's temp files and directories (the process is about to die). Holds [`LIVE`]
+/// to the end, so no new temp entry is started; a second pass catches what a running writer
+/// recreated meanwhile (`create_dir_all` inside a staging directory).
 fn remove_live() {
     let live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
-    for path in live.values() {
-        match fs::symlink_metadata(path) {
-            Ok(m) if m.is_dir() => {
-                let _ = fs::remove_dir_all(path);
+    let prefix = own_prefix();
+    for pass in 0..2 {
+        if pass == 1 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        for dir in live.keys() {
+            let Ok(entries) = fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if !e.file_name().to_string_lossy().starts_with(&prefix) {
+                    continue;
+                }
+                let path = e.path();
+                match fs::symlink_metadata(&path) {
+                    Ok(m) if m.is_dir() => {
+                        let _ = fs::remove_dir_all(&path);
+                    }
+                    Ok(_) => {
+                        let _ = fs::remove_file(&path);
+                    }
+                    Err(_) => {}
+                }
             }
-            Ok(_) => {
-                let _ = fs::remove_file(path);
-            }
-            Err(_) => {}
         }
     }
+    // Keep the lock: the caller ends the process.
+    std::mem::forget(live);
 }
 
 /// The owner new files in `dir` should get: the directory's, when running as root and the directory
@@ -138,12 +169,12 @@ impl TempFile {
     pub fn with_mode(dir: &Path, mode: u32) -> Result<Self> {
         let ctx = || format!("creating a temp file in {}", dir.display());
         for _ in 0..8 {
+            let live = Registration::new(dir);
             let tmp = tempfile::Builder::new()
-                .prefix(TEMP_PREFIX)
+                .prefix(&own_prefix())
                 .permissions(Permissions::from_mode(mode))
                 .tempfile_in(dir)
                 .ctx(ctx)?;
-            let live = Registration::new(tmp.path());
             flock(tmp.as_file(), FlockOperation::NonBlockingLockExclusive)
                 .map_err(|e| Error::io(ctx(), e.into()))?;
             // A cleaner may have taken it for stale between its creation and the lock: then the
@@ -225,11 +256,11 @@ impl TempDir {
     pub fn new_in(parent: &Path) -> Result<Self> {
         let ctx = || format!("creating a staging directory in {}", parent.display());
         for _ in 0..8 {
+            let live = Registration::new(parent);
             let dir = tempfile::Builder::new()
-                .prefix(TEMP_PREFIX)
+                .prefix(&own_prefix())
                 .tempdir_in(parent)
                 .ctx(ctx)?;
-            let live = Registration::new(dir.path());
             let lock = File::open(dir.path()).ctx(ctx)?;
             flock(&lock, FlockOperation::NonBlockingLockExclusive)
                 .map_err(|e| Error::io(ctx(), e.into()))?;
