@@ -254,7 +254,9 @@ fn written_files_follow_the_umask() {
              {bin} copy -q {src} docker-archive:d.tar; \
              {bin} copy -q {src} oci-archive:o.tar; \
              {bin} copy -q {src} dir:dir; \
-             {bin} diff {} {} -o layer.tar",
+             {bin} diff {} {} -o layer.tar; \
+             {bin} unpack -q oci:layout:t unpacked; \
+             {bin} unpack -q --bundle oci:layout:t bundle",
             lower.display(),
             upper.display(),
             d = d.display()
@@ -267,6 +269,9 @@ fn written_files_follow_the_umask() {
             d.join("dir/manifest.json"),
             d.join("dir/version"),
             d.join("layer.tar"),
+            d.join("unpacked/.hoist-state.json"),
+            d.join("bundle/config.json"),
+            d.join("bundle/hoist-state.json"),
         ];
         for e in fs::read_dir(d.join("layout/blobs/sha256")).unwrap() {
             files.push(e.unwrap().path());
