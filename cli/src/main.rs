@@ -127,6 +127,10 @@ fn main() -> ExitCode {
     quiet_on_closed_stdout();
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    // Ctrl-C or a TERM removes the run's temp files (blobs half-written, archive staging).
+    if let Err(e) = hoist::durable::remove_temp_files_on_signals() {
+        tracing::warn!("temp files will not be removed on SIGINT/SIGTERM: {e}");
+    }
     commands::set_limits(&cli.limits);
     let result = match cli.command {
         Command::Inspect(a) => commands::inspect::run(a),

@@ -152,7 +152,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     )
     .with_context(|| format!("copying {} to {}", source.name(), destination.name()))?;
     if let Some(path) = &args.digestfile {
-        std::fs::write(path, report.digest.to_string())
+        hoist::durable::write_file(path, report.digest.to_string().as_bytes())
             .with_context(|| format!("writing digest file {}", path.display()))?;
     }
     if !args.quiet {

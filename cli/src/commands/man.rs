@@ -33,7 +33,8 @@ pub fn run(args: Args, cmd: clap::Command) -> Result<ExitCode> {
         let path = dir.join(format!("{name}.1"));
         let mut out = Vec::new();
         clap_mangen::Man::new(page).render(&mut out)?;
-        std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+        hoist::durable::write_file(&path, &out)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{Process, Spec, User};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::layer::root::{Root, lexical_clean};
 
 /// Most bytes read from `/etc/passwd` or `/etc/group`.
@@ -161,17 +161,12 @@ fn lookup_passwd_by_uid(passwd: Option<&[u8]>, uid: u32) -> Option<u32> {
     })
 }
 
-/// Writes `spec` as `config.json` in `bundle` (temporary file, fsync, rename).
+/// Writes `spec` as `config.json` in `bundle` (by [`crate::durable::replace_file`]: temporary file,
+/// fsync, rename).
 pub fn write_config(spec: &Spec, bundle: &Path) -> Result<()> {
-    let path = bundle.join("config.json");
-    let what = || format!("writing {}", path.display());
     let bytes = serde_json::to_vec_pretty(spec)
         .map_err(|e| Error::Other(format!("serialising the runtime config: {e}")))?;
-    let tmp = tempfile::NamedTempFile::new_in(bundle).ctx(what)?;
-    std::fs::write(tmp.path(), &bytes).ctx(what)?;
-    tmp.as_file().sync_all().ctx(what)?;
-    tmp.persist(&path).map_err(|e| Error::io(what(), e.error))?;
-    Ok(())
+    crate::durable::replace_file(&bundle.join("config.json"), &bytes, None)
 }
 
 #[cfg(test)]

@@ -369,7 +369,7 @@ pub struct ImageEdit {
     manifest_media_type: String,
     manifest: Value,
     config: Value,
-    pending: Vec<(tempfile::NamedTempFile, Digest)>,
+    pending: Vec<(crate::durable::TempFile, Digest)>,
 }
 
 impl ImageEdit {
@@ -483,7 +483,7 @@ impl ImageEdit {
 
     /// Appends a layer: its descriptor to the manifest, its diff_id to `rootfs.diff_ids`. The blob is
     /// taken from `tmp` (a temp file inside the layout, fully written) and stored at commit.
-    pub fn add_layer(&mut self, blob: &LayerBlob, tmp: tempfile::NamedTempFile) -> Result<()> {
+    pub fn add_layer(&mut self, blob: &LayerBlob, tmp: crate::durable::TempFile) -> Result<()> {
         let desc = serde_json::to_value(blob.descriptor())
             .map_err(|e| Error::Other(format!("serialising a layer descriptor: {e}")))?;
         let layers = self

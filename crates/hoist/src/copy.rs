@@ -274,7 +274,7 @@ pub(crate) fn copy_blob(
     );
     if let Some(path) = src.blob_path(desc).filter(|_| dst.links_blobs()) {
         // Verify the local file, then let the destination link it instead of writing a copy.
-        let file = std::fs::File::open(&path)
+        let file = crate::durable::open_regular(&path, true)
             .map_err(|e| Error::io(format!("opening blob {}", path.display()), e))?;
         let mut check = VerifiedReader::new(
             ProgressReader::new(file, digest.clone(), sink.clone()),

@@ -26,6 +26,7 @@ pub mod descriptor;
 pub mod diff;
 pub mod digest;
 pub mod document;
+pub mod durable;
 pub mod error;
 pub mod image;
 pub mod inspect;

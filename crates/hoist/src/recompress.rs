@@ -116,16 +116,8 @@ fn recompress_layer(
     let what = format!("layer {digest} of {}", src.name());
     let raw = src.open_blob(&job.desc)?;
     let mut stream = VerifiedReader::new(raw, digest.clone(), job.desc.size(), what.clone());
-    let mut tmp = match dst.staging_dir() {
-        Some(dir) => tempfile::Builder::new()
-            .prefix(crate::layout::TEMP_PREFIX)
-            .tempfile_in(&dir)
-            .ctx(|| format!("creating a temp file in {}", dir.display()))?,
-        None => tempfile::Builder::new()
-            .prefix(crate::layout::TEMP_PREFIX)
-            .tempfile()
-            .ctx(|| "creating a temp file".to_string())?,
-    };
+    let dir = dst.staging_dir().unwrap_or_else(std::env::temp_dir);
+    let mut tmp = crate::durable::TempFile::new_in(&dir)?;
     let passthrough = job.actual == Compression::None && job.target == Compression::None;
     let (new_digest, new_size, diff_id) = if passthrough {
         // Plain tar to plain tar: the bytes pass through unchanged, so the source digest (checked by the

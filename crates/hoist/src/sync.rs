@@ -509,7 +509,7 @@ mod yaml {
         plan: &mut Plan,
     ) -> Result<()> {
         use std::io::Read;
-        let file = std::fs::File::open(path)
+        let file = crate::durable::open_regular(path, false)
             .map_err(|e| Error::io(format!("opening sync file {}", path.display()), e))?;
         let mut text = String::new();
         file.take(MAX_YAML + 1)

@@ -197,24 +197,16 @@ fn estimate_tar_size(plan: &[LayerEntry]) -> u64 {
     content + 512 * plan.len() as u64 + 1024
 }
 
-/// Writes the layer for `diff` to the file `path`: a temp file beside it, fsynced, renamed into place.
+/// Writes the layer for `diff` to the file `path` by [`crate::durable::Output`]'s rule: a temp file
+/// beside it, fsynced, renamed into place (a FIFO, device or symlink is written through).
 pub fn write_layer_file(diff: &Diff, path: &Path, opts: &LayerOptions) -> Result<LayerBlob> {
-    let dir = crate::layout::dir_of(path);
-    let tmp = tempfile::Builder::new()
-        .prefix(".hoist-layer-")
-        .tempfile_in(&dir)
-        .ctx(|| format!("creating a temp file in {}", dir.display()))?;
-    let file = tmp
-        .as_file()
+    let out = crate::durable::Output::create(path)?;
+    let file = out
+        .file()
         .try_clone()
-        .ctx(|| format!("opening a temp file in {}", dir.display()))?;
+        .ctx(|| format!("opening {} for writing", path.display()))?;
     let blob = write_layer(diff, file, opts)?;
-    tmp.as_file()
-        .sync_all()
-        .ctx(|| format!("syncing {}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io(format!("renaming into {}", path.display()), e.error))?;
-    let _ = File::open(&dir).and_then(|d| d.sync_all());
+    out.commit()?;
     Ok(blob)
 }
 

@@ -301,11 +301,11 @@ impl UnpackState {
 
     /// Writes the state to `path` atomically (temporary file, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
         let what = || format!("writing {}", path.display());
-        let tmp = tempfile::NamedTempFile::new_in(dir).ctx(what)?;
+        // Replaced, never written through: the state file can sit in a rootfs a container wrote to.
+        let out = crate::durable::Output::replace(path, crate::durable::DEFAULT_MODE, None)?;
         {
-            let mut w = BufWriter::new(tmp.as_file());
+            let mut w = BufWriter::new(out.file());
             let line = serde_json::to_vec(&self.header)
                 .map_err(|e| Error::Other(format!("serialising state: {e}")))?;
             w.write_all(&line).ctx(what)?;
@@ -318,18 +318,13 @@ impl UnpackState {
             }
             w.flush().ctx(what)?;
         }
-        tmp.as_file().sync_all().ctx(what)?;
-        tmp.persist(path).map_err(|e| Error::io(what(), e.error))?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        out.commit()
     }
 
     /// Reads a state file, checking its format and version.
     pub fn load(path: &Path) -> Result<UnpackState> {
         let what = || format!("reading {}", path.display());
-        let f = File::open(path).ctx(what)?;
+        let f = crate::durable::open_regular(path, false).ctx(what)?;
         let mut lines = BufReader::new(f).lines();
         let bad =
             |why: String| Error::invalid_document(format!("state file {}", path.display()), why);

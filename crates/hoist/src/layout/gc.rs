@@ -8,7 +8,7 @@ use crate::digest::Digest;
 use crate::error::{IoContext, Result};
 use crate::media_type::{self, Kind};
 
-use super::{Layout, TEMP_PREFIX};
+use super::Layout;
 
 /// What a garbage collection removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -83,15 +83,9 @@ pub(super) fn collect(layout: &Layout) -> Result<GcReport> {
             report.removed.push(digest);
         }
     }
-    for entry in
-        fs::read_dir(layout.root()).ctx(|| format!("listing {}", layout.root().display()))?
-    {
-        let entry = entry.ctx(|| format!("listing {}", layout.root().display()))?;
-        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-            fs::remove_file(entry.path()).ctx(|| format!("removing {}", entry.path().display()))?;
-            report.temp_files_removed += 1;
-        }
-    }
+    // Temp files that a live writer holds (a repack writing its layer without the layout lock) are
+    // locked and left alone.
+    report.temp_files_removed += crate::durable::remove_stale(layout.root())?;
     report.removed.sort();
     Ok(report)
 }

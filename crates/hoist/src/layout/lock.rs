@@ -1,5 +1,6 @@
 //! The layout writer lock: an exclusive `flock` on the layout directory itself, so no lock file is
-//! added to the layout and a crashed writer's lock disappears with its process.
+//! added to the layout and a crashed writer's lock disappears with its process. Taking it removes the
+//! temp files a killed writer left (see [`crate::durable::remove_stale`]).
 
 use std::fs::File;
 use std::path::Path;
@@ -12,6 +13,7 @@ use crate::error::{Error, IoContext, Result};
 #[derive(Debug)]
 pub struct LayoutLock {
     _dir: File,
+    stale_removed: usize,
 }
 
 impl LayoutLock {
@@ -34,6 +36,17 @@ impl LayoutLock {
                 ));
             }
         }
-        Ok(LayoutLock { _dir: dir })
+        // Temp files a killed writer left: a live one is locked by its writer, so any unlocked one
+        // present now is stale.
+        let stale_removed = crate::durable::remove_stale(root)?;
+        Ok(LayoutLock {
+            _dir: dir,
+            stale_removed,
+        })
+    }
+
+    /// How many stale temp files taking the lock removed.
+    pub fn stale_removed(&self) -> usize {
+        self.stale_removed
     }
 }

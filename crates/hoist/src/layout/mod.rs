@@ -3,14 +3,15 @@
 //!
 //! Writes are crash-safe: a blob is written to a temp file inside the layout, fsynced and renamed into
 //! place (an existing blob is never rewritten), and `index.json` is replaced atomically, last. `index.json`
-//! is edited as JSON values, so fields and annotations hoist does not know survive untouched.
+//! is edited as JSON values, so fields and annotations hoist does not know survive untouched. Files
+//! are written and read through [`crate::durable`]; as root in a layout owned by another user, new
+//! files and directories get the layout's owner.
 
 mod gc;
 mod lock;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, ImageIndex};
@@ -18,6 +19,8 @@ use serde_json::{Value, json};
 
 pub use gc::GcReport;
 pub use lock::LayoutLock;
+
+use crate::durable::TempFile;
 
 use crate::blob::VerifiedReader;
 use crate::descriptor::digest_of;
@@ -32,7 +35,7 @@ use crate::reference::LayoutRef;
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The layout version hoist writes and reads.
 pub const LAYOUT_VERSION: &str = "1.0.0";
-/// Prefix of temp files inside a layout; `gc` removes leftovers.
+/// Prefix of hoist's temp files and directories; stale ones are removed by `gc` and the next writer.
 pub const TEMP_PREFIX: &str = ".hoist-tmp-";
 
 /// The directory a file written at `path` lands in (`.` for a bare file name): where its temp file
@@ -49,6 +52,7 @@ pub fn dir_of(path: &Path) -> PathBuf {
 pub struct Layout {
     root: PathBuf,
     limits: Limits,
+    owner: Option<(u32, u32)>,
 }
 
 /// How a blob arrived in the layout.
@@ -92,6 +96,7 @@ impl Layout {
             None => return Err(bad("oci-layout has no imageLayoutVersion".into())),
         }
         Ok(Layout {
+            owner: crate::durable::owner_for(&root),
             root,
             limits: Limits::default(),
         })
@@ -103,21 +108,21 @@ impl Layout {
         if root.join("oci-layout").exists() {
             return Self::open(root);
         }
-        fs::create_dir_all(root.join("blobs").join("sha256"))
-            .ctx(|| format!("creating layout {}", root.display()))?;
+        let owner = crate::durable::owner_for(root);
+        crate::durable::create_dir_all(&root.join("blobs").join("sha256"), owner)?;
         let layout = Layout {
             root: root.to_path_buf(),
             limits: Limits::default(),
+            owner,
         };
         if !root.join("index.json").exists() {
             let empty =
                 json!({"schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": []});
             layout.write_index_value(&empty)?;
         }
-        write_atomic(
+        layout.write_file(
             &root.join("oci-layout"),
             format!("{{\"imageLayoutVersion\":\"{LAYOUT_VERSION}\"}}").as_bytes(),
-            root,
         )?;
         Ok(layout)
     }
@@ -148,38 +153,41 @@ impl Layout {
 
     /// True when the blob is present as a regular file. A blob that is a symlink is an error.
     pub fn has_blob(&self, digest: &Digest) -> Result<bool> {
+        self.check_blob_dirs(digest)?;
         let path = self.blob_path(digest);
         match fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_file() => Ok(true),
             Ok(m) if m.file_type().is_symlink() => Err(symlink_blob(&path)),
-            Ok(_) => Err(Error::InvalidLayout {
+            Ok(m) => Err(Error::InvalidLayout {
                 path: self.root.clone(),
-                reason: format!("blob {digest} is not a regular file"),
+                reason: format!(
+                    "blob {digest} ({}) is {}, not a regular file",
+                    path.display(),
+                    crate::durable::kind_of(m.file_type())
+                ),
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(Error::io(format!("checking {}", path.display()), e)),
         }
     }
 
-    /// Opens a blob file for reading, refusing symlinks (at the blob and at `blobs/ALG`).
+    /// Opens a blob file for reading, refusing symlinks (at the blob, `blobs` and `blobs/ALG`) and
+    /// anything but a regular file (a FIFO is refused without waiting on it).
     pub fn open_blob(&self, digest: &Digest) -> Result<File> {
-        let alg_dir = self.root.join("blobs").join(digest.algorithm().as_str());
-        if fs::symlink_metadata(&alg_dir).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(symlink_blob(&alg_dir));
-        }
+        self.check_blob_dirs(digest)?;
         let path = self.blob_path(digest);
-        OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => symlink_blob(&path),
-                _ if e.kind() == io::ErrorKind::NotFound => Error::BlobNotFound {
-                    digest: digest.clone(),
-                    location: format!("layout {}", self.root.display()),
-                },
-                _ => Error::io(format!("opening blob {}", path.display()), e),
-            })
+        crate::durable::open_regular(&path, true).map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => symlink_blob(&path),
+            _ if e.kind() == io::ErrorKind::InvalidInput => Error::InvalidLayout {
+                path: path.clone(),
+                reason: e.to_string(),
+            },
+            _ if e.kind() == io::ErrorKind::NotFound => Error::BlobNotFound {
+                digest: digest.clone(),
+                location: format!("layout {}", self.root.display()),
+            },
+            _ => Error::io(format!("opening blob {}", path.display()), e),
+        })
     }
 
     /// Opens a blob as a verified stream for `desc`.
@@ -296,31 +304,42 @@ impl Layout {
         Ok(true)
     }
 
-    /// A new temp file inside the layout (same filesystem as `blobs/`, so rename is atomic).
-    pub fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
-        tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(&self.root)
-            .ctx(|| format!("creating a temp file in {}", self.root.display()))
+    /// A new temp file inside the layout (same filesystem as `blobs/`, so rename is atomic). It is
+    /// locked while it lives, so `gc` and the next writer leave it alone even without the layout lock.
+    pub fn temp_file(&self) -> Result<TempFile> {
+        TempFile::new_in(&self.root)
     }
 
     /// Moves a fully written, verified temp file into place as blob `digest` (fsync, rename, fsync dir).
-    pub fn persist(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<Stored> {
-        tmp.as_file()
-            .sync_all()
-            .ctx(|| format!("syncing blob {digest}"))?;
+    pub fn persist(&self, tmp: TempFile, digest: &Digest) -> Result<Stored> {
         self.ensure_alg_dir(digest)?;
-        let dest = self.blob_path(digest);
-        tmp.persist(&dest)
-            .map_err(|e| Error::io(format!("renaming blob into {}", dest.display()), e.error))?;
-        let _ = fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o644));
-        sync_dir(dest.parent().unwrap_or(&self.root))?;
+        tmp.persist(&self.blob_path(digest), self.owner)?;
         Ok(Stored::Written)
     }
 
+    /// Replaces a file of the layout (`index.json`, `oci-layout`): temp file, fsync, rename.
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        crate::durable::replace_file(path, bytes, self.owner)
+    }
+
+    /// Refuses `blobs` or `blobs/ALG` when it is a symlink, for reading and writing alike.
+    fn check_blob_dirs(&self, digest: &Digest) -> Result<()> {
+        let blobs = self.root.join("blobs");
+        for dir in [blobs.clone(), blobs.join(digest.algorithm().as_str())] {
+            if fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::InvalidLayout {
+                    path: dir,
+                    reason: "a blob directory is a symlink; hoist refuses to follow links inside a layout".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn ensure_alg_dir(&self, digest: &Digest) -> Result<()> {
+        self.check_blob_dirs(digest)?;
         let dir = self.root.join("blobs").join(digest.algorithm().as_str());
-        fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))
+        crate::durable::create_dir_all(&dir, self.owner)
     }
 
     /// `index.json` as a JSON value (kept whole so unknown fields survive edits).
@@ -373,7 +392,7 @@ impl Layout {
     pub fn write_index_value(&self, v: &Value) -> Result<()> {
         let bytes = serde_json::to_vec(v)
             .map_err(|e| Error::Other(format!("serialising index.json: {e}")))?;
-        write_atomic(&self.root.join("index.json"), &bytes, &self.root)
+        self.write_file(&self.root.join("index.json"), &bytes)
     }
 
     /// Every tag with its descriptor, in `index.json` order; a tag on several entries is listed once
@@ -507,8 +526,10 @@ impl Layout {
 
     /// Removes blobs that nothing in `index.json` reaches, and leftover temp files. Takes the lock.
     pub fn gc(&self) -> Result<GcReport> {
-        let _lock = self.lock()?;
-        gc::collect(self)
+        let lock = self.lock()?;
+        let mut report = gc::collect(self)?;
+        report.temp_files_removed += lock.stale_removed();
+        Ok(report)
     }
 }
 
@@ -613,12 +634,10 @@ fn symlink_blob(path: &Path) -> Error {
     }
 }
 
-/// Reads a file of at most `max` bytes (`FileTooLarge` past that).
+/// Reads a file of at most `max` bytes (`FileTooLarge` past that); a symlink, FIFO or anything but
+/// a regular file is refused (without waiting on a FIFO).
 fn read_small_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
+    let f = crate::durable::open_regular(path, true)?;
     let mut bytes = Vec::new();
     f.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
@@ -628,23 +647,6 @@ fn read_small_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
         ));
     }
     Ok(bytes)
-}
-
-/// Writes `bytes` to `path` atomically: a temp file in `dir`, fsync, rename, fsync `dir`.
-pub fn write_atomic(path: &Path, bytes: &[u8], dir: &Path) -> Result<()> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)
-        .ctx(|| format!("creating a temp file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .ctx(|| format!("writing {}", path.display()))?;
-    tmp.as_file()
-        .sync_all()
-        .ctx(|| format!("syncing {}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io(format!("renaming into {}", path.display()), e.error))?;
-    let _ = fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    sync_dir(dir)
 }
 
 /// Bytes of a blob written between two requests to start their writeback.
@@ -672,7 +674,5 @@ fn start_writeback(file: &fs::File, offset: u64, len: u64) {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .ctx(|| format!("syncing directory {}", dir.display()))
+    crate::durable::sync_dir(dir)
 }

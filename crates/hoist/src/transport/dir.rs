@@ -1,16 +1,15 @@
 //! The `dir:` transport, in skopeo's directory format: `manifest.json` (the root document), `version`,
 //! blobs named by the hex of their digest, and child manifests of an index as `HEX.manifest.json`.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::descriptor::{Descriptor, digest_of};
 use crate::digest::Digest;
 use crate::document::Document;
+use crate::durable::{DEFAULT_MODE, Output, replace_file};
 use crate::error::{Error, IoContext, Result, from_io};
-use crate::layout::write_atomic;
 use crate::limits::Limits;
 
 use super::{BlobReader, Destination, Source, VerifiedStream};
@@ -18,11 +17,10 @@ use super::{BlobReader, Destination, Source, VerifiedStream};
 /// The `version` file skopeo writes and hoist expects.
 pub const DIR_VERSION: &str = "Directory Transport Version: 1.1\n";
 
+/// Opens a file of the directory for reading: no symlink, and nothing but a regular file (a FIFO is
+/// refused without waiting on it).
 fn open_nofollow(path: &Path) -> io::Result<fs::File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
+    crate::durable::open_regular(path, true)
 }
 
 fn blob_file(root: &Path, digest: &Digest) -> PathBuf {
@@ -132,28 +130,32 @@ impl DirDestination {
     /// Creates the directory (and its `version` file).
     pub fn create(root: &Path) -> Result<Self> {
         fs::create_dir_all(root).ctx(|| format!("creating {}", root.display()))?;
-        write_atomic(&root.join("version"), DIR_VERSION.as_bytes(), root)?;
+        crate::durable::remove_stale(root)?;
+        replace_file(&root.join("version"), DIR_VERSION.as_bytes(), None)?;
         Ok(DirDestination {
             root: root.to_path_buf(),
         })
     }
 
-    fn write_file(&self, path: &Path, reader: &mut dyn Read, digest: &Digest) -> Result<()> {
-        let mut tmp = tempfile::Builder::new()
-            .prefix(crate::layout::TEMP_PREFIX)
-            .tempfile_in(&self.root)
-            .ctx(|| format!("creating a temp file in {}", self.root.display()))?;
-        io::copy(reader, tmp.as_file_mut()).map_err(|e| {
+    /// Writes a blob from a verified stream; it lands at `path` only once the stream verified.
+    fn write_blob(
+        &self,
+        path: &Path,
+        stream: &mut VerifiedStream<'_>,
+        digest: &Digest,
+    ) -> Result<()> {
+        let mut out = Output::replace(path, DEFAULT_MODE, None)?;
+        io::copy(stream, &mut out).map_err(|e| {
             from_io(e, || {
                 format!("writing blob {digest} into {}", self.root.display())
             })
         })?;
-        tmp.as_file()
-            .sync_all()
-            .ctx(|| format!("syncing {}", path.display()))?;
-        tmp.persist(path)
-            .map_err(|e| Error::io(format!("renaming into {}", path.display()), e.error))?;
-        Ok(())
+        if !stream.is_verified() {
+            return Err(Error::Other(format!(
+                "blob {digest}: stream ended before it was verified"
+            )));
+        }
+        out.commit()
     }
 }
 
@@ -168,25 +170,14 @@ impl Destination for DirDestination {
 
     fn put_blob(&self, desc: &Descriptor, stream: &mut VerifiedStream<'_>) -> Result<()> {
         let digest = digest_of(desc)?;
-        self.write_file(&blob_file(&self.root, &digest), stream, &digest)?;
-        if !stream.is_verified() {
-            let _ = fs::remove_file(blob_file(&self.root, &digest));
-            return Err(Error::Other(format!(
-                "blob {digest}: stream ended before it was verified"
-            )));
-        }
-        Ok(())
+        self.write_blob(&blob_file(&self.root, &digest), stream, &digest)
     }
 
     fn put_document(&self, doc: &Document) -> Result<()> {
-        write_atomic(
-            &manifest_file(&self.root, doc.digest()),
-            doc.bytes(),
-            &self.root,
-        )
+        replace_file(&manifest_file(&self.root, doc.digest()), doc.bytes(), None)
     }
 
     fn commit(&self, root: &Document) -> Result<()> {
-        write_atomic(&self.root.join("manifest.json"), root.bytes(), &self.root)
+        replace_file(&self.root.join("manifest.json"), root.bytes(), None)
     }
 }

@@ -66,7 +66,7 @@ pub struct DockerArchiveSource {
     selector: Option<ArchiveSelector>,
     index: TarIndex,
     /// The decompressed copy of a gzip-compressed archive (deleted on drop).
-    _decompressed: Option<tempfile::NamedTempFile>,
+    _decompressed: Option<crate::durable::TempFile>,
     manifest: Document,
     repo_tags: Vec<String>,
     all_tags: Vec<String>,
@@ -108,7 +108,8 @@ pub fn familiar_name(name: &ImageName) -> String {
 impl DockerArchiveSource {
     /// Indexes the archive at `path` and resolves `selector` (needed when it holds several images).
     pub fn open(path: &Path, selector: Option<ArchiveSelector>, limits: Limits) -> Result<Self> {
-        let mut file = File::open(path).ctx(|| format!("opening {}", path.display()))?;
+        let mut file = crate::durable::open_regular(path, false)
+            .ctx(|| format!("opening {}", path.display()))?;
         let mut magic = [0u8; 4];
         let n = file
             .read(&mut magic)
@@ -120,10 +121,7 @@ impl DockerArchiveSource {
             c => {
                 file.seek(SeekFrom::Start(0))
                     .ctx(|| format!("reading {}", path.display()))?;
-                let mut tmp = tempfile::Builder::new()
-                    .prefix(crate::layout::TEMP_PREFIX)
-                    .tempfile()
-                    .ctx(|| "creating a temp file to decompress the archive into".to_string())?;
+                let mut tmp = crate::durable::TempFile::new_in(&std::env::temp_dir())?;
                 let mut dec = compress::decoder(c, file)
                     .ctx(|| format!("decompressing {}", path.display()))?;
                 std::io::copy(&mut dec, tmp.as_file_mut())
@@ -431,7 +429,7 @@ pub struct DockerArchiveDestination {
 }
 
 struct Writer {
-    tmp: tempfile::NamedTempFile,
+    out: crate::durable::Output,
     builder: tar::Builder<BufWriter<File>>,
     written: HashSet<Digest>,
 }
@@ -485,14 +483,12 @@ impl DockerArchiveDestination {
                 });
             }
         };
-        let parent = crate::layout::dir_of(path);
-        let tmp = tempfile::Builder::new()
-            .prefix(crate::layout::TEMP_PREFIX)
-            .tempfile_in(&parent)
-            .ctx(|| format!("creating a temp file in {}", parent.display()))?;
-        let file = tmp
-            .reopen()
-            .ctx(|| format!("opening a temp file in {}", parent.display()))?;
+        crate::durable::remove_stale(&crate::durable::scratch_dir_for(path)?)?;
+        let out = crate::durable::Output::create(path)?;
+        let file = out
+            .file()
+            .try_clone()
+            .ctx(|| format!("opening {} for writing", path.display()))?;
         let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
         builder.mode(tar::HeaderMode::Deterministic);
         Ok(DockerArchiveDestination {
@@ -500,7 +496,7 @@ impl DockerArchiveDestination {
             repo_tag,
             additional_tags: Vec::new(),
             state: Mutex::new(Some(Writer {
-                tmp,
+                out,
                 builder,
                 written: HashSet::new(),
             })),
@@ -665,25 +661,11 @@ impl Destination for DockerArchiveDestination {
             .append_data(&mut header(bytes.len() as u64), "manifest.json", &bytes[..])
             .ctx(ctx)?;
         let buf = w.builder.into_inner().ctx(ctx)?;
-        let mut file = buf
-            .into_inner()
-            .map_err(|e| Error::io(ctx(), e.into_error()))?;
-        file.flush().ctx(ctx)?;
-        file.sync_all().ctx(ctx)?;
-        w.tmp
-            .persist(&self.target)
-            .map_err(|e| Error::io(ctx(), e.error))?;
-        if let Some(dir) = self.target.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
+        buf.into_inner()
+            .map_err(|e| Error::io(ctx(), e.into_error()))?
+            .flush()
+            .ctx(ctx)?;
+        w.out.commit()
     }
 
     fn accepts(&self, media_type: &str) -> bool {

@@ -1,8 +1,9 @@
 //! The `oci-archive:` transport: a tar of an OCI image layout. Reading indexes the tar once and streams
 //! blobs from their offsets (nothing is extracted); writing builds a layout in a temp directory beside
-//! the target and, on commit, writes the tar to a temp file and renames it into place.
+//! the target and, on commit, writes the tar by [`crate::durable::Output`]'s rule (a temp file renamed
+//! into place; a FIFO, device or symlink target written through).
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -148,7 +149,7 @@ impl Source for OciArchiveSource {
 /// Writes an image as an OCI layout tarball.
 pub struct OciArchiveDestination {
     target: PathBuf,
-    staging: tempfile::TempDir,
+    _staging: crate::durable::TempDir,
     inner: OciDestination,
 }
 
@@ -163,28 +164,24 @@ impl std::fmt::Debug for OciArchiveDestination {
 impl OciArchiveDestination {
     /// Prepares to write `path` (replaced whole on commit); `reference` is the tag to record.
     pub fn create(path: &Path, reference: Option<LayoutRef>) -> Result<Self> {
-        let parent = crate::layout::dir_of(path);
-        let staging = tempfile::Builder::new()
-            .prefix(crate::layout::TEMP_PREFIX)
-            .tempdir_in(&parent)
-            .ctx(|| format!("creating a staging directory in {}", parent.display()))?;
-        let inner = OciDestination::open(staging.path(), reference)?;
+        let parent = crate::durable::scratch_dir_for(path)?;
+        // Staging directories and tar files of killed runs; a live run's staging directory is
+        // locked by its layout lock, its tar file by its temp-file lock.
+        crate::durable::remove_stale(&parent)?;
+        let staging = crate::durable::TempDir::new_in(&parent)?;
+        let inner = OciDestination::open(&staging.path().join("layout"), reference)?;
         Ok(OciArchiveDestination {
             target: path.to_path_buf(),
-            staging,
+            _staging: staging,
             inner,
         })
     }
 
     fn write_tar(&self) -> Result<()> {
-        let parent = self.staging.path().parent().unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .prefix(crate::layout::TEMP_PREFIX)
-            .tempfile_in(parent)
-            .ctx(|| format!("creating a temp file in {}", parent.display()))?;
-        let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
+        let out = crate::durable::Output::create(&self.target)?;
+        let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, out.file()));
         builder.mode(tar::HeaderMode::Deterministic);
-        let root = self.staging.path();
+        let root = self.inner.layout().root();
         let mut names = vec![PathBuf::from("oci-layout"), PathBuf::from("index.json")];
         for alg in ["sha256", "sha512"] {
             let dir = root.join("blobs").join(alg);
@@ -199,7 +196,7 @@ impl OciArchiveDestination {
         }
         let ctx = || format!("writing {}", self.target.display());
         for name in names {
-            let mut f = File::open(root.join(&name)).ctx(ctx)?;
+            let mut f = crate::durable::open_regular(&root.join(&name), true).ctx(ctx)?;
             builder.append_file(&name, &mut f).ctx(ctx)?;
         }
         let w = builder.into_inner().ctx(ctx)?;
@@ -207,10 +204,7 @@ impl OciArchiveDestination {
             .map_err(|e| Error::io(ctx(), e.into_error()))?
             .flush()
             .ctx(ctx)?;
-        tmp.as_file().sync_all().ctx(ctx)?;
-        tmp.persist(&self.target)
-            .map_err(|e| Error::io(ctx(), e.error))?;
-        Ok(())
+        out.commit()
     }
 }
 

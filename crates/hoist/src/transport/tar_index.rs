@@ -61,7 +61,9 @@ fn join_inside(link: &str, target: &str) -> Option<String> {
 impl TarIndex {
     /// Reads the headers of the tar at `path` (member data is skipped by seeking).
     pub fn build(path: &Path, max_members: u64) -> Result<Self> {
-        let file = File::open(path).ctx(|| format!("opening archive {}", path.display()))?;
+        // An archive is read by seeking: a FIFO is refused at once rather than waited on.
+        let file = crate::durable::open_regular(path, false)
+            .ctx(|| format!("opening archive {}", path.display()))?;
         let mut archive = tar::Archive::new(file);
         let mut members = HashMap::new();
         let mut links = HashMap::new();
@@ -165,8 +167,8 @@ impl TarIndex {
             location: format!("archive {}", self.path.display()),
             hint: String::new(),
         })?;
-        let mut f =
-            File::open(&self.path).ctx(|| format!("opening archive {}", self.path.display()))?;
+        let mut f = crate::durable::open_regular(&self.path, false)
+            .ctx(|| format!("opening archive {}", self.path.display()))?;
         f.seek(SeekFrom::Start(m.offset))
             .ctx(|| format!("seeking to {name} in {}", self.path.display()))?;
         Ok(f.take(m.size))

@@ -6,7 +6,6 @@
 //! Entries are keyed by host (`127.0.0.1:5000`, `https://index.docker.io/v1/`) or by a repository
 //! prefix (`quay.io/org`); the longest matching key wins. Passwords never appear in messages.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -110,7 +109,13 @@ fn normal_registry(registry: &str) -> &str {
 }
 
 fn read_json(path: &Path) -> Result<Option<Value>> {
-    let bytes = match std::fs::read(path) {
+    // A FIFO or device is refused at once (never waited on); a symlink to a file is read through.
+    let read = |path: &Path| -> std::io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut crate::durable::open_regular(path, false)?, &mut bytes)?;
+        Ok(bytes)
+    };
+    let bytes = match read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
@@ -186,40 +191,33 @@ pub fn lookup_in_file(
     }
 }
 
-fn write_json_atomic(path: &Path, value: &Value) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+/// Creates the auth file's directory if needed (0700) and takes the lock beside the file, held
+/// around a read-modify-write so concurrent logins and logouts all land.
+fn lock_auth_file(path: &Path) -> Result<crate::durable::FileLock> {
+    let dir = crate::layout::dir_of(path);
     if !dir.exists() {
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        b.create(dir)
+        b.create(&dir)
             .ctx(|| format!("creating directory {}", dir.display()))?;
     }
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".auth.json.")
-        .tempfile_in(dir)
-        .ctx(|| format!("creating a temporary file in {}", dir.display()))?;
-    // tempfile creates files with mode 0600: credentials stay private.
+    crate::durable::lock_beside(path)
+}
+
+/// Writes the auth file by [`crate::durable`]'s rule (a symlink is written through), a new file
+/// with mode 0600: credentials stay private.
+fn write_json_atomic(path: &Path, value: &Value) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| Error::Other(format!("serialising auth file: {e}")))?;
     bytes.push(b'\n');
-    tmp.write_all(&bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .ctx(|| format!("writing {}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io(format!("replacing {}", path.display()), e.error))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::durable::write_file_with(path, &bytes, crate::durable::PRIVATE_MODE, None)
 }
 
 /// Stores `creds` for `registry` in `path` (keeping every other entry and key of the file).
 pub fn store(path: &Path, registry: &str, creds: &Credentials) -> Result<()> {
+    let _lock = lock_auth_file(path)?;
     let mut json = read_json(path)?.unwrap_or_else(|| Value::Object(Map::new()));
     let obj = json.as_object_mut().ok_or_else(|| {
         Error::Other(format!("auth file {} is not a JSON object", path.display()))
@@ -242,6 +240,10 @@ pub fn store(path: &Path, registry: &str, creds: &Credentials) -> Result<()> {
 
 /// Removes the entries for `registry` from `path`; returns whether there was one.
 pub fn remove(path: &Path, registry: &str) -> Result<bool> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(false);
+    }
+    let _lock = lock_auth_file(path)?;
     let Some(mut json) = read_json(path)? else {
         return Ok(false);
     };
@@ -261,6 +263,20 @@ pub fn remove(path: &Path, registry: &str) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_auth_file_that_is_a_fifo_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.json");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let e = lookup_in_file(&path, "h:1", "r").unwrap_err().to_string();
+        assert!(e.contains("auth.json") && e.contains("FIFO"), "{e}");
+    }
 
     #[test]
     fn reads_base64_auth_and_prefers_the_longest_key() {
