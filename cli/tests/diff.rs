@@ -422,3 +422,23 @@ fn config_refuses_bad_input_and_changes_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("OCI layout"));
     assert_eq!(common::snapshot(&layout), before);
 }
+
+#[test]
+fn diff_lists_a_same_size_same_mtime_edit() {
+    let t = tempfile::tempdir().unwrap();
+    let (lower, upper) = (t.path().join("lower"), t.path().join("upper"));
+    write(&lower.join("etc/conf"), "value=1\n");
+    run_ok(&mut common::sh(&format!(
+        "cp -a '{l}' '{u}' && printf 'value=2\\n' > '{u}/etc/conf' && \
+         touch -r '{l}/etc/conf' '{u}/etc/conf' && touch -r '{l}/etc' '{u}/etc'",
+        l = lower.display(),
+        u = upper.display()
+    )));
+    let list = run_ok(&mut hoist(&[
+        "diff",
+        "--list",
+        &lower.display().to_string(),
+        &upper.display().to_string(),
+    ]));
+    assert_eq!(list.trim(), "M etc/conf (content)");
+}

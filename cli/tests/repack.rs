@@ -248,3 +248,40 @@ fn repack_refuses_what_unpack_did_not_finish() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unfinished unpack"));
     let _ = sh("true");
 }
+
+#[test]
+fn a_same_size_same_mtime_copy_over_a_file_is_repacked() {
+    if !tools() {
+        return;
+    }
+    let (dir, l) = base_image();
+    let bundle = dir.path().join("bundle");
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--bundle",
+        &format!("oci:{l}:v1"),
+        bundle.to_str().unwrap(),
+    ]));
+    let motd = bundle.join("rootfs/etc/motd");
+    let mut same_size = fs::read(&motd).unwrap();
+    same_size.iter_mut().for_each(|b| *b = b'#');
+    let other = dir.path().join("other");
+    fs::write(&other, &same_size).unwrap();
+    // `cp -p` writes into the same inode and sets the mtime back: only the ctime tells.
+    run_ok(&mut sh(&format!(
+        "touch -r '{m}' '{o}' && cp -p '{o}' '{m}'",
+        m = motd.display(),
+        o = other.display()
+    )));
+    let out = repack(&[bundle.to_str().unwrap(), "--tag", "v2"]);
+    // etc/motd and its hardlink data/motd-hard.
+    assert_eq!(out["changes"], 2, "{out}");
+    let check = dir.path().join("check");
+    common::umoci_unpack(&format!("{l}:v2"), &check);
+    assert_eq!(fs::read(check.join("rootfs/etc/motd")).unwrap(), same_size);
+    assert_eq!(
+        fs::read(check.join("rootfs/data/motd-hard")).unwrap(),
+        same_size
+    );
+}

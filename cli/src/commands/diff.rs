@@ -35,8 +35,8 @@ pub struct Args {
     tag: Option<String>,
     #[command(flatten)]
     layer: super::layer_args::LayerArgs,
-    /// Compare the bytes of files whose size and times agree (slower, sure).
-    #[arg(long)]
+    /// Accepted for compatibility: the bytes of files whose size and times agree are always compared.
+    #[arg(long, hide = true)]
     compare_content: bool,
     /// Leave this path (relative to the trees, and all below it) out of the diff; repeatable. hoist's
     /// own unpack files (`.hoist-state.json`, `.hoist-unpack-incomplete`) are always left out.
@@ -69,7 +69,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         &DirTree::new(&args.lower),
         &args.upper,
         &DiffOptions {
-            compare_content: args.compare_content,
+            full_hash: args.compare_content,
             exclude: args
                 .exclude
                 .iter()

@@ -29,8 +29,9 @@ pub struct RepackOptions {
     pub append: AppendOptions,
     /// Paths inside the rootfs left out of the layer (umoci's `--mask-path`); a leading `/` is allowed.
     pub mask_paths: Vec<PathBuf>,
-    /// Compare file contents when all metadata agrees (slower; see [`DiffOptions::compare_content`]).
-    pub compare_content: bool,
+    /// Hash every file whose metadata agrees, even those whose inode and ctime show them untouched
+    /// since the unpack (see [`DiffOptions::full_hash`]).
+    pub full_hash: bool,
     /// Options for opening the original source when the image must first be copied to `dest`.
     pub open: OpenOptions,
     /// Rewrite the state to describe the new image, so the next repack diffs against it (umoci's
@@ -196,7 +197,7 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
         &state,
         &rootfs,
         &DiffOptions {
-            compare_content: opts.compare_content,
+            full_hash: opts.full_hash,
             exclude,
         },
     )?;

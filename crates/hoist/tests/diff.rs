@@ -11,6 +11,7 @@ use hoist::diff::{
     ChangeKind, DiffOptions, DirTree, LayerEntry, LayerOptions, MtimePolicy, compute,
     write_layer_file,
 };
+use hoist::layer::state::{StateHeader, UnpackState};
 use hoist::media_type::Compression;
 
 fn sh(script: &str) {
@@ -216,7 +217,7 @@ fn changes_cover_add_modify_chmod_delete_replace_link_xattr() {
 }
 
 #[test]
-fn same_size_same_mtime_edit_needs_content_comparison() {
+fn same_size_same_mtime_edit_is_found_without_asking() {
     let (_t, lower, upper) = trees();
     write(&upper.join("a.txt"), "ALPHA");
     sh(&format!(
@@ -226,22 +227,65 @@ fn same_size_same_mtime_edit_needs_content_comparison() {
         lower.display(),
         upper.display()
     ));
-    let lower_tree = DirTree::new(&lower);
-    let quick = compute(&lower_tree, &upper, &DiffOptions::default()).unwrap();
-    assert!(quick.is_empty(), "{:?}", quick.changes());
-    let sure = compute(
-        &lower_tree,
-        &upper,
-        &DiffOptions {
-            compare_content: true,
-            ..DiffOptions::default()
-        },
-    )
-    .unwrap();
-    match kind_of(&sure.changes(), "a.txt") {
+    // Two plain directories: contents are compared whenever size and mtime agree.
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    match kind_of(&diff.changes(), "a.txt") {
         Some(ChangeKind::Modified(r)) => assert!(r.content),
         other => panic!("{other:?}"),
     }
+    assert_eq!(diff.changes().len(), 1, "{:?}", diff.changes());
+}
+
+/// A state record of `root`, as unpack makes it.
+fn record(root: &Path) -> UnpackState {
+    let header = StateHeader {
+        format: hoist::layer::state::STATE_FORMAT.into(),
+        version: hoist::layer::state::STATE_VERSION,
+        manifest: hoist::Digest::sha256(b"m").to_string(),
+        source: None,
+        config: hoist::Digest::sha256(b"c").to_string(),
+        layers: vec![],
+        diff_ids: vec![],
+        rootfs: ".".into(),
+        rootless: false,
+        whiteout_format: "apply".into(),
+        skipped_devices: vec![],
+        entries: 0,
+    };
+    UnpackState::scan(header, root, &Default::default(), &[]).unwrap()
+}
+
+#[test]
+fn recorded_tree_hashes_files_whose_inode_or_ctime_changed() {
+    let (t, _lower, upper) = trees();
+    let state = record(&upper);
+    assert!(
+        compute(&state, &upper, &DiffOptions::default())
+            .unwrap()
+            .is_empty()
+    );
+    // In place, same size, mtime set back: the inode is the same but the ctime moved.
+    let stamp = t.path().join("stamp");
+    sh(&format!(
+        "touch -r '{a}' '{s}'; printf ALPHA > '{a}'; touch -r '{s}' '{a}'",
+        a = upper.join("a.txt").display(),
+        s = stamp.display()
+    ));
+    // As `cp -p` or rsync: another file of the same size and mtime put in its place.
+    let other = t.path().join("other");
+    sh(&format!(
+        "printf BRAVO > '{o}'; touch -r '{b}' '{o}'; mv '{o}' '{b}'",
+        o = other.display(),
+        b = upper.join("b.txt").display()
+    ));
+    let diff = compute(&state, &upper, &DiffOptions::default()).unwrap();
+    let changed: Vec<_> = diff.changes().into_iter().map(|c| c.path).collect();
+    assert_eq!(
+        changed,
+        vec![PathBuf::from("a.txt"), PathBuf::from("b.txt")],
+        "{:?}",
+        diff.changes()
+    );
 }
 
 #[test]

@@ -80,6 +80,9 @@ pub struct Meta {
     pub xattrs: BTreeMap<OsString, Vec<u8>>,
     /// (device, inode) and link count, where known: used to find hardlink groups in the upper tree.
     pub inode: Option<(u64, u64, u64)>,
+    /// Status change time (seconds, nanoseconds), where known: with the inode, it tells whether a file
+    /// was rewritten since a record was made (a process can set the mtime back, never the ctime).
+    pub ctime: Option<(i64, u32)>,
 }
 
 /// Content of a lower file, for comparing with the upper one when all metadata agree.
@@ -88,7 +91,7 @@ pub enum LowerContent<'a> {
     Reader(Box<dyn Read + 'a>),
     /// Only a digest of the bytes is known (a state record).
     Digest(Digest),
-    /// Nothing is known: metadata decides alone.
+    /// Nothing is known: the file counts as changed when its metadata agree.
     Unavailable,
 }
 
@@ -111,6 +114,12 @@ pub trait LowerTree {
     /// may only have seconds, and then only seconds are compared).
     fn mtime_nanos(&self) -> bool {
         true
+    }
+    /// True when the regular file `upper` describes is known to be the very file this tree recorded
+    /// at `path`, untouched since (same inode and status change time, as git's index decides), so its
+    /// content needs no comparison. The default, false, means "in doubt": the content is compared.
+    fn unchanged_file(&self, _path: &Path, _upper: &Meta) -> bool {
+        false
     }
 }
 
@@ -185,9 +194,11 @@ pub struct Change {
 /// Options of [`compute`].
 #[derive(Debug, Clone, Default)]
 pub struct DiffOptions {
-    /// Compare the bytes of regular files whose size, mtime and other metadata all agree (slower;
-    /// without it such files count as unchanged, as with mtree-style comparison).
-    pub compare_content: bool,
+    /// Compare the content of every regular file whose metadata all agree, even one the lower tree
+    /// knows to be untouched ([`LowerTree::unchanged_file`]). Without it, such files are still
+    /// compared whenever that is in doubt (always, for a plain directory as the lower tree), so a
+    /// same-size edit that kept the mtime is never missed.
+    pub full_hash: bool,
     /// Paths (relative to the roots) left out on both sides, with everything below them: umoci's
     /// `--mask-path`, and hoist's own state file in a plain unpack.
     pub exclude: Vec<PathBuf>,
@@ -306,8 +317,8 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
                 };
                 let mut reasons = compare(&lmeta, &umeta, nanos);
                 if reasons.is_empty()
-                    && opts.compare_content
                     && umeta.file_type == FileType::Regular
+                    && (opts.full_hash || !lower.unchanged_file(&path, &umeta))
                     && !same_content(lower, &upper_tree, &path)?
                 {
                     reasons.content = true;
@@ -365,7 +376,9 @@ fn same_content(lower: &dyn LowerTree, upper: &DirTree, path: &Path) -> Result<b
     let open_upper =
         || std::fs::File::open(&upath).ctx(|| format!("opening {} to compare it", upath.display()));
     match lower.content(path)? {
-        LowerContent::Unavailable => Ok(true),
+        // Nothing to compare with: count it as changed, since writing an unchanged file again is
+        // harmless and dropping a change is not.
+        LowerContent::Unavailable => Ok(false),
         LowerContent::Digest(d) => {
             let mut w = crate::digest::HashingWriter::new(std::io::sink(), d.algorithm());
             std::io::copy(&mut open_upper()?, &mut w)

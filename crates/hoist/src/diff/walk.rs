@@ -182,6 +182,7 @@ fn meta_from(full: &Path, m: &fs::Metadata) -> Result<Meta> {
         device,
         xattrs,
         inode: Some((m.dev(), m.ino(), m.nlink())),
+        ctime: Some((m.ctime(), u32::try_from(m.ctime_nsec()).unwrap_or(0))),
     })
 }
 

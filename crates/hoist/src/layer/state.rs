@@ -103,6 +103,11 @@ pub struct StateEntry {
     /// Number of links, when more than one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nlink: Option<u64>,
+    /// A regular file's inode number and status change time (seconds, nanoseconds) when the record
+    /// was made: while both still match, the file was not rewritten, so `repack` need not hash it.
+    /// Absent (older records): the file is hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<(u64, i64, u32)>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -215,6 +220,10 @@ impl StateEntry {
                 .collect(),
             inode: multi.map(|(_, ino, _)| ino),
             nlink: multi.map(|(_, _, n)| n),
+            stat: match (meta.file_type, meta.inode, meta.ctime) {
+                (FileType::Regular, Some((_, ino, _)), Some((sec, nsec))) => Some((ino, sec, nsec)),
+                _ => None,
+            },
         }
     }
 
@@ -246,6 +255,7 @@ impl StateEntry {
             device: self.device,
             xattrs,
             inode: self.inode.map(|i| (0, i, self.nlink.unwrap_or(1))),
+            ctime: None,
         })
     }
 }
@@ -407,6 +417,14 @@ impl LowerTree for UnpackState {
 
     fn lookup(&self, path: &Path) -> Result<Option<Meta>> {
         self.get(path).map(StateEntry::meta).transpose()
+    }
+
+    fn unchanged_file(&self, path: &Path, upper: &Meta) -> bool {
+        let now = match (upper.inode, upper.ctime) {
+            (Some((_, ino, _)), Some((sec, nsec))) => (ino, sec, nsec),
+            _ => return false,
+        };
+        self.get(path).and_then(|e| e.stat) == Some(now)
     }
 
     fn content(&self, path: &Path) -> Result<LowerContent<'_>> {
