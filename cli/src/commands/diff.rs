@@ -38,8 +38,7 @@ pub struct Args {
     /// Accepted for compatibility: the bytes of files whose size and times agree are always compared.
     #[arg(long, hide = true)]
     compare_content: bool,
-    /// Leave this path (relative to the trees, and all below it) out of the diff; repeatable. hoist's
-    /// own unpack files (`.hoist-state.json`, `.hoist-unpack-incomplete`) are always left out.
+    /// Leave this path (relative to the trees, and all below it) out of the diff; repeatable.
     #[arg(long = "exclude", value_name = "PATH")]
     exclude: Vec<std::path::PathBuf>,
     /// Print the changes (one `A|M|D path` line each); with no output, only that.
@@ -64,22 +63,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if !dir.is_dir() {
             bail!("the {what} tree {} is not a directory", dir.display());
         }
+        if dir.join(hoist::unpack::INCOMPLETE_MARKER).exists() {
+            bail!(
+                "the {what} tree {} is an unfinished unpack ({} is present): unpack it again",
+                dir.display(),
+                hoist::unpack::INCOMPLETE_MARKER
+            );
+        }
     }
     let diff = compute(
         &DirTree::new(&args.lower),
         &args.upper,
         &DiffOptions {
             full_hash: args.compare_content,
-            exclude: args
-                .exclude
-                .iter()
-                .cloned()
-                .chain(
-                    hoist::unpack::OWN_FILES
-                        .iter()
-                        .map(std::path::PathBuf::from),
-                )
-                .collect(),
+            exclude: args.exclude.clone(),
         },
     )
     .with_context(|| {

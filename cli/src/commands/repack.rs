@@ -18,8 +18,11 @@ use serde_json::json;
     With no changes the new layer is empty (as umoci writes it); the image still gets a new manifest."
 )]
 pub struct Args {
-    /// A directory written by `hoist unpack` (a bundle or a plain rootfs).
+    /// A directory written by `hoist unpack` (a bundle, or a plain tree with --state).
     dir: PathBuf,
+    /// The state file a plain `hoist unpack --state FILE` wrote (a bundle keeps its own).
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
     /// The tag to point at the new image (default: the tag that was unpacked).
     #[arg(long)]
     tag: Option<String>,
@@ -63,6 +66,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     append.tag = args.tag.clone();
     let opts = RepackOptions {
         dest,
+        state: args.state.clone(),
         append,
         mask_paths: args.mask_paths.clone(),
         full_hash: args.full_hash,

@@ -3,8 +3,8 @@
 //!
 //! # Format (version 1)
 //!
-//! A JSON-lines file (`hoist-state.json` beside `rootfs/` in a bundle, `.hoist-state.json` at the top
-//! of a plain unpack). The first line is a [`StateHeader`] object with `"format":
+//! A JSON-lines file (`hoist-state.json` beside `rootfs/` in a bundle; for a plain unpack, the file
+//! `--state` names, outside the tree). The first line is a [`StateHeader`] object with `"format":
 //! "hoist-unpack-state"` and `"version": 1`; every following line is one [`StateEntry`], in path order
 //! (component-wise, as a sorted directory walk yields them). Paths, link targets and xattr names are
 //! strings in which a backslash is written `\\` and a byte that is not part of valid UTF-8 is written
@@ -12,6 +12,10 @@
 //! sticky (decimal in JSON); owners are the image's ids (for a rootless unpack, those recorded in
 //! `user.rootlesscontainers`). Readers must ignore fields they do not know; a change that old readers
 //! would misread increments `version`.
+//!
+//! A state is input like any other: [`UnpackState::load`] checks every field it reads back (digests,
+//! `rootfs` one of the two layouts hoist writes, paths relative without `..`, a source reference that
+//! parses), so a record edited by hand or by a container cannot steer `repack` outside the tree.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
@@ -50,7 +54,8 @@ pub struct StateHeader {
     pub layers: Vec<String>,
     /// Every layer's diff_id, bottom first.
     pub diff_ids: Vec<String>,
-    /// The tree's directory relative to the state file's directory (`rootfs` or `.`).
+    /// `rootfs` for a bundle (the tree is `rootfs/` beside the state file), `.` for a plain unpack (the
+    /// tree is the directory given to `repack`); nothing else is accepted.
     pub rootfs: String,
     /// True when ownership was recorded rather than applied.
     pub rootless: bool,
@@ -380,7 +385,76 @@ impl UnpackState {
             )));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(UnpackState { header, entries })
+        let state = UnpackState { header, entries };
+        state.validate().map_err(bad)?;
+        Ok(state)
+    }
+
+    /// Checks every field a reader relies on: digests, `rootfs`, the whiteout format, the source
+    /// reference, and that every path is relative and plain (no `..`, `.`, `/` or empty component)
+    /// and listed once.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let h = &self.header;
+        for (what, d) in [("manifest", &h.manifest), ("config", &h.config)]
+            .into_iter()
+            .chain(h.layers.iter().map(|d| ("layers", d)))
+            .chain(h.diff_ids.iter().map(|d| ("diff_ids", d)))
+        {
+            Digest::parse(d).map_err(|e| format!("{what}: {e}"))?;
+        }
+        if h.layers.len() != h.diff_ids.len() {
+            return Err(format!(
+                "{} layers but {} diff_ids",
+                h.layers.len(),
+                h.diff_ids.len()
+            ));
+        }
+        if h.rootfs != "rootfs" && h.rootfs != "." {
+            return Err(format!(
+                "rootfs is {:?}; hoist writes only \"rootfs\" (bundle) or \".\" (plain tree)",
+                h.rootfs
+            ));
+        }
+        if h.whiteout_format != "apply" && h.whiteout_format != "overlay" {
+            return Err(format!("unknown whiteout_format {:?}", h.whiteout_format));
+        }
+        if let Some(src) = &h.source {
+            match crate::reference::TransportRef::parse(src) {
+                Ok(crate::reference::TransportRef::Oci { path, .. })
+                    if !path.is_absolute() || !plain_components(&path) =>
+                {
+                    return Err(format!(
+                        "source {src:?}: an oci: layout must be an absolute path without `..`"
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(format!("source {src:?}: {e}")),
+            }
+        }
+        for d in &h.skipped_devices {
+            if !plain_relative(Path::new(d)) {
+                return Err(format!(
+                    "skipped device path {d:?} is not a plain relative path"
+                ));
+            }
+        }
+        for (i, (p, e)) in self.entries.iter().enumerate() {
+            if !plain_relative(p) {
+                return Err(format!(
+                    "entry path {:?} is not a plain relative path (no `..`, `.`, `/`)",
+                    e.path
+                ));
+            }
+            if i > 0 && self.entries[i - 1].0 == *p {
+                return Err(format!("entry path {:?} is listed twice", e.path));
+            }
+            e.meta()
+                .map_err(|err| format!("entry {:?}: {err}", e.path))?;
+            if let Some(d) = &e.digest {
+                Digest::parse(d).map_err(|err| format!("entry {:?}: {err}", e.path))?;
+            }
+        }
+        Ok(())
     }
 
     /// The entry for `path`.
@@ -390,6 +464,23 @@ impl UnpackState {
             .ok()
             .map(|i| &self.entries[i].1)
     }
+}
+
+/// True when every component of `p` is a normal name (no root, `.` or `..`).
+fn plain_components(p: &Path) -> bool {
+    p.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::RootDir
+        )
+    })
+}
+
+/// True when `p` is non-empty, relative, and made of normal names only.
+fn plain_relative(p: &Path) -> bool {
+    !p.as_os_str().is_empty()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 fn hash_file(path: &Path) -> Result<Digest> {
