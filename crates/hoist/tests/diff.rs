@@ -503,3 +503,97 @@ fn excluded_paths_are_left_out_on_both_sides() {
         .collect();
     assert_eq!(paths, ["keep/new"]);
 }
+
+/// Writes the layer of `diff` as a plain tar in memory.
+fn layer_bytes(diff: &hoist::diff::Diff) -> hoist::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    hoist::diff::write_layer(diff, &mut out, &tar_opts())?;
+    Ok(out)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+const SECRET: &[u8] = b"HOST-SECRET-DATA";
+
+#[test]
+fn a_file_swapped_for_a_symlink_after_the_walk_is_never_read() {
+    let t = tempfile::tempdir().unwrap();
+    let (lower, upper, host) = (
+        t.path().join("l"),
+        t.path().join("u"),
+        t.path().join("host"),
+    );
+    fs::create_dir_all(&lower).unwrap();
+    fs::write(host.with_extension("secret"), SECRET).unwrap();
+    fs::create_dir_all(&host).unwrap();
+    fs::write(host.join("f"), SECRET).unwrap();
+    write(&upper.join("f"), "container-data!!");
+    write(&upper.join("d/f"), "container-data!!");
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    // The file itself becomes a symlink to a host file of the same size.
+    fs::remove_file(upper.join("f")).unwrap();
+    symlink(host.with_extension("secret"), upper.join("f")).unwrap();
+    let err = layer_bytes(&diff).unwrap_err().to_string();
+    assert!(err.contains("symlink") && err.contains("/u/f"), "{err}");
+    // A directory on its path becomes a symlink to a host directory.
+    fs::remove_file(upper.join("f")).unwrap();
+    write(&upper.join("f"), "container-data!!");
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    fs::rename(upper.join("d"), t.path().join("d-moved")).unwrap();
+    symlink(&host, upper.join("d")).unwrap();
+    let err = layer_bytes(&diff).unwrap_err().to_string();
+    assert!(err.contains("no longer a directory"), "{err}");
+    // Another file of the same size put in its place is not the inode the diff saw.
+    fs::remove_file(upper.join("d")).unwrap();
+    fs::rename(t.path().join("d-moved"), upper.join("d")).unwrap();
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    fs::copy(host.join("f"), t.path().join("same-size")).unwrap();
+    fs::rename(t.path().join("same-size"), upper.join("f")).unwrap();
+    let err = layer_bytes(&diff).unwrap_err().to_string();
+    assert!(err.contains("replaced"), "{err}");
+}
+
+#[test]
+fn a_racing_symlink_swap_never_puts_a_host_file_in_the_layer() {
+    let t = tempfile::tempdir().unwrap();
+    let (lower, upper) = (t.path().join("l"), t.path().join("u"));
+    fs::create_dir_all(&lower).unwrap();
+    let secret = t.path().join("secret");
+    fs::write(&secret, SECRET).unwrap();
+    for i in 0..8 {
+        write(&upper.join(format!("f{i}")), "container-data!!");
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let racer = {
+        let (stop, upper, secret) = (stop.clone(), upper.clone(), secret.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let target = upper.join(format!("f{}", n % 8));
+                let tmp = upper.join(format!(".tmp{n}"));
+                if n.is_multiple_of(2) {
+                    symlink(&secret, &tmp).unwrap();
+                } else {
+                    fs::write(&tmp, "container-data!!").unwrap();
+                }
+                fs::rename(&tmp, &target).unwrap();
+                n += 1;
+            }
+        })
+    };
+    let mut written = 0;
+    for _ in 0..300 {
+        let Ok(diff) = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()) else {
+            continue;
+        };
+        if let Ok(bytes) = layer_bytes(&diff) {
+            written += 1;
+            assert!(!contains(&bytes, SECRET), "a host file went into the layer");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    racer.join().unwrap();
+    eprintln!("{written} of 300 layers written while racing");
+}

@@ -26,6 +26,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use append::{AppendOptions, Appended, append_diff};
+pub(crate) use walk::open_in_tree;
 pub use walk::{DirTree, ROOTLESS_XATTR, RootlessOwner, parse_rootless};
 pub use writer::{
     LayerBlob, LayerOptions, MtimePolicy, write_layer, write_layer_file, write_layer_reporting,
@@ -319,7 +320,7 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
                 if reasons.is_empty()
                     && umeta.file_type == FileType::Regular
                     && (opts.full_hash || !lower.unchanged_file(&path, &umeta))
-                    && !same_content(lower, &upper_tree, &path)?
+                    && !same_content(lower, &upper_tree, &path, &umeta)?
                 {
                     reasons.content = true;
                 }
@@ -370,11 +371,10 @@ fn compare(l: &Meta, u: &Meta, nanos: bool) -> Reasons {
 }
 
 /// Byte-compares (or digest-compares) a regular file present in both trees.
-fn same_content(lower: &dyn LowerTree, upper: &DirTree, path: &Path) -> Result<bool> {
+fn same_content(lower: &dyn LowerTree, upper: &DirTree, path: &Path, umeta: &Meta) -> Result<bool> {
     use crate::error::IoContext;
     let upath = upper.root().join(path);
-    let open_upper =
-        || std::fs::File::open(&upath).ctx(|| format!("opening {} to compare it", upath.display()));
+    let open_upper = || walk::open_in_tree(upper.root(), path, Some(umeta));
     match lower.content(path)? {
         // Nothing to compare with: count it as changed, since writing an unchanged file again is
         // harmless and dropping a change is not.

@@ -101,6 +101,80 @@ impl DirTree {
     }
 }
 
+/// Opens the regular file `rel` below `root` for reading without following any symlink: every
+/// directory on the way is opened relative to the previous one with `O_NOFOLLOW | O_DIRECTORY`, the
+/// file itself with `O_NOFOLLOW` (and `O_NONBLOCK`, so a FIFO put in its place cannot block). When
+/// `expect` is given, the opened inode must be the one the walk saw: same device and inode, a regular
+/// file of the same size. So a file swapped for a symlink (or anything else) between the walk and the
+/// read is an error, never a host file in a layer. This is the one opener for content read from a
+/// tree being diffed, repacked or recorded.
+pub(crate) fn open_in_tree(root: &Path, rel: &Path, expect: Option<&Meta>) -> Result<fs::File> {
+    use rustix::fs::{Mode, OFlags, openat};
+    let shown = || root.join(rel).display().to_string();
+    let fail = |why: String| Error::Other(format!("{}: {why}", shown()));
+    let names: Vec<&std::ffi::OsStr> = rel
+        .components()
+        .map(|c| match c {
+            std::path::Component::Normal(n) => Ok(n),
+            _ => Err(fail("not a plain relative path".into())),
+        })
+        .collect::<Result<_>>()?;
+    let Some((last, dirs)) = names.split_last() else {
+        return Err(fail("not a file".into()));
+    };
+    let mut dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(format!("opening {}", root.display()), e.into()))?;
+    let changed = |what: &str| {
+        fail(format!(
+            "{what} since the tree was scanned (changed while hoist read it?); run again"
+        ))
+    };
+    for name in dirs {
+        dir = openat(
+            &dir,
+            *name,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP => {
+                changed("a directory on its path is no longer a directory")
+            }
+            e => Error::io(format!("opening {}", shown()), e.into()),
+        })?;
+    }
+    let fd = openat(
+        &dir,
+        *last,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::LOOP => changed("it became a symlink"),
+        e => Error::io(format!("opening {}", shown()), e.into()),
+    })?;
+    let st =
+        rustix::fs::fstat(&fd).map_err(|e| Error::io(format!("reading {}", shown()), e.into()))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(changed("it is no longer a regular file"));
+    }
+    if let Some(m) = expect {
+        if let Some((dev, ino, _)) = m.inode
+            && (st.st_dev, st.st_ino) != (dev, ino)
+        {
+            return Err(changed("it was replaced by another file"));
+        }
+        if u64::try_from(st.st_size).ok() != Some(m.size) {
+            return Err(changed("its size changed"));
+        }
+    }
+    Ok(fs::File::from(fd))
+}
+
 /// Reads the metadata of `full` (never following a symlink), reporting errors against `full`.
 pub(crate) fn read_meta(full: &Path) -> Result<Meta> {
     let m = fs::symlink_metadata(full).ctx(|| format!("reading metadata of {}", full.display()))?;
@@ -231,8 +305,7 @@ impl LowerTree for DirTree {
     }
 
     fn content(&self, path: &Path) -> Result<LowerContent<'_>> {
-        let full = self.root.join(path);
-        let f = fs::File::open(&full).ctx(|| format!("opening {}", full.display()))?;
+        let f = open_in_tree(&self.root, path, None)?;
         Ok(LowerContent::Reader(Box::new(f)))
     }
 }

@@ -439,12 +439,12 @@ fn append_entry<W: Write>(
             let name = path_bytes(path, meta.file_type == FileType::Dir);
             match meta.file_type {
                 FileType::Regular => {
-                    let full = upper.join(path);
-                    let file = File::open(&full).ctx(|| format!("opening {}", full.display()))?;
+                    // Never following a symlink, and only the very inode the diff saw.
+                    let file = super::walk::open_in_tree(upper, path, Some(meta))?;
                     let mut data = Exact {
                         inner: file,
                         left: meta.size,
-                        path: full,
+                        path: upper.join(path),
                     };
                     append_raw(
                         builder,

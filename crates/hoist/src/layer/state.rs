@@ -302,7 +302,7 @@ impl UnpackState {
                     .and_then(|(dev, ino, _)| digests.get(&(dev, ino)));
                 Some(match known {
                     Some(d) => d.clone(),
-                    None => hash_file(&rootfs.join(&path))?,
+                    None => hash_file(rootfs, &path, &meta)?,
                 })
             } else {
                 None
@@ -483,8 +483,9 @@ fn plain_relative(p: &Path) -> bool {
             .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
-fn hash_file(path: &Path) -> Result<Digest> {
-    let mut f = File::open(path).ctx(|| format!("reading {}", path.display()))?;
+fn hash_file(rootfs: &Path, rel: &Path, meta: &Meta) -> Result<Digest> {
+    let path = &rootfs.join(rel);
+    let mut f = crate::diff::open_in_tree(rootfs, rel, Some(meta))?;
     let mut h = Algorithm::Sha256.hasher();
     let mut buf = vec![0u8; 256 << 10];
     loop {
