@@ -597,3 +597,27 @@ fn a_racing_symlink_swap_never_puts_a_host_file_in_the_layer() {
     racer.join().unwrap();
     eprintln!("{written} of 300 layers written while racing");
 }
+
+#[test]
+fn names_that_would_be_whiteouts_are_refused() {
+    let file = |u: &Path, p: &str| write(&u.join(p), "x");
+    let dir = |u: &Path, p: &str| fs::create_dir_all(u.join(p)).unwrap();
+    for (make, name) in [
+        (file as fn(&Path, &str), "etc/.wh.hostname"),
+        (dir, ".wh.usr"),
+        (file, "dir1/.wh..wh..opq"),
+    ] {
+        let (_t, lower, upper) = trees();
+        make(&upper, name);
+        let err = compute(&DirTree::new(&lower), &upper, &DiffOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(name) && err.contains(".wh."), "{err}");
+        // Left out with an exclusion, the tree is fine.
+        let opts = DiffOptions {
+            exclude: vec![PathBuf::from(name)],
+            ..DiffOptions::default()
+        };
+        assert!(compute(&DirTree::new(&lower), &upper, &opts).is_ok());
+    }
+}

@@ -286,6 +286,11 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
         };
+        if order != Ordering::Less
+            && let Some(Ok((path, _))) = upper_iter.peek()
+        {
+            refuse_whiteout_name(upper, path)?;
+        }
         match order {
             Ordering::Less => {
                 let Some(Ok((path, meta))) = lower_iter.next() else {
@@ -341,6 +346,25 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
         }
     }
     Ok(out)
+}
+
+/// The prefix that makes a layer entry a whiteout.
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+
+/// Refuses an upper entry named `.wh.*`: in a layer it would delete a file (or hide a directory)
+/// instead of being one, so the tree cannot be written as a layer (umoci refuses it too).
+fn refuse_whiteout_name(upper: &Path, path: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    match path.file_name() {
+        Some(name) if name.as_bytes().starts_with(WHITEOUT_PREFIX) => {
+            Err(crate::Error::Other(format!(
+                "{}: a name starting with .wh. would be a whiteout in a layer, not a file; \
+                 rename or remove it (or leave it out with a mask/exclude)",
+                upper.join(path).display()
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn take_err(it: &mut impl Iterator<Item = Result<(PathBuf, Meta)>>) -> crate::Error {
