@@ -621,3 +621,30 @@ fn names_that_would_be_whiteouts_are_refused() {
         assert!(compute(&DirTree::new(&lower), &upper, &opts).is_ok());
     }
 }
+
+#[test]
+fn hardlinked_symlinks_fifos_and_files_stay_hardlinks() {
+    let (t, lower, upper) = trees();
+    symlink("a.txt", upper.join("s1")).unwrap();
+    // link(2) makes a second name for the symlink itself (std does not follow it on Linux).
+    fs::hard_link(upper.join("s1"), upper.join("s2")).unwrap();
+    sh(&format!("mkfifo '{}'", upper.join("p1").display()));
+    fs::hard_link(upper.join("p1"), upper.join("p2")).unwrap();
+    fs::hard_link(upper.join("keep.txt"), upper.join("keep-2.txt")).unwrap();
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    let plan = diff.plan();
+    for (link, target) in [("s2", "s1"), ("p2", "p1"), ("keep.txt", "keep-2.txt")] {
+        assert!(
+            plan.contains(&LayerEntry::Hardlink {
+                path: PathBuf::from(link),
+                target: PathBuf::from(target),
+            }),
+            "{link} -> {target}: {plan:?}"
+        );
+    }
+    let out = t.path().join("layer.tar");
+    write_layer_file(&diff, &out, &tar_opts()).unwrap();
+    let entries = read_tar(&fs::read(&out).unwrap());
+    let s2 = entries.iter().find(|e| e.0 == "s2").unwrap();
+    assert_eq!((s2.1, s2.2.as_deref()), (tar::EntryType::Link, Some("s1")));
+}

@@ -429,6 +429,17 @@ fn same_content(lower: &dyn LowerTree, upper: &DirTree, path: &Path, umeta: &Met
     }
 }
 
+/// The hardlink group of an entry: (device, inode) of anything but a directory (or a socket, which a
+/// layer cannot hold) with more than one link. Symlinks, FIFOs and devices can be hardlinked too,
+/// and stay so.
+fn link_key(meta: &Meta) -> Option<(u64, u64)> {
+    match (meta.file_type, meta.inode) {
+        (FileType::Dir | FileType::Socket, _) => None,
+        (_, Some((dev, ino, nlink))) if nlink > 1 => Some((dev, ino)),
+        _ => None,
+    }
+}
+
 /// Tar bytes an entry of `meta` occupies (header plus padded content).
 fn entry_cost(meta: &Meta) -> u64 {
     let data = if meta.file_type == FileType::Regular {
@@ -557,10 +568,8 @@ impl Diff {
         // Hardlink groups: when any path of a group is written, all are, so the link survives.
         let mut groups: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
         for (i, e) in self.upper.iter().enumerate() {
-            if let (FileType::Regular, Some((dev, ino, nlink))) = (e.meta.file_type, e.meta.inode)
-                && nlink > 1
-            {
-                groups.entry((dev, ino)).or_default().push(i);
+            if let Some(k) = link_key(&e.meta) {
+                groups.entry(k).or_default().push(i);
             }
         }
         for members in groups.values() {
@@ -580,10 +589,7 @@ impl Diff {
             if !on || e.meta.file_type == FileType::Socket {
                 continue;
             }
-            let key = match (e.meta.file_type, e.meta.inode) {
-                (FileType::Regular, Some((dev, ino, nlink))) if nlink > 1 => Some((dev, ino)),
-                _ => None,
-            };
+            let key = link_key(&e.meta);
             if let Some(target) = key.and_then(|k| first_of.get(&k)) {
                 out.push(LayerEntry::Hardlink {
                     path: e.path.clone(),
