@@ -111,7 +111,24 @@ fn refuses_a_non_empty_target_and_a_bad_platform() {
     std::fs::create_dir(&d).unwrap();
     std::fs::write(d.join("x"), "x").unwrap();
     let out = run_fail(&mut hoist(&["unpack", &image, d.to_str().unwrap()]));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not empty"), "{err}");
+    // The user's directory was not touched, and hoist says so; it never asks to delete it.
+    assert!(
+        err.contains("not changed") && !err.contains("remove"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+    // A failure inside a directory the user made: empty it, not remove it.
+    let e = t.path().join("made-by-user");
+    std::fs::create_dir(&e).unwrap();
+    run_ok(&mut sh(&format!(
+        r#"f=$(ls -S "{l}"/blobs/sha256/* | head -1); chmod u+w "$f"; printf 'XXXX' | dd of="$f" bs=1 seek=2000 conv=notrunc 2>/dev/null"#,
+        l = layout.display()
+    )));
+    let out = run_fail(&mut hoist(&["unpack", &image, e.to_str().unwrap()]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("empty it") && !err.contains("remove"), "{err}");
     let out = run_fail(&mut hoist(&[
         "unpack",
         "--platform",

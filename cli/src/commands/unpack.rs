@@ -114,9 +114,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
         state: args.state.clone(),
         progress: crate::progress::when_watched(args.progress, args.quiet),
     };
+    let existed = args.dir.symlink_metadata().is_ok();
     let report = unpack(source.as_ref(), &args.dir, &opts).with_context(|| {
+        // Only a directory hoist created may be removed; one the user made is theirs.
+        let started = args.dir.join(hoist::unpack::INCOMPLETE_MARKER).exists();
+        let hint = match (started, existed) {
+            (false, true) => "hoist did not change it",
+            (false, false) => "nothing was unpacked",
+            (true, true) => "left incomplete: empty it and retry",
+            (true, false) => "left incomplete: hoist created it; remove it and retry",
+        };
         format!(
-            "unpacking {} into {} (left incomplete: remove it and retry)",
+            "unpacking {} into {} ({hint})",
             source.name(),
             args.dir.display()
         )

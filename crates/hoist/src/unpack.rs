@@ -297,7 +297,8 @@ fn prepare_target(dir: &Path) -> Result<()> {
         Ok(mut rd) => {
             if rd.next().is_some() {
                 return Err(Error::Other(format!(
-                    "{} is not empty: unpack into a new or empty directory",
+                    "{} is not empty (its contents were not changed): unpack into a new or empty \
+                     directory",
                     dir.display()
                 )));
             }
