@@ -424,3 +424,98 @@ fn a_tampered_or_misplaced_state_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not trusted"));
     assert_eq!(tags(), before);
 }
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root"
+        );
+        eprintln!("skipped: --uid-map needs root");
+    }
+    root
+}
+
+#[test]
+fn owners_are_mapped_back_and_the_root_itself_is_repacked() {
+    if !tools() || !is_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let l = dir.path().join("layout").display().to_string();
+    common::images::build_two_layer(Path::new(&l), "v1");
+    let (t, state) = (dir.path().join("t"), dir.path().join("t.state"));
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--uid-map",
+        "0:100000:65536",
+        "--gid-map",
+        "0:200000:65536",
+        "--state",
+        state.to_str().unwrap(),
+        &format!("oci:{l}:v1"),
+        t.to_str().unwrap(),
+    ]));
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(t.join("etc/motd")).unwrap().uid(), 100000);
+    fs::write(t.join("etc/new"), b"new\n").unwrap();
+    std::os::unix::fs::chown(t.join("etc/new"), Some(101000), Some(201000)).unwrap();
+    fs::set_permissions(&t, fs::Permissions::from_mode(0o750)).unwrap();
+    xattr::set(&t, "user.root-note", b"yes").unwrap();
+    let out = repack(&[
+        "--state",
+        state.to_str().unwrap(),
+        t.to_str().unwrap(),
+        "--tag",
+        "v2",
+    ]);
+    assert!(out["changes"].as_u64().unwrap() >= 3, "{out}");
+    let check = dir.path().join("check");
+    common::umoci_unpack(&format!("{l}:v2"), &check);
+    let r = check.join("rootfs");
+    let m = fs::metadata(r.join("etc/new")).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid()),
+        (1000, 1000),
+        "owners are the image's ids"
+    );
+    let m = fs::metadata(r.join("etc/motd")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+    assert_eq!(fs::metadata(&r).unwrap().mode() & 0o7777, 0o750, "./ mode");
+    assert_eq!(
+        xattr::get(&r, "user.root-note").unwrap().as_deref(),
+        Some(&b"yes"[..])
+    );
+    // hoist's own unpack applies the ./ entry's xattrs too.
+    let mine = dir.path().join("mine");
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        &format!("oci:{l}:v2"),
+        mine.to_str().unwrap(),
+    ]));
+    assert_eq!(fs::metadata(&mine).unwrap().mode() & 0o7777, 0o750);
+    assert_eq!(
+        xattr::get(&mine, "user.root-note").unwrap().as_deref(),
+        Some(&b"yes"[..])
+    );
+    // An owner outside the maps has no id in the image: refused, naming the file.
+    fs::write(t.join("etc/stray"), b"x").unwrap();
+    std::os::unix::fs::chown(t.join("etc/stray"), Some(5), Some(5)).unwrap();
+    let out = common::run_fail(&mut hoist(&[
+        "repack",
+        "--state",
+        state.to_str().unwrap(),
+        t.to_str().unwrap(),
+        "--tag",
+        "v3",
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("etc/stray") && err.contains("uid-map"),
+        "{err}"
+    );
+}

@@ -77,6 +77,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         &DiffOptions {
             full_hash: args.compare_content,
             exclude: args.exclude.clone(),
+            ..DiffOptions::default()
         },
     )
     .with_context(|| {

@@ -241,6 +241,8 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
         &DiffOptions {
             full_hash: opts.full_hash,
             exclude,
+            uid_map: state.header.uid_maps(),
+            gid_map: state.header.gid_maps(),
         },
     )?;
     let changes = diff.changes().len();

@@ -490,6 +490,18 @@ pub fn unpack_image(
         },
         skipped_devices: report.skipped_devices.clone(),
         entries: 0,
+        // Owners were shifted only when applied (a rootless unpack records the image's ids).
+        uid_map: if rootless {
+            Vec::new()
+        } else {
+            crate::layer::state::from_maps(&opts.apply.uid_map)
+        },
+        gid_map: if rootless {
+            Vec::new()
+        } else {
+            crate::layer::state::from_maps(&opts.apply.gid_map)
+        },
+        root: None,
     };
     if let Some(state_path) = &state_path {
         let exclude: Vec<&[u8]> = if opts.bundle {

@@ -251,6 +251,9 @@ fn record(root: &Path) -> UnpackState {
         whiteout_format: "apply".into(),
         skipped_devices: vec![],
         entries: 0,
+        uid_map: vec![],
+        gid_map: vec![],
+        root: None,
     };
     UnpackState::scan(header, root, &Default::default(), &[]).unwrap()
 }
@@ -647,4 +650,28 @@ fn hardlinked_symlinks_fifos_and_files_stay_hardlinks() {
     let entries = read_tar(&fs::read(&out).unwrap());
     let s2 = entries.iter().find(|e| e.0 == "s2").unwrap();
     assert_eq!((s2.1, s2.2.as_deref()), (tar::EntryType::Link, Some("s1")));
+}
+
+#[test]
+fn a_change_to_the_root_itself_is_the_dot_slash_entry() {
+    let (t, lower, upper) = trees();
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    assert!(diff.is_empty(), "{:?}", diff.changes());
+    fs::set_permissions(&upper, fs::Permissions::from_mode(0o700)).unwrap();
+    xattr::set(&upper, "user.root", b"1").unwrap();
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    match kind_of(&diff.changes(), ".") {
+        Some(ChangeKind::Modified(r)) => assert!(r.mode && r.xattrs && !r.mtime, "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    let out = t.path().join("layer.tar");
+    write_layer_file(&diff, &out, &tar_opts()).unwrap();
+    let entries = read_tar(&fs::read(&out).unwrap());
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].0, "./");
+    assert!(
+        entries[0]
+            .6
+            .contains(&("SCHILY.xattr.user.root".to_string(), b"1".to_vec()))
+    );
 }

@@ -35,6 +35,7 @@ pub use writer::{
 use crate::blob::read_full;
 use crate::digest::Digest;
 use crate::error::Result;
+use crate::layer::IdMap;
 
 /// What kind of filesystem object an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,6 +112,12 @@ pub trait LowerTree {
     fn lookup(&self, path: &Path) -> Result<Option<Meta>>;
     /// The content of a regular file, for content comparison.
     fn content(&self, path: &Path) -> Result<LowerContent<'_>>;
+    /// The metadata of the root itself, when known: its mode, owner and xattrs are compared with the
+    /// upper root's, and a change is written as the layer's `./` entry. `None` (the default): not
+    /// compared.
+    fn root_meta(&self) -> Result<Option<Meta>> {
+        Ok(None)
+    }
     /// True when the tree's modification times carry nanoseconds (a directory does; a tar-based record
     /// may only have seconds, and then only seconds are compared).
     fn mtime_nanos(&self) -> bool {
@@ -203,6 +210,48 @@ pub struct DiffOptions {
     /// Paths (relative to the roots) left out on both sides, with everything below them: umoci's
     /// `--mask-path`, and hoist's own state file in a plain unpack.
     pub exclude: Vec<PathBuf>,
+    /// The uid maps the upper tree was unpacked with (`unpack --uid-map`): its owners are host ids,
+    /// mapped back to the image's ids before comparing and writing; an id outside them is an error.
+    pub uid_map: Vec<IdMap>,
+    /// The gid maps, as `uid_map`.
+    pub gid_map: Vec<IdMap>,
+}
+
+/// The image id whose host id is `host` under `maps` (identity when `maps` is empty).
+fn to_container(maps: &[IdMap], host: u32) -> Option<u32> {
+    if maps.is_empty() {
+        return Some(host);
+    }
+    maps.iter().find_map(|m| {
+        let off = host.checked_sub(m.host)?;
+        (off < m.size)
+            .then(|| m.container.checked_add(off))
+            .flatten()
+    })
+}
+
+/// `meta` with its host owner mapped back to the image's ids through `uid_map`/`gid_map`, and
+/// false when an id lies outside them (it is then kept as it is: fine for an entry that is not
+/// written, such as the root hoist created, an error for one that is).
+pub(crate) fn map_owner_back(mut meta: Meta, uid_map: &[IdMap], gid_map: &[IdMap]) -> (Meta, bool) {
+    let (uid, gid) = (
+        to_container(uid_map, meta.uid),
+        to_container(gid_map, meta.gid),
+    );
+    meta.uid = uid.unwrap_or(meta.uid);
+    meta.gid = gid.unwrap_or(meta.gid);
+    (meta, uid.is_some() && gid.is_some())
+}
+
+/// The error for an entry to be written whose host owner has no id in the image.
+fn unmapped_owner(full: &Path, meta: &Meta) -> crate::Error {
+    crate::Error::Other(format!(
+        "{}: owner {}:{} is outside the unpack's --uid-map/--gid-map ranges, so it has no id in \
+         the image; chown it into them",
+        full.display(),
+        meta.uid,
+        meta.gid
+    ))
 }
 
 /// The state of one upper entry after comparison.
@@ -228,6 +277,8 @@ pub struct Diff {
     upper_root: PathBuf,
     upper: Vec<UpperEntry>,
     deleted: Vec<PathBuf>,
+    /// The upper root's metadata and what differs, when its mode, owner or xattrs changed.
+    root: Option<(Meta, Reasons)>,
 }
 
 /// One entry of a layer, in the order it is written.
@@ -268,12 +319,46 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
         Err(_) => true,
     };
     let mut lower_iter = lower.entries()?.filter(kept).peekable();
-    let mut upper_iter = upper_tree.entries()?.filter(kept).peekable();
+    let mut upper_items = upper_tree.entries()?.filter(kept).map(|item| {
+        let (path, meta) = item?;
+        let (meta, mapped) = map_owner_back(meta, &opts.uid_map, &opts.gid_map);
+        Ok((path, meta, mapped))
+    });
+    let mut unmapped_paths = Vec::new();
+    let upper_iter = std::iter::from_fn(|| {
+        upper_items.next().map(|item| {
+            item.map(|(path, meta, mapped)| {
+                if !mapped {
+                    unmapped_paths.push(path.clone());
+                }
+                (path, meta)
+            })
+        })
+    });
+    let mut upper_iter = upper_iter.peekable();
     let mut out = Diff {
         upper_root: upper.to_path_buf(),
         upper: Vec::new(),
         deleted: Vec::new(),
+        root: None,
     };
+    if let Some(lroot) = lower.root_meta()? {
+        let (uroot, mapped) = map_owner_back(walk::read_meta(upper)?, &opts.uid_map, &opts.gid_map);
+        let r = compare(&lroot, &uroot, nanos);
+        let root_changes = Reasons {
+            mode: r.mode,
+            owner: r.owner,
+            xattrs: r.xattrs,
+            file_type: r.file_type,
+            ..Reasons::default()
+        };
+        if !root_changes.is_empty() {
+            if !mapped {
+                return Err(unmapped_owner(upper, &uroot));
+            }
+            out.root = Some((uroot, root_changes));
+        }
+    }
     // A lower directory that was deleted or replaced by a non-directory: its lower contents need no
     // whiteouts of their own.
     let mut gone: Option<PathBuf> = None;
@@ -343,6 +428,18 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
                     },
                 });
             }
+        }
+    }
+    drop(upper_iter);
+    if !unmapped_paths.is_empty() {
+        // Owners outside the maps are fine where nothing is written (e.g. directories hoist made).
+        let unmapped: HashSet<&Path> = unmapped_paths.iter().map(PathBuf::as_path).collect();
+        if let Some(e) = out
+            .upper
+            .iter()
+            .find(|e| e.status != Status::Unchanged && unmapped.contains(e.path.as_path()))
+        {
+            return Err(unmapped_owner(&upper.join(&e.path), &e.meta));
         }
     }
     Ok(out)
@@ -451,6 +548,14 @@ fn entry_cost(meta: &Meta) -> u64 {
 }
 
 impl Diff {
+    /// The metadata of the upper entry at `path` (as compared and written: owners mapped back).
+    pub(crate) fn upper_meta(&self, path: &Path) -> Option<&Meta> {
+        self.upper
+            .binary_search_by(|e| e.path.as_path().cmp(path))
+            .ok()
+            .map(|i| &self.upper[i].meta)
+    }
+
     /// The upper directory the diff was computed for (where file contents are read from).
     pub fn upper_root(&self) -> &Path {
         &self.upper_root
@@ -458,7 +563,9 @@ impl Diff {
 
     /// True when the trees are the same.
     pub fn is_empty(&self) -> bool {
-        self.deleted.is_empty() && self.upper.iter().all(|e| e.status == Status::Unchanged)
+        self.root.is_none()
+            && self.deleted.is_empty()
+            && self.upper.iter().all(|e| e.status == Status::Unchanged)
     }
 
     /// Every change, in path order.
@@ -480,6 +587,10 @@ impl Diff {
             .chain(self.deleted.iter().map(|p| Change {
                 path: p.clone(),
                 kind: ChangeKind::Deleted,
+            }))
+            .chain(self.root.iter().map(|(_, r)| Change {
+                path: PathBuf::from("."),
+                kind: ChangeKind::Modified(*r),
             }))
             .collect();
         v.sort_by(|a, b| a.path.cmp(&b.path));
@@ -581,6 +692,13 @@ impl Diff {
         }
         let mut first_of: HashMap<(u64, u64), &Path> = HashMap::new();
         let mut out = Vec::new();
+        // The root itself, as `./`, first.
+        if let Some((meta, _)) = &self.root {
+            out.push(LayerEntry::Write {
+                path: PathBuf::from("."),
+                meta: meta.clone(),
+            });
+        }
         let mut deleted = self.deleted.iter().filter(|p| !in_opaque(p)).peekable();
         for (e, on) in self.upper.iter().zip(emit) {
             while let Some(d) = deleted.next_if(|d| **d < e.path) {

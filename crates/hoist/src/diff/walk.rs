@@ -304,6 +304,10 @@ impl LowerTree for DirTree {
         }
     }
 
+    fn root_meta(&self) -> Result<Option<Meta>> {
+        read_meta(&self.root).map(Some)
+    }
+
     fn content(&self, path: &Path) -> Result<LowerContent<'_>> {
         let f = open_in_tree(&self.root, path, None)?;
         Ok(LowerContent::Reader(Box::new(f)))

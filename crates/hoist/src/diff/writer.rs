@@ -148,7 +148,7 @@ pub fn write_layer_reporting<W: Write + Send>(
             );
             let mut builder = tar::Builder::new(tar_side);
             for entry in plan {
-                append_entry(&mut builder, diff.upper_root(), &entry, opts)?;
+                append_entry(&mut builder, diff, &entry, opts)?;
             }
             let tar_side = builder
                 .into_inner()
@@ -385,10 +385,11 @@ fn path_bytes(path: &Path, dir: bool) -> Vec<u8> {
 
 fn append_entry<W: Write>(
     builder: &mut tar::Builder<W>,
-    upper: &Path,
+    diff: &Diff,
     entry: &LayerEntry,
     opts: &LayerOptions,
 ) -> Result<()> {
+    let upper = diff.upper_root();
     let empty = &mut io::empty();
     match entry {
         LayerEntry::Whiteout { path } => {
@@ -423,7 +424,10 @@ fn append_entry<W: Write>(
             opts,
         ),
         LayerEntry::Hardlink { path, target } => {
-            let meta = super::walk::read_meta(&upper.join(path))?;
+            // The metadata the diff computed (owners mapped back), not a second look at the tree.
+            let meta = diff.upper_meta(path).cloned().ok_or_else(|| {
+                Error::Other(format!("{}: a hardlink not in the diff", path.display()))
+            })?;
             append_raw(
                 builder,
                 &path_bytes(path, false),

@@ -26,9 +26,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::diff::{DirTree, Entries, FileType, LowerContent, LowerTree, Meta};
+use crate::diff::{DirTree, Entries, FileType, LowerContent, LowerTree, Meta, map_owner_back};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, IoContext, Result};
+use crate::layer::IdMap;
 
 /// The `format` value of a state file.
 pub const STATE_FORMAT: &str = "hoist-unpack-state";
@@ -66,6 +67,43 @@ pub struct StateHeader {
     pub skipped_devices: Vec<String>,
     /// Number of entry lines that follow.
     pub entries: u64,
+    /// The `--uid-map` ranges of the unpack, each `[container, host, size]`: the tree's owners are
+    /// host ids, and `repack` maps them back. Entries record the image's ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uid_map: Vec<[u32; 3]>,
+    /// The `--gid-map` ranges, as `uid_map`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gid_map: Vec<[u32; 3]>,
+    /// The root directory itself (path `.`): its mode, owner and xattrs, so `repack` writes a change
+    /// to them as the layer's `./` entry. Absent in older records (not compared then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<StateEntry>,
+}
+
+impl StateHeader {
+    /// The recorded uid maps.
+    pub fn uid_maps(&self) -> Vec<IdMap> {
+        to_maps(&self.uid_map)
+    }
+    /// The recorded gid maps.
+    pub fn gid_maps(&self) -> Vec<IdMap> {
+        to_maps(&self.gid_map)
+    }
+}
+
+fn to_maps(v: &[[u32; 3]]) -> Vec<IdMap> {
+    v.iter()
+        .map(|[container, host, size]| IdMap {
+            container: *container,
+            host: *host,
+            size: *size,
+        })
+        .collect()
+}
+
+/// The `[container, host, size]` form of maps, for a [`StateHeader`].
+pub fn from_maps(maps: &[IdMap]) -> Vec<[u32; 3]> {
+    maps.iter().map(|m| [m.container, m.host, m.size]).collect()
 }
 
 /// One path of the tree.
@@ -285,9 +323,19 @@ impl UnpackState {
         exclude: &[&[u8]],
     ) -> Result<UnpackState> {
         let tree = DirTree::new(rootfs);
+        let (uid_map, gid_map) = (header.uid_maps(), header.gid_maps());
+        // Ids outside the maps (the root hoist created, say) are recorded as they are.
+        let (root, _) = map_owner_back(
+            tree.root_meta()?
+                .ok_or_else(|| Error::Other("no root".into()))?,
+            &uid_map,
+            &gid_map,
+        );
+        header.root = Some(StateEntry::from_meta(Path::new("."), &root, None));
         let mut entries = Vec::new();
         for item in tree.entries()? {
             let (path, meta) = item?;
+            let (meta, _) = map_owner_back(meta, &uid_map, &gid_map);
             let top = path
                 .components()
                 .next()
@@ -431,6 +479,17 @@ impl UnpackState {
                 Err(e) => return Err(format!("source {src:?}: {e}")),
             }
         }
+        for maps in [&h.uid_map, &h.gid_map] {
+            if maps.iter().any(|[_, _, size]| *size == 0) {
+                return Err("an id map of size 0".into());
+            }
+        }
+        if let Some(root) = &h.root {
+            let m = root.meta().map_err(|e| format!("root: {e}"))?;
+            if root.path != "." || m.file_type != FileType::Dir {
+                return Err("root must be the directory \".\"".into());
+            }
+        }
         for d in &h.skipped_devices {
             if !plain_relative(Path::new(d)) {
                 return Err(format!(
@@ -517,6 +576,10 @@ impl LowerTree for UnpackState {
             _ => return false,
         };
         self.get(path).and_then(|e| e.stat) == Some(now)
+    }
+
+    fn root_meta(&self) -> Result<Option<Meta>> {
+        self.header.root.as_ref().map(StateEntry::meta).transpose()
     }
 
     fn content(&self, path: &Path) -> Result<LowerContent<'_>> {
