@@ -17,13 +17,19 @@ use serde_json::json;
     after_help = "Examples:\n  hoist diff ./before ./after -o layer.tar.gz\n  \
     SOURCE_DATE_EPOCH=1700000000 hoist diff ./before ./after -o layer.tar.zst --uid 0 --gid 0\n  \
     hoist diff ./before ./after --image oci:./layout:v1 --tag v2\n  \
-    hoist diff --list ./before ./after"
+    hoist diff --list ./before ./after\n  \
+    hoist unpack --state ./tree.state oci:./layout:v1 ./tree && hoist diff --list --state ./tree.state ./tree"
 )]
 pub struct Args {
-    /// The lower directory (what the layer applies on top of).
+    /// The lower directory (what the layer applies on top of); with --state, the unpacked tree.
     lower: PathBuf,
-    /// The upper directory (what applying the layer should give).
-    upper: PathBuf,
+    /// The upper directory (what applying the layer should give); not with --state.
+    #[arg(required_unless_present = "state", conflicts_with = "state")]
+    upper: Option<PathBuf>,
+    /// Diff a plain unpacked tree against the record `hoist unpack --state FILE` wrote (the lower
+    /// side is then the image as unpacked, as `repack` sees it).
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
     /// Write the layer to this file (compression from the extension: .gz/.tgz gzip, .zst zstd).
     #[arg(short, long, conflicts_with = "image", required_unless_present_any = ["image", "list"])]
     output: Option<PathBuf>,
@@ -59,7 +65,23 @@ fn from_extension(path: &Path) -> Compression {
 
 /// Runs `hoist diff`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    for (what, dir) in [("lower", &args.lower), ("upper", &args.upper)] {
+    let recorded = match &args.state {
+        Some(state) => Some(
+            hoist::repack::find_state(&args.lower, Some(state))
+                .with_context(|| format!("reading the unpack record {}", state.display()))?
+                .1,
+        ),
+        None => None,
+    };
+    let (lower_dir, upper) = match &args.upper {
+        Some(u) => (Some(&args.lower), u),
+        None => (None, &args.lower),
+    };
+    for (what, dir) in lower_dir
+        .map(|l| ("lower", l))
+        .into_iter()
+        .chain([("upper", upper)])
+    {
         if !dir.is_dir() {
             bail!("the {what} tree {} is not a directory", dir.display());
         }
@@ -71,22 +93,28 @@ pub fn run(args: Args) -> Result<ExitCode> {
             );
         }
     }
+    let dir_tree = DirTree::new(&args.lower);
+    let (lower, lower_name, uid_map, gid_map): (&dyn hoist::diff::LowerTree, _, _, _) =
+        match &recorded {
+            Some(s) => (
+                s,
+                args.state.as_deref().unwrap_or(&args.lower).display(),
+                s.header.uid_maps(),
+                s.header.gid_maps(),
+            ),
+            None => (&dir_tree, args.lower.display(), Vec::new(), Vec::new()),
+        };
     let diff = compute(
-        &DirTree::new(&args.lower),
-        &args.upper,
+        lower,
+        upper,
         &DiffOptions {
             full_hash: args.compare_content,
             exclude: args.exclude.clone(),
-            ..DiffOptions::default()
+            uid_map,
+            gid_map,
         },
     )
-    .with_context(|| {
-        format!(
-            "comparing {} with {}",
-            args.lower.display(),
-            args.upper.display()
-        )
-    })?;
+    .with_context(|| format!("comparing {lower_name} with {}", upper.display()))?;
     if args.list {
         for c in diff.changes() {
             let (tag, detail) = match &c.kind {
