@@ -675,3 +675,57 @@ fn a_change_to_the_root_itself_is_the_dot_slash_entry() {
             .contains(&("SCHILY.xattr.user.root".to_string(), b"1".to_vec()))
     );
 }
+
+#[test]
+fn a_directory_swapped_for_a_symlink_during_the_walk_never_lists_the_host() {
+    let t = tempfile::tempdir().unwrap();
+    let (lower, upper, host) = (
+        t.path().join("l"),
+        t.path().join("u"),
+        t.path().join("host"),
+    );
+    fs::create_dir_all(&lower).unwrap();
+    fs::create_dir_all(&host).unwrap();
+    for i in 0..50 {
+        symlink("HOST-TARGET", host.join(format!("host-{i}"))).unwrap();
+    }
+    for i in 0..4 {
+        for j in 0..50 {
+            write(&upper.join(format!("d{i}/f{j}")), "x");
+        }
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let racer = {
+        let (stop, upper, host) = (stop.clone(), upper.clone(), host.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let d = upper.join(format!("d{}", n % 4));
+                let aside = upper.join(format!("aside{}", n % 4));
+                // d becomes a symlink to the host directory, then a directory again.
+                fs::rename(&d, &aside).unwrap();
+                symlink(&host, &d).unwrap();
+                std::thread::yield_now();
+                fs::remove_file(&d).unwrap();
+                fs::rename(&aside, &d).unwrap();
+                n += 1;
+            }
+        })
+    };
+    let mut walked = 0;
+    for _ in 0..300 {
+        if let Ok(diff) = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()) {
+            walked += 1;
+            for c in diff.changes() {
+                assert!(
+                    !c.path.to_string_lossy().contains("host-"),
+                    "the walk listed the host directory: {}",
+                    c.path.display()
+                );
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    racer.join().unwrap();
+    eprintln!("{walked} of 300 walks finished while racing");
+}
