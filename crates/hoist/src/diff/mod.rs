@@ -208,7 +208,7 @@ pub struct DiffOptions {
     /// same-size edit that kept the mtime is never missed.
     pub full_hash: bool,
     /// Paths (relative to the roots) left out on both sides, with everything below them: umoci's
-    /// `--mask-path`, and hoist's own state file in a plain unpack.
+    /// `--mask-path`.
     pub exclude: Vec<PathBuf>,
     /// The uid maps the upper tree was unpacked with (`unpack --uid-map`): its owners are host ids,
     /// mapped back to the image's ids before comparing and writing; an id outside them is an error.
@@ -254,6 +254,35 @@ fn unmapped_owner(full: &Path, meta: &Meta) -> crate::Error {
     ))
 }
 
+impl Diff {
+    /// Refuses a plan that writes an entry whose host owner lies outside the id maps (owners
+    /// outside them are fine where nothing is written, e.g. directories hoist made).
+    pub(crate) fn check_owners(&self, plan: &[LayerEntry]) -> Result<()> {
+        if self.unmapped.is_empty() {
+            return Ok(());
+        }
+        for entry in plan {
+            let (LayerEntry::Write { path, .. } | LayerEntry::Hardlink { path, .. }) = entry else {
+                continue;
+            };
+            if self.unmapped.contains(path) {
+                let meta = match entry {
+                    LayerEntry::Write { meta, .. } => Some(meta),
+                    _ => self.upper_meta(path),
+                };
+                return Err(match meta {
+                    Some(m) => unmapped_owner(&self.upper_root.join(path), m),
+                    None => crate::Error::Other(format!(
+                        "{}: owner outside the id maps",
+                        path.display()
+                    )),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The state of one upper entry after comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Status {
@@ -279,6 +308,8 @@ pub struct Diff {
     deleted: Vec<PathBuf>,
     /// The upper root's metadata and what differs, when its mode, owner or xattrs changed.
     root: Option<(Meta, Reasons)>,
+    /// Upper paths (`.` for the root) whose host owner lies outside the id maps: an error if written.
+    unmapped: HashSet<PathBuf>,
 }
 
 /// One entry of a layer, in the order it is written.
@@ -341,6 +372,7 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
         upper: Vec::new(),
         deleted: Vec::new(),
         root: None,
+        unmapped: HashSet::new(),
     };
     if let Some(lroot) = lower.root_meta()? {
         let (uroot, mapped) = map_owner_back(walk::read_meta(upper)?, &opts.uid_map, &opts.gid_map);
@@ -352,10 +384,10 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
             file_type: r.file_type,
             ..Reasons::default()
         };
+        if !mapped {
+            out.unmapped.insert(PathBuf::from("."));
+        }
         if !root_changes.is_empty() {
-            if !mapped {
-                return Err(unmapped_owner(upper, &uroot));
-            }
             out.root = Some((uroot, root_changes));
         }
     }
@@ -431,17 +463,7 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
         }
     }
     drop(upper_iter);
-    if !unmapped_paths.is_empty() {
-        // Owners outside the maps are fine where nothing is written (e.g. directories hoist made).
-        let unmapped: HashSet<&Path> = unmapped_paths.iter().map(PathBuf::as_path).collect();
-        if let Some(e) = out
-            .upper
-            .iter()
-            .find(|e| e.status != Status::Unchanged && unmapped.contains(e.path.as_path()))
-        {
-            return Err(unmapped_owner(&upper.join(&e.path), &e.meta));
-        }
-    }
+    out.unmapped.extend(unmapped_paths);
     Ok(out)
 }
 

@@ -119,6 +119,7 @@ pub fn write_layer_reporting<W: Write + Send>(
     progress: &Option<Sink>,
 ) -> Result<LayerBlob> {
     let plan = diff.plan();
+    diff.check_owners(&plan)?;
     if progress.is_some() {
         emit(
             progress,
