@@ -528,12 +528,11 @@ pub fn unpack_image(
     })
 }
 
-/// True when `dir` holds a finished unpack: a directory without the incomplete marker (a plain tree
-/// has nothing else of hoist's in it; a bundle also has its state file).
+/// True when `dir` holds a finished unpack: a directory without the incomplete marker (which is
+/// removed last, after a bundle's state file is written; a plain tree has nothing else of hoist's).
 pub fn is_complete(dir: &Path) -> bool {
     !dir.join(INCOMPLETE_MARKER).exists()
         && std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
-        && (!dir.join("rootfs").is_dir() || dir.join(BUNDLE_STATE).is_file())
 }
 
 /// `path` made absolute with symlinks resolved as far as it exists (the rest appended as written).
@@ -570,4 +569,32 @@ pub(crate) fn check_state_outside(state: &Path, dir: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod state_location_tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_tree_with_a_rootfs_directory_is_complete_without_a_state() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("rootfs")).unwrap();
+        assert!(is_complete(t.path()));
+        std::fs::write(t.path().join(INCOMPLETE_MARKER), "").unwrap();
+        assert!(!is_complete(t.path()));
+    }
+
+    #[test]
+    fn a_state_inside_the_tree_is_refused_also_through_a_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path().join("tree");
+        std::fs::create_dir(&tree).unwrap();
+        assert!(check_state_outside(&t.path().join("s.json"), &tree).is_ok());
+        assert!(check_state_outside(&tree.join("sub/s.json"), &tree).is_err());
+        std::os::unix::fs::symlink(&tree, t.path().join("alias")).unwrap();
+        assert!(check_state_outside(&t.path().join("alias/s.json"), &tree).is_err());
+        // Not yet existing targets resolve through their existing ancestors.
+        assert!(check_state_outside(&tree.join("s.json"), &t.path().join("tree/new")).is_ok());
+        assert!(check_state_outside(&t.path().join("tree/new/s"), &tree.join("new")).is_err());
+    }
 }
