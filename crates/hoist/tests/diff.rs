@@ -729,3 +729,31 @@ fn a_directory_swapped_for_a_symlink_during_the_walk_never_lists_the_host() {
     racer.join().unwrap();
     eprintln!("{walked} of 300 walks finished while racing");
 }
+
+#[test]
+fn full_hash_hashes_even_files_whose_inode_and_ctime_match() {
+    let (_t, _lower, upper) = trees();
+    let mut state = record(&upper);
+    // A record whose digest no longer matches a file it says is untouched (as after restoring the
+    // tree onto another filesystem that reused the inode and ctime).
+    for (p, e) in &mut state.entries {
+        if p == Path::new("a.txt") {
+            e.digest = Some(hoist::Digest::sha256(b"something else").to_string());
+        }
+    }
+    let quick = compute(&state, &upper, &DiffOptions::default()).unwrap();
+    assert!(quick.is_empty(), "{:?}", quick.changes());
+    let full = compute(
+        &state,
+        &upper,
+        &DiffOptions {
+            full_hash: true,
+            ..DiffOptions::default()
+        },
+    )
+    .unwrap();
+    match kind_of(&full.changes(), "a.txt") {
+        Some(ChangeKind::Modified(r)) => assert!(r.content),
+        other => panic!("{other:?}"),
+    }
+}
