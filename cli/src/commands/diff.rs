@@ -112,6 +112,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             exclude: args.exclude.clone(),
             uid_map,
             gid_map,
+            overlay_whiteouts: recorded
+                .as_ref()
+                .is_some_and(|s| s.header.whiteout_format == "overlay"),
         },
     )
     .with_context(|| format!("comparing {lower_name} with {}", upper.display()))?;

@@ -243,6 +243,7 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
             exclude,
             uid_map: state.header.uid_maps(),
             gid_map: state.header.gid_maps(),
+            overlay_whiteouts: state.header.whiteout_format == "overlay",
         },
     )?;
     let changes = diff.changes().len();

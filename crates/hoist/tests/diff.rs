@@ -757,3 +757,77 @@ fn full_hash_hashes_even_files_whose_inode_and_ctime_match() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn overlay_whiteouts_in_the_upper_tree_become_layer_whiteouts() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root"
+        );
+        eprintln!("skipped: mknod and trusted.* xattrs need root");
+        return;
+    }
+    let (_t, lower, upper) = trees();
+    // As overlayfs records it: b.txt deleted (a 0/0 character device), dir1 made opaque with one
+    // new file; dir2 was opaque already in the lower tree and only gains a file.
+    xattr::set(lower.join("dir2"), "trusted.overlay.opaque", b"y").unwrap();
+    xattr::set(upper.join("dir2"), "trusted.overlay.opaque", b"y").unwrap();
+    fs::remove_file(upper.join("b.txt")).unwrap();
+    sh(&format!("mknod '{}' c 0 0", upper.join("b.txt").display()));
+    xattr::set(upper.join("dir1"), "trusted.overlay.opaque", b"y").unwrap();
+    write(&upper.join("dir1/new"), "new");
+    write(&upper.join("dir2/more"), "more");
+    let opts = DiffOptions {
+        overlay_whiteouts: true,
+        ..DiffOptions::default()
+    };
+    let plan = compute(&DirTree::new(&lower), &upper, &opts)
+        .unwrap()
+        .plan();
+    let has = |e: &LayerEntry| plan.contains(e);
+    assert!(has(&LayerEntry::Whiteout {
+        path: PathBuf::from("b.txt")
+    }));
+    assert!(has(&LayerEntry::Opaque {
+        dir: PathBuf::from("dir1")
+    }));
+    assert!(
+        !has(&LayerEntry::Opaque {
+            dir: PathBuf::from("dir2")
+        }),
+        "{plan:?}"
+    );
+    for e in &plan {
+        if let LayerEntry::Write { path, meta } = e {
+            assert_ne!(
+                meta.file_type,
+                hoist::diff::FileType::CharDevice,
+                "{path:?}"
+            );
+            assert!(
+                !meta
+                    .xattrs
+                    .keys()
+                    .any(|k| k.to_string_lossy().starts_with("trusted.overlay")),
+                "{path:?}"
+            );
+        }
+    }
+    // The opaque directory's unchanged contents are written again (x, sub/y), so they survive.
+    for p in ["dir1/x", "dir1/sub/y", "dir1/new"] {
+        assert!(
+            plan.iter()
+                .any(|e| matches!(e, LayerEntry::Write { path, .. } if path == Path::new(p))),
+            "{p}: {plan:?}"
+        );
+    }
+    // Without the option, the device is what it is.
+    let plain = compute(&DirTree::new(&lower), &upper, &DiffOptions::default())
+        .unwrap()
+        .plan();
+    assert!(!plain.contains(&LayerEntry::Whiteout {
+        path: PathBuf::from("b.txt")
+    }));
+}

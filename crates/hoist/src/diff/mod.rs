@@ -215,6 +215,22 @@ pub struct DiffOptions {
     pub uid_map: Vec<IdMap>,
     /// The gid maps, as `uid_map`.
     pub gid_map: Vec<IdMap>,
+    /// The upper tree keeps whiteouts as overlayfs does (`unpack --whiteout-format overlay`, or an
+    /// overlay upper directory): a 0/0 character device is written as a `.wh.` whiteout and a
+    /// directory's `trusted.overlay.opaque=y` as an opaque marker, never as a device or an xattr.
+    pub overlay_whiteouts: bool,
+}
+
+/// The xattr overlayfs marks an opaque directory with.
+const OVERLAY_OPAQUE: &str = "trusted.overlay.opaque";
+
+/// True for a directory marked opaque the overlayfs way (`trusted.overlay.opaque=y`).
+fn overlay_opaque(meta: &Meta) -> bool {
+    meta.file_type == FileType::Dir
+        && meta
+            .xattrs
+            .get(std::ffi::OsStr::new(OVERLAY_OPAQUE))
+            .is_some_and(|v| v == b"y")
 }
 
 /// The image id whose host id is `host` under `maps` (identity when `maps` is empty).
@@ -298,6 +314,8 @@ struct UpperEntry {
     status: Status,
     /// The lower entry at this path was a directory too (so an opaque marker could apply).
     lower_dir: bool,
+    /// The lower entry at this path was a directory marked opaque the overlayfs way.
+    lower_overlay_opaque: bool,
 }
 
 /// The computed difference between a lower tree and an upper directory.
@@ -310,6 +328,8 @@ pub struct Diff {
     root: Option<(Meta, Reasons)>,
     /// Upper paths (`.` for the root) whose host owner lies outside the id maps: an error if written.
     unmapped: HashSet<PathBuf>,
+    /// [`DiffOptions::overlay_whiteouts`].
+    overlay: bool,
 }
 
 /// One entry of a layer, in the order it is written.
@@ -373,6 +393,7 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
         deleted: Vec::new(),
         root: None,
         unmapped: HashSet::new(),
+        overlay: opts.overlay_whiteouts,
     };
     if let Some(lroot) = lower.root_meta()? {
         let (uroot, mapped) = map_owner_back(walk::read_meta(upper)?, &opts.uid_map, &opts.gid_map);
@@ -430,6 +451,7 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
                     meta,
                     status: Status::Added,
                     lower_dir: false,
+                    lower_overlay_opaque: false,
                 });
             }
             Ordering::Equal => {
@@ -451,6 +473,7 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
                 }
                 out.upper.push(UpperEntry {
                     lower_dir: lmeta.file_type == FileType::Dir,
+                    lower_overlay_opaque: overlay_opaque(&lmeta),
                     path,
                     meta: umeta,
                     status: if reasons.is_empty() {
@@ -689,7 +712,21 @@ impl Diff {
     /// deleted path's place, an opaque marker right after its directory, the second and later paths of
     /// a hardlink group as links to the first.
     pub fn plan(&self) -> Vec<LayerEntry> {
-        let opaque = self.opaque_dirs();
+        let mut opaque = self.opaque_dirs();
+        if self.overlay {
+            // A directory newly marked opaque the overlayfs way hides everything the lower layers
+            // had in it: an opaque marker, with its whole upper contents written again. One marked
+            // so already at unpack needs nothing new (another marker would hide its contents).
+            let nested = |p: &Path| p.ancestors().skip(1).any(|a| opaque.contains(a));
+            let fresh: Vec<PathBuf> = self
+                .upper
+                .iter()
+                .filter(|e| e.lower_dir && overlay_opaque(&e.meta) && !e.lower_overlay_opaque)
+                .map(|e| e.path.clone())
+                .filter(|p| !nested(p))
+                .collect();
+            opaque.extend(fresh);
+        }
         let in_opaque = |p: &Path| p.ancestors().skip(1).any(|a| opaque.contains(a));
         let mut emit: Vec<bool> = self
             .upper
@@ -737,12 +774,28 @@ impl Diff {
                 });
                 continue;
             }
+            let mut meta = e.meta.clone();
+            if self.overlay && meta.file_type == FileType::CharDevice && meta.device == Some((0, 0))
+            {
+                // An overlayfs whiteout: it deletes what the lower tree had there (nothing to do
+                // when the lower had nothing, or the same whiteout).
+                if matches!(e.status, Status::Modified(_)) {
+                    out.push(LayerEntry::Whiteout {
+                        path: e.path.clone(),
+                    });
+                }
+                continue;
+            }
+            if self.overlay && meta.file_type == FileType::Dir {
+                // Carried by the opaque marker (when new), never as an xattr in the layer.
+                meta.xattrs.remove(std::ffi::OsStr::new(OVERLAY_OPAQUE));
+            }
             if let Some(k) = key {
                 first_of.insert(k, &e.path);
             }
             out.push(LayerEntry::Write {
                 path: e.path.clone(),
-                meta: e.meta.clone(),
+                meta,
             });
             if opaque.contains(&e.path) {
                 out.push(LayerEntry::Opaque {
