@@ -370,6 +370,26 @@ fn a_tampered_or_misplaced_state_is_refused() {
         assert_eq!(tags(), before, "{what}: a tag moved");
     }
     assert!(!dir.path().join("elsewhere").exists());
+    // A source naming another layout (absolute, so well-formed) that does not hold the unpacked
+    // manifest: refused there too, and its tags do not move.
+    let other = dir.path().join("other");
+    run_ok(&mut sh(&format!(
+        "umoci init --layout '{o}' && umoci new --image '{o}:x'",
+        o = other.display()
+    )));
+    fs::write(&state, &pristine).unwrap();
+    let other_ref = format!("oci:{}:v1", other.display());
+    tamper(&state, |h, _| h["source"] = other_ref.clone().into());
+    let out = common::run_fail(&mut hoist(&[
+        "repack",
+        bundle.to_str().unwrap(),
+        "--tag",
+        "evil",
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sha256:"), "{err}");
+    let other_tags = run_ok(&mut hoist(&["tags", &format!("oci:{}", other.display())]));
+    assert_eq!(other_tags.trim(), "x");
 
     // A state the tree's contents could edit is not trusted: inside the rootfs, or linked there.
     fs::write(&state, &pristine).unwrap();
