@@ -192,7 +192,12 @@ fn unpack_and_repack_report_progress() {
     assert!(events(&plain.stderr).is_empty());
     assert!(!String::from_utf8_lossy(&plain.stderr).contains("applied"));
 
-    let (_, ev) = with_json_progress("unpack", &[&image, tree.to_str().unwrap()]);
+    let state = dir.path().join("tree.state");
+    let state = state.to_str().unwrap();
+    let (_, ev) = with_json_progress(
+        "unpack",
+        &["--state", state, &image, tree.to_str().unwrap()],
+    );
     assert_eq!(ev[0]["event"], "plan");
     assert_eq!(ev[0]["blobs"], 2);
     let applied: Vec<_> = ev.iter().filter(|e| e["event"] == "blob_done").collect();
@@ -207,7 +212,10 @@ fn unpack_and_repack_report_progress() {
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     std::fs::write(tree.join("big.bin"), &noise).unwrap();
-    let (stdout, ev) = with_json_progress("repack", &["--tag", "t2", tree.to_str().unwrap()]);
+    let (stdout, ev) = with_json_progress(
+        "repack",
+        &["--state", state, "--tag", "t2", tree.to_str().unwrap()],
+    );
     let steps: Vec<_> = ev.iter().filter(|e| e["event"] == "step").collect();
     assert_eq!(steps.len(), 2, "{ev:?}");
     assert!(steps[0]["name"].as_str().unwrap().starts_with("scanning"));

@@ -422,3 +422,76 @@ fn config_refuses_bad_input_and_changes_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("OCI layout"));
     assert_eq!(common::snapshot(&layout), before);
 }
+
+#[test]
+fn diff_lists_a_same_size_same_mtime_edit() {
+    let t = tempfile::tempdir().unwrap();
+    let (lower, upper) = (t.path().join("lower"), t.path().join("upper"));
+    write(&lower.join("etc/conf"), "value=1\n");
+    run_ok(&mut common::sh(&format!(
+        "cp -a '{l}' '{u}' && printf 'value=2\\n' > '{u}/etc/conf' && \
+         touch -r '{l}/etc/conf' '{u}/etc/conf' && touch -r '{l}/etc' '{u}/etc'",
+        l = lower.display(),
+        u = upper.display()
+    )));
+    let list = run_ok(&mut hoist(&[
+        "diff",
+        "--list",
+        &lower.display().to_string(),
+        &upper.display().to_string(),
+    ]));
+    assert_eq!(list.trim(), "M etc/conf (content)");
+}
+
+#[test]
+fn diff_against_an_unpack_record_and_refusing_an_unfinished_tree() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    common::images::build_two_layer(&layout, "v1");
+    let (tree, state) = (t.path().join("tree"), t.path().join("tree.state"));
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--state",
+        state.to_str().unwrap(),
+        &format!("oci:{}:v1", layout.display()),
+        tree.to_str().unwrap(),
+    ]));
+    let list = |extra: &[&str]| {
+        let mut a = vec!["diff", "--list", "--state", state.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        a.push(tree.to_str().unwrap());
+        run_ok(&mut hoist(&a))
+    };
+    assert_eq!(list(&[]).trim(), "");
+    fs::write(tree.join("usr/bin/hi"), "#!/bin/sh\necho HI\n").unwrap();
+    run_ok(&mut common::sh(&format!(
+        "touch -d @1 '{}'",
+        tree.join("usr/bin/hi").display()
+    )));
+    let out = list(&[]);
+    assert!(out.contains("M usr/bin/hi"), "{out}");
+    // The record of a plain tree inside that tree is refused.
+    fs::copy(&state, tree.join("s")).unwrap();
+    let out = run_fail(&mut hoist(&[
+        "diff",
+        "--list",
+        "--state",
+        tree.join("s").to_str().unwrap(),
+        tree.to_str().unwrap(),
+    ]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("inside the tree"));
+    fs::remove_file(tree.join("s")).unwrap();
+    // A tree an unpack did not finish is refused, not diffed without its marker.
+    fs::write(tree.join(".hoist-unpack-incomplete"), "").unwrap();
+    let out = run_fail(&mut hoist(&[
+        "diff",
+        "--list",
+        &tree.display().to_string(),
+        &tree.display().to_string(),
+    ]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unfinished unpack"));
+}

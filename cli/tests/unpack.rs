@@ -111,7 +111,24 @@ fn refuses_a_non_empty_target_and_a_bad_platform() {
     std::fs::create_dir(&d).unwrap();
     std::fs::write(d.join("x"), "x").unwrap();
     let out = run_fail(&mut hoist(&["unpack", &image, d.to_str().unwrap()]));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not empty"), "{err}");
+    // The user's directory was not touched, and hoist says so; it never asks to delete it.
+    assert!(
+        err.contains("not changed") && !err.contains("remove"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+    // A failure inside a directory the user made: empty it, not remove it.
+    let e = t.path().join("made-by-user");
+    std::fs::create_dir(&e).unwrap();
+    run_ok(&mut sh(&format!(
+        r#"f=$(ls -S "{l}"/blobs/sha256/* | head -1); chmod u+w "$f"; printf 'XXXX' | dd of="$f" bs=1 seek=2000 conv=notrunc 2>/dev/null"#,
+        l = layout.display()
+    )));
+    let out = run_fail(&mut hoist(&["unpack", &image, e.to_str().unwrap()]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("empty it") && !err.contains("remove"), "{err}");
     let out = run_fail(&mut hoist(&[
         "unpack",
         "--platform",
@@ -141,4 +158,48 @@ fn corrupt_layer_fails_and_leaves_the_target_marked_incomplete() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("layer 1/2"), "{err}");
     assert!(d.join(".hoist-unpack-incomplete").exists());
+}
+
+#[test]
+fn a_plain_unpack_holds_only_the_image_and_writes_its_state_where_asked() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    run_ok(&mut sh(&format!(
+        "umoci init --layout '{l}' && umoci new --image '{l}:empty'",
+        l = layout.display()
+    )));
+    // An image with no layers unpacks to an empty directory.
+    let d = t.path().join("empty");
+    let image = format!("oci:{}:empty", layout.display());
+    run_ok(&mut hoist(&["unpack", "-q", &image, d.to_str().unwrap()]));
+    let names: Vec<_> = std::fs::read_dir(&d).unwrap().collect();
+    assert!(names.is_empty(), "{names:?}");
+    // --state writes the record there; inside the target it is refused before anything is written.
+    let state = t.path().join("empty.state");
+    let d2 = t.path().join("with-state");
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--state",
+        state.to_str().unwrap(),
+        &image,
+        d2.to_str().unwrap(),
+    ]));
+    assert_eq!(std::fs::read_dir(&d2).unwrap().count(), 0);
+    let header = std::fs::read_to_string(&state).unwrap();
+    assert!(header.contains("\"rootfs\":\".\""), "{header}");
+    let d3 = t.path().join("inside");
+    let out = run_fail(&mut hoist(&[
+        "unpack",
+        "--state",
+        d3.join("state.json").to_str().unwrap(),
+        &image,
+        d3.to_str().unwrap(),
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("inside the tree"), "{err}");
+    assert!(!d3.exists());
 }

@@ -17,13 +17,19 @@ use serde_json::json;
     after_help = "Examples:\n  hoist diff ./before ./after -o layer.tar.gz\n  \
     SOURCE_DATE_EPOCH=1700000000 hoist diff ./before ./after -o layer.tar.zst --uid 0 --gid 0\n  \
     hoist diff ./before ./after --image oci:./layout:v1 --tag v2\n  \
-    hoist diff --list ./before ./after"
+    hoist diff --list ./before ./after\n  \
+    hoist unpack --state ./tree.state oci:./layout:v1 ./tree && hoist diff --list --state ./tree.state ./tree"
 )]
 pub struct Args {
-    /// The lower directory (what the layer applies on top of).
+    /// The lower directory (what the layer applies on top of); with --state, the unpacked tree.
     lower: PathBuf,
-    /// The upper directory (what applying the layer should give).
-    upper: PathBuf,
+    /// The upper directory (what applying the layer should give); not with --state.
+    #[arg(required_unless_present = "state", conflicts_with = "state")]
+    upper: Option<PathBuf>,
+    /// Diff a plain unpacked tree against the record `hoist unpack --state FILE` wrote (the lower
+    /// side is then the image as unpacked, as `repack` sees it).
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
     /// Write the layer to this file (compression from the extension: .gz/.tgz gzip, .zst zstd).
     #[arg(short, long, conflicts_with = "image", required_unless_present_any = ["image", "list"])]
     output: Option<PathBuf>,
@@ -35,11 +41,10 @@ pub struct Args {
     tag: Option<String>,
     #[command(flatten)]
     layer: super::layer_args::LayerArgs,
-    /// Compare the bytes of files whose size and times agree (slower, sure).
-    #[arg(long)]
+    /// Accepted for compatibility: the bytes of files whose size and times agree are always compared.
+    #[arg(long, hide = true)]
     compare_content: bool,
-    /// Leave this path (relative to the trees, and all below it) out of the diff; repeatable. hoist's
-    /// own unpack files (`.hoist-state.json`, `.hoist-unpack-incomplete`) are always left out.
+    /// Leave this path (relative to the trees, and all below it) out of the diff; repeatable.
     #[arg(long = "exclude", value_name = "PATH")]
     exclude: Vec<std::path::PathBuf>,
     /// Print the changes (one `A|M|D path` line each); with no output, only that.
@@ -60,35 +65,59 @@ fn from_extension(path: &Path) -> Compression {
 
 /// Runs `hoist diff`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    for (what, dir) in [("lower", &args.lower), ("upper", &args.upper)] {
+    let recorded = match &args.state {
+        Some(state) => Some(
+            hoist::repack::find_state(&args.lower, Some(state))
+                .with_context(|| format!("reading the unpack record {}", state.display()))?
+                .1,
+        ),
+        None => None,
+    };
+    let (lower_dir, upper) = match &args.upper {
+        Some(u) => (Some(&args.lower), u),
+        None => (None, &args.lower),
+    };
+    for (what, dir) in lower_dir
+        .map(|l| ("lower", l))
+        .into_iter()
+        .chain([("upper", upper)])
+    {
         if !dir.is_dir() {
             bail!("the {what} tree {} is not a directory", dir.display());
         }
+        if dir.join(hoist::unpack::INCOMPLETE_MARKER).exists() {
+            bail!(
+                "the {what} tree {} is an unfinished unpack ({} is present): unpack it again",
+                dir.display(),
+                hoist::unpack::INCOMPLETE_MARKER
+            );
+        }
     }
+    let dir_tree = DirTree::new(&args.lower);
+    let (lower, lower_name, uid_map, gid_map): (&dyn hoist::diff::LowerTree, _, _, _) =
+        match &recorded {
+            Some(s) => (
+                s,
+                args.state.as_deref().unwrap_or(&args.lower).display(),
+                s.header.uid_maps(),
+                s.header.gid_maps(),
+            ),
+            None => (&dir_tree, args.lower.display(), Vec::new(), Vec::new()),
+        };
     let diff = compute(
-        &DirTree::new(&args.lower),
-        &args.upper,
+        lower,
+        upper,
         &DiffOptions {
-            compare_content: args.compare_content,
-            exclude: args
-                .exclude
-                .iter()
-                .cloned()
-                .chain(
-                    hoist::unpack::OWN_FILES
-                        .iter()
-                        .map(std::path::PathBuf::from),
-                )
-                .collect(),
+            full_hash: args.compare_content,
+            exclude: args.exclude.clone(),
+            uid_map,
+            gid_map,
+            overlay_whiteouts: recorded
+                .as_ref()
+                .is_some_and(|s| s.header.whiteout_format == "overlay"),
         },
     )
-    .with_context(|| {
-        format!(
-            "comparing {} with {}",
-            args.lower.display(),
-            args.upper.display()
-        )
-    })?;
+    .with_context(|| format!("comparing {lower_name} with {}", upper.display()))?;
     if args.list {
         for c in diff.changes() {
             let (tag, detail) = match &c.kind {

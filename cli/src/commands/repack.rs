@@ -18,8 +18,11 @@ use serde_json::json;
     With no changes the new layer is empty (as umoci writes it); the image still gets a new manifest."
 )]
 pub struct Args {
-    /// A directory written by `hoist unpack` (a bundle or a plain rootfs).
+    /// A directory written by `hoist unpack` (a bundle, or a plain tree with --state).
     dir: PathBuf,
+    /// The state file a plain `hoist unpack --state FILE` wrote (a bundle keeps its own).
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
     /// The tag to point at the new image (default: the tag that was unpacked).
     #[arg(long)]
     tag: Option<String>,
@@ -29,9 +32,10 @@ pub struct Args {
     /// Leave this path of the rootfs out of the layer (repeatable), as umoci's --mask-path.
     #[arg(long = "mask-path", value_name = "PATH")]
     mask_paths: Vec<PathBuf>,
-    /// Compare the bytes of files whose size and times agree (slower, sure).
-    #[arg(long)]
-    compare_content: bool,
+    /// Hash every file whose size and times agree, not only those whose inode or ctime changed
+    /// since the unpack (slower; for trees whose ctimes cannot be trusted, e.g. copied back).
+    #[arg(long, alias = "compare-content")]
+    full_hash: bool,
     /// Record the new image as the tree's base, so the next repack holds only later changes
     /// (without it, as in umoci, each repack holds every change since the unpack).
     #[arg(long)]
@@ -62,9 +66,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     append.tag = args.tag.clone();
     let opts = RepackOptions {
         dest,
+        state: args.state.clone(),
         append,
         mask_paths: args.mask_paths.clone(),
-        compare_content: args.compare_content,
+        full_hash: args.full_hash,
         open: super::open_options(),
         refresh: args.refresh_bundle,
         progress: crate::progress::when_watched(args.progress, false),

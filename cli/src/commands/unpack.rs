@@ -39,6 +39,10 @@ pub struct Args {
     /// Write an OCI runtime bundle: DIR/rootfs, DIR/config.json (mode 0700), as umoci does.
     #[arg(long)]
     bundle: bool,
+    /// Record what was unpacked in FILE (outside DIR), for `hoist repack --state FILE DIR`. A plain
+    /// tree gets nothing of hoist's in it; a bundle keeps its record in DIR/hoist-state.json.
+    #[arg(long, value_name = "FILE", conflicts_with = "bundle")]
+    state: Option<PathBuf>,
     /// Do not apply ownership, devices or security.* xattrs; record owners in the
     /// user.rootlesscontainers xattr (umoci-compatible). The default when not running as root.
     #[arg(long)]
@@ -107,11 +111,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         },
         limits: Some(limits),
         source_ref: Some(reference.absolute().to_string()),
+        state: args.state.clone(),
         progress: crate::progress::when_watched(args.progress, args.quiet),
     };
+    let existed = args.dir.symlink_metadata().is_ok();
     let report = unpack(source.as_ref(), &args.dir, &opts).with_context(|| {
+        // Only a directory hoist created may be removed; one the user made is theirs.
+        let started = args.dir.join(hoist::unpack::INCOMPLETE_MARKER).exists();
+        let hint = match (started, existed) {
+            (false, true) => "hoist did not change it",
+            (false, false) => "nothing was unpacked",
+            (true, true) => "left incomplete: empty it and retry",
+            (true, false) => "left incomplete: hoist created it; remove it and retry",
+        };
         format!(
-            "unpacking {} into {} (left incomplete: remove it and retry)",
+            "unpacking {} into {} ({hint})",
             source.name(),
             args.dir.display()
         )

@@ -17,20 +17,24 @@ use crate::progress::{Event, Sink, emit};
 use crate::reference::{LayoutRef, TransportRef};
 use crate::transport::oci::OciDestination;
 use crate::transport::{OpenOptions, open_source};
-use crate::unpack::{BUNDLE_STATE, INCOMPLETE_MARKER, OWN_FILES, PLAIN_STATE};
+use crate::unpack::{BUNDLE_STATE, INCOMPLETE_MARKER, LEGACY_PLAIN_STATE, check_state_outside};
 
 /// Options of [`repack`].
 #[derive(Debug, Clone, Default)]
 pub struct RepackOptions {
     /// The layout to write into; `None` means the layout the tree was unpacked from.
     pub dest: Option<PathBuf>,
+    /// The state file of a plain unpack (`unpack --state FILE`); `None` for a bundle, whose state is
+    /// `DIR/hoist-state.json`.
+    pub state: Option<PathBuf>,
     /// How the layer and history entry are written; `append.tag` is the tag to point at the new
     /// image (default: the tag the tree was unpacked from).
     pub append: AppendOptions,
     /// Paths inside the rootfs left out of the layer (umoci's `--mask-path`); a leading `/` is allowed.
     pub mask_paths: Vec<PathBuf>,
-    /// Compare file contents when all metadata agrees (slower; see [`DiffOptions::compare_content`]).
-    pub compare_content: bool,
+    /// Hash every file whose metadata agrees, even those whose inode and ctime show them untouched
+    /// since the unpack (see [`DiffOptions::full_hash`]).
+    pub full_hash: bool,
     /// Options for opening the original source when the image must first be copied to `dest`.
     pub open: OpenOptions,
     /// Rewrite the state to describe the new image, so the next repack diffs against it (umoci's
@@ -54,24 +58,69 @@ pub struct Repacked {
     pub tag: Option<String>,
 }
 
-/// Finds the state file of an unpacked directory (bundle or plain), refusing an unfinished unpack.
-pub fn find_state(dir: &Path) -> Result<PathBuf> {
-    if dir.join(INCOMPLETE_MARKER).exists() || dir.join("rootfs").join(INCOMPLETE_MARKER).exists() {
+/// Finds and loads the state of an unpacked directory and its tree: `state` for a plain unpack (its
+/// `rootfs` must be `.`, the tree is `dir`), else the bundle's `dir/hoist-state.json` (`rootfs`, the
+/// tree is `dir/rootfs`, a real directory). Refuses an unfinished unpack, a state inside the tree and
+/// a state that says otherwise.
+pub fn find_state(dir: &Path, state: Option<&Path>) -> Result<(PathBuf, UnpackState, PathBuf)> {
+    if dir.join(INCOMPLETE_MARKER).exists() {
         return Err(Error::Other(format!(
             "{} is an unfinished unpack ({INCOMPLETE_MARKER} is present): unpack it again",
             dir.display()
         )));
     }
-    for name in [BUNDLE_STATE, PLAIN_STATE] {
-        let p = dir.join(name);
-        if p.is_file() {
-            return Ok(p);
+    let (state_path, rootfs, want) = match state {
+        Some(_) if dir.join(BUNDLE_STATE).exists() => {
+            return Err(Error::Other(format!(
+                "{} is a bundle (it has {BUNDLE_STATE}): leave out --state, a plain unpack's record",
+                dir.display()
+            )));
         }
+        Some(s) => (s.to_path_buf(), dir.to_path_buf(), "."),
+        None => {
+            let p = dir.join(BUNDLE_STATE);
+            if !std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
+                let legacy = if dir.join(LEGACY_PLAIN_STATE).exists() {
+                    format!(
+                        " ({LEGACY_PLAIN_STATE} inside the tree is not trusted: the tree's \
+                         contents can change it; unpack again with --state FILE)"
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(Error::Other(format!(
+                    "{} is not a bundle written by hoist unpack (no {BUNDLE_STATE}); for a plain \
+                     unpack, give the state file it wrote with --state FILE{legacy}",
+                    dir.display()
+                )));
+            }
+            (p, dir.join("rootfs"), "rootfs")
+        }
+    };
+    if !std::fs::symlink_metadata(&rootfs).is_ok_and(|m| m.is_dir()) {
+        return Err(Error::Other(format!(
+            "{} is not a directory (a symlink is not followed)",
+            rootfs.display()
+        )));
     }
-    Err(Error::Other(format!(
-        "{} was not written by hoist unpack: it has neither {BUNDLE_STATE} nor {PLAIN_STATE}",
-        dir.display()
-    )))
+    check_state_outside(&state_path, &rootfs)?;
+    let loaded = UnpackState::load(&state_path)?;
+    if loaded.header.rootfs != want {
+        return Err(Error::invalid_document(
+            format!("state file {}", state_path.display()),
+            format!(
+                "it records a {} (rootfs {:?}) but is used for a {}",
+                if loaded.header.rootfs == "." {
+                    "plain unpack"
+                } else {
+                    "bundle"
+                },
+                loaded.header.rootfs,
+                if want == "." { "plain tree" } else { "bundle" }
+            ),
+        ));
+    }
+    Ok((state_path, loaded, rootfs))
 }
 
 /// The layout and tag the tree was unpacked from, when it came from an `oci:` layout.
@@ -138,10 +187,7 @@ fn seed_destination(
 
 /// Repacks the unpacked directory `dir` (a bundle or a plain unpack) as a new image.
 pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
-    let state_path = find_state(dir)?;
-    let state = UnpackState::load(&state_path)?;
-    let state_dir = state_path.parent().unwrap_or(dir);
-    let rootfs = state_dir.join(&state.header.rootfs);
+    let (state_path, state, rootfs) = find_state(dir, opts.state.as_deref())?;
     let origin = source_layout(&state.header);
     let manifest = crate::Digest::parse(&state.header.manifest)?;
 
@@ -177,14 +223,11 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
         }
     };
 
-    let mut exclude: Vec<PathBuf> = opts
+    let exclude: Vec<PathBuf> = opts
         .mask_paths
         .iter()
         .map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf())
         .collect();
-    if state.header.rootfs == "." {
-        exclude.extend(OWN_FILES.iter().map(PathBuf::from));
-    }
     emit(
         &opts.progress,
         Event::Step {
@@ -196,8 +239,11 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
         &state,
         &rootfs,
         &DiffOptions {
-            compare_content: opts.compare_content,
+            full_hash: opts.full_hash,
             exclude,
+            uid_map: state.header.uid_maps(),
+            gid_map: state.header.gid_maps(),
+            overlay_whiteouts: state.header.whiteout_format == "overlay",
         },
     )?;
     let changes = diff.changes().len();
@@ -236,12 +282,7 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
         }
         .to_string(),
     );
-    let own: Vec<&[u8]> = if state.header.rootfs == "." {
-        OWN_FILES.iter().map(|f| f.as_bytes()).collect()
-    } else {
-        Vec::new()
-    };
-    UnpackState::scan(header, &rootfs, &HashMap::new(), &own)?.save(&state_path)?;
+    UnpackState::scan(header, &rootfs, &HashMap::new(), &[])?.save(&state_path)?;
 
     Ok(Repacked {
         appended,

@@ -5,7 +5,10 @@
 //! size), the decoder, the diff_id hash and the tar parser; it moves on to the next layer as soon as one
 //! is parsed. The calling thread writes files. A bounded channel between them keeps memory flat and
 //! preserves layer order. Until the unpack has finished, the target holds a marker file
-//! ([`INCOMPLETE_MARKER`]), so a failed unpack is never mistaken for a finished one.
+//! ([`INCOMPLETE_MARKER`]), so a failed unpack is never mistaken for a finished one; it is removed at
+//! the end, so a finished plain tree holds exactly the image's files. The state record goes beside
+//! `rootfs/` in a bundle and, for a plain tree, only where [`UnpackOptions::state`] says (never
+//! inside the tree, where the container could edit it).
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -28,13 +31,11 @@ use crate::transport::Source;
 /// The marker file present in the target while an unpack is under way (or after it failed).
 pub const INCOMPLETE_MARKER: &str = ".hoist-unpack-incomplete";
 
-/// The files a plain unpack adds at the top of its tree, which are not part of the image: the state
-/// record and the incomplete marker. Diffs and repacks leave them out.
-pub const OWN_FILES: [&str; 2] = [PLAIN_STATE, INCOMPLETE_MARKER];
 /// The state file of a bundle (beside `rootfs/`).
 pub const BUNDLE_STATE: &str = "hoist-state.json";
-/// The state file of a plain unpack (at the top of the tree, left out of its own listing).
-pub const PLAIN_STATE: &str = ".hoist-state.json";
+/// Where hoist before 0.2 kept a plain unpack's state: inside the tree, where a container can edit it,
+/// so it is never read (repack names it in its error).
+pub const LEGACY_PLAIN_STATE: &str = ".hoist-state.json";
 
 /// How many messages (entries and data chunks of up to 256 KiB) may wait between reader and writer.
 const CHANNEL_DEPTH: usize = 64;
@@ -52,6 +53,10 @@ pub struct UnpackOptions {
     pub limits: Option<Limits>,
     /// The reference being unpacked, recorded in the state so `repack` can find the image again.
     pub source_ref: Option<String>,
+    /// Where a plain unpack writes its state record (`--state FILE`; it must lie outside the target):
+    /// `None` writes none, leaving the tree exactly the image's. A bundle keeps its state in
+    /// `DIR/hoist-state.json` and refuses this.
+    pub state: Option<PathBuf>,
     /// Where progress events go: a plan, then each layer as a blob (compressed bytes read), finished
     /// as [`BlobOutcome::Applied`].
     pub progress: Option<Sink>,
@@ -74,8 +79,8 @@ pub struct UnpackReport {
     pub skipped_devices: Vec<String>,
     /// The tree's directory.
     pub rootfs: PathBuf,
-    /// The state file.
-    pub state: PathBuf,
+    /// The state file, when one was written.
+    pub state: Option<PathBuf>,
 }
 
 /// Reports hoist errors raised under a reader that other code (the decoder, the tar parser) may wrap
@@ -292,7 +297,8 @@ fn prepare_target(dir: &Path) -> Result<()> {
         Ok(mut rd) => {
             if rd.next().is_some() {
                 return Err(Error::Other(format!(
-                    "{} is not empty: unpack into a new or empty directory",
+                    "{} is not empty (its contents were not changed): unpack into a new or empty \
+                     directory",
                     dir.display()
                 )));
             }
@@ -352,6 +358,15 @@ pub fn unpack_image(
                 .into(),
         ));
     }
+    if opts.bundle && opts.state.is_some() {
+        return Err(Error::Other(format!(
+            "a bundle keeps its state in {}: leave out the state file",
+            dir.join(BUNDLE_STATE).display()
+        )));
+    }
+    if let Some(state) = &opts.state {
+        check_state_outside(state, dir)?;
+    }
     prepare_target(dir)?;
     let marker = dir.join(INCOMPLETE_MARKER);
     std::fs::write(
@@ -368,15 +383,12 @@ pub fn unpack_image(
             .ctx(|| format!("setting the mode of {}", dir.display()))?;
         let r = dir.join("rootfs");
         std::fs::create_dir(&r).ctx(|| format!("creating {}", r.display()))?;
-        (r, dir.join(BUNDLE_STATE), Vec::new())
+        (r, Some(dir.join(BUNDLE_STATE)), Vec::new())
     } else {
         (
             dir.to_path_buf(),
-            dir.join(PLAIN_STATE),
-            vec![
-                INCOMPLETE_MARKER.as_bytes().to_vec(),
-                PLAIN_STATE.as_bytes().to_vec(),
-            ],
+            opts.state.clone(),
+            vec![INCOMPLETE_MARKER.as_bytes().to_vec()],
         )
     };
     let mut apply_opts = opts.apply.clone();
@@ -478,14 +490,28 @@ pub fn unpack_image(
         },
         skipped_devices: report.skipped_devices.clone(),
         entries: 0,
+        // Owners were shifted only when applied (a rootless unpack records the image's ids).
+        uid_map: if rootless {
+            Vec::new()
+        } else {
+            crate::layer::state::from_maps(&opts.apply.uid_map)
+        },
+        gid_map: if rootless {
+            Vec::new()
+        } else {
+            crate::layer::state::from_maps(&opts.apply.gid_map)
+        },
+        root: None,
     };
-    let exclude: Vec<&[u8]> = if opts.bundle {
-        Vec::new()
-    } else {
-        vec![INCOMPLETE_MARKER.as_bytes(), PLAIN_STATE.as_bytes()]
-    };
-    let state = UnpackState::scan(header, &rootfs, applier.digests(), &exclude)?;
-    state.save(&state_path)?;
+    if let Some(state_path) = &state_path {
+        let exclude: Vec<&[u8]> = if opts.bundle {
+            Vec::new()
+        } else {
+            vec![INCOMPLETE_MARKER.as_bytes()]
+        };
+        let state = UnpackState::scan(header, &rootfs, applier.digests(), &exclude)?;
+        state.save(state_path)?;
+    }
     std::fs::remove_file(&marker).ctx(|| format!("removing {}", marker.display()))?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
@@ -502,8 +528,73 @@ pub fn unpack_image(
     })
 }
 
-/// True when `dir` holds a finished unpack (a state file and no incomplete marker).
+/// True when `dir` holds a finished unpack: a directory without the incomplete marker (which is
+/// removed last, after a bundle's state file is written; a plain tree has nothing else of hoist's).
 pub fn is_complete(dir: &Path) -> bool {
     !dir.join(INCOMPLETE_MARKER).exists()
-        && (dir.join(BUNDLE_STATE).is_file() || dir.join(PLAIN_STATE).is_file())
+        && std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
+}
+
+/// `path` made absolute with symlinks resolved as far as it exists (the rest appended as written).
+pub(crate) fn resolve_existing(path: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(path).ctx(|| format!("resolving {}", path.display()))?;
+    let mut rest = Vec::new();
+    let mut cur = abs.as_path();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(cur) {
+            let mut out = c;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return Ok(out);
+        }
+        match (cur.parent(), cur.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                cur = parent;
+            }
+            _ => return Ok(abs),
+        }
+    }
+}
+
+/// Refuses a state file inside the tree `dir`, where the container could edit it.
+pub(crate) fn check_state_outside(state: &Path, dir: &Path) -> Result<()> {
+    let (s, d) = (resolve_existing(state)?, resolve_existing(dir)?);
+    if s.starts_with(&d) {
+        return Err(Error::Other(format!(
+            "the state file {} is inside the tree {}, where its contents could change it:              keep it outside",
+            state.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod state_location_tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_tree_with_a_rootfs_directory_is_complete_without_a_state() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("rootfs")).unwrap();
+        assert!(is_complete(t.path()));
+        std::fs::write(t.path().join(INCOMPLETE_MARKER), "").unwrap();
+        assert!(!is_complete(t.path()));
+    }
+
+    #[test]
+    fn a_state_inside_the_tree_is_refused_also_through_a_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path().join("tree");
+        std::fs::create_dir(&tree).unwrap();
+        assert!(check_state_outside(&t.path().join("s.json"), &tree).is_ok());
+        assert!(check_state_outside(&tree.join("sub/s.json"), &tree).is_err());
+        std::os::unix::fs::symlink(&tree, t.path().join("alias")).unwrap();
+        assert!(check_state_outside(&t.path().join("alias/s.json"), &tree).is_err());
+        // Not yet existing targets resolve through their existing ancestors.
+        assert!(check_state_outside(&tree.join("s.json"), &t.path().join("tree/new")).is_ok());
+        assert!(check_state_outside(&t.path().join("tree/new/s"), &tree.join("new")).is_err());
+    }
 }

@@ -11,6 +11,7 @@ use hoist::diff::{
     ChangeKind, DiffOptions, DirTree, LayerEntry, LayerOptions, MtimePolicy, compute,
     write_layer_file,
 };
+use hoist::layer::state::{StateHeader, UnpackState};
 use hoist::media_type::Compression;
 
 fn sh(script: &str) {
@@ -216,7 +217,7 @@ fn changes_cover_add_modify_chmod_delete_replace_link_xattr() {
 }
 
 #[test]
-fn same_size_same_mtime_edit_needs_content_comparison() {
+fn same_size_same_mtime_edit_is_found_without_asking() {
     let (_t, lower, upper) = trees();
     write(&upper.join("a.txt"), "ALPHA");
     sh(&format!(
@@ -226,22 +227,68 @@ fn same_size_same_mtime_edit_needs_content_comparison() {
         lower.display(),
         upper.display()
     ));
-    let lower_tree = DirTree::new(&lower);
-    let quick = compute(&lower_tree, &upper, &DiffOptions::default()).unwrap();
-    assert!(quick.is_empty(), "{:?}", quick.changes());
-    let sure = compute(
-        &lower_tree,
-        &upper,
-        &DiffOptions {
-            compare_content: true,
-            ..DiffOptions::default()
-        },
-    )
-    .unwrap();
-    match kind_of(&sure.changes(), "a.txt") {
+    // Two plain directories: contents are compared whenever size and mtime agree.
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    match kind_of(&diff.changes(), "a.txt") {
         Some(ChangeKind::Modified(r)) => assert!(r.content),
         other => panic!("{other:?}"),
     }
+    assert_eq!(diff.changes().len(), 1, "{:?}", diff.changes());
+}
+
+/// A state record of `root`, as unpack makes it.
+fn record(root: &Path) -> UnpackState {
+    let header = StateHeader {
+        format: hoist::layer::state::STATE_FORMAT.into(),
+        version: hoist::layer::state::STATE_VERSION,
+        manifest: hoist::Digest::sha256(b"m").to_string(),
+        source: None,
+        config: hoist::Digest::sha256(b"c").to_string(),
+        layers: vec![],
+        diff_ids: vec![],
+        rootfs: ".".into(),
+        rootless: false,
+        whiteout_format: "apply".into(),
+        skipped_devices: vec![],
+        entries: 0,
+        uid_map: vec![],
+        gid_map: vec![],
+        root: None,
+    };
+    UnpackState::scan(header, root, &Default::default(), &[]).unwrap()
+}
+
+#[test]
+fn recorded_tree_hashes_files_whose_inode_or_ctime_changed() {
+    let (t, _lower, upper) = trees();
+    let state = record(&upper);
+    assert!(
+        compute(&state, &upper, &DiffOptions::default())
+            .unwrap()
+            .is_empty()
+    );
+    // In place, same size, mtime set back: the inode is the same but the ctime moved.
+    let stamp = t.path().join("stamp");
+    sh(&format!(
+        "touch -r '{a}' '{s}'; printf ALPHA > '{a}'; touch -r '{s}' '{a}'",
+        a = upper.join("a.txt").display(),
+        s = stamp.display()
+    ));
+    // As `cp -p` or rsync: another file of the same size and mtime put in its place.
+    let other = t.path().join("other");
+    sh(&format!(
+        "printf BRAVO > '{o}'; touch -r '{b}' '{o}'; mv '{o}' '{b}'",
+        o = other.display(),
+        b = upper.join("b.txt").display()
+    ));
+    let diff = compute(&state, &upper, &DiffOptions::default()).unwrap();
+    let changed: Vec<_> = diff.changes().into_iter().map(|c| c.path).collect();
+    assert_eq!(
+        changed,
+        vec![PathBuf::from("a.txt"), PathBuf::from("b.txt")],
+        "{:?}",
+        diff.changes()
+    );
 }
 
 #[test]
@@ -458,4 +505,329 @@ fn excluded_paths_are_left_out_on_both_sides() {
         .map(|c| c.path.display().to_string())
         .collect();
     assert_eq!(paths, ["keep/new"]);
+}
+
+/// Writes the layer of `diff` as a plain tar in memory.
+fn layer_bytes(diff: &hoist::diff::Diff) -> hoist::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    hoist::diff::write_layer(diff, &mut out, &tar_opts())?;
+    Ok(out)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+const SECRET: &[u8] = b"HOST-SECRET-DATA";
+
+#[test]
+fn a_file_swapped_for_a_symlink_after_the_walk_is_never_read() {
+    let t = tempfile::tempdir().unwrap();
+    let (lower, upper, host) = (
+        t.path().join("l"),
+        t.path().join("u"),
+        t.path().join("host"),
+    );
+    fs::create_dir_all(&lower).unwrap();
+    fs::write(host.with_extension("secret"), SECRET).unwrap();
+    fs::create_dir_all(&host).unwrap();
+    fs::write(host.join("f"), SECRET).unwrap();
+    write(&upper.join("f"), "container-data!!");
+    write(&upper.join("d/f"), "container-data!!");
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    // The file itself becomes a symlink to a host file of the same size.
+    fs::remove_file(upper.join("f")).unwrap();
+    symlink(host.with_extension("secret"), upper.join("f")).unwrap();
+    let err = layer_bytes(&diff).unwrap_err().to_string();
+    assert!(err.contains("symlink") && err.contains("/u/f"), "{err}");
+    // A directory on its path becomes a symlink to a host directory.
+    fs::remove_file(upper.join("f")).unwrap();
+    write(&upper.join("f"), "container-data!!");
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    fs::rename(upper.join("d"), t.path().join("d-moved")).unwrap();
+    symlink(&host, upper.join("d")).unwrap();
+    let err = layer_bytes(&diff).unwrap_err().to_string();
+    assert!(err.contains("no longer a directory"), "{err}");
+    // Another file of the same size put in its place is not the inode the diff saw.
+    fs::remove_file(upper.join("d")).unwrap();
+    fs::rename(t.path().join("d-moved"), upper.join("d")).unwrap();
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    fs::copy(host.join("f"), t.path().join("same-size")).unwrap();
+    fs::rename(t.path().join("same-size"), upper.join("f")).unwrap();
+    let err = layer_bytes(&diff).unwrap_err().to_string();
+    assert!(err.contains("replaced"), "{err}");
+}
+
+#[test]
+fn a_racing_symlink_swap_never_puts_a_host_file_in_the_layer() {
+    let t = tempfile::tempdir().unwrap();
+    let (lower, upper) = (t.path().join("l"), t.path().join("u"));
+    fs::create_dir_all(&lower).unwrap();
+    let secret = t.path().join("secret");
+    fs::write(&secret, SECRET).unwrap();
+    for i in 0..8 {
+        write(&upper.join(format!("f{i}")), "container-data!!");
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let racer = {
+        let (stop, upper, secret) = (stop.clone(), upper.clone(), secret.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let target = upper.join(format!("f{}", n % 8));
+                let tmp = upper.join(format!(".tmp{n}"));
+                if n.is_multiple_of(2) {
+                    symlink(&secret, &tmp).unwrap();
+                } else {
+                    fs::write(&tmp, "container-data!!").unwrap();
+                }
+                fs::rename(&tmp, &target).unwrap();
+                n += 1;
+            }
+        })
+    };
+    let mut written = 0;
+    for _ in 0..300 {
+        let Ok(diff) = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()) else {
+            continue;
+        };
+        if let Ok(bytes) = layer_bytes(&diff) {
+            written += 1;
+            assert!(!contains(&bytes, SECRET), "a host file went into the layer");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    racer.join().unwrap();
+    eprintln!("{written} of 300 layers written while racing");
+}
+
+#[test]
+fn names_that_would_be_whiteouts_are_refused() {
+    let file = |u: &Path, p: &str| write(&u.join(p), "x");
+    let dir = |u: &Path, p: &str| fs::create_dir_all(u.join(p)).unwrap();
+    for (make, name) in [
+        (file as fn(&Path, &str), "etc/.wh.hostname"),
+        (dir, ".wh.usr"),
+        (file, "dir1/.wh..wh..opq"),
+    ] {
+        let (_t, lower, upper) = trees();
+        make(&upper, name);
+        let err = compute(&DirTree::new(&lower), &upper, &DiffOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(name) && err.contains(".wh."), "{err}");
+        // Left out with an exclusion, the tree is fine.
+        let opts = DiffOptions {
+            exclude: vec![PathBuf::from(name)],
+            ..DiffOptions::default()
+        };
+        assert!(compute(&DirTree::new(&lower), &upper, &opts).is_ok());
+    }
+}
+
+#[test]
+fn hardlinked_symlinks_fifos_and_files_stay_hardlinks() {
+    let (t, lower, upper) = trees();
+    symlink("a.txt", upper.join("s1")).unwrap();
+    // link(2) makes a second name for the symlink itself (std does not follow it on Linux).
+    fs::hard_link(upper.join("s1"), upper.join("s2")).unwrap();
+    sh(&format!("mkfifo '{}'", upper.join("p1").display()));
+    fs::hard_link(upper.join("p1"), upper.join("p2")).unwrap();
+    fs::hard_link(upper.join("keep.txt"), upper.join("keep-2.txt")).unwrap();
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    let plan = diff.plan();
+    for (link, target) in [("s2", "s1"), ("p2", "p1"), ("keep.txt", "keep-2.txt")] {
+        assert!(
+            plan.contains(&LayerEntry::Hardlink {
+                path: PathBuf::from(link),
+                target: PathBuf::from(target),
+            }),
+            "{link} -> {target}: {plan:?}"
+        );
+    }
+    let out = t.path().join("layer.tar");
+    write_layer_file(&diff, &out, &tar_opts()).unwrap();
+    let entries = read_tar(&fs::read(&out).unwrap());
+    let s2 = entries.iter().find(|e| e.0 == "s2").unwrap();
+    assert_eq!((s2.1, s2.2.as_deref()), (tar::EntryType::Link, Some("s1")));
+}
+
+#[test]
+fn a_change_to_the_root_itself_is_the_dot_slash_entry() {
+    let (t, lower, upper) = trees();
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    assert!(diff.is_empty(), "{:?}", diff.changes());
+    fs::set_permissions(&upper, fs::Permissions::from_mode(0o700)).unwrap();
+    xattr::set(&upper, "user.root", b"1").unwrap();
+    let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
+    match kind_of(&diff.changes(), ".") {
+        Some(ChangeKind::Modified(r)) => assert!(r.mode && r.xattrs && !r.mtime, "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    let out = t.path().join("layer.tar");
+    write_layer_file(&diff, &out, &tar_opts()).unwrap();
+    let entries = read_tar(&fs::read(&out).unwrap());
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].0, "./");
+    assert!(
+        entries[0]
+            .6
+            .contains(&("SCHILY.xattr.user.root".to_string(), b"1".to_vec()))
+    );
+}
+
+#[test]
+fn a_directory_swapped_for_a_symlink_during_the_walk_never_lists_the_host() {
+    let t = tempfile::tempdir().unwrap();
+    let (lower, upper, host) = (
+        t.path().join("l"),
+        t.path().join("u"),
+        t.path().join("host"),
+    );
+    fs::create_dir_all(&lower).unwrap();
+    fs::create_dir_all(&host).unwrap();
+    for i in 0..50 {
+        symlink("HOST-TARGET", host.join(format!("host-{i}"))).unwrap();
+    }
+    for i in 0..4 {
+        for j in 0..50 {
+            write(&upper.join(format!("d{i}/f{j}")), "x");
+        }
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let racer = {
+        let (stop, upper, host) = (stop.clone(), upper.clone(), host.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let d = upper.join(format!("d{}", n % 4));
+                let aside = upper.join(format!("aside{}", n % 4));
+                // d becomes a symlink to the host directory, then a directory again.
+                fs::rename(&d, &aside).unwrap();
+                symlink(&host, &d).unwrap();
+                std::thread::yield_now();
+                fs::remove_file(&d).unwrap();
+                fs::rename(&aside, &d).unwrap();
+                n += 1;
+            }
+        })
+    };
+    let mut walked = 0;
+    for _ in 0..300 {
+        if let Ok(diff) = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()) {
+            walked += 1;
+            for c in diff.changes() {
+                assert!(
+                    !c.path.to_string_lossy().contains("host-"),
+                    "the walk listed the host directory: {}",
+                    c.path.display()
+                );
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    racer.join().unwrap();
+    eprintln!("{walked} of 300 walks finished while racing");
+}
+
+#[test]
+fn full_hash_hashes_even_files_whose_inode_and_ctime_match() {
+    let (_t, _lower, upper) = trees();
+    let mut state = record(&upper);
+    // A record whose digest no longer matches a file it says is untouched (as after restoring the
+    // tree onto another filesystem that reused the inode and ctime).
+    for (p, e) in &mut state.entries {
+        if p == Path::new("a.txt") {
+            e.digest = Some(hoist::Digest::sha256(b"something else").to_string());
+        }
+    }
+    let quick = compute(&state, &upper, &DiffOptions::default()).unwrap();
+    assert!(quick.is_empty(), "{:?}", quick.changes());
+    let full = compute(
+        &state,
+        &upper,
+        &DiffOptions {
+            full_hash: true,
+            ..DiffOptions::default()
+        },
+    )
+    .unwrap();
+    match kind_of(&full.changes(), "a.txt") {
+        Some(ChangeKind::Modified(r)) => assert!(r.content),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn overlay_whiteouts_in_the_upper_tree_become_layer_whiteouts() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root"
+        );
+        eprintln!("skipped: mknod and trusted.* xattrs need root");
+        return;
+    }
+    let (_t, lower, upper) = trees();
+    // As overlayfs records it: b.txt deleted (a 0/0 character device), dir1 made opaque with one
+    // new file; dir2 was opaque already in the lower tree and only gains a file.
+    xattr::set(lower.join("dir2"), "trusted.overlay.opaque", b"y").unwrap();
+    xattr::set(upper.join("dir2"), "trusted.overlay.opaque", b"y").unwrap();
+    fs::remove_file(upper.join("b.txt")).unwrap();
+    sh(&format!("mknod '{}' c 0 0", upper.join("b.txt").display()));
+    xattr::set(upper.join("dir1"), "trusted.overlay.opaque", b"y").unwrap();
+    write(&upper.join("dir1/new"), "new");
+    write(&upper.join("dir2/more"), "more");
+    let opts = DiffOptions {
+        overlay_whiteouts: true,
+        ..DiffOptions::default()
+    };
+    let plan = compute(&DirTree::new(&lower), &upper, &opts)
+        .unwrap()
+        .plan();
+    let has = |e: &LayerEntry| plan.contains(e);
+    assert!(has(&LayerEntry::Whiteout {
+        path: PathBuf::from("b.txt")
+    }));
+    assert!(has(&LayerEntry::Opaque {
+        dir: PathBuf::from("dir1")
+    }));
+    assert!(
+        !has(&LayerEntry::Opaque {
+            dir: PathBuf::from("dir2")
+        }),
+        "{plan:?}"
+    );
+    for e in &plan {
+        if let LayerEntry::Write { path, meta } = e {
+            assert_ne!(
+                meta.file_type,
+                hoist::diff::FileType::CharDevice,
+                "{path:?}"
+            );
+            assert!(
+                !meta
+                    .xattrs
+                    .keys()
+                    .any(|k| k.to_string_lossy().starts_with("trusted.overlay")),
+                "{path:?}"
+            );
+        }
+    }
+    // The opaque directory's unchanged contents are written again (x, sub/y), so they survive.
+    for p in ["dir1/x", "dir1/sub/y", "dir1/new"] {
+        assert!(
+            plan.iter()
+                .any(|e| matches!(e, LayerEntry::Write { path, .. } if path == Path::new(p))),
+            "{p}: {plan:?}"
+        );
+    }
+    // Without the option, the device is what it is.
+    let plain = compute(&DirTree::new(&lower), &upper, &DiffOptions::default())
+        .unwrap()
+        .plan();
+    assert!(!plain.contains(&LayerEntry::Whiteout {
+        path: PathBuf::from("b.txt")
+    }));
 }

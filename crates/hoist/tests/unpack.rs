@@ -426,7 +426,7 @@ fn the_root_cannot_change_type() {
 
 #[test]
 fn reserved_names_are_refused_in_a_plain_unpack() {
-    let t = tar_of(&[E::File(b".hoist-state.json", b"{}", 0o644)]);
+    let t = tar_of(&[E::File(b".hoist-unpack-incomplete", b"{}", 0o644)]);
     hostile(&[t], |_, r| assert!(unsafe_entry(r).contains("reserved")));
 }
 
@@ -775,12 +775,9 @@ fn rootless_records_owners_and_skips_devices() {
     t.extend(tar_of(&[E::Char(b"dev-null", 1, 3)]));
     let area = Area::new();
     let src = image(&area.base, vec![gz_layer(&t)]);
-    let report = unpack(
-        src.as_ref(),
-        &area.target(),
-        &opts(Resolver::detect(), true),
-    )
-    .unwrap();
+    let mut o = opts(Resolver::detect(), true);
+    o.state = Some(area.base.join("state.json"));
+    let report = unpack(src.as_ref(), &area.target(), &o).unwrap();
     assert!(report.rootless);
     assert_eq!(report.skipped_devices, vec!["dev-null".to_string()]);
     let r = area.target();
@@ -797,7 +794,7 @@ fn rootless_records_owners_and_skips_devices() {
     );
     assert_eq!(m.mode() & 0o7777, 0o2755);
     // The state records the image's owners and the skipped device.
-    let state = UnpackState::load(&r.join(".hoist-state.json")).unwrap();
+    let state = UnpackState::load(&area.base.join("state.json")).unwrap();
     assert!(state.header.rootless);
     assert_eq!(state.header.skipped_devices, vec!["dev-null".to_string()]);
     let e = state.get(Path::new("owned")).unwrap();
@@ -840,7 +837,11 @@ fn long_names_non_utf8_xattrs_and_state() {
     t.extend(tar_of(&[E::File(b"bad-\xff\xfe-name", b"bytes", 0o644)]));
     let area = Area::new();
     let src = image(&area.base, vec![gz_layer(&t)]);
-    unpack(src.as_ref(), &area.target(), &UnpackOptions::default()).unwrap();
+    let o = UnpackOptions {
+        state: Some(area.base.join("state.json")),
+        ..Default::default()
+    };
+    unpack(src.as_ref(), &area.target(), &o).unwrap();
     let r = area.target();
     assert_eq!(fs::read(r.join(&long)).unwrap(), b"long");
     let pax = r.join(format!("pax/{}", "p".repeat(200)));
@@ -855,7 +856,7 @@ fn long_names_non_utf8_xattrs_and_state() {
     let odd = r.join(std::ffi::OsStr::from_bytes(b"bad-\xff\xfe-name"));
     assert_eq!(fs::read(odd).unwrap(), b"bytes");
 
-    let state = UnpackState::load(&r.join(".hoist-state.json")).unwrap();
+    let state = UnpackState::load(&area.base.join("state.json")).unwrap();
     let e = state
         .get(Path::new(std::ffi::OsStr::from_bytes(b"bad-\xff\xfe-name")))
         .unwrap();
@@ -864,12 +865,7 @@ fn long_names_non_utf8_xattrs_and_state() {
     assert_eq!(e.xattrs.get("user.foo").map(String::as_str), Some("626172"));
     // The state is a LowerTree: diffing the tree against it finds nothing.
     let diff = hoist::diff::compute(&state, &r, &Default::default()).unwrap();
-    let changes: Vec<_> = diff
-        .changes()
-        .into_iter()
-        .filter(|c| !c.path.starts_with(".hoist-state.json"))
-        .collect();
-    assert!(changes.is_empty(), "{changes:?}");
+    assert!(diff.is_empty(), "{:?}", diff.changes());
     assert!(state.entries().unwrap().count() >= 4);
 }
 

@@ -26,6 +26,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use append::{AppendOptions, Appended, append_diff};
+pub(crate) use walk::open_in_tree;
 pub use walk::{DirTree, ROOTLESS_XATTR, RootlessOwner, parse_rootless};
 pub use writer::{
     LayerBlob, LayerOptions, MtimePolicy, write_layer, write_layer_file, write_layer_reporting,
@@ -34,6 +35,7 @@ pub use writer::{
 use crate::blob::read_full;
 use crate::digest::Digest;
 use crate::error::Result;
+use crate::layer::IdMap;
 
 /// What kind of filesystem object an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,6 +82,9 @@ pub struct Meta {
     pub xattrs: BTreeMap<OsString, Vec<u8>>,
     /// (device, inode) and link count, where known: used to find hardlink groups in the upper tree.
     pub inode: Option<(u64, u64, u64)>,
+    /// Status change time (seconds, nanoseconds), where known: with the inode, it tells whether a file
+    /// was rewritten since a record was made (a process can set the mtime back, never the ctime).
+    pub ctime: Option<(i64, u32)>,
 }
 
 /// Content of a lower file, for comparing with the upper one when all metadata agree.
@@ -88,7 +93,7 @@ pub enum LowerContent<'a> {
     Reader(Box<dyn Read + 'a>),
     /// Only a digest of the bytes is known (a state record).
     Digest(Digest),
-    /// Nothing is known: metadata decides alone.
+    /// Nothing is known: the file counts as changed when its metadata agree.
     Unavailable,
 }
 
@@ -107,10 +112,22 @@ pub trait LowerTree {
     fn lookup(&self, path: &Path) -> Result<Option<Meta>>;
     /// The content of a regular file, for content comparison.
     fn content(&self, path: &Path) -> Result<LowerContent<'_>>;
+    /// The metadata of the root itself, when known: its mode, owner and xattrs are compared with the
+    /// upper root's, and a change is written as the layer's `./` entry. `None` (the default): not
+    /// compared.
+    fn root_meta(&self) -> Result<Option<Meta>> {
+        Ok(None)
+    }
     /// True when the tree's modification times carry nanoseconds (a directory does; a tar-based record
     /// may only have seconds, and then only seconds are compared).
     fn mtime_nanos(&self) -> bool {
         true
+    }
+    /// True when the regular file `upper` describes is known to be the very file this tree recorded
+    /// at `path`, untouched since (same inode and status change time, as git's index decides), so its
+    /// content needs no comparison. The default, false, means "in doubt": the content is compared.
+    fn unchanged_file(&self, _path: &Path, _upper: &Meta) -> bool {
+        false
     }
 }
 
@@ -185,12 +202,101 @@ pub struct Change {
 /// Options of [`compute`].
 #[derive(Debug, Clone, Default)]
 pub struct DiffOptions {
-    /// Compare the bytes of regular files whose size, mtime and other metadata all agree (slower;
-    /// without it such files count as unchanged, as with mtree-style comparison).
-    pub compare_content: bool,
+    /// Compare the content of every regular file whose metadata all agree, even one the lower tree
+    /// knows to be untouched ([`LowerTree::unchanged_file`]). Without it, such files are still
+    /// compared whenever that is in doubt (always, for a plain directory as the lower tree), so a
+    /// same-size edit that kept the mtime is never missed.
+    pub full_hash: bool,
     /// Paths (relative to the roots) left out on both sides, with everything below them: umoci's
-    /// `--mask-path`, and hoist's own state file in a plain unpack.
+    /// `--mask-path`.
     pub exclude: Vec<PathBuf>,
+    /// The uid maps the upper tree was unpacked with (`unpack --uid-map`): its owners are host ids,
+    /// mapped back to the image's ids before comparing and writing; an id outside them is an error.
+    pub uid_map: Vec<IdMap>,
+    /// The gid maps, as `uid_map`.
+    pub gid_map: Vec<IdMap>,
+    /// The upper tree keeps whiteouts as overlayfs does (`unpack --whiteout-format overlay`, or an
+    /// overlay upper directory): a 0/0 character device is written as a `.wh.` whiteout and a
+    /// directory's `trusted.overlay.opaque=y` as an opaque marker, never as a device or an xattr.
+    pub overlay_whiteouts: bool,
+}
+
+/// The xattr overlayfs marks an opaque directory with.
+const OVERLAY_OPAQUE: &str = "trusted.overlay.opaque";
+
+/// True for a directory marked opaque the overlayfs way (`trusted.overlay.opaque=y`).
+fn overlay_opaque(meta: &Meta) -> bool {
+    meta.file_type == FileType::Dir
+        && meta
+            .xattrs
+            .get(std::ffi::OsStr::new(OVERLAY_OPAQUE))
+            .is_some_and(|v| v == b"y")
+}
+
+/// The image id whose host id is `host` under `maps` (identity when `maps` is empty).
+fn to_container(maps: &[IdMap], host: u32) -> Option<u32> {
+    if maps.is_empty() {
+        return Some(host);
+    }
+    maps.iter().find_map(|m| {
+        let off = host.checked_sub(m.host)?;
+        (off < m.size)
+            .then(|| m.container.checked_add(off))
+            .flatten()
+    })
+}
+
+/// `meta` with its host owner mapped back to the image's ids through `uid_map`/`gid_map`, and
+/// false when an id lies outside them (it is then kept as it is: fine for an entry that is not
+/// written, such as the root hoist created, an error for one that is).
+pub(crate) fn map_owner_back(mut meta: Meta, uid_map: &[IdMap], gid_map: &[IdMap]) -> (Meta, bool) {
+    let (uid, gid) = (
+        to_container(uid_map, meta.uid),
+        to_container(gid_map, meta.gid),
+    );
+    meta.uid = uid.unwrap_or(meta.uid);
+    meta.gid = gid.unwrap_or(meta.gid);
+    (meta, uid.is_some() && gid.is_some())
+}
+
+/// The error for an entry to be written whose host owner has no id in the image.
+fn unmapped_owner(full: &Path, meta: &Meta) -> crate::Error {
+    crate::Error::Other(format!(
+        "{}: owner {}:{} is outside the unpack's --uid-map/--gid-map ranges, so it has no id in \
+         the image; chown it into them",
+        full.display(),
+        meta.uid,
+        meta.gid
+    ))
+}
+
+impl Diff {
+    /// Refuses a plan that writes an entry whose host owner lies outside the id maps (owners
+    /// outside them are fine where nothing is written, e.g. directories hoist made).
+    pub(crate) fn check_owners(&self, plan: &[LayerEntry]) -> Result<()> {
+        if self.unmapped.is_empty() {
+            return Ok(());
+        }
+        for entry in plan {
+            let (LayerEntry::Write { path, .. } | LayerEntry::Hardlink { path, .. }) = entry else {
+                continue;
+            };
+            if self.unmapped.contains(path) {
+                let meta = match entry {
+                    LayerEntry::Write { meta, .. } => Some(meta),
+                    _ => self.upper_meta(path),
+                };
+                return Err(match meta {
+                    Some(m) => unmapped_owner(&self.upper_root.join(path), m),
+                    None => crate::Error::Other(format!(
+                        "{}: owner outside the id maps",
+                        path.display()
+                    )),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The state of one upper entry after comparison.
@@ -208,6 +314,8 @@ struct UpperEntry {
     status: Status,
     /// The lower entry at this path was a directory too (so an opaque marker could apply).
     lower_dir: bool,
+    /// The lower entry at this path was a directory marked opaque the overlayfs way.
+    lower_overlay_opaque: bool,
 }
 
 /// The computed difference between a lower tree and an upper directory.
@@ -216,6 +324,12 @@ pub struct Diff {
     upper_root: PathBuf,
     upper: Vec<UpperEntry>,
     deleted: Vec<PathBuf>,
+    /// The upper root's metadata and what differs, when its mode, owner or xattrs changed.
+    root: Option<(Meta, Reasons)>,
+    /// Upper paths (`.` for the root) whose host owner lies outside the id maps: an error if written.
+    unmapped: HashSet<PathBuf>,
+    /// [`DiffOptions::overlay_whiteouts`].
+    overlay: bool,
 }
 
 /// One entry of a layer, in the order it is written.
@@ -256,12 +370,48 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
         Err(_) => true,
     };
     let mut lower_iter = lower.entries()?.filter(kept).peekable();
-    let mut upper_iter = upper_tree.entries()?.filter(kept).peekable();
+    let mut upper_items = upper_tree.entries()?.filter(kept).map(|item| {
+        let (path, meta) = item?;
+        let (meta, mapped) = map_owner_back(meta, &opts.uid_map, &opts.gid_map);
+        Ok((path, meta, mapped))
+    });
+    let mut unmapped_paths = Vec::new();
+    let upper_iter = std::iter::from_fn(|| {
+        upper_items.next().map(|item| {
+            item.map(|(path, meta, mapped)| {
+                if !mapped {
+                    unmapped_paths.push(path.clone());
+                }
+                (path, meta)
+            })
+        })
+    });
+    let mut upper_iter = upper_iter.peekable();
     let mut out = Diff {
         upper_root: upper.to_path_buf(),
         upper: Vec::new(),
         deleted: Vec::new(),
+        root: None,
+        unmapped: HashSet::new(),
+        overlay: opts.overlay_whiteouts,
     };
+    if let Some(lroot) = lower.root_meta()? {
+        let (uroot, mapped) = map_owner_back(walk::read_meta(upper)?, &opts.uid_map, &opts.gid_map);
+        let r = compare(&lroot, &uroot, nanos);
+        let root_changes = Reasons {
+            mode: r.mode,
+            owner: r.owner,
+            xattrs: r.xattrs,
+            file_type: r.file_type,
+            ..Reasons::default()
+        };
+        if !mapped {
+            out.unmapped.insert(PathBuf::from("."));
+        }
+        if !root_changes.is_empty() {
+            out.root = Some((uroot, root_changes));
+        }
+    }
     // A lower directory that was deleted or replaced by a non-directory: its lower contents need no
     // whiteouts of their own.
     let mut gone: Option<PathBuf> = None;
@@ -274,6 +424,11 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
         };
+        if order != Ordering::Less
+            && let Some(Ok((path, _))) = upper_iter.peek()
+        {
+            refuse_whiteout_name(upper, path)?;
+        }
         match order {
             Ordering::Less => {
                 let Some(Ok((path, meta))) = lower_iter.next() else {
@@ -296,6 +451,7 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
                     meta,
                     status: Status::Added,
                     lower_dir: false,
+                    lower_overlay_opaque: false,
                 });
             }
             Ordering::Equal => {
@@ -306,9 +462,9 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
                 };
                 let mut reasons = compare(&lmeta, &umeta, nanos);
                 if reasons.is_empty()
-                    && opts.compare_content
                     && umeta.file_type == FileType::Regular
-                    && !same_content(lower, &upper_tree, &path)?
+                    && (opts.full_hash || !lower.unchanged_file(&path, &umeta))
+                    && !same_content(lower, &upper_tree, &path, &umeta)?
                 {
                     reasons.content = true;
                 }
@@ -317,6 +473,7 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
                 }
                 out.upper.push(UpperEntry {
                     lower_dir: lmeta.file_type == FileType::Dir,
+                    lower_overlay_opaque: overlay_opaque(&lmeta),
                     path,
                     meta: umeta,
                     status: if reasons.is_empty() {
@@ -328,7 +485,28 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
             }
         }
     }
+    drop(upper_iter);
+    out.unmapped.extend(unmapped_paths);
     Ok(out)
+}
+
+/// The prefix that makes a layer entry a whiteout.
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+
+/// Refuses an upper entry named `.wh.*`: in a layer it would delete a file (or hide a directory)
+/// instead of being one, so the tree cannot be written as a layer (umoci refuses it too).
+fn refuse_whiteout_name(upper: &Path, path: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    match path.file_name() {
+        Some(name) if name.as_bytes().starts_with(WHITEOUT_PREFIX) => {
+            Err(crate::Error::Other(format!(
+                "{}: a name starting with .wh. would be a whiteout in a layer, not a file; \
+                 rename or remove it (or leave it out with a mask/exclude)",
+                upper.join(path).display()
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn take_err(it: &mut impl Iterator<Item = Result<(PathBuf, Meta)>>) -> crate::Error {
@@ -359,13 +537,14 @@ fn compare(l: &Meta, u: &Meta, nanos: bool) -> Reasons {
 }
 
 /// Byte-compares (or digest-compares) a regular file present in both trees.
-fn same_content(lower: &dyn LowerTree, upper: &DirTree, path: &Path) -> Result<bool> {
+fn same_content(lower: &dyn LowerTree, upper: &DirTree, path: &Path, umeta: &Meta) -> Result<bool> {
     use crate::error::IoContext;
     let upath = upper.root().join(path);
-    let open_upper =
-        || std::fs::File::open(&upath).ctx(|| format!("opening {} to compare it", upath.display()));
+    let open_upper = || walk::open_in_tree(upper.root(), path, Some(umeta));
     match lower.content(path)? {
-        LowerContent::Unavailable => Ok(true),
+        // Nothing to compare with: count it as changed, since writing an unchanged file again is
+        // harmless and dropping a change is not.
+        LowerContent::Unavailable => Ok(false),
         LowerContent::Digest(d) => {
             let mut w = crate::digest::HashingWriter::new(std::io::sink(), d.algorithm());
             std::io::copy(&mut open_upper()?, &mut w)
@@ -392,6 +571,17 @@ fn same_content(lower: &dyn LowerTree, upper: &DirTree, path: &Path) -> Result<b
     }
 }
 
+/// The hardlink group of an entry: (device, inode) of anything but a directory (or a socket, which a
+/// layer cannot hold) with more than one link. Symlinks, FIFOs and devices can be hardlinked too,
+/// and stay so.
+fn link_key(meta: &Meta) -> Option<(u64, u64)> {
+    match (meta.file_type, meta.inode) {
+        (FileType::Dir | FileType::Socket, _) => None,
+        (_, Some((dev, ino, nlink))) if nlink > 1 => Some((dev, ino)),
+        _ => None,
+    }
+}
+
 /// Tar bytes an entry of `meta` occupies (header plus padded content).
 fn entry_cost(meta: &Meta) -> u64 {
     let data = if meta.file_type == FileType::Regular {
@@ -403,6 +593,14 @@ fn entry_cost(meta: &Meta) -> u64 {
 }
 
 impl Diff {
+    /// The metadata of the upper entry at `path` (as compared and written: owners mapped back).
+    pub(crate) fn upper_meta(&self, path: &Path) -> Option<&Meta> {
+        self.upper
+            .binary_search_by(|e| e.path.as_path().cmp(path))
+            .ok()
+            .map(|i| &self.upper[i].meta)
+    }
+
     /// The upper directory the diff was computed for (where file contents are read from).
     pub fn upper_root(&self) -> &Path {
         &self.upper_root
@@ -410,7 +608,9 @@ impl Diff {
 
     /// True when the trees are the same.
     pub fn is_empty(&self) -> bool {
-        self.deleted.is_empty() && self.upper.iter().all(|e| e.status == Status::Unchanged)
+        self.root.is_none()
+            && self.deleted.is_empty()
+            && self.upper.iter().all(|e| e.status == Status::Unchanged)
     }
 
     /// Every change, in path order.
@@ -432,6 +632,10 @@ impl Diff {
             .chain(self.deleted.iter().map(|p| Change {
                 path: p.clone(),
                 kind: ChangeKind::Deleted,
+            }))
+            .chain(self.root.iter().map(|(_, r)| Change {
+                path: PathBuf::from("."),
+                kind: ChangeKind::Modified(*r),
             }))
             .collect();
         v.sort_by(|a, b| a.path.cmp(&b.path));
@@ -508,7 +712,21 @@ impl Diff {
     /// deleted path's place, an opaque marker right after its directory, the second and later paths of
     /// a hardlink group as links to the first.
     pub fn plan(&self) -> Vec<LayerEntry> {
-        let opaque = self.opaque_dirs();
+        let mut opaque = self.opaque_dirs();
+        if self.overlay {
+            // A directory newly marked opaque the overlayfs way hides everything the lower layers
+            // had in it: an opaque marker, with its whole upper contents written again. One marked
+            // so already at unpack needs nothing new (another marker would hide its contents).
+            let nested = |p: &Path| p.ancestors().skip(1).any(|a| opaque.contains(a));
+            let fresh: Vec<PathBuf> = self
+                .upper
+                .iter()
+                .filter(|e| e.lower_dir && overlay_opaque(&e.meta) && !e.lower_overlay_opaque)
+                .map(|e| e.path.clone())
+                .filter(|p| !nested(p))
+                .collect();
+            opaque.extend(fresh);
+        }
         let in_opaque = |p: &Path| p.ancestors().skip(1).any(|a| opaque.contains(a));
         let mut emit: Vec<bool> = self
             .upper
@@ -520,10 +738,8 @@ impl Diff {
         // Hardlink groups: when any path of a group is written, all are, so the link survives.
         let mut groups: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
         for (i, e) in self.upper.iter().enumerate() {
-            if let (FileType::Regular, Some((dev, ino, nlink))) = (e.meta.file_type, e.meta.inode)
-                && nlink > 1
-            {
-                groups.entry((dev, ino)).or_default().push(i);
+            if let Some(k) = link_key(&e.meta) {
+                groups.entry(k).or_default().push(i);
             }
         }
         for members in groups.values() {
@@ -535,6 +751,13 @@ impl Diff {
         }
         let mut first_of: HashMap<(u64, u64), &Path> = HashMap::new();
         let mut out = Vec::new();
+        // The root itself, as `./`, first.
+        if let Some((meta, _)) = &self.root {
+            out.push(LayerEntry::Write {
+                path: PathBuf::from("."),
+                meta: meta.clone(),
+            });
+        }
         let mut deleted = self.deleted.iter().filter(|p| !in_opaque(p)).peekable();
         for (e, on) in self.upper.iter().zip(emit) {
             while let Some(d) = deleted.next_if(|d| **d < e.path) {
@@ -543,10 +766,7 @@ impl Diff {
             if !on || e.meta.file_type == FileType::Socket {
                 continue;
             }
-            let key = match (e.meta.file_type, e.meta.inode) {
-                (FileType::Regular, Some((dev, ino, nlink))) if nlink > 1 => Some((dev, ino)),
-                _ => None,
-            };
+            let key = link_key(&e.meta);
             if let Some(target) = key.and_then(|k| first_of.get(&k)) {
                 out.push(LayerEntry::Hardlink {
                     path: e.path.clone(),
@@ -554,12 +774,28 @@ impl Diff {
                 });
                 continue;
             }
+            let mut meta = e.meta.clone();
+            if self.overlay && meta.file_type == FileType::CharDevice && meta.device == Some((0, 0))
+            {
+                // An overlayfs whiteout: it deletes what the lower tree had there (nothing to do
+                // when the lower had nothing, or the same whiteout).
+                if matches!(e.status, Status::Modified(_)) {
+                    out.push(LayerEntry::Whiteout {
+                        path: e.path.clone(),
+                    });
+                }
+                continue;
+            }
+            if self.overlay && meta.file_type == FileType::Dir {
+                // Carried by the opaque marker (when new), never as an xattr in the layer.
+                meta.xattrs.remove(std::ffi::OsStr::new(OVERLAY_OPAQUE));
+            }
             if let Some(k) = key {
                 first_of.insert(k, &e.path);
             }
             out.push(LayerEntry::Write {
                 path: e.path.clone(),
-                meta: e.meta.clone(),
+                meta,
             });
             if opaque.contains(&e.path) {
                 out.push(LayerEntry::Opaque {

@@ -1,10 +1,13 @@
-//! Reading a directory tree for diffing: a sorted walk that never follows symlinks, the metadata of each
-//! entry (`lstat`, extended attributes), and umoci's rootless ownership record.
+//! Reading a directory tree for diffing: a sorted walk through directory descriptors that never
+//! follows a symlink (even one swapped in while it runs), the metadata of each entry (`statat`,
+//! extended attributes), the one opener for file contents ([`open_in_tree`]), and umoci's rootless
+//! ownership record.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -101,6 +104,268 @@ impl DirTree {
     }
 }
 
+/// Opens the regular file `rel` below `root` for reading without following any symlink: every
+/// directory on the way is opened relative to the previous one with `O_NOFOLLOW | O_DIRECTORY`, the
+/// file itself with `O_NOFOLLOW` (and `O_NONBLOCK`, so a FIFO put in its place cannot block). When
+/// `expect` is given, the opened inode must be the one the walk saw: same device and inode, a regular
+/// file of the same size. So a file swapped for a symlink (or anything else) between the walk and the
+/// read is an error, never a host file in a layer. This is the one opener for content read from a
+/// tree being diffed, repacked or recorded.
+pub(crate) fn open_in_tree(root: &Path, rel: &Path, expect: Option<&Meta>) -> Result<fs::File> {
+    use rustix::fs::{Mode, OFlags, openat};
+    let shown = || root.join(rel).display().to_string();
+    let fail = |why: String| Error::Other(format!("{}: {why}", shown()));
+    let names: Vec<&std::ffi::OsStr> = rel
+        .components()
+        .map(|c| match c {
+            std::path::Component::Normal(n) => Ok(n),
+            _ => Err(fail("not a plain relative path".into())),
+        })
+        .collect::<Result<_>>()?;
+    let Some((last, dirs)) = names.split_last() else {
+        return Err(fail("not a file".into()));
+    };
+    let mut dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(format!("opening {}", root.display()), e.into()))?;
+    let changed = |what: &str| {
+        fail(format!(
+            "{what} since the tree was scanned (changed while hoist read it?); run again"
+        ))
+    };
+    for name in dirs {
+        dir = openat(
+            &dir,
+            *name,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP => {
+                changed("a directory on its path is no longer a directory")
+            }
+            e => Error::io(format!("opening {}", shown()), e.into()),
+        })?;
+    }
+    let fd = openat(
+        &dir,
+        *last,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::LOOP => changed("it became a symlink"),
+        e => Error::io(format!("opening {}", shown()), e.into()),
+    })?;
+    let st =
+        rustix::fs::fstat(&fd).map_err(|e| Error::io(format!("reading {}", shown()), e.into()))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(changed("it is no longer a regular file"));
+    }
+    if let Some(m) = expect {
+        if let Some((dev, ino, _)) = m.inode
+            && (st.st_dev, st.st_ino) != (dev, ino)
+        {
+            return Err(changed("it was replaced by another file"));
+        }
+        if u64::try_from(st.st_size).ok() != Some(m.size) {
+            return Err(changed("its size changed"));
+        }
+    }
+    Ok(fs::File::from(fd))
+}
+
+/// Lists the tree at `root` in path order (names compared as bytes, a directory's contents right
+/// after it) without ever following a symlink: every directory is read through a descriptor opened
+/// relative to its parent's with `O_NOFOLLOW | O_DIRECTORY` and checked to be the inode listed, and
+/// each entry's metadata comes from `statat(AT_SYMLINK_NOFOLLOW)` on the parent's descriptor, its
+/// xattrs from an `O_PATH` descriptor of that same inode. So a directory swapped for a symlink while
+/// the walk runs makes it fail, never list (or take metadata from) what the link points at.
+fn walk_fd(root: &Path, out: &mut Vec<(PathBuf, Meta)>) -> Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(format!("opening {}", root.display()), e.into()))?;
+    walk_dir(root, fd, PathBuf::new(), out)
+}
+
+fn walk_dir(
+    root: &Path,
+    dir: std::os::fd::OwnedFd,
+    rel: PathBuf,
+    out: &mut Vec<(PathBuf, Meta)>,
+) -> Result<()> {
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    let shown = |name: &[u8]| {
+        root.join(&rel)
+            .join(std::ffi::OsStr::from_bytes(name))
+            .display()
+            .to_string()
+    };
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    let listing = rustix::fs::Dir::read_from(&dir)
+        .map_err(|e| Error::io(format!("walking {}", shown(b"")), e.into()))?;
+    for entry in listing {
+        let entry = entry.map_err(|e| Error::io(format!("walking {}", shown(b"")), e.into()))?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(name.to_vec());
+        }
+    }
+    names.sort();
+    for name in names {
+        let os = std::ffi::OsStr::from_bytes(&name);
+        let path = rel.join(os);
+        let full = root.join(&path);
+        let st = rustix::fs::statat(&dir, os, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::io(format!("reading metadata of {}", full.display()), e.into()))?;
+        let ident = (st.st_dev, st.st_ino);
+        let file_type = match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+            rustix::fs::FileType::RegularFile => FileType::Regular,
+            rustix::fs::FileType::Directory => FileType::Dir,
+            rustix::fs::FileType::Symlink => FileType::Symlink,
+            rustix::fs::FileType::CharacterDevice => FileType::CharDevice,
+            rustix::fs::FileType::BlockDevice => FileType::BlockDevice,
+            rustix::fs::FileType::Fifo => FileType::Fifo,
+            _ => FileType::Socket,
+        };
+        let changed = || {
+            Error::Other(format!(
+                "{} changed while the tree was walked; run again",
+                full.display()
+            ))
+        };
+        let (link_target, xattr_source) = if file_type == FileType::Symlink {
+            let target = rustix::fs::readlinkat(&dir, os, Vec::new())
+                .map_err(|e| Error::io(format!("reading symlink {}", full.display()), e.into()))?;
+            (
+                Some(PathBuf::from(std::ffi::OsString::from_vec(
+                    target.into_bytes(),
+                ))),
+                None,
+            )
+        } else {
+            // O_PATH opens any type without side effects (a device is not opened for I/O).
+            let node = rustix::fs::openat(
+                &dir,
+                os,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::io(format!("opening {}", full.display()), e.into()))?;
+            let now = rustix::fs::fstat(&node)
+                .map_err(|e| Error::io(format!("reading {}", full.display()), e.into()))?;
+            if (now.st_dev, now.st_ino) != ident {
+                return Err(changed());
+            }
+            (None, Some(node))
+        };
+        let xattr_path = xattr_source
+            .as_ref()
+            .filter(|_| proc_fd_available())
+            .map(|fd| PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())));
+        let (xattrs, rootless) = read_xattrs(&full, xattr_path.as_deref())?;
+        let meta = Meta {
+            file_type,
+            mode: st.st_mode & 0o7777,
+            uid: rootless.uid.unwrap_or(st.st_uid),
+            gid: rootless.gid.unwrap_or(st.st_gid),
+            size: if file_type == FileType::Regular {
+                u64::try_from(st.st_size).unwrap_or(0)
+            } else {
+                0
+            },
+            mtime: st.st_mtime,
+            mtime_nsec: u32::try_from(st.st_mtime_nsec).unwrap_or(0),
+            link_target,
+            device: matches!(file_type, FileType::CharDevice | FileType::BlockDevice)
+                .then(|| (libc::major(st.st_rdev), libc::minor(st.st_rdev))),
+            xattrs,
+            inode: Some((st.st_dev, st.st_ino, st.st_nlink)),
+            ctime: Some((st.st_ctime, u32::try_from(st.st_ctime_nsec).unwrap_or(0))),
+        };
+        out.push((path.clone(), meta));
+        if file_type == FileType::Dir {
+            let sub = rustix::fs::openat(
+                &dir,
+                os,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| match e {
+                rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP => changed(),
+                e => Error::io(format!("walking {}", full.display()), e.into()),
+            })?;
+            let now = rustix::fs::fstat(&sub)
+                .map_err(|e| Error::io(format!("walking {}", full.display()), e.into()))?;
+            if (now.st_dev, now.st_ino) != ident {
+                return Err(changed());
+            }
+            walk_dir(root, sub, path, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// True when `/proc/self/fd` can name descriptors (procfs mounted); otherwise xattrs are read by path.
+fn proc_fd_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| Path::new("/proc/self/fd").is_dir())
+}
+
+/// The xattrs that belong in a layer and the rootless owner record, read through `via` (a
+/// `/proc/self/fd` path of an `O_PATH` descriptor, followed to its inode) or, without it, from
+/// `full` itself (never following a final symlink); errors name `full`.
+fn read_xattrs(
+    full: &Path,
+    via: Option<&Path>,
+) -> Result<(BTreeMap<OsString, Vec<u8>>, RootlessOwner)> {
+    let mut xattrs = BTreeMap::new();
+    let mut rootless = RootlessOwner::default();
+    let listed = match via {
+        Some(p) => xattr::list_deref(p),
+        None => xattr::list(full),
+    };
+    let names = match listed {
+        Ok(n) => n.collect::<Vec<OsString>>(),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => Vec::new(),
+        Err(e) => {
+            return Err(Error::io(
+                format!("listing xattrs of {}", full.display()),
+                e,
+            ));
+        }
+    };
+    for name in names {
+        let value = match via {
+            Some(p) => xattr::get_deref(p, &name),
+            None => xattr::get(full, &name),
+        }
+        .ctx(|| format!("reading xattrs of {}", full.display()))?;
+        let Some(value) = value else {
+            continue;
+        };
+        if name.as_bytes() == ROOTLESS_XATTR.as_bytes() {
+            rootless = parse_rootless(&value)
+                .map_err(|e| Error::Other(format!("{}: {e}", full.display())))?;
+        }
+        if SKIPPED_XATTRS
+            .iter()
+            .any(|s| s.as_bytes() == name.as_bytes())
+        {
+            continue;
+        }
+        xattrs.insert(name, value);
+    }
+    Ok((xattrs, rootless))
+}
+
 /// Reads the metadata of `full` (never following a symlink), reporting errors against `full`.
 pub(crate) fn read_meta(full: &Path) -> Result<Meta> {
     let m = fs::symlink_metadata(full).ctx(|| format!("reading metadata of {}", full.display()))?;
@@ -133,39 +398,12 @@ fn meta_from(full: &Path, m: &fs::Metadata) -> Result<Meta> {
         let rdev = m.rdev();
         (libc::major(rdev), libc::minor(rdev))
     });
-    let mut xattrs = BTreeMap::new();
-    let mut rootless = RootlessOwner::default();
     // Symlinks carry no user.* xattrs on Linux, and listing them can fail on some filesystems.
-    if file_type != FileType::Symlink {
-        let names = match xattr::list(full) {
-            Ok(n) => n.collect::<Vec<OsString>>(),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => Vec::new(),
-            Err(e) => {
-                return Err(Error::io(
-                    format!("listing xattrs of {}", full.display()),
-                    e,
-                ));
-            }
-        };
-        for name in names {
-            let Some(value) =
-                xattr::get(full, &name).ctx(|| format!("reading xattrs of {}", full.display()))?
-            else {
-                continue;
-            };
-            if name.as_bytes() == ROOTLESS_XATTR.as_bytes() {
-                rootless = parse_rootless(&value)
-                    .map_err(|e| Error::Other(format!("{}: {e}", full.display())))?;
-            }
-            if SKIPPED_XATTRS
-                .iter()
-                .any(|s| s.as_bytes() == name.as_bytes())
-            {
-                continue;
-            }
-            xattrs.insert(name, value);
-        }
-    }
+    let (xattrs, rootless) = if file_type == FileType::Symlink {
+        (BTreeMap::new(), RootlessOwner::default())
+    } else {
+        read_xattrs(full, None)?
+    };
     Ok(Meta {
         file_type,
         mode: m.mode() & 0o7777,
@@ -182,6 +420,7 @@ fn meta_from(full: &Path, m: &fs::Metadata) -> Result<Meta> {
         device,
         xattrs,
         inode: Some((m.dev(), m.ino(), m.nlink())),
+        ctime: Some((m.ctime(), u32::try_from(m.ctime_nsec()).unwrap_or(0))),
     })
 }
 
@@ -195,29 +434,9 @@ impl LowerTree for DirTree {
                 self.root.display()
             )));
         }
-        let walker = walkdir::WalkDir::new(&self.root)
-            .follow_links(false)
-            .min_depth(1)
-            .sort_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
-        Ok(Box::new(walker.into_iter().map(move |entry| {
-            let entry = entry.map_err(|e| {
-                let path = e.path().map(Path::to_path_buf).unwrap_or_default();
-                let context = format!("walking {}", path.display());
-                match e.into_io_error() {
-                    Some(io) => Error::io(context, io),
-                    None => Error::Other(format!("{context}: filesystem loop")),
-                }
-            })?;
-            let rel = entry
-                .path()
-                .strip_prefix(&self.root)
-                .map_err(|_| Error::Other(format!("{} escaped the walk", entry.path().display())))?
-                .to_path_buf();
-            let m = entry
-                .metadata()
-                .map_err(|e| Error::Other(format!("reading {}: {e}", entry.path().display())))?;
-            Ok((rel, meta_from(entry.path(), &m)?))
-        })))
+        let mut out = Vec::new();
+        walk_fd(&self.root, &mut out)?;
+        Ok(Box::new(out.into_iter().map(Ok)))
     }
 
     fn lookup(&self, path: &Path) -> Result<Option<Meta>> {
@@ -229,9 +448,12 @@ impl LowerTree for DirTree {
         }
     }
 
+    fn root_meta(&self) -> Result<Option<Meta>> {
+        read_meta(&self.root).map(Some)
+    }
+
     fn content(&self, path: &Path) -> Result<LowerContent<'_>> {
-        let full = self.root.join(path);
-        let f = fs::File::open(&full).ctx(|| format!("opening {}", full.display()))?;
+        let f = open_in_tree(&self.root, path, None)?;
         Ok(LowerContent::Reader(Box::new(f)))
     }
 }

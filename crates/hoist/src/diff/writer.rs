@@ -119,6 +119,7 @@ pub fn write_layer_reporting<W: Write + Send>(
     progress: &Option<Sink>,
 ) -> Result<LayerBlob> {
     let plan = diff.plan();
+    diff.check_owners(&plan)?;
     if progress.is_some() {
         emit(
             progress,
@@ -148,7 +149,7 @@ pub fn write_layer_reporting<W: Write + Send>(
             );
             let mut builder = tar::Builder::new(tar_side);
             for entry in plan {
-                append_entry(&mut builder, diff.upper_root(), &entry, opts)?;
+                append_entry(&mut builder, diff, &entry, opts)?;
             }
             let tar_side = builder
                 .into_inner()
@@ -377,10 +378,11 @@ fn path_bytes(path: &Path, dir: bool) -> Vec<u8> {
 
 fn append_entry<W: Write>(
     builder: &mut tar::Builder<W>,
-    upper: &Path,
+    diff: &Diff,
     entry: &LayerEntry,
     opts: &LayerOptions,
 ) -> Result<()> {
+    let upper = diff.upper_root();
     let empty = &mut io::empty();
     match entry {
         LayerEntry::Whiteout { path } => {
@@ -415,7 +417,10 @@ fn append_entry<W: Write>(
             opts,
         ),
         LayerEntry::Hardlink { path, target } => {
-            let meta = super::walk::read_meta(&upper.join(path))?;
+            // The metadata the diff computed (owners mapped back), not a second look at the tree.
+            let meta = diff.upper_meta(path).cloned().ok_or_else(|| {
+                Error::Other(format!("{}: a hardlink not in the diff", path.display()))
+            })?;
             append_raw(
                 builder,
                 &path_bytes(path, false),
@@ -431,12 +436,12 @@ fn append_entry<W: Write>(
             let name = path_bytes(path, meta.file_type == FileType::Dir);
             match meta.file_type {
                 FileType::Regular => {
-                    let full = upper.join(path);
-                    let file = File::open(&full).ctx(|| format!("opening {}", full.display()))?;
+                    // Never following a symlink, and only the very inode the diff saw.
+                    let file = super::walk::open_in_tree(upper, path, Some(meta))?;
                     let mut data = Exact {
                         inner: file,
                         left: meta.size,
-                        path: full,
+                        path: upper.join(path),
                     };
                     append_raw(
                         builder,

@@ -341,6 +341,9 @@ impl Applier {
             .open_dir(b"")
             .map_err(|e| self.io(b".", "opening", e))?;
         self.owner_at(fd.as_fd(), b".", head, true)?;
+        // Its xattrs too (and the rootless owner record), on a readable descriptor of the root.
+        let node = self.open_node(&fd, b".", b".")?;
+        self.xattrs_fd(node.as_fd(), b".", head)?;
         self.dirs.insert(
             Vec::new(),
             DirMeta {

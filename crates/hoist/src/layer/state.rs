@@ -3,8 +3,8 @@
 //!
 //! # Format (version 1)
 //!
-//! A JSON-lines file (`hoist-state.json` beside `rootfs/` in a bundle, `.hoist-state.json` at the top
-//! of a plain unpack). The first line is a [`StateHeader`] object with `"format":
+//! A JSON-lines file (`hoist-state.json` beside `rootfs/` in a bundle; for a plain unpack, the file
+//! `--state` names, outside the tree). The first line is a [`StateHeader`] object with `"format":
 //! "hoist-unpack-state"` and `"version": 1`; every following line is one [`StateEntry`], in path order
 //! (component-wise, as a sorted directory walk yields them). Paths, link targets and xattr names are
 //! strings in which a backslash is written `\\` and a byte that is not part of valid UTF-8 is written
@@ -12,6 +12,10 @@
 //! sticky (decimal in JSON); owners are the image's ids (for a rootless unpack, those recorded in
 //! `user.rootlesscontainers`). Readers must ignore fields they do not know; a change that old readers
 //! would misread increments `version`.
+//!
+//! A state is input like any other: [`UnpackState::load`] checks every field it reads back (digests,
+//! `rootfs` one of the two layouts hoist writes, paths relative without `..`, a source reference that
+//! parses), so a record edited by hand or by a container cannot steer `repack` outside the tree.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
@@ -22,9 +26,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::diff::{DirTree, Entries, FileType, LowerContent, LowerTree, Meta};
+use crate::diff::{DirTree, Entries, FileType, LowerContent, LowerTree, Meta, map_owner_back};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, IoContext, Result};
+use crate::layer::IdMap;
 
 /// The `format` value of a state file.
 pub const STATE_FORMAT: &str = "hoist-unpack-state";
@@ -50,7 +55,8 @@ pub struct StateHeader {
     pub layers: Vec<String>,
     /// Every layer's diff_id, bottom first.
     pub diff_ids: Vec<String>,
-    /// The tree's directory relative to the state file's directory (`rootfs` or `.`).
+    /// `rootfs` for a bundle (the tree is `rootfs/` beside the state file), `.` for a plain unpack (the
+    /// tree is the directory given to `repack`); nothing else is accepted.
     pub rootfs: String,
     /// True when ownership was recorded rather than applied.
     pub rootless: bool,
@@ -61,6 +67,43 @@ pub struct StateHeader {
     pub skipped_devices: Vec<String>,
     /// Number of entry lines that follow.
     pub entries: u64,
+    /// The `--uid-map` ranges of the unpack, each `[container, host, size]`: the tree's owners are
+    /// host ids, and `repack` maps them back. Entries record the image's ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uid_map: Vec<[u32; 3]>,
+    /// The `--gid-map` ranges, as `uid_map`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gid_map: Vec<[u32; 3]>,
+    /// The root directory itself (path `.`): its mode, owner and xattrs, so `repack` writes a change
+    /// to them as the layer's `./` entry. Absent in older records (not compared then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<StateEntry>,
+}
+
+impl StateHeader {
+    /// The recorded uid maps.
+    pub fn uid_maps(&self) -> Vec<IdMap> {
+        to_maps(&self.uid_map)
+    }
+    /// The recorded gid maps.
+    pub fn gid_maps(&self) -> Vec<IdMap> {
+        to_maps(&self.gid_map)
+    }
+}
+
+fn to_maps(v: &[[u32; 3]]) -> Vec<IdMap> {
+    v.iter()
+        .map(|[container, host, size]| IdMap {
+            container: *container,
+            host: *host,
+            size: *size,
+        })
+        .collect()
+}
+
+/// The `[container, host, size]` form of maps, for a [`StateHeader`].
+pub fn from_maps(maps: &[IdMap]) -> Vec<[u32; 3]> {
+    maps.iter().map(|m| [m.container, m.host, m.size]).collect()
 }
 
 /// One path of the tree.
@@ -103,6 +146,11 @@ pub struct StateEntry {
     /// Number of links, when more than one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nlink: Option<u64>,
+    /// A regular file's inode number and status change time (seconds, nanoseconds) when the record
+    /// was made: while both still match, the file was not rewritten, so `repack` need not hash it.
+    /// Absent (older records): the file is hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<(u64, i64, u32)>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -215,6 +263,10 @@ impl StateEntry {
                 .collect(),
             inode: multi.map(|(_, ino, _)| ino),
             nlink: multi.map(|(_, _, n)| n),
+            stat: match (meta.file_type, meta.inode, meta.ctime) {
+                (FileType::Regular, Some((_, ino, _)), Some((sec, nsec))) => Some((ino, sec, nsec)),
+                _ => None,
+            },
         }
     }
 
@@ -246,6 +298,7 @@ impl StateEntry {
             device: self.device,
             xattrs,
             inode: self.inode.map(|i| (0, i, self.nlink.unwrap_or(1))),
+            ctime: None,
         })
     }
 }
@@ -270,9 +323,19 @@ impl UnpackState {
         exclude: &[&[u8]],
     ) -> Result<UnpackState> {
         let tree = DirTree::new(rootfs);
+        let (uid_map, gid_map) = (header.uid_maps(), header.gid_maps());
+        // Ids outside the maps (the root hoist created, say) are recorded as they are.
+        let (root, _) = map_owner_back(
+            tree.root_meta()?
+                .ok_or_else(|| Error::Other("no root".into()))?,
+            &uid_map,
+            &gid_map,
+        );
+        header.root = Some(StateEntry::from_meta(Path::new("."), &root, None));
         let mut entries = Vec::new();
         for item in tree.entries()? {
             let (path, meta) = item?;
+            let (meta, _) = map_owner_back(meta, &uid_map, &gid_map);
             let top = path
                 .components()
                 .next()
@@ -287,7 +350,7 @@ impl UnpackState {
                     .and_then(|(dev, ino, _)| digests.get(&(dev, ino)));
                 Some(match known {
                     Some(d) => d.clone(),
-                    None => hash_file(&rootfs.join(&path))?,
+                    None => hash_file(rootfs, &path, &meta)?,
                 })
             } else {
                 None
@@ -365,7 +428,87 @@ impl UnpackState {
             )));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(UnpackState { header, entries })
+        let state = UnpackState { header, entries };
+        state.validate().map_err(bad)?;
+        Ok(state)
+    }
+
+    /// Checks every field a reader relies on: digests, `rootfs`, the whiteout format, the source
+    /// reference, and that every path is relative and plain (no `..`, `.`, `/` or empty component)
+    /// and listed once.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let h = &self.header;
+        for (what, d) in [("manifest", &h.manifest), ("config", &h.config)]
+            .into_iter()
+            .chain(h.layers.iter().map(|d| ("layers", d)))
+            .chain(h.diff_ids.iter().map(|d| ("diff_ids", d)))
+        {
+            Digest::parse(d).map_err(|e| format!("{what}: {e}"))?;
+        }
+        if h.layers.len() != h.diff_ids.len() {
+            return Err(format!(
+                "{} layers but {} diff_ids",
+                h.layers.len(),
+                h.diff_ids.len()
+            ));
+        }
+        if h.rootfs != "rootfs" && h.rootfs != "." {
+            return Err(format!(
+                "rootfs is {:?}; hoist writes only \"rootfs\" (bundle) or \".\" (plain tree)",
+                h.rootfs
+            ));
+        }
+        if h.whiteout_format != "apply" && h.whiteout_format != "overlay" {
+            return Err(format!("unknown whiteout_format {:?}", h.whiteout_format));
+        }
+        if let Some(src) = &h.source {
+            match crate::reference::TransportRef::parse(src) {
+                Ok(crate::reference::TransportRef::Oci { path, .. })
+                    if !path.is_absolute() || !plain_components(&path) =>
+                {
+                    return Err(format!(
+                        "source {src:?}: an oci: layout must be an absolute path without `..`"
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(format!("source {src:?}: {e}")),
+            }
+        }
+        for maps in [&h.uid_map, &h.gid_map] {
+            if maps.iter().any(|[_, _, size]| *size == 0) {
+                return Err("an id map of size 0".into());
+            }
+        }
+        if let Some(root) = &h.root {
+            let m = root.meta().map_err(|e| format!("root: {e}"))?;
+            if root.path != "." || m.file_type != FileType::Dir {
+                return Err("root must be the directory \".\"".into());
+            }
+        }
+        for d in &h.skipped_devices {
+            if !plain_relative(Path::new(d)) {
+                return Err(format!(
+                    "skipped device path {d:?} is not a plain relative path"
+                ));
+            }
+        }
+        for (i, (p, e)) in self.entries.iter().enumerate() {
+            if !plain_relative(p) {
+                return Err(format!(
+                    "entry path {:?} is not a plain relative path (no `..`, `.`, `/`)",
+                    e.path
+                ));
+            }
+            if i > 0 && self.entries[i - 1].0 == *p {
+                return Err(format!("entry path {:?} is listed twice", e.path));
+            }
+            e.meta()
+                .map_err(|err| format!("entry {:?}: {err}", e.path))?;
+            if let Some(d) = &e.digest {
+                Digest::parse(d).map_err(|err| format!("entry {:?}: {err}", e.path))?;
+            }
+        }
+        Ok(())
     }
 
     /// The entry for `path`.
@@ -377,8 +520,26 @@ impl UnpackState {
     }
 }
 
-fn hash_file(path: &Path) -> Result<Digest> {
-    let mut f = File::open(path).ctx(|| format!("reading {}", path.display()))?;
+/// True when every component of `p` is a normal name (no root, `.` or `..`).
+fn plain_components(p: &Path) -> bool {
+    p.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::RootDir
+        )
+    })
+}
+
+/// True when `p` is non-empty, relative, and made of normal names only.
+fn plain_relative(p: &Path) -> bool {
+    !p.as_os_str().is_empty()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+fn hash_file(rootfs: &Path, rel: &Path, meta: &Meta) -> Result<Digest> {
+    let path = &rootfs.join(rel);
+    let mut f = crate::diff::open_in_tree(rootfs, rel, Some(meta))?;
     let mut h = Algorithm::Sha256.hasher();
     let mut buf = vec![0u8; 256 << 10];
     loop {
@@ -402,6 +563,18 @@ impl LowerTree for UnpackState {
 
     fn lookup(&self, path: &Path) -> Result<Option<Meta>> {
         self.get(path).map(StateEntry::meta).transpose()
+    }
+
+    fn unchanged_file(&self, path: &Path, upper: &Meta) -> bool {
+        let now = match (upper.inode, upper.ctime) {
+            (Some((_, ino, _)), Some((sec, nsec))) => (ino, sec, nsec),
+            _ => return false,
+        };
+        self.get(path).and_then(|e| e.stat) == Some(now)
+    }
+
+    fn root_meta(&self) -> Result<Option<Meta>> {
+        self.header.root.as_ref().map(StateEntry::meta).transpose()
     }
 
     fn content(&self, path: &Path) -> Result<LowerContent<'_>> {
