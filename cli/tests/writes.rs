@@ -228,6 +228,20 @@ fn outputs_through_a_symlink_land_in_its_target_and_the_link_stays() {
     ]));
     assert!(fs::symlink_metadata(&l).unwrap().file_type().is_symlink());
     assert!(fs::read_to_string(&target).unwrap().starts_with("sha256:"));
+    // unpack --state FILE: a state file the user names is an output like the others.
+    let (l, target) = link("state.json");
+    let rootfs = dir.path().join("rootfs");
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--rootless",
+        "--state",
+        l.to_str().unwrap(),
+        &src,
+        rootfs.to_str().unwrap(),
+    ]));
+    assert!(fs::symlink_metadata(&l).unwrap().file_type().is_symlink());
+    assert!(fs::read_to_string(&target).unwrap().starts_with('{'));
 }
 
 #[test]

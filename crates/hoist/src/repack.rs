@@ -282,7 +282,8 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
         }
         .to_string(),
     );
-    UnpackState::scan(header, &rootfs, &HashMap::new(), &[])?.save(&state_path)?;
+    UnpackState::scan(header, &rootfs, &HashMap::new(), &[])?
+        .save(&state_path, opts.state.is_some())?;
 
     Ok(Repacked {
         appended,

@@ -510,7 +510,7 @@ pub fn unpack_image(
             vec![INCOMPLETE_MARKER.as_bytes()]
         };
         let state = UnpackState::scan(header, &rootfs, applier.digests(), &exclude)?;
-        state.save(state_path)?;
+        state.save(state_path, !opts.bundle)?;
     }
     std::fs::remove_file(&marker).ctx(|| format!("removing {}", marker.display()))?;
     if let Ok(d) = std::fs::File::open(dir) {

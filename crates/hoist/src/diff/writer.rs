@@ -7,7 +7,6 @@
 //! depend on the number of threads. With [`MtimePolicy::Clamp`] or [`MtimePolicy::Fixed`] two runs over
 //! trees with the same content give the same bytes.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};

@@ -19,7 +19,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
-use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -363,10 +362,18 @@ impl UnpackState {
     }
 
     /// Writes the state to `path` atomically (temporary file, fsync, rename).
-    pub fn save(&self, path: &Path) -> Result<()> {
+    ///
+    /// `named_by_user`: the path came from the user (`--state FILE`), so an existing symlink, FIFO or
+    /// device there is written through, as every output a user names; otherwise (a bundle's
+    /// `hoist-state.json`) the file is always replaced, never followed.
+    pub fn save(&self, path: &Path, named_by_user: bool) -> Result<()> {
         let what = || format!("writing {}", path.display());
-        // Replaced, never written through: the state file can sit in a rootfs a container wrote to.
-        let out = crate::durable::Output::replace(path, crate::durable::DEFAULT_MODE, None)?;
+        let mode = crate::durable::DEFAULT_MODE;
+        let out = if named_by_user {
+            crate::durable::Output::create_with(path, mode, None)?
+        } else {
+            crate::durable::Output::replace(path, mode, None)?
+        };
         {
             let mut w = BufWriter::new(out.file());
             let line = serde_json::to_vec(&self.header)
