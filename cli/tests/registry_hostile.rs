@@ -636,3 +636,107 @@ fn a_failed_chunk_resumes_at_the_offset_the_registry_reports() {
         .count();
     assert_eq!(posts, 2, "config and layer, each in one session");
 }
+
+/// A server that records what reaches it and answers as a registry's other host would: `PUT`s of
+/// uploads are taken (201), a tag list page is served without a `Link`.
+fn other_host() -> FakeServer {
+    FakeServer::start(|req| match req.method.as_str() {
+        "PUT" | "PATCH" => Reply::status(201),
+        "GET" if req.path.ends_with("/tags/list") => Reply::ok(
+            "application/json",
+            br#"{"name":"app","tags":["c","d"]}"#.to_vec(),
+        ),
+        _ => Reply::status(404),
+    })
+}
+
+/// No request that reached `server` carried an `Authorization` header; at least one reached it.
+fn assert_no_credentials(server: &FakeServer) {
+    let reqs = server.requests();
+    assert!(!reqs.is_empty(), "nothing reached the other host");
+    for r in reqs {
+        assert_eq!(
+            r.header("authorization"),
+            None,
+            "the registry's credentials went to another host: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn an_upload_location_on_another_host_gets_no_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("img");
+    common::synth::write_image(&layout, "v1", 1, 3000, 3);
+    let other = other_host();
+    let upload = format!("http://{}/v2/app/blobs/uploads/u1", other.host);
+    let registry = FakeServer::start(move |req| {
+        if req.header("authorization") != Some(BASIC) {
+            return Reply::Full(401, challenge(&Auth::Basic), b"{}".to_vec());
+        }
+        match req.method.as_str() {
+            "GET" if req.path == "/v2/" => Reply::status(200),
+            "HEAD" => Reply::status(404),
+            "POST" => Reply::Full(202, vec![("Location".into(), upload.clone())], Vec::new()),
+            "PUT" if req.path.contains("/manifests/") => Reply::status(201),
+            _ => Reply::status(404),
+        }
+    });
+    let out = push(
+        &registry.host,
+        &layout,
+        &[&format!("--dest-creds={USER}:{PASSWORD}")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_credentials(&other);
+    // The registry itself still got them (the manifest went up there).
+    assert!(registry.requests().iter().any(|r| r.method == "PUT"
+        && r.path.contains("/manifests/")
+        && r.header("authorization") == Some(BASIC)));
+}
+
+#[test]
+fn a_tag_list_link_to_another_host_gets_no_credentials() {
+    let other = other_host();
+    let next = format!(
+        "<http://{}/v2/app/tags/list?last=b>; rel=\"next\"",
+        other.host
+    );
+    let registry = FakeServer::start(move |req| {
+        if req.header("authorization") != Some(BASIC) {
+            return Reply::Full(401, challenge(&Auth::Basic), b"{}".to_vec());
+        }
+        match req.path.as_str() {
+            "/v2/" => Reply::status(200),
+            "/v2/app/tags/list" => Reply::Full(
+                200,
+                vec![
+                    ("Content-Type".into(), "application/json".into()),
+                    ("Link".into(), next.clone()),
+                ],
+                br#"{"name":"app","tags":["a","b"]}"#.to_vec(),
+            ),
+            _ => Reply::status(404),
+        }
+    });
+    let out = hoist(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("--creds={USER}:{PASSWORD}"),
+        &format!("docker://{}/app", registry.host),
+    ])
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"d\""), "{stdout}");
+    assert_no_credentials(&other);
+}

@@ -3,9 +3,11 @@
 //! [`Error::Registry`] with bounded bodies.
 //!
 //! It is reqwest's blocking client (never used inside a tokio runtime), with an async one for upload
-//! chunks whose body is streamed ([`super::streamed`]). reqwest drops the
-//! `Authorization` header when a redirect leads to another host, scheme or port, so blob downloads that
-//! redirect to storage never carry the registry's credentials there.
+//! chunks whose body is streamed ([`super::streamed`]). Credentials and tokens go only to the
+//! registry's own origin ([`auth::same_origin`]): a request whose URL the registry handed back on
+//! another origin (an upload `Location`, a tag list's `Link`) is sent without `Authorization`, and
+//! reqwest drops the header when a redirect leads to another host, scheme or port, so blob downloads
+//! that redirect to storage never carry the registry's credentials there.
 
 use std::io::Read;
 use std::path::Path;
@@ -411,6 +413,11 @@ impl Client {
             .map_err(|e| self.registry_error(format!("invalid URL path {path:?}: {e}"), None))
     }
 
+    /// True when `url` is on the registry's own origin.
+    fn is_own_origin(&self, url: &Url) -> Result<bool> {
+        Ok(auth::same_origin(url, &self.endpoint()?.base))
+    }
+
     fn set_challenge(&self, challenge: Option<Challenge>) {
         let mut slot = self
             .inner
@@ -431,8 +438,18 @@ impl Client {
         self.inner.tokens.forget(scope);
     }
 
-    fn authorization(&self, scope: &str) -> Result<Option<String>> {
+    /// The `Authorization` for a request to `url` needing `scope`: none when `url` is not on the
+    /// registry's own origin (see [`auth::same_origin`]).
+    fn authorization(&self, url: &Url, scope: &str) -> Result<Option<String>> {
         let endpoint = self.endpoint()?;
+        if !auth::same_origin(url, &endpoint.base) {
+            tracing::debug!(
+                "{} is not the registry's origin {}: sent without credentials",
+                short_origin(url),
+                short_origin(&endpoint.base)
+            );
+            return Ok(None);
+        }
         match endpoint.challenge {
             None => Ok(None),
             Some(Challenge::Basic) => Ok(self.inner.config.creds.as_ref().map(auth::basic_header)),
@@ -535,9 +552,10 @@ impl Client {
 
     fn send_with(&self, req: &Req, what: &str, retries: u32) -> Result<Response> {
         let mut attempt = 0u32;
-        let mut reauthenticated = false;
+        // A 401 from another origin says nothing about the registry's own challenge.
+        let mut reauthenticated = !self.is_own_origin(&req.url)?;
         loop {
-            let auth = self.authorization(&req.scope)?;
+            let auth = self.authorization(&req.url, &req.scope)?;
             let mut rb = self
                 .inner
                 .http
@@ -592,7 +610,7 @@ impl Client {
         next: impl FnMut(u64) -> std::io::Result<Bytes>,
     ) -> Result<Answer> {
         let streamer = self.streamer()?;
-        let auth = self.authorization(&req.scope)?;
+        let auth = self.authorization(&req.url, &req.scope)?;
         let mut rb = streamer
             .http()
             .request(req.method.clone(), req.url.clone())
@@ -603,7 +621,7 @@ impl Client {
         let limit = self.inner.config.max_response_size;
         match streamer.send(rb, len, next, self.timeout(), limit) {
             Ok(answer) => {
-                if answer.status == StatusCode::UNAUTHORIZED {
+                if answer.status == StatusCode::UNAUTHORIZED && self.is_own_origin(&req.url)? {
                     // A token that expired mid-upload: the next request fetches a new one.
                     self.refused(&answer.headers, &req.scope);
                 }
