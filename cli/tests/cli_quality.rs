@@ -273,3 +273,31 @@ fn a_closed_stdout_ends_hoist_quietly_by_sigpipe() {
 
 /// SIGPIPE's number on Linux.
 const SIGPIPE: i32 = 13;
+
+#[test]
+fn a_password_typed_into_a_reference_or_creds_is_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = format!("oci:{}:v1", dir.path().join("d").display());
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["inspect", "docker://me:pw-9z@host.example/x"],
+        vec!["list-tags", "docker://me:pw-9z@localhost:5000/x"],
+        vec!["copy", "docker://me:pw-9z@host.example/x:v1", &dest],
+        vec!["inspect", "--creds", ":pw-9z", "docker://host.example/x"],
+        vec![
+            "copy",
+            "--src-creds",
+            ":pw-9z",
+            "docker://host.example/x",
+            &dest,
+        ],
+    ];
+    for args in cases {
+        let out = hoist(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            !stderr.contains("pw-9z"),
+            "{args:?} echoed the password:\n{stderr}"
+        );
+    }
+}

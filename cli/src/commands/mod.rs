@@ -92,5 +92,8 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
 
 /// Parses a transport reference with a message that names the argument.
 pub fn parse_ref(text: &str) -> Result<TransportRef> {
-    TransportRef::parse(text).with_context(|| format!("parsing image reference {text:?}"))
+    TransportRef::parse(text).with_context(|| {
+        let shown = hoist::reference::without_credentials(text);
+        format!("parsing image reference {shown:?}")
+    })
 }

@@ -29,8 +29,32 @@ pub struct ImageName {
 
 fn invalid(reference: &str, reason: impl Into<String>) -> Error {
     Error::InvalidReference {
-        reference: reference.to_string(),
+        reference: without_credentials(reference).into_owned(),
         reason: reason.into(),
+    }
+}
+
+/// Where the user info of `text` (`USER:PASSWORD@` before the host, as in a URL) ends, when there is
+/// one: the last `@` whose remainder names a host (has a `/`, a `.` or `localhost` before any `:`, or
+/// no `:`) rather than a digest (`app@sha256:...`).
+fn credentials_end(text: &str) -> Option<usize> {
+    let at = text.rfind('@')?;
+    let rest = &text[at + 1..];
+    let host = rest.split(':').next().unwrap_or("");
+    let names_host =
+        rest.contains('/') || !rest.contains(':') || host.contains('.') || host == "localhost";
+    names_host.then_some(at)
+}
+
+/// `text` with the user info of a `USER:PASSWORD@HOST/...` reference replaced by `***`, for
+/// messages: a password typed into a reference is never echoed.
+pub fn without_credentials(text: &str) -> std::borrow::Cow<'_, str> {
+    match credentials_end(text) {
+        Some(at) => {
+            let start = text.find("://").map_or(0, |i| i + 3).min(at);
+            format!("{}***{}", &text[..start], &text[at..]).into()
+        }
+        None => text.into(),
     }
 }
 
@@ -76,6 +100,13 @@ impl ImageName {
             return Err(invalid(
                 &text[..text.floor_char_boundary(64)],
                 "image name too long",
+            ));
+        }
+        if credentials_end(text).is_some() {
+            return Err(invalid(
+                text,
+                "credentials cannot be part of a reference: pass them with --creds or store them \
+                 with hoist login",
             ));
         }
         let (rest, digest) = match text.split_once('@') {
@@ -494,5 +525,29 @@ mod tests {
         assert!(TransportRef::parse("nope:x").is_err());
         assert!(TransportRef::parse("oci:").is_err());
         assert!(TransportRef::parse("oci:x@sha256:../../etc").is_err());
+    }
+
+    #[test]
+    fn credentials_in_a_reference_are_refused_and_never_echoed() {
+        for text in [
+            "docker://me:pw-9z@host.example/x",
+            "docker://me:pw-9z@localhost:5000/x:v1",
+            "docker://me:pw-9z@host",
+            "docker://me:p@w/-9z@host.example/x",
+            "docker:me:pw-9z@host.example/x",
+        ] {
+            let e = TransportRef::parse(text).unwrap_err().to_string();
+            assert!(!e.contains("pw-9z") && !e.contains("w/-9z"), "{text}: {e}");
+            assert!(e.contains("***@"), "{text}: {e}");
+        }
+        let e = TransportRef::parse("docker://me:pw-9z@host.example/x").unwrap_err();
+        assert!(e.to_string().contains("--creds"), "{e}");
+        // A digest is not user info.
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert!(ImageName::parse(&format!("busybox@{d}")).is_ok());
+        assert_eq!(
+            without_credentials(&format!("x:v1@{d}")),
+            format!("x:v1@{d}")
+        );
     }
 }
