@@ -740,3 +740,94 @@ fn a_tag_list_link_to_another_host_gets_no_credentials() {
     assert!(stdout.contains("\"d\""), "{stdout}");
     assert_no_credentials(&other);
 }
+
+/// A registry whose tag list of `app` never ends: page N holds ten new tags and links to page N+1.
+fn endless_tag_list() -> FakeServer {
+    FakeServer::start(|req| {
+        if req.path == "/v2/" {
+            return Reply::status(200);
+        }
+        if req.path != "/v2/app/tags/list" {
+            return Reply::status(404);
+        }
+        let page: u64 = query_value(&req.query, "last")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let tags: Vec<String> = (0..10).map(|i| format!("\"t{}\"", page * 10 + i)).collect();
+        Reply::Full(
+            200,
+            vec![
+                ("Content-Type".into(), "application/json".into()),
+                (
+                    "Link".into(),
+                    format!("</v2/app/tags/list?last={}>; rel=\"next\"", page + 1),
+                ),
+            ],
+            format!(r#"{{"name":"app","tags":[{}]}}"#, tags.join(",")).into_bytes(),
+        )
+    })
+}
+
+#[test]
+fn an_endless_tag_list_stops_at_the_page_and_tag_caps() {
+    let server = endless_tag_list();
+    let repo = format!("docker://{}/app", server.host);
+    let list = |extra: &[&str]| {
+        let mut args = vec!["list-tags", "--tls-verify=false", "--retry-times", "0"];
+        args.extend_from_slice(extra);
+        args.push(&repo);
+        hoist(&args).output().unwrap()
+    };
+    // The page cap: 30 pages, 300 tags (under the tag cap).
+    let out = list(&["--max-tag-pages", "30"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--max-tag-pages") && stderr.contains("30 pages"),
+        "{stderr}"
+    );
+    let pages = server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/tags/list"))
+        .count();
+    assert_eq!(pages, 30);
+    // The tag cap stops it first when lower.
+    let out = list(&["--max-tags", "55"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--max-tags") && stderr.contains("55 tags"),
+        "{stderr}"
+    );
+    // Without a flag, the default page cap ends it (10000 pages on loopback: a few seconds).
+    let out = list(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--max-tag-pages"), "{stderr}");
+}
+
+#[test]
+fn sync_of_an_endless_tag_list_stops_at_the_page_cap() {
+    let server = endless_tag_list();
+    let dir = tempfile::tempdir().unwrap();
+    let out = hoist(&[
+        "sync",
+        "--src",
+        "docker",
+        "--dest",
+        "dir",
+        "--src-tls-verify=false",
+        "--retry-times",
+        "0",
+        "--max-tag-pages",
+        "20",
+        &format!("{}/app", server.host),
+        &dir.path().join("mirror").display().to_string(),
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--max-tag-pages"), "{stderr}");
+}

@@ -385,6 +385,13 @@ impl Source for RegistrySource {
         let mut tags = Vec::new();
         let mut seen = std::collections::HashSet::new();
         loop {
+            if seen.len() >= self.limits.max_tag_pages {
+                return Err(Error::LimitExceeded {
+                    what: format!("the tag list of {} (pages)", self.name()),
+                    limit: format!("{} pages", self.limits.max_tag_pages),
+                    option: "--max-tag-pages".into(),
+                });
+            }
             if !seen.insert(url.clone()) {
                 return Err(self
                     .client
@@ -407,6 +414,13 @@ impl Source for RegistrySource {
             let page: TagList = serde_json::from_slice(&body)
                 .map_err(|e| Error::invalid_document("tag list", e.to_string()))?;
             tags.extend(page.tags.unwrap_or_default());
+            if tags.len() > self.limits.max_tags {
+                return Err(Error::LimitExceeded {
+                    what: format!("the tag list of {} (tags)", self.name()),
+                    limit: format!("{} tags", self.limits.max_tags),
+                    option: "--max-tags".into(),
+                });
+            }
             match next {
                 Some(n) => url = n,
                 None => break,
