@@ -479,3 +479,54 @@ fn bad_yaml_and_missing_repositories_fail_clearly_and_keep_going_goes_on() {
     ]));
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_yaml_alias_bomb_or_deep_nesting_is_refused_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Aliases reused across registries: 3000 tags x 1000 images x 200 registries from 38 KB.
+    let mut bomb = format!(
+        "t: &t [{}]\ni: &i {{{}}}\n",
+        (0..3000)
+            .map(|i| format!("\"v{i}\""))
+            .collect::<Vec<_>>()
+            .join(","),
+        (0..1000)
+            .map(|i| format!("im{i}: *t"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for r in 0..200 {
+        bomb.push_str(&format!("r{r}.example: {{images: *i}}\n"));
+    }
+    let deep = format!(
+        "a.example:\n  images:\n    x: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    for (name, text, needle) in [
+        ("bomb.yml", bomb, "excessive aliasing"),
+        ("deep.yml", deep, "nested deeper than"),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let started = std::time::Instant::now();
+        let out = run_fail(&mut hoist(&[
+            "sync",
+            "--src",
+            "yaml",
+            "--dest",
+            "dir",
+            &file.display().to_string(),
+            &dir.path().join("out").display().to_string(),
+        ]));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(needle) && err.contains(name), "{err}");
+        // Refused before loading: well under the seconds loading would take.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
