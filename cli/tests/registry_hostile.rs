@@ -831,3 +831,34 @@ fn sync_of_an_endless_tag_list_stops_at_the_page_cap() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("--max-tag-pages"), "{stderr}");
 }
+
+#[test]
+fn a_body_dripping_bytes_fails_the_attempt_within_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = fake_registry::small_image(&dir.path().join("img"), "app", "v1");
+    // A byte every 50 ms: each read answers well within the timeout, but the 3000-byte blob (or the
+    // manifest) would take minutes.
+    for (i, part) in ["/blobs/", "/manifests/"].into_iter().enumerate() {
+        let img2 = img.clone();
+        let server = FakeServer::start(move |req| match serve_layout(&img2, req) {
+            Some(Reply::Full(status, headers, body)) if req.path.contains(part) => {
+                Reply::Drip(status, headers, body, std::time::Duration::from_millis(50))
+            }
+            Some(r) => r,
+            None => Reply::status(404),
+        });
+        let dest = dir.path().join(format!("dest{i}"));
+        let started = std::time::Instant::now();
+        let out = pull(&server.host, &dest, &["--registry-timeout", "1"]);
+        assert_failed(
+            &out,
+            &dest,
+            &["less than 1 KiB a second", "--registry-timeout"],
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{part}: {:?}",
+            started.elapsed()
+        );
+    }
+}

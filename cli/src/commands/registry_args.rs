@@ -64,7 +64,8 @@ pub struct ConnectionArgs {
     #[arg(long, value_name = "N")]
     pub retry_times: Option<u32>,
     /// Seconds to wait for a registry to connect, to answer a request, or to send the next bytes of a
-    /// body, before the attempt fails as timed out (default 300).
+    /// body, before the attempt fails as timed out (default 300); a body must also bring at least
+    /// 1 KiB a second over each such window.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub registry_timeout: Option<Duration>,
 }

@@ -12,7 +12,7 @@
 use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex, Once};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::StatusCode;
@@ -43,7 +43,8 @@ pub struct ClientConfig {
     /// How long to wait for a connection, for a response's headers (from the start of the request,
     /// its body included; for a streamed upload chunk, from its last byte), for each next read of a
     /// response body, and for a streamed chunk's each next piece to be taken, before the attempt
-    /// fails as timed out (`--registry-timeout`).
+    /// fails as timed out (`--registry-timeout`); also the window over which a response body must
+    /// average [`MIN_BODY_RATE`].
     pub timeout: Duration,
 }
 
@@ -200,8 +201,78 @@ fn chain(err: &dyn std::error::Error) -> String {
     s
 }
 
+/// The least a response body must deliver, in bytes per second averaged over each
+/// `--registry-timeout`, for the download to go on: a registry that drips a byte now and then
+/// never trips the timeout of each read, and would hold a download forever.
+pub const MIN_BODY_RATE: u64 = 1024;
+
+/// Why [`Paced`] gave up: the body was too slow (inside an [`std::io::Error`] of kind `TimedOut`).
+#[derive(Debug)]
+pub struct TooSlow(String);
+
+impl std::fmt::Display for TooSlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TooSlow {}
+
+/// A response body held to [`MIN_BODY_RATE`]: each window of `--registry-timeout` must bring at
+/// least that rate's bytes, or the read fails as timed out (the end of the body is never refused).
+pub struct Paced<R> {
+    inner: R,
+    window: Duration,
+    started: Instant,
+    bytes: u64,
+    registry: String,
+    what: String,
+}
+
+impl<R> Paced<R> {
+    /// Holds `inner` to the minimum rate over windows of `window`; `what` names it in errors.
+    pub fn new(inner: R, window: Duration, registry: &str, what: &str) -> Self {
+        Paced {
+            inner,
+            window,
+            started: Instant::now(),
+            bytes: 0,
+            registry: registry.to_string(),
+            what: what.to_string(),
+        }
+    }
+}
+
+impl<R: Read> Read for Paced<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        let elapsed = self.started.elapsed();
+        if n > 0 && elapsed >= self.window {
+            let need = (MIN_BODY_RATE as f64 * elapsed.as_secs_f64()) as u64;
+            if self.bytes < need {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    TooSlow(format!(
+                        "registry {}: {} arrived at {} bytes in {:.1?}, less than {} a second \
+                         (--registry-timeout sets the window the rate is measured over)",
+                        self.registry,
+                        self.what,
+                        self.bytes,
+                        elapsed,
+                        human_bytes(MIN_BODY_RATE)
+                    )),
+                ));
+            }
+            self.started = Instant::now();
+            self.bytes = 0;
+        }
+        Ok(n)
+    }
+}
+
 /// Reads at most `max` bytes of a response body; more is an error naming `--max-response-size`.
-pub fn read_bounded(resp: Response, max: u64, what: &str) -> Result<Vec<u8>> {
+pub fn read_bounded(resp: impl Read, max: u64, what: &str) -> Result<Vec<u8>> {
     let mut body = Vec::new();
     resp.take(max + 1)
         .read_to_end(&mut body)
@@ -289,6 +360,11 @@ impl Client {
             })?);
         *slot = Some(streamer.clone());
         Ok(streamer)
+    }
+
+    /// `resp`'s body, held to [`MIN_BODY_RATE`] over each `--registry-timeout`; `what` names it.
+    pub fn body(&self, resp: Response, what: &str) -> Paced<Response> {
+        Paced::new(resp, self.timeout(), &self.inner.host, what)
     }
 
     /// The registry host this client talks to.
@@ -529,7 +605,11 @@ impl Client {
             ));
         }
         let what = format!("token response from {}", short_origin(&url));
-        let body = read_bounded(resp, self.inner.config.max_response_size, &what)?;
+        let body = read_bounded(
+            self.body(resp, &what),
+            self.inner.config.max_response_size,
+            &what,
+        )?;
         auth::parse_token(&body).ok_or_else(|| {
             self.registry_error(
                 "the token service answered without a token".into(),
@@ -647,7 +727,10 @@ impl Client {
         let status = resp.status();
         let max = self.inner.config.max_response_size;
         let mut body = Vec::new();
-        let _ = resp.take(max.saturating_add(1)).read_to_end(&mut body);
+        let _ = self
+            .body(resp, &format!("the error body of {what}"))
+            .take(max.saturating_add(1))
+            .read_to_end(&mut body);
         self.status_error(what, status, body)
     }
 

@@ -25,7 +25,7 @@ use reqwest::header::{
 };
 use reqwest::{Method, Url};
 
-use self::client::{Client, ClientConfig, Req, read_bounded, short_url};
+use self::client::{Client, ClientConfig, Paced, Req, TooSlow, read_bounded, short_url};
 use self::feed::Feed;
 use self::retry::{RetryPolicy, is_retryable_status};
 use super::{BlobReader, Destination, OpenOptions, RegistryOrigin, Source, VerifiedStream};
@@ -102,6 +102,7 @@ fn bare_media_type(ct: &str) -> &str {
 /// Reads a manifest response into a [`Document`], checking its size limit and the digests the reference
 /// and the `Docker-Content-Digest` header promise.
 fn document_from_response(
+    client: &Client,
     resp: Response,
     expected: Option<&Digest>,
     limits: &Limits,
@@ -110,7 +111,9 @@ fn document_from_response(
     let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str()).unwrap_or_default();
     let header_digest = header_str(resp.headers(), DOCKER_CONTENT_DIGEST);
     let mut bytes = Vec::new();
-    resp.take(limits.max_document_size + 1)
+    client
+        .body(resp, what)
+        .take(limits.max_document_size + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(format!("reading {what}"), e))?;
     if bytes.len() as u64 > limits.max_document_size {
@@ -199,6 +202,7 @@ impl RegistrySource {
         }
         let resp = self.client.expect(&what, resp, &[200])?;
         document_from_response(
+            &self.client,
             resp,
             expected,
             &self.limits,
@@ -231,14 +235,19 @@ struct ResumingReader<'a> {
     digest: Digest,
     size: u64,
     offset: u64,
-    resp: Response,
+    resp: Paced<Response>,
     attempts: u32,
 }
 
 impl ResumingReader<'_> {
     fn reopen(&mut self) -> Result<()> {
-        let mut resp = self.source.get_blob(&self.digest, self.offset)?;
-        if resp.status().as_u16() == 200 && self.offset > 0 {
+        let resp = self.source.get_blob(&self.digest, self.offset)?;
+        let range_ignored = resp.status().as_u16() == 200;
+        let mut resp = self
+            .source
+            .client
+            .body(resp, &format!("blob {}", self.digest));
+        if range_ignored && self.offset > 0 {
             // The registry ignored the range: skip what was already read.
             let skipped = io::copy(&mut (&mut resp).take(self.offset), &mut io::sink())
                 .map_err(|e| Error::io(format!("resuming blob {}", self.digest), e))?;
@@ -257,6 +266,9 @@ impl ResumingReader<'_> {
 impl ResumingReader<'_> {
     /// A read that timed out says so, with the wait and the flag that sets it.
     fn explain(&self, err: io::Error) -> io::Error {
+        if err.get_ref().is_some_and(|e| e.is::<TooSlow>()) {
+            return err;
+        }
         let timed_out = err.kind() == io::ErrorKind::TimedOut
             || err
                 .get_ref()
@@ -363,15 +375,18 @@ impl Source for RegistrySource {
                     location: self.name(),
                 });
             }
-            return Ok(Box::new(self.client.expect(&what, resp, &[200])?));
+            let resp = self.client.expect(&what, resp, &[200])?;
+            return Ok(Box::new(
+                self.client.body(resp, &format!("manifest {digest}")),
+            ));
         }
         let resp = self.get_blob(&digest, 0)?;
         Ok(Box::new(ResumingReader {
             source: self,
+            resp: self.client.body(resp, &format!("blob {digest}")),
             digest,
             size: desc.size(),
             offset: 0,
-            resp,
             attempts: 0,
         }))
     }
@@ -410,7 +425,11 @@ impl Source for RegistrySource {
             }
             let resp = self.client.expect(&what, resp, &[200])?;
             let next = header_str(resp.headers(), LINK.as_str()).and_then(|h| next_link(&h, &url));
-            let body = read_bounded(resp, self.client.max_response_size(), "tag list")?;
+            let body = read_bounded(
+                self.client.body(resp, "tag list"),
+                self.client.max_response_size(),
+                "tag list",
+            )?;
             let page: TagList = serde_json::from_slice(&body)
                 .map_err(|e| Error::invalid_document("tag list", e.to_string()))?;
             tags.extend(page.tags.unwrap_or_default());
