@@ -862,3 +862,123 @@ fn a_body_dripping_bytes_fails_the_attempt_within_the_timeout() {
         );
     }
 }
+
+#[test]
+fn verbose_logs_each_request_and_retry_without_secrets_or_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = fake_registry::small_image(&dir.path().join("img"), "app", "v1");
+    let blobs = img.layout.join("blobs/sha256");
+    let storage = FakeServer::start(move |req| {
+        let hex = req.path.strip_prefix("/storage/sha256:").unwrap_or("");
+        match std::fs::read(blobs.join(hex)) {
+            Ok(b) if !hex.is_empty() => Reply::ok("application/octet-stream", b),
+            _ => Reply::status(404),
+        }
+    });
+    // Basic auth; the first manifest answer is 503 (a retry); blobs redirect to a signed URL.
+    let failed_once = Arc::new(AtomicUsize::new(0));
+    let (f, img2, storage_host) = (failed_once.clone(), img.clone(), storage.host.clone());
+    let flaky = FakeServer::start(move |req| {
+        if req.header("authorization") != Some(BASIC) {
+            return Reply::Full(401, challenge(&Auth::Basic), b"{}".to_vec());
+        }
+        if req.path.contains("/manifests/") && f.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Reply::status(503);
+        }
+        if let Some(d) = req.path.strip_prefix("/v2/app/blobs/") {
+            return Reply::Full(
+                307,
+                vec![(
+                    "Location".into(),
+                    format!("http://{storage_host}/storage/{d}?signature=s3cr3tsig"),
+                )],
+                Vec::new(),
+            );
+        }
+        serve_layout(&img2, req).unwrap_or(Reply::status(404))
+    });
+    let dest = dir.path().join("dest");
+    let src = format!("docker://{}/app:v1", flaky.host);
+    let dst = format!("oci:{}:v1", dest.display());
+    let out = hoist(&[
+        "-v",
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &creds(),
+        &src,
+        &dst,
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let manifest = format!("GET http://{}/v2/app/manifests/v1", flaky.host);
+    for needle in [
+        format!("{manifest} -> 503"),
+        format!("retrying {manifest} in"),
+        format!("{manifest} -> 200 OK"),
+        format!("GET http://{}/v2/ -> 401", flaky.host),
+    ] {
+        assert!(stderr.contains(&needle), "no {needle:?} in:\n{stderr}");
+    }
+    assert!(stderr.contains(" ms)"), "{stderr}");
+    for secret in [PASSWORD, BASIC, "dXNlcjpzZWNyZXQ", "s3cr3tsig", "\x1b["] {
+        assert!(!stderr.contains(secret), "{secret:?} in:\n{stderr}");
+    }
+}
+
+/// A server that answers anything, a TLS hello included, with a plain HTTP 400, as Go's and most
+/// HTTP servers do.
+fn plain_http_server() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("127.0.0.1:{}", l.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { continue };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            });
+        }
+    });
+    host
+}
+
+#[test]
+fn a_plain_http_registry_reached_over_https_names_the_flag() {
+    let host = plain_http_server();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("img");
+    common::synth::write_image(&layout, "v1", 1, 3000, 3);
+    let image = format!("docker://{host}/app:v1");
+    let local = format!("oci:{}:v1", layout.display());
+    let dest = format!("oci:{}:v1", dir.path().join("d").display());
+    for (args, flag) in [
+        (
+            vec!["inspect", "--retry-times", "0", &image],
+            "--tls-verify=false",
+        ),
+        (
+            vec!["copy", "--retry-times", "0", &image, &dest],
+            "--src-tls-verify=false",
+        ),
+        (
+            vec!["copy", "--retry-times", "0", &local, &image],
+            "--dest-tls-verify=false",
+        ),
+    ] {
+        let out = hoist(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr.contains(&format!("the registry answered plain HTTP: use {flag}")),
+            "{args:?}:\n{stderr}"
+        );
+        assert!(!stderr.contains("InvalidContentType"), "{stderr}");
+    }
+}

@@ -79,6 +79,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         &host,
         ClientConfig {
             tls_verify: args.tls_verify.unwrap_or(true),
+            tls_verify_flag: "--tls-verify".into(),
             cert_dir: args.cert_dir,
             creds: Some(creds.clone()),
             retry: RetryPolicy::new(hoist::transport::registry::DEFAULT_RETRY_TIMES),

@@ -127,23 +127,27 @@ pub struct CopyRegistryArgs {
 impl CopyRegistryArgs {
     /// Options for opening the source.
     pub fn source(&self, base: OpenOptions) -> OpenOptions {
-        RegistryArgs {
+        let mut o = RegistryArgs {
             tls_verify: self.src_tls_verify,
             cert_dir: self.src_cert_dir.clone(),
             creds: self.src_creds.clone(),
             connection: self.connection.clone(),
         }
-        .apply(base)
+        .apply(base);
+        o.tls_verify_flag = Some("--src-tls-verify".into());
+        o
     }
 
     /// Options for opening the destination.
     pub fn destination(&self, base: OpenOptions) -> OpenOptions {
-        RegistryArgs {
+        let mut o = RegistryArgs {
             tls_verify: self.dest_tls_verify,
             cert_dir: self.dest_cert_dir.clone(),
             creds: self.dest_creds.clone(),
             connection: self.connection.clone(),
         }
-        .apply(base)
+        .apply(base);
+        o.tls_verify_flag = Some("--dest-tls-verify".into());
+        o
     }
 }

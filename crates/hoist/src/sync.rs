@@ -711,6 +711,9 @@ mod yaml {
             if let Some(v) = cfg.tls_verify {
                 ropts.tls_verify = Some(v);
             }
+            ropts.tls_verify_flag = Some(format!(
+                "tls-verify: false under {registry} in the sync file, or --src-tls-verify"
+            ));
             if let Some(d) = &cfg.cert_dir {
                 ropts.cert_dir = Some(d.clone());
             }

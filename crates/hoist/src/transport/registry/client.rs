@@ -32,6 +32,8 @@ use crate::transport::Credentials;
 pub struct ClientConfig {
     /// Verify TLS certificates; when false, untrusted certificates and plain http are accepted.
     pub tls_verify: bool,
+    /// How the user turns `tls_verify` off (`--tls-verify`, `--src-tls-verify`, ...), for messages.
+    pub tls_verify_flag: String,
     /// A directory of extra CA certificates (`*.crt`, PEM) to trust.
     pub cert_dir: Option<std::path::PathBuf>,
     /// Credentials to authenticate with (none: anonymous).
@@ -397,6 +399,15 @@ impl Client {
     }
 
     fn transport_error(&self, what: &str, err: &reqwest::Error) -> Error {
+        if self.inner.config.tls_verify && answered_plain_http(err) {
+            return self.registry_error(
+                format!(
+                    "{what}: the registry answered plain HTTP: use {}=false",
+                    self.inner.config.tls_verify_flag
+                ),
+                None,
+            );
+        }
         let mut message = format!("{what}: {}", chain(err));
         if err.is_timeout() {
             message.push_str(&format!(
@@ -436,17 +447,9 @@ impl Client {
             } else {
                 0
             };
-            let mut attempt = 0;
-            let result = loop {
-                match self.inner.http.get(ping.clone()).send() {
-                    Ok(r) if is_retryable_status(r.status().as_u16()) && attempt < retries => {}
-                    Ok(r) => break Ok(r),
-                    Err(e) if is_retryable_error(&e) && attempt < retries => {}
-                    Err(e) => break Err(e),
-                }
-                std::thread::sleep(self.inner.config.retry.delay(attempt, None));
-                attempt += 1;
-            };
+            let result = self.exchange(&Method::GET, &ping, retries, || {
+                Ok(self.inner.http.get(ping.clone()))
+            })?;
             match result {
                 Ok(resp) => {
                     let challenge = if resp.status().as_u16() == 401 {
@@ -577,22 +580,15 @@ impl Client {
                 q.append_pair("scope", s);
             }
         }
-        let retry = self.inner.config.retry;
-        let mut attempt = 0;
-        let resp = loop {
-            let mut rb = self.inner.http.get(url.clone());
-            if let Some(c) = creds {
-                rb = rb.header(AUTHORIZATION, auth::basic_header(c));
-            }
-            match rb.send() {
-                Ok(r) if is_retryable_status(r.status().as_u16()) && attempt < retry.times => {}
-                Ok(r) => break r,
-                Err(e) if is_retryable_error(&e) && attempt < retry.times => {}
-                Err(e) => return Err(self.transport_error("getting a token", &e)),
-            }
-            std::thread::sleep(retry.delay(attempt, None));
-            attempt += 1;
-        };
+        let resp = self
+            .exchange(&Method::GET, &url, self.inner.config.retry.times, || {
+                let mut rb = self.inner.http.get(url.clone());
+                if let Some(c) = creds {
+                    rb = rb.header(AUTHORIZATION, auth::basic_header(c));
+                }
+                Ok(rb)
+            })?
+            .map_err(|e| self.transport_error("getting a token", &e))?;
         let status = resp.status();
         if !status.is_success() {
             let who = match &self.inner.config.creds {
@@ -631,51 +627,78 @@ impl Client {
     }
 
     fn send_with(&self, req: &Req, what: &str, retries: u32) -> Result<Response> {
-        let mut attempt = 0u32;
         // A 401 from another origin says nothing about the registry's own challenge.
         let mut reauthenticated = !self.is_own_origin(&req.url)?;
         loop {
-            let auth = self.authorization(&req.url, &req.scope)?;
-            let mut rb = self
-                .inner
-                .http
-                .request(req.method.clone(), req.url.clone())
-                .headers(req.headers.clone());
-            if let Some(a) = &auth {
-                rb = rb.header(AUTHORIZATION, a);
-            }
-            if let Some(b) = &req.body {
-                rb = rb.body(b.clone());
-            }
-            let retry_after;
-            match rb.send() {
-                Err(e) if is_retryable_error(&e) && attempt < retries => {
-                    tracing::debug!("{what}: {} (retrying)", chain(&e));
-                    retry_after = None;
+            let result = self.exchange(&req.method, &req.url, retries, || {
+                let auth = self.authorization(&req.url, &req.scope)?;
+                let mut rb = self
+                    .inner
+                    .http
+                    .request(req.method.clone(), req.url.clone())
+                    .headers(req.headers.clone());
+                if let Some(a) = &auth {
+                    rb = rb.header(AUTHORIZATION, a);
                 }
-                Err(e) => return Err(self.transport_error(what, &e)),
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    if status == 401 && !reauthenticated {
-                        // The token expired or lacks a scope, or the registry changed its mind about the
-                        // scheme: take the new challenge and try once more with fresh credentials.
-                        reauthenticated = true;
-                        self.refused(resp.headers(), &req.scope);
-                        continue;
+                if let Some(b) = &req.body {
+                    rb = rb.body(b.clone());
+                }
+                Ok(rb)
+            })?;
+            let resp = result.map_err(|e| self.transport_error(what, &e))?;
+            if resp.status().as_u16() == 401 && !reauthenticated {
+                // The token expired or lacks a scope, or the registry changed its mind about the
+                // scheme: take the new challenge and try once more with fresh credentials.
+                reauthenticated = true;
+                self.refused(resp.headers(), &req.scope);
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// Sends the request `build` makes, again (built afresh) after a connection error, 429 or 5xx,
+    /// up to `retries` times with the policy's waits (or `Retry-After`): the one retry loop of every
+    /// request. Each attempt and each retry is logged at info level (`-v`): method, URL (origin and
+    /// path: no user info, no query, which may carry signatures), status or error, time taken.
+    /// The last answer or transport error is returned; `Err` only when `build` fails.
+    fn exchange(
+        &self,
+        method: &Method,
+        url: &Url,
+        retries: u32,
+        mut build: impl FnMut() -> Result<reqwest::blocking::RequestBuilder>,
+    ) -> Result<std::result::Result<Response, reqwest::Error>> {
+        let policy = self.inner.config.retry;
+        let shown = format!("{}{}", short_origin(url), short_url(url));
+        let mut attempt = 0u32;
+        loop {
+            let started = std::time::Instant::now();
+            let result = build()?.send();
+            let took = started.elapsed().as_millis();
+            let retry_after = match &result {
+                Ok(r) => {
+                    tracing::info!("{method} {shown} -> {} ({took} ms)", r.status());
+                    if !(is_retryable_status(r.status().as_u16()) && attempt < retries) {
+                        return Ok(result);
                     }
-                    if !(is_retryable_status(status) && attempt < retries) {
-                        return Ok(resp);
-                    }
-                    tracing::debug!("{what}: {} (retrying)", resp.status());
-                    retry_after = resp
-                        .headers()
+                    r.headers()
                         .get(RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok());
+                        .and_then(|v| v.trim().parse::<u64>().ok())
                 }
-            }
-            std::thread::sleep(self.inner.config.retry.delay(attempt, retry_after));
+                Err(e) => {
+                    tracing::info!("{method} {shown} -> error: {} ({took} ms)", chain(e));
+                    if !(is_retryable_error(e) && attempt < retries) {
+                        return Ok(result);
+                    }
+                    None
+                }
+            };
+            let wait = policy.delay(attempt, retry_after);
             attempt += 1;
+            tracing::info!("retrying {method} {shown} in {wait:?} (retry {attempt} of {retries})");
+            std::thread::sleep(wait);
         }
     }
 
@@ -699,7 +722,22 @@ impl Client {
             rb = rb.header(AUTHORIZATION, a);
         }
         let limit = self.inner.config.max_response_size;
-        match streamer.send(rb, len, next, self.timeout(), limit) {
+        let started = std::time::Instant::now();
+        let sent = streamer.send(rb, len, next, self.timeout(), limit);
+        let outcome = match &sent {
+            Ok(a) => a.status.to_string(),
+            Err(Failure::Http(e)) => format!("error: {}", chain(e)),
+            Err(Failure::Stalled) => "stalled".into(),
+            Err(Failure::Source(e)) => format!("abandoned: {e}"),
+        };
+        tracing::info!(
+            "{} {}{} ({len} bytes streamed) -> {outcome} ({} ms)",
+            req.method,
+            short_origin(&req.url),
+            short_url(&req.url),
+            started.elapsed().as_millis()
+        );
+        match sent {
             Ok(answer) => {
                 if answer.status == StatusCode::UNAUTHORIZED && self.is_own_origin(&req.url)? {
                     // A token that expired mid-upload: the next request fetches a new one.
@@ -791,6 +829,31 @@ impl Client {
         let resp = self.send(&Req::new(Method::GET, url, ""), "GET /v2/")?;
         self.expect("GET /v2/", resp, &[200]).map(|_| ())
     }
+}
+
+/// True when a TLS handshake failed because the other end spoke plain HTTP (its answer is not a TLS
+/// record: rustls reports `InvalidContentType`).
+fn answered_plain_http(err: &reqwest::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if matches!(
+            e.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType
+            ))
+        ) {
+            return true;
+        }
+        // An io::Error's source skips the error it wraps: look inside (io errors nest).
+        cur = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner),
+            None => e.source(),
+        };
+    }
+    false
 }
 
 /// The challenge to follow: Bearer when offered, else Basic.

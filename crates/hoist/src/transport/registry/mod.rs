@@ -72,6 +72,10 @@ pub fn client_for(name: &ImageName, opts: &OpenOptions) -> Result<Client> {
         &host,
         ClientConfig {
             tls_verify: opts.tls_verify.unwrap_or(true),
+            tls_verify_flag: opts
+                .tls_verify_flag
+                .clone()
+                .unwrap_or_else(|| "--tls-verify".into()),
             cert_dir: opts.cert_dir.clone(),
             creds,
             retry: RetryPolicy::new(opts.retry_times.unwrap_or(DEFAULT_RETRY_TIMES)),
@@ -309,7 +313,7 @@ impl Read for ResumingReader<'_> {
             if self.attempts >= policy.times {
                 return Err(self.explain(err));
             }
-            tracing::debug!(
+            tracing::info!(
                 "blob {} broke at byte {}: {err}; resuming",
                 self.digest,
                 self.offset
@@ -560,7 +564,7 @@ impl RegistryDestination {
             if !retryable || attempt >= policy.times {
                 return Err(err);
             }
-            tracing::debug!("{err} (retrying with a new upload)");
+            tracing::info!("{err} (retrying with a new upload)");
             std::thread::sleep(policy.delay(attempt, None));
             attempt += 1;
         }
@@ -656,7 +660,7 @@ impl RegistryDestination {
                      are still at hand"
                 )));
             }
-            tracing::debug!("resuming upload at byte {have}");
+            tracing::info!("resuming upload at byte {have}");
             from = have;
             url = next;
         }
@@ -710,7 +714,7 @@ impl RegistryDestination {
                         ));
                     }
                     restarts += 1;
-                    tracing::debug!("{why} (starting the upload again)");
+                    tracing::info!("{why} (starting the upload again)");
                     self.cancel_upload(session);
                     *session = self.start_upload()?;
                     url = session.clone();
