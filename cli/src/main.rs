@@ -1,7 +1,8 @@
 //! `hoist`: the command line over the hoist library. Parses arguments (clap derive) and dispatches to
 //! one module per verb under `commands/`; no logic an embedder would want lives here.
 //!
-//! Exit codes: 0 success, 1 failure (including verification problems), 2 usage error.
+//! Exit codes: 0 success, 1 failure (including verification problems), 2 usage error or an image
+//! that does not exist ([`output::exit_code`]).
 
 mod commands;
 mod output;
@@ -155,7 +156,7 @@ fn main() -> ExitCode {
         Err(_) if stdout_closed() => die_of_sigpipe(),
         Err(err) => {
             output::print_error(&err);
-            ExitCode::FAILURE
+            output::exit_code(&err)
         }
     }
 }

@@ -370,11 +370,15 @@ fn bad_yaml_and_missing_repositories_fail_clearly_and_keep_going_goes_on() {
     let (reg, _) = registry_with_two_tags(work.path());
     let dest = work.path().join("dest");
     let d = dest.display().to_string();
-    let fail = |args: &[&str]| -> String {
+    // Exit 1 for a bad file, 2 when what failed is an image or repository that does not exist.
+    let fail_with = |code: i32, args: &[&str]| -> String {
         let out = run_fail(&mut hoist(&[&["sync"], args].concat()));
-        assert_eq!(out.status.code(), Some(1), "exit code 1");
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "exit code {code}: {err}");
+        err
     };
+    let fail = |args: &[&str]| fail_with(1, args);
+    let missing = |args: &[&str]| fail_with(2, args);
 
     // A misspelt key, and a file that is not YAML of the expected shape.
     let bad = work.path().join("bad.yml");
@@ -412,7 +416,7 @@ fn bad_yaml_and_missing_repositories_fail_clearly_and_keep_going_goes_on() {
     assert!(err.contains("absent.yml"), "{err}");
 
     // A repository that does not exist is named.
-    let err = fail(&[
+    let err = missing(&[
         "--src",
         "docker",
         "--dest",
@@ -439,7 +443,7 @@ fn bad_yaml_and_missing_repositories_fail_clearly_and_keep_going_goes_on() {
     )
     .unwrap();
     let y = yaml.display().to_string();
-    let err = fail(&["--src", "yaml", "--dest", "dir", &y, &d]);
+    let err = missing(&["--src", "yaml", "--dest", "dir", &y, &d]);
     assert!(
         err.contains("docker://") && err.contains("team/nope"),
         "{err}"
@@ -448,7 +452,7 @@ fn bad_yaml_and_missing_repositories_fail_clearly_and_keep_going_goes_on() {
         !dest.exists(),
         "nothing written before the list was complete"
     );
-    let err = fail(&["--src", "yaml", "--dest", "dir", "--keep-going", &y, &d]);
+    let err = missing(&["--src", "yaml", "--dest", "dir", "--keep-going", &y, &d]);
     assert!(
         err.contains("synced 2 images: 1 copied, 0 skipped (up to date), 1 failed"),
         "{err}"
@@ -456,7 +460,7 @@ fn bad_yaml_and_missing_repositories_fail_clearly_and_keep_going_goes_on() {
     assert!(dest.join("app:v1/manifest.json").is_file());
 
     // A tag that does not exist: the image is named, and nothing is created for it.
-    let err = fail(&[
+    let err = missing(&[
         "--src",
         "docker",
         "--dest",
