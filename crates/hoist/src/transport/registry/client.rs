@@ -21,7 +21,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AU
 use reqwest::{Method, Url};
 
 use super::auth::{self, Challenge, TokenCache};
-use super::retry::{RetryPolicy, is_retryable_error, is_retryable_status};
+use super::retry::{Attempts, RetryPolicy, is_retryable_error, is_retryable_status};
 use super::streamed::{Answer, Failure, Streamer};
 use crate::error::{Error, Result};
 use crate::limits::human_bytes;
@@ -669,9 +669,11 @@ impl Client {
         retries: u32,
         mut build: impl FnMut() -> Result<reqwest::blocking::RequestBuilder>,
     ) -> Result<std::result::Result<Response, reqwest::Error>> {
-        let policy = self.inner.config.retry;
+        let mut attempts = Attempts::new(RetryPolicy {
+            times: retries,
+            ..self.inner.config.retry
+        });
         let shown = format!("{}{}", short_origin(url), short_url(url));
-        let mut attempt = 0u32;
         loop {
             let started = std::time::Instant::now();
             let result = build()?.send();
@@ -679,7 +681,7 @@ impl Client {
             let retry_after = match &result {
                 Ok(r) => {
                     tracing::info!("{method} {shown} -> {} ({took} ms)", r.status());
-                    if !(is_retryable_status(r.status().as_u16()) && attempt < retries) {
+                    if !is_retryable_status(r.status().as_u16()) || attempts.is_exhausted() {
                         return Ok(result);
                     }
                     r.headers()
@@ -689,16 +691,13 @@ impl Client {
                 }
                 Err(e) => {
                     tracing::info!("{method} {shown} -> error: {} ({took} ms)", chain(e));
-                    if !(is_retryable_error(e) && attempt < retries) {
+                    if !is_retryable_error(e) || attempts.is_exhausted() {
                         return Ok(result);
                     }
                     None
                 }
             };
-            let wait = policy.delay(attempt, retry_after);
-            attempt += 1;
-            tracing::info!("retrying {method} {shown} in {wait:?} (retry {attempt} of {retries})");
-            std::thread::sleep(wait);
+            attempts.again(format_args!("{method} {shown}"), retry_after);
         }
     }
 

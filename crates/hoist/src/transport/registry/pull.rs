@@ -10,6 +10,7 @@ use reqwest::blocking::Response;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, RANGE};
 
 use super::client::{Client, Paced, Req, TooSlow};
+use super::retry::Attempts;
 use super::{DOCKER_CONTENT_DIGEST, auth, bare_media_type, client_for, header_str};
 use crate::descriptor::{Descriptor, digest_of};
 use crate::digest::Digest;
@@ -160,7 +161,7 @@ struct ResumingReader<'a> {
     size: u64,
     offset: u64,
     resp: Paced<Response>,
-    attempts: u32,
+    attempts: Attempts,
 }
 
 impl ResumingReader<'_> {
@@ -229,17 +230,13 @@ impl Read for ResumingReader<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => e,
             };
-            let policy = self.source.client.retry();
-            if self.attempts >= policy.times {
+            let what = format_args!(
+                "blob {} from byte {} (it broke: {err})",
+                self.digest, self.offset
+            );
+            if !self.attempts.again(what, None) {
                 return Err(self.explain(err));
             }
-            tracing::info!(
-                "blob {} broke at byte {}: {err}; resuming",
-                self.digest,
-                self.offset
-            );
-            std::thread::sleep(policy.delay(self.attempts, None));
-            self.attempts += 1;
             self.reopen().map_err(to_io)?;
         }
     }
@@ -288,7 +285,7 @@ impl Source for RegistrySource {
             digest,
             size: desc.size(),
             offset: 0,
-            attempts: 0,
+            attempts: Attempts::new(self.client.retry()),
         }))
     }
 

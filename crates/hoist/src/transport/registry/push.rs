@@ -11,7 +11,7 @@ use reqwest::{Method, Url};
 
 use super::client::{Client, Req, short_url};
 use super::feed::Feed;
-use super::retry::is_retryable_status;
+use super::retry::{Attempts, is_retryable_status};
 use super::{DOCKER_CONTENT_DIGEST, auth, client_for, header_str};
 use crate::descriptor::{Descriptor, digest_of};
 use crate::digest::Digest;
@@ -121,8 +121,7 @@ impl RegistryDestination {
 
     /// Uploads a small blob held in memory in one `PUT`, with a new session for each retry.
     fn upload_monolithic(&self, digest: &Digest, data: Bytes) -> Result<()> {
-        let policy = self.client.retry();
-        let mut attempt = 0;
+        let mut attempts = Attempts::new(self.client.retry());
         loop {
             let url = self.start_upload()?;
             let err = match self.finish_upload(&url, digest, data.clone()) {
@@ -137,12 +136,9 @@ impl RegistryDestination {
                 } => is_retryable_status(*s),
                 _ => false,
             };
-            if !retryable || attempt >= policy.times {
+            if !retryable || !attempts.again(format_args!("with a new upload ({err})"), None) {
                 return Err(err);
             }
-            tracing::info!("{err} (retrying with a new upload)");
-            std::thread::sleep(policy.delay(attempt, None));
-            attempt += 1;
         }
     }
 
@@ -177,9 +173,8 @@ impl RegistryDestination {
         end: u64,
         feed: &mut Feed<'_, R>,
     ) -> Result<Chunk> {
-        let policy = self.client.retry();
+        let mut attempts = Attempts::new(self.client.retry());
         let mut from = start;
-        let mut attempt = 0;
         loop {
             let req = Req::new(Method::PATCH, url.clone(), &self.scope())
                 .header(CONTENT_TYPE, "application/octet-stream")
@@ -203,11 +198,9 @@ impl RegistryDestination {
                 Err(e @ Error::Registry { status: None, .. }) => e,
                 Err(e) => return Err(e),
             };
-            if attempt >= policy.times {
+            if !attempts.again(format_args!("{what} ({failure})"), None) {
                 return Err(failure);
             }
-            std::thread::sleep(policy.delay(attempt, None));
-            attempt += 1;
             // docker-registry refuses this (BLOB_UPLOAD_INVALID) once a chunk broke half-way: the
             // session is lost, and the caller may start another.
             let (have, next) = match self.upload_status(&url) {
@@ -266,11 +259,10 @@ impl RegistryDestination {
         stream: &mut VerifiedStream<'_>,
         session: &mut Url,
     ) -> Result<()> {
-        let policy = self.client.retry();
+        let mut restarts = Attempts::new(self.client.retry());
         let mut url = session.clone();
         let mut feed = Feed::new(&mut *stream, size, PIECE_SIZE, RESUME_WINDOW);
         let mut offset = 0u64;
-        let mut restarts = 0;
         while offset < size {
             let end = (offset + CHUNK_SIZE).min(size);
             match self.patch_chunk(url, offset, end, &mut feed)? {
@@ -279,7 +271,7 @@ impl RegistryDestination {
                     offset = end;
                 }
                 Chunk::Lost(why) => {
-                    if restarts >= policy.times || feed.rewind(0).is_err() {
+                    if restarts.is_exhausted() || feed.rewind(0).is_err() {
                         return Err(self.client.registry_error(
                             format!(
                                 "{why}; the upload cannot go on, and the blob's start is no \
@@ -289,8 +281,7 @@ impl RegistryDestination {
                             None,
                         ));
                     }
-                    restarts += 1;
-                    tracing::info!("{why} (starting the upload again)");
+                    restarts.again(format_args!("the upload from its start ({why})"), None);
                     self.cancel_upload(session);
                     *session = self.start_upload()?;
                     url = session.clone();
