@@ -982,3 +982,34 @@ fn a_plain_http_registry_reached_over_https_names_the_flag() {
         assert!(!stderr.contains("InvalidContentType"), "{stderr}");
     }
 }
+
+#[test]
+fn a_failed_request_does_not_echo_the_query_of_its_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("img");
+    common::synth::write_image(&layout, "v1", 1, 3000, 3);
+    // An upload Location, carrying state in its query, on a port nothing listens on.
+    let closed = {
+        let (l, host) = fake_registry::bind();
+        drop(l);
+        host
+    };
+    let server = FakeServer::start(move |req| match req.method.as_str() {
+        "GET" if req.path == "/v2/" => Reply::status(200),
+        "HEAD" => Reply::status(404),
+        "POST" => Reply::Full(
+            202,
+            vec![(
+                "Location".into(),
+                format!("http://{closed}/v2/app/blobs/uploads/u1?_state=s3cr3tstate"),
+            )],
+            Vec::new(),
+        ),
+        _ => Reply::status(404),
+    });
+    let out = push(&server.host, &layout, &["-v", "--retry-times", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("/v2/app/blobs/uploads/u1"), "{stderr}");
+    assert!(!stderr.contains("s3cr3tstate"), "{stderr}");
+}

@@ -666,6 +666,38 @@ mod yaml {
         cert_dir: Option<PathBuf>,
     }
 
+    /// A YAML error about `credentials` with the string values it quotes (`invalid type: string
+    /// "me:secret"`) left out: a password written in the wrong shape is never echoed.
+    pub(super) fn without_secrets(message: &str) -> String {
+        if !message.contains("credentials") {
+            return message.to_string();
+        }
+        let mut out = String::new();
+        let mut rest = message;
+        while let Some(i) = rest.find("string \"") {
+            out.push_str(&rest[..i]);
+            out.push_str("a string");
+            // Skip to the closing quote (serde writes the value Debug-escaped).
+            let mut chars = rest[i + 8..].char_indices();
+            let mut end = rest.len() - i - 8;
+            while let Some((j, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        chars.next();
+                    }
+                    '"' => {
+                        end = j + 1;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            rest = &rest[i + 8 + end..];
+        }
+        out.push_str(rest);
+        out
+    }
+
     fn bad(path: &Path, reason: impl Into<String>) -> Error {
         Error::invalid_document(format!("sync file {}", path.display()), reason)
     }
@@ -701,8 +733,8 @@ mod yaml {
         }
         super::yaml_bounds::check(&text, MAX_YAML_DEPTH, MAX_ALIAS_NODES)
             .map_err(|e| bad(path, e))?;
-        let config: BTreeMap<String, RegistryConfig> =
-            serde_norway::from_str(&text).map_err(|e| bad(path, e.to_string()))?;
+        let config: BTreeMap<String, RegistryConfig> = serde_norway::from_str(&text)
+            .map_err(|e| bad(path, without_secrets(&e.to_string())))?;
         if config.is_empty() {
             return Err(bad(path, "it lists no registries"));
         }
@@ -801,6 +833,21 @@ mod yaml {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "registry")]
+    #[test]
+    fn credentials_in_a_yaml_error_are_not_echoed() {
+        let m = yaml::without_secrets(
+            r#"r.example.credentials: invalid type: string "me:s3\"cret", expected struct YamlCredentials at line 2"#,
+        );
+        assert!(!m.contains("s3"), "{m}");
+        assert!(
+            m.contains("invalid type: a string, expected struct YamlCredentials at line 2"),
+            "{m}"
+        );
+        let other = r#"r.example.tls-verify: invalid type: string "yes", expected a boolean"#;
+        assert_eq!(yaml::without_secrets(other), other);
+    }
 
     #[test]
     fn suffixes_follow_skopeo() {

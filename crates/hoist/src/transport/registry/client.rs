@@ -152,7 +152,7 @@ macro_rules! configure {
 fn setup_error(host: &str, e: &reqwest::Error) -> Error {
     Error::Registry {
         registry: host.to_string(),
-        message: format!("setting up the HTTP client: {}", chain(e)),
+        message: format!("setting up the HTTP client: {}", describe(e)),
         status: None,
     }
 }
@@ -270,6 +270,19 @@ impl<R: Read> Read for Paced<R> {
             self.bytes = 0;
         }
         Ok(n)
+    }
+}
+
+/// The text of a reqwest error and its causes, with the URL it names cut to origin and path: a
+/// query may carry an upload's state or a storage redirect's signature, which are not for messages.
+fn describe(err: &reqwest::Error) -> String {
+    let text = chain(err);
+    match err.url() {
+        Some(url) if url.query().is_some() || !url.username().is_empty() => text.replace(
+            url.as_str(),
+            &format!("{}{}", short_origin(url), short_url(url)),
+        ),
+        _ => text,
     }
 }
 
@@ -408,7 +421,7 @@ impl Client {
                 None,
             );
         }
-        let mut message = format!("{what}: {}", chain(err));
+        let mut message = format!("{what}: {}", describe(err));
         if err.is_timeout() {
             message.push_str(&format!(
                 " (no answer within {:?}; --registry-timeout sets the wait)",
@@ -690,7 +703,7 @@ impl Client {
                         .and_then(|v| v.trim().parse::<u64>().ok())
                 }
                 Err(e) => {
-                    tracing::info!("{method} {shown} -> error: {} ({took} ms)", chain(e));
+                    tracing::info!("{method} {shown} -> error: {} ({took} ms)", describe(e));
                     if !is_retryable_error(e) || attempts.is_exhausted() {
                         return Ok(result);
                     }
@@ -725,7 +738,7 @@ impl Client {
         let sent = streamer.send(rb, len, next, self.timeout(), limit);
         let outcome = match &sent {
             Ok(a) => a.status.to_string(),
-            Err(Failure::Http(e)) => format!("error: {}", chain(e)),
+            Err(Failure::Http(e)) => format!("error: {}", describe(e)),
             Err(Failure::Stalled) => "stalled".into(),
             Err(Failure::Source(e)) => format!("abandoned: {e}"),
         };
