@@ -47,8 +47,15 @@ fn credentials_end(text: &str) -> Option<usize> {
 }
 
 /// `text` with the user info of a `USER:PASSWORD@HOST/...` reference replaced by `***`, for
-/// messages: a password typed into a reference is never echoed.
+/// messages: a password typed into a reference is never echoed. References to paths (`oci:`,
+/// `oci-archive:`, `dir:`, `docker-archive:`) are left whole: an `@` in a path is not user info.
 pub fn without_credentials(text: &str) -> std::borrow::Cow<'_, str> {
+    let is_path = ["oci:", "oci-archive:", "dir:", "docker-archive:"]
+        .iter()
+        .any(|t| text.starts_with(t));
+    if is_path {
+        return text.into();
+    }
     match credentials_end(text) {
         Some(at) => {
             let start = text.find("://").map_or(0, |i| i + 3).min(at);
@@ -549,5 +556,13 @@ mod tests {
             without_credentials(&format!("x:v1@{d}")),
             format!("x:v1@{d}")
         );
+        // A path with an @ is not user info, in messages either.
+        let path = "oci:/tmp/a@b.example/layout:v1";
+        assert_eq!(without_credentials(path), path);
+        let e = TransportRef::parse("oci:/tmp/a@b.example/x:@zz").unwrap_err();
+        assert!(e.to_string().contains("/tmp/a@b.example/x"), "{e}");
+        // Nor is a transport typed wrongly a place to show one.
+        let e = TransportRef::parse("me:pw-9z@host.example/x").unwrap_err();
+        assert!(!e.to_string().contains("pw-9z"), "{e}");
     }
 }
