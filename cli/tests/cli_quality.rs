@@ -283,6 +283,8 @@ fn a_password_typed_into_a_reference_or_creds_is_never_echoed() {
         vec!["list-tags", "docker://me:pw-9z@localhost:5000/x"],
         vec!["copy", "docker://me:pw-9z@host.example/x:v1", &dest],
         vec!["inspect", "--creds", ":pw-9z", "docker://host.example/x"],
+        vec!["login", "--username", "me", "me:pw-9z@host.example"],
+        vec!["logout", "docker://me:pw-9z@host.example"],
         vec![
             "copy",
             "--src-creds",
