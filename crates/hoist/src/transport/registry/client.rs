@@ -220,12 +220,14 @@ impl std::fmt::Display for TooSlow {
 
 impl std::error::Error for TooSlow {}
 
-/// A response body held to [`MIN_BODY_RATE`]: each window of `--registry-timeout` must bring at
-/// least that rate's bytes, or the read fails as timed out (the end of the body is never refused).
+/// A response body held to [`MIN_BODY_RATE`]: each `--registry-timeout` spent waiting on it must
+/// bring at least that rate's bytes, or the read fails as timed out (the end of the body is never
+/// refused). Only the time inside reads counts, so a reader that pauses (its destination is slow)
+/// is not taken for a slow registry.
 pub struct Paced<R> {
     inner: R,
     window: Duration,
-    started: Instant,
+    waited: Duration,
     bytes: u64,
     registry: String,
     what: String,
@@ -237,7 +239,7 @@ impl<R> Paced<R> {
         Paced {
             inner,
             window,
-            started: Instant::now(),
+            waited: Duration::ZERO,
             bytes: 0,
             registry: registry.to_string(),
             what: what.to_string(),
@@ -247,17 +249,19 @@ impl<R> Paced<R> {
 
 impl<R: Read> Read for Paced<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let started = Instant::now();
         let n = self.inner.read(buf)?;
+        self.waited += started.elapsed();
         self.bytes += n as u64;
-        let elapsed = self.started.elapsed();
+        let elapsed = self.waited;
         if n > 0 && elapsed >= self.window {
             let need = (MIN_BODY_RATE as f64 * elapsed.as_secs_f64()) as u64;
             if self.bytes < need {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     TooSlow(format!(
-                        "registry {}: {} arrived at {} bytes in {:.1?}, less than {} a second \
-                         (--registry-timeout sets the window the rate is measured over)",
+                        "registry {}: {} arrived at {} bytes in {:.1?} of waiting, less than {} a \
+                         second (--registry-timeout sets the window the rate is measured over)",
                         self.registry,
                         self.what,
                         self.bytes,
@@ -266,7 +270,7 @@ impl<R: Read> Read for Paced<R> {
                     )),
                 ));
             }
-            self.started = Instant::now();
+            self.waited = Duration::ZERO;
             self.bytes = 0;
         }
         Ok(n)
@@ -880,4 +884,53 @@ fn pick_challenge(headers: &HeaderMap) -> Option<Challenge> {
         .find(|c| matches!(c, Challenge::Bearer { .. }))
         .or_else(|| all.first())
         .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gives one byte per read after `delay`, `len` bytes in all.
+    struct Drip {
+        delay: Duration,
+        left: usize,
+    }
+
+    impl Read for Drip {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.left == 0 || buf.is_empty() {
+                return Ok(0);
+            }
+            std::thread::sleep(self.delay);
+            buf[0] = b'x';
+            self.left -= 1;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn a_dripping_body_fails_and_a_paused_reader_does_not() {
+        let window = Duration::from_millis(200);
+        let drip = Drip {
+            delay: Duration::from_millis(20),
+            left: 1000,
+        };
+        let mut paced = Paced::new(drip, window, "r.example", "blob x");
+        let err = std::io::copy(&mut paced, &mut std::io::sink()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(err.to_string().contains("blob x arrived at"), "{err}");
+
+        // Fast reads with long pauses of the reader's own in between: not the registry's fault.
+        let fast = Drip {
+            delay: Duration::ZERO,
+            left: 5,
+        };
+        let mut paced = Paced::new(fast, window, "r.example", "blob y");
+        let mut b = [0u8; 1];
+        for _ in 0..5 {
+            assert_eq!(paced.read(&mut b).unwrap(), 1);
+            std::thread::sleep(Duration::from_millis(60));
+        }
+        assert_eq!(paced.read(&mut b).unwrap(), 0);
+    }
 }
