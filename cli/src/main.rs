@@ -1,7 +1,8 @@
 //! `hoist`: the command line over the hoist library. Parses arguments (clap derive) and dispatches to
 //! one module per verb under `commands/`; no logic an embedder would want lives here.
 //!
-//! Exit codes: 0 success, 1 failure (including verification problems), 2 usage error.
+//! Exit codes: 0 success, 1 failure (including verification problems), 2 usage error or an image
+//! that does not exist ([`output::exit_code`]).
 
 mod commands;
 mod output;
@@ -82,6 +83,8 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: in a log file or a pipe they are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -157,7 +160,7 @@ fn main() -> ExitCode {
         Err(_) if stdout_closed() => die_of_sigpipe(),
         Err(err) => {
             output::print_error(&err);
-            ExitCode::FAILURE
+            output::exit_code(&err)
         }
     }
 }

@@ -25,3 +25,32 @@ pub fn print_error(err: &anyhow::Error) {
     }
     eprintln!("{text}");
 }
+
+/// A usage error found after argument parsing (a reference of the wrong transport for a verb): the
+/// CLI exits 2 for it, as for clap's own.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// The exit code of a failed command, decided in this one place: 2 for a usage error (a malformed
+/// reference included) and for an image, tag or repository that does not exist
+/// ([`hoist::Error::is_usage`], [`hoist::Error::is_not_found`]); 1 for everything else.
+pub fn exit_code(err: &anyhow::Error) -> std::process::ExitCode {
+    let usage_or_missing = err.chain().any(|c| c.is::<Usage>())
+        || err
+            .chain()
+            .find_map(|c| c.downcast_ref::<hoist::Error>())
+            .is_some_and(|e| e.is_usage() || e.is_not_found());
+    if usage_or_missing {
+        std::process::ExitCode::from(2)
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}

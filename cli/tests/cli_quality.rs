@@ -281,3 +281,169 @@ fn a_closed_stdout_ends_hoist_quietly_by_sigpipe() {
 
 /// SIGPIPE's number on Linux.
 const SIGPIPE: i32 = 13;
+
+#[test]
+fn a_password_typed_into_a_reference_or_creds_is_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = format!("oci:{}:v1", dir.path().join("d").display());
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["inspect", "docker://me:pw-9z@host.example/x"],
+        vec!["list-tags", "docker://me:pw-9z@localhost:5000/x"],
+        vec!["copy", "docker://me:pw-9z@host.example/x:v1", &dest],
+        vec!["inspect", "--creds", ":pw-9z", "docker://host.example/x"],
+        vec!["login", "--username", "me", "me:pw-9z@host.example"],
+        vec!["logout", "docker://me:pw-9z@host.example"],
+        vec![
+            "copy",
+            "--src-creds",
+            ":pw-9z",
+            "docker://host.example/x",
+            &dest,
+        ],
+    ];
+    for args in cases {
+        let out = hoist(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            !stderr.contains("pw-9z"),
+            "{args:?} echoed the password:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_and_missing_images_exit_2_on_every_verb_other_failures_1() {
+    use common::fake_registry::{self, FakeServer, Reply, serve_layout};
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    let img = fake_registry::small_image(&dir.path().join("layout"), "app", "v1");
+    let archive = format!("docker-archive:{}", d("a.tar"));
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        &format!("oci:{}:v1", d("layout")),
+        &format!("{archive}:app:v1"),
+    ]));
+    let served = img.clone();
+    let registry = FakeServer::start(move |req| {
+        if req.path.ends_with("/manifests/broken") {
+            return Reply::status(500);
+        }
+        if req.path == "/v2/gone/manifests/v1" {
+            return Reply::Full(
+                400,
+                vec![("Content-Type".into(), "application/json".into())],
+                br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known"}]}"#
+                    .to_vec(),
+            );
+        }
+        serve_layout(&served, req).unwrap_or(Reply::status(404))
+    });
+    let reg = |r: &str| format!("docker://{}/{r}", registry.host);
+    let missing_tag = format!("oci:{}:nope", d("layout"));
+    let out_layout = format!("oci:{}:v1", d("out"));
+    let cases: Vec<(Vec<String>, i32)> = vec![
+        // Usage: malformed references, a verb given the wrong transport.
+        (vec!["inspect".into(), "docker://UPPER/x".into()], 2),
+        (vec!["copy".into(), "oci:".into(), out_layout.clone()], 2),
+        (vec!["verify".into(), "bogus:x".into()], 2),
+        (vec!["list-tags".into(), format!("oci:{}", d("layout"))], 2),
+        // Not found: a layout tag, an archive image, a registry tag and repository.
+        (vec!["inspect".into(), missing_tag.clone()], 2),
+        (vec!["verify".into(), missing_tag.clone()], 2),
+        (
+            vec!["copy".into(), missing_tag.clone(), out_layout.clone()],
+            2,
+        ),
+        (
+            vec![
+                "unpack".into(),
+                "--rootless".into(),
+                missing_tag.clone(),
+                d("rootfs"),
+            ],
+            2,
+        ),
+        (vec!["inspect".into(), format!("{archive}:other:v9")], 2),
+        (
+            vec![
+                "copy".into(),
+                format!("{archive}:other:v9"),
+                out_layout.clone(),
+            ],
+            2,
+        ),
+        (
+            vec![
+                "inspect".into(),
+                "--tls-verify=false".into(),
+                reg("app:nope"),
+            ],
+            2,
+        ),
+        (
+            vec![
+                "copy".into(),
+                "--src-tls-verify=false".into(),
+                reg("app:nope"),
+                out_layout.clone(),
+            ],
+            2,
+        ),
+        (
+            vec![
+                "inspect".into(),
+                "--tls-verify=false".into(),
+                reg("gone:v1"),
+            ],
+            2,
+        ),
+        (
+            vec![
+                "list-tags".into(),
+                "--tls-verify=false".into(),
+                reg("nothing"),
+            ],
+            2,
+        ),
+        (
+            vec![
+                "sync".into(),
+                "--src".into(),
+                "docker".into(),
+                "--dest".into(),
+                "dir".into(),
+                "--src-tls-verify=false".into(),
+                format!("{}/app:nope", registry.host),
+                d("mirror"),
+            ],
+            2,
+        ),
+        // Other failures: a registry error, a layout that is not there at all.
+        (
+            vec![
+                "inspect".into(),
+                "--tls-verify=false".into(),
+                "--retry-times".into(),
+                "0".into(),
+                reg("app:broken"),
+            ],
+            1,
+        ),
+        (
+            vec!["inspect".into(), "oci:/nonexistent/layout:tag".into()],
+            1,
+        ),
+    ];
+    for (args, code) in cases {
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = hoist(&argv).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -699,3 +699,46 @@ fn list_tags_follows_pagination() {
         "{err}"
     );
 }
+
+#[test]
+fn a_tls_registry_naming_another_host_in_its_upload_location_keeps_the_password_home() {
+    if !(require_tool("docker-registry") && require_tool("openssl") && require_tool("htpasswd")) {
+        return;
+    }
+    // docker-registry with TLS and Basic auth whose answers name a plain-http host elsewhere (its
+    // `http.host`): the upload Location points there.
+    let elsewhere =
+        common::fake_registry::FakeServer::start(|_| common::fake_registry::Reply::status(201));
+    let reg = Registry::start_with_auth_naming(
+        "alice",
+        "s3cret-pw",
+        &format!("http://{}", elsewhere.host),
+    );
+    let certs = reg.cert_dir.clone().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("src");
+    synth::write_image(&layout, "v1", 1, 3000, 3);
+    let out = hoist(&[
+        "copy",
+        "--dest-cert-dir",
+        certs.to_str().unwrap(),
+        "--dest-creds",
+        "alice:s3cret-pw",
+        "--retry-times",
+        "0",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("{}:v1", reg.url("private/app")),
+    ])
+    .output()
+    .unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let reached = elsewhere.requests();
+    assert!(!reached.is_empty(), "no upload went to the named host");
+    for r in reached {
+        assert_eq!(
+            r.header("authorization"),
+            None,
+            "the password went over plain http to another host: {r:?}"
+        );
+    }
+}

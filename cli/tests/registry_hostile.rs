@@ -636,3 +636,380 @@ fn a_failed_chunk_resumes_at_the_offset_the_registry_reports() {
         .count();
     assert_eq!(posts, 2, "config and layer, each in one session");
 }
+
+/// A server that records what reaches it and answers as a registry's other host would: `PUT`s of
+/// uploads are taken (201), a tag list page is served without a `Link`.
+fn other_host() -> FakeServer {
+    FakeServer::start(|req| match req.method.as_str() {
+        "PUT" | "PATCH" => Reply::status(201),
+        "GET" if req.path.ends_with("/tags/list") => Reply::ok(
+            "application/json",
+            br#"{"name":"app","tags":["c","d"]}"#.to_vec(),
+        ),
+        _ => Reply::status(404),
+    })
+}
+
+/// No request that reached `server` carried an `Authorization` header; at least one reached it.
+fn assert_no_credentials(server: &FakeServer) {
+    let reqs = server.requests();
+    assert!(!reqs.is_empty(), "nothing reached the other host");
+    for r in reqs {
+        assert_eq!(
+            r.header("authorization"),
+            None,
+            "the registry's credentials went to another host: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn an_upload_location_on_another_host_gets_no_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("img");
+    common::synth::write_image(&layout, "v1", 1, 3000, 3);
+    let other = other_host();
+    let upload = format!("http://{}/v2/app/blobs/uploads/u1", other.host);
+    let registry = FakeServer::start(move |req| {
+        if req.header("authorization") != Some(BASIC) {
+            return Reply::Full(401, challenge(&Auth::Basic), b"{}".to_vec());
+        }
+        match req.method.as_str() {
+            "GET" if req.path == "/v2/" => Reply::status(200),
+            "HEAD" => Reply::status(404),
+            "POST" => Reply::Full(202, vec![("Location".into(), upload.clone())], Vec::new()),
+            "PUT" if req.path.contains("/manifests/") => Reply::status(201),
+            _ => Reply::status(404),
+        }
+    });
+    let out = push(
+        &registry.host,
+        &layout,
+        &[&format!("--dest-creds={USER}:{PASSWORD}")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_no_credentials(&other);
+    // The registry itself still got them (the manifest went up there).
+    assert!(registry.requests().iter().any(|r| r.method == "PUT"
+        && r.path.contains("/manifests/")
+        && r.header("authorization") == Some(BASIC)));
+}
+
+#[test]
+fn a_tag_list_link_to_another_host_gets_no_credentials() {
+    let other = other_host();
+    let next = format!(
+        "<http://{}/v2/app/tags/list?last=b>; rel=\"next\"",
+        other.host
+    );
+    let registry = FakeServer::start(move |req| {
+        if req.header("authorization") != Some(BASIC) {
+            return Reply::Full(401, challenge(&Auth::Basic), b"{}".to_vec());
+        }
+        match req.path.as_str() {
+            "/v2/" => Reply::status(200),
+            "/v2/app/tags/list" => Reply::Full(
+                200,
+                vec![
+                    ("Content-Type".into(), "application/json".into()),
+                    ("Link".into(), next.clone()),
+                ],
+                br#"{"name":"app","tags":["a","b"]}"#.to_vec(),
+            ),
+            _ => Reply::status(404),
+        }
+    });
+    let out = hoist(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("--creds={USER}:{PASSWORD}"),
+        &format!("docker://{}/app", registry.host),
+    ])
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"d\""), "{stdout}");
+    assert_no_credentials(&other);
+}
+
+/// A registry whose tag list of `app` never ends: page N holds ten new tags and links to page N+1.
+fn endless_tag_list() -> FakeServer {
+    FakeServer::start(|req| {
+        if req.path == "/v2/" {
+            return Reply::status(200);
+        }
+        if req.path != "/v2/app/tags/list" {
+            return Reply::status(404);
+        }
+        let page: u64 = query_value(&req.query, "last")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let tags: Vec<String> = (0..10).map(|i| format!("\"t{}\"", page * 10 + i)).collect();
+        Reply::Full(
+            200,
+            vec![
+                ("Content-Type".into(), "application/json".into()),
+                (
+                    "Link".into(),
+                    format!("</v2/app/tags/list?last={}>; rel=\"next\"", page + 1),
+                ),
+            ],
+            format!(r#"{{"name":"app","tags":[{}]}}"#, tags.join(",")).into_bytes(),
+        )
+    })
+}
+
+#[test]
+fn an_endless_tag_list_stops_at_the_page_and_tag_caps() {
+    let server = endless_tag_list();
+    let repo = format!("docker://{}/app", server.host);
+    let list = |extra: &[&str]| {
+        let mut args = vec!["list-tags", "--tls-verify=false", "--retry-times", "0"];
+        args.extend_from_slice(extra);
+        args.push(&repo);
+        hoist(&args).output().unwrap()
+    };
+    // The page cap: 30 pages, 300 tags (under the tag cap).
+    let out = list(&["--max-tag-pages", "30"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--max-tag-pages") && stderr.contains("30 pages"),
+        "{stderr}"
+    );
+    let pages = server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/tags/list"))
+        .count();
+    assert_eq!(pages, 30);
+    // The tag cap stops it first when lower.
+    let out = list(&["--max-tags", "55"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--max-tags") && stderr.contains("55 tags"),
+        "{stderr}"
+    );
+    // Without a flag, the default page cap ends it (10000 pages on loopback: a few seconds).
+    let out = list(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--max-tag-pages"), "{stderr}");
+}
+
+#[test]
+fn sync_of_an_endless_tag_list_stops_at_the_page_cap() {
+    let server = endless_tag_list();
+    let dir = tempfile::tempdir().unwrap();
+    let out = hoist(&[
+        "sync",
+        "--src",
+        "docker",
+        "--dest",
+        "dir",
+        "--src-tls-verify=false",
+        "--retry-times",
+        "0",
+        "--max-tag-pages",
+        "20",
+        &format!("{}/app", server.host),
+        &dir.path().join("mirror").display().to_string(),
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--max-tag-pages"), "{stderr}");
+}
+
+#[test]
+fn a_body_dripping_bytes_fails_the_attempt_within_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = fake_registry::small_image(&dir.path().join("img"), "app", "v1");
+    // A byte every 50 ms: each read answers well within the timeout, but the 3000-byte blob (or the
+    // manifest) would take minutes.
+    for (i, part) in ["/blobs/", "/manifests/"].into_iter().enumerate() {
+        let img2 = img.clone();
+        let server = FakeServer::start(move |req| match serve_layout(&img2, req) {
+            Some(Reply::Full(status, headers, body)) if req.path.contains(part) => {
+                Reply::Drip(status, headers, body, std::time::Duration::from_millis(50))
+            }
+            Some(r) => r,
+            None => Reply::status(404),
+        });
+        let dest = dir.path().join(format!("dest{i}"));
+        let started = std::time::Instant::now();
+        let out = pull(&server.host, &dest, &["--registry-timeout", "1"]);
+        assert_failed(
+            &out,
+            &dest,
+            &["less than 1 KiB a second", "--registry-timeout"],
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{part}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn verbose_logs_each_request_and_retry_without_secrets_or_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = fake_registry::small_image(&dir.path().join("img"), "app", "v1");
+    let blobs = img.layout.join("blobs/sha256");
+    let storage = FakeServer::start(move |req| {
+        let hex = req.path.strip_prefix("/storage/sha256:").unwrap_or("");
+        match std::fs::read(blobs.join(hex)) {
+            Ok(b) if !hex.is_empty() => Reply::ok("application/octet-stream", b),
+            _ => Reply::status(404),
+        }
+    });
+    // Basic auth; the first manifest answer is 503 (a retry); blobs redirect to a signed URL.
+    let failed_once = Arc::new(AtomicUsize::new(0));
+    let (f, img2, storage_host) = (failed_once.clone(), img.clone(), storage.host.clone());
+    let flaky = FakeServer::start(move |req| {
+        if req.header("authorization") != Some(BASIC) {
+            return Reply::Full(401, challenge(&Auth::Basic), b"{}".to_vec());
+        }
+        if req.path.contains("/manifests/") && f.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Reply::status(503);
+        }
+        if let Some(d) = req.path.strip_prefix("/v2/app/blobs/") {
+            return Reply::Full(
+                307,
+                vec![(
+                    "Location".into(),
+                    format!("http://{storage_host}/storage/{d}?signature=s3cr3tsig"),
+                )],
+                Vec::new(),
+            );
+        }
+        serve_layout(&img2, req).unwrap_or(Reply::status(404))
+    });
+    let dest = dir.path().join("dest");
+    let src = format!("docker://{}/app:v1", flaky.host);
+    let dst = format!("oci:{}:v1", dest.display());
+    let out = hoist(&[
+        "-v",
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &creds(),
+        &src,
+        &dst,
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let manifest = format!("GET http://{}/v2/app/manifests/v1", flaky.host);
+    for needle in [
+        format!("{manifest} -> 503"),
+        format!("retrying {manifest} in"),
+        format!("{manifest} -> 200 OK"),
+        format!("GET http://{}/v2/ -> 401", flaky.host),
+    ] {
+        assert!(stderr.contains(&needle), "no {needle:?} in:\n{stderr}");
+    }
+    assert!(stderr.contains(" ms)"), "{stderr}");
+    for secret in [PASSWORD, BASIC, "dXNlcjpzZWNyZXQ", "s3cr3tsig", "\x1b["] {
+        assert!(!stderr.contains(secret), "{secret:?} in:\n{stderr}");
+    }
+}
+
+/// A server that answers anything, a TLS hello included, with a plain HTTP 400, as Go's and most
+/// HTTP servers do.
+fn plain_http_server() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("127.0.0.1:{}", l.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { continue };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            });
+        }
+    });
+    host
+}
+
+#[test]
+fn a_plain_http_registry_reached_over_https_names_the_flag() {
+    let host = plain_http_server();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("img");
+    common::synth::write_image(&layout, "v1", 1, 3000, 3);
+    let image = format!("docker://{host}/app:v1");
+    let local = format!("oci:{}:v1", layout.display());
+    let dest = format!("oci:{}:v1", dir.path().join("d").display());
+    for (args, flag) in [
+        (
+            vec!["inspect", "--retry-times", "0", &image],
+            "--tls-verify=false",
+        ),
+        (
+            vec!["copy", "--retry-times", "0", &image, &dest],
+            "--src-tls-verify=false",
+        ),
+        (
+            vec!["copy", "--retry-times", "0", &local, &image],
+            "--dest-tls-verify=false",
+        ),
+    ] {
+        let out = hoist(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr.contains(&format!("the registry answered plain HTTP: use {flag}")),
+            "{args:?}:\n{stderr}"
+        );
+        assert!(!stderr.contains("InvalidContentType"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_failed_request_does_not_echo_the_query_of_its_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("img");
+    common::synth::write_image(&layout, "v1", 1, 3000, 3);
+    // An upload Location, carrying state in its query, on a port nothing listens on.
+    let closed = {
+        let (l, host) = fake_registry::bind();
+        drop(l);
+        host
+    };
+    let server = FakeServer::start(move |req| match req.method.as_str() {
+        "GET" if req.path == "/v2/" => Reply::status(200),
+        "HEAD" => Reply::status(404),
+        "POST" => Reply::Full(
+            202,
+            vec![(
+                "Location".into(),
+                format!("http://{closed}/v2/app/blobs/uploads/u1?_state=s3cr3tstate"),
+            )],
+            Vec::new(),
+        ),
+        _ => Reply::status(404),
+    });
+    let out = push(&server.host, &layout, &["-v", "--retry-times", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("/v2/app/blobs/uploads/u1"), "{stderr}");
+    assert!(!stderr.contains("s3cr3tstate"), "{stderr}");
+}

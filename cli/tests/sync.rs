@@ -370,11 +370,15 @@ fn bad_yaml_and_missing_repositories_fail_clearly_and_keep_going_goes_on() {
     let (reg, _) = registry_with_two_tags(work.path());
     let dest = work.path().join("dest");
     let d = dest.display().to_string();
-    let fail = |args: &[&str]| -> String {
+    // Exit 1 for a bad file, 2 when what failed is an image or repository that does not exist.
+    let fail_with = |code: i32, args: &[&str]| -> String {
         let out = run_fail(&mut hoist(&[&["sync"], args].concat()));
-        assert_eq!(out.status.code(), Some(1), "exit code 1");
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "exit code {code}: {err}");
+        err
     };
+    let fail = |args: &[&str]| fail_with(1, args);
+    let missing = |args: &[&str]| fail_with(2, args);
 
     // A misspelt key, and a file that is not YAML of the expected shape.
     let bad = work.path().join("bad.yml");
@@ -412,7 +416,7 @@ fn bad_yaml_and_missing_repositories_fail_clearly_and_keep_going_goes_on() {
     assert!(err.contains("absent.yml"), "{err}");
 
     // A repository that does not exist is named.
-    let err = fail(&[
+    let err = missing(&[
         "--src",
         "docker",
         "--dest",
@@ -439,7 +443,7 @@ fn bad_yaml_and_missing_repositories_fail_clearly_and_keep_going_goes_on() {
     )
     .unwrap();
     let y = yaml.display().to_string();
-    let err = fail(&["--src", "yaml", "--dest", "dir", &y, &d]);
+    let err = missing(&["--src", "yaml", "--dest", "dir", &y, &d]);
     assert!(
         err.contains("docker://") && err.contains("team/nope"),
         "{err}"
@@ -448,7 +452,7 @@ fn bad_yaml_and_missing_repositories_fail_clearly_and_keep_going_goes_on() {
         !dest.exists(),
         "nothing written before the list was complete"
     );
-    let err = fail(&["--src", "yaml", "--dest", "dir", "--keep-going", &y, &d]);
+    let err = missing(&["--src", "yaml", "--dest", "dir", "--keep-going", &y, &d]);
     assert!(
         err.contains("synced 2 images: 1 copied, 0 skipped (up to date), 1 failed"),
         "{err}"
@@ -456,7 +460,7 @@ fn bad_yaml_and_missing_repositories_fail_clearly_and_keep_going_goes_on() {
     assert!(dest.join("app:v1/manifest.json").is_file());
 
     // A tag that does not exist: the image is named, and nothing is created for it.
-    let err = fail(&[
+    let err = missing(&[
         "--src",
         "docker",
         "--dest",
@@ -478,4 +482,55 @@ fn bad_yaml_and_missing_repositories_fail_clearly_and_keep_going_goes_on() {
         "sync", "--src", "tarball", "--dest", "dir", "x", &d,
     ]));
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_yaml_alias_bomb_or_deep_nesting_is_refused_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Aliases reused across registries: 3000 tags x 1000 images x 200 registries from 38 KB.
+    let mut bomb = format!(
+        "t: &t [{}]\ni: &i {{{}}}\n",
+        (0..3000)
+            .map(|i| format!("\"v{i}\""))
+            .collect::<Vec<_>>()
+            .join(","),
+        (0..1000)
+            .map(|i| format!("im{i}: *t"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for r in 0..200 {
+        bomb.push_str(&format!("r{r}.example: {{images: *i}}\n"));
+    }
+    let deep = format!(
+        "a.example:\n  images:\n    x: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    for (name, text, needle) in [
+        ("bomb.yml", bomb, "excessive aliasing"),
+        ("deep.yml", deep, "nested deeper than"),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let started = std::time::Instant::now();
+        let out = run_fail(&mut hoist(&[
+            "sync",
+            "--src",
+            "yaml",
+            "--dest",
+            "dir",
+            &file.display().to_string(),
+            &dir.path().join("out").display().to_string(),
+        ]));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(needle) && err.contains(name), "{err}");
+        // Refused before loading: well under the seconds loading would take.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }

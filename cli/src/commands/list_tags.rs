@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use hoist::reference::TransportRef;
 use hoist::transport::Source;
 use hoist::transport::registry::RegistrySource;
@@ -35,10 +35,11 @@ struct Listing {
 pub fn run(args: Args) -> Result<ExitCode> {
     let reference = super::parse_ref(&args.reference)?;
     let TransportRef::Docker(name) = reference else {
-        bail!(
+        return Err(crate::output::Usage(format!(
             "list-tags takes a docker:// reference, not {:?} (use `hoist tags` for layouts and archives)",
-            args.reference
-        );
+            hoist::reference::without_credentials(&args.reference)
+        ))
+        .into());
     };
     let opts = args.registry.apply(super::open_options());
     let mut source = RegistrySource::open(&name, &opts)?;

@@ -4,7 +4,7 @@
 use std::io::BufRead;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use hoist::transport::Credentials;
 use hoist::transport::registry::client::{Client, ClientConfig};
 use hoist::transport::registry::credentials::{AuthFiles, store};
@@ -47,8 +47,16 @@ pub fn registry_host(text: &str) -> Result<String> {
         .or_else(|| t.strip_prefix("http://"))
         .unwrap_or(t);
     let host = t.split('/').next().unwrap_or("");
+    if host.contains('@') {
+        let shown = hoist::reference::without_credentials(text);
+        return Err(crate::output::Usage(format!(
+            "{shown:?}: credentials cannot be part of a registry address (use --username, or \
+             --creds on other verbs)"
+        ))
+        .into());
+    }
     if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        bail!("{text:?} is not a registry host");
+        return Err(crate::output::Usage(format!("{text:?} is not a registry host")).into());
     }
     Ok(match host {
         "docker.io" | "index.docker.io" => hoist::reference::DOCKER_HUB_REGISTRY.to_string(),
@@ -79,6 +87,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         &host,
         ClientConfig {
             tls_verify: args.tls_verify.unwrap_or(true),
+            tls_verify_flag: "--tls-verify".into(),
             cert_dir: args.cert_dir,
             creds: Some(creds.clone()),
             retry: RetryPolicy::new(hoist::transport::registry::DEFAULT_RETRY_TIMES),

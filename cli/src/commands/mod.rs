@@ -40,6 +40,12 @@ pub struct LimitArgs {
     /// Largest registry error or token response body read, in bytes (K, M, G suffixes allowed).
     #[arg(long, global = true, value_parser = parse_size, default_value = "1M")]
     pub max_response_size: u64,
+    /// Most pages of a registry's tag list followed (list-tags, sync).
+    #[arg(long, global = true, default_value_t = Limits::default().max_tag_pages)]
+    pub max_tag_pages: usize,
+    /// Most tags read from a registry's tag list (list-tags, sync).
+    #[arg(long, global = true, default_value_t = Limits::default().max_tags)]
+    pub max_tags: usize,
 }
 
 static LIMITS: OnceLock<Limits> = OnceLock::new();
@@ -50,6 +56,8 @@ pub fn set_limits(args: &LimitArgs) {
         max_document_size: args.max_manifest_size,
         max_index_depth: args.max_index_depth,
         max_response_size: args.max_response_size,
+        max_tag_pages: args.max_tag_pages,
+        max_tags: args.max_tags,
         ..Limits::default()
     };
     let _ = LIMITS.set(limits);
@@ -92,5 +100,8 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
 
 /// Parses a transport reference with a message that names the argument.
 pub fn parse_ref(text: &str) -> Result<TransportRef> {
-    TransportRef::parse(text).with_context(|| format!("parsing image reference {text:?}"))
+    TransportRef::parse(text).with_context(|| {
+        let shown = hoist::reference::without_credentials(text);
+        format!("parsing image reference {shown:?}")
+    })
 }

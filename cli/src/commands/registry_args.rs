@@ -12,6 +12,35 @@ pub fn parse_creds(text: &str) -> Result<Credentials, String> {
     Credentials::parse(text).map_err(|e| e.to_string())
 }
 
+/// clap's parser of `--creds`: [`parse_creds`], with an error that does not echo the value (clap's
+/// own message for a refused value quotes it, password and all).
+#[derive(Clone, Copy, Debug)]
+pub struct CredsParser;
+
+impl clap::builder::TypedValueParser for CredsParser {
+    type Value = Credentials;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Credentials, clap::Error> {
+        let name = arg.and_then(clap::Arg::get_long).unwrap_or("creds");
+        let refuse = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for --{name}: {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| refuse("not valid UTF-8".into()))?;
+        parse_creds(text).map_err(refuse)
+    }
+}
+
 /// Parses `--registry-timeout` seconds (fractions allowed, more than zero).
 pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
@@ -35,7 +64,8 @@ pub struct ConnectionArgs {
     #[arg(long, value_name = "N")]
     pub retry_times: Option<u32>,
     /// Seconds to wait for a registry to connect, to answer a request, or to send the next bytes of a
-    /// body, before the attempt fails as timed out (default 300).
+    /// body, before the attempt fails as timed out (default 300); a body must also bring at least
+    /// 1 KiB a second over each such window.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub registry_timeout: Option<Duration>,
 }
@@ -50,7 +80,7 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
     /// Credentials for the registry, `USER[:PASSWORD]` (default: from the auth files).
-    #[arg(long, value_name = "USER:PASSWORD", value_parser = parse_creds)]
+    #[arg(long, value_name = "USER:PASSWORD", value_parser = CredsParser)]
     pub creds: Option<Credentials>,
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -85,10 +115,10 @@ pub struct CopyRegistryArgs {
     #[arg(long, value_name = "DIR")]
     pub dest_cert_dir: Option<PathBuf>,
     /// Credentials for the source registry, `USER[:PASSWORD]`.
-    #[arg(long, value_name = "USER:PASSWORD", value_parser = parse_creds)]
+    #[arg(long, value_name = "USER:PASSWORD", value_parser = CredsParser)]
     pub src_creds: Option<Credentials>,
     /// Credentials for the destination registry, `USER[:PASSWORD]`.
-    #[arg(long, value_name = "USER:PASSWORD", value_parser = parse_creds)]
+    #[arg(long, value_name = "USER:PASSWORD", value_parser = CredsParser)]
     pub dest_creds: Option<Credentials>,
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -97,23 +127,27 @@ pub struct CopyRegistryArgs {
 impl CopyRegistryArgs {
     /// Options for opening the source.
     pub fn source(&self, base: OpenOptions) -> OpenOptions {
-        RegistryArgs {
+        let mut o = RegistryArgs {
             tls_verify: self.src_tls_verify,
             cert_dir: self.src_cert_dir.clone(),
             creds: self.src_creds.clone(),
             connection: self.connection.clone(),
         }
-        .apply(base)
+        .apply(base);
+        o.tls_verify_flag = Some("--src-tls-verify".into());
+        o
     }
 
     /// Options for opening the destination.
     pub fn destination(&self, base: OpenOptions) -> OpenOptions {
-        RegistryArgs {
+        let mut o = RegistryArgs {
             tls_verify: self.dest_tls_verify,
             cert_dir: self.dest_cert_dir.clone(),
             creds: self.dest_creds.clone(),
             connection: self.connection.clone(),
         }
-        .apply(base)
+        .apply(base);
+        o.tls_verify_flag = Some("--dest-tls-verify".into());
+        o
     }
 }

@@ -185,9 +185,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
         );
     }
-    Ok(if report.failed() > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    // Exit 2 when every failure is an image that does not exist (as on every verb), else 1.
+    let all_missing = report.images.iter().all(|r| match &r.outcome {
+        Outcome::Failed(e) => e.is_not_found(),
+        _ => true,
+    });
+    Ok(match report.failed() {
+        0 => ExitCode::SUCCESS,
+        _ if all_missing => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
     })
 }

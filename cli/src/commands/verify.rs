@@ -64,6 +64,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         open_source(&reference, &args.registry.apply(super::open_options()))?
     };
+    // An image that does not exist is not a verification problem: exit 2, as on every verb.
+    if let Err(e) = source.root()
+        && e.is_not_found()
+    {
+        return Err(e.into());
+    }
     let report = verify(
         source.as_ref(),
         &VerifyOptions {

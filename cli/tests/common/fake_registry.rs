@@ -1,7 +1,7 @@
 //! A scriptable HTTP/1.1 server on 127.0.0.1 for registry behaviour docker-registry cannot be made to
-//! show (Bearer token endpoints, lying headers, endless bodies, stalls, cross-host redirects): each
-//! connection carries one request, which a test's handler answers; every request is recorded with its
-//! headers. It also serves an image from an OCI layout as a registry would ([`serve_layout`]).
+//! show (Bearer token endpoints, lying headers, endless or dripping bodies, stalls, cross-host
+//! redirects): each connection carries one request, which a test's handler answers; every request is
+//! recorded with its headers. It also serves an image from an OCI layout as a registry would ([`serve_layout`]).
 //!
 //! TLS is not spoken: a TLS hello (hoist tries https first when TLS verification is off) is answered by
 //! closing the connection, so the client falls back to plain http at once.
@@ -52,6 +52,9 @@ pub enum Reply {
     Stall,
     /// Send the status line, headers with `Content-Length: len`, the first bytes of `body`, then stall.
     StallBody(u16, u64, Vec<u8>),
+    /// A complete answer whose body is sent one byte at a time, `Duration` apart (until the client
+    /// hangs up or the server is dropped).
+    Drip(u16, Vec<(String, String)>, Vec<u8>, Duration),
 }
 
 impl Reply {
@@ -218,6 +221,18 @@ impl FakeServer {
                         Reply::Stall => {
                             while !st.load(Ordering::Relaxed) {
                                 std::thread::sleep(Duration::from_millis(50));
+                            }
+                        }
+                        Reply::Drip(status, headers, body, every) => {
+                            let head = head_bytes(status, &headers, Some(body.len() as u64));
+                            if s.write_all(&head).is_err() || head_only {
+                                return;
+                            }
+                            for b in body {
+                                if st.load(Ordering::Relaxed) || s.write_all(&[b]).is_err() {
+                                    return;
+                                }
+                                std::thread::sleep(every);
                             }
                         }
                         Reply::StallBody(status, len, first) => {

@@ -51,7 +51,17 @@ impl Registry {
         Self::start_inner(Some((user, password)))
     }
 
+    /// [`Registry::start_with_auth`] whose answers name `http_host` (`http://HOST:PORT`) as its
+    /// address (docker-registry's `http.host`): upload `Location`s then point there.
+    pub fn start_with_auth_naming(user: &str, password: &str, http_host: &str) -> Registry {
+        Self::start_configured(Some((user, password)), Some(http_host))
+    }
+
     fn start_inner(auth: Option<(&str, &str)>) -> Registry {
+        Self::start_configured(auth, None)
+    }
+
+    fn start_configured(auth: Option<(&str, &str)>, http_host: Option<&str>) -> Registry {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
@@ -61,6 +71,9 @@ impl Registry {
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
             storage.display()
         );
+        if let Some(h) = http_host {
+            config.push_str(&format!("  host: {h}\n"));
+        }
         let mut cert_dir = None;
         if let Some((user, password)) = auth {
             let certs = dir.path().join("certs");

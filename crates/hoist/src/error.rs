@@ -176,6 +176,31 @@ impl Error {
         }
     }
 
+    /// True when the error says the user asked for something malformed (an unparsable reference):
+    /// the CLI exits 2, as for any usage error. Looks through [`Error::Image`].
+    pub fn is_usage(&self) -> bool {
+        match self {
+            Error::InvalidReference { .. } => true,
+            Error::Image { source, .. } => source.is_usage(),
+            _ => false,
+        }
+    }
+
+    /// True when the image, tag or repository asked for does not exist: a missing tag of a layout,
+    /// image of an archive, or a registry's 404 / `MANIFEST_UNKNOWN` / `NAME_UNKNOWN` (a missing
+    /// blob of an image that exists is damage, not this). The CLI exits 2, as newer skopeo does.
+    /// Looks through [`Error::Image`].
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::NotFound { .. } => true,
+            Error::Registry { message, .. } => {
+                message.contains("; MANIFEST_UNKNOWN:") || message.contains("; NAME_UNKNOWN:")
+            }
+            Error::Image { source, .. } => source.is_not_found(),
+            _ => false,
+        }
+    }
+
     /// Builds an [`Error::InvalidDocument`].
     pub fn invalid_document(what: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidDocument {

@@ -22,6 +22,10 @@ pub struct Limits {
     pub max_compression_ratio: u64,
     /// Largest registry error or token response body (`--max-response-size`, default 1 MiB).
     pub max_response_size: u64,
+    /// Most pages of a registry's tag list followed (`--max-tag-pages`, default 10000).
+    pub max_tag_pages: usize,
+    /// Most tags read from a registry's tag list (`--max-tags`, default 1 million).
+    pub max_tags: usize,
 }
 
 impl Default for Limits {
@@ -35,6 +39,8 @@ impl Default for Limits {
             max_path_length: 4096,
             max_compression_ratio: 1000,
             max_response_size: 1 << 20,
+            max_tag_pages: 10_000,
+            max_tags: 1_000_000,
         }
     }
 }

@@ -29,10 +29,42 @@ pub struct ImageName {
 
 fn invalid(reference: &str, reason: impl Into<String>) -> Error {
     Error::InvalidReference {
-        reference: reference.to_string(),
+        reference: without_credentials(reference).into_owned(),
         reason: reason.into(),
     }
 }
+
+/// Where the user info of `text` (`USER:PASSWORD@` before the host, as in a URL) ends, when there is
+/// one: the last `@` whose remainder names a host (has a `/`, a `.` or `localhost` before any `:`, or
+/// no `:`) rather than a digest (`app@sha256:...`).
+fn credentials_end(text: &str) -> Option<usize> {
+    let at = text.rfind('@')?;
+    let rest = &text[at + 1..];
+    let host = rest.split(':').next().unwrap_or("");
+    let names_host =
+        rest.contains('/') || !rest.contains(':') || host.contains('.') || host == "localhost";
+    names_host.then_some(at)
+}
+
+/// `text` with the user info of a `USER:PASSWORD@HOST/...` reference replaced by `***`, for
+/// messages: a password typed into a reference is never echoed. References to paths (`oci:`,
+/// `oci-archive:`, `dir:`, `docker-archive:`) are left whole: an `@` in a path is not user info.
+pub fn without_credentials(text: &str) -> std::borrow::Cow<'_, str> {
+    let is_path = ["oci:", "oci-archive:", "dir:", "docker-archive:"]
+        .iter()
+        .any(|t| text.starts_with(t));
+    if is_path {
+        return text.into();
+    }
+    match credentials_end(text) {
+        Some(at) => {
+            let start = text.find("://").map_or(0, |i| i + 3).min(at);
+            format!("{}***{}", &text[..start], &text[at..]).into()
+        }
+        None => text.into(),
+    }
+}
+
 
 /// The grammar a tag must follow where hoist reads it from a name or writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +172,13 @@ impl ImageName {
             return Err(invalid(
                 &text[..text.floor_char_boundary(64)],
                 "image name too long",
+            ));
+        }
+        if credentials_end(text).is_some() {
+            return Err(invalid(
+                text,
+                "credentials cannot be part of a reference: pass them with --creds or store them \
+                 with hoist login",
             ));
         }
         let (rest, digest) = match text.split_once('@') {
@@ -605,5 +644,37 @@ mod tests {
         }
         assert!(TransportRef::parse("oci:").is_err());
         assert!(TransportRef::parse("oci:x@sha256:../../etc").is_err());
+    }
+
+    #[test]
+    fn credentials_in_a_reference_are_refused_and_never_echoed() {
+        for text in [
+            "docker://me:pw-9z@host.example/x",
+            "docker://me:pw-9z@localhost:5000/x:v1",
+            "docker://me:pw-9z@host",
+            "docker://me:p@w/-9z@host.example/x",
+            "docker:me:pw-9z@host.example/x",
+        ] {
+            let e = TransportRef::parse(text).unwrap_err().to_string();
+            assert!(!e.contains("pw-9z") && !e.contains("w/-9z"), "{text}: {e}");
+            assert!(e.contains("***@"), "{text}: {e}");
+        }
+        let e = TransportRef::parse("docker://me:pw-9z@host.example/x").unwrap_err();
+        assert!(e.to_string().contains("--creds"), "{e}");
+        // A digest is not user info.
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert!(ImageName::parse(&format!("busybox@{d}")).is_ok());
+        assert_eq!(
+            without_credentials(&format!("x:v1@{d}")),
+            format!("x:v1@{d}")
+        );
+        // A path with an @ is not user info, in messages either.
+        let path = "oci:/tmp/a@b.example/layout:v1";
+        assert_eq!(without_credentials(path), path);
+        let e = TransportRef::parse("oci:/tmp/a@b.example/x:@zz").unwrap_err();
+        assert!(e.to_string().contains("/tmp/a@b.example/x"), "{e}");
+        // Nor is a transport typed wrongly a place to show one.
+        let e = TransportRef::parse("me:pw-9z@host.example/x").unwrap_err();
+        assert!(!e.to_string().contains("pw-9z"), "{e}");
     }
 }

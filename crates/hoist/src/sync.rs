@@ -444,6 +444,178 @@ pub fn sync(
     Ok(run(plan, opts, on_image))
 }
 
+/// Bounds on a YAML text checked before it is loaded: serde_norway parses a whole document into
+/// events first (libyaml's scanner slows quadratically with nesting, 34 s for 100k levels) and
+/// replays an alias's events at each use (a 94 KB file of aliases reused across registries expanded
+/// to 7.9 GB). This walks libyaml's event stream (serde_norway's own parser, through its event API,
+/// the only one the crate offers) and stops at the first level past `max_depth`, or once aliases
+/// have added more than `max_alias_nodes` nodes to what the text itself holds.
+#[cfg(feature = "registry")]
+mod yaml_bounds {
+    use std::collections::HashMap;
+    use std::ffi::CStr;
+    use std::mem::MaybeUninit;
+
+    use unsafe_libyaml_norway as unsafe_sys;
+
+    /// A libyaml parser over a borrowed text; the box keeps it in place (it points into itself).
+    struct Parser<'a> {
+        sys: Box<MaybeUninit<unsafe_sys::yaml_parser_t>>,
+        _input: &'a [u8],
+    }
+
+    impl<'a> Parser<'a> {
+        fn new(input: &'a [u8]) -> Option<Self> {
+            let mut sys = Box::new(MaybeUninit::<unsafe_sys::yaml_parser_t>::uninit());
+            // SAFETY: initialize writes the whole struct; the input outlives the parser (`'a`).
+            unsafe {
+                let p = sys.as_mut_ptr();
+                if unsafe_sys::yaml_parser_initialize(p).fail {
+                    return None;
+                }
+                unsafe_sys::yaml_parser_set_encoding(p, unsafe_sys::YAML_UTF8_ENCODING);
+                unsafe_sys::yaml_parser_set_input_string(p, input.as_ptr(), input.len() as u64);
+            }
+            Some(Parser { sys, _input: input })
+        }
+
+        /// The next event, reduced to what the bounds need; `Err` on a syntax error (left to
+        /// serde_norway to report with its position). Not called again after `End` or `Err`.
+        fn next(&mut self) -> Result<Event, ()> {
+            let mut event = MaybeUninit::<unsafe_sys::yaml_event_t>::uninit();
+            // SAFETY: the parser was initialised; a parsed event is read, then deleted once.
+            unsafe {
+                let p = self.sys.as_mut_ptr();
+                let e = event.as_mut_ptr();
+                if unsafe_sys::yaml_parser_parse(p, e).fail {
+                    return Err(());
+                }
+                let anchor = |ptr: *const u8| {
+                    (!ptr.is_null()).then(|| CStr::from_ptr(ptr.cast()).to_bytes().to_vec())
+                };
+                let out = match (*e).type_ {
+                    // After the end (or an error) libyaml answers with no event.
+                    unsafe_sys::YAML_STREAM_END_EVENT | unsafe_sys::YAML_NO_EVENT => Event::End,
+                    unsafe_sys::YAML_ALIAS_EVENT => Event::Alias(anchor((*e).data.alias.anchor)),
+                    unsafe_sys::YAML_SCALAR_EVENT => Event::Scalar(anchor((*e).data.scalar.anchor)),
+                    unsafe_sys::YAML_SEQUENCE_START_EVENT => {
+                        Event::Start(anchor((*e).data.sequence_start.anchor))
+                    }
+                    unsafe_sys::YAML_MAPPING_START_EVENT => {
+                        Event::Start(anchor((*e).data.mapping_start.anchor))
+                    }
+                    unsafe_sys::YAML_SEQUENCE_END_EVENT | unsafe_sys::YAML_MAPPING_END_EVENT => {
+                        Event::Close
+                    }
+                    _ => Event::Other,
+                };
+                unsafe_sys::yaml_event_delete(e);
+                Ok(out)
+            }
+        }
+    }
+
+    impl Drop for Parser<'_> {
+        fn drop(&mut self) {
+            // SAFETY: initialised in `new` (a parser that failed to initialise is never built).
+            unsafe { unsafe_sys::yaml_parser_delete(self.sys.as_mut_ptr()) }
+        }
+    }
+
+    enum Event {
+        Start(Option<Vec<u8>>),
+        Close,
+        Scalar(Option<Vec<u8>>),
+        Alias(Option<Vec<u8>>),
+        Other,
+        End,
+    }
+
+    /// Checks `text`'s nesting and alias expansion; the error says which bound was passed.
+    pub(super) fn check(text: &str, max_depth: usize, max_alias_nodes: u64) -> Result<(), String> {
+        let Some(mut parser) = Parser::new(text.as_bytes()) else {
+            return Ok(());
+        };
+        // Nodes so far with aliases expanded, and those aliases added; each open collection with
+        // its anchor and the count at its start; each anchor's expanded size.
+        let (mut nodes, mut added) = (0u64, 0u64);
+        let mut open: Vec<(Option<Vec<u8>>, u64)> = Vec::new();
+        let mut sizes: HashMap<Vec<u8>, u64> = HashMap::new();
+        loop {
+            let event = match parser.next() {
+                Ok(e) => e,
+                Err(()) => return Ok(()),
+            };
+            match event {
+                Event::End => return Ok(()),
+                Event::Other => {}
+                Event::Start(anchor) => {
+                    open.push((anchor, nodes));
+                    nodes += 1;
+                    if open.len() > max_depth {
+                        return Err(format!("nested deeper than {max_depth} levels"));
+                    }
+                }
+                Event::Close => {
+                    if let Some((Some(anchor), start)) = open.pop() {
+                        sizes.insert(anchor, nodes - start);
+                    }
+                }
+                Event::Scalar(anchor) => {
+                    nodes += 1;
+                    if let Some(a) = anchor {
+                        sizes.insert(a, 1);
+                    }
+                }
+                Event::Alias(anchor) => {
+                    let size = anchor.and_then(|a| sizes.get(&a).copied()).unwrap_or(1);
+                    nodes += size;
+                    added += size;
+                    if added > max_alias_nodes {
+                        return Err(format!(
+                            "excessive aliasing: aliases expand to more than {max_alias_nodes} nodes"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::check;
+
+        #[test]
+        fn deep_nesting_is_refused_at_the_bound() {
+            let deep = format!("a: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+            let t = std::time::Instant::now();
+            let e = check(&deep, 32, 1000).unwrap_err();
+            assert!(e.contains("deeper than 32"), "{e}");
+            // Stopped at the bound, not after scanning 100k levels (seconds): a generous margin.
+            assert!(t.elapsed() < std::time::Duration::from_secs(2));
+            let block = "a:\n  b:\n    c: [x, {d: y}]\n";
+            assert_eq!(check(block, 5, 1000), Ok(()));
+            assert!(check(block, 4, 1000).is_err());
+        }
+
+        #[test]
+        fn aliases_are_counted_as_expanded() {
+            // Each level doubles: 2^20 nodes from a few hundred bytes.
+            let mut text = String::from("l0: &l0 [x, x]\n");
+            for i in 1..=20 {
+                text.push_str(&format!("l{i}: &l{i} [*l{}, *l{}]\n", i - 1, i - 1));
+            }
+            let e = check(&text, 32, 1_000_000).unwrap_err();
+            assert!(e.contains("excessive aliasing"), "{e}");
+            // A few aliases are fine, and plain text is never refused by the alias bound.
+            assert_eq!(check("a: &a [x, y]\nb: *a\nc: *a\n", 32, 10), Ok(()));
+            assert!(check("a: &a [x, y]\nb: *a\nc: *a\nd: *a\nf: *a\n", 32, 10).is_err());
+            let plain: String = (0..100).map(|i| format!("k{i}: v\n")).collect();
+            assert_eq!(check(&plain, 32, 0), Ok(()));
+        }
+    }
+}
+
 #[cfg(feature = "registry")]
 mod yaml {
     //! skopeo's YAML source format.
@@ -461,6 +633,10 @@ mod yaml {
 
     /// Files larger than this are refused (a sync list is small).
     const MAX_YAML: u64 = 4 << 20;
+    /// The deepest nesting of a sync file (skopeo's format needs four levels).
+    const MAX_YAML_DEPTH: usize = 32;
+    /// The most nodes aliases may add to a sync file (a 4 MiB file holds about a million of its own).
+    const MAX_ALIAS_NODES: u64 = 1_000_000;
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -483,6 +659,38 @@ mod yaml {
         tls_verify: Option<bool>,
         #[serde(default, rename = "cert-dir")]
         cert_dir: Option<PathBuf>,
+    }
+
+    /// A YAML error about `credentials` with the string values it quotes (`invalid type: string
+    /// "me:secret"`) left out: a password written in the wrong shape is never echoed.
+    pub(super) fn without_secrets(message: &str) -> String {
+        if !message.contains("credentials") {
+            return message.to_string();
+        }
+        let mut out = String::new();
+        let mut rest = message;
+        while let Some(i) = rest.find("string \"") {
+            out.push_str(&rest[..i]);
+            out.push_str("a string");
+            // Skip to the closing quote (serde writes the value Debug-escaped).
+            let mut chars = rest[i + 8..].char_indices();
+            let mut end = rest.len() - i - 8;
+            while let Some((j, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        chars.next();
+                    }
+                    '"' => {
+                        end = j + 1;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            rest = &rest[i + 8 + end..];
+        }
+        out.push_str(rest);
+        out
     }
 
     fn bad(path: &Path, reason: impl Into<String>) -> Error {
@@ -518,8 +726,10 @@ mod yaml {
         if text.len() as u64 > MAX_YAML {
             return Err(bad(path, "larger than 4 MiB"));
         }
-        let config: BTreeMap<String, RegistryConfig> =
-            serde_norway::from_str(&text).map_err(|e| bad(path, e.to_string()))?;
+        super::yaml_bounds::check(&text, MAX_YAML_DEPTH, MAX_ALIAS_NODES)
+            .map_err(|e| bad(path, e))?;
+        let config: BTreeMap<String, RegistryConfig> = serde_norway::from_str(&text)
+            .map_err(|e| bad(path, without_secrets(&e.to_string())))?;
         if config.is_empty() {
             return Err(bad(path, "it lists no registries"));
         }
@@ -528,6 +738,9 @@ mod yaml {
             if let Some(v) = cfg.tls_verify {
                 ropts.tls_verify = Some(v);
             }
+            ropts.tls_verify_flag = Some(format!(
+                "tls-verify: false under {registry} in the sync file, or --src-tls-verify"
+            ));
             if let Some(d) = &cfg.cert_dir {
                 ropts.cert_dir = Some(d.clone());
             }
@@ -615,6 +828,21 @@ mod yaml {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "registry")]
+    #[test]
+    fn credentials_in_a_yaml_error_are_not_echoed() {
+        let m = yaml::without_secrets(
+            r#"r.example.credentials: invalid type: string "me:s3\"cret", expected struct YamlCredentials at line 2"#,
+        );
+        assert!(!m.contains("s3"), "{m}");
+        assert!(
+            m.contains("invalid type: a string, expected struct YamlCredentials at line 2"),
+            "{m}"
+        );
+        let other = r#"r.example.tls-verify: invalid type: string "yes", expected a boolean"#;
+        assert_eq!(yaml::without_secrets(other), other);
+    }
 
     #[test]
     fn suffixes_follow_skopeo() {

@@ -223,6 +223,9 @@ pub struct OpenOptions {
     /// Registry: verify TLS certificates (`--tls-verify`, default true). `false` also allows plain
     /// http, as skopeo does.
     pub tls_verify: Option<bool>,
+    /// Registry: the flag or setting that turns `tls_verify` off for this end, for messages
+    /// (default `--tls-verify`; `--src-tls-verify` for a copy's source, ...).
+    pub tls_verify_flag: Option<String>,
     /// Registry: a directory of extra CA certificates (`*.crt`) to trust (`--cert-dir`).
     pub cert_dir: Option<PathBuf>,
     /// Registry: credentials (`--creds`); when absent they are looked up in the auth files.

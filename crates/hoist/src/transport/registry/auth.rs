@@ -18,8 +18,11 @@
 //!   refuses with an error naming the realm rather than send them; without credentials an anonymous
 //!   token is asked for from any http(s) realm, since nothing secret is sent.
 //!
-//! Redirects never carry credentials to another origin (reqwest drops `Authorization` on a redirect to
-//! another host, scheme or port).
+//! Every other URL the registry hands back (an upload `Location`, a tag list's `Link`, a redirect) is
+//! held to one rule, [`same_origin`]: the user's credentials, and the registry's Bearer tokens, go
+//! only to the registry's own origin (scheme, host and port). Requests to another origin are sent
+//! without `Authorization` ([`super::client`] checks each request's URL; reqwest drops the header on
+//! a redirect to another host, scheme or port, which is the same rule).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -143,14 +146,19 @@ pub fn realm_policy(
     if realm.host_str().is_none() {
         return Err(format!("the token realm {realm} has no host"));
     }
-    let same_origin = realm.scheme() == registry.scheme()
-        && realm.host_str() == registry.host_str()
-        && realm.port_or_known_default() == registry.port_or_known_default();
-    if same_origin || (realm.scheme() == "https" && tls_verify) {
+    if same_origin(realm, registry) || (realm.scheme() == "https" && tls_verify) {
         Ok(RealmPolicy::Credentials)
     } else {
         Ok(RealmPolicy::AnonymousOnly)
     }
+}
+
+/// True when `url` has the origin (scheme, host and port) of `registry`: the only URLs, apart from a
+/// verified https token realm, that may receive the user's credentials or the registry's tokens.
+pub fn same_origin(url: &reqwest::Url, registry: &reqwest::Url) -> bool {
+    url.scheme() == registry.scheme()
+        && url.host_str() == registry.host_str()
+        && url.port_or_known_default() == registry.port_or_known_default()
 }
 
 /// The scope string for a repository and actions: `repository:org/app:pull,push`.

@@ -3,14 +3,16 @@
 //! [`Error::Registry`] with bounded bodies.
 //!
 //! It is reqwest's blocking client (never used inside a tokio runtime), with an async one for upload
-//! chunks whose body is streamed ([`super::streamed`]). reqwest drops the
-//! `Authorization` header when a redirect leads to another host, scheme or port, so blob downloads that
-//! redirect to storage never carry the registry's credentials there.
+//! chunks whose body is streamed ([`super::streamed`]). Credentials and tokens go only to the
+//! registry's own origin ([`auth::same_origin`]): a request whose URL the registry handed back on
+//! another origin (an upload `Location`, a tag list's `Link`) is sent without `Authorization`, and
+//! reqwest drops the header when a redirect leads to another host, scheme or port, so blob downloads
+//! that redirect to storage never carry the registry's credentials there.
 
 use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex, Once};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::StatusCode;
@@ -19,7 +21,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AU
 use reqwest::{Method, Url};
 
 use super::auth::{self, Challenge, TokenCache};
-use super::retry::{RetryPolicy, is_retryable_error, is_retryable_status};
+use super::retry::{Attempts, RetryPolicy, is_retryable_error, is_retryable_status};
 use super::streamed::{Answer, Failure, Streamer};
 use crate::error::{Error, Result};
 use crate::limits::human_bytes;
@@ -30,6 +32,8 @@ use crate::transport::Credentials;
 pub struct ClientConfig {
     /// Verify TLS certificates; when false, untrusted certificates and plain http are accepted.
     pub tls_verify: bool,
+    /// How the user turns `tls_verify` off (`--tls-verify`, `--src-tls-verify`, ...), for messages.
+    pub tls_verify_flag: String,
     /// A directory of extra CA certificates (`*.crt`, PEM) to trust.
     pub cert_dir: Option<std::path::PathBuf>,
     /// Credentials to authenticate with (none: anonymous).
@@ -41,7 +45,8 @@ pub struct ClientConfig {
     /// How long to wait for a connection, for a response's headers (from the start of the request,
     /// its body included; for a streamed upload chunk, from its last byte), for each next read of a
     /// response body, and for a streamed chunk's each next piece to be taken, before the attempt
-    /// fails as timed out (`--registry-timeout`).
+    /// fails as timed out (`--registry-timeout`); also the window over which a response body must
+    /// average [`MIN_BODY_RATE`].
     pub timeout: Duration,
 }
 
@@ -147,7 +152,7 @@ macro_rules! configure {
 fn setup_error(host: &str, e: &reqwest::Error) -> Error {
     Error::Registry {
         registry: host.to_string(),
-        message: format!("setting up the HTTP client: {}", chain(e)),
+        message: format!("setting up the HTTP client: {}", describe(e)),
         status: None,
     }
 }
@@ -198,8 +203,95 @@ fn chain(err: &dyn std::error::Error) -> String {
     s
 }
 
+/// The least a response body must deliver, in bytes per second averaged over each
+/// `--registry-timeout`, for the download to go on: a registry that drips a byte now and then
+/// never trips the timeout of each read, and would hold a download forever.
+pub const MIN_BODY_RATE: u64 = 1024;
+
+/// Why [`Paced`] gave up: the body was too slow (inside an [`std::io::Error`] of kind `TimedOut`).
+#[derive(Debug)]
+pub struct TooSlow(String);
+
+impl std::fmt::Display for TooSlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TooSlow {}
+
+/// A response body held to [`MIN_BODY_RATE`]: each `--registry-timeout` spent waiting on it must
+/// bring at least that rate's bytes, or the read fails as timed out (the end of the body is never
+/// refused). Only the time inside reads counts, so a reader that pauses (its destination is slow)
+/// is not taken for a slow registry.
+pub struct Paced<R> {
+    inner: R,
+    window: Duration,
+    waited: Duration,
+    bytes: u64,
+    registry: String,
+    what: String,
+}
+
+impl<R> Paced<R> {
+    /// Holds `inner` to the minimum rate over windows of `window`; `what` names it in errors.
+    pub fn new(inner: R, window: Duration, registry: &str, what: &str) -> Self {
+        Paced {
+            inner,
+            window,
+            waited: Duration::ZERO,
+            bytes: 0,
+            registry: registry.to_string(),
+            what: what.to_string(),
+        }
+    }
+}
+
+impl<R: Read> Read for Paced<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let started = Instant::now();
+        let n = self.inner.read(buf)?;
+        self.waited += started.elapsed();
+        self.bytes += n as u64;
+        let elapsed = self.waited;
+        if n > 0 && elapsed >= self.window {
+            let need = (MIN_BODY_RATE as f64 * elapsed.as_secs_f64()) as u64;
+            if self.bytes < need {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    TooSlow(format!(
+                        "registry {}: {} arrived at {} bytes in {:.1?} of waiting, less than {} a \
+                         second (--registry-timeout sets the window the rate is measured over)",
+                        self.registry,
+                        self.what,
+                        self.bytes,
+                        elapsed,
+                        human_bytes(MIN_BODY_RATE)
+                    )),
+                ));
+            }
+            self.waited = Duration::ZERO;
+            self.bytes = 0;
+        }
+        Ok(n)
+    }
+}
+
+/// The text of a reqwest error and its causes, with the URL it names cut to origin and path: a
+/// query may carry an upload's state or a storage redirect's signature, which are not for messages.
+fn describe(err: &reqwest::Error) -> String {
+    let text = chain(err);
+    match err.url() {
+        Some(url) if url.query().is_some() || !url.username().is_empty() => text.replace(
+            url.as_str(),
+            &format!("{}{}", short_origin(url), short_url(url)),
+        ),
+        _ => text,
+    }
+}
+
 /// Reads at most `max` bytes of a response body; more is an error naming `--max-response-size`.
-pub fn read_bounded(resp: Response, max: u64, what: &str) -> Result<Vec<u8>> {
+pub fn read_bounded(resp: impl Read, max: u64, what: &str) -> Result<Vec<u8>> {
     let mut body = Vec::new();
     resp.take(max + 1)
         .read_to_end(&mut body)
@@ -289,6 +381,11 @@ impl Client {
         Ok(streamer)
     }
 
+    /// `resp`'s body, held to [`MIN_BODY_RATE`] over each `--registry-timeout`; `what` names it.
+    pub fn body(&self, resp: Response, what: &str) -> Paced<Response> {
+        Paced::new(resp, self.timeout(), &self.inner.host, what)
+    }
+
     /// The registry host this client talks to.
     pub fn host(&self) -> &str {
         &self.inner.host
@@ -319,7 +416,16 @@ impl Client {
     }
 
     fn transport_error(&self, what: &str, err: &reqwest::Error) -> Error {
-        let mut message = format!("{what}: {}", chain(err));
+        if self.inner.config.tls_verify && answered_plain_http(err) {
+            return self.registry_error(
+                format!(
+                    "{what}: the registry answered plain HTTP: use {}=false",
+                    self.inner.config.tls_verify_flag
+                ),
+                None,
+            );
+        }
+        let mut message = format!("{what}: {}", describe(err));
         if err.is_timeout() {
             message.push_str(&format!(
                 " (no answer within {:?}; --registry-timeout sets the wait)",
@@ -358,17 +464,9 @@ impl Client {
             } else {
                 0
             };
-            let mut attempt = 0;
-            let result = loop {
-                match self.inner.http.get(ping.clone()).send() {
-                    Ok(r) if is_retryable_status(r.status().as_u16()) && attempt < retries => {}
-                    Ok(r) => break Ok(r),
-                    Err(e) if is_retryable_error(&e) && attempt < retries => {}
-                    Err(e) => break Err(e),
-                }
-                std::thread::sleep(self.inner.config.retry.delay(attempt, None));
-                attempt += 1;
-            };
+            let result = self.exchange(&Method::GET, &ping, retries, || {
+                Ok(self.inner.http.get(ping.clone()))
+            })?;
             match result {
                 Ok(resp) => {
                     let challenge = if resp.status().as_u16() == 401 {
@@ -411,6 +509,11 @@ impl Client {
             .map_err(|e| self.registry_error(format!("invalid URL path {path:?}: {e}"), None))
     }
 
+    /// True when `url` is on the registry's own origin.
+    fn is_own_origin(&self, url: &Url) -> Result<bool> {
+        Ok(auth::same_origin(url, &self.endpoint()?.base))
+    }
+
     fn set_challenge(&self, challenge: Option<Challenge>) {
         let mut slot = self
             .inner
@@ -431,8 +534,18 @@ impl Client {
         self.inner.tokens.forget(scope);
     }
 
-    fn authorization(&self, scope: &str) -> Result<Option<String>> {
+    /// The `Authorization` for a request to `url` needing `scope`: none when `url` is not on the
+    /// registry's own origin (see [`auth::same_origin`]).
+    fn authorization(&self, url: &Url, scope: &str) -> Result<Option<String>> {
         let endpoint = self.endpoint()?;
+        if !auth::same_origin(url, &endpoint.base) {
+            tracing::debug!(
+                "{} is not the registry's origin {}: sent without credentials",
+                short_origin(url),
+                short_origin(&endpoint.base)
+            );
+            return Ok(None);
+        }
         match endpoint.challenge {
             None => Ok(None),
             Some(Challenge::Basic) => Ok(self.inner.config.creds.as_ref().map(auth::basic_header)),
@@ -484,22 +597,15 @@ impl Client {
                 q.append_pair("scope", s);
             }
         }
-        let retry = self.inner.config.retry;
-        let mut attempt = 0;
-        let resp = loop {
-            let mut rb = self.inner.http.get(url.clone());
-            if let Some(c) = creds {
-                rb = rb.header(AUTHORIZATION, auth::basic_header(c));
-            }
-            match rb.send() {
-                Ok(r) if is_retryable_status(r.status().as_u16()) && attempt < retry.times => {}
-                Ok(r) => break r,
-                Err(e) if is_retryable_error(&e) && attempt < retry.times => {}
-                Err(e) => return Err(self.transport_error("getting a token", &e)),
-            }
-            std::thread::sleep(retry.delay(attempt, None));
-            attempt += 1;
-        };
+        let resp = self
+            .exchange(&Method::GET, &url, self.inner.config.retry.times, || {
+                let mut rb = self.inner.http.get(url.clone());
+                if let Some(c) = creds {
+                    rb = rb.header(AUTHORIZATION, auth::basic_header(c));
+                }
+                Ok(rb)
+            })?
+            .map_err(|e| self.transport_error("getting a token", &e))?;
         let status = resp.status();
         if !status.is_success() {
             let who = match &self.inner.config.creds {
@@ -512,7 +618,11 @@ impl Client {
             ));
         }
         let what = format!("token response from {}", short_origin(&url));
-        let body = read_bounded(resp, self.inner.config.max_response_size, &what)?;
+        let body = read_bounded(
+            self.body(resp, &what),
+            self.inner.config.max_response_size,
+            &what,
+        )?;
         auth::parse_token(&body).ok_or_else(|| {
             self.registry_error(
                 "the token service answered without a token".into(),
@@ -534,50 +644,77 @@ impl Client {
     }
 
     fn send_with(&self, req: &Req, what: &str, retries: u32) -> Result<Response> {
-        let mut attempt = 0u32;
-        let mut reauthenticated = false;
+        // A 401 from another origin says nothing about the registry's own challenge.
+        let mut reauthenticated = !self.is_own_origin(&req.url)?;
         loop {
-            let auth = self.authorization(&req.scope)?;
-            let mut rb = self
-                .inner
-                .http
-                .request(req.method.clone(), req.url.clone())
-                .headers(req.headers.clone());
-            if let Some(a) = &auth {
-                rb = rb.header(AUTHORIZATION, a);
-            }
-            if let Some(b) = &req.body {
-                rb = rb.body(b.clone());
-            }
-            let retry_after;
-            match rb.send() {
-                Err(e) if is_retryable_error(&e) && attempt < retries => {
-                    tracing::debug!("{what}: {} (retrying)", chain(&e));
-                    retry_after = None;
+            let result = self.exchange(&req.method, &req.url, retries, || {
+                let auth = self.authorization(&req.url, &req.scope)?;
+                let mut rb = self
+                    .inner
+                    .http
+                    .request(req.method.clone(), req.url.clone())
+                    .headers(req.headers.clone());
+                if let Some(a) = &auth {
+                    rb = rb.header(AUTHORIZATION, a);
                 }
-                Err(e) => return Err(self.transport_error(what, &e)),
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    if status == 401 && !reauthenticated {
-                        // The token expired or lacks a scope, or the registry changed its mind about the
-                        // scheme: take the new challenge and try once more with fresh credentials.
-                        reauthenticated = true;
-                        self.refused(resp.headers(), &req.scope);
-                        continue;
+                if let Some(b) = &req.body {
+                    rb = rb.body(b.clone());
+                }
+                Ok(rb)
+            })?;
+            let resp = result.map_err(|e| self.transport_error(what, &e))?;
+            if resp.status().as_u16() == 401 && !reauthenticated {
+                // The token expired or lacks a scope, or the registry changed its mind about the
+                // scheme: take the new challenge and try once more with fresh credentials.
+                reauthenticated = true;
+                self.refused(resp.headers(), &req.scope);
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// Sends the request `build` makes, again (built afresh) after a connection error, 429 or 5xx,
+    /// up to `retries` times with the policy's waits (or `Retry-After`): the one retry loop of every
+    /// request. Each attempt and each retry is logged at info level (`-v`): method, URL (origin and
+    /// path: no user info, no query, which may carry signatures), status or error, time taken.
+    /// The last answer or transport error is returned; `Err` only when `build` fails.
+    fn exchange(
+        &self,
+        method: &Method,
+        url: &Url,
+        retries: u32,
+        mut build: impl FnMut() -> Result<reqwest::blocking::RequestBuilder>,
+    ) -> Result<std::result::Result<Response, reqwest::Error>> {
+        let mut attempts = Attempts::new(RetryPolicy {
+            times: retries,
+            ..self.inner.config.retry
+        });
+        let shown = format!("{}{}", short_origin(url), short_url(url));
+        loop {
+            let started = std::time::Instant::now();
+            let result = build()?.send();
+            let took = started.elapsed().as_millis();
+            let retry_after = match &result {
+                Ok(r) => {
+                    tracing::info!("{method} {shown} -> {} ({took} ms)", r.status());
+                    if !is_retryable_status(r.status().as_u16()) || attempts.is_exhausted() {
+                        return Ok(result);
                     }
-                    if !(is_retryable_status(status) && attempt < retries) {
-                        return Ok(resp);
-                    }
-                    tracing::debug!("{what}: {} (retrying)", resp.status());
-                    retry_after = resp
-                        .headers()
+                    r.headers()
                         .get(RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok());
+                        .and_then(|v| v.trim().parse::<u64>().ok())
                 }
-            }
-            std::thread::sleep(self.inner.config.retry.delay(attempt, retry_after));
-            attempt += 1;
+                Err(e) => {
+                    tracing::info!("{method} {shown} -> error: {} ({took} ms)", describe(e));
+                    if !is_retryable_error(e) || attempts.is_exhausted() {
+                        return Ok(result);
+                    }
+                    None
+                }
+            };
+            attempts.again(format_args!("{method} {shown}"), retry_after);
         }
     }
 
@@ -592,7 +729,7 @@ impl Client {
         next: impl FnMut(u64) -> std::io::Result<Bytes>,
     ) -> Result<Answer> {
         let streamer = self.streamer()?;
-        let auth = self.authorization(&req.scope)?;
+        let auth = self.authorization(&req.url, &req.scope)?;
         let mut rb = streamer
             .http()
             .request(req.method.clone(), req.url.clone())
@@ -601,9 +738,24 @@ impl Client {
             rb = rb.header(AUTHORIZATION, a);
         }
         let limit = self.inner.config.max_response_size;
-        match streamer.send(rb, len, next, self.timeout(), limit) {
+        let started = std::time::Instant::now();
+        let sent = streamer.send(rb, len, next, self.timeout(), limit);
+        let outcome = match &sent {
+            Ok(a) => a.status.to_string(),
+            Err(Failure::Http(e)) => format!("error: {}", describe(e)),
+            Err(Failure::Stalled) => "stalled".into(),
+            Err(Failure::Source(e)) => format!("abandoned: {e}"),
+        };
+        tracing::info!(
+            "{} {}{} ({len} bytes streamed) -> {outcome} ({} ms)",
+            req.method,
+            short_origin(&req.url),
+            short_url(&req.url),
+            started.elapsed().as_millis()
+        );
+        match sent {
             Ok(answer) => {
-                if answer.status == StatusCode::UNAUTHORIZED {
+                if answer.status == StatusCode::UNAUTHORIZED && self.is_own_origin(&req.url)? {
                     // A token that expired mid-upload: the next request fetches a new one.
                     self.refused(&answer.headers, &req.scope);
                 }
@@ -629,7 +781,10 @@ impl Client {
         let status = resp.status();
         let max = self.inner.config.max_response_size;
         let mut body = Vec::new();
-        let _ = resp.take(max.saturating_add(1)).read_to_end(&mut body);
+        let _ = self
+            .body(resp, &format!("the error body of {what}"))
+            .take(max.saturating_add(1))
+            .read_to_end(&mut body);
         self.status_error(what, status, body)
     }
 
@@ -692,6 +847,31 @@ impl Client {
     }
 }
 
+/// True when a TLS handshake failed because the other end spoke plain HTTP (its answer is not a TLS
+/// record: rustls reports `InvalidContentType`).
+fn answered_plain_http(err: &reqwest::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if matches!(
+            e.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType
+            ))
+        ) {
+            return true;
+        }
+        // An io::Error's source skips the error it wraps: look inside (io errors nest).
+        cur = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner),
+            None => e.source(),
+        };
+    }
+    false
+}
+
 /// The challenge to follow: Bearer when offered, else Basic.
 fn pick_challenge(headers: &HeaderMap) -> Option<Challenge> {
     let mut all = Vec::new();
@@ -704,4 +884,53 @@ fn pick_challenge(headers: &HeaderMap) -> Option<Challenge> {
         .find(|c| matches!(c, Challenge::Bearer { .. }))
         .or_else(|| all.first())
         .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gives one byte per read after `delay`, `len` bytes in all.
+    struct Drip {
+        delay: Duration,
+        left: usize,
+    }
+
+    impl Read for Drip {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.left == 0 || buf.is_empty() {
+                return Ok(0);
+            }
+            std::thread::sleep(self.delay);
+            buf[0] = b'x';
+            self.left -= 1;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn a_dripping_body_fails_and_a_paused_reader_does_not() {
+        let window = Duration::from_millis(200);
+        let drip = Drip {
+            delay: Duration::from_millis(20),
+            left: 1000,
+        };
+        let mut paced = Paced::new(drip, window, "r.example", "blob x");
+        let err = std::io::copy(&mut paced, &mut std::io::sink()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(err.to_string().contains("blob x arrived at"), "{err}");
+
+        // Fast reads with long pauses of the reader's own in between: not the registry's fault.
+        let fast = Drip {
+            delay: Duration::ZERO,
+            left: 5,
+        };
+        let mut paced = Paced::new(fast, window, "r.example", "blob y");
+        let mut b = [0u8; 1];
+        for _ in 0..5 {
+            assert_eq!(paced.read(&mut b).unwrap(), 1);
+            std::thread::sleep(Duration::from_millis(60));
+        }
+        assert_eq!(paced.read(&mut b).unwrap(), 0);
+    }
 }

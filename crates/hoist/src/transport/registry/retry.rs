@@ -37,6 +37,45 @@ impl RetryPolicy {
     }
 }
 
+/// The tries of one operation under a [`RetryPolicy`]: the one retry loop's counter, used by every
+/// request ([`super::client`]) and every resume, re-sent chunk and new upload session above them
+/// ([`super::pull`], [`super::push`]), so that all count, wait and log alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempts {
+    policy: RetryPolicy,
+    done: u32,
+}
+
+impl Attempts {
+    /// No retry made yet under `policy`.
+    pub fn new(policy: RetryPolicy) -> Self {
+        Attempts { policy, done: 0 }
+    }
+
+    /// True when the policy's retries are spent.
+    pub fn is_exhausted(&self) -> bool {
+        self.done >= self.policy.times
+    }
+
+    /// Another try of `what`: false when the retries are spent; otherwise logs it at info level
+    /// (`-v`), waits the policy's delay (or `retry_after` seconds, see [`RetryPolicy::delay`]),
+    /// counts it and returns true.
+    pub fn again(&mut self, what: impl std::fmt::Display, retry_after: Option<u64>) -> bool {
+        if self.is_exhausted() {
+            return false;
+        }
+        let wait = self.policy.delay(self.done, retry_after);
+        self.done += 1;
+        tracing::info!(
+            "retrying {what} in {wait:?} (retry {} of {})",
+            self.done,
+            self.policy.times
+        );
+        std::thread::sleep(wait);
+        true
+    }
+}
+
 /// True for statuses worth another try: 408, 429 and every 5xx.
 pub fn is_retryable_status(status: u16) -> bool {
     status == 408 || status == 429 || (500..600).contains(&status)
@@ -79,6 +118,21 @@ mod tests {
         assert_eq!(p.delay(40, None), Duration::from_secs(10));
         assert_eq!(p.delay(0, Some(3)), Duration::from_secs(3));
         assert_eq!(p.delay(0, Some(3600)), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn attempts_count_to_the_policy() {
+        let mut a = Attempts::new(RetryPolicy {
+            times: 2,
+            base: Duration::ZERO,
+            max: Duration::ZERO,
+        });
+        assert!(!a.is_exhausted());
+        assert!(a.again("x", None));
+        assert!(a.again("x", None));
+        assert!(a.is_exhausted());
+        assert!(!a.again("x", None));
+        assert!(!Attempts::new(RetryPolicy::new(0)).again("x", None));
     }
 
     #[test]
