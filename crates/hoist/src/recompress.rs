@@ -126,6 +126,7 @@ fn recompress_layer(
             .tempfile()
             .ctx(|| "creating a temp file".to_string())?,
     };
+    let into = tmp.path().to_path_buf();
     let passthrough = job.actual == Compression::None && job.target == Compression::None;
     let (new_digest, new_size, diff_id) = if passthrough {
         // Plain tar to plain tar: the bytes pass through unchanged, so the source digest (checked by the
@@ -133,9 +134,9 @@ fn recompress_layer(
         // would triple the CPU for nothing.
         let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
         std::io::copy(&mut stream, &mut out)
-            .map_err(|e| from_io(e, || format!("copying {what}")))?;
+            .map_err(|e| from_io(e, || format!("copying {what} into {}", into.display())))?;
         out.flush()
-            .map_err(|e| from_io(e, || format!("writing {what}")))?;
+            .map_err(|e| from_io(e, || format!("writing {what} into {}", into.display())))?;
         (digest.clone(), job.desc.size(), digest.clone())
     } else {
         let decoder = compress::decoder(job.actual, &mut stream)
@@ -153,10 +154,13 @@ fn recompress_layer(
             level: opts.level,
             threads,
         };
-        compress::encode(&encode, &mut tar, &mut out)
-            .map_err(|e| from_io(e, || format!("recompressing {what}")))?;
+        compress::encode(&encode, &mut tar, &mut out).map_err(|e| {
+            from_io(e, || {
+                format!("recompressing {what} into {}", into.display())
+            })
+        })?;
         out.flush()
-            .map_err(|e| from_io(e, || format!("writing {what}")))?;
+            .map_err(|e| from_io(e, || format!("writing {what} into {}", into.display())))?;
         let (_, d, n) = out.finish();
         (d, n, tar.hasher.finish())
     };
