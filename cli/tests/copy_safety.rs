@@ -201,3 +201,208 @@ fn a_full_disk_ends_every_encoding_pipeline_with_its_error_and_the_layout_still_
     );
     verify();
 }
+
+/// Every blob file under `blobs/sha256` of the layout at `layout`, with its name.
+fn blob_files(layout: &Path) -> Vec<(String, PathBuf)> {
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), e.path())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The digest of the single layer of the synthetic image at `layout:t`.
+fn first_layer(layout: &Path) -> String {
+    let m: serde_json::Value = serde_json::from_str(&run_ok(&mut hoist(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{}:t", layout.display()),
+    ])))
+    .unwrap();
+    m["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string()
+}
+
+#[test]
+fn a_source_blob_swapped_during_copies_never_lands_unverified() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    write_image(&src, "t", 1, 256 << 10, 11);
+    let hex = first_layer(&src);
+    let blob = src.join("blobs/sha256").join(&hex);
+    let good = std::fs::read(&blob).unwrap();
+    let mut bad = good.clone();
+    bad[1000] ^= 0xff;
+
+    // A racer renames a good and a tampered file over the source blob, again and again.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let racer = {
+        let (stop, blob, spare) = (stop.clone(), blob.clone(), src.join("spare"));
+        let (good, bad) = (good.clone(), bad.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for bytes in [&good, &bad] {
+                    std::fs::write(&spare, bytes).unwrap();
+                    std::fs::rename(&spare, &blob).unwrap();
+                }
+            }
+            std::fs::write(&spare, &good).unwrap();
+            std::fs::rename(&spare, &blob).unwrap();
+        })
+    };
+    let mut succeeded = 0;
+    for i in 0..60 {
+        let dst = dir.path().join(format!("dst{i}"));
+        let mut args = vec!["copy", "-q"];
+        if i % 2 == 1 {
+            args.push("--link");
+        }
+        let (s, d) = (
+            format!("oci:{}:t", src.display()),
+            format!("oci:{}:t", dst.display()),
+        );
+        args.extend([s.as_str(), d.as_str()]);
+        let out = hoist(&args).output().unwrap();
+        if !out.status.success() {
+            continue;
+        }
+        succeeded += 1;
+        for (name, path) in blob_files(&dst) {
+            assert_eq!(
+                hoist::Digest::sha256(&std::fs::read(&path).unwrap())
+                    .hex()
+                    .to_string(),
+                name,
+                "copy {i} ({args:?}) exited 0 with a blob whose bytes do not match its digest"
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    racer.join().unwrap();
+    eprintln!("{succeeded} of 60 racing copies succeeded, every one intact");
+}
+
+#[test]
+fn copies_share_no_inode_with_the_source_unless_link_is_asked_and_safe() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    write_image(&src, "t", 1, 64 << 10, 12);
+    let hex = first_layer(&src);
+    let src_blob = src.join("blobs/sha256").join(&hex);
+    let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    let copy = |name: &str, link: bool| -> (PathBuf, String) {
+        let dst = dir.path().join(name);
+        let (s, d) = (
+            format!("oci:{}:t", src.display()),
+            format!("oci:{}:t", dst.display()),
+        );
+        let mut args = vec!["copy", "--progress", "none", &s, &d];
+        if link {
+            args.insert(1, "--link");
+        }
+        let out = hoist(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        (dst.join("blobs/sha256").join(&hex), stderr)
+    };
+
+    // By default: a copy of every blob, never the source's inode.
+    let (blob, said) = copy("plain", false);
+    assert_ne!(
+        ino(&blob),
+        ino(&src_blob),
+        "a default copy must not hard-link"
+    );
+    assert_eq!(std::fs::metadata(&src_blob).unwrap().nlink(), 1);
+    assert!(said.contains("2 blobs copied, 0 linked"), "{said}");
+    assert_eq!(
+        std::fs::read(&blob).unwrap(),
+        std::fs::read(&src_blob).unwrap()
+    );
+
+    // --link shares a file only this user can change...
+    let (blob, said) = copy("linked", true);
+    assert_eq!(ino(&blob), ino(&src_blob), "--link shares a safe file");
+    assert!(said.contains("0 blobs copied, 2 linked"), "{said}");
+
+    // ...but copies one that group or others can write...
+    std::fs::set_permissions(&src_blob, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (blob, _) = copy("group-writable", true);
+    assert_ne!(
+        ino(&blob),
+        ino(&src_blob),
+        "--link must copy a group/other-writable file"
+    );
+    std::fs::set_permissions(&src_blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // ...or one owned by another user (root only can give it away).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&src_blob, Some(65534), Some(65534)).unwrap();
+        let (blob, _) = copy("foreign-owner", true);
+        assert_ne!(
+            ino(&blob),
+            ino(&src_blob),
+            "--link must copy another user's file"
+        );
+        std::os::unix::fs::chown(&src_blob, Some(0), Some(0)).unwrap();
+    } else {
+        eprintln!("SKIPPED (part): another user's file needs root to make");
+    }
+}
+
+#[test]
+fn a_blob_that_is_a_symlink_in_a_local_source_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    write_image(&src, "t", 1, 64 << 10, 13);
+    let hex = first_layer(&src);
+    let d = dir.path().join("d");
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        &format!("oci:{}:t", src.display()),
+        &format!("dir:{}", d.display()),
+    ]));
+    let outside = dir.path().join("outside");
+    for (source, blob) in [
+        (
+            format!("oci:{}:t", src.display()),
+            src.join("blobs/sha256").join(&hex),
+        ),
+        (format!("dir:{}", d.display()), d.join(&hex)),
+    ] {
+        std::fs::rename(&blob, &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, &blob).unwrap();
+        for link in [false, true] {
+            let dst = dir.path().join(format!("dst-{}", link));
+            let _ = std::fs::remove_dir_all(&dst);
+            let target = format!("oci:{}:t", dst.display());
+            let mut args = vec!["copy", "-q", source.as_str(), target.as_str()];
+            if link {
+                args.insert(1, "--link");
+            }
+            let out = run_bounded(&mut hoist(&args), Duration::from_secs(60));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains("symlink") && stderr.contains(&blob.display().to_string()),
+                "{args:?}: the error must name the symlinked blob: {stderr}"
+            );
+            assert!(
+                !dst.join("blobs/sha256").join(&hex).exists(),
+                "{args:?}: nothing may land for a refused blob"
+            );
+        }
+        std::fs::remove_file(&blob).unwrap();
+        std::fs::rename(&outside, &blob).unwrap();
+    }
+}

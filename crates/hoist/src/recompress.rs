@@ -191,7 +191,8 @@ fn recompress_layer(
     if dst.has_blob(&new_desc)? {
         return Ok((update, BlobOutcome::Skipped));
     }
-    if dst.link_blob(&new_desc, tmp.path())? {
+    // The temp file is hoist's own, in the destination's staging directory: linking it is moving it.
+    if dst.link_blob(&new_desc, tmp.as_file())? {
         return Ok((update, BlobOutcome::Linked));
     }
     let file = tmp
@@ -346,7 +347,7 @@ pub(crate) fn copy_converted(
                 (how, size)
             }
             other => {
-                let how = crate::copy::copy_blob(src, dst, desc, &opts.progress)?;
+                let how = crate::copy::copy_blob(src, dst, desc, &opts.progress, opts.link)?;
                 if let Some(job) = other {
                     results.lock().unwrap_or_else(|p| p.into_inner()).insert(
                         d.clone(),

@@ -21,7 +21,8 @@ pub const DIR_VERSION: &str = "Directory Transport Version: 1.1\n";
 fn open_nofollow(path: &Path) -> io::Result<fs::File> {
     OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        // O_NONBLOCK: a FIFO in place of a file does not block the open (regular files ignore it).
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
 }
 
@@ -100,9 +101,9 @@ impl Source for DirSource {
         };
         for path in &candidates {
             match open_nofollow(path) {
-                Ok(f) => return Ok(Box::new(f)),
+                Ok(f) => return Ok(Box::new(crate::layout::regular_blob_file(f, path)?)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+                Err(e) => return Err(crate::layout::blob_open_error(e, path)),
             }
         }
         Err(Error::BlobNotFound {
@@ -111,10 +112,15 @@ impl Source for DirSource {
         })
     }
 
-    fn blob_path(&self, desc: &Descriptor) -> Option<PathBuf> {
-        let digest = digest_of(desc).ok()?;
-        let p = blob_file(&self.root, &digest);
-        p.is_file().then_some(p)
+    fn open_local_blob(&self, desc: &Descriptor) -> Result<Option<fs::File>> {
+        let digest = digest_of(desc)?;
+        let path = blob_file(&self.root, &digest);
+        match open_nofollow(&path) {
+            Ok(f) => crate::layout::regular_blob_file(f, &path).map(Some),
+            // Not a blob file of this directory (a child manifest, a foreign layer): streamed instead.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(crate::layout::blob_open_error(e, &path)),
+        }
     }
 
     fn limits(&self) -> &Limits {

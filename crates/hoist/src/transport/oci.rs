@@ -87,8 +87,8 @@ impl Source for OciSource {
         Ok(Box::new(self.layout.open_blob(&digest_of(desc)?)?))
     }
 
-    fn blob_path(&self, desc: &Descriptor) -> Option<PathBuf> {
-        digest_of(desc).ok().map(|d| self.layout.blob_path(&d))
+    fn open_local_blob(&self, desc: &Descriptor) -> Result<Option<std::fs::File>> {
+        self.layout.open_blob(&digest_of(desc)?).map(Some)
     }
 
     fn tags(&self) -> Result<Vec<String>> {
@@ -157,8 +157,17 @@ impl Destination for OciDestination {
         true
     }
 
-    fn link_blob(&self, desc: &Descriptor, path: &Path) -> Result<bool> {
-        self.layout.link_blob(&digest_of(desc)?, path)
+    fn clone_blob(
+        &self,
+        desc: &Descriptor,
+        from: &std::fs::File,
+        verify: &mut dyn FnMut(std::fs::File) -> Result<()>,
+    ) -> Result<bool> {
+        self.layout.clone_blob(&digest_of(desc)?, from, verify)
+    }
+
+    fn link_blob(&self, desc: &Descriptor, from: &std::fs::File) -> Result<bool> {
+        self.layout.link_blob(&digest_of(desc)?, from)
     }
 
     fn put_document(&self, doc: &Document) -> Result<()> {

@@ -230,8 +230,17 @@ impl Destination for OciArchiveDestination {
         self.inner.links_blobs()
     }
 
-    fn link_blob(&self, desc: &Descriptor, path: &Path) -> Result<bool> {
-        self.inner.link_blob(desc, path)
+    fn clone_blob(
+        &self,
+        desc: &Descriptor,
+        from: &std::fs::File,
+        verify: &mut dyn FnMut(std::fs::File) -> Result<()>,
+    ) -> Result<bool> {
+        self.inner.clone_blob(desc, from, verify)
+    }
+
+    fn link_blob(&self, desc: &Descriptor, from: &std::fs::File) -> Result<bool> {
+        self.inner.link_blob(desc, from)
     }
 
     fn put_document(&self, doc: &Document) -> Result<()> {
