@@ -406,3 +406,63 @@ fn a_blob_that_is_a_symlink_in_a_local_source_is_refused_naming_it() {
         std::fs::rename(&outside, &blob).unwrap();
     }
 }
+
+#[test]
+fn recompression_counts_its_layers_as_copied_and_reports_bytes_as_they_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    write_image(&src, "t", 4, 10 << 20, 14);
+    let out = hoist(&[
+        "copy",
+        "--progress",
+        "json",
+        "--dest-compress-format",
+        "gzip",
+        &format!("oci:{}:t", src.display()),
+        &format!("oci:{}:t", dir.path().join("dst").display()),
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Four recompressed layers and the config: five blobs written by this copy, none linked.
+    assert!(
+        stderr.contains("5 blobs copied, 0 linked, 0 already present"),
+        "{stderr}"
+    );
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let m: serde_json::Value = serde_json::from_str(&run_ok(&mut hoist(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{}:t", src.display()),
+    ])))
+    .unwrap();
+    for layer in m["layers"].as_array().unwrap() {
+        let digest = layer["digest"].as_str().unwrap();
+        let of = |kind: &str| {
+            events
+                .iter()
+                .position(|e| e["event"] == kind && e["digest"] == digest)
+                .unwrap_or_else(|| panic!("no {kind} event for {digest}: {stderr}"))
+        };
+        let done = of("blob_done");
+        assert_eq!(events[done]["how"], "copied", "{stderr}");
+        // Bytes are reported while the layer is read, all of them before it is done.
+        let progress: Vec<&serde_json::Value> = events[of("blob_started")..done]
+            .iter()
+            .filter(|e| e["event"] == "blob_progress" && e["digest"] == digest)
+            .collect();
+        assert!(
+            progress.len() >= 2,
+            "{digest}: progress must come as the layer is read: {stderr}"
+        );
+        assert_eq!(
+            progress.last().unwrap()["done"],
+            layer["size"],
+            "{digest}: {stderr}"
+        );
+    }
+}

@@ -32,8 +32,10 @@ use crate::digest::{Algorithm, Digest, Hasher, HashingWriter};
 use crate::document::{Document, Parsed};
 use crate::error::{Error, IoContext, Result, from_io};
 use crate::media_type::{self, Kind};
-use crate::progress::{BlobOutcome, Event};
-use crate::transport::{Destination, LayerPolicy, Source, VerifiedStream, read_small_blob};
+use crate::progress::{BlobOutcome, Event, ProgressReader, Sink};
+use crate::transport::{
+    BlobReader, Destination, LayerPolicy, Source, VerifiedStream, read_small_blob,
+};
 
 /// What conversion a copy should apply (all `None`: only what the destination needs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -111,10 +113,16 @@ fn recompress_layer(
     job: &LayerJob,
     opts: &ConvertOptions,
     threads: usize,
+    sink: &Option<Sink>,
 ) -> Result<(LayerUpdate, BlobOutcome)> {
     let digest = digest_of(&job.desc)?;
     let what = format!("layer {digest} of {}", src.name());
-    let raw = src.open_blob(&job.desc)?;
+    // Progress is the source's bytes as they are read (the BlobStarted size is the source's).
+    let raw: BlobReader<'_> = Box::new(ProgressReader::new(
+        src.open_blob(&job.desc)?,
+        digest.clone(),
+        sink.clone(),
+    ));
     let mut stream = VerifiedReader::new(raw, digest.clone(), job.desc.size(), what.clone());
     let mut tmp = match dst.staging_dir() {
         Some(dir) => tempfile::Builder::new()
@@ -193,7 +201,8 @@ fn recompress_layer(
     }
     // The temp file is hoist's own, in the destination's staging directory: linking it is moving it.
     if dst.link_blob(&new_desc, tmp.as_file())? {
-        return Ok((update, BlobOutcome::Linked));
+        // Written by this copy (recompressed), not shared with anything: a copy, not a link.
+        return Ok((update, BlobOutcome::Copied));
     }
     let file = tmp
         .reopen()
@@ -338,7 +347,8 @@ pub(crate) fn copy_converted(
                         size: desc.size(),
                     },
                 );
-                let (update, how) = recompress_layer(src, dst, job, conv, encode_threads)?;
+                let (update, how) =
+                    recompress_layer(src, dst, job, conv, encode_threads, &opts.progress)?;
                 let size = update.size;
                 results
                     .lock()
