@@ -466,3 +466,106 @@ fn recompression_counts_its_layers_as_copied_and_reports_bytes_as_they_are_read(
         );
     }
 }
+
+#[test]
+fn refused_copies_leave_no_trace_and_a_missing_platform_is_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    // A single linux/amd64 image, and an index over it and a linux/arm64 image.
+    let single = dir.path().join("single");
+    write_image(&single, "t", 1, 1000, 21);
+    let multi = dir.path().join("multi");
+    let mut entries = Vec::new();
+    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+        let d = write_image(&multi, arch, 1, 1000, 30 + i as u64);
+        let layout = hoist::layout::Layout::open(&multi).unwrap();
+        let size = std::fs::metadata(layout.blob_path(&d)).unwrap().len();
+        entries.push(serde_json::json!({"mediaType": hoist::media_type::OCI_MANIFEST,
+            "digest": d.to_string(), "size": size, "platform": {"architecture": arch, "os": "linux"}}));
+    }
+    let layout = hoist::layout::Layout::open(&multi).unwrap();
+    {
+        let _lock = layout.lock().unwrap();
+        // Pretty-printed, so that a subset (re-serialised) is a new index even when it keeps every entry.
+        let index = serde_json::to_vec_pretty(&serde_json::json!({"schemaVersion": 2,
+            "mediaType": hoist::media_type::OCI_INDEX, "manifests": entries}))
+        .unwrap();
+        let doc = hoist::document::Document::new(hoist::media_type::OCI_INDEX, index).unwrap();
+        layout.write_bytes(doc.bytes()).unwrap();
+        layout.set_tag(Some("multi"), &doc.descriptor()).unwrap();
+    }
+    let s = format!("oci:{}:t", single.display());
+    let m = format!("oci:{}:multi", multi.display());
+
+    let refused = |args: &[&str], code: i32, says: &[&str]| {
+        for (n, target) in ["oci:{}:x", "dir:{}"].iter().enumerate() {
+            let new = dir.path().join(format!("new-{n}"));
+            let target = target.replace("{}", &new.display().to_string());
+            let mut all = vec!["copy"];
+            all.extend_from_slice(args);
+            all.push(&target);
+            let out = hoist(&all).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(code), "{all:?}: {stderr}");
+            for word in says {
+                assert!(
+                    stderr.contains(word),
+                    "{all:?}: must say {word:?}: {stderr}"
+                );
+            }
+            assert!(
+                !new.exists(),
+                "{all:?}: a refused copy left {} behind",
+                new.display()
+            );
+        }
+    };
+    // A platform the single image does not have: not found (2), naming the image's own platform.
+    refused(
+        &["--platform", "linux/arm64", &s],
+        2,
+        &["linux/amd64", "linux/arm64"],
+    );
+    refused(
+        &["--platform", "linux/amd64", "--platform", "linux/arm64", &s],
+        2,
+        &["linux/amd64"],
+    );
+    // ...and one the index does not have.
+    refused(&["--platform", "linux/s390x", &m], 2, &["linux/s390x"]);
+    // index-only: of a single manifest, and into a destination that lacks the images.
+    refused(&["--multi-arch", "index-only", &s], 1, &["index-only"]);
+    refused(&["--multi-arch", "index-only", &m], 1, &["lacks manifests"]);
+    // --preserve-digests against a subset, a recompression and a format change.
+    refused(
+        &[
+            "--preserve-digests",
+            "--platform",
+            "linux/amd64",
+            "--platform",
+            "linux/arm64",
+            &m,
+        ],
+        1,
+        &["preserve-digests"],
+    );
+    refused(
+        &["--preserve-digests", "--dest-compress-format", "zstd", &s],
+        1,
+        &["preserve-digests"],
+    );
+    refused(
+        &["--preserve-digests", "--format", "v2s2", &s],
+        1,
+        &["preserve-digests"],
+    );
+
+    // The platform the image has is copied.
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        "--platform",
+        "linux/amd64",
+        &s,
+        &format!("oci:{}:t", dir.path().join("ok").display()),
+    ]));
+}

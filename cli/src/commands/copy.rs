@@ -144,7 +144,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         hoist::compress::check_level(c, level).map_err(anyhow::Error::msg)?;
     }
     let progress = crate::progress::sink(args.progress, args.quiet);
-    let report = copy(
+    let report = match copy(
         source.as_ref(),
         destination.as_ref(),
         &CopyOptions {
@@ -156,8 +156,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
             link: args.link,
             convert,
         },
-    )
-    .with_context(|| format!("copying {} to {}", source.name(), destination.name()))?;
+    ) {
+        Ok(report) => report,
+        // A platform the image does not have is "not found": exit 2.
+        Err(e @ (hoist::Error::Platform(_) | hoist::Error::NotFound { .. })) => {
+            let e = anyhow::Error::new(e).context(format!(
+                "copying {} to {}",
+                source.name(),
+                destination.name()
+            ));
+            crate::output::print_error(&e);
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "copying {} to {}",
+                source.name(),
+                destination.name()
+            )));
+        }
+    };
     if let Some(path) = &args.digestfile {
         std::fs::write(path, report.digest.to_string())
             .with_context(|| format!("writing digest file {}", path.display()))?;

@@ -165,6 +165,21 @@ fn plan(src: &dyn Source, opts: &CopyOptions) -> Result<Plan> {
             }
         }
     } else {
+        // A single image: a requested platform must be its own, or nothing the user asked for exists.
+        let wanted: &[Platform] = match &opts.platforms {
+            PlatformChoice::One(p) => std::slice::from_ref(p),
+            PlatformChoice::Subset(ps) => ps,
+            PlatformChoice::Host | PlatformChoice::All => &[],
+        };
+        if !wanted.is_empty()
+            && let Some(actual) = image_platform(src, &source_root)?
+            && let Some(missing) = wanted.iter().find(|p| !p.matches(&actual))
+        {
+            return Err(Error::Platform(format!(
+                "{} is a single image for {actual}, not {missing}; it has no other platform",
+                src.name()
+            )));
+        }
         source_root
     };
 
@@ -186,6 +201,27 @@ fn plan(src: &dyn Source, opts: &CopyOptions) -> Result<Plan> {
         children,
         blobs,
     })
+}
+
+/// The platform a single image's config names (`None` for an artifact whose config is not an image
+/// config).
+fn image_platform(src: &dyn Source, manifest: &Document) -> Result<Option<Platform>> {
+    let Parsed::Manifest(m) = manifest.parse()? else {
+        return Ok(None);
+    };
+    if !matches!(
+        media_type::kind(m.config().media_type().as_ref()),
+        Kind::Config { .. }
+    ) {
+        return Ok(None);
+    }
+    let bytes = crate::transport::read_small_blob(src, m.config())?;
+    let config = crate::document::parse_config(&bytes, &digest_of(m.config())?)?;
+    Ok(Some(Platform::new(
+        &config.os().to_string(),
+        &config.architecture().to_string(),
+        config.variant().as_deref(),
+    )))
 }
 
 fn walk(

@@ -317,6 +317,52 @@ pub(crate) fn copy_converted(
         }
     }
 
+    // Refusals that the plan already decides come before anything is written: a refused copy leaves
+    // no trace at a new destination. (The same checks on the rebuilt documents below stay, as the
+    // last word.)
+    for doc in &docs {
+        let target = target_of(doc)?;
+        let mt = if doc.is_index() {
+            target.index_media_type()
+        } else {
+            target.manifest_media_type()
+        };
+        if !dst.accepts(mt) {
+            return Err(Error::Unsupported(format!(
+                "{} cannot store {mt} documents{}",
+                dst.name(),
+                if doc.is_index() {
+                    "; it holds a single image: choose one with --platform"
+                } else {
+                    "; choose another --format"
+                }
+            )));
+        }
+        if opts.preserve_digests && Format::of(doc.media_type()) != Some(target) {
+            return Err(Error::Unsupported(format!(
+                "--preserve-digests: {} for {} means converting {} to {}, which changes its digest",
+                root.digest(),
+                dst.name(),
+                doc.digest(),
+                target.as_str()
+            )));
+        }
+    }
+    if opts.preserve_digests
+        && let Some(job) = jobs
+            .values()
+            .find(|j| j.actual != j.target && !is_foreign(&j.desc))
+    {
+        return Err(Error::Unsupported(format!(
+            "--preserve-digests: copying {} to {} recompresses layer {} ({} to {}), which changes the manifest's digest",
+            root.digest(),
+            dst.name(),
+            job.desc.digest(),
+            job.actual.as_str(),
+            job.target.as_str()
+        )));
+    }
+
     emit(
         opts,
         Event::Plan {

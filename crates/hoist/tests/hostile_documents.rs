@@ -220,7 +220,7 @@ fn unknown_media_types_are_carried_not_refused() {
     .unwrap();
     let report = hoist::copy::copy(&source(&layout, "art"), &dest, &Default::default()).unwrap();
     assert_eq!(report.blobs_copied + report.blobs_linked, 3);
-    assert!(dest.layout().has_blob(&sd).unwrap());
+    assert!(dest.layout().unwrap().has_blob(&sd).unwrap());
 }
 
 #[test]

@@ -128,23 +128,36 @@ impl Source for DirSource {
     }
 }
 
-/// Writes an image into a `dir:` directory (created if missing).
+/// Writes an image into a `dir:` directory (created if missing, at the first write, so a copy refused
+/// before it writes anything leaves no trace).
 #[derive(Debug)]
 pub struct DirDestination {
     root: PathBuf,
+    created: std::sync::OnceLock<()>,
 }
 
 impl DirDestination {
-    /// Creates the directory (and its `version` file).
+    /// A destination that creates the directory (and its `version` file) when it first writes.
     pub fn create(root: &Path) -> Result<Self> {
-        fs::create_dir_all(root).ctx(|| format!("creating {}", root.display()))?;
-        write_atomic(&root.join("version"), DIR_VERSION.as_bytes(), root)?;
         Ok(DirDestination {
             root: root.to_path_buf(),
+            created: std::sync::OnceLock::new(),
         })
     }
 
+    /// Creates the directory and its `version` file, once, before the first write.
+    fn ensure_created(&self) -> Result<()> {
+        if self.created.get().is_none() {
+            let root = &self.root;
+            fs::create_dir_all(root).ctx(|| format!("creating {}", root.display()))?;
+            write_atomic(&root.join("version"), DIR_VERSION.as_bytes(), root)?;
+            let _ = self.created.set(());
+        }
+        Ok(())
+    }
+
     fn write_file(&self, path: &Path, reader: &mut dyn Read, digest: &Digest) -> Result<()> {
+        self.ensure_created()?;
         let mut tmp = tempfile::Builder::new()
             .prefix(crate::layout::TEMP_PREFIX)
             .tempfile_in(&self.root)
@@ -185,6 +198,7 @@ impl Destination for DirDestination {
     }
 
     fn put_document(&self, doc: &Document) -> Result<()> {
+        self.ensure_created()?;
         write_atomic(
             &manifest_file(&self.root, doc.digest()),
             doc.bytes(),
@@ -193,6 +207,7 @@ impl Destination for DirDestination {
     }
 
     fn commit(&self, root: &Document) -> Result<()> {
+        self.ensure_created()?;
         write_atomic(&self.root.join("manifest.json"), root.bytes(), &self.root)
     }
 }
