@@ -133,6 +133,11 @@ LIMITS = [
      lambda info, dst: ["sh", "-c", 'for f; do gzip -dc "$f"; done >/dev/null', "sh"] + info["layer_blobs"]),
     ("zstd -dc", ["large-zstd"], "tar",
      lambda info, dst: ["sh", "-c", 'for f; do zstd -qdc "$f"; done >/dev/null', "sh"] + info["layer_blobs"]),
+    # The floor of a copy between layouts that shares no inode (no reflinks on ext4): the bytes copied
+    # (coreutils cp: copy_file_range) and each file fsynced, as hoist and skopeo do.
+    ("cp + fsync", ["large", "multi"], "blobs",
+     lambda info, dst: ["sh", "-c", 'd=$1; shift; mkdir "$d"; cp -- "$@" "$d" && sync -- "$d"/*', "sh", dst]
+     + info["layer_blobs"]),
     ("tar -x", ["large", "multi"], "tar",
      lambda info, dst: ["sh", "-c", 'd=$1; shift; mkdir "$d"; for f; do tar -C "$d" -xf "$f"; done', "sh", dst]
      + info["layer_tars"]),
