@@ -569,3 +569,33 @@ fn refused_copies_leave_no_trace_and_a_missing_platform_is_not_found() {
         &format!("oci:{}:t", dir.path().join("ok").display()),
     ]));
 }
+
+#[test]
+fn sync_between_layouts_copies_by_default_and_links_only_with_link() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    write_image(&src, "t", 1, 64 << 10, 15);
+    let hex = first_layer(&src);
+    let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    for (name, link) in [("plain", false), ("linked", true)] {
+        let dst = dir.path().join(name);
+        let (s, d) = (src.display().to_string(), dst.display().to_string());
+        let mut args = vec!["sync", "--src", "oci", "--dest", "oci", &s, &d];
+        if link {
+            args.insert(1, "--link");
+        }
+        let out = hoist(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let shared =
+            ino(&dst.join("blobs/sha256").join(&hex)) == ino(&src.join("blobs/sha256").join(&hex));
+        assert_eq!(
+            shared, link,
+            "{args:?}: shares the source's inode: {shared}"
+        );
+    }
+}
