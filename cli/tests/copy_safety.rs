@@ -599,3 +599,31 @@ fn sync_between_layouts_copies_by_default_and_links_only_with_link() {
         );
     }
 }
+
+#[test]
+fn a_symlink_where_a_dir_destination_keeps_a_blob_is_not_taken_for_the_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    write_image(&src, "t", 1, 64 << 10, 16);
+    let hex = first_layer(&src);
+    let d = dir.path().join("d");
+    std::fs::create_dir_all(&d).unwrap();
+    // Pointing at a file with other bytes: taken as present, the copy would name a wrong blob.
+    std::fs::write(dir.path().join("elsewhere"), b"not the layer").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("elsewhere"), d.join(&hex)).unwrap();
+    let out = hoist(&[
+        "copy",
+        "-q",
+        &format!("oci:{}:t", src.display()),
+        &format!("dir:{}", d.display()),
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("symlink") && stderr.contains(&hex),
+        "the error must name the symlinked blob: {stderr}"
+    );
+    assert!(!d.join("manifest.json").exists(), "no manifest may name it");
+}

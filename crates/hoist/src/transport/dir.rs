@@ -182,7 +182,21 @@ impl Destination for DirDestination {
     }
 
     fn has_blob(&self, desc: &Descriptor) -> Result<bool> {
-        Ok(blob_file(&self.root, &digest_of(desc)?).is_file())
+        // Without following links: a symlink planted where a blob belongs is not that blob.
+        let path = blob_file(&self.root, &digest_of(desc)?);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_file() => Ok(true),
+            Ok(m) if m.file_type().is_symlink() => Err(Error::Other(format!(
+                "blob {} is a symlink; hoist refuses to follow links to blobs",
+                path.display()
+            ))),
+            Ok(_) => Err(Error::Other(format!(
+                "blob {} is not a regular file",
+                path.display()
+            ))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(format!("checking {}", path.display()), e)),
+        }
     }
 
     fn put_blob(&self, desc: &Descriptor, stream: &mut VerifiedStream<'_>) -> Result<()> {
