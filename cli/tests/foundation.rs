@@ -497,7 +497,7 @@ fn invalid_tags_are_refused_before_anything_is_written() {
     };
     let refused = |out: std::process::Output, what: &str| {
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
         assert!(err.contains("invalid tag"), "{what}: {err}");
     };
 

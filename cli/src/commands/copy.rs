@@ -63,6 +63,12 @@ pub struct Args {
     /// Copy only these platforms (repeatable); more than one writes a new index of just those.
     #[arg(long)]
     platform: Vec<Platform>,
+    /// Into a local layout from a layout or a `dir:` image, share blob files by hard link instead of
+    /// copying them
+    /// them (only files no one else can change: owned by you, not writable by group or others). The two
+    /// images then share inodes: a change to one is a change to the other.
+    #[arg(long)]
+    link: bool,
     /// Manifest format to write (default: the destination's own, converting as skopeo does).
     #[arg(long, value_enum)]
     format: Option<ManifestFormat>,
@@ -138,7 +144,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         hoist::compress::check_level(c, level).map_err(anyhow::Error::msg)?;
     }
     let progress = crate::progress::sink(args.progress, args.quiet);
-    let report = copy(
+    let report = match copy(
         source.as_ref(),
         destination.as_ref(),
         &CopyOptions {
@@ -147,10 +153,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
             progress: progress.clone(),
             preserve_digests: args.preserve_digests,
             index_only: args.multi_arch == Some(MultiArch::IndexOnly),
+            link: args.link,
             convert,
         },
-    )
-    .with_context(|| format!("copying {} to {}", source.name(), destination.name()))?;
+    ) {
+        Ok(report) => report,
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "copying {} to {}",
+                source.name(),
+                destination.name()
+            )));
+        }
+    };
     if let Some(path) = &args.digestfile {
         hoist::durable::write_file(path, report.digest.to_string().as_bytes())
             .with_context(|| format!("writing digest file {}", path.display()))?;

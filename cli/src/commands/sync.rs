@@ -77,6 +77,10 @@ pub struct Args {
     /// Fail rather than write anything whose digest differs from the source's.
     #[arg(long)]
     preserve_digests: bool,
+    /// Into `--dest oci` from `--src dir|oci`, share blob files by hard link
+    /// instead of copying them (only files owned by you and not writable by group or others).
+    #[arg(long)]
+    link: bool,
     /// Blobs in flight at once, per image.
     #[arg(long, default_value_t = 4)]
     jobs: usize,
@@ -143,6 +147,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             jobs: args.jobs,
             progress: crate::progress::sink(args.progress, args.quiet),
             preserve_digests: args.preserve_digests,
+            link: args.link,
             index_only: false,
             convert: hoist::recompress::ConvertOptions {
                 format: args.format.map(|f| match f {

@@ -196,6 +196,11 @@ fn gzip_parallel(
             });
         }
         drop(done_tx);
+        // Only the workers hold the receiver now: when the writer fails, each worker's next send fails
+        // and it ends, and once they all have, the reader's next send fails too. Keeping this handle
+        // alive here would leave the reader blocked on a full channel forever (a full disk hung
+        // every caller, holding the layout's lock).
+        drop(work_rx);
         let writer = s.spawn(move || -> io::Result<()> {
             let mut pending: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
             let mut next = 0u64;
@@ -335,6 +340,58 @@ mod tests {
         writer.join().unwrap().unwrap();
         assert!(result.status.success());
         assert_eq!(result.stdout, data);
+    }
+
+    /// A writer that fails, as a full disk does, once `room` bytes are written.
+    struct Full {
+        room: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_encoder_whose_output_fails_ends_with_that_error_instead_of_hanging() {
+        // Incompressible input many blocks long, so the reader outruns a writer that has failed.
+        let data: Vec<u8> = (0..(GZIP_BLOCK * 24) as u64)
+            .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+            .collect();
+        for (compression, threads) in [
+            (Compression::Gzip, 1),
+            (Compression::Gzip, 3),
+            (Compression::Zstd, 2),
+        ] {
+            let (tx, rx) = mpsc::channel();
+            let input = data.clone();
+            std::thread::spawn(move || {
+                let opts = EncodeOptions {
+                    compression,
+                    level: None,
+                    threads,
+                };
+                let _ = tx.send(encode(
+                    &opts,
+                    &mut &input[..],
+                    &mut Full { room: 100 << 10 },
+                ));
+            });
+            let result = rx
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("{compression:?} x{threads}: the encoder hung"));
+            let err = result.expect_err("a failing output must fail the encode");
+            assert_eq!(err.raw_os_error(), Some(28), "{compression:?}: {err}");
+        }
     }
 
     #[test]

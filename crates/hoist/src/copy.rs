@@ -1,8 +1,10 @@
 //! The copy engine: one program for every pair of transports.
 //!
 //! `Source --(resolve, select platforms)--> plan --(blobs in parallel, verified)--> Destination`.
-//! Blobs the destination has are skipped; local blobs are verified and hard-linked where the destination
-//! can; everything else streams through a [`crate::blob::VerifiedReader`]. Child manifests are stored
+//! Blobs the destination has are skipped; a local blob is opened once and, from that descriptor, cloned
+//! (reflink) or copied into a local destination while it is verified, or hard-linked after it was
+//! verified only when [`CopyOptions::link`] asks; everything else streams through a
+//! [`crate::blob::VerifiedReader`]. Child manifests are stored
 //! before the indexes that name them, and the root document is committed last. Without a requested
 //! conversion the documents travel as exact bytes, so every digest is kept.
 
@@ -54,6 +56,10 @@ pub struct CopyOptions {
     /// Copy only the index itself, not its images: the destination must already hold every manifest
     /// the index names (skopeo's `--multi-arch index-only`).
     pub index_only: bool,
+    /// Share blob files with a local source by hard link (`--link`) instead of cloning or copying
+    /// them, for files neither writable by group or others nor owned by another user (others are
+    /// copied). Off by default: a copy then shares no inode with a layout it was not asked to write.
+    pub link: bool,
 }
 
 /// What a copy did.
@@ -160,6 +166,21 @@ fn plan(src: &dyn Source, opts: &CopyOptions) -> Result<Plan> {
             }
         }
     } else {
+        // A single image: a requested platform must be its own, or nothing the user asked for exists.
+        let wanted: &[Platform] = match &opts.platforms {
+            PlatformChoice::One(p) => std::slice::from_ref(p),
+            PlatformChoice::Subset(ps) => ps,
+            PlatformChoice::Host | PlatformChoice::All => &[],
+        };
+        if !wanted.is_empty()
+            && let Some(actual) = image_platform(src, &source_root)?
+            && let Some(missing) = wanted.iter().find(|p| !p.matches(&actual))
+        {
+            return Err(Error::Platform(format!(
+                "{} is a single image for {actual}, not {missing}; it has no other platform",
+                src.name()
+            )));
+        }
         source_root
     };
 
@@ -181,6 +202,27 @@ fn plan(src: &dyn Source, opts: &CopyOptions) -> Result<Plan> {
         children,
         blobs,
     })
+}
+
+/// The platform a single image's config names (`None` for an artifact whose config is not an image
+/// config).
+fn image_platform(src: &dyn Source, manifest: &Document) -> Result<Option<Platform>> {
+    let Parsed::Manifest(m) = manifest.parse()? else {
+        return Ok(None);
+    };
+    if !matches!(
+        media_type::kind(m.config().media_type().as_ref()),
+        Kind::Config { .. }
+    ) {
+        return Ok(None);
+    }
+    let bytes = crate::transport::read_small_blob(src, m.config())?;
+    let config = crate::document::parse_config(&bytes, &digest_of(m.config())?)?;
+    Ok(Some(Platform::new(
+        &config.os().to_string(),
+        &config.architecture().to_string(),
+        config.variant().as_deref(),
+    )))
 }
 
 fn walk(
@@ -254,6 +296,7 @@ pub(crate) fn copy_blob(
     dst: &dyn Destination,
     desc: &Descriptor,
     sink: &Option<Sink>,
+    link: bool,
 ) -> Result<BlobOutcome> {
     let digest = digest_of(desc)?;
     if dst.has_blob(desc)? {
@@ -272,19 +315,51 @@ pub(crate) fn copy_blob(
             size: desc.size(),
         },
     );
-    if let Some(path) = src.blob_path(desc).filter(|_| dst.links_blobs()) {
-        // Verify the local file, then let the destination link it instead of writing a copy.
-        let file = crate::durable::open_regular(&path, true)
-            .map_err(|e| Error::io(format!("opening blob {}", path.display()), e))?;
-        let mut check = VerifiedReader::new(
-            ProgressReader::new(file, digest.clone(), sink.clone()),
-            digest.clone(),
-            desc.size(),
-            format!("blob {digest} of {}", src.name()),
-        );
-        check.finish()?;
-        if dst.link_blob(desc, &path)? {
-            return Ok(BlobOutcome::Linked);
+    let what = || format!("blob {digest} of {}", src.name());
+    if dst.links_blobs() {
+        let local = match src.open_local_blob(desc) {
+            Ok(f) => f,
+            Err(Error::BlobNotFound { .. }) if is_foreign(desc) => return Ok(BlobOutcome::Foreign),
+            Err(e) => return Err(e),
+        };
+        if let Some(mut file) = local {
+            // Everything below works from this one open file: what lands is what was verified, even
+            // if the source's file is renamed over meanwhile.
+            if link && shareable(&file) {
+                VerifiedReader::new(
+                    ProgressReader::new(&file, digest.clone(), sink.clone()),
+                    digest.clone(),
+                    desc.size(),
+                    what(),
+                )
+                .finish()?;
+                if dst.link_blob(desc, &file)? {
+                    return Ok(BlobOutcome::Linked);
+                }
+                tracing::debug!("{}: cannot hard-link it here; copying", what());
+                std::io::Seek::rewind(&mut file)
+                    .map_err(|e| Error::io(format!("rewinding {}", what()), e))?;
+            } else if link {
+                tracing::debug!(
+                    "{}: writable by others or owned by another user; copying, not linking",
+                    what()
+                );
+            }
+            let cloned = dst.clone_blob(desc, &file, &mut |clone| {
+                VerifiedReader::new(
+                    ProgressReader::new(clone, digest.clone(), sink.clone()),
+                    digest.clone(),
+                    desc.size(),
+                    what(),
+                )
+                .finish()
+            })?;
+            if cloned {
+                return Ok(BlobOutcome::Copied);
+            }
+            let raw: BlobReader<'_> =
+                Box::new(ProgressReader::new(file, digest.clone(), sink.clone()));
+            return put_verified(dst, desc, raw, &digest, what());
         }
     }
     let raw = match src.open_blob(desc) {
@@ -293,18 +368,33 @@ pub(crate) fn copy_blob(
         Err(e) => return Err(e),
     };
     let raw: BlobReader<'_> = Box::new(ProgressReader::new(raw, digest.clone(), sink.clone()));
-    let mut stream = VerifiedReader::new(
-        raw,
-        digest.clone(),
-        desc.size(),
-        format!("blob {digest} of {}", src.name()),
-    );
+    put_verified(dst, desc, raw, &digest, what())
+}
+
+/// Streams `raw` into `dst` through a verified reader: the destination stores only verified bytes.
+fn put_verified(
+    dst: &dyn Destination,
+    desc: &Descriptor,
+    raw: BlobReader<'_>,
+    digest: &Digest,
+    what: String,
+) -> Result<BlobOutcome> {
+    let mut stream = VerifiedReader::new(raw, digest.clone(), desc.size(), what);
     dst.put_blob(desc, &mut stream)?;
     if !stream.is_verified() {
         // A destination that did not read to the end would otherwise accept an unverified blob.
         stream.finish()?;
     }
     Ok(BlobOutcome::Copied)
+}
+
+/// True when a local blob file may be shared by hard link (`--link`): a regular file that no one but
+/// the user running hoist can change (owned by this user, not writable by group or others).
+fn shareable(file: &std::fs::File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().is_ok_and(|m| {
+        m.is_file() && m.mode() & 0o022 == 0 && m.uid() == rustix::process::geteuid().as_raw()
+    })
 }
 
 /// Runs `f` over `items` on up to `jobs` threads, stopping at the first error.
@@ -401,7 +491,7 @@ pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Resu
     let outcomes: Mutex<Vec<(BlobOutcome, u64)>> = Mutex::new(Vec::new());
     let jobs = if opts.jobs == 0 { 4 } else { opts.jobs };
     parallel(&plan.blobs, jobs, |desc| {
-        let how = copy_blob(src, dst, desc, &opts.progress)?;
+        let how = copy_blob(src, dst, desc, &opts.progress, opts.link)?;
         emit(
             &opts.progress,
             Event::BlobDone {

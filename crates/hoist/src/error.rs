@@ -189,10 +189,11 @@ impl Error {
     /// True when the image, tag or repository asked for does not exist: a missing tag of a layout,
     /// image of an archive, or a registry's 404 / `MANIFEST_UNKNOWN` / `NAME_UNKNOWN` (a missing
     /// blob of an image that exists is damage, not this). The CLI exits 2, as newer skopeo does.
-    /// Looks through [`Error::Image`].
+    /// A platform the image does not have counts (so does a malformed platform string, a usage
+    /// error: both exit 2). Looks through [`Error::Image`].
     pub fn is_not_found(&self) -> bool {
         match self {
-            Error::NotFound { .. } => true,
+            Error::NotFound { .. } | Error::Platform(_) => true,
             Error::Registry { message, .. } => {
                 message.contains("; MANIFEST_UNKNOWN:") || message.contains("; NAME_UNKNOWN:")
             }

@@ -57,13 +57,13 @@ pub enum Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BlobOutcome {
-    /// Streamed and verified.
+    /// Streamed, copied or cloned (reflink), and verified.
     Copied,
     /// Already present at the destination.
     Skipped,
     /// Mounted from another repository of the same registry (no bytes moved).
     Mounted,
-    /// Verified and hard-linked (same filesystem).
+    /// Verified and hard-linked (same filesystem, `--link` only).
     Linked,
     /// A foreign layer left out (it lives at its URLs).
     Foreign,

@@ -32,8 +32,10 @@ use crate::digest::{Algorithm, Digest, Hasher, HashingWriter};
 use crate::document::{Document, Parsed};
 use crate::error::{Error, IoContext, Result, from_io};
 use crate::media_type::{self, Kind};
-use crate::progress::{BlobOutcome, Event};
-use crate::transport::{Destination, LayerPolicy, Source, VerifiedStream, read_small_blob};
+use crate::progress::{BlobOutcome, Event, ProgressReader, Sink};
+use crate::transport::{
+    BlobReader, Destination, LayerPolicy, Source, VerifiedStream, read_small_blob,
+};
 
 /// What conversion a copy should apply (all `None`: only what the destination needs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -111,13 +113,20 @@ fn recompress_layer(
     job: &LayerJob,
     opts: &ConvertOptions,
     threads: usize,
+    sink: &Option<Sink>,
 ) -> Result<(LayerUpdate, BlobOutcome)> {
     let digest = digest_of(&job.desc)?;
     let what = format!("layer {digest} of {}", src.name());
-    let raw = src.open_blob(&job.desc)?;
+    // Progress is the source's bytes as they are read (the BlobStarted size is the source's).
+    let raw: BlobReader<'_> = Box::new(ProgressReader::new(
+        src.open_blob(&job.desc)?,
+        digest.clone(),
+        sink.clone(),
+    ));
     let mut stream = VerifiedReader::new(raw, digest.clone(), job.desc.size(), what.clone());
     let dir = dst.staging_dir().unwrap_or_else(std::env::temp_dir);
     let mut tmp = crate::durable::TempFile::new_in(&dir)?;
+    let into = tmp.path().to_path_buf();
     let passthrough = job.actual == Compression::None && job.target == Compression::None;
     let (new_digest, new_size, diff_id) = if passthrough {
         // Plain tar to plain tar: the bytes pass through unchanged, so the source digest (checked by the
@@ -125,9 +134,9 @@ fn recompress_layer(
         // would triple the CPU for nothing.
         let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
         std::io::copy(&mut stream, &mut out)
-            .map_err(|e| from_io(e, || format!("copying {what}")))?;
+            .map_err(|e| from_io(e, || format!("copying {what} into {}", into.display())))?;
         out.flush()
-            .map_err(|e| from_io(e, || format!("writing {what}")))?;
+            .map_err(|e| from_io(e, || format!("writing {what} into {}", into.display())))?;
         (digest.clone(), job.desc.size(), digest.clone())
     } else {
         let decoder = compress::decoder(job.actual, &mut stream)
@@ -145,10 +154,13 @@ fn recompress_layer(
             level: opts.level,
             threads,
         };
-        compress::encode(&encode, &mut tar, &mut out)
-            .map_err(|e| from_io(e, || format!("recompressing {what}")))?;
+        compress::encode(&encode, &mut tar, &mut out).map_err(|e| {
+            from_io(e, || {
+                format!("recompressing {what} into {}", into.display())
+            })
+        })?;
         out.flush()
-            .map_err(|e| from_io(e, || format!("writing {what}")))?;
+            .map_err(|e| from_io(e, || format!("writing {what} into {}", into.display())))?;
         let (_, d, n) = out.finish();
         (d, n, tar.hasher.finish())
     };
@@ -179,8 +191,10 @@ fn recompress_layer(
     if dst.has_blob(&new_desc)? {
         return Ok((update, BlobOutcome::Skipped));
     }
-    if dst.link_blob(&new_desc, tmp.path())? {
-        return Ok((update, BlobOutcome::Linked));
+    // The temp file is hoist's own, in the destination's staging directory: linking it is moving it.
+    if dst.link_blob(&new_desc, tmp.as_file())? {
+        // Written by this copy (recompressed), not shared with anything: a copy, not a link.
+        return Ok((update, BlobOutcome::Copied));
     }
     let file = tmp
         .reopen()
@@ -295,6 +309,52 @@ pub(crate) fn copy_converted(
         }
     }
 
+    // Refusals that the plan already decides come before anything is written: a refused copy leaves
+    // no trace at a new destination. (The same checks on the rebuilt documents below stay, as the
+    // last word.)
+    for doc in &docs {
+        let target = target_of(doc)?;
+        let mt = if doc.is_index() {
+            target.index_media_type()
+        } else {
+            target.manifest_media_type()
+        };
+        if !dst.accepts(mt) {
+            return Err(Error::Unsupported(format!(
+                "{} cannot store {mt} documents{}",
+                dst.name(),
+                if doc.is_index() {
+                    "; it holds a single image: choose one with --platform"
+                } else {
+                    "; choose another --format"
+                }
+            )));
+        }
+        if opts.preserve_digests && Format::of(doc.media_type()) != Some(target) {
+            return Err(Error::Unsupported(format!(
+                "--preserve-digests: {} for {} means converting {} to {}, which changes its digest",
+                root.digest(),
+                dst.name(),
+                doc.digest(),
+                target.as_str()
+            )));
+        }
+    }
+    if opts.preserve_digests
+        && let Some(job) = jobs
+            .values()
+            .find(|j| j.actual != j.target && !is_foreign(&j.desc))
+    {
+        return Err(Error::Unsupported(format!(
+            "--preserve-digests: copying {} to {} recompresses layer {} ({} to {}), which changes the manifest's digest",
+            root.digest(),
+            dst.name(),
+            job.desc.digest(),
+            job.actual.as_str(),
+            job.target.as_str()
+        )));
+    }
+
     emit(
         opts,
         Event::Plan {
@@ -325,7 +385,8 @@ pub(crate) fn copy_converted(
                         size: desc.size(),
                     },
                 );
-                let (update, how) = recompress_layer(src, dst, job, conv, encode_threads)?;
+                let (update, how) =
+                    recompress_layer(src, dst, job, conv, encode_threads, &opts.progress)?;
                 let size = update.size;
                 results
                     .lock()
@@ -334,7 +395,7 @@ pub(crate) fn copy_converted(
                 (how, size)
             }
             other => {
-                let how = crate::copy::copy_blob(src, dst, desc, &opts.progress)?;
+                let how = crate::copy::copy_blob(src, dst, desc, &opts.progress, opts.link)?;
                 if let Some(job) = other {
                     results.lock().unwrap_or_else(|p| p.into_inner()).insert(
                         d.clone(),

@@ -220,7 +220,7 @@ fn unknown_media_types_are_carried_not_refused() {
     .unwrap();
     let report = hoist::copy::copy(&source(&layout, "art"), &dest, &Default::default()).unwrap();
     assert_eq!(report.blobs_copied + report.blobs_linked, 3);
-    assert!(dest.layout().has_blob(&sd).unwrap());
+    assert!(dest.layout().unwrap().has_blob(&sd).unwrap());
 }
 
 #[test]
@@ -381,7 +381,7 @@ fn an_index_written_anew_for_a_platform_subset_carries_media_type() {
         ..Default::default()
     };
     hoist::copy::copy(&source(&layout, "multi"), &dest, &opts).unwrap();
-    let root = source(dest.layout(), "one").root().unwrap();
+    let root = source(dest.layout().unwrap(), "one").root().unwrap();
     let v: Value = serde_json::from_slice(root.bytes()).unwrap();
     assert_eq!(v["mediaType"], mt::OCI_INDEX, "{v}");
     assert_eq!(v["manifests"].as_array().unwrap().len(), 1);

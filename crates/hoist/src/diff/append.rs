@@ -4,7 +4,8 @@
 
 use serde_json::Value;
 
-use super::{Diff, LayerBlob, LayerOptions, write_layer_reporting};
+use super::writer::write_layer_into;
+use super::{Diff, LayerBlob, LayerOptions};
 use crate::config_edit::{ImageEdit, now_rfc3339};
 use crate::document::Document;
 use crate::error::{IoContext, Result};
@@ -57,7 +58,7 @@ pub fn append_diff(
         .as_file()
         .try_clone()
         .ctx(|| format!("opening a temp file in {}", layout.root().display()))?;
-    let layer = write_layer_reporting(diff, file, &opts.layer, &opts.progress)?;
+    let layer = write_layer_into(diff, file, Some(tmp.path()), &opts.layer, &opts.progress)?;
     edit.add_layer(&layer, tmp)?;
     let created = opts.created.clone().unwrap_or_else(now_rfc3339);
     if !opts.no_history {

@@ -117,6 +117,17 @@ pub fn write_layer_reporting<W: Write + Send>(
     opts: &LayerOptions,
     progress: &Option<Sink>,
 ) -> Result<LayerBlob> {
+    write_layer_into(diff, out, None, opts, progress)
+}
+
+/// [`write_layer_reporting`] into `out`, the file at `dest` (named by a failure to write it).
+pub(crate) fn write_layer_into<W: Write + Send>(
+    diff: &Diff,
+    out: W,
+    dest: Option<&Path>,
+    opts: &LayerOptions,
+    progress: &Option<Sink>,
+) -> Result<LayerBlob> {
     let plan = diff.plan();
     diff.check_owners(&plan)?;
     if progress.is_some() {
@@ -169,8 +180,16 @@ pub fn write_layer_reporting<W: Write + Send>(
             .unwrap_or_else(|_| Err(Error::Other("the layer tar builder panicked".into())));
         (produced, encoded)
     });
+    // The first error of either stage is the one reported: an encoder that failed (a full disk) closed
+    // the pipe, so the producer's own error is then only its consequence ("Broken pipe"); a producer
+    // that failed closed the pipe early, which the encoder saw as a clean end of input.
+    encoded.map_err(|e| {
+        from_io(e, || match dest {
+            Some(p) => format!("compressing the layer into {}", p.display()),
+            None => "compressing the layer".into(),
+        })
+    })?;
     let (diff_id, tar_size) = produced?;
-    encoded.map_err(|e| from_io(e, || "compressing the layer".into()))?;
     let (mut out, digest, size) = blob_side.finish();
     out.flush().ctx(|| "writing the layer".into())?;
     Ok(LayerBlob {
@@ -205,7 +224,7 @@ pub fn write_layer_file(diff: &Diff, path: &Path, opts: &LayerOptions) -> Result
         .file()
         .try_clone()
         .ctx(|| format!("opening {} for writing", path.display()))?;
-    let blob = write_layer(diff, file, opts)?;
+    let blob = write_layer_into(diff, file, Some(path), opts, &None)?;
     out.commit()?;
     Ok(blob)
 }

@@ -284,9 +284,38 @@ impl Layout {
         Ok(digest)
     }
 
-    /// Stores a blob by hard-linking an existing, already verified file (same filesystem only);
-    /// returns `false` when linking is not possible so the caller can copy instead.
-    pub fn link_blob(&self, digest: &Digest, from: &Path) -> Result<bool> {
+    /// Stores blob `digest` as a reflink (`FICLONE`) of the open file `from`: the clone is a new inode
+    /// sharing nothing writable with `from`. `verify` reads the clone from its start; the blob is
+    /// stored only if it returns `Ok`, so what lands is exactly what was verified. Returns `false`
+    /// when this filesystem cannot clone `from` into the layout (the caller copies instead).
+    pub fn clone_blob(
+        &self,
+        digest: &Digest,
+        from: &File,
+        verify: &mut dyn FnMut(File) -> Result<()>,
+    ) -> Result<bool> {
+        if self.has_blob(digest)? {
+            return Ok(true);
+        }
+        let tmp = self.temp_file()?;
+        if rustix::fs::ioctl_ficlone(tmp.as_file(), from).is_err() {
+            // EOPNOTSUPP, EXDEV, EINVAL...: no reflinks here; the temp file is removed on drop.
+            return Ok(false);
+        }
+        let clone = tmp
+            .reopen()
+            .ctx(|| format!("reopening the clone of blob {digest}"))?;
+        verify(clone)?;
+        self.persist(tmp, digest)?;
+        Ok(true)
+    }
+
+    /// Stores blob `digest` by hard-linking the inode of the open, already verified file `from` (by
+    /// descriptor, through `/proc/self/fd`, never by a path that could have been swapped since it was
+    /// verified). Returns `false` when linking is not possible (another filesystem, no `/proc`), so
+    /// the caller can copy instead.
+    pub fn link_blob(&self, digest: &Digest, from: &File) -> Result<bool> {
+        use std::os::fd::AsRawFd;
         if self.has_blob(digest)? {
             return Ok(true);
         }
@@ -294,7 +323,16 @@ impl Layout {
             .root
             .join(format!("{TEMP_PREFIX}link-{}", digest.hex()));
         let _ = fs::remove_file(&tmp_path);
-        if fs::hard_link(from, &tmp_path).is_err() {
+        let proc_path = format!("/proc/self/fd/{}", from.as_raw_fd());
+        if rustix::fs::linkat(
+            rustix::fs::CWD,
+            proc_path.as_str(),
+            rustix::fs::CWD,
+            &tmp_path,
+            rustix::fs::AtFlags::SYMLINK_FOLLOW,
+        )
+        .is_err()
+        {
             return Ok(false);
         }
         let dest = self.blob_path(digest);
@@ -624,6 +662,33 @@ fn find_entry(
                     hint: format!("; index.json has {} entries", entries.len()),
                 })
         }
+    }
+}
+
+/// `file`, opened from the blob file `path`, when it is a regular file; an error naming it otherwise
+/// (a FIFO, a device or a directory planted where a blob belongs).
+pub(crate) fn regular_blob_file(file: File, path: &Path) -> Result<File> {
+    let meta = file
+        .metadata()
+        .ctx(|| format!("checking blob {}", path.display()))?;
+    if !meta.is_file() {
+        return Err(Error::Other(format!(
+            "blob {} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(file)
+}
+
+/// The error for a blob file `path` that could not be opened without following links: a clear
+/// refusal when it is a symlink.
+pub(crate) fn blob_open_error(e: io::Error, path: &Path) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => Error::Other(format!(
+            "blob {} is a symlink; hoist refuses to follow links to blobs",
+            path.display()
+        )),
+        _ => Error::io(format!("opening blob {}", path.display()), e),
     }
 }
 

@@ -98,9 +98,9 @@ impl Source for DirSource {
         };
         for path in &candidates {
             match open_nofollow(path) {
-                Ok(f) => return Ok(Box::new(f)),
+                Ok(f) => return Ok(Box::new(crate::layout::regular_blob_file(f, path)?)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+                Err(e) => return Err(crate::layout::blob_open_error(e, path)),
             }
         }
         Err(Error::BlobNotFound {
@@ -109,10 +109,15 @@ impl Source for DirSource {
         })
     }
 
-    fn blob_path(&self, desc: &Descriptor) -> Option<PathBuf> {
-        let digest = digest_of(desc).ok()?;
-        let p = blob_file(&self.root, &digest);
-        p.is_file().then_some(p)
+    fn open_local_blob(&self, desc: &Descriptor) -> Result<Option<fs::File>> {
+        let digest = digest_of(desc)?;
+        let path = blob_file(&self.root, &digest);
+        match open_nofollow(&path) {
+            Ok(f) => crate::layout::regular_blob_file(f, &path).map(Some),
+            // Not a blob file of this directory (a child manifest, a foreign layer): streamed instead.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(crate::layout::blob_open_error(e, &path)),
+        }
     }
 
     fn limits(&self) -> &Limits {
@@ -120,21 +125,34 @@ impl Source for DirSource {
     }
 }
 
-/// Writes an image into a `dir:` directory (created if missing).
+/// Writes an image into a `dir:` directory (created if missing, at the first write, so a copy refused
+/// before it writes anything leaves no trace).
 #[derive(Debug)]
 pub struct DirDestination {
     root: PathBuf,
+    created: std::sync::OnceLock<()>,
 }
 
 impl DirDestination {
-    /// Creates the directory (and its `version` file).
+    /// A destination that creates the directory (and its `version` file) when it first writes.
     pub fn create(root: &Path) -> Result<Self> {
-        fs::create_dir_all(root).ctx(|| format!("creating {}", root.display()))?;
-        crate::durable::remove_stale(root)?;
-        replace_file(&root.join("version"), DIR_VERSION.as_bytes(), None)?;
         Ok(DirDestination {
             root: root.to_path_buf(),
+            created: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Creates the directory and its `version` file, once, before the first write (stale temp files
+    /// of a killed run are removed then).
+    fn ensure_created(&self) -> Result<()> {
+        if self.created.get().is_none() {
+            let root = &self.root;
+            fs::create_dir_all(root).ctx(|| format!("creating {}", root.display()))?;
+            crate::durable::remove_stale(root)?;
+            replace_file(&root.join("version"), DIR_VERSION.as_bytes(), None)?;
+            let _ = self.created.set(());
+        }
+        Ok(())
     }
 
     /// Writes a blob from a verified stream; it lands at `path` only once the stream verified.
@@ -144,6 +162,7 @@ impl DirDestination {
         stream: &mut VerifiedStream<'_>,
         digest: &Digest,
     ) -> Result<()> {
+        self.ensure_created()?;
         let mut out = Output::replace(path, DEFAULT_MODE, None)?;
         io::copy(stream, &mut out).map_err(|e| {
             from_io(e, || {
@@ -165,7 +184,21 @@ impl Destination for DirDestination {
     }
 
     fn has_blob(&self, desc: &Descriptor) -> Result<bool> {
-        Ok(blob_file(&self.root, &digest_of(desc)?).is_file())
+        // Without following links: a symlink planted where a blob belongs is not that blob.
+        let path = blob_file(&self.root, &digest_of(desc)?);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_file() => Ok(true),
+            Ok(m) if m.file_type().is_symlink() => Err(Error::Other(format!(
+                "blob {} is a symlink; hoist refuses to follow links to blobs",
+                path.display()
+            ))),
+            Ok(_) => Err(Error::Other(format!(
+                "blob {} is not a regular file",
+                path.display()
+            ))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(format!("checking {}", path.display()), e)),
+        }
     }
 
     fn put_blob(&self, desc: &Descriptor, stream: &mut VerifiedStream<'_>) -> Result<()> {
@@ -174,10 +207,12 @@ impl Destination for DirDestination {
     }
 
     fn put_document(&self, doc: &Document) -> Result<()> {
+        self.ensure_created()?;
         replace_file(&manifest_file(&self.root, doc.digest()), doc.bytes(), None)
     }
 
     fn commit(&self, root: &Document) -> Result<()> {
+        self.ensure_created()?;
         replace_file(&self.root.join("manifest.json"), root.bytes(), None)
     }
 }

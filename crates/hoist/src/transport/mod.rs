@@ -39,10 +39,12 @@ pub trait Source: Send + Sync {
     /// Opens the raw bytes of a blob. Callers verify: use [`open_verified`] or [`read_document`].
     fn open_blob(&self, desc: &Descriptor) -> Result<BlobReader<'_>>;
 
-    /// A local file that holds the blob, when there is one (so a destination on the same filesystem can
-    /// link it after verifying it).
-    fn blob_path(&self, _desc: &Descriptor) -> Option<PathBuf> {
-        None
+    /// The blob as an open local regular file, when this source keeps blobs as files (layouts, `dir:`),
+    /// so a destination can clone, copy or (when asked) link exactly the bytes the caller verifies from
+    /// this descriptor, never a path that could be swapped in between. A blob that is a symlink is an
+    /// error naming it. `None` when the source has no local files.
+    fn open_local_blob(&self, _desc: &Descriptor) -> Result<Option<std::fs::File>> {
+        Ok(None)
     }
 
     /// The tags this source knows about (the layout's `ref.name`s, a registry's tag list).
@@ -84,16 +86,30 @@ pub trait Destination: Send + Sync {
     /// mismatch is reported) and makes the blob visible only if [`VerifiedReader::is_verified`] is then true.
     fn put_blob(&self, desc: &Descriptor, stream: &mut VerifiedStream<'_>) -> Result<()>;
 
-    /// True when this destination can store a blob by linking a local file ([`Self::link_blob`]).
-    /// The caller verifies such a file before linking it; for any other destination it skips that
-    /// pass and verifies the stream [`Self::put_blob`] reads instead, so every blob is hashed once.
+    /// True when this destination keeps blobs as local files and can take an open local blob file
+    /// ([`Self::clone_blob`], [`Self::link_blob`]); for any other destination the caller streams the
+    /// blob through [`Self::put_blob`], so every blob is hashed once.
     fn links_blobs(&self) -> bool {
         false
     }
 
-    /// Stores a blob by linking a local, already verified file. Returns `false` when that is not
-    /// possible here (the default), and the caller streams it instead.
-    fn link_blob(&self, _desc: &Descriptor, _path: &std::path::Path) -> Result<bool> {
+    /// Stores a blob as a reflink (copy-on-write clone, `FICLONE`) of the open file `from`, which
+    /// shares no inode with it: `verify` is handed the clone, read from its start, and the blob is
+    /// stored only if it returns `Ok`. Returns `false` when the filesystem cannot clone `from` here
+    /// (the default), and the caller copies the bytes instead.
+    fn clone_blob(
+        &self,
+        _desc: &Descriptor,
+        _from: &std::fs::File,
+        _verify: &mut dyn FnMut(std::fs::File) -> Result<()>,
+    ) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Stores a blob by hard-linking the inode of the open, already verified file `from` (never a
+    /// path, which could be swapped after it was verified). Returns `false` when that is not possible
+    /// here (the default), and the caller copies it instead.
+    fn link_blob(&self, _desc: &Descriptor, _from: &std::fs::File) -> Result<bool> {
         Ok(false)
     }
 

@@ -87,8 +87,8 @@ impl Source for OciSource {
         Ok(Box::new(self.layout.open_blob(&digest_of(desc)?)?))
     }
 
-    fn blob_path(&self, desc: &Descriptor) -> Option<PathBuf> {
-        digest_of(desc).ok().map(|d| self.layout.blob_path(&d))
+    fn open_local_blob(&self, desc: &Descriptor) -> Result<Option<std::fs::File>> {
+        self.layout.open_blob(&digest_of(desc)?).map(Some)
     }
 
     fn tags(&self) -> Result<Vec<String>> {
@@ -101,16 +101,21 @@ impl Source for OciSource {
 }
 
 /// Writes an image into a layout, holding the layout's writer lock from open to drop.
+///
+/// A layout that does not exist yet is created (and locked) only when the first blob or document is
+/// written, so a copy refused before it writes anything leaves no trace at a new destination.
 #[derive(Debug)]
 pub struct OciDestination {
-    layout: Layout,
+    path: PathBuf,
     tag: Option<String>,
-    _lock: LayoutLock,
+    opened: std::sync::OnceLock<(Layout, LayoutLock)>,
+    opening: std::sync::Mutex<()>,
 }
 
 impl OciDestination {
-    /// Opens (creating if needed) the layout at `path` and takes its writer lock. `reference` must be a
-    /// tag or nothing: an image is written under a name, not a digest.
+    /// Opens the layout at `path` and takes its writer lock, or, when there is no layout there yet,
+    /// prepares to create it at the first write. `reference` must be a tag or nothing: an image is
+    /// written under a name, not a digest.
     pub fn open(path: &Path, reference: Option<LayoutRef>) -> Result<Self> {
         let tag = match reference {
             None => None,
@@ -125,52 +130,85 @@ impl OciDestination {
                 });
             }
         };
-        let layout = Layout::create(path)?;
-        let lock = layout.lock()?;
-        Ok(OciDestination {
-            layout,
+        let dest = OciDestination {
+            path: path.to_path_buf(),
             tag,
-            _lock: lock,
-        })
+            opened: std::sync::OnceLock::new(),
+            opening: std::sync::Mutex::new(()),
+        };
+        if path.join("oci-layout").exists() {
+            dest.layout()?;
+        }
+        Ok(dest)
     }
 
-    /// The layout being written.
-    pub fn layout(&self) -> &Layout {
-        &self.layout
+    /// The layout being written, created and locked now if this is its first use.
+    pub fn layout(&self) -> Result<&Layout> {
+        if let Some((layout, _)) = self.opened.get() {
+            return Ok(layout);
+        }
+        let _one_at_a_time = self.opening.lock().unwrap_or_else(|p| p.into_inner());
+        if self.opened.get().is_none() {
+            let layout = Layout::create(&self.path)?;
+            let lock = layout.lock()?;
+            let _ = self.opened.set((layout, lock));
+        }
+        self.opened
+            .get()
+            .map(|(layout, _)| layout)
+            .ok_or_else(|| Error::Other(format!("opening layout {}", self.path.display())))
+    }
+
+    /// The layout when it exists already or has been created by a write (reads never create it).
+    fn existing(&self) -> Option<&Layout> {
+        self.opened.get().map(|(layout, _)| layout)
     }
 }
 
 impl Destination for OciDestination {
     fn name(&self) -> String {
         match &self.tag {
-            Some(t) => format!("oci:{}:{t}", self.layout.root().display()),
-            None => format!("oci:{}", self.layout.root().display()),
+            Some(t) => format!("oci:{}:{t}", self.path.display()),
+            None => format!("oci:{}", self.path.display()),
         }
     }
 
     fn has_blob(&self, desc: &Descriptor) -> Result<bool> {
-        self.layout.has_blob(&digest_of(desc)?)
+        match self.existing() {
+            Some(layout) => layout.has_blob(&digest_of(desc)?),
+            None => Ok(false),
+        }
     }
 
     fn put_blob(&self, _desc: &Descriptor, stream: &mut VerifiedStream<'_>) -> Result<()> {
-        self.layout.write_verified(stream).map(|_| ())
+        self.layout()?.write_verified(stream).map(|_| ())
     }
 
     fn links_blobs(&self) -> bool {
         true
     }
 
-    fn link_blob(&self, desc: &Descriptor, path: &Path) -> Result<bool> {
-        self.layout.link_blob(&digest_of(desc)?, path)
+    fn clone_blob(
+        &self,
+        desc: &Descriptor,
+        from: &std::fs::File,
+        verify: &mut dyn FnMut(std::fs::File) -> Result<()>,
+    ) -> Result<bool> {
+        self.layout()?.clone_blob(&digest_of(desc)?, from, verify)
+    }
+
+    fn link_blob(&self, desc: &Descriptor, from: &std::fs::File) -> Result<bool> {
+        self.layout()?.link_blob(&digest_of(desc)?, from)
     }
 
     fn put_document(&self, doc: &Document) -> Result<()> {
-        self.layout.write_bytes(doc.bytes()).map(|_| ())
+        self.layout()?.write_bytes(doc.bytes()).map(|_| ())
     }
 
     fn commit(&self, root: &Document) -> Result<()> {
-        self.layout.write_bytes(root.bytes())?;
-        self.layout.set_tag(self.tag.as_deref(), &root.descriptor())
+        let layout = self.layout()?;
+        layout.write_bytes(root.bytes())?;
+        layout.set_tag(self.tag.as_deref(), &root.descriptor())
     }
 
     fn native_format(&self) -> Option<crate::convert::Format> {
@@ -182,6 +220,8 @@ impl Destination for OciDestination {
     }
 
     fn staging_dir(&self) -> Option<PathBuf> {
-        Some(self.layout.root().to_path_buf())
+        // Asked for right before a temp file is written there: the layout is created now. If that
+        // fails, the caller stages elsewhere and the error comes back from the write that follows.
+        self.layout().ok().map(|l| l.root().to_path_buf())
     }
 }

@@ -181,7 +181,7 @@ impl OciArchiveDestination {
         let out = crate::durable::Output::create(&self.target)?;
         let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, out.file()));
         builder.mode(tar::HeaderMode::Deterministic);
-        let root = self.inner.layout().root();
+        let root = self.inner.layout()?.root();
         let mut names = vec![PathBuf::from("oci-layout"), PathBuf::from("index.json")];
         for alg in ["sha256", "sha512"] {
             let dir = root.join("blobs").join(alg);
@@ -225,8 +225,17 @@ impl Destination for OciArchiveDestination {
         self.inner.links_blobs()
     }
 
-    fn link_blob(&self, desc: &Descriptor, path: &Path) -> Result<bool> {
-        self.inner.link_blob(desc, path)
+    fn clone_blob(
+        &self,
+        desc: &Descriptor,
+        from: &std::fs::File,
+        verify: &mut dyn FnMut(std::fs::File) -> Result<()>,
+    ) -> Result<bool> {
+        self.inner.clone_blob(desc, from, verify)
+    }
+
+    fn link_blob(&self, desc: &Descriptor, from: &std::fs::File) -> Result<bool> {
+        self.inner.link_blob(desc, from)
     }
 
     fn put_document(&self, doc: &Document) -> Result<()> {
