@@ -345,6 +345,10 @@ where
 
 /// Copies the image `src` names into `dst`.
 pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Result<CopyReport> {
+    // Blocking HTTP must not run on an async worker (see crate::blocking).
+    if crate::blocking::in_async_context() {
+        return crate::blocking::outside_async(|| copy(src, dst, opts));
+    }
     let source_digest = src.root()?.digest().clone();
     let plan = plan(src, opts)?;
     if opts.preserve_digests && plan.root.is_index() && plan.root.digest() != &source_digest {

@@ -85,6 +85,10 @@ pub fn select_manifest(source: &dyn Source, doc: Document, wanted: &Platform) ->
 
 /// Resolves a source to the image for `wanted` (the host platform when `None`).
 pub fn resolve(source: &dyn Source, wanted: Option<&Platform>) -> Result<Image> {
+    // Blocking HTTP must not run on an async worker (see crate::blocking).
+    if crate::blocking::in_async_context() {
+        return crate::blocking::outside_async(|| resolve(source, wanted));
+    }
     let root = source.root()?;
     let host = Platform::host();
     let wanted = wanted.unwrap_or(&host);

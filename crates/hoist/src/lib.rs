@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod blob;
+pub mod blocking;
 pub mod bundle;
 pub mod compress;
 pub mod config_edit;
@@ -43,6 +44,18 @@ pub mod transport;
 pub mod unpack;
 pub mod verify;
 
+// The entry points, so that an embedder needs only `hoist::…` (the module paths work as well).
+pub use copy::{CopyOptions, CopyReport, PlatformChoice, copy};
+pub use diff::{Diff, DiffOptions, compute as diff};
 pub use digest::Digest;
 pub use error::{Error, Result};
+pub use inspect::{Inspection, inspect};
 pub use limits::Limits;
+pub use platform::Platform;
+pub use progress::{BlobOutcome, Event, Sink};
+pub use reference::TransportRef;
+pub use repack::{RepackOptions, Repacked, repack};
+pub use sync::{SyncDestination, SyncOptions, SyncReport, SyncSource, sync};
+pub use transport::{Destination, OpenOptions, Source, open_destination, open_source};
+pub use unpack::{UnpackOptions, UnpackReport, unpack};
+pub use verify::{VerifyOptions, VerifyReport, verify};

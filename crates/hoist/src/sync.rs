@@ -240,6 +240,10 @@ fn parse_docker_source(text: &str) -> Result<(ImageName, bool)> {
 
 /// Lists the images of `source` and where each goes in `dest`.
 pub fn plan(source: &SyncSource, dest: &SyncDestination, opts: &SyncOptions) -> Result<Plan> {
+    // Blocking HTTP must not run on an async worker (see crate::blocking).
+    if crate::blocking::in_async_context() {
+        return crate::blocking::outside_async(|| plan(source, dest, opts));
+    }
     if let (SyncSource::Dir(_), SyncDestination::Dir(_)) = (source, dest) {
         return Err(Error::Unsupported(
             "sync from dir to dir is not supported (as in skopeo); copy the directories instead"
@@ -388,6 +392,10 @@ fn existing_digest(dest: &TransportRef, opts: &OpenOptions) -> Option<Digest> {
 }
 
 fn sync_one(item: &SyncItem, opts: &SyncOptions) -> Result<Outcome> {
+    // Blocking HTTP must not run on an async worker (see crate::blocking).
+    if crate::blocking::in_async_context() {
+        return crate::blocking::outside_async(|| sync_one(item, opts));
+    }
     let src = open_source(&item.source, &item.source_options)?;
     let expected = expected_digest(src.as_ref(), &opts.copy)?;
     if let Some(expected) = expected

@@ -275,6 +275,10 @@ fn check_blob(
 
 /// Verifies everything reachable from the source's root.
 pub fn verify(src: &dyn Source, opts: &VerifyOptions) -> VerifyReport {
+    // Blocking HTTP must not run on an async worker (see crate::blocking).
+    if crate::blocking::in_async_context() {
+        return crate::blocking::outside_async(|| verify(src, opts));
+    }
     let mut walker = Walker {
         src,
         report: VerifyReport {
