@@ -137,6 +137,15 @@ fn seed_destination(
 }
 
 /// Repacks the unpacked directory `dir` (a bundle or a plain unpack) as a new image.
+///
+/// ```no_run
+/// // After `hoist::unpack` into /tmp/bundle and changes to its files:
+/// let mut opts = hoist::RepackOptions::default();
+/// opts.append.tag = Some("v2".into());
+/// let repacked = hoist::repack(std::path::Path::new("/tmp/bundle"), &opts)?;
+/// println!("{} changed paths, image tagged {:?}", repacked.changes, repacked.tag);
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
     let state_path = find_state(dir)?;
     let state = UnpackState::load(&state_path)?;

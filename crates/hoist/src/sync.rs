@@ -442,6 +442,18 @@ pub fn run(plan: Plan, opts: &SyncOptions, on_image: &dyn Fn(&ImageResult)) -> S
 
 /// Plans and runs a sync. Errors are those of planning (an unreadable YAML file, a repository whose
 /// tags cannot be listed without `keep_going`); image failures are in the report.
+///
+/// ```no_run
+/// use hoist::{SyncDestination, SyncOptions, SyncSource};
+/// let report = hoist::sync(
+///     &SyncSource::Oci("/tmp/layout".into()),
+///     &SyncDestination::Dir("/tmp/mirror".into()),
+///     &SyncOptions::default(),
+///     &|image| eprintln!("{} -> {}", image.source, image.destination),
+/// )?;
+/// println!("{} copied, {} up to date, {} failed", report.copied(), report.up_to_date(), report.failed());
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn sync(
     source: &SyncSource,
     dest: &SyncDestination,

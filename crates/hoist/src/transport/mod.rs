@@ -248,6 +248,15 @@ impl OpenOptions {
 }
 
 /// Opens the source a reference names.
+///
+/// ```no_run
+/// use hoist::{OpenOptions, TransportRef};
+/// let reference: TransportRef = "oci-archive:/tmp/image.tar".parse()?;
+/// let src = hoist::open_source(&reference, &OpenOptions::default())?;
+/// let root = src.root()?; // the manifest or index the reference names
+/// println!("{} {}", root.media_type(), root.digest());
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn open_source(reference: &TransportRef, opts: &OpenOptions) -> Result<Box<dyn Source>> {
     // Blocking HTTP must not run on an async worker (see crate::blocking).
     if crate::blocking::in_async_context() {
