@@ -327,10 +327,6 @@ pub fn unpack_image(
     dir: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackReport> {
-    // Blocking HTTP must not run on an async worker (see crate::blocking).
-    if crate::blocking::in_async_context() {
-        return crate::blocking::outside_async(|| unpack_image(source, image, dir, opts));
-    }
     let limits = opts
         .limits
         .clone()

@@ -162,4 +162,36 @@ fn copy_from_a_registry_inside_a_runtime() {
     });
     assert_eq!(pulled.digest, pushed.digest);
     assert_eq!(pulled.blobs_copied, 2);
+
+    // verify, unpack and sync straight from the registry, inside the runtime too.
+    let opts = OpenOptions {
+        tls_verify: Some(false),
+        ..OpenOptions::default()
+    };
+    let rootfs = tmp.path().join("rootfs");
+    let synced = rt.block_on(async {
+        let src = hoist::open_source(&reference(&remote), &opts).unwrap();
+        let verified = hoist::verify(src.as_ref(), &hoist::VerifyOptions::default());
+        assert!(verified.is_ok(), "{verified:?}");
+        assert_eq!(verified.blobs, 2);
+        let mut unpack = UnpackOptions::default();
+        unpack.apply.rootless = true;
+        hoist::unpack(src.as_ref(), &rootfs, &unpack).unwrap();
+        let sync_opts = hoist::SyncOptions {
+            source: opts.clone(),
+            ..Default::default()
+        };
+        hoist::sync(
+            &hoist::SyncSource::Docker(format!("{}/hello", registry.host)),
+            &hoist::SyncDestination::Oci(tmp.path().join("mirror")),
+            &sync_opts,
+            &|_| {},
+        )
+        .unwrap()
+    });
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("hello.txt")).unwrap(),
+        "hello\n"
+    );
+    assert_eq!((synced.copied(), synced.failed()), (1, 0), "{synced:?}");
 }
