@@ -6,6 +6,12 @@
 //! while it waits: from async code prefer `tokio::task::spawn_blocking` (or a thread of your own)
 //! around hoist's calls, as `examples/from_async.rs` does.
 //!
+//! The guarded entries are [`crate::open_source`], [`crate::open_destination`], [`crate::copy()`],
+//! [`crate::verify()`], [`crate::image::resolve`] (and so [`crate::unpack()`]), [`crate::sync()`]
+//! ([`crate::sync::plan`], and each image of [`crate::sync::run`]). The methods of a
+//! [`crate::Source`] or [`crate::Destination`], and the readers they return, are plain blocking I/O
+//! and are not moved: from async code call them inside `spawn_blocking` (or use [`outside_async`]).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! let report = tokio::task::spawn_blocking(|| -> hoist::Result<hoist::CopyReport> {

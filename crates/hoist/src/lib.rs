@@ -93,7 +93,8 @@
 //! The API is blocking. From async code, hand each call to `tokio::task::spawn_blocking` (or a
 //! thread) and await it (`examples/from_async.rs`). A call made directly on an async worker does not
 //! panic — the entry points that can reach a registry move their work to a thread of their own
-//! ([`blocking`]) — but it blocks that worker until it is done.
+//! ([`blocking`]) — but it blocks that worker until it is done. The methods of a `Source` or
+//! `Destination` and their readers are plain blocking I/O: call them inside `spawn_blocking` too.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
