@@ -29,6 +29,19 @@ pub(crate) fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Resu
 ///
 /// Errors surface as [`io::Error`]s that wrap a hoist [`Error`] ([`Error::SizeMismatch`] or
 /// [`Error::DigestMismatch`]); [`crate::error::from_io`] unwraps them.
+///
+/// ```
+/// use std::io::Read;
+/// use hoist::{Digest, blob::VerifiedReader};
+/// let data = b"hello";
+/// let mut reader = VerifiedReader::new(&data[..], Digest::sha256(data), 5, "greeting");
+/// let mut out = Vec::new();
+/// reader.read_to_end(&mut out).expect("size and digest match");
+/// assert!(reader.is_verified());
+///
+/// let mut bad = VerifiedReader::new(&b"jello"[..], Digest::sha256(data), 5, "greeting");
+/// assert!(bad.read_to_end(&mut Vec::new()).is_err()); // the last read fails: digest mismatch
+/// ```
 pub struct VerifiedReader<R> {
     inner: R,
     expected: Digest,

@@ -19,6 +19,17 @@ use crate::layer::root::{Root, lexical_clean};
 const MAX_DB: u64 = 4 << 20;
 
 /// Builds the runtime config for an image unpacked at `rootfs` (the bundle's `rootfs/`).
+///
+/// ```no_run
+/// use std::path::Path;
+/// let src = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &hoist::OpenOptions::default())?;
+/// let image = hoist::image::resolve(src.as_ref(), None)?;
+/// let config = image.config.as_ref().expect("an image config");
+/// let rootfs = Path::new("/tmp/bundle/rootfs");
+/// let spec = hoist::bundle::runtime_config(config, rootfs, true, &image.digest().to_string())?;
+/// hoist::bundle::write_config(&spec, Path::new("/tmp/bundle"))?; // what `UnpackOptions::bundle` does
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn runtime_config(
     config: &ImageConfiguration,
     rootfs: &Path,

@@ -51,6 +51,18 @@ pub fn decoder<'a>(
 /// docker-archive presents its plain tar layers under the (historical) gzip media type. The digests
 /// of the blob and of its uncompressed content are still checked by the caller. Returns the
 /// compression used and the decoder.
+///
+/// ```
+/// use std::io::Read;
+/// use hoist::compress::{Compression, sniffing_decoder};
+/// let tar_bytes = vec![0u8; 1024]; // a plain (empty) tar, labelled as gzip
+/// let (found, mut reader) = sniffing_decoder(Compression::Gzip, &tar_bytes[..])?;
+/// assert_eq!(found, Compression::None);
+/// let mut out = Vec::new();
+/// reader.read_to_end(&mut out)?;
+/// assert_eq!(out.len(), 1024);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn sniffing_decoder<'a>(
     declared: Compression,
     mut reader: impl Read + Send + 'a,

@@ -347,6 +347,21 @@ pub fn convert_manifest(
 }
 
 /// Docker schema 2 manifest -> OCI manifest (same blobs).
+///
+/// ```
+/// use hoist::{Digest, convert, document::Document, media_type};
+/// let config = Digest::sha256(b"{}");
+/// let docker = serde_json::json!({
+///     "schemaVersion": 2,
+///     "mediaType": media_type::DOCKER_MANIFEST,
+///     "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2, "digest": config.to_string()},
+///     "layers": []
+/// });
+/// let doc = Document::new(media_type::DOCKER_MANIFEST, serde_json::to_vec(&docker).unwrap())?;
+/// let oci = convert::to_oci_manifest(&doc)?;
+/// assert_eq!(oci.media_type(), media_type::OCI_MANIFEST);
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn to_oci_manifest(doc: &Document) -> Result<Document> {
     convert_manifest(doc, Format::Oci, &[])
 }

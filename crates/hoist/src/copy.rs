@@ -434,7 +434,20 @@ where
 }
 
 /// Copies the image `src` names into `dst`.
+///
+/// ```no_run
+/// let opts = hoist::OpenOptions::default();
+/// let src = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &opts)?;
+/// let dst = hoist::open_destination(&"dir:/tmp/image-dir".parse()?, &opts)?;
+/// let report = hoist::copy(src.as_ref(), dst.as_ref(), &hoist::CopyOptions::default())?;
+/// println!("{} ({} blobs streamed)", report.digest, report.blobs_copied);
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Result<CopyReport> {
+    // Blocking HTTP must not run on an async worker (see crate::blocking).
+    if crate::blocking::in_async_context() {
+        return crate::blocking::outside_async(|| copy(src, dst, opts));
+    }
     let source_digest = src.root()?.digest().clone();
     let plan = plan(src, opts)?;
     if opts.preserve_digests && plan.root.is_index() && plan.root.digest() != &source_digest {

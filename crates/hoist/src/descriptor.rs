@@ -60,6 +60,14 @@ pub fn media_type_of(desc: &Descriptor) -> String {
 }
 
 /// Builds a descriptor for content of `media_type`, `digest` and `size`.
+///
+/// ```
+/// use hoist::{Digest, descriptor, media_type};
+/// let config = br#"{"architecture":"amd64","os":"linux"}"#;
+/// let desc = descriptor::new_descriptor(media_type::OCI_CONFIG, &Digest::sha256(config), config.len() as u64);
+/// assert_eq!(descriptor::digest_of(&desc)?, Digest::sha256(config));
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn new_descriptor(media_type: &str, digest: &Digest, size: u64) -> Descriptor {
     Descriptor::new(MediaType::from(media_type), size, digest)
 }

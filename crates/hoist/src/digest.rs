@@ -53,6 +53,15 @@ impl fmt::Display for Algorithm {
 }
 
 /// A validated content digest such as `sha256:e3b0c442...`.
+///
+/// ```
+/// use hoist::Digest;
+/// let d = Digest::sha256(b"hello");
+/// assert_eq!(d.algorithm().as_str(), "sha256");
+/// assert_eq!(d.to_string().parse::<Digest>()?, d);
+/// assert!("sha256:../../etc/passwd".parse::<Digest>().is_err());
+/// # Ok::<(), hoist::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {
     algorithm: Algorithm,

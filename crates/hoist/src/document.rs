@@ -12,6 +12,15 @@ use crate::error::{Error, Result};
 use crate::media_type::{self, Kind};
 
 /// A manifest or index: exact bytes, their digest, and the media type they were served as.
+///
+/// ```
+/// use hoist::document::Document;
+/// let bytes = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+/// let doc = Document::detect(bytes.to_vec())?;
+/// assert!(doc.is_index());
+/// assert_eq!(doc.digest(), &hoist::Digest::sha256(bytes));
+/// # Ok::<(), hoist::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document {
     media_type: String,

@@ -11,6 +11,16 @@ use crate::digest::Digest;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in hoist.
+///
+/// ```no_run
+/// let opened = hoist::open_source(&"oci:/tmp/layout:no-such-tag".parse()?, &Default::default());
+/// match opened.and_then(|src| src.root()) {
+///     Ok(root) => println!("{}", root.digest()),
+///     Err(hoist::Error::NotFound { reference, .. }) => eprintln!("no image {reference}"),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok::<(), hoist::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -84,7 +84,20 @@ pub fn select_manifest(source: &dyn Source, doc: Document, wanted: &Platform) ->
 }
 
 /// Resolves a source to the image for `wanted` (the host platform when `None`).
+///
+/// ```no_run
+/// use hoist::Platform;
+/// let src = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &hoist::OpenOptions::default())?;
+/// let arm = Platform::new("linux", "arm64", None);
+/// let image = hoist::image::resolve(src.as_ref(), Some(&arm))?;
+/// println!("manifest {} with {} layers", image.digest(), image.manifest.layers().len());
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn resolve(source: &dyn Source, wanted: Option<&Platform>) -> Result<Image> {
+    // Blocking HTTP must not run on an async worker (see crate::blocking).
+    if crate::blocking::in_async_context() {
+        return crate::blocking::outside_async(|| resolve(source, wanted));
+    }
     let root = source.root()?;
     let host = Platform::host();
     let wanted = wanted.unwrap_or(&host);

@@ -54,6 +54,14 @@ pub struct Inspection {
 }
 
 /// Builds the inspection of `image`; `root_digest` is the digest of what the reference named.
+///
+/// ```no_run
+/// let src = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &hoist::OpenOptions::default())?;
+/// let image = hoist::image::resolve(src.as_ref(), None)?;
+/// let inspection = hoist::inspect(&image, src.root()?.digest(), None, Vec::new());
+/// print!("{}", hoist::inspect::to_text(&inspection));
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn inspect(
     image: &Image,
     root_digest: &Digest,

@@ -1,22 +1,127 @@
-//! hoist: an OCI image toolkit.
+//! hoist: an OCI image toolkit you embed. It reads and writes OCI image layouts, OCI and
+//! `docker save` tarballs, skopeo directories and registries; copies images between any two of them;
+//! verifies, inspects, unpacks and repacks images; and builds layers from directory diffs. The `hoist`
+//! CLI is a thin layer over this crate.
 //!
-//! The library is organised around one idea: everything is a [`transport::Source`] or a
-//! [`transport::Destination`] of content-addressed documents and blobs, and every byte that moves is
-//! verified while it streams ([`blob::VerifiedReader`]). Verbs ([`copy`], [`verify`], [`inspect`]) are
-//! short programs over those two traits.
+//! # The one idea: sources, destinations, verified streams
+//!
+//! Everything is a [`Source`] or a [`Destination`] of content-addressed documents (manifests,
+//! indexes) and blobs (configs, layers), opened from a reference written as skopeo writes it
+//! ([`TransportRef`]: `oci:PATH:TAG`, `oci-archive:PATH`, `dir:PATH`, `docker-archive:PATH`,
+//! `docker://HOST/REPO:TAG`) by [`open_source`] and [`open_destination`]. Every byte that moves is
+//! checked against its digest while it streams ([`blob::VerifiedReader`]), and every write is atomic.
+//! The verbs — [`copy()`], [`verify()`], [`unpack()`], [`inspect()`], [`sync()`], [`repack()`],
+//! [`diff()`] — are short programs over those two traits. Errors are one [`Error`] type; long
+//! operations report progress as [`Event`]s to a [`Sink`] you give them.
+//!
+//! Each task below has a runnable example in `crates/hoist/examples/` (`cargo run --example NAME --
+//! ARGS`; each prints its usage when run without arguments).
+//!
+//! ## Pull and unpack
+//!
+//! Copy an image into a local layout, then unpack it into a directory
+//! (`examples/pull_and_unpack.rs`):
 //!
 //! ```no_run
-//! use hoist::reference::TransportRef;
-//! use hoist::transport::{open_source, OpenOptions};
-//! let src = open_source(&"oci:/tmp/layout:latest".parse::<TransportRef>()?, &OpenOptions::default())?;
-//! let root = src.root()?;
-//! println!("{} {}", root.media_type(), root.digest());
+//! use hoist::{CopyOptions, OpenOptions, UnpackOptions};
+//! let opts = OpenOptions::default();
+//! let src = hoist::open_source(&"docker://localhost:5000/hello:v1".parse()?, &opts)?;
+//! let dst = hoist::open_destination(&"oci:/tmp/layout:v1".parse()?, &opts)?;
+//! hoist::copy(src.as_ref(), dst.as_ref(), &CopyOptions::default())?;
+//!
+//! let local = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &opts)?;
+//! let mut unpack = UnpackOptions::default();
+//! unpack.apply.rootless = true; // record ownership instead of applying it: no root needed
+//! let report = hoist::unpack(local.as_ref(), std::path::Path::new("/tmp/rootfs"), &unpack)?;
+//! println!("{} layers into {}", report.layers, report.rootfs.display());
 //! # Ok::<(), hoist::Error>(())
 //! ```
+//!
+//! ## Inspect a layout
+//!
+//! List a layout's tags and describe each image (`examples/inspect_layout.rs`):
+//!
+//! ```no_run
+//! let layout = hoist::layout::Layout::open("/tmp/layout")?;
+//! for (tag, _descriptor) in layout.tags()? {
+//!     let src = hoist::open_source(&format!("oci:/tmp/layout:{tag}").parse()?, &Default::default())?;
+//!     let image = hoist::image::resolve(src.as_ref(), None)?; // the host's platform from an index
+//!     let inspection = hoist::inspect(&image, src.root()?.digest(), None, vec![tag]);
+//!     print!("{}", hoist::inspect::to_text(&inspection));
+//! }
+//! # Ok::<(), hoist::Error>(())
+//! ```
+//!
+//! ## Copy with a progress callback
+//!
+//! The callback runs on the copy's worker threads, so it is `Send + Sync` and should be cheap
+//! (`examples/copy_with_progress.rs`):
+//!
+//! ```no_run
+//! use hoist::{CopyOptions, Event, OpenOptions, Sink};
+//! let opts = OpenOptions::default();
+//! let src = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &opts)?;
+//! let dst = hoist::open_destination(&"oci-archive:/tmp/hello.tar:v1".parse()?, &opts)?;
+//! let progress = Sink::new(|event| {
+//!     if let Event::BlobDone { digest, how, .. } = event {
+//!         println!("{how:?} {digest}");
+//!     }
+//! });
+//! let copy = CopyOptions { progress: Some(progress), ..CopyOptions::default() };
+//! let report = hoist::copy(src.as_ref(), dst.as_ref(), &copy)?;
+//! println!("{} blobs streamed, {} bytes", report.blobs_copied, report.bytes);
+//! # Ok::<(), hoist::Error>(())
+//! ```
+//!
+//! ## Verify and report
+//!
+//! [`verify()`] does not stop at the first problem: its report lists them all
+//! (`examples/verify_report.rs`):
+//!
+//! ```no_run
+//! let src = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &Default::default())?;
+//! let report = hoist::verify(src.as_ref(), &hoist::VerifyOptions::default());
+//! for problem in &report.problems {
+//!     eprintln!("{}: {}", problem.subject, problem.message);
+//! }
+//! println!("{} blobs checked: {}", report.blobs, if report.is_ok() { "ok" } else { "damaged" });
+//! # Ok::<(), hoist::Error>(())
+//! ```
+//!
+//! ## Calling from async code
+//!
+//! The API is blocking. From async code, hand each call to `tokio::task::spawn_blocking` (or a
+//! thread) and await it (`examples/from_async.rs`). A call made directly on an async worker does not
+//! panic — the entry points that can reach a registry move their work to a thread of their own
+//! ([`blocking`]) — but it blocks that worker until it is done. The methods of a `Source` or
+//! `Destination` and their readers are plain blocking I/O: call them inside `spawn_blocking` too.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let report = tokio::task::spawn_blocking(|| -> hoist::Result<hoist::CopyReport> {
+//!     let opts = hoist::OpenOptions::default();
+//!     let src = hoist::open_source(&"docker://localhost:5000/hello:v1".parse()?, &opts)?;
+//!     let dst = hoist::open_destination(&"oci:/tmp/layout:v1".parse()?, &opts)?;
+//!     hoist::copy(src.as_ref(), dst.as_ref(), &hoist::CopyOptions::default())
+//! })
+//! .await??;
+//! println!("copied {}", report.digest);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Where things are
+//!
+//! The entry points are re-exported here; their modules hold the rest: [`transport`] (the traits
+//! and each transport), [`layout`] (OCI layouts: blobs, tags, locking, gc), [`mod@reference`],
+//! [`mod@copy`], [`mod@sync`], [`mod@verify`], [`mod@unpack`] and [`layer`] (applying layers),
+//! [`mod@repack`], [`mod@diff`] (layers from directory diffs), [`config_edit`], [`progress`],
+//! [`limits`] (bounds on hostile input), [`error`].
 
 #![warn(missing_docs)]
 
 pub mod blob;
+pub mod blocking;
 pub mod bundle;
 pub mod compress;
 pub mod config_edit;
@@ -44,6 +149,18 @@ pub mod transport;
 pub mod unpack;
 pub mod verify;
 
+// The entry points, so that an embedder needs only `hoist::…` (the module paths work as well).
+pub use copy::{CopyOptions, CopyReport, PlatformChoice, copy};
+pub use diff::{Diff, DiffOptions, compute as diff};
 pub use digest::Digest;
 pub use error::{Error, Result};
+pub use inspect::{Inspection, inspect};
 pub use limits::Limits;
+pub use platform::Platform;
+pub use progress::{BlobOutcome, Event, Sink};
+pub use reference::TransportRef;
+pub use repack::{RepackOptions, Repacked, repack};
+pub use sync::{SyncDestination, SyncOptions, SyncReport, SyncSource, sync};
+pub use transport::{Destination, OpenOptions, Source, open_destination, open_source};
+pub use unpack::{UnpackOptions, UnpackReport, unpack};
+pub use verify::{VerifyOptions, VerifyReport, verify};

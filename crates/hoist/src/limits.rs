@@ -3,6 +3,15 @@
 //! Each field names the CLI option that raises it, so an exceeded limit can say how to get past it.
 
 /// Limits applied while reading images. All are on by default; raise them for unusual images.
+///
+/// ```no_run
+/// use hoist::Limits;
+/// let limits = Limits { max_document_size: 1 << 20, ..Limits::default() };
+/// let opts = hoist::OpenOptions::default().with_limits(limits);
+/// let src = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &opts)?;
+/// # let _ = src;
+/// # Ok::<(), hoist::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Largest manifest, index or config read into memory (`--max-manifest-size`, default 4 MiB).

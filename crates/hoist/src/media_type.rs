@@ -98,6 +98,12 @@ pub enum Kind {
 }
 
 /// Classifies a media type string.
+///
+/// ```
+/// use hoist::media_type::{self, Compression, Kind};
+/// assert!(matches!(media_type::kind(media_type::OCI_INDEX), Kind::Index { .. }));
+/// assert_eq!(media_type::oci_layer(Compression::Zstd), media_type::OCI_LAYER_ZSTD);
+/// ```
 pub fn kind(media_type: &str) -> Kind {
     use Compression::*;
     let layer = |compression, foreign, docker| Kind::Layer {

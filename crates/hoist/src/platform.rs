@@ -10,6 +10,14 @@ use crate::error::{Error, Result};
 
 /// An operating system, architecture and optional variant, normalised (`aarch64` -> `arm64`, `arm64`
 /// without a variant -> `v8`).
+///
+/// ```
+/// use hoist::Platform;
+/// let wanted: Platform = "linux/arm64/v8".parse()?;
+/// assert!(wanted.matches(&Platform::new("linux", "arm64", Some("v8"))));
+/// println!("this host is {}", Platform::host());
+/// # Ok::<(), hoist::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Platform {
     /// e.g. `linux`.

@@ -74,6 +74,17 @@ pub enum BlobOutcome {
 }
 
 /// Receives events; must be cheap and thread-safe (blobs move in parallel). Clones share the receiver.
+///
+/// ```
+/// use hoist::{Event, Sink};
+/// let sink = Sink::new(|event| {
+///     if let Event::BlobDone { digest, size, .. } = event {
+///         eprintln!("{digest}: {size} bytes");
+///     }
+/// });
+/// let opts = hoist::CopyOptions { progress: Some(sink), ..Default::default() };
+/// # let _ = opts;
+/// ```
 #[derive(Clone)]
 pub struct Sink(std::sync::Arc<dyn Fn(&Event) + Send + Sync>);
 

@@ -38,6 +38,20 @@ use crate::transport::{
 };
 
 /// What conversion a copy should apply (all `None`: only what the destination needs).
+///
+/// ```no_run
+/// use hoist::compress::Compression;
+/// use hoist::convert::Format;
+/// use hoist::recompress::ConvertOptions;
+/// let opts = hoist::OpenOptions::default();
+/// let src = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &opts)?;
+/// let dst = hoist::open_destination(&"oci:/tmp/zstd:v1".parse()?, &opts)?;
+/// let convert = ConvertOptions { compression: Some(Compression::Zstd), ..Default::default() };
+/// let copy = hoist::CopyOptions { convert, ..Default::default() };
+/// hoist::copy(src.as_ref(), dst.as_ref(), &copy)?; // layers recompressed, diff_ids kept
+/// # let _ = Format::Oci;
+/// # Ok::<(), hoist::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConvertOptions {
     /// The manifest format to write (`--format`).

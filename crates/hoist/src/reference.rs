@@ -312,6 +312,15 @@ pub enum ArchiveSelector {
 }
 
 /// A reference with its transport, as written on the command line.
+///
+/// ```
+/// use hoist::TransportRef;
+/// let r: TransportRef = "docker://localhost:5000/team/app:v1".parse()?;
+/// assert_eq!(r.transport(), "docker");
+/// let layout: TransportRef = "oci:/tmp/layout:latest".parse()?;
+/// assert_eq!(layout.transport(), "oci");
+/// # Ok::<(), hoist::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TransportRef {

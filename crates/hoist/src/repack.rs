@@ -186,6 +186,15 @@ fn seed_destination(
 }
 
 /// Repacks the unpacked directory `dir` (a bundle or a plain unpack) as a new image.
+///
+/// ```no_run
+/// // After `hoist::unpack` into /tmp/bundle and changes to its files:
+/// let mut opts = hoist::RepackOptions::default();
+/// opts.append.tag = Some("v2".into());
+/// let repacked = hoist::repack(std::path::Path::new("/tmp/bundle"), &opts)?;
+/// println!("{} changed paths, image tagged {:?}", repacked.changes, repacked.tag);
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
     let (state_path, state, rootfs) = find_state(dir, opts.state.as_deref())?;
     let origin = source_layout(&state.header);

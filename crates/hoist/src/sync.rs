@@ -240,6 +240,10 @@ fn parse_docker_source(text: &str) -> Result<(ImageName, bool)> {
 
 /// Lists the images of `source` and where each goes in `dest`.
 pub fn plan(source: &SyncSource, dest: &SyncDestination, opts: &SyncOptions) -> Result<Plan> {
+    // Blocking HTTP must not run on an async worker (see crate::blocking).
+    if crate::blocking::in_async_context() {
+        return crate::blocking::outside_async(|| plan(source, dest, opts));
+    }
     if let (SyncSource::Dir(_), SyncDestination::Dir(_)) = (source, dest) {
         return Err(Error::Unsupported(
             "sync from dir to dir is not supported (as in skopeo); copy the directories instead"
@@ -388,6 +392,10 @@ fn existing_digest(dest: &TransportRef, opts: &OpenOptions) -> Option<Digest> {
 }
 
 fn sync_one(item: &SyncItem, opts: &SyncOptions) -> Result<Outcome> {
+    // Blocking HTTP must not run on an async worker (see crate::blocking).
+    if crate::blocking::in_async_context() {
+        return crate::blocking::outside_async(|| sync_one(item, opts));
+    }
     let src = open_source(&item.source, &item.source_options)?;
     let expected = expected_digest(src.as_ref(), &opts.copy)?;
     if let Some(expected) = expected
@@ -434,6 +442,18 @@ pub fn run(plan: Plan, opts: &SyncOptions, on_image: &dyn Fn(&ImageResult)) -> S
 
 /// Plans and runs a sync. Errors are those of planning (an unreadable YAML file, a repository whose
 /// tags cannot be listed without `keep_going`); image failures are in the report.
+///
+/// ```no_run
+/// use hoist::{SyncDestination, SyncOptions, SyncSource};
+/// let report = hoist::sync(
+///     &SyncSource::Oci("/tmp/layout".into()),
+///     &SyncDestination::Dir("/tmp/mirror".into()),
+///     &SyncOptions::default(),
+///     &|image| eprintln!("{} -> {}", image.source, image.destination),
+/// )?;
+/// println!("{} copied, {} up to date, {} failed", report.copied(), report.up_to_date(), report.failed());
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn sync(
     source: &SyncSource,
     dest: &SyncDestination,

@@ -312,6 +312,15 @@ fn prepare_target(dir: &Path) -> Result<()> {
 }
 
 /// Unpacks the image of `source` into `dir` (created; must be absent or empty).
+///
+/// ```no_run
+/// let src = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &hoist::OpenOptions::default())?;
+/// let mut opts = hoist::UnpackOptions::default();
+/// opts.apply.rootless = true; // ownership recorded in xattrs, not applied: no root needed
+/// let report = hoist::unpack(src.as_ref(), std::path::Path::new("/tmp/rootfs"), &opts)?;
+/// println!("{} layers, {} entries", report.layers, report.entries);
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn unpack(source: &dyn Source, dir: &Path, opts: &UnpackOptions) -> Result<UnpackReport> {
     let image = resolve(source, opts.platform.as_ref())?;
     unpack_image(source, &image, dir, opts)

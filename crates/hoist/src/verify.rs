@@ -274,7 +274,21 @@ fn check_blob(
 }
 
 /// Verifies everything reachable from the source's root.
+///
+/// ```no_run
+/// let src = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &hoist::OpenOptions::default())?;
+/// let report = hoist::verify(src.as_ref(), &hoist::VerifyOptions::default());
+/// for p in &report.problems {
+///     eprintln!("{}: {}", p.subject, p.message);
+/// }
+/// assert!(report.is_ok());
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn verify(src: &dyn Source, opts: &VerifyOptions) -> VerifyReport {
+    // Blocking HTTP must not run on an async worker (see crate::blocking).
+    if crate::blocking::in_async_context() {
+        return crate::blocking::outside_async(|| verify(src, opts));
+    }
     let mut walker = Walker {
         src,
         report: VerifyReport {

@@ -362,6 +362,15 @@ pub enum LayerEntry {
 }
 
 /// Computes the changes from `lower` to the directory `upper`.
+///
+/// ```no_run
+/// use hoist::diff::{DirTree, LayerOptions, write_layer_file};
+/// let lower = DirTree::new("/tmp/before");
+/// let diff = hoist::diff(&lower, std::path::Path::new("/tmp/after"), &hoist::DiffOptions::default())?;
+/// let layer = write_layer_file(&diff, std::path::Path::new("/tmp/layer.tar.gz"), &LayerOptions::default())?;
+/// println!("{} changes; blob {} diff_id {}", diff.changes().len(), layer.digest, layer.diff_id);
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Result<Diff> {
     let upper_tree = DirTree::new(upper);
     let nanos = lower.mtime_nanos();

@@ -161,6 +161,28 @@ fn parse_pax_time(v: &[u8]) -> Option<(i64, u32)> {
 /// Reads one uncompressed tar layer and sends its entries to `send`. Enforces the entry, path-length
 /// and total-size limits; `layer` names the layer in errors. The tar end-of-archive marker ends the
 /// read: the caller drains whatever follows (so that the layer's diff_id covers it).
+///
+/// ```
+/// use hoist::Limits;
+/// use hoist::layer::apply::{Applier, ApplyOptions};
+/// use hoist::layer::{ReadTotals, parse_layer};
+/// // A one-file layer.
+/// let mut tar = tar::Builder::new(Vec::new());
+/// let mut header = tar::Header::new_gnu();
+/// header.set_size(3);
+/// header.set_mode(0o644);
+/// header.set_cksum();
+/// tar.append_data(&mut header, "hi.txt", &b"hi\n"[..]).unwrap();
+/// let tar = tar.into_inner().unwrap();
+///
+/// let target = tempfile::tempdir().unwrap();
+/// let mut applier = Applier::new(target.path(), ApplyOptions { rootless: true, ..Default::default() })?;
+/// let mut totals = ReadTotals::default();
+/// parse_layer(&tar[..], "layer 1", &Limits::default(), &mut totals, &mut |msg| applier.apply(msg))?;
+/// applier.finish()?;
+/// assert_eq!(std::fs::read(target.path().join("hi.txt")).unwrap(), b"hi\n");
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn parse_layer<R: Read>(
     reader: R,
     layer: &str,

@@ -48,6 +48,17 @@ pub fn dir_of(path: &Path) -> PathBuf {
 }
 
 /// An OCI image layout directory.
+///
+/// ```no_run
+/// use hoist::layout::Layout;
+/// let layout = Layout::create("/tmp/new-layout")?; // or Layout::open for an existing one
+/// let digest = layout.write_bytes(b"{}")?; // a blob, stored under its digest
+/// assert!(layout.has_blob(&digest)?);
+/// for (tag, desc) in layout.tags()? {
+///     println!("{tag} {}", desc.digest());
+/// }
+/// # Ok::<(), hoist::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,

@@ -267,7 +267,20 @@ impl OpenOptions {
 }
 
 /// Opens the source a reference names.
+///
+/// ```no_run
+/// use hoist::{OpenOptions, TransportRef};
+/// let reference: TransportRef = "oci-archive:/tmp/image.tar".parse()?;
+/// let src = hoist::open_source(&reference, &OpenOptions::default())?;
+/// let root = src.root()?; // the manifest or index the reference names
+/// println!("{} {}", root.media_type(), root.digest());
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn open_source(reference: &TransportRef, opts: &OpenOptions) -> Result<Box<dyn Source>> {
+    // Blocking HTTP must not run on an async worker (see crate::blocking).
+    if crate::blocking::in_async_context() {
+        return crate::blocking::outside_async(|| open_source(reference, opts));
+    }
     match reference {
         TransportRef::Oci { path, reference } => Ok(Box::new(oci::OciSource::open(
             path,
@@ -299,6 +312,10 @@ pub fn open_destination(
     reference: &TransportRef,
     opts: &OpenOptions,
 ) -> Result<Box<dyn Destination>> {
+    // Blocking HTTP must not run on an async worker (see crate::blocking).
+    if crate::blocking::in_async_context() {
+        return crate::blocking::outside_async(|| open_destination(reference, opts));
+    }
     if !opts.additional_tags.is_empty() && !matches!(reference, TransportRef::DockerArchive { .. })
     {
         return Err(Error::Unsupported(format!(
