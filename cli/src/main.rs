@@ -52,6 +52,10 @@ enum Command {
     /// Remove a registry's credentials from the auth file.
     #[cfg(feature = "registry")]
     Logout(commands::logout::Args),
+    /// Delete an image's manifest (and so every tag on it), or one tag, from a registry or layout.
+    Delete(commands::delete::Args),
+    /// Give an image more tags without pulling it (registry or layout).
+    Tag(commands::tag::Args),
     /// Remove blobs of a layout that no tag or index entry reaches.
     Gc(commands::gc::Args),
     /// Write the changes between two directories as a layer (a file, or appended to an image).
@@ -142,6 +146,8 @@ fn main() -> ExitCode {
         Command::Sync(a) => commands::sync::run(*a),
         Command::Tags(a) => commands::tags::run(a),
         Command::Gc(a) => commands::gc::run(a),
+        Command::Delete(a) => commands::delete::run(a),
+        Command::Tag(a) => commands::tag::run(a),
         #[cfg(feature = "registry")]
         Command::ListTags(a) => commands::list_tags::run(a),
         #[cfg(feature = "registry")]

@@ -3,6 +3,7 @@
 pub mod completion;
 pub mod config;
 pub mod copy;
+pub mod delete;
 pub mod diff;
 pub mod gc;
 pub mod inspect;
@@ -17,6 +18,7 @@ pub mod man;
 pub mod registry_args;
 pub mod repack;
 pub mod sync;
+pub mod tag;
 pub mod tags;
 pub mod unpack;
 pub mod verify;

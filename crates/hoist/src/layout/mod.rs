@@ -500,20 +500,34 @@ impl Layout {
 
     /// Removes the entry tagged `tag`; false when there was none. Call with the writer lock held.
     pub fn remove_tag(&self, tag: &str) -> Result<bool> {
+        self.remove_entries(|m| {
+            m.pointer("/annotations")
+                .and_then(|a| a.get(REF_NAME))
+                .and_then(Value::as_str)
+                == Some(tag)
+        })
+        .map(|n| n > 0)
+    }
+
+    /// Removes every `index.json` entry (tagged or not) whose digest is `digest`; returns how many.
+    /// Call with the writer lock held.
+    pub fn remove_digest(&self, digest: &Digest) -> Result<usize> {
+        let digest = digest.to_string();
+        self.remove_entries(|m| m.get("digest").and_then(Value::as_str) == Some(&digest))
+    }
+
+    /// Removes the `index.json` entries `doomed` picks, rewriting it only when one was; returns how
+    /// many.
+    fn remove_entries(&self, doomed: impl Fn(&Value) -> bool) -> Result<usize> {
         let mut index = self.index_value()?;
         let manifests = index
             .get_mut("manifests")
             .and_then(Value::as_array_mut)
             .ok_or_else(|| Error::invalid_document("index.json", "no manifests array"))?;
         let before = manifests.len();
-        manifests.retain(|m| {
-            m.pointer("/annotations")
-                .and_then(|a| a.get(REF_NAME))
-                .and_then(Value::as_str)
-                != Some(tag)
-        });
-        let removed = manifests.len() != before;
-        if removed {
+        manifests.retain(|m| !doomed(m));
+        let removed = before - manifests.len();
+        if removed > 0 {
             self.write_index_value(&index)?;
         }
         Ok(removed)

@@ -1,0 +1,271 @@
+//! The registry plumbing verbs against a real registry (Debian's docker-registry on 127.0.0.1) with
+//! skopeo as the peer, and on OCI layouts: `delete` (a manifest, or one tag) and `tag`.
+
+mod common;
+
+use std::process::Command;
+
+use common::registry::{Registry, skopeo_raw};
+use common::{hoist, require_tool, run_fail, run_ok, synth};
+use serde_json::Value;
+
+const INSECURE: &str = "--tls-verify=false";
+
+fn tools() -> bool {
+    require_tool("docker-registry") && require_tool("skopeo")
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hoist::Digest::sha256(bytes).to_string()
+}
+
+/// Pushes a small image to `repo` under each of `tags`; returns its manifest digest.
+fn push(reg: &Registry, repo: &str, tags: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("src");
+    synth::write_image(&layout, "v1", 1, 100, 1);
+    let src = format!("oci:{}:v1", layout.display());
+    for t in tags {
+        run_ok(&mut hoist(&[
+            "copy",
+            "--dest-tls-verify=false",
+            &src,
+            &format!("{}:{t}", reg.url(repo)),
+        ]));
+    }
+    sha256(run_ok(&mut hoist(&["inspect", "--raw", &src])).as_bytes())
+}
+
+/// The sorted tags `hoist list-tags` reports, empty when the registry says the repository has none
+/// or is unknown.
+fn tags(reg: &Registry, repo: &str) -> Vec<String> {
+    let out = hoist(&["list-tags", INSECURE, &reg.url(repo)])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Vec::new();
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut t: Vec<String> = v["Tags"]
+        .as_array()
+        .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    t.sort();
+    t
+}
+
+/// True when skopeo finds the image.
+fn skopeo_finds(reference: &str) -> bool {
+    Command::new("skopeo")
+        .args(["inspect", "--raw", INSECURE, reference])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn delete_by_tag_deletes_the_manifest_and_every_tag_as_skopeo_delete_does() {
+    if !tools() {
+        return;
+    }
+    let reg = Registry::start();
+    let digest = push(&reg, "mine/app", &["v1", "v2"]);
+    assert_eq!(push(&reg, "theirs/app", &["v1", "v2"]), digest);
+    let keep = push(&reg, "mine/other", &["v1"]);
+
+    let out = run_ok(&mut hoist(&[
+        "delete",
+        INSECURE,
+        "--format",
+        "json",
+        &format!("{}:v1", reg.url("mine/app")),
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["digest"], digest.as_str());
+    assert_eq!(v["deleted"], "manifest");
+    run_ok(Command::new("skopeo").args([
+        "delete",
+        INSECURE,
+        &format!("{}:v1", reg.url("theirs/app")),
+    ]));
+
+    // Both tags went with the manifest, in both repositories alike; another repository is untouched.
+    for repo in ["mine/app", "theirs/app"] {
+        for t in ["v1", "v2"] {
+            assert!(
+                !skopeo_finds(&format!("{}:{t}", reg.url(repo))),
+                "{repo}:{t}"
+            );
+        }
+        assert!(!skopeo_finds(&format!("{}@{digest}", reg.url(repo))));
+    }
+    assert_eq!(tags(&reg, "mine/app"), tags(&reg, "theirs/app"));
+    assert_eq!(tags(&reg, "mine/other"), ["v1"]);
+    assert_eq!(
+        sha256(&skopeo_raw(
+            &format!("{}:v1", reg.url("mine/other")),
+            &[INSECURE]
+        )),
+        keep
+    );
+
+    // What is not there exits 2, by tag and by digest.
+    for gone in [
+        format!("{}:v1", reg.url("mine/app")),
+        format!("{}@{digest}", reg.url("mine/app")),
+    ] {
+        let out = run_fail(&mut hoist(&["delete", INSECURE, &gone]));
+        assert_eq!(out.status.code(), Some(2), "{gone}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    }
+
+    // By digest, as skopeo takes it.
+    let digest = push(&reg, "bydigest/app", &["a", "b"]);
+    run_ok(&mut hoist(&[
+        "delete",
+        INSECURE,
+        &format!("{}@{digest}", reg.url("bydigest/app")),
+    ]));
+    assert!(!skopeo_finds(&format!("{}:a", reg.url("bydigest/app"))));
+    assert!(!skopeo_finds(&format!("{}:b", reg.url("bydigest/app"))));
+}
+
+#[test]
+fn tag_then_delete_tag_only_keeps_the_image_and_its_other_tags() {
+    if !tools() {
+        return;
+    }
+    let reg = Registry::start();
+    let digest = push(&reg, "team/app", &["v1"]);
+    let v1 = format!("{}:v1", reg.url("team/app"));
+    let raw = skopeo_raw(&v1, &[INSECURE]);
+
+    let out = run_ok(&mut hoist(&[
+        "tag", INSECURE, "--format", "json", &v1, "v2", "latest",
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["digest"], digest.as_str());
+    assert_eq!(tags(&reg, "team/app"), ["latest", "v1", "v2"]);
+    for t in ["v2", "latest"] {
+        // The very same bytes, so the same digest.
+        assert_eq!(
+            skopeo_raw(&format!("{}:{t}", reg.url("team/app")), &[INSECURE]),
+            raw
+        );
+    }
+
+    // distribution 2.8 has no tag deletion: the throw-away manifest technique is used.
+    let out = run_ok(&mut hoist(&[
+        "delete",
+        INSECURE,
+        "--tag-only",
+        "--format",
+        "json",
+        &format!("{}:v2", reg.url("team/app")),
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["deleted"], "tag-repointed");
+    assert_eq!(v["digest"], digest.as_str());
+    assert_eq!(tags(&reg, "team/app"), ["latest", "v1"]);
+    assert_eq!(skopeo_raw(&v1, &[INSECURE]), raw);
+    assert_eq!(
+        skopeo_raw(&format!("{}@{digest}", reg.url("team/app")), &[INSECURE]),
+        raw
+    );
+
+    // A tag that does not exist exits 2 and changes nothing; a digest is not a tag; bad tags are
+    // refused before anything is sent.
+    let out = run_fail(&mut hoist(&[
+        "delete",
+        INSECURE,
+        "--tag-only",
+        &format!("{}:nope", reg.url("team/app")),
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run_fail(&mut hoist(&[
+        "delete",
+        INSECURE,
+        "--tag-only",
+        &format!("{}@{digest}", reg.url("team/app")),
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run_fail(&mut hoist(&["tag", INSECURE, &v1, "-bad"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(tags(&reg, "team/app"), ["latest", "v1"]);
+    let out = run_fail(&mut hoist(&[
+        "tag",
+        INSECURE,
+        &format!("{}:nope", reg.url("team/app")),
+        "x",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn delete_tag_only_on_a_registry_without_deletion_leaves_the_tag_where_it_was() {
+    if !tools() {
+        return;
+    }
+    let reg = Registry::start_without_delete();
+    let digest = push(&reg, "team/app", &["v1", "v2"]);
+    let v2 = format!("{}:v2", reg.url("team/app"));
+    let out = run_fail(&mut hoist(&["delete", INSECURE, "--tag-only", &v2]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not allow deletion"), "{err}");
+    // The tag still names the image: it was never moved to the throw-away manifest.
+    assert_eq!(sha256(&skopeo_raw(&v2, &[INSECURE])), digest);
+    assert_eq!(tags(&reg, "team/app"), ["v1", "v2"]);
+    let out = run_fail(&mut hoist(&["delete", INSECURE, &v2]));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(tags(&reg, "team/app"), ["v1", "v2"]);
+}
+
+#[test]
+fn tag_and_delete_in_a_layout_then_gc_removes_the_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("l");
+    synth::write_image(&layout, "v1", 1, 100, 1);
+    let at = |t: &str| format!("oci:{}{t}", layout.display());
+    let layout_tags = || {
+        let mut t: Vec<String> = run_ok(&mut hoist(&["tags", &at("")]))
+            .lines()
+            .map(String::from)
+            .collect();
+        t.sort();
+        t
+    };
+    let digest = sha256(run_ok(&mut hoist(&["inspect", "--raw", &at(":v1")])).as_bytes());
+    run_ok(&mut hoist(&["tag", &at(":v1"), "v2", "stable"]));
+    assert_eq!(layout_tags(), ["stable", "v1", "v2"]);
+    assert_eq!(
+        sha256(run_ok(&mut hoist(&["inspect", "--raw", &at(":stable")])).as_bytes()),
+        digest
+    );
+
+    let out = run_ok(&mut hoist(&["delete", &at(":v2")]));
+    assert!(out.contains(&digest), "{out}");
+    assert_eq!(layout_tags(), ["stable", "v1"]);
+    let out = run_fail(&mut hoist(&["delete", &at(":v2")]));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run_fail(&mut hoist(&["delete", &at("")]));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run_fail(&mut hoist(&["tag", &at(":v1"), "bad tag"]));
+    assert_eq!(out.status.code(), Some(2));
+
+    // Nothing is removed from blobs/ until gc; deleting the digest drops every entry of it.
+    let blobs = || {
+        std::fs::read_dir(layout.join("blobs/sha256"))
+            .unwrap()
+            .count()
+    };
+    let before = blobs();
+    run_ok(&mut hoist(&["delete", &at(&format!("@{digest}"))]));
+    assert!(layout_tags().is_empty());
+    assert_eq!(blobs(), before);
+    run_ok(&mut hoist(&["gc", &at("")]));
+    assert_eq!(blobs(), 0);
+    let out = run_fail(&mut hoist(&["delete", &at(&format!("@{digest}"))]));
+    assert_eq!(out.status.code(), Some(2));
+}
