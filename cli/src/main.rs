@@ -46,6 +46,9 @@ enum Command {
     /// List the tags of a registry repository (with pagination), as `skopeo list-tags` does.
     #[cfg(feature = "registry")]
     ListTags(commands::list_tags::Args),
+    /// List a registry's repositories (with pagination).
+    #[cfg(feature = "registry")]
+    Catalog(commands::catalog::Args),
     /// Check credentials against a registry and store them in the auth file.
     #[cfg(feature = "registry")]
     Login(commands::login::Args),
@@ -150,6 +153,8 @@ fn main() -> ExitCode {
         Command::Tag(a) => commands::tag::run(a),
         #[cfg(feature = "registry")]
         Command::ListTags(a) => commands::list_tags::run(a),
+        #[cfg(feature = "registry")]
+        Command::Catalog(a) => commands::catalog::run(a),
         #[cfg(feature = "registry")]
         Command::Login(a) => commands::login::run(a),
         #[cfg(feature = "registry")]

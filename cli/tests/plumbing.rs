@@ -1,10 +1,12 @@
 //! The registry plumbing verbs against a real registry (Debian's docker-registry on 127.0.0.1) with
-//! skopeo as the peer, and on OCI layouts: `delete` (a manifest, or one tag) and `tag`.
+//! skopeo as the peer, and on OCI layouts: `delete` (a manifest, or one tag), `tag`, and `catalog`
+//! (also against a fake registry that pages).
 
 mod common;
 
 use std::process::Command;
 
+use common::fake_registry::{FakeServer, Reply};
 use common::registry::{Registry, skopeo_raw};
 use common::{hoist, require_tool, run_fail, run_ok, synth};
 use serde_json::Value;
@@ -268,4 +270,117 @@ fn tag_and_delete_in_a_layout_then_gc_removes_the_blobs() {
     assert_eq!(blobs(), 0);
     let out = run_fail(&mut hoist(&["delete", &at(&format!("@{digest}"))]));
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn catalog_lists_the_repositories_pushed() {
+    if !tools() {
+        return;
+    }
+    let reg = Registry::start();
+    for repo in ["team/app", "team/tool", "solo"] {
+        push(&reg, repo, &["v1"]);
+    }
+    let url = format!("docker://{}", reg.host);
+    let out = run_ok(&mut hoist(&["catalog", INSECURE, &url]));
+    assert_eq!(out, "solo\nteam/app\nteam/tool\n");
+    let out = run_ok(&mut hoist(&[
+        "catalog",
+        INSECURE,
+        "--format",
+        "json",
+        "--page-size",
+        "2",
+        &url,
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["Registry"], reg.host.as_str());
+    assert_eq!(
+        v["Repositories"],
+        serde_json::json!(["solo", "team/app", "team/tool"])
+    );
+}
+
+/// A registry whose catalog comes in pages of two, linked by `Link` headers, `pages` pages in all
+/// (`None`: it never ends); page N's repositories are `rN-a` and `rN-b`. With `bad`, page 1 holds
+/// a name that is no repository name.
+fn paged_catalog(pages: Option<u64>, bad: bool) -> FakeServer {
+    FakeServer::start(move |req| {
+        if req.path == "/v2/" {
+            return Reply::status(200);
+        }
+        if req.path != "/v2/_catalog" {
+            return Reply::status(404);
+        }
+        let page: u64 = req
+            .query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("page="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
+        if pages.is_none_or(|p| page + 1 < p) {
+            headers.push((
+                "Link".into(),
+                format!("</v2/_catalog?page={}>; rel=\"next\"", page + 1),
+            ));
+        }
+        let second = if bad && page == 1 {
+            "../Bad".to_string()
+        } else {
+            format!("r{page}-b")
+        };
+        Reply::Full(
+            200,
+            headers,
+            format!(r#"{{"repositories":["r{page}-a","{second}"]}}"#).into_bytes(),
+        )
+    })
+}
+
+#[test]
+fn catalog_follows_pages_and_stops_at_the_caps() {
+    let server = paged_catalog(Some(3), false);
+    let url = format!("docker://{}", server.host);
+    let out = run_ok(&mut hoist(&["catalog", INSECURE, &url]));
+    assert_eq!(out, "r0-a\nr0-b\nr1-a\nr1-b\nr2-a\nr2-b\n");
+
+    let endless = paged_catalog(None, false);
+    let url = format!("docker://{}", endless.host);
+    let out = run_fail(&mut hoist(&[
+        "catalog",
+        INSECURE,
+        "--retry-times",
+        "0",
+        "--max-tag-pages",
+        "7",
+        &url,
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--max-tag-pages") && err.contains("7 pages"),
+        "{err}"
+    );
+    let asked = endless
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v2/_catalog")
+        .count();
+    assert_eq!(asked, 7);
+    let out = run_fail(&mut hoist(&["catalog", INSECURE, "--max-tags", "5", &url]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--max-tags") && err.contains("5 repositories"),
+        "{err}"
+    );
+
+    let bad = paged_catalog(Some(3), true);
+    let out = run_fail(&mut hoist(&[
+        "catalog",
+        INSECURE,
+        &format!("docker://{}", bad.host),
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("../Bad") && err.contains("catalog"), "{err}");
 }

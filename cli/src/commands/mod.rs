@@ -1,5 +1,7 @@
 //! One module per verb. Each turns its arguments into library calls and renders the result.
 
+#[cfg(feature = "registry")]
+pub mod catalog;
 pub mod completion;
 pub mod config;
 pub mod copy;
@@ -42,10 +44,10 @@ pub struct LimitArgs {
     /// Largest registry error or token response body read, in bytes (K, M, G suffixes allowed).
     #[arg(long, global = true, value_parser = parse_size, default_value = "1M")]
     pub max_response_size: u64,
-    /// Most pages of a registry's tag list followed (list-tags, sync).
+    /// Most pages of a registry's tag list or catalog followed (list-tags, sync, catalog).
     #[arg(long, global = true, default_value_t = Limits::default().max_tag_pages)]
     pub max_tag_pages: usize,
-    /// Most tags read from a registry's tag list (list-tags, sync).
+    /// Most tags read from a registry's tag list (list-tags, sync), or repositories from its catalog.
     #[arg(long, global = true, default_value_t = Limits::default().max_tags)]
     pub max_tags: usize,
 }
