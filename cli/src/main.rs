@@ -59,6 +59,10 @@ enum Command {
     Delete(commands::delete::Args),
     /// Give an image more tags without pulling it (registry or layout).
     Tag(commands::tag::Args),
+    /// Print the digest of a manifest file, as `skopeo manifest-digest` does.
+    ManifestDigest(commands::manifest_digest::Args),
+    /// Get or put one blob by digest (registry or layout), verified as it streams.
+    Blob(commands::blob::Args),
     /// Remove blobs of a layout that no tag or index entry reaches.
     Gc(commands::gc::Args),
     /// Write the changes between two directories as a layer (a file, or appended to an image).
@@ -151,6 +155,8 @@ fn main() -> ExitCode {
         Command::Gc(a) => commands::gc::run(a),
         Command::Delete(a) => commands::delete::run(a),
         Command::Tag(a) => commands::tag::run(a),
+        Command::ManifestDigest(a) => commands::manifest_digest::run(a),
+        Command::Blob(a) => commands::blob::run(a),
         #[cfg(feature = "registry")]
         Command::ListTags(a) => commands::list_tags::run(a),
         #[cfg(feature = "registry")]

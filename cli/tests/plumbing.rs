@@ -384,3 +384,181 @@ fn catalog_follows_pages_and_stops_at_the_caps() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("../Bad") && err.contains("catalog"), "{err}");
 }
+
+#[test]
+fn blob_put_then_get_round_trips_verified_in_a_registry_and_a_layout() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let file = dir.path().join("blob");
+    std::fs::write(&file, &data).unwrap();
+    let want = sha256(&data);
+
+    let reg = Registry::start();
+    let repo = reg.url("team/blobs");
+    let out = run_ok(&mut hoist(&[
+        "blob",
+        "put",
+        INSECURE,
+        &repo,
+        file.to_str().unwrap(),
+    ]));
+    assert_eq!(out.trim(), want);
+    let uploads = reg.count("POST", "/blobs/uploads/");
+    assert_eq!(uploads, 1);
+    // From stdin; the registry has it, so nothing is uploaded again.
+    let out = run_ok(
+        common::sh(&format!(
+            "hoist blob put {INSECURE} {repo} - < {}",
+            file.display()
+        ))
+        .env("PATH", path_with_hoist()),
+    );
+    assert_eq!(out.trim(), want);
+    assert_eq!(reg.count("POST", "/blobs/uploads/"), uploads);
+
+    let got = dir.path().join("got");
+    run_ok(&mut hoist(&[
+        "blob",
+        "get",
+        INSECURE,
+        &format!("{repo}@{want}"),
+        got.to_str().unwrap(),
+    ]));
+    assert_eq!(std::fs::read(&got).unwrap(), data);
+    let out = hoist(&["blob", "get", INSECURE, &format!("{repo}@{want}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, data);
+
+    // A blob that is not there: exit 2, no file.
+    let missing = sha256(b"not there");
+    let none = dir.path().join("none");
+    let out = run_fail(&mut hoist(&[
+        "blob",
+        "get",
+        INSECURE,
+        &format!("{repo}@{missing}"),
+        none.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!none.exists());
+    // A reference without a digest is a usage error.
+    let out = run_fail(&mut hoist(&[
+        "blob",
+        "get",
+        INSECURE,
+        &format!("{repo}:v1"),
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+
+    // A layout: the blob lands under blobs/sha256 and reads back.
+    let layout = dir.path().join("l");
+    synth::write_image(&layout, "v1", 1, 100, 1);
+    let out = run_ok(&mut hoist(&[
+        "blob",
+        "put",
+        &format!("oci:{}", layout.display()),
+        file.to_str().unwrap(),
+    ]));
+    assert_eq!(out.trim(), want);
+    assert_eq!(
+        std::fs::read(layout.join("blobs/sha256").join(&want["sha256:".len()..])).unwrap(),
+        data
+    );
+    let out = hoist(&[
+        "blob",
+        "get",
+        &format!("oci:{}@{want}", layout.display()),
+        "-",
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, data);
+}
+
+/// `PATH` with the hoist under test first.
+fn path_with_hoist() -> String {
+    format!(
+        "{}:{}",
+        common::hoist_bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn blob_get_of_a_corrupt_blob_fails_and_leaves_the_named_file_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("l");
+    synth::write_image(&layout, "v1", 1, 5000, 1);
+    let m: Value = serde_json::from_str(&run_ok(&mut hoist(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{}:v1", layout.display()),
+    ])))
+    .unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
+    let path = layout.join("blobs/sha256").join(&layer["sha256:".len()..]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let out_file = dir.path().join("out");
+    std::fs::write(&out_file, "old\n").unwrap();
+    let reference = format!("oci:{}@{layer}", layout.display());
+    let out = run_fail(&mut hoist(&[
+        "blob",
+        "get",
+        &reference,
+        out_file.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&layer), "{err}");
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "old\n");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".hoist-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let out = run_fail(&mut hoist(&["blob", "get", &reference]));
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn manifest_digest_agrees_with_skopeo() {
+    if !require_tool("skopeo") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("l");
+    synth::write_image(&layout, "v1", 1, 100, 1);
+    let src = format!("oci:{}:v1", layout.display());
+    let oci = dir.path().join("oci.json");
+    std::fs::write(&oci, run_ok(&mut hoist(&["inspect", "--raw", &src]))).unwrap();
+    let docker_dir = dir.path().join("docker");
+    run_ok(&mut hoist(&[
+        "copy",
+        "--format",
+        "v2s2",
+        &src,
+        &format!("dir:{}", docker_dir.display()),
+    ]));
+    for file in [oci, docker_dir.join("manifest.json")] {
+        let ours = run_ok(&mut hoist(&["manifest-digest", file.to_str().unwrap()]));
+        let theirs =
+            run_ok(Command::new("skopeo").args(["manifest-digest", file.to_str().unwrap()]));
+        assert_eq!(ours, theirs, "{}", file.display());
+        assert_eq!(ours.trim(), sha256(&std::fs::read(&file).unwrap()));
+    }
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, "not json").unwrap();
+    let out = run_fail(&mut hoist(&["manifest-digest", junk.to_str().unwrap()]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("junk"));
+}

@@ -1,5 +1,6 @@
 //! One module per verb. Each turns its arguments into library calls and renders the result.
 
+pub mod blob;
 #[cfg(feature = "registry")]
 pub mod catalog;
 pub mod completion;
@@ -17,6 +18,7 @@ pub mod login;
 #[cfg(feature = "registry")]
 pub mod logout;
 pub mod man;
+pub mod manifest_digest;
 pub mod registry_args;
 pub mod repack;
 pub mod sync;

@@ -7,6 +7,7 @@
 //! [`Destination`]: super::Destination
 
 pub mod auth;
+mod blobs;
 pub mod client;
 pub mod credentials;
 mod feed;
