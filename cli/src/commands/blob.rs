@@ -16,6 +16,10 @@ use crate::output::Usage;
 
 /// Arguments of `hoist blob`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  hoist blob put --tls-verify=false docker://localhost:5000/app layer.tar.gz\n  \
+hoist blob get --tls-verify=false docker://localhost:5000/app@sha256:0123... layer.tar.gz"
+)]
 pub struct Args {
     #[command(subcommand)]
     action: Action,
