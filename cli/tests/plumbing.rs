@@ -562,3 +562,65 @@ fn manifest_digest_agrees_with_skopeo() {
     let out = run_fail(&mut hoist(&["manifest-digest", junk.to_str().unwrap()]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("junk"));
 }
+
+/// A `docker save` archive of two images sharing a layer, tagged `one:v1`, `one:latest` and
+/// `two:v2`.
+fn two_image_archive(path: &std::path::Path) {
+    use common::docker::{layer_tar, write_tar};
+    let shared = layer_tar(&[("etc/shared", b"shared\n")]);
+    let own = layer_tar(&[("etc/two", b"two\n")]);
+    let hex = |b: &[u8]| sha256(b)["sha256:".len()..].to_string();
+    let config = |diff_ids: Vec<String>| {
+        serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .unwrap()
+    };
+    let c1 = config(vec![sha256(&shared)]);
+    let c2 = config(vec![sha256(&shared), sha256(&own)]);
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        {"Config": format!("{}.json", hex(&c1)), "RepoTags": ["one:v1", "one:latest"],
+         "Layers": [format!("{}/layer.tar", hex(&shared))]},
+        {"Config": format!("{}.json", hex(&c2)), "RepoTags": ["two:v2"],
+         "Layers": [format!("{}/layer.tar", hex(&shared)), format!("{}/layer.tar", hex(&own))]},
+    ]))
+    .unwrap();
+    write_tar(
+        path,
+        &[
+            (format!("{}.json", hex(&c1)), c1.clone()),
+            (format!("{}.json", hex(&c2)), c2.clone()),
+            (format!("{}/layer.tar", hex(&shared)), shared.clone()),
+            (format!("{}/layer.tar", hex(&own)), own.clone()),
+            ("manifest.json".to_string(), manifest),
+        ],
+    );
+}
+
+#[test]
+fn tags_of_a_docker_archive_are_the_repo_tags_of_every_image() {
+    if !require_tool("skopeo") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("two.tar");
+    two_image_archive(&archive);
+    let reference = format!("docker-archive:{}", archive.display());
+    let out = run_ok(&mut hoist(&["tags", &reference]));
+    assert_eq!(out, "one:v1\none:latest\ntwo:v2\n");
+    let ours: Value =
+        serde_json::from_str(&run_ok(&mut hoist(&["list-tags", &reference]))).unwrap();
+    let theirs: Value = serde_json::from_str(&run_ok(
+        Command::new("skopeo").args(["list-tags", &reference]),
+    ))
+    .unwrap();
+    assert_eq!(ours, theirs);
+    assert_eq!(
+        ours["Tags"],
+        serde_json::json!(["one:v1", "one:latest", "two:v2"])
+    );
+    // The archive's images are still picked by name or index for other verbs.
+    run_ok(&mut hoist(&["inspect", &format!("{reference}:two:v2")]));
+    run_ok(&mut hoist(&["inspect", &format!("{reference}:@1")]));
+}
