@@ -624,3 +624,77 @@ fn tags_of_a_docker_archive_are_the_repo_tags_of_every_image() {
     run_ok(&mut hoist(&["inspect", &format!("{reference}:two:v2")]));
     run_ok(&mut hoist(&["inspect", &format!("{reference}:@1")]));
 }
+
+#[test]
+fn shared_blob_dirs_are_read_and_written_as_skopeo_does() {
+    // gzip layers (umoci's): skopeo would compress uncompressed ones on the way, changing digests.
+    if !require_tool("skopeo") || !require_tool("umoci") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    common::images::build_two_layer(&dir.path().join("src"), "v1");
+    let src = format!("oci:{}:v1", d("src"));
+    let digest = sha256(run_ok(&mut hoist(&["inspect", "--raw", &src])).as_bytes());
+    let raw = |reference: &str| {
+        sha256(&run_ok(Command::new("skopeo").args(["inspect", "--raw", reference])).into_bytes())
+    };
+    let files = |p: &str| -> usize {
+        std::fs::read_dir(dir.path().join(p))
+            .map(|r| r.count())
+            .unwrap_or(0)
+    };
+
+    // hoist writes into a shared directory; the layout keeps no blobs; skopeo reads it from there.
+    run_ok(&mut hoist(&[
+        "copy",
+        "--dest-shared-blob-dir",
+        &d("shared"),
+        &src,
+        &format!("oci:{}:v1", d("ours")),
+    ]));
+    assert_eq!(files("ours/blobs/sha256"), 0);
+    assert_eq!(files("shared/sha256"), 4, "config, two layers, manifest");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--src-shared-blob-dir",
+        &d("shared"),
+        &format!("oci:{}:v1", d("ours")),
+        &format!("oci:{}:v1", d("back")),
+    ]));
+    assert_eq!(raw(&format!("oci:{}:v1", d("back"))), digest);
+
+    // skopeo writes into one; hoist reads it from there (and fails without the flag).
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "--dest-shared-blob-dir",
+        &d("theirs-shared"),
+        &src,
+        &format!("oci:{}:v1", d("theirs")),
+    ]));
+    let theirs = format!("oci:{}:v1", d("theirs"));
+    run_ok(&mut hoist(&[
+        "copy",
+        "--src-shared-blob-dir",
+        &d("theirs-shared"),
+        &theirs,
+        &format!("oci:{}:v1", d("plain")),
+    ]));
+    run_ok(&mut hoist(&["verify", &format!("oci:{}:v1", d("plain"))]));
+    assert_eq!(raw(&format!("oci:{}:v1", d("plain"))), digest);
+    run_fail(&mut hoist(&[
+        "copy",
+        &theirs,
+        &format!("oci:{}:v1", d("plain2")),
+    ]));
+
+    // Only OCI layouts take it.
+    let out = run_fail(&mut hoist(&[
+        "copy",
+        "--dest-shared-blob-dir",
+        &d("shared"),
+        &src,
+        &format!("dir:{}", d("dir")),
+    ]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shared blob directory"));
+}

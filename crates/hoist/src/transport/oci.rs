@@ -30,6 +30,12 @@ impl OciSource {
         })
     }
 
+    /// Reads blobs from the shared blob directory `dir` (skopeo's `--src-shared-blob-dir`).
+    pub fn with_shared_blobs(mut self, dir: &Path) -> Self {
+        self.layout = self.layout.with_shared_blobs(dir);
+        self
+    }
+
     /// Wraps an already open layout.
     pub fn from_layout(layout: Layout, reference: Option<LayoutRef>) -> Self {
         OciSource {
@@ -137,6 +143,12 @@ impl OciDestination {
     /// The layout being written.
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// Writes blobs into the shared blob directory `dir` (skopeo's `--dest-shared-blob-dir`).
+    pub fn with_shared_blobs(mut self, dir: &Path) -> Self {
+        self.layout = self.layout.with_shared_blobs(dir);
+        self
     }
 }
 
