@@ -479,6 +479,14 @@ fn blob_put_then_get_round_trips_verified_in_a_registry_and_a_layout() {
     .unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, data);
+    let out = run_fail(&mut hoist(&[
+        "blob",
+        "get",
+        &format!("oci:{}@{missing}", layout.display()),
+        none.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!none.exists());
 }
 
 /// `PATH` with the hoist under test first.

@@ -88,6 +88,16 @@ fn get(args: GetArgs) -> Result<ExitCode> {
             reference: Some(LayoutRef::Digest(digest)),
         } => {
             let layout = Layout::open(&path)?.with_limits(super::limits());
+            if !layout.has_blob(&digest)? {
+                // Not there at all (exit 2, as from a registry); a blob an image needs and lacks is
+                // damage, which `verify` reports.
+                return Err(hoist::Error::NotFound {
+                    reference: format!("blob {digest}"),
+                    location: format!("layout {}", path.display()),
+                    hint: String::new(),
+                }
+                .into());
+            }
             let file = layout.open_blob(&digest)?;
             let size = file
                 .metadata()
