@@ -46,12 +46,23 @@ enum Command {
     /// List the tags of a registry repository (with pagination), as `skopeo list-tags` does.
     #[cfg(feature = "registry")]
     ListTags(commands::list_tags::Args),
+    /// List a registry's repositories (with pagination).
+    #[cfg(feature = "registry")]
+    Catalog(commands::catalog::Args),
     /// Check credentials against a registry and store them in the auth file.
     #[cfg(feature = "registry")]
     Login(commands::login::Args),
     /// Remove a registry's credentials from the auth file.
     #[cfg(feature = "registry")]
     Logout(commands::logout::Args),
+    /// Delete an image's manifest (and so every tag on it), or one tag, from a registry or layout.
+    Delete(commands::delete::Args),
+    /// Give an image more tags without pulling it (registry or layout).
+    Tag(commands::tag::Args),
+    /// Print the digest of a manifest file, as `skopeo manifest-digest` does.
+    ManifestDigest(commands::manifest_digest::Args),
+    /// Get or put one blob by digest (registry or layout), verified as it streams.
+    Blob(commands::blob::Args),
     /// Remove blobs of a layout that no tag or index entry reaches.
     Gc(commands::gc::Args),
     /// Write the changes between two directories as a layer (a file, or appended to an image).
@@ -142,8 +153,14 @@ fn main() -> ExitCode {
         Command::Sync(a) => commands::sync::run(*a),
         Command::Tags(a) => commands::tags::run(a),
         Command::Gc(a) => commands::gc::run(a),
+        Command::Delete(a) => commands::delete::run(a),
+        Command::Tag(a) => commands::tag::run(a),
+        Command::ManifestDigest(a) => commands::manifest_digest::run(a),
+        Command::Blob(a) => commands::blob::run(a),
         #[cfg(feature = "registry")]
         Command::ListTags(a) => commands::list_tags::run(a),
+        #[cfg(feature = "registry")]
+        Command::Catalog(a) => commands::catalog::run(a),
         #[cfg(feature = "registry")]
         Command::Login(a) => commands::login::run(a),
         #[cfg(feature = "registry")]

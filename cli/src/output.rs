@@ -54,3 +54,13 @@ pub fn exit_code(err: &anyhow::Error) -> std::process::ExitCode {
         std::process::ExitCode::FAILURE
     }
 }
+
+/// `--format` of the plumbing verbs (`delete`, `tag`): lines for people, JSON for machines.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    /// A line per result.
+    #[default]
+    Text,
+    /// One JSON document.
+    Json,
+}

@@ -86,6 +86,14 @@ pub struct Args {
     /// `--additional-tag`; refused for other destinations.
     #[arg(long, value_name = "NAME:TAG", value_parser = parse_additional_tag)]
     additional_tag: Vec<hoist::reference::ImageName>,
+    /// Read an OCI layout source's blobs from this directory (`sha256/HEX`) instead of its
+    /// `blobs/`, as skopeo's flag.
+    #[arg(long, value_name = "DIR")]
+    src_shared_blob_dir: Option<std::path::PathBuf>,
+    /// Write an OCI layout destination's blobs into this directory (`sha256/HEX`), shared by
+    /// several layouts, instead of its `blobs/`, as skopeo's flag.
+    #[arg(long, value_name = "DIR")]
+    dest_shared_blob_dir: Option<std::path::PathBuf>,
     /// Write the digest of the destination's root manifest to this file.
     #[arg(long)]
     digestfile: Option<std::path::PathBuf>,
@@ -115,10 +123,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bail!("source and destination are the same image ({src_ref})");
     }
     let open = super::open_options();
-    let source = open_source(&src_ref, &args.registry.source(open.clone()))
+    let mut src_opts = args.registry.source(open.clone());
+    src_opts.shared_blob_dir = args.src_shared_blob_dir.clone();
+    let source = open_source(&src_ref, &src_opts)
         .with_context(|| format!("opening source {}", args.source))?;
     let mut dest_opts = args.registry.destination(open);
     dest_opts.additional_tags = args.additional_tag.clone();
+    dest_opts.shared_blob_dir = args.dest_shared_blob_dir.clone();
     let destination = open_destination(&dst_ref, &dest_opts)
         .with_context(|| format!("opening destination {}", args.destination))?;
     let all = args.all || args.multi_arch == Some(MultiArch::All);

@@ -1,5 +1,5 @@
 //! `hoist list-tags docker://HOST/REPO`: a registry repository's tags, following `Link` pagination,
-//! printed as `skopeo list-tags` does.
+//! printed as `skopeo list-tags` does; `docker-archive:FILE`: the RepoTags of every image in it.
 
 use std::process::ExitCode;
 
@@ -11,10 +11,11 @@ use hoist::transport::registry::RegistrySource;
 /// Arguments of `hoist list-tags`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  hoist list-tags docker://registry.example:5000/team/app\n  hoist list-tags --tls-verify=false docker://127.0.0.1:5000/app"
+    after_help = "Examples:\n  hoist list-tags docker://registry.example:5000/team/app\n  hoist list-tags --tls-verify=false docker://127.0.0.1:5000/app\n  hoist list-tags docker-archive:./saved.tar"
 )]
 pub struct Args {
-    /// The repository (`docker://HOST[:PORT]/REPO`; a tag, if given, is ignored).
+    /// The repository (`docker://HOST[:PORT]/REPO`; a tag, if given, is ignored), or a
+    /// `docker-archive:FILE`.
     reference: String,
     /// Tags to ask for per request (default: as many as the registry sends).
     #[arg(long, value_name = "N")]
@@ -31,12 +32,32 @@ struct Listing {
     tags: Vec<String>,
 }
 
+/// The JSON `skopeo list-tags docker-archive:FILE` prints.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ArchiveListing {
+    tags: Vec<String>,
+}
+
 /// Runs `hoist list-tags`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let reference = super::parse_ref(&args.reference)?;
+    if let TransportRef::DockerArchive { .. } = reference {
+        // As skopeo: the RepoTags of every image of the archive, without a repository.
+        let source = hoist::transport::open_source(
+            &super::tags::archive_tags_ref(reference),
+            &super::open_options(),
+        )?;
+        let tags = source
+            .tags()
+            .with_context(|| format!("listing tags of {}", source.name()))?;
+        crate::output::print_json(&ArchiveListing { tags })?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let TransportRef::Docker(name) = reference else {
         return Err(crate::output::Usage(format!(
-            "list-tags takes a docker:// reference, not {:?} (use `hoist tags` for layouts and archives)",
+            "list-tags takes a docker:// or docker-archive: reference, not {:?} (use `hoist tags` \
+             for layouts)",
             hoist::reference::without_credentials(&args.reference)
         ))
         .into());

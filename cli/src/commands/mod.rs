@@ -1,8 +1,12 @@
 //! One module per verb. Each turns its arguments into library calls and renders the result.
 
+pub mod blob;
+#[cfg(feature = "registry")]
+pub mod catalog;
 pub mod completion;
 pub mod config;
 pub mod copy;
+pub mod delete;
 pub mod diff;
 pub mod gc;
 pub mod inspect;
@@ -14,9 +18,11 @@ pub mod login;
 #[cfg(feature = "registry")]
 pub mod logout;
 pub mod man;
+pub mod manifest_digest;
 pub mod registry_args;
 pub mod repack;
 pub mod sync;
+pub mod tag;
 pub mod tags;
 pub mod unpack;
 pub mod verify;
@@ -40,10 +46,10 @@ pub struct LimitArgs {
     /// Largest registry error or token response body read, in bytes (K, M, G suffixes allowed).
     #[arg(long, global = true, value_parser = parse_size, default_value = "1M")]
     pub max_response_size: u64,
-    /// Most pages of a registry's tag list followed (list-tags, sync).
+    /// Most pages of a registry's tag list or catalog followed (list-tags, sync, catalog).
     #[arg(long, global = true, default_value_t = Limits::default().max_tag_pages)]
     pub max_tag_pages: usize,
-    /// Most tags read from a registry's tag list (list-tags, sync).
+    /// Most tags read from a registry's tag list (list-tags, sync), or repositories from its catalog.
     #[arg(long, global = true, default_value_t = Limits::default().max_tags)]
     pub max_tags: usize,
 }

@@ -61,14 +61,28 @@ impl Registry {
         Self::start_configured(auth, None)
     }
 
+    /// A plain-http registry that refuses every deletion (distribution's default,
+    /// `storage.delete.enabled: false`).
+    pub fn start_without_delete() -> Registry {
+        Self::start_with_delete(None, None, false)
+    }
+
     fn start_configured(auth: Option<(&str, &str)>, http_host: Option<&str>) -> Registry {
+        Self::start_with_delete(auth, http_host, true)
+    }
+
+    fn start_with_delete(
+        auth: Option<(&str, &str)>,
+        http_host: Option<&str>,
+        delete: bool,
+    ) -> Registry {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
         let storage = dir.path().join("storage");
         std::fs::create_dir(&storage).unwrap();
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {delete}\nhttp:\n  addr: {host}\n",
             storage.display()
         );
         if let Some(h) = http_host {

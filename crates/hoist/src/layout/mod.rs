@@ -64,6 +64,9 @@ pub struct Layout {
     root: PathBuf,
     limits: Limits,
     owner: Option<(u32, u32)>,
+    /// Where blobs live: `ROOT/blobs`, or a directory shared by several layouts (skopeo's
+    /// `--shared-blob-dir`, holding `ALG/HEX`).
+    blobs: PathBuf,
 }
 
 /// How a blob arrived in the layout.
@@ -108,6 +111,7 @@ impl Layout {
         }
         Ok(Layout {
             owner: crate::durable::owner_for(&root),
+            blobs: root.join("blobs"),
             root,
             limits: Limits::default(),
         })
@@ -125,6 +129,7 @@ impl Layout {
             root: root.to_path_buf(),
             limits: Limits::default(),
             owner,
+            blobs: root.join("blobs"),
         };
         if !root.join("index.json").exists() {
             let empty =
@@ -136,6 +141,20 @@ impl Layout {
             format!("{{\"imageLayoutVersion\":\"{LAYOUT_VERSION}\"}}").as_bytes(),
         )?;
         Ok(layout)
+    }
+
+    /// Keeps blobs in `dir` (as `dir/ALG/HEX`) instead of the layout's own `blobs/`: skopeo's shared
+    /// blob directory, which several layouts use at once. Temp files for blobs are made there too, so
+    /// they are renamed on one filesystem. `gc` of such a layout is not supported (it cannot know
+    /// what the other layouts use).
+    pub fn with_shared_blobs(mut self, dir: &Path) -> Self {
+        self.blobs = dir.to_path_buf();
+        self
+    }
+
+    /// True when the blobs are in a shared directory ([`Layout::with_shared_blobs`]).
+    pub fn has_shared_blobs(&self) -> bool {
+        self.blobs != self.root.join("blobs")
     }
 
     /// Replaces the limits used when reading documents.
@@ -156,8 +175,7 @@ impl Layout {
 
     /// Where the blob with `digest` lives (validated digest: the path stays under `blobs/`).
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root
-            .join("blobs")
+        self.blobs
             .join(digest.algorithm().as_str())
             .join(digest.hex())
     }
@@ -331,7 +349,7 @@ impl Layout {
             return Ok(true);
         }
         let tmp_path = self
-            .root
+            .temp_dir()
             .join(format!("{TEMP_PREFIX}link-{}", digest.hex()));
         let _ = fs::remove_file(&tmp_path);
         let proc_path = format!("/proc/self/fd/{}", from.as_raw_fd());
@@ -349,14 +367,24 @@ impl Layout {
         let dest = self.blob_path(digest);
         self.ensure_alg_dir(digest)?;
         fs::rename(&tmp_path, &dest).ctx(|| format!("linking blob into {}", dest.display()))?;
-        sync_dir(dest.parent().unwrap_or(&self.root))?;
+        sync_dir(dest.parent().unwrap_or(&self.blobs))?;
         Ok(true)
     }
 
     /// A new temp file inside the layout (same filesystem as `blobs/`, so rename is atomic). It is
     /// locked while it lives, so `gc` and the next writer leave it alone even without the layout lock.
     pub fn temp_file(&self) -> Result<TempFile> {
-        TempFile::new_in(&self.root)
+        TempFile::new_in(&self.temp_dir())
+    }
+
+    /// Where blob temp files go: the layout's root, or a shared blob directory (made if needed).
+    fn temp_dir(&self) -> PathBuf {
+        if self.has_shared_blobs() {
+            let _ = crate::durable::create_dir_all(&self.blobs, self.owner);
+            self.blobs.clone()
+        } else {
+            self.root.clone()
+        }
     }
 
     /// Moves a fully written, verified temp file into place as blob `digest` (fsync, rename, fsync dir).
@@ -373,7 +401,7 @@ impl Layout {
 
     /// Refuses `blobs` or `blobs/ALG` when it is a symlink, for reading and writing alike.
     fn check_blob_dirs(&self, digest: &Digest) -> Result<()> {
-        let blobs = self.root.join("blobs");
+        let blobs = &self.blobs;
         for dir in [blobs.clone(), blobs.join(digest.algorithm().as_str())] {
             if fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
                 return Err(Error::InvalidLayout {
@@ -387,7 +415,7 @@ impl Layout {
 
     fn ensure_alg_dir(&self, digest: &Digest) -> Result<()> {
         self.check_blob_dirs(digest)?;
-        let dir = self.root.join("blobs").join(digest.algorithm().as_str());
+        let dir = self.blobs.join(digest.algorithm().as_str());
         crate::durable::create_dir_all(&dir, self.owner)
     }
 
@@ -549,20 +577,34 @@ impl Layout {
 
     /// Removes the entry tagged `tag`; false when there was none. Call with the writer lock held.
     pub fn remove_tag(&self, tag: &str) -> Result<bool> {
+        self.remove_entries(|m| {
+            m.pointer("/annotations")
+                .and_then(|a| a.get(REF_NAME))
+                .and_then(Value::as_str)
+                == Some(tag)
+        })
+        .map(|n| n > 0)
+    }
+
+    /// Removes every `index.json` entry (tagged or not) whose digest is `digest`; returns how many.
+    /// Call with the writer lock held.
+    pub fn remove_digest(&self, digest: &Digest) -> Result<usize> {
+        let digest = digest.to_string();
+        self.remove_entries(|m| m.get("digest").and_then(Value::as_str) == Some(&digest))
+    }
+
+    /// Removes the `index.json` entries `doomed` picks, rewriting it only when one was; returns how
+    /// many.
+    fn remove_entries(&self, doomed: impl Fn(&Value) -> bool) -> Result<usize> {
         let mut index = self.index_value()?;
         let manifests = index
             .get_mut("manifests")
             .and_then(Value::as_array_mut)
             .ok_or_else(|| Error::invalid_document("index.json", "no manifests array"))?;
         let before = manifests.len();
-        manifests.retain(|m| {
-            m.pointer("/annotations")
-                .and_then(|a| a.get(REF_NAME))
-                .and_then(Value::as_str)
-                != Some(tag)
-        });
-        let removed = manifests.len() != before;
-        if removed {
+        manifests.retain(|m| !doomed(m));
+        let removed = before - manifests.len();
+        if removed > 0 {
             self.write_index_value(&index)?;
         }
         Ok(removed)
@@ -575,6 +617,14 @@ impl Layout {
 
     /// Removes blobs that nothing in `index.json` reaches, and leftover temp files. Takes the lock.
     pub fn gc(&self) -> Result<GcReport> {
+        if self.has_shared_blobs() {
+            return Err(Error::Unsupported(format!(
+                "garbage collection of {} with a shared blob directory ({}): other layouts may use \
+                 its blobs",
+                self.root.display(),
+                self.blobs.display()
+            )));
+        }
         let lock = self.lock()?;
         let mut report = gc::collect(self)?;
         report.temp_files_removed += lock.stale_removed();

@@ -256,6 +256,10 @@ pub struct OpenOptions {
     /// Registry: how long to wait for a connection, an answer or the next bytes of a body
     /// (`--registry-timeout`, default 300 s).
     pub timeout: Option<std::time::Duration>,
+    /// OCI layout: blobs are read from or written to this directory (`ALG/HEX`) instead of the
+    /// layout's `blobs/` (skopeo's `--src-shared-blob-dir` / `--dest-shared-blob-dir`). Other
+    /// transports refuse it.
+    pub shared_blob_dir: Option<PathBuf>,
 }
 
 impl OpenOptions {
@@ -281,12 +285,15 @@ pub fn open_source(reference: &TransportRef, opts: &OpenOptions) -> Result<Box<d
     if crate::blocking::in_async_context() {
         return crate::blocking::outside_async(|| open_source(reference, opts));
     }
+    refuse_shared_blob_dir(reference, opts)?;
     match reference {
-        TransportRef::Oci { path, reference } => Ok(Box::new(oci::OciSource::open(
-            path,
-            reference.clone(),
-            opts.limits.clone(),
-        )?)),
+        TransportRef::Oci { path, reference } => {
+            let source = oci::OciSource::open(path, reference.clone(), opts.limits.clone())?;
+            Ok(Box::new(match &opts.shared_blob_dir {
+                Some(dir) => source.with_shared_blobs(dir),
+                None => source,
+            }))
+        }
         TransportRef::OciArchive { path, reference } => Ok(Box::new(
             oci_archive::OciArchiveSource::open(path, reference.clone(), opts.limits.clone())?,
         )),
@@ -307,6 +314,18 @@ pub fn open_source(reference: &TransportRef, opts: &OpenOptions) -> Result<Box<d
     }
 }
 
+/// A shared blob directory is for OCI layouts only: anything else refuses it rather than ignore it.
+fn refuse_shared_blob_dir(reference: &TransportRef, opts: &OpenOptions) -> Result<()> {
+    match (&opts.shared_blob_dir, reference) {
+        (Some(_), TransportRef::Oci { .. }) | (None, _) => Ok(()),
+        (Some(dir), other) => Err(Error::Unsupported(format!(
+            "a shared blob directory ({}) applies to OCI layouts (oci:), not {}",
+            dir.display(),
+            other.transport()
+        ))),
+    }
+}
+
 /// Opens the destination a reference names (creating a layout or directory as needed).
 pub fn open_destination(
     reference: &TransportRef,
@@ -322,11 +341,15 @@ pub fn open_destination(
             "additional tags apply to docker-archive destinations only, not {reference}"
         )));
     }
+    refuse_shared_blob_dir(reference, opts)?;
     match reference {
-        TransportRef::Oci { path, reference } => Ok(Box::new(oci::OciDestination::open(
-            path,
-            reference.clone(),
-        )?)),
+        TransportRef::Oci { path, reference } => {
+            let dest = oci::OciDestination::open(path, reference.clone())?;
+            Ok(Box::new(match &opts.shared_blob_dir {
+                Some(dir) => dest.with_shared_blobs(dir),
+                None => dest,
+            }))
+        }
         TransportRef::OciArchive { path, reference } => Ok(Box::new(
             oci_archive::OciArchiveDestination::create(path, reference.clone())?,
         )),

@@ -30,6 +30,12 @@ impl OciSource {
         })
     }
 
+    /// Reads blobs from the shared blob directory `dir` (skopeo's `--src-shared-blob-dir`).
+    pub fn with_shared_blobs(mut self, dir: &Path) -> Self {
+        self.layout = self.layout.with_shared_blobs(dir);
+        self
+    }
+
     /// Wraps an already open layout.
     pub fn from_layout(layout: Layout, reference: Option<LayoutRef>) -> Self {
         OciSource {
@@ -110,6 +116,7 @@ pub struct OciDestination {
     tag: Option<String>,
     opened: std::sync::OnceLock<(Layout, LayoutLock)>,
     opening: std::sync::Mutex<()>,
+    shared_blobs: Option<PathBuf>,
 }
 
 impl OciDestination {
@@ -135,6 +142,7 @@ impl OciDestination {
             tag,
             opened: std::sync::OnceLock::new(),
             opening: std::sync::Mutex::new(()),
+            shared_blobs: None,
         };
         if path.join("oci-layout").exists() {
             dest.layout()?;
@@ -149,7 +157,10 @@ impl OciDestination {
         }
         let _one_at_a_time = self.opening.lock().unwrap_or_else(|p| p.into_inner());
         if self.opened.get().is_none() {
-            let layout = Layout::create(&self.path)?;
+            let mut layout = Layout::create(&self.path)?;
+            if let Some(dir) = &self.shared_blobs {
+                layout = layout.with_shared_blobs(dir);
+            }
             let lock = layout.lock()?;
             let _ = self.opened.set((layout, lock));
         }
@@ -162,6 +173,15 @@ impl OciDestination {
     /// The layout when it exists already or has been created by a write (reads never create it).
     fn existing(&self) -> Option<&Layout> {
         self.opened.get().map(|(layout, _)| layout)
+    }
+
+    /// Writes blobs into the shared blob directory `dir` (skopeo's `--dest-shared-blob-dir`).
+    pub fn with_shared_blobs(mut self, dir: &Path) -> Self {
+        self.shared_blobs = Some(dir.to_path_buf());
+        if let Some((layout, lock)) = self.opened.take() {
+            let _ = self.opened.set((layout.with_shared_blobs(dir), lock));
+        }
+        self
     }
 }
 

@@ -1,14 +1,16 @@
-//! A repository's tag list: `Link` pages followed on the registry's own terms, within
-//! `--max-tag-pages` and `--max-tags`.
+//! A registry's paged lists, a repository's tags and the catalog of repositories: `Link` pages
+//! followed on the registry's own terms by one loop, within `--max-tag-pages` and `--max-tags`.
 
 use reqwest::header::LINK;
 use reqwest::{Method, Url};
 
-use super::client::{Req, read_bounded, short_url};
-use super::header_str;
+use super::client::{Client, Req, read_bounded, short_url};
 use super::pull::RegistrySource;
+use super::{client_for, header_str};
 use crate::error::{Error, Result};
-use crate::transport::Source;
+use crate::limits::Limits;
+use crate::reference::ImageName;
+use crate::transport::OpenOptions;
 
 /// The `rel="next"` target of a `Link` header, resolved against the URL it came from.
 pub fn next_link(header: &str, current: &Url) -> Option<Url> {
@@ -28,80 +30,145 @@ pub fn next_link(header: &str, current: &Url) -> Option<Url> {
     None
 }
 
-#[derive(serde::Deserialize)]
-struct TagList {
-    tags: Option<Vec<String>>,
+/// One paged list of a registry: which answer field holds its items, what to call it in errors, and
+/// how to check each item.
+struct PagedList<'a> {
+    /// The field of each page's JSON object holding the items (`tags`, `repositories`).
+    field: &'static str,
+    /// The list, for errors (`the tag list of REPO`).
+    what: String,
+    /// What to call the thing listed when it is missing (a 404).
+    missing: String,
+    /// Checks one item; the error says why it is refused.
+    check: &'a dyn Fn(&str) -> Result<()>,
+}
+
+/// Follows a paged list from `url` (`Link: <...>; rel="next"`), within `--max-tag-pages` pages and
+/// `--max-tags` items: the one paging loop of tag lists and the catalog.
+fn follow_pages(
+    client: &Client,
+    scope: &str,
+    mut url: Url,
+    limits: &Limits,
+    list: &PagedList<'_>,
+) -> Result<Vec<String>> {
+    let mut items = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        if seen.len() >= limits.max_tag_pages {
+            return Err(Error::LimitExceeded {
+                what: format!("{} (pages)", list.what),
+                limit: format!("{} pages", limits.max_tag_pages),
+                option: "--max-tag-pages".into(),
+            });
+        }
+        if !seen.insert(url.clone()) {
+            return Err(
+                client.registry_error(format!("{}: the Link header loops", list.what), None)
+            );
+        }
+        let what = format!("GET {}", short_url(&url));
+        let resp = client.send(&Req::new(Method::GET, url.clone(), scope), &what)?;
+        if resp.status().as_u16() == 404 {
+            return Err(Error::NotFound {
+                reference: list.missing.clone(),
+                location: format!("registry {}", client.host()),
+                hint: String::new(),
+            });
+        }
+        let resp = client.expect(&what, resp, &[200])?;
+        let next = header_str(resp.headers(), LINK.as_str()).and_then(|h| next_link(&h, &url));
+        let body = read_bounded(
+            client.body(resp, &list.what),
+            client.max_response_size(),
+            &list.what,
+        )?;
+        let page: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
+            .map_err(|e| Error::invalid_document(list.what.clone(), e.to_string()))?;
+        let page_items: Vec<String> = match page.get(list.field) {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                Error::invalid_document(list.what.clone(), format!("{}: {e}", list.field))
+            })?,
+        };
+        for item in &page_items {
+            (list.check)(item)
+                .map_err(|e| Error::invalid_document(list.what.clone(), e.to_string()))?;
+        }
+        items.extend(page_items);
+        if items.len() > limits.max_tags {
+            return Err(Error::LimitExceeded {
+                what: format!("{} ({})", list.what, list.field),
+                limit: format!("{} {}", limits.max_tags, list.field),
+                option: "--max-tags".into(),
+            });
+        }
+        match next {
+            Some(n) => url = n,
+            None => break,
+        }
+    }
+    Ok(items)
+}
+
+/// `?n=N` on a list's path when a page size is asked for.
+fn with_page_size(mut path: String, page_size: Option<usize>) -> String {
+    if let Some(n) = page_size {
+        path.push_str(&format!("?n={n}"));
+    }
+    path
 }
 
 impl RegistrySource {
     /// Every tag of the repository, page by page.
     pub(super) fn list_tags(&self) -> Result<Vec<String>> {
-        let mut path = format!("v2/{}/tags/list", self.name.repository);
-        if let Some(n) = self.page_size {
-            path.push_str(&format!("?n={n}"));
-        }
-        let mut url = self.client.url(&path)?;
-        let mut tags = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        loop {
-            if seen.len() >= self.limits.max_tag_pages {
-                return Err(Error::LimitExceeded {
-                    what: format!("the tag list of {} (pages)", self.name()),
-                    limit: format!("{} pages", self.limits.max_tag_pages),
-                    option: "--max-tag-pages".into(),
-                });
-            }
-            if !seen.insert(url.clone()) {
-                return Err(self
-                    .client
-                    .registry_error("the tag list's Link header loops".into(), None));
-            }
-            let what = format!("GET {}", short_url(&url));
-            let resp = self
-                .client
-                .send(&Req::new(Method::GET, url.clone(), &self.scope()), &what)?;
-            if resp.status().as_u16() == 404 {
-                return Err(Error::NotFound {
-                    reference: self.name.repository.clone(),
-                    location: format!("registry {}", self.client.host()),
-                    hint: String::new(),
-                });
-            }
-            let resp = self.client.expect(&what, resp, &[200])?;
-            let next = header_str(resp.headers(), LINK.as_str()).and_then(|h| next_link(&h, &url));
-            let body = read_bounded(
-                self.client.body(resp, "tag list"),
-                self.client.max_response_size(),
-                "tag list",
-            )?;
-            let page: TagList = serde_json::from_slice(&body)
-                .map_err(|e| Error::invalid_document("tag list", e.to_string()))?;
-            let page_tags = page.tags.unwrap_or_default();
-            for t in &page_tags {
-                crate::reference::check_tag(t, crate::reference::TagGrammar::Registry).map_err(
-                    |e| {
-                        Error::invalid_document(
-                            format!("tag list of {}", self.name.name()),
-                            e.to_string(),
-                        )
-                    },
-                )?;
-            }
-            tags.extend(page_tags);
-            if tags.len() > self.limits.max_tags {
-                return Err(Error::LimitExceeded {
-                    what: format!("the tag list of {} (tags)", self.name()),
-                    limit: format!("{} tags", self.limits.max_tags),
-                    option: "--max-tags".into(),
-                });
-            }
-            match next {
-                Some(n) => url = n,
-                None => break,
-            }
-        }
-        Ok(tags)
+        let path = with_page_size(
+            format!("v2/{}/tags/list", self.name.repository),
+            self.page_size,
+        );
+        let check =
+            |t: &str| crate::reference::check_tag(t, crate::reference::TagGrammar::Registry);
+        follow_pages(
+            &self.client,
+            &self.scope(),
+            self.client.url(&path)?,
+            &self.limits,
+            &PagedList {
+                field: "tags",
+                what: format!("the tag list of {}", self.name.name()),
+                missing: self.name.repository.clone(),
+                check: &check,
+            },
+        )
     }
+}
+
+/// The repositories of the registry `host` (`GET /v2/_catalog`), page by page (`n` at a time when
+/// `page_size` is given), within the same `--max-tag-pages` and `--max-tags` limits as tag lists.
+/// Each name must be a valid repository name.
+pub fn catalog(host: &str, opts: &OpenOptions, page_size: Option<usize>) -> Result<Vec<String>> {
+    // The registry as an image name without a repository: credentials are looked up for the host.
+    let name = ImageName {
+        domain: host.to_string(),
+        repository: String::new(),
+        tag: None,
+        digest: None,
+    };
+    let client = client_for(&name, opts)?;
+    let path = with_page_size("v2/_catalog".into(), page_size.map(|n| n.max(1)));
+    let check = |r: &str| ImageName::parse(&format!("{host}/{r}")).map(|_| ());
+    follow_pages(
+        &client,
+        "registry:catalog:*",
+        client.url(&path)?,
+        &opts.limits,
+        &PagedList {
+            field: "repositories",
+            what: format!("the catalog of {host}"),
+            missing: "the catalog (GET /v2/_catalog)".into(),
+            check: &check,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -1,22 +1,25 @@
 //! The `docker://` transport: a registry repository (distribution spec v2) as a [`Source`] and a
 //! [`Destination`], one file per concern: reading images ([`pull`]), writing them ([`push`]), and
-//! tag lists ([`listing`]), over one HTTP client ([`client`]) whose requests, and every resume and
+//! tag lists ([`listing`]), deleting and adding tags ([`manage`]), over one HTTP client ([`client`]) whose requests, and every resume and
 //! restart above them, follow one retry policy ([`retry`]).
 //!
 //! [`Source`]: super::Source
 //! [`Destination`]: super::Destination
 
 pub mod auth;
+mod blobs;
 pub mod client;
 pub mod credentials;
 mod feed;
 pub mod listing;
+pub mod manage;
 pub mod pull;
 pub mod push;
 pub mod retry;
 pub mod streamed;
 
 pub use self::listing::next_link;
+pub use self::manage::TagDeletion;
 pub use self::pull::RegistrySource;
 pub use self::push::{CHUNK_SIZE, MONOLITHIC_MAX, RegistryDestination};
 

@@ -43,8 +43,8 @@ enum Chunk {
 /// Writes an image to a registry.
 #[derive(Debug)]
 pub struct RegistryDestination {
-    client: Client,
-    name: ImageName,
+    pub(super) client: Client,
+    pub(super) name: ImageName,
 }
 
 impl RegistryDestination {
@@ -120,7 +120,7 @@ impl RegistryDestination {
     }
 
     /// Uploads a small blob held in memory in one `PUT`, with a new session for each retry.
-    fn upload_monolithic(&self, digest: &Digest, data: Bytes) -> Result<()> {
+    pub(super) fn upload_monolithic(&self, digest: &Digest, data: Bytes) -> Result<()> {
         let mut attempts = Attempts::new(self.client.retry());
         loop {
             let url = self.start_upload()?;
@@ -296,7 +296,7 @@ impl RegistryDestination {
         self.finish_upload(&url, digest, Bytes::new())
     }
 
-    fn put_manifest(&self, reference: &str, doc: &Document) -> Result<()> {
+    pub(super) fn put_manifest(&self, reference: &str, doc: &Document) -> Result<()> {
         let path = format!("v2/{}/manifests/{reference}", self.name.repository);
         let url = self.client.url(&path)?;
         let what = format!("PUT /{path}");
