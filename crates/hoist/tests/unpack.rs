@@ -10,6 +10,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use hoist::Digest;
+use hoist::digest::Algorithm;
 use hoist::error::Error;
 use hoist::layer::{ApplyOptions, Resolver, UnpackState, WhiteoutFormat};
 use hoist::layout::Layout;
@@ -116,11 +117,30 @@ fn gz_layer(tar: &[u8]) -> Blob {
 /// Writes an image of `layers` into a new layout under `dir/layout`, tag `t`, and opens it.
 fn image(dir: &Path, layers: Vec<Blob>) -> Box<dyn Source> {
     let path = dir.join("layout");
-    let layout = Layout::create(&path).unwrap();
+    write_image(&path, "t", &layers, Algorithm::Sha256);
+    let r: TransportRef = format!("oci:{}:t", path.display()).parse().unwrap();
+    open_source(&r, &OpenOptions::default()).unwrap()
+}
+
+/// Writes an image of `layers` into the layout at `path` (created if absent) under `tag`, every
+/// blob and document addressed by `alg`.
+fn write_image(path: &Path, tag: &str, layers: &[Blob], alg: Algorithm) {
+    let layout = if path.exists() {
+        Layout::open(path).unwrap()
+    } else {
+        Layout::create(path).unwrap()
+    };
+    let write = |bytes: &[u8]| {
+        let d = Digest::of_bytes(alg, bytes);
+        layout
+            .write_blob(&d, bytes.len() as u64, &mut &bytes[..])
+            .unwrap();
+        d
+    };
     let mut descs = Vec::new();
     let mut diff_ids = Vec::new();
-    for l in &layers {
-        let d = layout.write_bytes(&l.bytes).unwrap();
+    for l in layers {
+        let d = write(&l.bytes);
         descs.push(serde_json::json!({
             "mediaType": l.media_type, "digest": d.to_string(), "size": l.bytes.len()
         }));
@@ -132,19 +152,17 @@ fn image(dir: &Path, layers: Vec<Blob>) -> Box<dyn Source> {
         "rootfs": {"type": "layers", "diff_ids": diff_ids}
     }))
     .unwrap();
-    let cd = layout.write_bytes(&config).unwrap();
+    let cd = write(&config);
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2, "mediaType": media_type::OCI_MANIFEST,
         "config": {"mediaType": media_type::OCI_CONFIG, "digest": cd.to_string(), "size": config.len()},
         "layers": descs
     }))
     .unwrap();
-    let md = layout.write_bytes(&manifest).unwrap();
+    let md = write(&manifest);
     let desc =
         hoist::descriptor::new_descriptor(media_type::OCI_MANIFEST, &md, manifest.len() as u64);
-    layout.set_tag(Some("t"), &desc).unwrap();
-    let r: TransportRef = format!("oci:{}:t", path.display()).parse().unwrap();
-    open_source(&r, &OpenOptions::default()).unwrap()
+    layout.set_tag(Some(tag), &desc).unwrap();
 }
 
 struct Platform;
@@ -556,6 +574,147 @@ fn gzip_members_and_trailing_bytes_are_all_read() {
     unpack(src.as_ref(), &area.target(), &UnpackOptions::default()).unwrap();
     assert_eq!(fs::read(area.target().join("f")).unwrap(), b"multi member");
     assert!(is_complete(&area.target()));
+    // verify reads the same blob through the same stream: zero padding is accepted there too.
+    let report = hoist::verify::verify(src.as_ref(), &Default::default());
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// Unpacks and verifies one image; returns (unpack's error, verify's problems), so tests can show
+/// that both readers give one answer about the same blob.
+fn unpack_and_verify(src: &dyn Source) -> (Option<String>, Vec<String>) {
+    let area = Area::new();
+    let unpacked = unpack(src, &area.target(), &UnpackOptions::default())
+        .err()
+        .map(|e| e.to_string());
+    let report = hoist::verify::verify(src, &Default::default());
+    let problems = report.problems.iter().map(|p| p.message.clone()).collect();
+    (unpacked, problems)
+}
+
+#[test]
+fn verify_and_unpack_give_one_answer_about_gzip_trailers() {
+    let t = tar_of(&[E::File(b"f", b"checked", 0o644)]);
+    let blob = |bytes: Vec<u8>| Blob {
+        media_type: media_type::OCI_LAYER_GZIP,
+        bytes,
+        diff_id: Digest::sha256(&t),
+    };
+    // A wrong CRC in the gzip trailer (the blob digest is the stored bytes', so only the decoder can
+    // notice): both refuse.
+    let mut bad_crc = gzip(&t);
+    let n = bad_crc.len();
+    bad_crc[n - 8] ^= 0x55;
+    let dir = tempfile::tempdir().unwrap();
+    let src = image(dir.path(), vec![blob(bad_crc)]);
+    let (unpacked, problems) = unpack_and_verify(src.as_ref());
+    let err = unpacked.expect("unpack accepted a gzip member with a wrong CRC");
+    assert!(err.contains("layer 1/1"), "{err}");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("checksum"), "{problems:?}");
+
+    // Zero padding after the last member: both accept (as GNU gzip does).
+    let mut padded = gzip(&t);
+    padded.extend([0u8; 4096]);
+    let dir = tempfile::tempdir().unwrap();
+    let src = image(dir.path(), vec![blob(padded)]);
+    assert_eq!(unpack_and_verify(src.as_ref()), (None, vec![]));
+
+    // Anything else after it: both refuse, naming what follows.
+    let mut garbage = gzip(&t);
+    garbage.extend([0u8, 0, b'x', b'y']);
+    let dir = tempfile::tempdir().unwrap();
+    let src = image(dir.path(), vec![blob(garbage)]);
+    let (unpacked, problems) = unpack_and_verify(src.as_ref());
+    let err = unpacked.expect("unpack accepted garbage after the gzip stream");
+    assert!(err.contains("not gzip after the last gzip member"), "{err}");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("not gzip"), "{problems:?}");
+}
+
+#[test]
+fn the_diff_id_algorithm_decides_how_the_tar_is_hashed() {
+    let t = tar_of(&[E::File(b"f", b"sha512 everywhere", 0o644)]);
+    for (blobs, diff_ids) in [
+        (Algorithm::Sha512, Algorithm::Sha256),
+        (Algorithm::Sha512, Algorithm::Sha512),
+        (Algorithm::Sha256, Algorithm::Sha512),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("layout");
+        let layer = Blob {
+            media_type: media_type::OCI_LAYER_GZIP,
+            bytes: gzip(&t),
+            diff_id: Digest::of_bytes(diff_ids, &t),
+        };
+        write_image(&path, "t", &[layer], blobs);
+        let r: TransportRef = format!("oci:{}:t", path.display()).parse().unwrap();
+        let src = open_source(&r, &OpenOptions::default()).unwrap();
+        assert_eq!(
+            unpack_and_verify(src.as_ref()),
+            (None, vec![]),
+            "blobs {blobs:?}, diff_ids {diff_ids:?}"
+        );
+        // And a wrong diff_id of that algorithm is still caught by both.
+        let layer = Blob {
+            media_type: media_type::OCI_LAYER_GZIP,
+            bytes: gzip(&t),
+            diff_id: Digest::of_bytes(diff_ids, b"other"),
+        };
+        let path = dir.path().join("wrong");
+        write_image(&path, "t", &[layer], blobs);
+        let r: TransportRef = format!("oci:{}:t", path.display()).parse().unwrap();
+        let src = open_source(&r, &OpenOptions::default()).unwrap();
+        let (unpacked, problems) = unpack_and_verify(src.as_ref());
+        assert!(unpacked.is_some_and(|e| e.contains("diff_id")));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+    }
+}
+
+#[test]
+fn verify_all_checks_every_diff_id_a_shared_layer_is_listed_under() {
+    let t = tar_of(&[E::File(b"base", b"shared base layer", 0o644)]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("layout");
+    let layer = |diff_id| Blob {
+        media_type: media_type::OCI_LAYER_GZIP,
+        bytes: gzip(&t),
+        diff_id,
+    };
+    write_image(
+        &path,
+        "good",
+        &[layer(Digest::sha256(&t))],
+        Algorithm::Sha256,
+    );
+    write_image(
+        &path,
+        "bad",
+        &[layer(Digest::sha256(b"not it"))],
+        Algorithm::Sha256,
+    );
+    let all = hoist::transport::oci::OciSource::whole_layout(Layout::open(&path).unwrap());
+    let report = hoist::verify::verify(&all, &Default::default());
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].message.contains("diff_id"));
+}
+
+#[test]
+fn a_layer_pax_header_past_one_mebibyte_is_refused() {
+    // A PAX record of 2 MiB: the tar crate would read it whole; Go's archive/tar refuses it.
+    let mut b = tar::Builder::new(Vec::new());
+    let value = vec![b'v'; 2 << 20];
+    b.append_pax_extensions([("comment", value.as_slice())])
+        .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_size(1);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "f", &b"x"[..]).unwrap();
+    let t = b.into_inner().unwrap();
+    let area = Area::new();
+    let src = image(&area.base, vec![gz_layer(&t)]);
+    let err = unpack(src.as_ref(), &area.target(), &UnpackOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("PAX header of"), "{err}");
+    assert!(!area.target().join("f").exists());
 }
 
 #[test]

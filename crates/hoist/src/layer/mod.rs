@@ -7,8 +7,10 @@
 //! unpacked. `crate::unpack` connects the two halves with a bounded channel.
 
 pub mod apply;
+pub mod headers;
 pub mod root;
 pub mod state;
+pub mod stream;
 
 use std::io::Read;
 use std::str::FromStr;
@@ -19,6 +21,7 @@ use crate::limits::Limits;
 pub use apply::{Applier, ApplyOptions, WhiteoutFormat};
 pub use root::{Resolver, Root};
 pub use state::{StateEntry, UnpackState};
+pub use stream::LayerStream;
 
 /// The kind of a layer entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +171,7 @@ pub fn parse_layer<R: Read>(
     totals: &mut ReadTotals,
     send: &mut dyn FnMut(Msg) -> Result<()>,
 ) -> Result<R> {
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(headers::HeaderGuard::new(reader, limits, layer));
     let read_err = |e: std::io::Error| from_io(e, || format!("reading {layer}"));
     let mut count: u64 = 0;
     {
@@ -359,7 +362,7 @@ pub fn parse_layer<R: Read>(
             }
         }
     }
-    Ok(archive.into_inner())
+    Ok(archive.into_inner().into_inner())
 }
 
 #[cfg(test)]
