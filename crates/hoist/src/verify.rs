@@ -244,7 +244,29 @@ fn check_blob(
     let name = format!("layer {digest}");
     let mut layer = LayerStream::open(src, &task.desc, &name, task.diff_id.clone(), sink.clone())?;
     layer.finish()?;
+    // A docker-archive presents every layer as skopeo synthesises it: the uncompressed tar under the
+    // (historical) gzip media type. Anywhere else the label is the image's own, and a reader that
+    // trusts it (containerd's strict paths, older skopeo) fails where hoist unpack reads the bytes.
+    if let Some((declared, actual)) = layer.mislabelled()
+        && !src.name().starts_with("docker-archive:")
+    {
+        return Err(Error::Other(format!(
+            "its media type {} says {} but its bytes are {}; hoist unpack reads it, readers that \
+             trust the media type fail on it",
+            task.desc.media_type(),
+            compression_name(declared),
+            compression_name(actual)
+        )));
+    }
     Ok(())
+}
+
+fn compression_name(c: crate::compress::Compression) -> &'static str {
+    match c {
+        crate::compress::Compression::None => "uncompressed tar",
+        crate::compress::Compression::Gzip => "gzip",
+        crate::compress::Compression::Zstd => "zstd",
+    }
 }
 
 /// Verifies everything reachable from the source's root.

@@ -755,6 +755,7 @@ fn layers_are_decoded_by_their_bytes_not_their_label() {
     let t1 = tar_of(&[E::File(b"a", b"gzip inside", 0o644)]);
     let t2 = tar_of(&[E::File(b"b", b"zstd inside", 0o644)]);
     let t3 = tar_of(&[E::File(b"c", b"plain inside", 0o644)]);
+    let t4 = tar_of(&[E::File(b"d", b"gzip under a plain label", 0o644)]);
     let area = Area::new();
     let layers = vec![
         Blob {
@@ -772,14 +773,42 @@ fn layers_are_decoded_by_their_bytes_not_their_label() {
             bytes: t3.clone(),
             diff_id: Digest::sha256(&t3),
         },
+        Blob {
+            media_type: media_type::OCI_LAYER_TAR,
+            bytes: gzip(&t4),
+            diff_id: Digest::sha256(&t4),
+        },
     ];
     let src = image(&area.base, layers);
     unpack(src.as_ref(), &area.target(), &UnpackOptions::default()).unwrap();
     assert_eq!(fs::read(area.target().join("a")).unwrap(), b"gzip inside");
     assert_eq!(fs::read(area.target().join("b")).unwrap(), b"zstd inside");
     assert_eq!(fs::read(area.target().join("c")).unwrap(), b"plain inside");
+    assert_eq!(
+        fs::read(area.target().join("d")).unwrap(),
+        b"gzip under a plain label"
+    );
+    // verify reads them the same way, and reports each label that is not what the bytes are
+    // (readers that trust the media type fail on them).
     let report = hoist::verify::verify(src.as_ref(), &Default::default());
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let messages: Vec<&str> = report.problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(messages.len(), 4, "{messages:?}");
+    assert!(
+        messages[0].contains("says zstd but its bytes are gzip"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].contains("says gzip but its bytes are zstd"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[2].contains("says gzip but its bytes are uncompressed tar"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[3].contains("says uncompressed tar but its bytes are gzip"),
+        "{messages:?}"
+    );
 
     // A label does not excuse content: the same plain tar under a diff_id it does not have fails.
     let area = Area::new();
