@@ -670,6 +670,62 @@ fn the_diff_id_algorithm_decides_how_the_tar_is_hashed() {
     }
 }
 
+/// Recompresses the image `t` of the layout at `path` to zstd into `path/../out`; returns the error.
+fn recompress(path: &Path) -> Option<String> {
+    let r: TransportRef = format!("oci:{}:t", path.display()).parse().unwrap();
+    let src = open_source(&r, &OpenOptions::default()).unwrap();
+    let out = path.with_file_name("out");
+    let d: TransportRef = format!("oci:{}:t", out.display()).parse().unwrap();
+    let dst = hoist::transport::open_destination(&d, &OpenOptions::default()).unwrap();
+    let mut opts = hoist::copy::CopyOptions::default();
+    opts.convert.compression = Some(hoist::compress::Compression::Zstd);
+    hoist::copy::copy(src.as_ref(), dst.as_ref(), &opts)
+        .err()
+        .map(|e| e.to_string())
+}
+
+#[test]
+fn recompress_reads_layers_through_the_same_stream() {
+    let t = tar_of(&[E::File(b"f", b"recompressed", 0o644)]);
+    let case = |bytes: Vec<u8>, media: &'static str, blobs, diff_id: Digest| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("layout");
+        let layer = Blob {
+            media_type: media,
+            bytes,
+            diff_id,
+        };
+        write_image(&path, "t", &[layer], blobs);
+        recompress(&path)
+    };
+    // sha512 blobs with sha256 diff_ids, and the reverse; gzip and plain tar: all accepted.
+    for (blobs, ids) in [
+        (Algorithm::Sha512, Algorithm::Sha256),
+        (Algorithm::Sha256, Algorithm::Sha512),
+    ] {
+        let diff_id = Digest::of_bytes(ids, &t);
+        assert_eq!(
+            case(gzip(&t), media_type::OCI_LAYER_GZIP, blobs, diff_id.clone()),
+            None
+        );
+        assert_eq!(
+            case(t.clone(), media_type::OCI_LAYER_TAR, blobs, diff_id),
+            None
+        );
+    }
+    // Zero padding after gzip is accepted; a wrong gzip CRC is refused, as by unpack and verify.
+    let mut padded = gzip(&t);
+    padded.extend([0u8; 100]);
+    let sha = Digest::sha256(&t);
+    let gz = media_type::OCI_LAYER_GZIP;
+    assert_eq!(case(padded, gz, Algorithm::Sha256, sha.clone()), None);
+    let mut bad_crc = gzip(&t);
+    let n = bad_crc.len();
+    bad_crc[n - 8] ^= 0x55;
+    let err = case(bad_crc, gz, Algorithm::Sha256, sha).expect("a wrong CRC was recompressed");
+    assert!(err.contains("checksum"), "{err}");
+}
+
 #[test]
 fn verify_all_checks_every_diff_id_a_shared_layer_is_listed_under() {
     let t = tar_of(&[E::File(b"base", b"shared base layer", 0o644)]);
