@@ -8,6 +8,7 @@
 //! ([`INCOMPLETE_MARKER`]), so a failed unpack is never mistaken for a finished one.
 
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -70,7 +71,7 @@ pub struct UnpackReport {
     pub bytes: u64,
     /// True when ownership was recorded rather than applied.
     pub rootless: bool,
-    /// Device nodes not created (rootless).
+    /// Device nodes not created (rootless): an empty regular file stands in each place.
     pub skipped_devices: Vec<String>,
     /// The tree's directory.
     pub rootfs: PathBuf,
@@ -285,7 +286,7 @@ pub fn unpack_image(
     let report = applier.report().clone();
     if !report.skipped_devices.is_empty() {
         tracing::warn!(
-            "skipped {} device node(s) that a rootless unpack cannot create (e.g. {})",
+            "{} device node(s) that a rootless unpack cannot create are empty files (e.g. {})",
             report.skipped_devices.len(),
             report.skipped_devices[0]
         );
@@ -328,8 +329,16 @@ pub fn unpack_image(
     } else {
         vec![INCOMPLETE_MARKER.as_bytes(), PLAIN_STATE.as_bytes()]
     };
-    let state = UnpackState::scan(header, &rootfs, applier.digests(), &exclude)?;
+    let mut state = UnpackState::scan(header, &rootfs, applier.digests(), &exclude)?;
+    // Directories left open to an unprivileged owner until now are recorded with the image's mode.
+    for (rel, mode) in applier.locked_dirs() {
+        let rel = Path::new(std::ffi::OsStr::from_bytes(rel));
+        if let Some((_, e)) = state.entries.iter_mut().find(|(p, _)| p == rel) {
+            e.mode = *mode;
+        }
+    }
     state.save(&state_path)?;
+    applier.restore_modes()?;
     std::fs::remove_file(&marker).ctx(|| format!("removing {}", marker.display()))?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
