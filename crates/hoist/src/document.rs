@@ -220,7 +220,13 @@ impl Document {
             ));
         }
         for m in i.manifests() {
-            crate::descriptor::digest_of(m)?;
+            // An entry in an algorithm hoist does not know is unusable, not the whole index: platform
+            // choice passes over it and verify reports it (as skopeo uses the other entries).
+            if let Err(e) = crate::descriptor::digest_of(m)
+                && !unregistered_algorithm(m.digest().as_ref())
+            {
+                return Err(e);
+            }
         }
         Ok(i)
     }
@@ -243,6 +249,25 @@ pub fn check_root_media_type(media_type: &str, what: &str) -> Result<()> {
 pub fn parse_config(bytes: &[u8], digest: &Digest) -> Result<ImageConfiguration> {
     serde_json::from_slice(bytes)
         .map_err(|e| Error::invalid_document(format!("config {digest}"), e.to_string()))
+}
+
+/// True when `text` follows the OCI digest grammar (`algorithm:encoded`) in an algorithm other than
+/// sha256 and sha512: a digest hoist cannot check, as opposed to a malformed one.
+pub fn unregistered_algorithm(text: &str) -> bool {
+    let Some((alg, encoded)) = text.split_once(':') else {
+        return false;
+    };
+    let component = |c: &str| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    !matches!(alg, "sha256" | "sha512")
+        && alg.split(['+', '.', '_', '-']).all(component)
+        && !encoded.is_empty()
+        && encoded
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'))
 }
 
 /// When oci-spec refuses a document, finds a descriptor digest that hoist's grammar refuses too, so the

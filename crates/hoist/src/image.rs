@@ -63,7 +63,15 @@ pub fn select_manifest(source: &dyn Source, doc: Document, wanted: &Platform) ->
         }
         match current.parse()? {
             Parsed::Manifest(_) => return Ok(current),
-            Parsed::Index(index) => {
+            Parsed::Index(mut index) => {
+                // Entries whose digest hoist cannot check are not candidates.
+                let usable: Vec<Descriptor> = index
+                    .manifests()
+                    .iter()
+                    .filter(|d| digest_of(d).is_ok())
+                    .cloned()
+                    .collect();
+                index.set_manifests(usable);
                 let child: Descriptor = platform::select(&index, wanted)?.clone();
                 let child_digest = digest_of(&child)?;
                 if seen.contains(&child_digest) {

@@ -727,6 +727,53 @@ fn recompress_reads_layers_through_the_same_stream() {
 }
 
 #[test]
+fn an_index_entry_with_an_unregistered_digest_algorithm_is_skipped_not_fatal() {
+    let t = tar_of(&[E::File(b"f", b"usable", 0o644)]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("layout");
+    write_image(&path, "t", &[gz_layer(&t)], Algorithm::Sha256);
+    let layout = Layout::open(&path).unwrap();
+    let good = layout
+        .resolve(Some(&hoist::reference::LayoutRef::Tag("t".into())))
+        .unwrap();
+    let host = hoist::platform::Platform::host();
+    let platform = serde_json::json!({"architecture": host.architecture, "os": "linux"});
+    let mut good_entry = serde_json::to_value(&good).unwrap();
+    good_entry["platform"] = platform.clone();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": media_type::OCI_INDEX,
+        "manifests": [
+            {"mediaType": media_type::OCI_MANIFEST, "size": 100, "platform": platform,
+             "digest": format!("sha384:{}", "ab".repeat(48))},
+            good_entry,
+        ]
+    }))
+    .unwrap();
+    let id = layout.write_bytes(&index).unwrap();
+    let desc = hoist::descriptor::new_descriptor(media_type::OCI_INDEX, &id, index.len() as u64);
+    layout.set_tag(Some("idx"), &desc).unwrap();
+    let r: TransportRef = format!("oci:{}:idx", path.display()).parse().unwrap();
+    let src = open_source(&r, &OpenOptions::default()).unwrap();
+    // Platform choice passes over the unusable entry, as skopeo does.
+    let area = Area::new();
+    unpack(src.as_ref(), &area.target(), &UnpackOptions::default()).unwrap();
+    assert_eq!(fs::read(area.target().join("f")).unwrap(), b"usable");
+    // verify reports that entry, and checks the rest.
+    let report = hoist::verify::verify(src.as_ref(), &Default::default());
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(
+        report.problems[0].subject.contains("entry 0"),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report.problems[0].message.contains("sha384"),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
 fn verify_all_checks_every_diff_id_a_shared_layer_is_listed_under() {
     let t = tar_of(&[E::File(b"base", b"shared base layer", 0o644)]);
     let dir = tempfile::tempdir().unwrap();
