@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use hoist::Digest;
@@ -771,6 +771,86 @@ fn an_index_entry_with_an_unregistered_digest_algorithm_is_skipped_not_fatal() {
         "{:?}",
         report.problems
     );
+}
+
+#[test]
+fn pax_sparse_files_are_the_file_gnu_tar_restores() {
+    let Ok(v) = std::process::Command::new("tar").arg("--version").output() else {
+        eprintln!("SKIPPED: GNU tar is not installed");
+        return;
+    };
+    if !String::from_utf8_lossy(&v.stdout).contains("GNU tar") {
+        eprintln!("SKIPPED: tar is not GNU tar");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    // Data at 1 MiB and 3 MiB of a 4 MiB file; the rest holes.
+    fs::create_dir(src.join("d")).unwrap();
+    for name in ["sparse", "d/nested"] {
+        let f = fs::File::create(src.join(name)).unwrap();
+        f.write_all_at(b"middle", 1 << 20).unwrap();
+        f.write_all_at(b"end", 3 << 20).unwrap();
+        f.set_len(4 << 20).unwrap();
+    }
+    for version in ["0.0", "0.1", "1.0"] {
+        let tar_path = dir.path().join(format!("s{version}.tar"));
+        let ok = std::process::Command::new("tar")
+            .args([
+                "--sparse",
+                "--format=pax",
+                &format!("--sparse-version={version}"),
+            ])
+            .arg("-C")
+            .arg(&src)
+            .arg("-cf")
+            .arg(&tar_path)
+            .args(["sparse", "d/nested"])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        // GNU tar's own restore is the reference.
+        let gnu = dir.path().join(format!("gnu{version}"));
+        fs::create_dir(&gnu).unwrap();
+        let ok = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&gnu)
+            .arg("-xf")
+            .arg(&tar_path)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let t = fs::read(&tar_path).unwrap();
+        let area = Area::new();
+        let img = image(&area.base, vec![gz_layer(&t)]);
+        unpack(img.as_ref(), &area.target(), &UnpackOptions::default())
+            .unwrap_or_else(|e| panic!("sparse {version}: {e}"));
+        for name in ["sparse", "d/nested"] {
+            let ours = area.target().join(name);
+            let m = fs::symlink_metadata(&ours).unwrap();
+            assert!(m.is_file(), "sparse {version}: {name} is not a file");
+            assert!(
+                fs::read(&ours).unwrap() == fs::read(gnu.join(name)).unwrap(),
+                "sparse {version}: {name} differs from GNU tar's"
+            );
+            // Holes stay holes.
+            assert!(
+                m.blocks() * 512 < 1 << 20,
+                "sparse {version}: {} blocks",
+                m.blocks()
+            );
+        }
+        let names: Vec<String> = fs::read_dir(area.target())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with(".hoist"))
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.starts_with("GNUSparseFile")),
+            "sparse {version}: {names:?}"
+        );
+    }
 }
 
 #[test]
