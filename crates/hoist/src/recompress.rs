@@ -240,12 +240,7 @@ pub(crate) fn copy_converted(
         ) {
             let bytes = read_small_blob(src, m.config())?;
             let config = crate::document::parse_config(&bytes, &digest_of(m.config())?)?;
-            config
-                .rootfs()
-                .diff_ids()
-                .iter()
-                .map(|d| Digest::parse(d))
-                .collect::<Result<_>>()?
+            crate::image::diff_ids_of(&config)?
         } else {
             Vec::new()
         };

@@ -161,11 +161,9 @@ impl Walker<'_> {
                             e,
                         ),
                         Ok(c) => {
-                            let ids: Vec<Option<Digest>> = c
-                                .rootfs()
-                                .diff_ids()
-                                .iter()
-                                .map(|d| Digest::parse(d).ok())
+                            let ids: Vec<Option<Digest>> = crate::image::diff_ids_each(&c)
+                                .into_iter()
+                                .map(Result::ok)
                                 .collect();
                             if ids.iter().any(Option::is_none) {
                                 self.problem(
