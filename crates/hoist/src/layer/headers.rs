@@ -279,6 +279,27 @@ mod tests {
     }
 
     #[test]
+    fn seeking_over_member_data_keeps_the_guard_in_step() {
+        // A member whose data the index seeks over, then an oversized long name.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(10_000);
+        b.append_data(&mut h, "blob", &[1u8; 10_000][..]).unwrap();
+        let mut data = b.into_inner().unwrap();
+        data.truncate(data.len() - 1024);
+        data.extend(archive(tar::EntryType::GNULongName, 5000));
+        let guard = HeaderGuard::new(io::Cursor::new(data), &Limits::default(), "test");
+        let mut a = tar::Archive::new(guard);
+        let err = a
+            .entries_with_seek()
+            .unwrap()
+            .map(|e| e.map(|_| ()))
+            .collect::<io::Result<Vec<()>>>()
+            .unwrap_err();
+        assert!(err.to_string().contains("--max-path-length"), "{err}");
+    }
+
+    #[test]
     fn pax_headers_are_capped_and_their_size_followed() {
         let limits = Limits::default();
         let err = names(&archive(tar::EntryType::XHeader, 2 << 20), &limits).unwrap_err();
