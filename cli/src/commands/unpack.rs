@@ -142,7 +142,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
         if !report.skipped_devices.is_empty() {
             eprintln!(
-                "warning: {} device node(s) were not created (rootless), e.g. /{}",
+                "warning: {} device node(s) were not created (rootless; an empty file stands in each place, as umoci does), e.g. /{}",
                 report.skipped_devices.len(),
                 report.skipped_devices[0]
             );

@@ -12,7 +12,7 @@
 //! by the number of blocks in flight (a few per thread), never by the input size.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -36,7 +36,7 @@ pub fn decoder<'a>(
 ) -> std::io::Result<Box<dyn Read + Send + 'a>> {
     Ok(match compression {
         Compression::None => Box::new(reader),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+        Compression::Gzip => Box::new(GzipMembers::new(BufReader::with_capacity(
             256 << 10,
             reader,
         ))),
@@ -44,6 +44,69 @@ pub fn decoder<'a>(
             BufReader::with_capacity(256 << 10, reader),
         )?),
     })
+}
+
+/// Every member of a gzip stream, as GNU gzip reads it: each member's CRC and length are checked, and
+/// zero bytes after the last member (tape or block padding) are accepted; anything else after it is
+/// an error, not silently ignored.
+pub struct GzipMembers<R: BufRead> {
+    member: Option<flate2::bufread::GzDecoder<R>>,
+}
+
+impl<R: BufRead> GzipMembers<R> {
+    /// Decodes the gzip stream `reader`.
+    pub fn new(reader: R) -> Self {
+        GzipMembers {
+            member: Some(flate2::bufread::GzDecoder::new(reader)),
+        }
+    }
+}
+
+impl<R: BufRead> Read for GzipMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(member) = self.member.as_mut() else {
+                return Ok(0);
+            };
+            let n = member.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // The member ended (its trailer checked); what follows decides.
+            let Some(mut rest) = self.member.take().map(|m| m.into_inner()) else {
+                return Ok(0);
+            };
+            let next = rest.fill_buf()?;
+            if next.is_empty() {
+                return Ok(0);
+            }
+            if next[0] == 0x1f {
+                self.member = Some(flate2::bufread::GzDecoder::new(rest));
+                continue;
+            }
+            let mut padding = 0u64;
+            loop {
+                let next = rest.fill_buf()?;
+                if next.is_empty() {
+                    return Ok(0);
+                }
+                if let Some(at) = next.iter().position(|&b| b != 0) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "data that is not gzip after the last gzip member (byte {:#04x} after \
+                             {} zero bytes)",
+                            next[at],
+                            padding + at as u64
+                        ),
+                    ));
+                }
+                let k = next.len();
+                padding += k as u64;
+                rest.consume(k);
+            }
+        }
+    }
 }
 
 /// A streaming decoder for what the stream's first bytes are, whatever its media type says (`declared`
@@ -75,6 +138,60 @@ pub fn sniffing_decoder<'a>(
     };
     let stream = io::Cursor::new(magic).take(n as u64).chain(reader);
     Ok((compression, decoder(compression, stream)?))
+}
+
+/// Bytes every decompressed stream may produce whatever its compressed size, before the compression
+/// ratio limit applies (as unpack's layer check).
+pub const EXPANSION_GRACE: u64 = 64 << 20;
+
+/// A reader that refuses to produce more than `limit` bytes (a decompressed stream bounded by the
+/// compressed size times `--max-compression-ratio`, plus [`EXPANSION_GRACE`]): the error names `what`
+/// and the option.
+pub struct ExpansionLimit<R> {
+    inner: R,
+    read: u64,
+    limit: u64,
+    ratio: u64,
+    what: String,
+}
+
+impl<R> ExpansionLimit<R> {
+    /// Bounds `inner`, the decompression of `compressed` bytes, by `limits.max_compression_ratio`.
+    pub fn new(inner: R, compressed: u64, limits: &crate::Limits, what: impl Into<String>) -> Self {
+        let ratio = limits.max_compression_ratio;
+        ExpansionLimit {
+            inner,
+            read: 0,
+            limit: compressed
+                .max(1)
+                .saturating_mul(ratio)
+                .saturating_add(EXPANSION_GRACE),
+            ratio,
+            what: what.into(),
+        }
+    }
+}
+
+impl<R: Read> Read for ExpansionLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.limit {
+            return Err(crate::error::to_io(crate::Error::LimitExceeded {
+                what: format!(
+                    "decompressed size of {} (more than {} bytes)",
+                    self.what, self.limit
+                ),
+                limit: format!(
+                    "{}:1 plus {}",
+                    self.ratio,
+                    crate::limits::human_bytes(EXPANSION_GRACE)
+                ),
+                option: "--max-compression-ratio".into(),
+            }));
+        }
+        Ok(n)
+    }
 }
 
 /// Size of one independently compressed gzip block.

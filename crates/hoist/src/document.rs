@@ -236,6 +236,11 @@ impl Document {
             ));
         }
         for m in i.manifests() {
+            // An entry in an algorithm hoist does not know is unusable, not the whole index: platform
+            // choice passes over it and verify reports it (as skopeo uses the other entries).
+            if unregistered_algorithm(m.digest().as_ref()) {
+                continue;
+            }
             crate::descriptor::check(m)?;
             self.check_child_kind(m, "an entry", true)?;
         }
@@ -361,6 +366,25 @@ pub(crate) fn with_media_type(doc: serde_json::Value, media_type: &str) -> serde
 pub fn parse_config(bytes: &[u8], digest: &Digest) -> Result<ImageConfiguration> {
     serde_json::from_slice(bytes)
         .map_err(|e| Error::invalid_document(format!("config {digest}"), e.to_string()))
+}
+
+/// True when `text` follows the OCI digest grammar (`algorithm:encoded`) in an algorithm other than
+/// sha256 and sha512: a digest hoist cannot check, as opposed to a malformed one.
+pub fn unregistered_algorithm(text: &str) -> bool {
+    let Some((alg, encoded)) = text.split_once(':') else {
+        return false;
+    };
+    let component = |c: &str| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    !matches!(alg, "sha256" | "sha512")
+        && alg.split(['+', '.', '_', '-']).all(component)
+        && !encoded.is_empty()
+        && encoded
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'))
 }
 
 /// When oci-spec refuses a document, finds a descriptor digest that hoist's grammar refuses too, so the

@@ -37,15 +37,26 @@ impl Image {
     /// The config's `rootfs.diff_ids`, validated.
     pub fn diff_ids(&self) -> Result<Vec<Digest>> {
         match &self.config {
-            Some(c) => c
-                .rootfs()
-                .diff_ids()
-                .iter()
-                .map(|d| Digest::parse(d))
-                .collect(),
+            Some(c) => diff_ids_of(c),
             None => Ok(Vec::new()),
         }
     }
+}
+
+/// The one reader of a config's `rootfs.diff_ids`: each entry validated, in order (verify reports
+/// each bad one and still checks the others).
+pub fn diff_ids_each(config: &ImageConfiguration) -> Vec<Result<Digest>> {
+    config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| Digest::parse(d))
+        .collect()
+}
+
+/// A config's `rootfs.diff_ids`, all valid, or the first invalid one's error.
+pub fn diff_ids_of(config: &ImageConfiguration) -> Result<Vec<Digest>> {
+    diff_ids_each(config).into_iter().collect()
 }
 
 /// Walks from `doc` through indexes to the manifest for `wanted`, fetching children from `source`.
@@ -63,7 +74,15 @@ pub fn select_manifest(source: &dyn Source, doc: Document, wanted: &Platform) ->
         }
         match current.parse()? {
             Parsed::Manifest(_) => return Ok(current),
-            Parsed::Index(index) => {
+            Parsed::Index(mut index) => {
+                // Entries whose digest hoist cannot check are not candidates.
+                let usable: Vec<Descriptor> = index
+                    .manifests()
+                    .iter()
+                    .filter(|d| digest_of(d).is_ok())
+                    .cloned()
+                    .collect();
+                index.set_manifests(usable);
                 let child: Descriptor = platform::select(&index, wanted)?.clone();
                 let child_digest = digest_of(&child)?;
                 if seen.contains(&child_digest) {

@@ -11,8 +11,8 @@
 //! requested one, else the policy's (decompress for docker-archive; gzip for uncompressed layers going
 //! into an OCI destination whose manifest is converted anyway, as `skopeo copy docker-archive: oci:`
 //! does), else the layer's own. A layer whose compression stays is copied as it is (same digest). One
-//! that changes streams `source -> verified reader -> decoder -> sha256 of the tar (checked against the
-//! config's diff_id) -> encoder on every core -> sha256 -> temp file`; only then are its digest and size
+//! that changes streams `source -> crate::layer::LayerStream (verified blob, decoder, the tar hashed and
+//! checked against the config's diff_id) -> encoder on every core -> sha256 -> temp file`; only then are its digest and size
 //! known, so the temp file (in the destination's [`Destination::staging_dir`] when it has one, so it can
 //! be linked in) is offered to the destination afterwards. Manifests are rebuilt by
 //! [`crate::convert::convert_manifest`] with the new layer descriptors, indexes by
@@ -20,7 +20,7 @@
 //! Memory stays flat: layers stream, only documents and configs are held.
 
 use std::collections::HashMap;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::sync::Mutex;
 
 use crate::blob::VerifiedReader;
@@ -28,9 +28,10 @@ use crate::compress::{self, Compression, EncodeOptions};
 use crate::convert::{self, Format, LayerUpdate};
 use crate::copy::{CopyOptions, CopyReport};
 use crate::descriptor::{Descriptor, digest_of};
-use crate::digest::{Algorithm, Digest, Hasher, HashingWriter};
+use crate::digest::{Algorithm, Digest, HashingWriter};
 use crate::document::{Document, Parsed};
 use crate::error::{Error, IoContext, Result, from_io};
+use crate::layer::LayerStream;
 use crate::media_type::{self, Kind};
 use crate::progress::{BlobOutcome, Event, ProgressReader, Sink};
 use crate::transport::{
@@ -106,20 +107,6 @@ fn is_foreign(desc: &Descriptor) -> bool {
         && desc.urls().as_ref().is_some_and(|u| !u.is_empty())
 }
 
-/// A reader that hashes what passes through it.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Hasher,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// Decodes, checks the diff_id, re-encodes into a temp file and hands the result to `dst`.
 fn recompress_layer(
     src: &dyn Source,
@@ -131,34 +118,46 @@ fn recompress_layer(
 ) -> Result<(LayerUpdate, BlobOutcome)> {
     let digest = digest_of(&job.desc)?;
     let what = format!("layer {digest} of {}", src.name());
-    // Progress is the source's bytes as they are read (the BlobStarted size is the source's).
-    let raw: BlobReader<'_> = Box::new(ProgressReader::new(
-        src.open_blob(&job.desc)?,
-        digest.clone(),
-        sink.clone(),
-    ));
-    let mut stream = VerifiedReader::new(raw, digest.clone(), job.desc.size(), what.clone());
     let dir = dst.staging_dir().unwrap_or_else(std::env::temp_dir);
     let mut tmp = crate::durable::TempFile::new_in(&dir)?;
     let into = tmp.path().to_path_buf();
-    let passthrough = job.actual == Compression::None && job.target == Compression::None;
-    let (new_digest, new_size, diff_id) = if passthrough {
-        // Plain tar to plain tar: the bytes pass through unchanged, so the source digest (checked by the
-        // verified stream) is also the new digest and the diff_id. Hashing the same bytes twice more
-        // would triple the CPU for nothing.
+    // Plain tar to plain tar: the bytes pass through unchanged, so the source digest (checked by the
+    // verified stream) is also the new digest and, in the same algorithm, the diff_id. Hashing the
+    // same bytes twice more would triple the CPU for nothing.
+    let passthrough = job.actual == Compression::None
+        && job.target == Compression::None
+        && job
+            .diff_id
+            .as_ref()
+            .is_none_or(|d| d.algorithm() == digest.algorithm());
+    let (new_digest, new_size) = if passthrough {
+        // Progress is the source's bytes as they are read (the BlobStarted size is the source's).
+        let raw: BlobReader<'_> = Box::new(ProgressReader::new(
+            src.open_blob(&job.desc)?,
+            digest.clone(),
+            sink.clone(),
+        ));
+        let mut stream = VerifiedReader::new(raw, digest.clone(), job.desc.size(), what.clone());
         let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
         std::io::copy(&mut stream, &mut out)
             .map_err(|e| from_io(e, || format!("copying {what} into {}", into.display())))?;
         out.flush()
             .map_err(|e| from_io(e, || format!("writing {what} into {}", into.display())))?;
-        (digest.clone(), job.desc.size(), digest.clone())
+        stream.finish()?;
+        if let Some(expected) = &job.diff_id
+            && &digest != expected
+        {
+            return Err(Error::DigestMismatch {
+                what: format!("uncompressed content (diff_id) of {what}"),
+                expected: expected.clone(),
+                actual: digest,
+            });
+        }
+        (digest.clone(), job.desc.size())
     } else {
-        let decoder = compress::decoder(job.actual, &mut stream)
-            .map_err(|e| from_io(e, || format!("decompressing {what}")))?;
-        let mut tar = HashingReader {
-            inner: decoder,
-            hasher: Algorithm::Sha256.hasher(),
-        };
+        // The one verified layer stream: blob digest and size, real compression, gzip trailers, and
+        // the diff_id (in its own algorithm) are all checked by the time it ends.
+        let mut tar = LayerStream::open(src, &job.desc, &what, job.diff_id.clone(), sink.clone())?;
         let mut out = HashingWriter::new(
             BufWriter::with_capacity(1 << 20, tmp.as_file_mut()),
             Algorithm::Sha256,
@@ -168,27 +167,20 @@ fn recompress_layer(
             level: opts.level,
             threads,
         };
-        compress::encode(&encode, &mut tar, &mut out).map_err(|e| {
-            from_io(e, || {
-                format!("recompressing {what} into {}", into.display())
+        let encoded = compress::encode(&encode, &mut tar, &mut out);
+        encoded.map_err(|e| {
+            tar.take_error().unwrap_or_else(|| {
+                from_io(e, || {
+                    format!("recompressing {what} into {}", into.display())
+                })
             })
         })?;
+        tar.finish()?;
         out.flush()
             .map_err(|e| from_io(e, || format!("writing {what} into {}", into.display())))?;
         let (_, d, n) = out.finish();
-        (d, n, tar.hasher.finish())
+        (d, n)
     };
-    // The decoder stops at the end of the compressed data; the whole blob must still be verified.
-    stream.finish()?;
-    if let Some(expected) = &job.diff_id
-        && &diff_id != expected
-    {
-        return Err(Error::DigestMismatch {
-            what: format!("uncompressed content (diff_id) of {what}"),
-            expected: expected.clone(),
-            actual: diff_id,
-        });
-    }
     tmp.as_file()
         .sync_all()
         .ctx(|| format!("syncing the recompressed {what}"))?;
@@ -268,12 +260,7 @@ pub(crate) fn copy_converted(
         ) {
             let bytes = read_small_blob(src, m.config())?;
             let config = crate::document::parse_config(&bytes, &digest_of(m.config())?)?;
-            config
-                .rootfs()
-                .diff_ids()
-                .iter()
-                .map(|d| Digest::parse(d))
-                .collect::<Result<_>>()?
+            crate::image::diff_ids_of(&config)?
         } else {
             Vec::new()
         };
@@ -300,6 +287,7 @@ pub(crate) fn copy_converted(
             let diff_id = diff_ids.get(i).cloned();
             if let Some(expected) = &diff_id
                 && actual == Compression::None
+                && d.algorithm() == expected.algorithm()
                 && &d != expected
             {
                 return Err(Error::DigestMismatch {

@@ -10,22 +10,23 @@
 //! `rootfs/` in a bundle and, for a plain tree, only where [`UnpackOptions::state`] says (never
 //! inside the tree, where the container could edit it).
 
-use std::io::{self, Read};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 
 use crate::descriptor::{Descriptor, describe};
-use crate::digest::{Algorithm, Digest, Hasher};
-use crate::error::{Error, IoContext, Result, from_io, to_io};
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
 use crate::image::{Image, resolve};
 use crate::layer::state::{STATE_FORMAT, STATE_VERSION, StateHeader, UnpackState};
-use crate::layer::{Applier, ApplyOptions, Msg, ReadTotals, WhiteoutFormat, parse_layer};
-use crate::limits::{Limits, human_bytes};
-use crate::media_type::{self, Kind};
+use crate::layer::{
+    Applier, ApplyOptions, LayerStream, Msg, ReadTotals, WhiteoutFormat, parse_layer,
+};
+use crate::limits::Limits;
 use crate::platform::Platform;
-use crate::progress::{BlobOutcome, Event, ProgressReader, Sink, emit};
+use crate::progress::{BlobOutcome, Event, Sink, emit};
 use crate::transport::Source;
 
 /// The marker file present in the target while an unpack is under way (or after it failed).
@@ -75,101 +76,12 @@ pub struct UnpackReport {
     pub bytes: u64,
     /// True when ownership was recorded rather than applied.
     pub rootless: bool,
-    /// Device nodes not created (rootless).
+    /// Device nodes not created (rootless): an empty regular file stands in each place.
     pub skipped_devices: Vec<String>,
     /// The tree's directory.
     pub rootfs: PathBuf,
     /// The state file, when one was written.
     pub state: Option<PathBuf>,
-}
-
-/// Reports hoist errors raised under a reader that other code (the decoder, the tar parser) may wrap
-/// or reword: the first one is kept here and preferred over whatever message comes out.
-#[derive(Default)]
-struct ErrorSlot(Mutex<Option<Error>>);
-
-impl ErrorSlot {
-    fn keep(&self, e: io::Error, what: &str) -> io::Error {
-        if e.get_ref().is_some_and(|i| i.is::<Error>()) {
-            let err = from_io(e, || what.to_string());
-            let text = err.to_string();
-            if let Ok(mut slot) = self.0.lock()
-                && slot.is_none()
-            {
-                *slot = Some(err);
-            }
-            return io::Error::other(text);
-        }
-        e
-    }
-
-    fn take(&self) -> Option<Error> {
-        self.0.lock().ok().and_then(|mut s| s.take())
-    }
-}
-
-/// Counts the compressed bytes the decoder pulls.
-struct Counting<'a, R> {
-    inner: R,
-    count: &'a AtomicU64,
-    slot: &'a ErrorSlot,
-}
-
-impl<R: Read> Read for Counting<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.inner.read(buf) {
-            Ok(n) => {
-                self.count.fetch_add(n as u64, Ordering::Relaxed);
-                Ok(n)
-            }
-            Err(e) => Err(self.slot.keep(e, "reading layer")),
-        }
-    }
-}
-
-/// Hashes the uncompressed stream (diff_id) and enforces the layer size and compression ratio.
-struct LayerStream<'a, R> {
-    inner: R,
-    hasher: Hasher,
-    read: u64,
-    compressed: &'a AtomicU64,
-    limits: &'a Limits,
-    name: &'a str,
-    slot: &'a ErrorSlot,
-}
-
-/// Past this many uncompressed bytes, the compression ratio is checked.
-const RATIO_GRACE: u64 = 64 << 20;
-
-impl<R: Read> Read for LayerStream<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = match self.inner.read(buf) {
-            Ok(n) => n,
-            Err(e) => return Err(self.slot.keep(e, self.name)),
-        };
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
-        let fail = |e: Error| Err(self.slot.keep(to_io(e), self.name));
-        if self.read > self.limits.max_layer_size {
-            return fail(Error::LimitExceeded {
-                what: format!("uncompressed size of {}", self.name),
-                limit: human_bytes(self.limits.max_layer_size),
-                option: "--max-layer-size".into(),
-            });
-        }
-        let compressed = self.compressed.load(Ordering::Relaxed).max(1);
-        if self.read > RATIO_GRACE && self.read / compressed > self.limits.max_compression_ratio {
-            return fail(Error::LimitExceeded {
-                what: format!(
-                    "compression ratio of {} ({} bytes from {compressed})",
-                    self.name, self.read
-                ),
-                limit: format!("{}:1", self.limits.max_compression_ratio),
-                option: "--max-compression-ratio".into(),
-            });
-        }
-        Ok(n)
-    }
 }
 
 fn send(tx: &SyncSender<Msg>, stopped: &AtomicBool, msg: Msg) -> Result<()> {
@@ -179,7 +91,8 @@ fn send(tx: &SyncSender<Msg>, stopped: &AtomicBool, msg: Msg) -> Result<()> {
     })
 }
 
-/// Reads one layer and sends its entries. Verifies size, digest and diff_id.
+/// Reads one layer through the one verified layer stream ([`LayerStream`]: size, digest, compression,
+/// diff_id, foreign-layer policy) and sends its entries.
 #[allow(clippy::too_many_arguments)]
 fn read_layer(
     source: &dyn Source,
@@ -192,43 +105,10 @@ fn read_layer(
     stopped: &AtomicBool,
     progress: &Option<Sink>,
 ) -> Result<()> {
-    let media = desc.media_type().to_string();
-    let (compression, foreign) = match media_type::kind(&media) {
-        Kind::Layer {
-            compression,
-            foreign,
-            ..
-        } => (compression, foreign),
-        _ => {
-            return Err(Error::UnsupportedMediaType {
-                media_type: media,
-                what: name.to_string(),
-            });
-        }
-    };
     let digest = crate::descriptor::digest_of(desc)?;
-    let opened = source.open_blob(desc).map(|raw| {
-        let raw = ProgressReader::new(raw, digest.clone(), progress.clone());
-        crate::blob::VerifiedReader::new(raw, digest.clone(), desc.size(), format!("{name} blob"))
-    });
-    let mut verified = match opened {
-        Err(Error::BlobNotFound { digest, location }) if foreign => {
-            let urls = desc.urls().clone().unwrap_or_default().join(", ");
-            return Err(Error::Unsupported(format!(
-                "{name} is a non-distributable (foreign) layer and its blob {digest} is not in \
-                 {location}; hoist does not fetch foreign URLs{}",
-                if urls.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({urls})")
-                }
-            )));
-        }
-        other => other?,
-    };
-    if foreign {
-        tracing::info!("{name} is non-distributable; its blob is present and is applied");
-    }
+    let mut stream =
+        LayerStream::open(source, desc, name, Some(diff_id.clone()), progress.clone())?
+            .with_limits(limits);
     emit(
         progress,
         Event::BlobStarted {
@@ -236,50 +116,15 @@ fn read_layer(
             size: desc.size(),
         },
     );
-    let slot = ErrorSlot::default();
-    let compressed = AtomicU64::new(0);
-    let result = (|| -> Result<Digest> {
-        let counting = Counting {
-            inner: &mut verified,
-            count: &compressed,
-            slot: &slot,
-        };
-        let (_, decoder) = crate::compress::sniffing_decoder(compression, counting)
-            .map_err(|e| from_io(e, || format!("opening {name}")))?;
-        let stream = LayerStream {
-            inner: decoder,
-            hasher: Algorithm::Sha256.hasher(),
-            read: 0,
-            compressed: &compressed,
-            limits,
-            name,
-            slot: &slot,
-        };
-        send(tx, stopped, Msg::LayerStart(name.to_string()))?;
-        let mut stream = parse_layer(stream, name, limits, totals, &mut |m| send(tx, stopped, m))?;
-        // The tar ended; whatever follows in the stream still belongs to the diff_id. Data that is
-        // not valid compressed data (trailing bytes after the last gzip member) ends the stream.
-        if let Err(e) = io::copy(&mut stream, &mut io::sink()) {
-            if let Some(err) = slot.take() {
-                return Err(err);
-            }
-            tracing::debug!("{name}: ignoring trailing data after the compressed stream: {e}");
-        }
-        Ok(stream.hasher.finish())
-    })();
-    let actual = match result {
-        Ok(d) => d,
-        Err(e) => return Err(slot.take().unwrap_or(e)),
-    };
-    // Every byte of the blob is read and hashed, and never more than its size.
-    verified.finish()?;
-    if &actual != diff_id {
-        return Err(Error::DigestMismatch {
-            what: format!("{name} diff_id (uncompressed content)"),
-            expected: diff_id.clone(),
-            actual,
-        });
+    send(tx, stopped, Msg::LayerStart(name.to_string()))?;
+    if let Err(e) = parse_layer(&mut stream, name, limits, totals, &mut |m| {
+        send(tx, stopped, m)
+    }) {
+        return Err(stream.take_error().unwrap_or(e));
     }
+    // The tar ended; whatever follows in the stream still belongs to the diff_id, and the blob must
+    // be read to its end.
+    stream.finish()?;
     send(tx, stopped, Msg::LayerEnd)?;
     emit(
         progress,
@@ -462,7 +307,7 @@ pub fn unpack_image(
     let report = applier.report().clone();
     if !report.skipped_devices.is_empty() {
         tracing::warn!(
-            "skipped {} device node(s) that a rootless unpack cannot create (e.g. {})",
+            "{} device node(s) that a rootless unpack cannot create are empty files (e.g. {})",
             report.skipped_devices.len(),
             report.skipped_devices[0]
         );
@@ -518,10 +363,19 @@ pub fn unpack_image(
         } else {
             vec![INCOMPLETE_MARKER.as_bytes()]
         };
-        let state = UnpackState::scan(header, &rootfs, applier.digests(), &exclude)?;
+        let mut state = UnpackState::scan(header, &rootfs, applier.digests(), &exclude)?;
+        // Directories left open to an unprivileged owner until now are recorded with the image's mode.
+        for (rel, mode) in applier.locked_dirs() {
+            let rel = Path::new(std::ffi::OsStr::from_bytes(rel));
+            if let Some((_, e)) = state.entries.iter_mut().find(|(p, _)| p == rel) {
+                e.mode = *mode;
+            }
+        }
         state.save(state_path, !opts.bundle)?;
     }
     std::fs::remove_file(&marker).ctx(|| format!("removing {}", marker.display()))?;
+    // Last: a directory closed again cannot be written into (the marker's removal included).
+    applier.restore_modes()?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }

@@ -79,7 +79,7 @@ pub struct ApplyReport {
     pub entries: u64,
     /// Bytes of file content written.
     pub bytes: u64,
-    /// Device nodes skipped (rootless).
+    /// Device nodes not created (rootless): an empty regular file stands in each place.
     pub skipped_devices: Vec<String>,
     /// Xattrs that the filesystem refused (name and path), e.g. `user.*` on tmpfs.
     pub skipped_xattrs: u64,
@@ -99,6 +99,10 @@ pub struct Applier {
     /// The current regular-file entry is not written (a whiteout): its data is dropped.
     skipping: bool,
     report: ApplyReport,
+    /// Directories whose mode shuts their (unprivileged) owner out, children first: [`Self::finish`]
+    /// leaves them open to the owner so the tree can still be listed, [`Self::restore_modes`] closes
+    /// them (umoci does the same).
+    locked: Vec<(Vec<u8>, u32)>,
 }
 
 fn io_err(e: Errno) -> io::Error {
@@ -155,6 +159,7 @@ impl Applier {
             current: None,
             skipping: false,
             report: ApplyReport::default(),
+            locked: Vec::new(),
         })
     }
 
@@ -176,6 +181,32 @@ impl Applier {
     /// What was done so far.
     pub fn report(&self) -> &ApplyReport {
         &self.report
+    }
+
+    /// Directories (relative path, image mode) [`Self::finish`] left open to their owner because the
+    /// image's mode would lock an unprivileged owner out; children first.
+    pub fn locked_dirs(&self) -> &[(Vec<u8>, u32)] {
+        &self.locked
+    }
+
+    /// Gives the directories of [`Self::locked_dirs`] their image modes. Call once, after the last
+    /// read of the tree (an unprivileged process cannot list them afterwards).
+    pub fn restore_modes(&mut self) -> Result<()> {
+        for (rel, mode) in std::mem::take(&mut self.locked) {
+            let (dir, name) = split_last(&rel);
+            let parent = self
+                .root
+                .open_dir(dir)
+                .map_err(|e| self.io(&rel, "resolving", e))?;
+            rustix::fs::chmodat(
+                &parent,
+                OsStr::from_bytes(name),
+                Mode::from_raw_mode(mode),
+                AtFlags::empty(),
+            )
+            .map_err(|e| self.io(&rel, "setting the mode of", e.into()))?;
+        }
+        Ok(())
     }
 
     fn unsafe_entry(&self, path: &[u8], reason: impl Into<String>) -> Error {
@@ -707,8 +738,15 @@ impl Applier {
             _ => FileType::BlockDevice,
         };
         if ft != FileType::Fifo && !self.privileged {
+            // As umoci: a rootless unpack cannot create the node, so an empty regular file with the
+            // entry's mode, owner record and time takes its place (the trees match).
             self.report.skipped_devices.push(show(&rel));
-            return Ok(());
+            let mut file = Box::new(head.clone());
+            file.kind = EntryKind::Regular;
+            file.size = 0;
+            file.sparse = false;
+            self.start_file(rel, file)?;
+            return self.end_file();
         }
         let (parent, name) = self.parent(&rel)?;
         let os = OsStr::from_bytes(&name);
@@ -908,6 +946,9 @@ impl Applier {
             return Err(Error::Other(format!("{}: file not finished", self.layer)));
         }
         let dirs = std::mem::take(&mut self.dirs);
+        // Without root, a directory its owner cannot read and enter could not be listed (the state
+        // record) once its mode is set: it gets its mode when the caller is done with the tree.
+        let euid_root = rustix::process::geteuid().is_root();
         for (rel, meta) in dirs.iter().rev() {
             let times = Timestamps {
                 last_access: ts(meta.mtime),
@@ -939,6 +980,12 @@ impl Applier {
                 Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
                 _ => continue,
             }
+            let mode = if !euid_root && meta.mode & 0o700 != 0o700 {
+                self.locked.push((rel.clone(), meta.mode));
+                Mode::from_raw_mode(meta.mode | 0o700)
+            } else {
+                mode
+            };
             rustix::fs::chmodat(&parent, os, mode, AtFlags::empty())
                 .map_err(|e| self.io(rel, "setting the mode of", e.into()))?;
             rustix::fs::utimensat(&parent, os, &times, AtFlags::SYMLINK_NOFOLLOW)

@@ -7,8 +7,11 @@
 //! unpacked. `crate::unpack` connects the two halves with a bounded channel.
 
 pub mod apply;
+pub mod headers;
 pub mod root;
+mod sparse;
 pub mod state;
+pub mod stream;
 
 use std::io::Read;
 use std::str::FromStr;
@@ -19,6 +22,7 @@ use crate::limits::Limits;
 pub use apply::{Applier, ApplyOptions, WhiteoutFormat};
 pub use root::{Resolver, Root};
 pub use state::{StateEntry, UnpackState};
+pub use stream::LayerStream;
 
 /// The kind of a layer entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,7 +194,7 @@ pub fn parse_layer<R: Read>(
     totals: &mut ReadTotals,
     send: &mut dyn FnMut(Msg) -> Result<()>,
 ) -> Result<R> {
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(headers::HeaderGuard::new(reader, limits, layer));
     let read_err = |e: std::io::Error| from_io(e, || format!("reading {layer}"));
     let mut count: u64 = 0;
     {
@@ -205,7 +209,7 @@ pub fn parse_layer<R: Read>(
                     option: "--max-entries".into(),
                 });
             }
-            let path = entry.path_bytes().into_owned();
+            let mut path = entry.path_bytes().into_owned();
             if path.len() > limits.max_path_length {
                 return Err(Error::LimitExceeded {
                     what: format!(
@@ -278,7 +282,7 @@ pub fn parse_layer<R: Read>(
                 ),
                 _ => (0, 0),
             };
-            let sparse = et.is_gnu_sparse();
+            let mut sparse = et.is_gnu_sparse();
             let link = match kind {
                 EntryKind::Symlink | EntryKind::Hardlink => Some(
                     entry
@@ -293,6 +297,7 @@ pub fn parse_layer<R: Read>(
                 _ => None,
             };
             let mut xattrs = Vec::new();
+            let mut pax_sparse = sparse::PaxSparse::default();
             if let Some(exts) = entry.pax_extensions().map_err(read_err)? {
                 for ext in exts {
                     let ext = ext.map_err(read_err)?;
@@ -303,14 +308,47 @@ pub fn parse_layer<R: Read>(
                         && let Some(t) = parse_pax_time(ext.value_bytes())
                     {
                         mtime = t;
+                    } else if let Some(k) = key.strip_prefix(b"GNU.sparse.") {
+                        pax_sparse.record(k, ext.value_bytes());
                     }
                 }
             }
-            let size = if kind == EntryKind::Regular {
+            let mut size = if kind == EntryKind::Regular {
                 entry.size()
             } else {
                 0
             };
+            // A PAX sparse file (GNU tar's formats 0.0, 0.1 and 1.0): its real name and size, and
+            // the map of its data (1.0 keeps the map at the start of the data).
+            let mut sparse_map = None;
+            if kind == EntryKind::Regular && pax_sparse.is_sparse() {
+                let shown = root::show(&path);
+                let bad = |reason: String| Error::UnsafeEntry {
+                    path: shown.clone(),
+                    layer: layer.to_string(),
+                    reason,
+                };
+                let (name, real) = pax_sparse.header().map_err(bad)?;
+                if let Some(name) = name {
+                    path = name;
+                }
+                if path.len() > limits.max_path_length {
+                    return Err(Error::LimitExceeded {
+                        what: format!("path of {} bytes in {layer}", path.len()),
+                        limit: format!("{} bytes", limits.max_path_length),
+                        option: "--max-path-length".into(),
+                    });
+                }
+                let map = pax_sparse
+                    .map(&mut entry, size, real)
+                    .map_err(|e| match e {
+                        sparse::MapError::Io(e) => read_err(e),
+                        sparse::MapError::Bad(r) => bad(r),
+                    })?;
+                size = real;
+                sparse = true;
+                sparse_map = Some(map);
+            }
             // Refuse before writing when the declared size alone passes the limit (sparse files
             // can declare terabytes of holes).
             if totals.content_bytes.saturating_add(size) > limits.max_unpack_size {
@@ -337,7 +375,27 @@ pub fn parse_layer<R: Read>(
                 xattrs,
                 sparse,
             })))?;
-            if kind == EntryKind::Regular {
+            if let Some(map) = sparse_map {
+                let mut chunks = sparse::Expand::new(&mut entry, map, size);
+                loop {
+                    let mut buf = vec![0u8; CHUNK];
+                    let n = crate::blob::read_full(&mut chunks, &mut buf).map_err(read_err)?;
+                    if n == 0 {
+                        break;
+                    }
+                    totals.content_bytes += n as u64;
+                    if totals.content_bytes > limits.max_unpack_size {
+                        return Err(Error::LimitExceeded {
+                            what: format!("total unpacked size (at {layer})"),
+                            limit: crate::limits::human_bytes(limits.max_unpack_size),
+                            option: "--max-size".into(),
+                        });
+                    }
+                    buf.truncate(n);
+                    send(Msg::Data(buf))?;
+                }
+                send(Msg::EndFile)?;
+            } else if kind == EntryKind::Regular {
                 let mut remaining = size;
                 loop {
                     // Size buffers by what is left, so small files cost small allocations; sparse
@@ -381,7 +439,7 @@ pub fn parse_layer<R: Read>(
             }
         }
     }
-    Ok(archive.into_inner())
+    Ok(archive.into_inner().into_inner())
 }
 
 #[cfg(test)]

@@ -122,15 +122,26 @@ impl DockerArchiveSource {
                 file.seek(SeekFrom::Start(0))
                     .ctx(|| format!("reading {}", path.display()))?;
                 let mut tmp = crate::durable::TempFile::new_in(&std::env::temp_dir())?;
-                let mut dec = compress::decoder(c, file)
+                let compressed = file
+                    .metadata()
+                    .ctx(|| format!("reading {}", path.display()))?
+                    .len();
+                let dec = compress::decoder(c, file)
                     .ctx(|| format!("decompressing {}", path.display()))?;
+                // Bounded: a small compressed archive must not fill $TMPDIR.
+                let mut dec = compress::ExpansionLimit::new(
+                    dec,
+                    compressed,
+                    &limits,
+                    format!("docker-archive {}", path.display()),
+                );
                 std::io::copy(&mut dec, tmp.as_file_mut())
-                    .ctx(|| format!("decompressing {}", path.display()))?;
+                    .map_err(|e| from_io(e, || format!("decompressing {}", path.display())))?;
                 Some(tmp)
             }
         };
         let tar_path = decompressed.as_ref().map_or(path, |t| t.path());
-        let index = TarIndex::build(tar_path, limits.max_entries)?;
+        let index = TarIndex::build(tar_path, &limits)?;
         let len = std::fs::metadata(tar_path)
             .ctx(|| format!("reading {}", path.display()))?
             .len();
@@ -242,10 +253,12 @@ impl DockerArchiveSource {
                 Compression::None => member.size,
                 // As skopeo does: the blob is the decompressed layer, so its size must be counted.
                 c => {
-                    let mut dec = compress::decoder(c, index.open(layer)?)
+                    let dec = compress::decoder(c, index.open(layer)?)
                         .ctx(|| format!("decompressing {layer} in {}", path.display()))?;
+                    let what = format!("{layer} in {}", path.display());
+                    let mut dec = compress::ExpansionLimit::new(dec, member.size, &limits, &what);
                     std::io::copy(&mut dec, &mut std::io::sink())
-                        .ctx(|| format!("decompressing {layer} in {}", path.display()))?
+                        .map_err(|e| from_io(e, || format!("decompressing {what}")))?
                 }
             };
             blobs.insert(

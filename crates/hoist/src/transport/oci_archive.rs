@@ -34,7 +34,7 @@ fn blob_member(digest: &crate::Digest) -> String {
 impl OciArchiveSource {
     /// Indexes the archive at `path` and checks that it holds a layout.
     pub fn open(path: &Path, reference: Option<LayoutRef>, limits: Limits) -> Result<Self> {
-        let index = TarIndex::build(path, limits.max_entries)?;
+        let index = TarIndex::build(path, &limits)?;
         let marker =
             index
                 .read_small("oci-layout", 64 << 10)

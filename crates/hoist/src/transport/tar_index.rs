@@ -59,15 +59,22 @@ fn join_inside(link: &str, target: &str) -> Option<String> {
 }
 
 impl TarIndex {
-    /// Reads the headers of the tar at `path` (member data is skipped by seeking).
-    pub fn build(path: &Path, max_members: u64) -> Result<Self> {
+    /// Reads the headers of the tar at `path` (member data is skipped by seeking). At most
+    /// `limits.max_entries` members; long-name and PAX headers are bounded (see
+    /// [`crate::layer::headers`]).
+    pub fn build(path: &Path, limits: &crate::limits::Limits) -> Result<Self> {
+        let max_members = limits.max_entries;
         // An archive is read by seeking: a FIFO is refused at once rather than waited on.
         let file = crate::durable::open_regular(path, false)
             .ctx(|| format!("opening archive {}", path.display()))?;
-        let mut archive = tar::Archive::new(file);
+        let what = format!("archive {}", path.display());
+        let mut archive =
+            tar::Archive::new(crate::layer::headers::HeaderGuard::new(file, limits, &what));
         let mut members = HashMap::new();
         let mut links = HashMap::new();
-        let bad = |e: std::io::Error| Error::io(format!("reading archive {}", path.display()), e);
+        let bad = |e: std::io::Error| {
+            crate::error::from_io(e, || format!("reading archive {}", path.display()))
+        };
         for entry in archive.entries_with_seek().map_err(bad)? {
             let entry = entry.map_err(bad)?;
             if members.len() as u64 >= max_members {
