@@ -65,7 +65,6 @@ pub fn without_credentials(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-
 /// The grammar a tag must follow where hoist reads it from a name or writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TagGrammar {

@@ -15,6 +15,7 @@ pub mod pull;
 pub mod push;
 pub mod retry;
 pub mod streamed;
+pub mod tls;
 
 pub use self::listing::next_link;
 pub use self::pull::RegistrySource;
