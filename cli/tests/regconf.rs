@@ -136,3 +136,302 @@ fn mutual_tls_presents_the_client_certificate_from_certs_d() {
         "{err}"
     );
 }
+
+/// A home of its own for `cmd`: `HOME`, `XDG_RUNTIME_DIR` under `root`, no other auth file or
+/// certs.d, and `bin` first on `PATH` (for scripted credential helpers).
+fn isolated<'a>(cmd: &'a mut std::process::Command, root: &Path) -> &'a mut std::process::Command {
+    let path = format!(
+        "{}:{}",
+        root.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::fs::create_dir_all(root.join("home")).unwrap();
+    std::fs::create_dir_all(root.join("run")).unwrap();
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("certs.d")).unwrap();
+    cmd.env("HOME", root.join("home"))
+        .env("XDG_RUNTIME_DIR", root.join("run"))
+        .env("HOIST_CERTS_D", root.join("certs.d"))
+        .env("PATH", path)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("DOCKER_CONFIG")
+}
+
+/// `docker-credential-fake` in `root/bin`: keeps what `store` gets in `root/helper.json`; the
+/// contents of `root/mode` (`ok`, `fail`, `hang`) decide how it behaves.
+fn fake_helper(root: &Path) {
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let store = root.join("helper.json");
+    let mode = root.join("mode");
+    std::fs::write(&mode, "ok").unwrap();
+    let script = format!(
+        r#"#!/bin/sh
+mode=$(cat '{mode}')
+echo "$1" >> '{log}'
+if [ "$mode" = hang ]; then exec sleep 60; fi
+if [ "$mode" = fail ]; then echo "the keychain is locked" >&2; exit 3; fi
+case "$1" in
+  store) cat > '{store}' ;;
+  get) read server; if [ -s '{store}' ]; then cat '{store}'; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  erase) read server; if [ -s '{store}' ]; then rm '{store}'; else echo "credentials not found in native keychain"; exit 1; fi ;;
+esac
+"#,
+        mode = mode.display(),
+        store = store.display(),
+        log = root.join("helper.log").display(),
+    );
+    let path = bin.join("docker-credential-fake");
+    std::fs::write(&path, script).unwrap();
+    run_ok(std::process::Command::new("chmod").arg("755").arg(&path));
+}
+
+#[test]
+fn a_credential_helper_named_by_cred_helpers_gets_stores_and_erases() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fake_helper(&root);
+    let layout = dir.path().join("src");
+    images::build_two_layer(&layout, "v1");
+    let src = format!("oci:{}:v1", layout.display());
+    let reg = Registry::start_with_auth("alice", "helper-pw-9");
+    let certs = reg.cert_dir.clone().unwrap();
+    let certs = certs.to_str().unwrap();
+    let dest = format!("{}:v1", reg.url("helped/app"));
+    let docker = root.join("home/.docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(
+            r#"{{"credHelpers":{{"{}":"fake"}},"auths":{{}}}}"#,
+            reg.host
+        ),
+    )
+    .unwrap();
+
+    // login checks the password, then stores it through the helper, not in a file.
+    run_ok(isolated(
+        &mut hoist(&[
+            "login",
+            "-u",
+            "alice",
+            "-p",
+            "helper-pw-9",
+            "--cert-dir",
+            certs,
+            &reg.host,
+        ]),
+        &root,
+    ));
+    let stored = std::fs::read_to_string(root.join("helper.json")).unwrap();
+    assert!(
+        stored.contains("helper-pw-9") && stored.contains(&reg.host),
+        "{stored}"
+    );
+    assert!(!root.join("run/containers/auth.json").exists());
+    let config = std::fs::read_to_string(docker.join("config.json")).unwrap();
+    assert!(!config.contains("helper-pw-9"), "{config}");
+
+    // copy and inspect get the credentials from the helper; -v names it, never the password.
+    run_ok(isolated(
+        &mut hoist(&["copy", "--dest-cert-dir", certs, &src, &dest]),
+        &root,
+    ));
+    let out = isolated(
+        &mut hoist(&["-v", "inspect", "--cert-dir", certs, &dest]),
+        &root,
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("docker-credential-fake") && err.contains("credHelpers"),
+        "{err}"
+    );
+    assert!(!err.contains("helper-pw-9"), "{err}");
+
+    // A failing helper is a clear error; a hanging one is stopped at the timeout.
+    std::fs::write(root.join("mode"), "fail").unwrap();
+    let out = run_fail(isolated(
+        &mut hoist(&["inspect", "--cert-dir", certs, &dest]),
+        &root,
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("docker-credential-fake get failed") && err.contains("keychain is locked"),
+        "{err}"
+    );
+    assert!(!err.contains("helper-pw-9"), "{err}");
+    std::fs::write(root.join("mode"), "hang").unwrap();
+    let started = std::time::Instant::now();
+    let out = run_fail(
+        isolated(&mut hoist(&["inspect", "--cert-dir", certs, &dest]), &root)
+            .env("HOIST_CREDENTIAL_HELPER_TIMEOUT", "1"),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did not finish"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+
+    // logout erases through the helper; then the registry asks for credentials again.
+    std::fs::write(root.join("mode"), "ok").unwrap();
+    run_ok(isolated(&mut hoist(&["logout", &reg.host]), &root));
+    assert!(!root.join("helper.json").exists());
+    let out = run_fail(isolated(
+        &mut hoist(&["inspect", "--cert-dir", certs, &dest]),
+        &root,
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("401"), "{err}");
+}
+
+#[test]
+fn skopeo_login_is_read_and_hoist_login_is_read_by_skopeo() {
+    if !tools() || !require_tool("skopeo") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let layout = dir.path().join("src");
+    images::build_two_layer(&layout, "v1");
+    let src = format!("oci:{}:v1", layout.display());
+    let reg = Registry::start_with_auth("bob", "skopeo-pw-2");
+    let certs = reg.cert_dir.clone().unwrap();
+    let certs = certs.to_str().unwrap();
+    let dest = format!("{}:v1", reg.url("peer/app"));
+    run_ok(isolated(
+        std::process::Command::new("skopeo").args([
+            "login",
+            "-u",
+            "bob",
+            "-p",
+            "skopeo-pw-2",
+            "--cert-dir",
+            certs,
+            &reg.host,
+        ]),
+        &root,
+    ));
+    run_ok(isolated(
+        &mut hoist(&["copy", "--dest-cert-dir", certs, &src, &dest]),
+        &root,
+    ));
+    run_ok(isolated(
+        std::process::Command::new("skopeo").args(["logout", &reg.host]),
+        &root,
+    ));
+    run_fail(isolated(
+        &mut hoist(&["inspect", "--cert-dir", certs, &dest]),
+        &root,
+    ));
+    run_ok(isolated(
+        &mut hoist(&[
+            "login",
+            "-u",
+            "bob",
+            "-p",
+            "skopeo-pw-2",
+            "--cert-dir",
+            certs,
+            &reg.host,
+        ]),
+        &root,
+    ));
+    let out = run_ok(isolated(
+        std::process::Command::new("skopeo").args(["inspect", "--raw", "--cert-dir", certs, &dest]),
+        &root,
+    ));
+    assert!(out.contains("layers"), "{out}");
+}
+
+#[test]
+fn docker_credential_pass_with_a_throwaway_gpg_key() {
+    if !tools()
+        || !require_tool("docker-credential-pass")
+        || !require_tool("pass")
+        || !require_tool("gpg")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let gnupg = dir.path().join("gnupg");
+    std::fs::create_dir(&gnupg).unwrap();
+    std::fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let store = dir.path().join("pass");
+    let with_env = |cmd: &mut std::process::Command| {
+        cmd.env("GNUPGHOME", &gnupg)
+            .env("PASSWORD_STORE_DIR", &store);
+    };
+    let mut keygen = std::process::Command::new("gpg");
+    keygen.args([
+        "--batch",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "hoist test <hoist@test.invalid>",
+        "default",
+        "default",
+        "never",
+    ]);
+    with_env(&mut keygen);
+    run_ok(&mut keygen);
+    let mut init = std::process::Command::new("pass");
+    init.args(["init", "hoist@test.invalid"]);
+    with_env(&mut init);
+    run_ok(&mut init);
+
+    let layout = dir.path().join("src");
+    images::build_two_layer(&layout, "v1");
+    let src = format!("oci:{}:v1", layout.display());
+    let reg = Registry::start_with_auth("carol", "pass-pw-3");
+    let certs = reg.cert_dir.clone().unwrap();
+    let certs = certs.to_str().unwrap();
+    let dest = format!("{}:v1", reg.url("pass/app"));
+    let docker = root.join("home/.docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(docker.join("config.json"), r#"{"credsStore":"pass"}"#).unwrap();
+
+    let mut login = hoist(&[
+        "login",
+        "-u",
+        "carol",
+        "-p",
+        "pass-pw-3",
+        "--cert-dir",
+        certs,
+        &reg.host,
+    ]);
+    with_env(isolated(&mut login, &root));
+    run_ok(&mut login);
+    let mut list = std::process::Command::new("docker-credential-pass");
+    list.arg("list");
+    with_env(&mut list);
+    let listed = run_ok(&mut list);
+    assert!(listed.contains(&reg.host), "{listed}");
+
+    let mut copy = hoist(&["-v", "copy", "--dest-cert-dir", certs, &src, &dest]);
+    with_env(isolated(&mut copy, &root));
+    let out = copy.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("docker-credential-pass (credsStore"), "{err}");
+    assert!(!err.contains("pass-pw-3"), "{err}");
+
+    let mut logout = hoist(&["logout", &reg.host]);
+    with_env(isolated(&mut logout, &root));
+    run_ok(&mut logout);
+    let listed = run_ok(&mut list);
+    assert!(!listed.contains(&reg.host), "{listed}");
+    // The agent this test's gpg started, by its home directory.
+    let _ = std::process::Command::new("gpgconf")
+        .args(["--kill", "gpg-agent"])
+        .env("GNUPGHOME", &gnupg)
+        .status();
+}

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod client;
 pub mod credentials;
 mod feed;
+pub mod helper;
 pub mod listing;
 pub mod pull;
 pub mod push;
@@ -39,9 +40,29 @@ const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
 pub fn client_for(name: &ImageName, opts: &OpenOptions) -> Result<Client> {
     let host = name.registry_host().to_string();
     let creds = match &opts.creds {
-        Some(c) => Some(c.clone()),
-        None => credentials::AuthFiles::from_env(opts.authfile.clone())
-            .lookup(&host, &name.repository)?,
+        Some(c) => {
+            tracing::info!(
+                "{host}: credentials of user {:?} from the command line",
+                c.username
+            );
+            Some(c.clone())
+        }
+        None => match credentials::AuthFiles::from_env(opts.authfile.clone())
+            .find(&host, &name.repository)?
+        {
+            Some(found) => {
+                tracing::info!(
+                    "{host}: credentials of user {:?} from {}",
+                    found.creds.username,
+                    found.source
+                );
+                Some(found.creds)
+            }
+            None => {
+                tracing::info!("{host}: no credentials found; anonymous");
+                None
+            }
+        },
     };
     Client::new(
         &host,
