@@ -6,6 +6,7 @@ mod common;
 
 use std::path::Path;
 
+use common::fake_registry::{self, FakeServer, Reply, serve_layout};
 use common::registry::{Registry, TlsSetup};
 use common::{hoist, images, require_tool, run_fail, run_ok};
 
@@ -434,4 +435,73 @@ fn docker_credential_pass_with_a_throwaway_gpg_key() {
         .args(["--kill", "gpg-agent"])
         .env("GNUPGHOME", &gnupg)
         .status();
+}
+
+#[test]
+fn an_identity_token_is_posted_to_the_realm_as_a_refresh_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let img = fake_registry::small_image(&dir.path().join("img"), "app", "v1");
+    let (listener, host) = fake_registry::bind();
+    let realm = format!("http://{host}/token");
+    let server = FakeServer::serve(listener, move |req| {
+        if req.path == "/token" {
+            let body = String::from_utf8_lossy(&req.body).into_owned();
+            return if req.method == "POST"
+                && body.contains("grant_type=refresh_token")
+                && body.contains("refresh_token=the-refresh-token")
+            {
+                Reply::ok(
+                    "application/json",
+                    br#"{"access_token":"access-1"}"#.to_vec(),
+                )
+            } else {
+                Reply::status(401)
+            };
+        }
+        if req.header("authorization") != Some("Bearer access-1") {
+            return Reply::Full(
+                401,
+                vec![(
+                    "WWW-Authenticate".into(),
+                    format!(r#"Bearer realm="{realm}",service="fake""#),
+                )],
+                Vec::new(),
+            );
+        }
+        serve_layout(&img, req).unwrap_or_else(|| Reply::status(404))
+    });
+    let docker = root.join("home/.docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"auths":{{"{host}":{{"identitytoken":"the-refresh-token"}}}}}}"#),
+    )
+    .unwrap();
+    let out = isolated(
+        &mut hoist(&[
+            "-v",
+            "inspect",
+            "--no-tags",
+            "--tls-verify=false",
+            &format!("docker://{host}/app:v1"),
+        ]),
+        &root,
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("the-refresh-token"), "{err}");
+    let posts: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/token")
+        .collect();
+    assert!(
+        !posts.is_empty()
+            && posts
+                .iter()
+                .all(|r| r.method == "POST" && r.header("authorization").is_none())
+    );
 }

@@ -566,14 +566,57 @@ impl Client {
                 q.append_pair("scope", s);
             }
         }
-        let resp = self
-            .exchange(&Method::GET, &url, self.inner.config.retry.times, || {
-                let mut rb = self.inner.http.get(url.clone());
-                if let Some(c) = creds {
-                    rb = rb.header(AUTHORIZATION, auth::basic_header(c));
+        // An identity token (docker's `identitytoken`, a helper's `<token>` user) is an OAuth2
+        // refresh token: POSTed to the realm as a form, as docker does, never sent as Basic.
+        let refresh = creds
+            .filter(|c| c.username == super::helper::IDENTITY_TOKEN_USER)
+            .map(|c| {
+                let mut form = Url::parse("http://form.invalid/").expect("a valid URL");
+                {
+                    let mut q = form.query_pairs_mut();
+                    q.append_pair("grant_type", "refresh_token");
+                    q.append_pair("refresh_token", &c.password);
+                    q.append_pair("client_id", "hoist");
+                    if let Some(s) = service {
+                        q.append_pair("service", s);
+                    }
+                    let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+                    if !scopes.is_empty() {
+                        q.append_pair("scope", &scopes.join(" "));
+                    }
                 }
-                Ok(rb)
-            })?
+                form.query().unwrap_or("").to_string()
+            });
+        let resp = self
+            .exchange(
+                if refresh.is_some() {
+                    &Method::POST
+                } else {
+                    &Method::GET
+                },
+                &url,
+                self.inner.config.retry.times,
+                || {
+                    if let Some(form) = &refresh {
+                        let mut post = url.clone();
+                        post.set_query(None);
+                        return Ok(self
+                            .inner
+                            .http
+                            .post(post)
+                            .header(
+                                reqwest::header::CONTENT_TYPE,
+                                "application/x-www-form-urlencoded",
+                            )
+                            .body(form.clone()));
+                    }
+                    let mut rb = self.inner.http.get(url.clone());
+                    if let Some(c) = creds {
+                        rb = rb.header(AUTHORIZATION, auth::basic_header(c));
+                    }
+                    Ok(rb)
+                },
+            )?
             .map_err(|e| self.transport_error("getting a token", &e))?;
         let status = resp.status();
         if !status.is_success() {
