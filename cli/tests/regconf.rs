@@ -505,3 +505,90 @@ fn an_identity_token_is_posted_to_the_realm_as_a_refresh_token() {
                 .all(|r| r.method == "POST" && r.header("authorization").is_none())
     );
 }
+
+#[test]
+fn registries_conf_mirrors_locations_and_blocks_as_skopeo_reads_them() {
+    if !require_tool("docker-registry") || !require_tool("skopeo") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("src");
+    images::build_two_layer(&layout, "v1");
+    let src = format!("oci:{}:v1", layout.display());
+    let primary = Registry::start();
+    let mirror = Registry::start();
+    run_ok(&mut hoist(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &src,
+        &format!("{}:v1", mirror.url("copy/app")),
+    ]));
+    let conf = dir.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"unqualified-search-registries = ["docker.io"]
+[[registry]]
+prefix = "example.test/team"
+location = "{}/team"
+insecure = true
+[[registry.mirror]]
+location = "{}/copy"
+insecure = true
+[[registry]]
+location = "blocked.test"
+blocked = true
+"#,
+            primary.host, mirror.host
+        ),
+    )
+    .unwrap();
+    let conf_s = conf.to_str().unwrap();
+    let image = "docker://example.test/team/app:v1";
+
+    // A pull is answered by the mirror (no --tls-verify: `insecure` comes from the file); -v says so.
+    let out = hoist(&["-v", "inspect", "--registries-conf", conf_s, image])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("pulling from mirror {}/copy", mirror.host)),
+        "{err}"
+    );
+    assert_eq!(primary.count("GET", "/manifests/"), 0);
+    // skopeo reads the same file the same way.
+    run_ok(std::process::Command::new("skopeo").args([
+        "--registries-conf",
+        conf_s,
+        "inspect",
+        "--raw",
+        image,
+    ]));
+
+    // A push goes to the location, never the mirror; a pull of what only it has falls back to it.
+    run_ok(
+        hoist(&["copy", &src, "docker://example.test/team/app:v2"])
+            .env("CONTAINERS_REGISTRIES_CONF", &conf),
+    );
+    assert_eq!(primary.count("PUT", "/v2/team/app/manifests/v2"), 1);
+    assert_eq!(mirror.count("PUT", "/manifests/v2"), 0);
+    let out = run_ok(
+        hoist(&["inspect", "docker://example.test/team/app:v2"])
+            .env("CONTAINERS_REGISTRIES_CONF", &conf),
+    );
+    assert!(out.contains("sha256:"), "{out}");
+
+    // A blocked registry is refused, naming the file.
+    let out = run_fail(&mut hoist(&[
+        "inspect",
+        "--registries-conf",
+        conf_s,
+        "docker://blocked.test/x/y:v1",
+    ]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("blocked") && err.contains("registries.conf"),
+        "{err}"
+    );
+}

@@ -11,7 +11,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, RANGE};
 
 use super::client::{Client, Paced, Req, TooSlow};
 use super::retry::Attempts;
-use super::{DOCKER_CONTENT_DIGEST, auth, bare_media_type, client_for, header_str};
+use super::{DOCKER_CONTENT_DIGEST, auth, bare_media_type, header_str};
 use crate::descriptor::{Descriptor, digest_of};
 use crate::digest::Digest;
 use crate::document::Document;
@@ -90,12 +90,31 @@ pub struct RegistrySource {
     pub(super) page_size: Option<usize>,
 }
 
+/// True when the registry has `name`'s manifest (a `HEAD`, which costs no pull quota): how a
+/// registries.conf mirror is chosen.
+pub(super) fn has_manifest(client: &Client, name: &ImageName) -> Result<bool> {
+    let url = client.url(&format!(
+        "v2/{}/manifests/{}",
+        name.repository,
+        name.reference()
+    ))?;
+    let req = Req::new(
+        Method::HEAD,
+        url,
+        &auth::repository_scope(&name.repository, false),
+    )
+    .header(ACCEPT, MANIFEST_ACCEPT);
+    Ok(client.send(&req, "HEAD manifest")?.status().is_success())
+}
+
 impl RegistrySource {
     /// A source for `name`; nothing is requested until it is read.
     pub fn open(name: &ImageName, opts: &OpenOptions) -> Result<Self> {
+        // registries.conf may send the pull to a mirror or another location, under another name.
+        let (client, name) = super::connect(name, opts, true)?;
         Ok(RegistrySource {
-            client: client_for(name, opts)?,
-            name: name.clone(),
+            client,
+            name,
             limits: opts.limits.clone(),
             root: Mutex::new(None),
             page_size: None,
