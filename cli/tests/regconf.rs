@@ -592,3 +592,59 @@ blocked = true
         "{err}"
     );
 }
+
+#[test]
+fn a_no_op_sync_between_registries_reads_no_manifest() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("src");
+    images::build_two_layer(&layout, "v1");
+    let src_reg = Registry::start();
+    let dest_reg = Registry::start();
+    run_ok(&mut hoist(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("{}:v1", src_reg.url("team/app")),
+    ]));
+    let sync = || {
+        let out = hoist(&[
+            "sync",
+            "--src",
+            "docker",
+            "--dest",
+            "docker",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("{}/team/app", src_reg.host),
+            &format!("{}/mirror", dest_reg.host),
+        ])
+        .output()
+        .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    let first = sync();
+    assert!(first.contains("1 copied"), "{first}");
+    let gets = |r: &Registry| r.count("GET", "/manifests/");
+    let (src_before, dest_before) = (gets(&src_reg), gets(&dest_reg));
+    let second = sync();
+    assert!(
+        second.contains("0 copied, 1 skipped (up to date)"),
+        "{second}"
+    );
+    assert_eq!(
+        gets(&src_reg),
+        src_before,
+        "the no-op sync read a source manifest"
+    );
+    assert_eq!(
+        gets(&dest_reg),
+        dest_before,
+        "the no-op sync read a destination manifest"
+    );
+    assert!(dest_reg.count("HEAD", "/manifests/") > 0);
+}

@@ -90,21 +90,56 @@ pub struct RegistrySource {
     pub(super) page_size: Option<usize>,
 }
 
-/// True when the registry has `name`'s manifest (a `HEAD`, which costs no pull quota): how a
-/// registries.conf mirror is chosen.
-pub(super) fn has_manifest(client: &Client, name: &ImageName) -> Result<bool> {
-    let url = client.url(&format!(
-        "v2/{}/manifests/{}",
-        name.repository,
-        name.reference()
-    ))?;
+/// The registry's answer to a `HEAD` of `name`'s manifest (which costs no pull quota): `None` when
+/// absent, else its digest (`Docker-Content-Digest`, when given and valid) and media type.
+pub(super) fn head_manifest(
+    client: &Client,
+    name: &ImageName,
+) -> Result<Option<(Option<Digest>, String)>> {
+    let path = format!("v2/{}/manifests/{}", name.repository, name.reference());
+    let url = client.url(&path)?;
     let req = Req::new(
         Method::HEAD,
         url,
         &auth::repository_scope(&name.repository, false),
     )
     .header(ACCEPT, MANIFEST_ACCEPT);
-    Ok(client.send(&req, "HEAD manifest")?.status().is_success())
+    let what = format!("HEAD /{path}");
+    let resp = client.send(&req, &what)?;
+    if resp.status().as_u16() == 404 {
+        return Ok(None);
+    }
+    let resp = client.expect(&what, resp, &[200])?;
+    let digest = header_str(resp.headers(), DOCKER_CONTENT_DIGEST).and_then(|d| d.parse().ok());
+    let media_type = header_str(resp.headers(), CONTENT_TYPE.as_str())
+        .map(|c| bare_media_type(&c).to_string())
+        .unwrap_or_default();
+    Ok(Some((digest, media_type)))
+}
+
+/// True when the registry has `name`'s manifest (asked with `HEAD`): how a registries.conf mirror
+/// is chosen.
+pub(super) fn has_manifest(client: &Client, name: &ImageName) -> Result<bool> {
+    Ok(head_manifest(client, name)?.is_some())
+}
+
+/// The digest and media type of `name`'s root manifest, from a `HEAD` (no pull quota spent), with
+/// registries.conf applied as for a pull: `Ok(None)` when the registry does not have it, an error
+/// when it cannot say (the caller then reads the manifest). Up-to-date checks use it.
+pub fn head_root(name: &ImageName, opts: &OpenOptions) -> Result<Option<(Digest, String)>> {
+    let (client, there) = super::connect(name, opts, true)?;
+    match head_manifest(&client, &there)? {
+        None => Ok(None),
+        Some((Some(d), mt)) => Ok(Some((d, mt))),
+        Some((None, _)) => Err(client.registry_error(
+            format!(
+                "HEAD of {}:{} answered without a Docker-Content-Digest",
+                there.repository,
+                there.reference()
+            ),
+            None,
+        )),
+    }
 }
 
 impl RegistrySource {
