@@ -648,3 +648,159 @@ fn a_no_op_sync_between_registries_reads_no_manifest() {
     );
     assert!(dest_reg.count("HEAD", "/manifests/") > 0);
 }
+
+/// Debian's tinyproxy on a free 127.0.0.1 port, killed by PID on drop; its log names each request.
+struct Tinyproxy {
+    url: String,
+    log: std::path::PathBuf,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Tinyproxy {
+    fn start() -> Tinyproxy {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.path().join("tinyproxy.log");
+        let conf = dir.path().join("tinyproxy.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 60\nLogFile \"{}\"\nLogLevel Info\n\
+                 MaxClients 20\nAllow 127.0.0.1\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("tinyproxy")
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting tinyproxy");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tinyproxy did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Tinyproxy {
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// The log lines that name `host` (a request or a CONNECT to it).
+    fn seen(&self, host: &str) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(host) && (l.contains("Request") || l.contains("CONNECT")))
+            .count()
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn proxies_from_the_environment_carry_every_request_unless_no_proxy() {
+    if !tools() || !require_tool("tinyproxy") {
+        return;
+    }
+    let proxy = Tinyproxy::start();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("src");
+    // A layer over 16 MiB goes up as a streamed PATCH, through the async client.
+    common::synth::write_image(&layout, "v1", 1, 17 << 20, 5);
+    let src = format!("oci:{}:v1", layout.display());
+    let reg = Registry::start_with_auth("dave", "proxy-pw-4");
+    let certs = reg.cert_dir.clone().unwrap();
+    let certs = certs.to_str().unwrap();
+    let dest = format!("{}:v1", reg.url("proxied/app"));
+    let clear = |c: &mut std::process::Command| {
+        for v in [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "NO_PROXY",
+            "no_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            c.env_remove(v);
+        }
+    };
+
+    // HTTPS_PROXY: the TLS registry is reached through CONNECT.
+    let mut copy = hoist(&[
+        "copy",
+        "--dest-cert-dir",
+        certs,
+        "--dest-creds",
+        "dave:proxy-pw-4",
+        &src,
+        &dest,
+    ]);
+    clear(&mut copy);
+    run_ok(copy.env("HTTPS_PROXY", &proxy.url));
+    let through = proxy.seen(&reg.host);
+    assert!(
+        through > 0,
+        "the proxy saw nothing: {}",
+        std::fs::read_to_string(&proxy.log).unwrap_or_default()
+    );
+    assert_eq!(
+        reg.count("PATCH", "/blobs/uploads/"),
+        1,
+        "the layer streamed"
+    );
+
+    // HTTP_PROXY: a plain-http registry through the proxy as a forward request.
+    let plain = Registry::start();
+    let plain_dest = format!("{}:v1", plain.url("plain/app"));
+    let mut copy = hoist(&["copy", "--dest-tls-verify=false", &src, &plain_dest]);
+    clear(&mut copy);
+    run_ok(copy.env("http_proxy", &proxy.url));
+    assert!(proxy.seen(&plain.host) > 0);
+
+    // NO_PROXY covering the host: the proxy sees nothing more.
+    let before = (proxy.seen(&reg.host), proxy.seen(&plain.host));
+    let mut inspect = hoist(&[
+        "inspect",
+        "--cert-dir",
+        certs,
+        "--creds",
+        "dave:proxy-pw-4",
+        &dest,
+    ]);
+    clear(&mut inspect);
+    run_ok(
+        inspect
+            .env("HTTPS_PROXY", &proxy.url)
+            .env("NO_PROXY", "127.0.0.1"),
+    );
+    let mut inspect = hoist(&["inspect", "--tls-verify=false", &plain_dest]);
+    clear(&mut inspect);
+    run_ok(
+        inspect
+            .env("HTTP_PROXY", &proxy.url)
+            .env("no_proxy", "127.0.0.1"),
+    );
+    assert_eq!((proxy.seen(&reg.host), proxy.seen(&plain.host)), before);
+}
