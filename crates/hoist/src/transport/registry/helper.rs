@@ -131,6 +131,15 @@ fn message(o: &Output) -> String {
     }
 }
 
+/// `text` with `secret` replaced.
+fn hide(text: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(secret, "<hidden>")
+    }
+}
+
 fn is_not_found(o: &Output) -> bool {
     let m = message(o).to_ascii_lowercase();
     m.contains("credentials not found") || m.contains("not found in native keychain")
@@ -181,7 +190,8 @@ pub fn store(name: &str, server: &str, creds: &Credentials) -> Result<()> {
     if !o.success {
         return Err(Error::Other(format!(
             "credential helper docker-credential-{name} store failed for {server}: {}",
-            message(&o)
+            // A helper that echoes its input must not show the secret it was given.
+            hide(&message(&o), &creds.password)
         )));
     }
     Ok(())
@@ -200,4 +210,17 @@ pub fn erase(name: &str, server: &str) -> Result<bool> {
         "credential helper docker-credential-{name} erase failed for {server}: {}",
         message(&o)
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helper_names_with_paths_are_refused_and_secrets_hidden() {
+        assert!(program("../evil").is_err());
+        assert!(program("").is_err());
+        assert_eq!(program("pass").unwrap(), "docker-credential-pass");
+        assert_eq!(hide("bad input s3cret", "s3cret"), "bad input <hidden>");
+    }
 }
