@@ -804,3 +804,44 @@ fn proxies_from_the_environment_carry_every_request_unless_no_proxy() {
     );
     assert_eq!((proxy.seen(&reg.host), proxy.seen(&plain.host)), before);
 }
+
+#[test]
+fn a_missing_creds_store_program_leaves_the_registry_anonymous() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let layout = dir.path().join("src");
+    images::build_two_layer(&layout, "v1");
+    let reg = Registry::start();
+    let dest = format!("{}:v1", reg.url("anon/app"));
+    let docker = root.join("home/.docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        r#"{"credsStore":"desktop-not-here"}"#,
+    )
+    .unwrap();
+    run_ok(isolated(
+        &mut hoist(&[
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:v1", layout.display()),
+            &dest,
+        ]),
+        &root,
+    ));
+    let out = isolated(
+        &mut hoist(&["-v", "inspect", "--tls-verify=false", &dest]),
+        &root,
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("docker-credential-desktop-not-here, which is not on PATH"),
+        "{err}"
+    );
+}

@@ -308,6 +308,15 @@ fn find_in_file(path: &Path, registry: &str, repository: &str) -> Result<Option<
         }
     }
     if let Some((name, true)) = &helper {
+        // A default store whose program is missing (a config copied from Docker Desktop) leaves
+        // the registry anonymous rather than failing every pull; skopeo ignores credsStore.
+        if !super::helper::installed(name) {
+            tracing::warn!(
+                "{}: credsStore {name:?} names docker-credential-{name}, which is not on PATH;                  going on without it",
+                path.display()
+            );
+            return Ok(None);
+        }
         return from_helper(name, "credsStore");
     }
     Ok(None)

@@ -45,6 +45,21 @@ fn program(name: &str) -> Result<String> {
     Ok(format!("docker-credential-{name}"))
 }
 
+/// True when `docker-credential-NAME` is an executable file on `PATH`.
+pub fn installed(name: &str) -> bool {
+    let Ok(prog) = program(name) else {
+        return false;
+    };
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(&prog)).is_ok_and(|m| {
+                m.is_file()
+                    && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+            })
+        })
+    })
+}
+
 struct Output {
     success: bool,
     stdout: Vec<u8>,
