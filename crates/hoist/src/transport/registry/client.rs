@@ -557,6 +557,8 @@ impl Client {
             }
             (c, _) => c.as_ref(),
         };
+        // The realm as given: where a refresh token is POSTed (its parameters go in the body).
+        let realm_url = url.clone();
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {
@@ -598,12 +600,10 @@ impl Client {
                 self.inner.config.retry.times,
                 || {
                     if let Some(form) = &refresh {
-                        let mut post = url.clone();
-                        post.set_query(None);
                         return Ok(self
                             .inner
                             .http
-                            .post(post)
+                            .post(realm_url.clone())
                             .header(
                                 reqwest::header::CONTENT_TYPE,
                                 "application/x-www-form-urlencoded",
