@@ -437,11 +437,10 @@ fn docker_credential_pass_with_a_throwaway_gpg_key() {
         .status();
 }
 
-#[test]
-fn an_identity_token_is_posted_to_the_realm_as_a_refresh_token() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    let img = fake_registry::small_image(&dir.path().join("img"), "app", "v1");
+/// A fake registry serving `app:v1` behind a Bearer challenge whose realm (on the same host)
+/// grants a token only for the refresh token `the-refresh-token`, POSTed.
+fn token_registry(dir: &Path) -> (FakeServer, String) {
+    let img = fake_registry::small_image(&dir.join("img"), "app", "v1");
     let (listener, host) = fake_registry::bind();
     let realm = format!("http://{host}/token");
     let server = FakeServer::serve(listener, move |req| {
@@ -471,6 +470,11 @@ fn an_identity_token_is_posted_to_the_realm_as_a_refresh_token() {
         }
         serve_layout(&img, req).unwrap_or_else(|| Reply::status(404))
     });
+    (server, host)
+}
+
+/// `root`'s docker config holding the identity token `the-refresh-token` for `host`.
+fn identity_token_config(root: &Path, host: &str) {
     let docker = root.join("home/.docker");
     std::fs::create_dir_all(&docker).unwrap();
     std::fs::write(
@@ -478,6 +482,14 @@ fn an_identity_token_is_posted_to_the_realm_as_a_refresh_token() {
         format!(r#"{{"auths":{{"{host}":{{"identitytoken":"the-refresh-token"}}}}}}"#),
     )
     .unwrap();
+}
+
+#[test]
+fn an_identity_token_is_posted_to_the_realm_as_a_refresh_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let (server, host) = token_registry(dir.path());
+    identity_token_config(&root, &host);
     let out = isolated(
         &mut hoist(&[
             "-v",
@@ -778,6 +790,25 @@ fn proxies_from_the_environment_carry_every_request_unless_no_proxy() {
     clear(&mut copy);
     run_ok(copy.env("http_proxy", &proxy.url));
     assert!(proxy.seen(&plain.host) > 0);
+
+    // A token realm is reached through the proxy too.
+    let root = dir.path().join("root");
+    let (_server, token_host) = token_registry(dir.path());
+    identity_token_config(&root, &token_host);
+    let mut inspect = hoist(&[
+        "inspect",
+        "--no-tags",
+        "--tls-verify=false",
+        &format!("docker://{token_host}/app:v1"),
+    ]);
+    clear(isolated(&mut inspect, &root));
+    run_ok(inspect.env("HTTP_PROXY", &proxy.url));
+    let log = std::fs::read_to_string(&proxy.log).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("{token_host}/token"))),
+        "{log}"
+    );
 
     // NO_PROXY covering the host: the proxy sees nothing more.
     let before = (proxy.seen(&reg.host), proxy.seen(&plain.host));
