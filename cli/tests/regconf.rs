@@ -876,3 +876,51 @@ fn a_missing_creds_store_program_leaves_the_registry_anonymous() {
         "{err}"
     );
 }
+
+#[test]
+fn a_sync_destination_is_checked_at_its_location_never_a_mirror() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("src");
+    images::build_two_layer(&layout, "v1");
+    let layout_ref = format!("oci:{}:v1", layout.display());
+    let (src_reg, dest_reg, mirror) = (Registry::start(), Registry::start(), Registry::start());
+    for (reg, repo) in [(&src_reg, "team/app"), (&mirror, "mirror/app")] {
+        run_ok(&mut hoist(&[
+            "copy",
+            "--dest-tls-verify=false",
+            &layout_ref,
+            &format!("{}:v1", reg.url(repo)),
+        ]));
+    }
+    // The destination's pulls would be served by a mirror that already has the image.
+    let conf = dir.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[registry]]\nlocation = \"{}\"\ninsecure = true\n[[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n",
+            dest_reg.host, mirror.host
+        ),
+    )
+    .unwrap();
+    let out = hoist(&[
+        "sync",
+        "--src",
+        "docker",
+        "--dest",
+        "docker",
+        "--registries-conf",
+        conf.to_str().unwrap(),
+        "--src-tls-verify=false",
+        &format!("{}/team/app", src_reg.host),
+        &format!("{}/mirror", dest_reg.host),
+    ])
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("1 copied"), "{err}");
+    assert_eq!(dest_reg.count("PUT", "/v2/mirror/app/manifests/v1"), 1);
+}

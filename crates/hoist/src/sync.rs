@@ -392,10 +392,10 @@ fn existing_digest(dest: &TransportRef, opts: &OpenOptions) -> Option<Digest> {
 /// A registry image's root digest and media type from a `HEAD` (no pull quota): `None` when it
 /// cannot be asked so (not a registry, or the registry would not say), `Some(None)` when absent.
 #[allow(unused_variables)]
-fn head_root(r: &TransportRef, opts: &OpenOptions) -> Option<Option<(Digest, String)>> {
+fn head_root(r: &TransportRef, opts: &OpenOptions, pull: bool) -> Option<Option<(Digest, String)>> {
     #[cfg(feature = "registry")]
     if let TransportRef::Docker(name) = r {
-        return match crate::transport::registry::pull::head_root(name, opts) {
+        return match crate::transport::registry::pull::head_root(name, opts, pull) {
             Ok(found) => Some(found),
             Err(e) => {
                 tracing::debug!("{r}: no digest from HEAD ({e})");
@@ -410,9 +410,11 @@ fn sync_one(item: &SyncItem, opts: &SyncOptions) -> Result<Outcome> {
     // Registries are asked with HEAD (Docker-Content-Digest) first, so that a no-op sync reads no
     // manifest: equal digests mean up to date when the copy would write the root as it is (the
     // whole image, or a root that is a single manifest).
-    let dest_head = head_root(&item.destination, &opts.destination);
+    // The destination as a push sees it (registries.conf location, never a mirror).
+    let dest_head = head_root(&item.destination, &opts.destination, false);
     if let Some(Some((dest_digest, _))) = &dest_head
-        && let Some(Some((src_digest, src_type))) = head_root(&item.source, &item.source_options)
+        && let Some(Some((src_digest, src_type))) =
+            head_root(&item.source, &item.source_options, true)
         && &src_digest == dest_digest
         && (opts.copy.index_only
             || matches!(opts.copy.platforms, PlatformChoice::All)

@@ -124,10 +124,15 @@ pub(super) fn has_manifest(client: &Client, name: &ImageName) -> Result<bool> {
 }
 
 /// The digest and media type of `name`'s root manifest, from a `HEAD` (no pull quota spent), with
-/// registries.conf applied as for a pull: `Ok(None)` when the registry does not have it, an error
-/// when it cannot say (the caller then reads the manifest). Up-to-date checks use it.
-pub fn head_root(name: &ImageName, opts: &OpenOptions) -> Result<Option<(Digest, String)>> {
-    let (client, there) = super::connect(name, opts, true)?;
+/// registries.conf applied as for a pull (mirrors first) or, for a destination (`pull` false), as
+/// for a push (the location only): `Ok(None)` when the registry does not have it, an error when it
+/// cannot say (the caller then reads the manifest). Up-to-date checks use it.
+pub fn head_root(
+    name: &ImageName,
+    opts: &OpenOptions,
+    pull: bool,
+) -> Result<Option<(Digest, String)>> {
+    let (client, there) = super::connect(name, opts, pull)?;
     match head_manifest(&client, &there)? {
         None => Ok(None),
         Some((Some(d), mt)) => Ok(Some((d, mt))),
