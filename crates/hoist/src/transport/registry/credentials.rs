@@ -646,4 +646,26 @@ mod tests {
         assert_eq!(c.username, super::super::helper::IDENTITY_TOKEN_USER);
         assert_eq!(c.password, "refresh-me");
     }
+
+    #[test]
+    fn helpers_know_docker_hub_by_its_v1_url_and_cred_helpers_win_over_creds_store() {
+        assert_eq!(helper_server("docker.io"), "https://index.docker.io/v1/");
+        assert_eq!(
+            helper_server(DOCKER_HUB_REGISTRY),
+            "https://index.docker.io/v1/"
+        );
+        assert_eq!(helper_server("r.example:5000"), "r.example:5000");
+        let json: Value = serde_json::from_str(
+            r#"{"credsStore":"desktop","credHelpers":{"https://r.example:5000":"ecr-login"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            helper_in(&json, "r.example:5000"),
+            Some(("ecr-login".to_string(), false))
+        );
+        assert_eq!(
+            helper_in(&json, "other.example"),
+            Some(("desktop".to_string(), true))
+        );
+    }
 }
