@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use hoist::transport::Credentials;
 use hoist::transport::registry::client::{Client, ClientConfig};
-use hoist::transport::registry::credentials::{AuthFiles, store};
+use hoist::transport::registry::credentials::{AuthFiles, helper_server, store};
+use hoist::transport::registry::helper;
 use hoist::transport::registry::retry::RetryPolicy;
 
 /// Arguments of `hoist login`.
@@ -28,7 +29,8 @@ pub struct Args {
     #[arg(long)]
     password_stdin: bool,
     /// The auth file to write (default: $REGISTRY_AUTH_FILE, else
-    /// $XDG_RUNTIME_DIR/containers/auth.json, else ~/.docker/config.json).
+    /// $XDG_RUNTIME_DIR/containers/auth.json); a credential helper the auth files name for the
+    /// registry (credHelpers, credsStore) stores the credentials instead.
     #[arg(long, value_name = "PATH")]
     authfile: Option<std::path::PathBuf>,
     /// Verify the registry's TLS certificate; `--tls-verify=false` also allows plain http.
@@ -98,7 +100,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
     client
         .check_login()
         .with_context(|| format!("logging in to {host}"))?;
-    let path = AuthFiles::from_env(args.authfile).write_target()?;
+    let files = AuthFiles::from_env(args.authfile);
+    if let Some((name, named_in)) = files.helper_for(&host)? {
+        // As `docker login`: the helper the auth file names keeps the secret.
+        helper::store(&name, &helper_server(&host), &creds)
+            .with_context(|| format!("storing the credentials for {host}"))?;
+        eprintln!(
+            "Login Succeeded! (credentials stored by docker-credential-{name}, named in {})",
+            named_in.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = files.write_target()?;
     store(&path, &host, &creds).with_context(|| format!("writing {}", path.display()))?;
     eprintln!(
         "Login Succeeded! (credentials stored in {})",

@@ -56,10 +56,15 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
 /// Registry flags every registry verb shares, whichever end they apply to.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ConnectionArgs {
-    /// The auth file to read credentials from (default: $REGISTRY_AUTH_FILE,
-    /// $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json).
+    /// The auth file to read credentials from (default: $REGISTRY_AUTH_FILE, else
+    /// $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json,
+    /// ~/.docker/config.json, ~/.dockercfg and the credential helpers they name).
     #[arg(long, value_name = "PATH")]
     pub authfile: Option<PathBuf>,
+    /// The registries.conf to read (mirrors, locations, blocked and insecure registries) instead of
+    /// $CONTAINERS_REGISTRIES_CONF or the default files.
+    #[arg(long, value_name = "FILE")]
+    pub registries_conf: Option<PathBuf>,
     /// Retries on connection errors, 429 and 5xx answers (default 3).
     #[arg(long, value_name = "N")]
     pub retry_times: Option<u32>,
@@ -93,6 +98,7 @@ impl RegistryArgs {
         base.cert_dir = self.cert_dir.clone();
         base.creds = self.creds.clone();
         base.authfile = self.connection.authfile.clone();
+        base.registries_conf = self.connection.registries_conf.clone();
         base.retry_times = self.connection.retry_times;
         base.timeout = self.connection.registry_timeout;
         base

@@ -21,6 +21,9 @@ pub struct Registry {
     pub log: PathBuf,
     /// With TLS: the directory holding the CA certificate (`ca.crt`) to pass as `--cert-dir`.
     pub cert_dir: Option<PathBuf>,
+    /// With [`TlsSetup::client_certs`]: `client.cert` and `client.key`, signed by the CA the
+    /// registry requires client certificates from (`http.tls.clientcas`).
+    pub client_dir: Option<PathBuf>,
     child: Child,
 }
 
@@ -68,12 +71,30 @@ impl Registry {
     }
 
     fn start_configured(auth: Option<(&str, &str)>, http_host: Option<&str>) -> Registry {
-        Self::start_with_delete(auth, http_host, true)
+        Self::start_tls(auth, http_host, TlsSetup::default())
     }
 
     fn start_with_delete(
         auth: Option<(&str, &str)>,
         http_host: Option<&str>,
+        delete: bool,
+    ) -> Registry {
+        Self::start_full(auth, http_host, TlsSetup::default(), delete)
+    }
+
+    /// A TLS registry (htpasswd Basic auth for one user) with `setup`'s certificates.
+    pub fn start_tls(
+        auth: Option<(&str, &str)>,
+        http_host: Option<&str>,
+        setup: TlsSetup,
+    ) -> Registry {
+        Self::start_full(auth, http_host, setup, true)
+    }
+
+    fn start_full(
+        auth: Option<(&str, &str)>,
+        http_host: Option<&str>,
+        setup: TlsSetup,
         delete: bool,
     ) -> Registry {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -89,7 +110,9 @@ impl Registry {
             config.push_str(&format!("  host: {h}\n"));
         }
         let mut cert_dir = None;
-        if let Some((user, password)) = auth {
+        let mut client_dir = None;
+        let tls = auth.is_some() || setup.ca_true || setup.client_certs;
+        if tls {
             let certs = dir.path().join("certs");
             std::fs::create_dir(&certs).unwrap();
             let (crt, key) = (certs.join("ca.crt"), dir.path().join("key.pem"));
@@ -106,28 +129,87 @@ impl Registry {
                     "/CN=127.0.0.1",
                     "-addext",
                     "subjectAltName=IP:127.0.0.1",
-                    "-addext",
-                    "basicConstraints=critical,CA:FALSE",
-                    "-addext",
-                    "extendedKeyUsage=serverAuth",
                 ])
+                .args(if setup.ca_true {
+                    // What `openssl req -x509` makes by default: its own CA.
+                    vec!["-addext", "basicConstraints=critical,CA:TRUE"]
+                } else {
+                    vec![
+                        "-addext",
+                        "basicConstraints=critical,CA:FALSE",
+                        "-addext",
+                        "extendedKeyUsage=serverAuth",
+                    ]
+                })
                 .arg("-keyout")
                 .arg(&key)
                 .arg("-out")
                 .arg(&crt));
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", user, password])
-                .output()
-                .expect("htpasswd");
-            assert!(out.status.success());
-            let htpasswd = dir.path().join("htpasswd");
-            std::fs::write(&htpasswd, &out.stdout).unwrap();
             config.push_str(&format!(
-                "  tls:\n    certificate: {}\n    key: {}\nauth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
+                "  tls:\n    certificate: {}\n    key: {}\n",
                 crt.display(),
                 key.display(),
-                htpasswd.display()
             ));
+            if setup.client_certs {
+                let clients = dir.path().join("client");
+                std::fs::create_dir(&clients).unwrap();
+                let (ca_crt, ca_key) = (
+                    dir.path().join("client-ca.pem"),
+                    dir.path().join("client-ca.key"),
+                );
+                run(Command::new("openssl")
+                    .args([
+                        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    ])
+                    .args(["-subj", "/CN=client-ca", "-keyout"])
+                    .arg(&ca_key)
+                    .arg("-out")
+                    .arg(&ca_crt));
+                let csr = dir.path().join("client.csr");
+                let ckey = clients.join("client.key");
+                run(Command::new("openssl")
+                    .args([
+                        "req",
+                        "-newkey",
+                        "rsa:2048",
+                        "-nodes",
+                        "-subj",
+                        "/CN=hoist-client",
+                    ])
+                    .arg("-keyout")
+                    .arg(&ckey)
+                    .arg("-out")
+                    .arg(&csr));
+                let ext = dir.path().join("client.ext");
+                std::fs::write(&ext, "extendedKeyUsage=clientAuth\n").unwrap();
+                run(Command::new("openssl")
+                    .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+                    .arg("-in")
+                    .arg(&csr)
+                    .arg("-CA")
+                    .arg(&ca_crt)
+                    .arg("-CAkey")
+                    .arg(&ca_key)
+                    .arg("-extfile")
+                    .arg(&ext)
+                    .arg("-out")
+                    .arg(clients.join("client.cert")));
+                config.push_str(&format!("    clientcas:\n      - {}\n", ca_crt.display()));
+                client_dir = Some(clients);
+            }
+            if let Some((user, password)) = auth {
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", user, password])
+                    .output()
+                    .expect("htpasswd");
+                assert!(out.status.success());
+                let htpasswd = dir.path().join("htpasswd");
+                std::fs::write(&htpasswd, &out.stdout).unwrap();
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
+                    htpasswd.display()
+                ));
+            }
             cert_dir = Some(certs);
         }
         let config_path = dir.path().join("config.yml");
@@ -145,6 +227,7 @@ impl Registry {
             dir,
             log,
             cert_dir,
+            client_dir,
             child,
         };
         reg.wait_ready(port);
@@ -207,6 +290,15 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How [`Registry::start_tls`] makes its certificates.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TlsSetup {
+    /// The server certificate is `openssl req -x509`'s own CA (`CA:TRUE`), not an end entity.
+    pub ca_true: bool,
+    /// The registry requires a client certificate (mutual TLS); see [`Registry::client_dir`].
+    pub client_certs: bool,
 }
 
 /// How the proxy breaks a connection.

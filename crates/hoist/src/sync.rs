@@ -10,7 +10,9 @@
 //!
 //! Before copying, the digest the destination holds under that name is compared with the source's
 //! root digest (after platform selection): equal means the image is up to date and it is skipped
-//! without touching the destination. An image whose manifest a copy converts (a Docker manifest into
+//! without touching the destination. Registries are asked with `HEAD` (`Docker-Content-Digest`),
+//! never a manifest `GET`, for the destination, and for the source when its root is copied as it is
+//! (`--all`, or a single-manifest image), so a no-op sync spends no pull quota. An image whose manifest a copy converts (a Docker manifest into
 //! an OCI layout, `--format`) never compares equal, so it is copied again; its blobs are then found
 //! present and not transferred again. Images are copied one after the other, each through
 //! [`crate::copy::copy`]; the first failure stops the sync unless [`SyncOptions::keep_going`].
@@ -391,17 +393,55 @@ fn existing_digest(dest: &TransportRef, opts: &OpenOptions) -> Option<Digest> {
     }
 }
 
+/// A registry image's root digest and media type from a `HEAD` (no pull quota): `None` when it
+/// cannot be asked so (not a registry, or the registry would not say), `Some(None)` when absent.
+#[allow(unused_variables)]
+fn head_root(r: &TransportRef, opts: &OpenOptions, pull: bool) -> Option<Option<(Digest, String)>> {
+    #[cfg(feature = "registry")]
+    if let TransportRef::Docker(name) = r {
+        return match crate::transport::registry::pull::head_root(name, opts, pull) {
+            Ok(found) => Some(found),
+            Err(e) => {
+                tracing::debug!("{r}: no digest from HEAD ({e})");
+                None
+            }
+        };
+    }
+    None
+}
+
 fn sync_one(item: &SyncItem, opts: &SyncOptions) -> Result<Outcome> {
     // Blocking HTTP must not run on an async worker (see crate::blocking).
     if crate::blocking::in_async_context() {
         return crate::blocking::outside_async(|| sync_one(item, opts));
     }
+    // Registries are asked with HEAD (Docker-Content-Digest) first, so that a no-op sync reads no
+    // manifest: equal digests mean up to date when the copy would write the root as it is (the
+    // whole image, or a root that is a single manifest).
+    // The destination as a push sees it (registries.conf location, never a mirror).
+    let dest_head = head_root(&item.destination, &opts.destination, false);
+    if let Some(Some((dest_digest, _))) = &dest_head
+        && let Some(Some((src_digest, src_type))) =
+            head_root(&item.source, &item.source_options, true)
+        && &src_digest == dest_digest
+        && (opts.copy.index_only
+            || matches!(opts.copy.platforms, PlatformChoice::All)
+            || (crate::media_type::is_document(&src_type)
+                && src_type != crate::media_type::OCI_INDEX
+                && src_type != crate::media_type::DOCKER_MANIFEST_LIST))
+    {
+        return Ok(Outcome::UpToDate(src_digest));
+    }
     let src = open_source(&item.source, &item.source_options)?;
     let expected = expected_digest(src.as_ref(), &opts.copy)?;
-    if let Some(expected) = expected
-        && existing_digest(&item.destination, &opts.destination).as_ref() == Some(&expected)
-    {
-        return Ok(Outcome::UpToDate(expected));
+    if let Some(expected) = expected {
+        let existing = match dest_head {
+            Some(found) => found.map(|(d, _)| d),
+            None => existing_digest(&item.destination, &opts.destination),
+        };
+        if existing.as_ref() == Some(&expected) {
+            return Ok(Outcome::UpToDate(expected));
+        }
     }
     if opts.dry_run {
         return Ok(Outcome::WouldCopy);

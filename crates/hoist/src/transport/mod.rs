@@ -248,6 +248,8 @@ pub struct OpenOptions {
     pub creds: Option<Credentials>,
     /// Registry: the auth file to read instead of the default ones (`--authfile`).
     pub authfile: Option<PathBuf>,
+    /// Registry: the registries.conf to read instead of the default ones (`--registries-conf`).
+    pub registries_conf: Option<PathBuf>,
     /// Registry: retries on connection errors, 429 and 5xx (`--retry-times`, default 3).
     pub retry_times: Option<u32>,
     /// docker-archive destination: more `NAME:TAG`s for the image's `RepoTags` (skopeo's

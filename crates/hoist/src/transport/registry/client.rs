@@ -10,7 +10,6 @@
 //! that redirect to storage never carry the registry's credentials there.
 
 use std::io::Read;
-use std::path::Path;
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -34,7 +33,8 @@ pub struct ClientConfig {
     pub tls_verify: bool,
     /// How the user turns `tls_verify` off (`--tls-verify`, `--src-tls-verify`, ...), for messages.
     pub tls_verify_flag: String,
-    /// A directory of extra CA certificates (`*.crt`, PEM) to trust.
+    /// The directory of extra CA certificates (`*.crt`, PEM) to trust and of the client certificate
+    /// (`*.cert` + `*.key`); when none, the registry's certs.d directory ([`super::tls`]).
     pub cert_dir: Option<std::path::PathBuf>,
     /// Credentials to authenticate with (none: anonymous).
     pub creds: Option<Credentials>,
@@ -65,8 +65,8 @@ struct Inner {
     http: Http,
     /// The async client for streamed uploads, started on first use.
     streamer: Mutex<Option<Arc<Streamer>>>,
-    /// Extra CA certificates from `cert_dir`, for the async client too.
-    certs: Vec<reqwest::Certificate>,
+    /// The TLS configuration ([`super::tls`]), for the async client too.
+    tls: rustls::ClientConfig,
     host: String,
     config: ClientConfig,
     endpoint: Mutex<Option<Endpoint>>,
@@ -131,21 +131,16 @@ impl Req {
 }
 
 /// The settings the blocking and the async client share (their builders have the same methods).
+/// TLS is [`super::tls`]'s configuration (trusted roots, client certificate, verification).
 macro_rules! configure {
-    ($builder:expr, $config:expr, $certs:expr, $timeout:expr) => {{
-        let mut b = $builder
+    ($builder:expr, $tls:expr, $timeout:expr) => {{
+        $builder
             .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
             .connect_timeout($timeout.min(Duration::from_secs(30)))
             .pool_max_idle_per_host(32)
             .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::limited(10));
-        if !$config.tls_verify {
-            b = b.tls_danger_accept_invalid_certs(true);
-        }
-        if !$certs.is_empty() {
-            b = b.tls_certs_merge($certs.iter().cloned());
-        }
-        b
+            .redirect(reqwest::redirect::Policy::limited(10))
+            .tls_backend_preconfigured($tls.clone())
     }};
 }
 
@@ -163,29 +158,6 @@ fn install_crypto_provider() {
         // Fails only when another provider is already installed, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
-}
-
-fn load_cert_dir(dir: &Path) -> Result<Vec<reqwest::Certificate>> {
-    let mut certs = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        Error::io(
-            format!("reading certificate directory {}", dir.display()),
-            e,
-        )
-    })?;
-    let mut paths: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
-        .collect();
-    paths.sort();
-    for p in paths {
-        let pem = std::fs::read(&p)
-            .map_err(|e| Error::io(format!("reading certificate {}", p.display()), e))?;
-        let mut found = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| Error::Other(format!("certificate {} is not PEM: {e}", p.display())))?;
-        certs.append(&mut found);
-    }
-    Ok(certs)
 }
 
 /// The text of an error and its causes, for messages.
@@ -325,16 +297,18 @@ impl Client {
     /// A client for `host` (`registry.example:5000`).
     pub fn new(host: &str, config: ClientConfig) -> Result<Self> {
         install_crypto_provider();
-        let certs = match &config.cert_dir {
-            Some(dir) => load_cert_dir(dir)?,
-            None => Vec::new(),
-        };
+        let tls = super::tls::TlsFiles::for_host(
+            config.cert_dir.as_deref(),
+            &super::tls::certs_d_bases(),
+            host,
+        )?
+        .client_config(config.tls_verify)?;
         // The blocking client's timeout bounds each wait separately: for the answer to a request
         // (headers, after sending its body) and for each read of a body; it is not a whole-download
         // deadline, so large blobs are fine. reqwest's async read timeout must not be used here: its
         // timer needs a runtime the blocking reader does not run in.
         let timeout = config.timeout.max(Duration::from_millis(1));
-        let http = configure!(Http::builder(), &config, &certs, timeout)
+        let http = configure!(Http::builder(), &tls, timeout)
             .timeout(timeout)
             .build()
             .map_err(|e| setup_error(host, &e))?;
@@ -342,7 +316,7 @@ impl Client {
             inner: Arc::new(Inner {
                 http,
                 streamer: Mutex::new(None),
-                certs,
+                tls,
                 host: host.to_string(),
                 config,
                 endpoint: Mutex::new(None),
@@ -364,15 +338,10 @@ impl Client {
         let timeout = self.timeout();
         // Reads are bounded here by the async client itself (its timer runs on the streamer's
         // runtime); there is no whole-request deadline, which a large chunk would outlast.
-        let http = configure!(
-            reqwest::Client::builder(),
-            &self.inner.config,
-            &self.inner.certs,
-            timeout
-        )
-        .read_timeout(timeout)
-        .build()
-        .map_err(|e| setup_error(&self.inner.host, &e))?;
+        let http = configure!(reqwest::Client::builder(), &self.inner.tls, timeout)
+            .read_timeout(timeout)
+            .build()
+            .map_err(|e| setup_error(&self.inner.host, &e))?;
         let streamer =
             Arc::new(Streamer::start(http).map_err(|e| {
                 self.registry_error(format!("starting the upload runtime: {e}"), None)
@@ -588,6 +557,8 @@ impl Client {
             }
             (c, _) => c.as_ref(),
         };
+        // The realm as given: where a refresh token is POSTed (its parameters go in the body).
+        let realm_url = url.clone();
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {
@@ -597,14 +568,55 @@ impl Client {
                 q.append_pair("scope", s);
             }
         }
-        let resp = self
-            .exchange(&Method::GET, &url, self.inner.config.retry.times, || {
-                let mut rb = self.inner.http.get(url.clone());
-                if let Some(c) = creds {
-                    rb = rb.header(AUTHORIZATION, auth::basic_header(c));
+        // An identity token (docker's `identitytoken`, a helper's `<token>` user) is an OAuth2
+        // refresh token: POSTed to the realm as a form, as docker does, never sent as Basic.
+        let refresh = creds
+            .filter(|c| c.username == super::helper::IDENTITY_TOKEN_USER)
+            .map(|c| {
+                let mut form = Url::parse("http://form.invalid/").expect("a valid URL");
+                {
+                    let mut q = form.query_pairs_mut();
+                    q.append_pair("grant_type", "refresh_token");
+                    q.append_pair("refresh_token", &c.password);
+                    q.append_pair("client_id", "hoist");
+                    if let Some(s) = service {
+                        q.append_pair("service", s);
+                    }
+                    let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+                    if !scopes.is_empty() {
+                        q.append_pair("scope", &scopes.join(" "));
+                    }
                 }
-                Ok(rb)
-            })?
+                form.query().unwrap_or("").to_string()
+            });
+        let resp = self
+            .exchange(
+                if refresh.is_some() {
+                    &Method::POST
+                } else {
+                    &Method::GET
+                },
+                &url,
+                self.inner.config.retry.times,
+                || {
+                    if let Some(form) = &refresh {
+                        return Ok(self
+                            .inner
+                            .http
+                            .post(realm_url.clone())
+                            .header(
+                                reqwest::header::CONTENT_TYPE,
+                                "application/x-www-form-urlencoded",
+                            )
+                            .body(form.clone()));
+                    }
+                    let mut rb = self.inner.http.get(url.clone());
+                    if let Some(c) = creds {
+                        rb = rb.header(AUTHORIZATION, auth::basic_header(c));
+                    }
+                    Ok(rb)
+                },
+            )?
             .map_err(|e| self.transport_error("getting a token", &e))?;
         let status = resp.status();
         if !status.is_success() {

@@ -11,12 +11,15 @@ mod blobs;
 pub mod client;
 pub mod credentials;
 mod feed;
+pub mod helper;
 pub mod listing;
 pub mod manage;
 pub mod pull;
 pub mod push;
+pub mod registries_conf;
 pub mod retry;
 pub mod streamed;
+pub mod tls;
 
 pub use self::listing::next_link;
 pub use self::manage::TagDeletion;
@@ -37,18 +40,91 @@ pub const DEFAULT_RETRY_TIMES: u32 = 3;
 const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
 
 /// Builds the client for an image's registry from the open options (credentials from `--creds`, else
-/// the auth files).
+/// the auth files), for writing: registries.conf's location of the image, never a mirror. The
+/// image's name there may differ (a `location` replaces a `prefix`): [`connect`] returns it.
 pub fn client_for(name: &ImageName, opts: &OpenOptions) -> Result<Client> {
+    Ok(connect(name, opts, false)?.0)
+}
+
+/// The client and the image's name where registries.conf ([`registries_conf`]) puts `name`: for a
+/// pull, the first mirror that has the manifest (asked with `HEAD`), else the location; for a push,
+/// the location. A blocked registry is an error.
+pub fn connect(name: &ImageName, opts: &OpenOptions, pull: bool) -> Result<(Client, ImageName)> {
+    let conf = registries_conf::RegistriesConf::load(opts.registries_conf.as_deref())?;
+    let mut endpoints = conf.endpoints(name, pull)?;
+    let Some(primary) = endpoints.pop() else {
+        return Err(crate::error::Error::Other(format!(
+            "registries.conf gives no location for {}/{}",
+            name.domain, name.repository
+        )));
+    };
+    for ep in endpoints {
+        let mirror = ep.mirror.clone().unwrap_or_default();
+        let answer = client_at(&ep, opts).and_then(|c| {
+            let found = pull::has_manifest(&c, &ep.name)?;
+            Ok((c, found))
+        });
+        match answer {
+            Ok((c, true)) => {
+                tracing::info!(
+                    "{}/{}: pulling from mirror {mirror} ({}/{})",
+                    name.domain,
+                    name.repository,
+                    ep.name.registry_host(),
+                    ep.name.repository
+                );
+                return Ok((c, ep.name));
+            }
+            Ok((_, false)) => tracing::info!("mirror {mirror} does not have the image; next"),
+            Err(e) => tracing::info!("mirror {mirror} failed: {e}; next"),
+        }
+    }
+    if primary.name != *name {
+        tracing::info!(
+            "{}/{}: at {}/{} (registries.conf location)",
+            name.domain,
+            name.repository,
+            primary.name.registry_host(),
+            primary.name.repository
+        );
+    }
+    Ok((client_at(&primary, opts)?, primary.name))
+}
+
+/// The client for one endpoint.
+fn client_at(ep: &registries_conf::Endpoint, opts: &OpenOptions) -> Result<Client> {
+    let name = &ep.name;
     let host = name.registry_host().to_string();
     let creds = match &opts.creds {
-        Some(c) => Some(c.clone()),
-        None => credentials::AuthFiles::from_env(opts.authfile.clone())
-            .lookup(&host, &name.repository)?,
+        Some(c) => {
+            tracing::info!(
+                "{host}: credentials of user {:?} from the command line",
+                c.username
+            );
+            Some(c.clone())
+        }
+        None => match credentials::AuthFiles::from_env(opts.authfile.clone())
+            .find(&host, &name.repository)?
+        {
+            Some(found) => {
+                tracing::info!(
+                    "{host}: credentials of user {:?} from {}",
+                    found.creds.username,
+                    found.source
+                );
+                Some(found.creds)
+            }
+            None => {
+                tracing::info!("{host}: no credentials found; anonymous");
+                None
+            }
+        },
     };
     Client::new(
         &host,
         ClientConfig {
-            tls_verify: opts.tls_verify.unwrap_or(true),
+            // An explicit --tls-verify wins over registries.conf's `insecure`.
+            tls_verify: opts.tls_verify.unwrap_or(!ep.insecure),
             tls_verify_flag: opts
                 .tls_verify_flag
                 .clone()

@@ -11,7 +11,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, RANGE};
 
 use super::client::{Client, Paced, Req, TooSlow};
 use super::retry::Attempts;
-use super::{DOCKER_CONTENT_DIGEST, auth, bare_media_type, client_for, header_str};
+use super::{DOCKER_CONTENT_DIGEST, auth, bare_media_type, header_str};
 use crate::descriptor::{Descriptor, digest_of};
 use crate::digest::Digest;
 use crate::document::Document;
@@ -90,12 +90,71 @@ pub struct RegistrySource {
     pub(super) page_size: Option<usize>,
 }
 
+/// The registry's answer to a `HEAD` of `name`'s manifest (which costs no pull quota): `None` when
+/// absent, else its digest (`Docker-Content-Digest`, when given and valid) and media type.
+pub(super) fn head_manifest(
+    client: &Client,
+    name: &ImageName,
+) -> Result<Option<(Option<Digest>, String)>> {
+    let path = format!("v2/{}/manifests/{}", name.repository, name.reference());
+    let url = client.url(&path)?;
+    let req = Req::new(
+        Method::HEAD,
+        url,
+        &auth::repository_scope(&name.repository, false),
+    )
+    .header(ACCEPT, MANIFEST_ACCEPT);
+    let what = format!("HEAD /{path}");
+    let resp = client.send(&req, &what)?;
+    if resp.status().as_u16() == 404 {
+        return Ok(None);
+    }
+    let resp = client.expect(&what, resp, &[200])?;
+    let digest = header_str(resp.headers(), DOCKER_CONTENT_DIGEST).and_then(|d| d.parse().ok());
+    let media_type = header_str(resp.headers(), CONTENT_TYPE.as_str())
+        .map(|c| bare_media_type(&c).to_string())
+        .unwrap_or_default();
+    Ok(Some((digest, media_type)))
+}
+
+/// True when the registry has `name`'s manifest (asked with `HEAD`): how a registries.conf mirror
+/// is chosen.
+pub(super) fn has_manifest(client: &Client, name: &ImageName) -> Result<bool> {
+    Ok(head_manifest(client, name)?.is_some())
+}
+
+/// The digest and media type of `name`'s root manifest, from a `HEAD` (no pull quota spent), with
+/// registries.conf applied as for a pull (mirrors first) or, for a destination (`pull` false), as
+/// for a push (the location only): `Ok(None)` when the registry does not have it, an error when it
+/// cannot say (the caller then reads the manifest). Up-to-date checks use it.
+pub fn head_root(
+    name: &ImageName,
+    opts: &OpenOptions,
+    pull: bool,
+) -> Result<Option<(Digest, String)>> {
+    let (client, there) = super::connect(name, opts, pull)?;
+    match head_manifest(&client, &there)? {
+        None => Ok(None),
+        Some((Some(d), mt)) => Ok(Some((d, mt))),
+        Some((None, _)) => Err(client.registry_error(
+            format!(
+                "HEAD of {}:{} answered without a Docker-Content-Digest",
+                there.repository,
+                there.reference()
+            ),
+            None,
+        )),
+    }
+}
+
 impl RegistrySource {
     /// A source for `name`; nothing is requested until it is read.
     pub fn open(name: &ImageName, opts: &OpenOptions) -> Result<Self> {
+        // registries.conf may send the pull to a mirror or another location, under another name.
+        let (client, name) = super::connect(name, opts, true)?;
         Ok(RegistrySource {
-            client: client_for(name, opts)?,
-            name: name.clone(),
+            client,
+            name,
             limits: opts.limits.clone(),
             root: Mutex::new(None),
             page_size: None,

@@ -12,7 +12,7 @@ use reqwest::{Method, Url};
 use super::client::{Client, Req, short_url};
 use super::feed::Feed;
 use super::retry::{Attempts, is_retryable_status};
-use super::{DOCKER_CONTENT_DIGEST, auth, client_for, header_str};
+use super::{DOCKER_CONTENT_DIGEST, auth, header_str};
 use crate::descriptor::{Descriptor, digest_of};
 use crate::digest::Digest;
 use crate::document::Document;
@@ -50,10 +50,9 @@ pub struct RegistryDestination {
 impl RegistryDestination {
     /// A destination for `name`; nothing is sent until something is written.
     pub fn open(name: &ImageName, opts: &OpenOptions) -> Result<Self> {
-        Ok(RegistryDestination {
-            client: client_for(name, opts)?,
-            name: name.clone(),
-        })
+        // registries.conf's location (never a mirror), under the name it gives.
+        let (client, name) = super::connect(name, opts, false)?;
+        Ok(RegistryDestination { client, name })
     }
 
     fn scope(&self) -> String {
