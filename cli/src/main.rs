@@ -61,6 +61,8 @@ enum Command {
     Unpack(Box<commands::unpack::Args>),
     /// Turn the changes to an unpacked tree into a new layer and image, as `umoci repack` does.
     Repack(Box<commands::repack::Args>),
+    /// Write the OCI runtime config.json of an image without unpacking it (umoci raw runtime-config).
+    RuntimeConfig(Box<commands::runtime_config::Args>),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(commands::completion::Args),
     /// Print or write man pages for hoist and each verb.
@@ -149,6 +151,7 @@ fn main() -> ExitCode {
         Command::Config(a) => commands::config::run(*a),
         Command::Unpack(a) => commands::unpack::run(*a),
         Command::Repack(a) => commands::repack::run(*a),
+        Command::RuntimeConfig(a) => commands::runtime_config::run(*a),
         Command::Completion(a) => commands::completion::run(a, Cli::command()),
         Command::Man(a) => commands::man::run(a, Cli::command()),
     };

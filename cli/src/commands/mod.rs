@@ -16,6 +16,7 @@ pub mod logout;
 pub mod man;
 pub mod registry_args;
 pub mod repack;
+pub mod runtime_config;
 pub mod sync;
 pub mod tags;
 pub mod unpack;

@@ -181,7 +181,7 @@ fn send(tx: &SyncSender<Msg>, stopped: &AtomicBool, msg: Msg) -> Result<()> {
 
 /// Reads one layer and sends its entries. Verifies size, digest and diff_id.
 #[allow(clippy::too_many_arguments)]
-fn read_layer(
+pub(crate) fn read_layer(
     source: &dyn Source,
     desc: &Descriptor,
     name: &str,
@@ -466,8 +466,12 @@ pub fn unpack_image(
     }
 
     if opts.bundle {
-        let spec =
-            crate::bundle::runtime_config(config, &rootfs, rootless, &image.digest().to_string())?;
+        let spec = crate::bundle::runtime_config(
+            config,
+            &crate::bundle::UserDb::from_rootfs(&rootfs)?,
+            rootless,
+            &image.digest().to_string(),
+        )?;
         crate::bundle::write_config(&spec, dir)?;
     }
     let header = StateHeader {
