@@ -214,3 +214,185 @@ fn rustix_is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// The manifest and config of `layout:tag`.
+fn manifest_and_config(layout: &Path, tag: &str) -> (Value, Value) {
+    let blob = |d: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let index = read_json(&layout.join("index.json"));
+    let desc = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .expect("tag")
+        .clone();
+    let manifest = read_json(&blob(desc["digest"].as_str().unwrap()));
+    let config = read_json(&blob(manifest["config"]["digest"].as_str().unwrap()));
+    (manifest, config)
+}
+
+/// The non-directory member names of the top layer of `layout:tag`, sorted, without `./`.
+fn top_layer_names(layout: &Path, tag: &str) -> Vec<String> {
+    let (manifest, _) = manifest_and_config(layout, tag);
+    let top = manifest["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    // Directories are left out: hoist writes a parent whose mtime changed, umoci 0.4.7 does not.
+    let out = run_ok(std::process::Command::new("tar").args([
+        "-tvzf",
+        &layout.join("blobs/sha256").join(top).display().to_string(),
+    ]));
+    let mut v: Vec<String> = out
+        .lines()
+        .filter(|l| !l.starts_with('d'))
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .map(|l| l.trim_start_matches("./").trim_end_matches('/').to_string())
+        .filter(|l| !l.is_empty() && l != ".")
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn repack_masks_volumes_as_umoci_does() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    build_user_image(&layout, "t");
+    let (l, w) = (layout.display().to_string(), t.path().display().to_string());
+    // The same change in a hoist bundle and an umoci bundle: a file in a volume, a file outside.
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--bundle",
+        &format!("oci:{l}:t"),
+        &format!("{w}/h"),
+    ]));
+    run_ok(std::process::Command::new("umoci").args([
+        "unpack",
+        "--image",
+        &format!("{l}:t"),
+        &format!("{w}/u"),
+    ]));
+    for b in ["h", "u"] {
+        run_ok(&mut sh(&format!(
+            r#"mkdir -p "{w}/{b}/rootfs/data" "{w}/{b}/rootfs/var/log"; echo x > "{w}/{b}/rootfs/data/in-volume"; echo y > "{w}/{b}/rootfs/var/log/l"; echo z > "{w}/{b}/rootfs/etc/new""#
+        )));
+    }
+    run_ok(&mut hoist(&["repack", &format!("{w}/h"), "--tag", "hoist"]));
+    run_ok(std::process::Command::new("umoci").args([
+        "repack",
+        "--image",
+        &format!("{l}:umoci"),
+        &format!("{w}/u"),
+    ]));
+    let hoist_names = top_layer_names(&layout, "hoist");
+    assert_eq!(hoist_names, top_layer_names(&layout, "umoci"));
+    assert!(
+        hoist_names.contains(&"etc/new".to_string()),
+        "{hoist_names:?}"
+    );
+    assert!(
+        !hoist_names
+            .iter()
+            .any(|n| n.starts_with("data/") || n.starts_with("var/log/")),
+        "{hoist_names:?}"
+    );
+    // --no-mask-volumes keeps them, as umoci's.
+    run_ok(&mut hoist(&[
+        "repack",
+        &format!("{w}/h"),
+        "--tag",
+        "hoist-all",
+        "--no-mask-volumes",
+    ]));
+    run_ok(std::process::Command::new("umoci").args([
+        "repack",
+        "--no-mask-volumes",
+        "--image",
+        &format!("{l}:umoci-all"),
+        &format!("{w}/u"),
+    ]));
+    let all = top_layer_names(&layout, "hoist-all");
+    assert_eq!(all, top_layer_names(&layout, "umoci-all"));
+    assert!(all.contains(&"data/in-volume".to_string()), "{all:?}");
+}
+
+#[test]
+fn history_flags_on_repack_and_diff() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    build_user_image(&layout, "t");
+    let (l, w) = (layout.display().to_string(), t.path().display().to_string());
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--bundle",
+        &format!("oci:{l}:t"),
+        &format!("{w}/h"),
+    ]));
+    run_ok(&mut sh(&format!(r#"echo z > "{w}/h/rootfs/etc/new""#)));
+    run_ok(&mut hoist(&[
+        "repack",
+        &format!("{w}/h"),
+        "--tag",
+        "r1",
+        "--history.created",
+        "2020-01-02T03:04:05Z",
+        "--history.created_by",
+        "made by test",
+        "--history.author",
+        "someone",
+        "--history.comment",
+        "a comment",
+    ]));
+    let (_, c) = manifest_and_config(&layout, "r1");
+    let h = c["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(h["created"], "2020-01-02T03:04:05Z");
+    assert_eq!(h["created_by"], "made by test");
+    assert_eq!(h["author"], "someone");
+    assert_eq!(h["comment"], "a comment");
+    let before = manifest_and_config(&layout, "t").1["history"]
+        .as_array()
+        .unwrap()
+        .len();
+    run_ok(&mut hoist(&[
+        "repack",
+        &format!("{w}/h"),
+        "--tag",
+        "r2",
+        "--no-history",
+    ]));
+    assert_eq!(
+        manifest_and_config(&layout, "r2").1["history"]
+            .as_array()
+            .unwrap()
+            .len(),
+        before
+    );
+    // A time that is not RFC 3339 is a usage error naming it.
+    let bad = common::run_fail(&mut hoist(&[
+        "repack",
+        &format!("{w}/h"),
+        "--tag",
+        "r3",
+        "--history.created",
+        "yesterday",
+    ]));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("yesterday"));
+    // diff appending to an image takes the same flags.
+    let help = run_ok(&mut hoist(&["diff", "--help"]));
+    assert!(help.contains("--history.created "), "{help}");
+}

@@ -32,6 +32,9 @@ pub struct Args {
     /// Leave this path of the rootfs out of the layer (repeatable), as umoci's --mask-path.
     #[arg(long = "mask-path", value_name = "PATH")]
     mask_paths: Vec<PathBuf>,
+    /// Keep the image's volume paths in the layer (by default they are masked, as umoci does).
+    #[arg(long)]
+    no_mask_volumes: bool,
     /// Hash every file whose size and times agree, not only those whose inode or ctime changed
     /// since the unpack (slower; for trees whose ctimes cannot be trusted, e.g. copied back).
     #[arg(long, alias = "compare-content")]
@@ -69,6 +72,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         state: args.state.clone(),
         append,
         mask_paths: args.mask_paths.clone(),
+        keep_volumes: args.no_mask_volumes,
         full_hash: args.full_hash,
         open: super::open_options(),
         refresh: args.refresh_bundle,

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::config_edit::ImageEdit;
 use crate::copy::{CopyOptions, copy};
 use crate::diff::{AppendOptions, Appended, DiffOptions, append_diff, compute};
 use crate::error::{Error, Result};
@@ -32,6 +33,10 @@ pub struct RepackOptions {
     pub append: AppendOptions,
     /// Paths inside the rootfs left out of the layer (umoci's `--mask-path`); a leading `/` is allowed.
     pub mask_paths: Vec<PathBuf>,
+    /// Keep the image's `Volumes` in the layer (umoci's `--no-mask-volumes`); by default they are
+    /// masked like [`RepackOptions::mask_paths`], as umoci does, since a volume's contents belong to
+    /// the container's data, not the image.
+    pub keep_volumes: bool,
     /// Hash every file whose metadata agrees, even those whose inode and ctime show them untouched
     /// since the unpack (see [`DiffOptions::full_hash`]).
     pub full_hash: bool,
@@ -223,10 +228,23 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
         }
     };
 
-    let exclude: Vec<PathBuf> = opts
-        .mask_paths
+    let layout = Layout::open(&layout_path)?;
+    let mut masked = opts.mask_paths.clone();
+    if !opts.keep_volumes {
+        let edit = ImageEdit::open(&layout, Some(&base))?;
+        if let Some(volumes) = edit.config()["config"]["Volumes"].as_object() {
+            masked.extend(volumes.keys().map(|v| {
+                PathBuf::from(
+                    String::from_utf8_lossy(&crate::layer::root::lexical_clean(v.as_bytes()))
+                        .into_owned(),
+                )
+            }));
+        }
+    }
+    let exclude: Vec<PathBuf> = masked
         .iter()
         .map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf())
+        .filter(|p| !p.as_os_str().is_empty())
         .collect();
     emit(
         &opts.progress,
@@ -247,7 +265,6 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
         },
     )?;
     let changes = diff.changes().len();
-    let layout = Layout::open(&layout_path)?;
     let mut append = opts.append.clone();
     append.tag = tag.clone();
     append.progress = opts.progress.clone();
