@@ -63,6 +63,12 @@ enum Command {
     Repack(Box<commands::repack::Args>),
     /// Write the OCI runtime config.json of an image without unpacking it (umoci raw runtime-config).
     RuntimeConfig(Box<commands::runtime_config::Args>),
+    /// Point tags of a layout at an image, as `umoci tag` does.
+    Tag(commands::tag::TagArgs),
+    /// Remove tags from a layout, as `umoci rm` does (blobs stay until `hoist gc`).
+    Untag(commands::tag::UntagArgs),
+    /// Show an image's history with each entry's layer, as `umoci stat` does.
+    Stat(commands::stat::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(commands::completion::Args),
     /// Print or write man pages for hoist and each verb.
@@ -152,6 +158,9 @@ fn main() -> ExitCode {
         Command::Unpack(a) => commands::unpack::run(*a),
         Command::Repack(a) => commands::repack::run(*a),
         Command::RuntimeConfig(a) => commands::runtime_config::run(*a),
+        Command::Tag(a) => commands::tag::run_tag(a),
+        Command::Untag(a) => commands::tag::run_untag(a),
+        Command::Stat(a) => commands::stat::run(a),
         Command::Completion(a) => commands::completion::run(a, Cli::command()),
         Command::Man(a) => commands::man::run(a, Cli::command()),
     };

@@ -396,3 +396,127 @@ fn history_flags_on_repack_and_diff() {
     let help = run_ok(&mut hoist(&["diff", "--help"]));
     assert!(help.contains("--history.created "), "{help}");
 }
+
+fn umoci_ls(layout: &Path) -> Vec<String> {
+    let out = run_ok(std::process::Command::new("umoci").args([
+        "ls",
+        "--layout",
+        &layout.display().to_string(),
+    ]));
+    let mut v: Vec<String> = out.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn tag_untag_and_tags_json_agree_with_umoci() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    build_user_image(&layout, "t");
+    let l = layout.display().to_string();
+    run_ok(&mut hoist(&["tag", &format!("oci:{l}:t"), "v1", "v2"]));
+    assert_eq!(umoci_ls(&layout), ["t", "v1", "v2"]);
+    let listed: Value = serde_json::from_str(&run_ok(&mut hoist(&[
+        "tags",
+        "--format",
+        "json",
+        &format!("oci:{l}"),
+    ])))
+    .unwrap();
+    let digest = manifest_digest(&layout, "t");
+    let tags: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["t", "v1", "v2"]);
+    for e in listed.as_array().unwrap() {
+        assert_eq!(e["digest"], digest.as_str());
+    }
+    // An invalid tag is refused before anything is written.
+    let before = std::fs::read(layout.join("index.json")).unwrap();
+    let bad = common::run_fail(&mut hoist(&["tag", &format!("oci:{l}:t"), "ok", "bad tag"]));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bad tag"));
+    assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), before);
+    // untag: umoci sees it gone; a missing tag is exit 2, after the others are removed.
+    let out = common::run_fail(&mut hoist(&[
+        "untag",
+        &format!("oci:{l}:v2"),
+        &format!("oci:{l}:nope"),
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    assert_eq!(umoci_ls(&layout), ["t", "v1"]);
+    // A tag umoci made is listed with its digest.
+    run_ok(std::process::Command::new("umoci").args([
+        "tag",
+        "--image",
+        &format!("{l}:t"),
+        "from-umoci",
+    ]));
+    let listed = run_ok(&mut hoist(&[
+        "tags",
+        "--format",
+        "json",
+        &format!("oci:{l}"),
+    ]));
+    assert!(listed.contains("from-umoci"));
+}
+
+fn manifest_digest(layout: &Path, tag: &str) -> String {
+    let index = read_json(&layout.join("index.json"));
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .expect("tag")["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn stat_matches_umoci_stat() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    build_user_image(&layout, "t");
+    let l = layout.display().to_string();
+    let umoci: Value = serde_json::from_str(&run_ok(std::process::Command::new("umoci").args([
+        "stat",
+        "--json",
+        "--image",
+        &format!("{l}:t"),
+    ])))
+    .unwrap();
+    let ours: Value = serde_json::from_str(&run_ok(&mut hoist(&[
+        "stat",
+        "--format",
+        "json",
+        &format!("oci:{l}:t"),
+    ])))
+    .unwrap();
+    assert_eq!(ours, umoci);
+    assert_eq!(ours["history"].as_array().unwrap().len(), 2);
+    let table = run_ok(&mut hoist(&["stat", &format!("oci:{l}:t")]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("LAYER") && lines[0].contains("CREATED BY"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("sha256:") && lines[1].contains("umoci repack"),
+        "{table}"
+    );
+    assert!(
+        lines[2].starts_with("<none>") && lines[2].contains("umoci config"),
+        "{table}"
+    );
+}

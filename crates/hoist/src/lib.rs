@@ -39,6 +39,7 @@ pub mod progress;
 pub mod recompress;
 pub mod reference;
 pub mod repack;
+pub mod stat;
 pub mod sync;
 pub mod transport;
 pub mod unpack;
