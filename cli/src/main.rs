@@ -51,7 +51,7 @@ enum Command {
     /// Remove a registry's credentials from the auth file.
     #[cfg(feature = "registry")]
     Logout(commands::logout::Args),
-    /// Remove blobs of a layout that no tag or index entry reaches.
+    /// Remove blobs of a layout that no tag or index entry reaches, stray files and dead temp files.
     Gc(commands::gc::Args),
     /// Write the changes between two directories as a layer (a file, or appended to an image).
     Diff(Box<commands::diff::Args>),

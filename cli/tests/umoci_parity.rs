@@ -520,3 +520,112 @@ fn stat_matches_umoci_stat() {
         "{table}"
     );
 }
+
+fn blob_names(layout: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn gc_removes_strays_and_says_so() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    build_user_image(&layout, "t");
+    let l = layout.display().to_string();
+    // An unreferenced blob: the image before its config edit loses its tag.
+    run_ok(&mut hoist(&["tag", &format!("oci:{l}:t"), "keep"]));
+    run_ok(std::process::Command::new("umoci").args([
+        "config",
+        "--image",
+        &format!("{l}:t"),
+        "--config.env",
+        "X=1",
+    ]));
+    run_ok(&mut hoist(&["untag", &format!("oci:{l}:keep")]));
+    // umoci gc on a copy removes the unreferenced blobs; hoist's blob result must match.
+    let copy = t.path().join("copy");
+    run_ok(std::process::Command::new("cp").args(["-a", &l, &copy.display().to_string()]));
+    run_ok(std::process::Command::new("umoci").args([
+        "gc",
+        "--layout",
+        &copy.display().to_string(),
+    ]));
+
+    // Strays, and what must survive.
+    let outside = t.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("precious"), "keep me").unwrap();
+    std::fs::write(layout.join("junk.txt"), "x").unwrap();
+    std::fs::create_dir_all(layout.join("stuff/deep")).unwrap();
+    std::fs::write(layout.join("stuff/deep/f"), "x").unwrap();
+    std::os::unix::fs::symlink(&outside, layout.join("link")).unwrap();
+    std::fs::create_dir_all(layout.join("blobs/md5")).unwrap();
+    std::fs::write(layout.join("blobs/sha256/not-a-digest"), "x").unwrap();
+    std::fs::create_dir_all(layout.join("blobs/sha256/sub")).unwrap();
+    std::fs::write(layout.join(".hoist-tmp-dead"), "x").unwrap();
+    // A live writer's temp directory (another tool, holding a flock on it) is left alone.
+    std::fs::create_dir(layout.join(".umoci-live")).unwrap();
+    let live = std::fs::File::open(layout.join(".umoci-live")).unwrap();
+    // SAFETY: flock on an open descriptor.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&live), libc::LOCK_EX) },
+        0
+    );
+
+    let before = common::snapshot(&layout);
+    let dry = run_ok(&mut hoist(&["gc", "--dry-run", &format!("oci:{l}")]));
+    assert_eq!(
+        common::snapshot(&layout),
+        before,
+        "a dry run removes nothing"
+    );
+    for stray in [
+        "junk.txt",
+        "stuff",
+        "link",
+        "blobs/md5",
+        "blobs/sha256/not-a-digest",
+        "blobs/sha256/sub",
+    ] {
+        assert!(
+            dry.contains(&format!("would remove stray {stray}\n")),
+            "{stray} in {dry}"
+        );
+    }
+    assert!(!dry.contains(".umoci-live"), "{dry}");
+    assert!(dry.contains("would remove blob sha256:"), "{dry}");
+
+    let out = run_ok(&mut hoist(&["gc", &format!("oci:{l}")]));
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("removed ")).count(),
+        dry.lines()
+            .filter(|l| l.starts_with("would remove "))
+            .count(),
+        "{out}\n{dry}"
+    );
+    assert!(out.contains("1 temp files"), "{out}");
+    let mut left: Vec<String> = std::fs::read_dir(&layout)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, [".umoci-live", "blobs", "index.json", "oci-layout"]);
+    assert!(!layout.join("blobs/md5").exists());
+    assert_eq!(
+        std::fs::read_to_string(outside.join("precious")).unwrap(),
+        "keep me"
+    );
+    assert_eq!(blob_names(&layout), blob_names(&copy));
+    run_ok(&mut hoist(&["verify", "--all", &format!("oci:{l}")]));
+    drop(live);
+    // Once its writer is gone, it is a stray like the others.
+    let out = run_ok(&mut hoist(&["gc", &format!("oci:{l}")]));
+    assert!(out.contains("removed stray .umoci-live"), "{out}");
+}
