@@ -244,15 +244,14 @@ fn top_layer_names(layout: &Path, tag: &str) -> Vec<String> {
         .trim_start_matches("sha256:")
         .to_string();
     // Directories are left out: hoist writes a parent whose mtime changed, umoci 0.4.7 does not.
-    let out = run_ok(std::process::Command::new("tar").args([
-        "-tvzf",
-        &layout.join("blobs/sha256").join(top).display().to_string(),
-    ]));
-    let mut v: Vec<String> = out
+    let blob = layout.join("blobs/sha256").join(top).display().to_string();
+    let long = run_ok(std::process::Command::new("tar").args(["-tvzf", &blob]));
+    let names = run_ok(std::process::Command::new("tar").args(["-tzf", &blob]));
+    let mut v: Vec<String> = long
         .lines()
-        .filter(|l| !l.starts_with('d'))
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .map(|l| l.trim_start_matches("./").trim_end_matches('/').to_string())
+        .zip(names.lines())
+        .filter(|(l, _)| !l.starts_with('d'))
+        .map(|(_, n)| n.trim_start_matches("./").to_string())
         .filter(|l| !l.is_empty() && l != ".")
         .collect();
     v.sort();
@@ -628,4 +627,66 @@ fn gc_removes_strays_and_says_so() {
     // Once its writer is gone, it is a stray like the others.
     let out = run_ok(&mut hoist(&["gc", &format!("oci:{l}")]));
     assert!(out.contains("removed stray .umoci-live"), "{out}");
+}
+
+/// The same edit in a bundle: a file added, one deleted, one changed, a directory made.
+fn edit_bundle(bundle: &Path) {
+    let r = bundle.join("rootfs").display().to_string();
+    run_ok(&mut sh(&format!(
+        r#"echo new > "{r}/added"; rm "{r}/etc/group"; echo more >> "{r}/etc/passwd"; mkdir -p "{r}/srv/a b"; echo q > "{r}/srv/a b/f*?[#""#
+    )));
+}
+
+#[test]
+fn umoci_repacks_a_hoist_bundle() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    build_user_image(&layout, "t");
+    let l = layout.display().to_string();
+    let (h, u) = (t.path().join("h"), t.path().join("u"));
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--bundle",
+        &format!("oci:{l}:t"),
+        &h.display().to_string(),
+    ]));
+    assert!(h.join("umoci.json").exists());
+    run_ok(std::process::Command::new("umoci").args([
+        "unpack",
+        "--image",
+        &format!("{l}:t"),
+        &u.display().to_string(),
+    ]));
+    // Untouched, umoci finds no change in hoist's bundle: its mtree describes the tree exactly.
+    run_ok(std::process::Command::new("umoci").args([
+        "repack",
+        "--image",
+        &format!("{l}:same"),
+        &h.display().to_string(),
+    ]));
+    let (same, _) = manifest_and_config(&layout, "same");
+    let (base, _) = manifest_and_config(&layout, "t");
+    assert!(
+        same["layers"] == base["layers"] || top_layer_names(&layout, "same").is_empty(),
+        "umoci found changes in an untouched hoist bundle: {:?}",
+        top_layer_names(&layout, "same")
+    );
+    edit_bundle(&h);
+    edit_bundle(&u);
+    for (b, tag) in [(&h, "from-hoist"), (&u, "from-umoci")] {
+        run_ok(std::process::Command::new("umoci").args([
+            "repack",
+            "--image",
+            &format!("{l}:{tag}"),
+            &b.display().to_string(),
+        ]));
+    }
+    let names = top_layer_names(&layout, "from-hoist");
+    assert_eq!(names, top_layer_names(&layout, "from-umoci"));
+    assert!(names.contains(&"etc/.wh.group".to_string()), "{names:?}");
+    assert!(names.contains(&"srv/a b/f*?[#".to_string()), "{names:?}");
 }

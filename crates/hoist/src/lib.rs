@@ -42,6 +42,7 @@ pub mod repack;
 pub mod stat;
 pub mod sync;
 pub mod transport;
+pub mod umoci;
 pub mod unpack;
 pub mod verify;
 

@@ -515,6 +515,15 @@ pub fn unpack_image(
         };
         let state = UnpackState::scan(header, &rootfs, applier.digests(), &exclude)?;
         state.save(state_path, !opts.bundle)?;
+        // umoci's metadata too, so `umoci repack` works on the bundle (owners as umoci has them).
+        if opts.bundle
+            && !rootless
+            && opts.apply.uid_map.is_empty()
+            && opts.apply.gid_map.is_empty()
+            && opts.apply.whiteout == WhiteoutFormat::Apply
+        {
+            crate::umoci::write_bundle_meta(dir, image, &state)?;
+        }
     }
     std::fs::remove_file(&marker).ctx(|| format!("removing {}", marker.display()))?;
     if let Ok(d) = std::fs::File::open(dir) {
