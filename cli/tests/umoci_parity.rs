@@ -690,3 +690,87 @@ fn umoci_repacks_a_hoist_bundle() {
     assert!(names.contains(&"etc/.wh.group".to_string()), "{names:?}");
     assert!(names.contains(&"srv/a b/f*?[#".to_string()), "{names:?}");
 }
+
+#[test]
+fn hoist_repacks_an_umoci_bundle() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    build_user_image(&layout, "t");
+    let l = layout.display().to_string();
+    let (a, b, h) = (t.path().join("a"), t.path().join("b"), t.path().join("h"));
+    for d in [&a, &b] {
+        run_ok(std::process::Command::new("umoci").args([
+            "unpack",
+            "--image",
+            &format!("{l}:t"),
+            &d.display().to_string(),
+        ]));
+    }
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--bundle",
+        &format!("oci:{l}:t"),
+        &h.display().to_string(),
+    ]));
+    // Untouched: hoist finds no change in umoci's bundle (its mtree has whole seconds only).
+    let out = run_ok(&mut hoist(&[
+        "repack",
+        &a.display().to_string(),
+        "--dest",
+        &format!("oci:{l}"),
+        "--tag",
+        "none",
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["changes"], 0, "{out}");
+    // Without --dest it says what is missing.
+    let fail = common::run_fail(&mut hoist(&[
+        "repack",
+        &a.display().to_string(),
+        "--tag",
+        "x",
+    ]));
+    assert!(String::from_utf8_lossy(&fail.stderr).contains("--dest"));
+    for d in [&a, &b, &h] {
+        edit_bundle(d);
+    }
+    run_ok(&mut hoist(&[
+        "repack",
+        &a.display().to_string(),
+        "--dest",
+        &format!("oci:{l}"),
+        "--tag",
+        "hoist-from-umoci",
+    ]));
+    run_ok(std::process::Command::new("umoci").args([
+        "repack",
+        "--image",
+        &format!("{l}:umoci-from-umoci"),
+        &b.display().to_string(),
+    ]));
+    run_ok(&mut hoist(&[
+        "repack",
+        &h.display().to_string(),
+        "--tag",
+        "hoist-from-hoist",
+    ]));
+    let names = top_layer_names(&layout, "hoist-from-umoci");
+    assert_eq!(names, top_layer_names(&layout, "umoci-from-umoci"));
+    assert_eq!(names, top_layer_names(&layout, "hoist-from-hoist"));
+    assert!(names.contains(&"etc/.wh.group".to_string()), "{names:?}");
+    // The new image builds on the one umoci unpacked.
+    let (m, _) = manifest_and_config(&layout, "hoist-from-umoci");
+    let (base, _) = manifest_and_config(&layout, "t");
+    assert_eq!(
+        m["layers"].as_array().unwrap().len(),
+        base["layers"].as_array().unwrap().len() + 1
+    );
+    run_ok(&mut hoist(&[
+        "verify",
+        &format!("oci:{l}:hoist-from-umoci"),
+    ]));
+}

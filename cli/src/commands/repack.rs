@@ -14,11 +14,14 @@ use serde_json::json;
 #[command(
     after_help = "Examples:\n  hoist unpack oci:./layout:v1 ./bundle --bundle\n  \
     echo hi > ./bundle/rootfs/hello.txt\n  hoist repack ./bundle --tag v2\n  \
-    SOURCE_DATE_EPOCH=1700000000 hoist repack ./bundle --tag v2 --dest oci:./other --compress zstd\n\n\
+    SOURCE_DATE_EPOCH=1700000000 hoist repack ./bundle --tag v2 --dest oci:./other --compress zstd\n  \
+    umoci unpack --image ./layout:v1 ./ubundle && hoist repack ./ubundle --dest oci:./layout --tag v2\n  \
+    hoist repack ./bundle --tag v3 --no-mask-volumes --history.comment 'data included'\n\n\
     With no changes the new layer is empty (as umoci writes it); the image still gets a new manifest."
 )]
 pub struct Args {
-    /// A directory written by `hoist unpack` (a bundle, or a plain tree with --state).
+    /// A directory written by `hoist unpack` (a bundle, or a plain tree with --state), or a bundle
+    /// `umoci unpack` wrote (with --dest naming its layout).
     dir: PathBuf,
     /// The state file a plain `hoist unpack --state FILE` wrote (a bundle keeps its own).
     #[arg(long, value_name = "FILE")]

@@ -192,7 +192,25 @@ fn seed_destination(
 
 /// Repacks the unpacked directory `dir` (a bundle or a plain unpack) as a new image.
 pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
-    let (state_path, state, rootfs) = find_state(dir, opts.state.as_deref())?;
+    // A bundle umoci unpacked (umoci.json, its mtree, no hoist state) names no layout: --dest does.
+    let umoci_bundle = opts.state.is_none()
+        && !dir.join(BUNDLE_STATE).exists()
+        && dir.join(crate::umoci::UMOCI_JSON).exists();
+    let (state_path, state, rootfs) = match (&opts.dest, umoci_bundle) {
+        (Some(dest), true) => (
+            dir.join(BUNDLE_STATE),
+            crate::umoci::read_bundle_state(dir, dest)?,
+            dir.join("rootfs"),
+        ),
+        (None, true) => {
+            return Err(Error::Other(format!(
+                "{} is a bundle umoci unpacked, which does not record its layout: name it with \
+                 --dest oci:PATH (and the new tag with --tag)",
+                dir.display()
+            )));
+        }
+        _ => find_state(dir, opts.state.as_deref())?,
+    };
     let origin = source_layout(&state.header);
     let manifest = crate::Digest::parse(&state.header.manifest)?;
 
@@ -283,6 +301,7 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
     }
     // The tree now is the new image: record that, so the next repack diffs against this one.
     let mut header = state.header.clone();
+    header.format = crate::layer::state::STATE_FORMAT.into();
     header.manifest = appended.manifest.digest().to_string();
     let new_manifest = appended.manifest.manifest()?;
     header.config = new_manifest.config().digest().to_string();

@@ -17,9 +17,13 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::error::{IoContext, Result};
+use crate::diff::{FileType, Meta};
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
 use crate::image::Image;
-use crate::layer::state::{StateEntry, UnpackState, unescape};
+use crate::layer::state::{STATE_VERSION, StateEntry, StateHeader, UnpackState, unescape};
+use crate::layout::Layout;
+use crate::reference::{LayoutRef, TransportRef};
 
 /// umoci's metadata file in a bundle.
 pub const UMOCI_JSON: &str = "umoci.json";
@@ -204,6 +208,298 @@ pub fn vis(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The `format` of a state record made from umoci's metadata (never saved as such: its times have
+/// only seconds, as go-mtree's `tar_time`, so only seconds are compared).
+pub const MTREE_FORMAT: &str = "umoci-mtree";
+
+/// Reads a bundle `umoci unpack` made (`umoci.json` and its mtree manifest, no hoist state) as a state
+/// record for `repack`, whose image is in the layout `dest` (umoci does not record where it came
+/// from). Rootless umoci bundles and bundles unpacked with id maps are refused.
+pub fn read_bundle_state(bundle: &Path, dest: &Path) -> Result<UnpackState> {
+    let meta_path = bundle.join(UMOCI_JSON);
+    let bad = |why: String| Error::Other(format!("{}: {why}", meta_path.display()));
+    let bytes = crate::durable::open_regular(&meta_path, true)
+        .and_then(|mut f| {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(&mut f, 1 << 20), &mut v)?;
+            Ok(v)
+        })
+        .ctx(|| format!("reading {}", meta_path.display()))?;
+    let meta: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let opts = &meta["map_options"];
+    if opts["rootless"].as_bool() == Some(true) {
+        return Err(Error::Unsupported(format!(
+            "{} is a rootless umoci bundle; repack it with umoci, or unpack the image with hoist",
+            bundle.display()
+        )));
+    }
+    for k in ["uid_mappings", "gid_mappings"] {
+        if opts[k].as_array().is_some_and(|a| !a.is_empty()) {
+            return Err(Error::Unsupported(format!(
+                "{} was unpacked by umoci with id mappings ({k}); repack it with umoci",
+                bundle.display()
+            )));
+        }
+    }
+    if meta["whiteout_mode"].as_u64().unwrap_or(0) != 0 {
+        return Err(Error::Unsupported(format!(
+            "{} was unpacked by umoci with overlayfs whiteouts; repack it with umoci",
+            bundle.display()
+        )));
+    }
+    let manifest = meta["from_descriptor_path"]["descriptor_walk"]
+        .as_array()
+        .and_then(|w| w.last())
+        .and_then(|d| d["digest"].as_str())
+        .ok_or_else(|| bad("no from_descriptor_path.descriptor_walk".into()))?;
+    let manifest = Digest::parse(manifest)?;
+    let layout = Layout::open(dest)?;
+    let desc = layout.resolve(Some(&LayoutRef::Digest(manifest.clone())))?;
+    let m = layout.read_document(&desc)?.manifest()?;
+    let config_bytes = layout.read_small_blob(m.config())?;
+    let config =
+        crate::document::parse_config(&config_bytes, &Digest::try_from(m.config().digest())?)?;
+
+    let mtree_path = bundle.join(format!(
+        "{}_{}.mtree",
+        manifest.algorithm().as_str(),
+        manifest.hex()
+    ));
+    let text = crate::durable::open_regular(&mtree_path, true)
+        .and_then(|mut f| {
+            let mut v = String::new();
+            std::io::Read::read_to_string(&mut f, &mut v)?;
+            Ok(v)
+        })
+        .ctx(|| format!("reading {}", mtree_path.display()))?;
+    let (root, entries) = parse_mtree(&text)
+        .map_err(|why| Error::Other(format!("{}: {why}", mtree_path.display())))?;
+    let header = StateHeader {
+        format: MTREE_FORMAT.into(),
+        version: STATE_VERSION,
+        manifest: manifest.to_string(),
+        source: Some(
+            TransportRef::Oci {
+                path: std::path::absolute(dest).unwrap_or(dest.to_path_buf()),
+                reference: Some(LayoutRef::Digest(manifest.clone())),
+            }
+            .to_string(),
+        ),
+        config: m.config().digest().to_string(),
+        layers: m.layers().iter().map(|l| l.digest().to_string()).collect(),
+        diff_ids: config.rootfs().diff_ids().clone(),
+        rootfs: "rootfs".into(),
+        rootless: false,
+        whiteout_format: "apply".into(),
+        skipped_devices: Vec::new(),
+        entries: entries.len() as u64,
+        uid_map: Vec::new(),
+        gid_map: Vec::new(),
+        root,
+    };
+    Ok(UnpackState { header, entries })
+}
+
+/// Undoes [`vis`] (and the other escapes go-mtree's `unvis` reads: `\s`, `\t`, `\n`, ...).
+pub fn unvis(text: &str) -> std::result::Result<Vec<u8>, String> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let next = *b
+            .get(i + 1)
+            .ok_or_else(|| format!("{text:?} ends in a backslash"))?;
+        match next {
+            b'0'..=b'7' => {
+                let digits: Vec<u8> = b[i + 1..]
+                    .iter()
+                    .take(3)
+                    .take_while(|c| (b'0'..=b'7').contains(c))
+                    .copied()
+                    .collect();
+                let v = u32::from_str_radix(std::str::from_utf8(&digits).unwrap_or("0"), 8)
+                    .unwrap_or(0);
+                out.push(u8::try_from(v).map_err(|_| format!("bad escape in {text:?}"))?);
+                i += 1 + digits.len();
+                continue;
+            }
+            b'\\' => out.push(b'\\'),
+            b's' => out.push(b' '),
+            b't' => out.push(b'\t'),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b'b' => out.push(8),
+            b'a' => out.push(7),
+            b'v' => out.push(11),
+            b'f' => out.push(12),
+            b'E' => out.push(27),
+            _ => return Err(format!("unknown escape \\{} in {text:?}", next as char)),
+        }
+        i += 2;
+    }
+    Ok(out)
+}
+
+/// The root's entry and every other entry (path order) of a go-mtree hierarchy manifest.
+type Parsed = (Option<StateEntry>, Vec<(PathBuf, StateEntry)>);
+
+/// Parses go-mtree's hierarchy format (`/set`, `/unset`, `..`, full-path entries) into state entries.
+fn parse_mtree(text: &str) -> std::result::Result<Parsed, String> {
+    use std::collections::BTreeMap;
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let mut defaults: BTreeMap<String, String> = BTreeMap::new();
+    let mut cwd: Vec<Vec<u8>> = Vec::new();
+    let mut root = None;
+    let mut entries = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = || format!("line {}", n + 1);
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        if first == "/set" {
+            for w in words {
+                let (k, v) = w
+                    .split_once('=')
+                    .ok_or_else(|| format!("{}: {w:?}", at()))?;
+                defaults.insert(k.into(), v.into());
+            }
+            continue;
+        }
+        if first == "/unset" {
+            for w in words {
+                if w == "all" {
+                    defaults.clear();
+                } else {
+                    defaults.remove(w);
+                }
+            }
+            continue;
+        }
+        if first == ".." {
+            cwd.pop()
+                .ok_or_else(|| format!("{}: `..` above the root", at()))?;
+            continue;
+        }
+        let mut kw = defaults.clone();
+        for w in words {
+            let (k, v) = w.split_once('=').unwrap_or((w, ""));
+            kw.insert(k.into(), v.into());
+        }
+        let name = unvis(first).map_err(|e| format!("{}: {e}", at()))?;
+        let full = name.contains(&b'/');
+        let rel: Vec<u8> = if full {
+            crate::layer::root::lexical_clean(&name)
+        } else if name == b"." && cwd.is_empty() {
+            Vec::new()
+        } else {
+            let mut p: Vec<u8> = cwd
+                .iter()
+                .filter(|c| c.as_slice() != b".")
+                .fold(Vec::new(), |acc, c| crate::layer::root::join(&acc, c));
+            p = crate::layer::root::join(&p, &name);
+            p
+        };
+        let num = |k: &str| -> std::result::Result<u64, String> {
+            kw.get(k)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| format!("{}: bad {k}={v}", at()))
+                })
+                .unwrap_or(Ok(0))
+        };
+        let file_type = match kw.get("type").map(String::as_str).unwrap_or("file") {
+            "file" => FileType::Regular,
+            "dir" => FileType::Dir,
+            "link" => FileType::Symlink,
+            "char" => FileType::CharDevice,
+            "block" => FileType::BlockDevice,
+            "fifo" => FileType::Fifo,
+            "socket" => FileType::Socket,
+            other => return Err(format!("{}: unknown type {other:?}", at())),
+        };
+        let mode = kw
+            .get("mode")
+            .map(|v| u32::from_str_radix(v, 8).map_err(|_| format!("{}: bad mode {v}", at())))
+            .unwrap_or(Ok(0))?;
+        let time = kw
+            .get("tar_time")
+            .or_else(|| kw.get("time"))
+            .map(|v| {
+                v.split('.')
+                    .next()
+                    .unwrap_or("0")
+                    .parse::<i64>()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        let mut xattrs = BTreeMap::new();
+        for (k, v) in &kw {
+            if let Some(name) = k.strip_prefix("xattr.") {
+                let name = unvis(name).map_err(|e| format!("{}: {e}", at()))?;
+                if name == crate::diff::ROOTLESS_XATTR.as_bytes() || name == b"security.selinux" {
+                    continue;
+                }
+                let value = base64::engine::general_purpose::STANDARD
+                    .decode(v)
+                    .map_err(|_| format!("{}: bad xattr value", at()))?;
+                xattrs.insert(OsString::from_vec(name), value);
+            }
+        }
+        let link_target = match kw.get("link") {
+            Some(l) if file_type == FileType::Symlink => Some(PathBuf::from(OsString::from_vec(
+                unvis(l).map_err(|e| format!("{}: {e}", at()))?,
+            ))),
+            _ => None,
+        };
+        let meta = Meta {
+            file_type,
+            mode: mode & 0o7777,
+            uid: u32::try_from(num("uid")?).map_err(|_| at())?,
+            gid: u32::try_from(num("gid")?).map_err(|_| at())?,
+            size: if file_type == FileType::Regular {
+                num("size")?
+            } else {
+                0
+            },
+            mtime: time,
+            mtime_nsec: 0,
+            link_target,
+            device: None,
+            xattrs,
+            inode: None,
+            ctime: None,
+        };
+        let digest = match kw.get("sha256digest").or_else(|| kw.get("sha256")) {
+            Some(h) => {
+                Some(Digest::parse(&format!("sha256:{h}")).map_err(|e| format!("{}: {e}", at()))?)
+            }
+            None => None,
+        };
+        let path = PathBuf::from(OsString::from_vec(rel.clone()));
+        let entry = StateEntry::from_meta(&path, &meta, digest.as_ref());
+        if rel.is_empty() {
+            root = Some(entry);
+        } else {
+            entries.push((path, entry));
+        }
+        if file_type == FileType::Dir && !full {
+            cwd.push(name);
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok((root, entries))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +511,59 @@ mod tests {
         assert_eq!(vis(b"f*?[#x"), b"f\\052\\077\\133\\043x");
         assert_eq!(vis(b"nl\tx\\y"), b"nl\\011x\\\\y");
         assert_eq!(vis("é".as_bytes()), b"\\303\\251");
+    }
+
+    #[test]
+    fn umocis_manifest_parses() {
+        // umoci 0.4.7's manifest of a small tree (names that need escaping, a hardlink pair with an
+        // xattr, a symlink, a fifo, nested directories).
+        let text = "#      keywords: size,type,uid,gid,mode,link,nlink,tar_time,sha256digest,xattr\n\n\
+# .\n/set type=file nlink=1 mode=0664 uid=0 gid=0\n\
+. size=4096 type=dir mode=0755 nlink=3 tar_time=1795630357.000000000\n\
+    ff size=0 type=fifo mode=0644 tar_time=1795630357.000000000\n\
+    hard size=3 mode=0644 nlink=2 tar_time=1795630355.000000000 sha256digest=98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4 xattr.user.foo=YmFy\n\
+    lnk size=8 type=link mode=0777 link=../a\\040dir tar_time=1795630355.000000000\n\
+    nl\\011x\\\\y size=1 mode=0644 tar_time=1795630355.000000000 sha256digest=2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881\n\n\
+# a dir\n\
+a\\040dir size=4096 type=dir mode=0755 nlink=3 tar_time=1795630355.000000000\n\
+    f\\052\\077\\133\\043x size=3 mode=0644 nlink=2 tar_time=1795630355.000000000 sha256digest=98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4\n\n\
+# a dir/sub\n\
+sub size=4096 type=dir mode=0711 nlink=2 tar_time=1795630355.000000000\n..\n..\n..\n";
+        let (root, entries) = parse_mtree(text).unwrap();
+        assert_eq!(root.unwrap().kind, "dir");
+        let paths: Vec<String> = entries
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "a dir",
+                "a dir/f*?[#x",
+                "a dir/sub",
+                "ff",
+                "hard",
+                "lnk",
+                "nl\tx\\y"
+            ]
+        );
+        let get = |p: &str| &entries.iter().find(|(q, _)| q == Path::new(p)).unwrap().1;
+        assert_eq!(get("a dir/sub").mode, 0o711);
+        assert_eq!(get("lnk").kind, "symlink");
+        assert_eq!(get("ff").kind, "fifo");
+        let hard = get("hard").meta().unwrap();
+        assert_eq!((hard.mode, hard.size, hard.mtime), (0o644, 3, 1795630355));
+        assert_eq!(hard.xattrs.values().next().unwrap(), b"bar");
+        assert_eq!(
+            get("lnk").meta().unwrap().link_target.unwrap(),
+            Path::new("../a dir")
+        );
+        for name in [&b"a dir"[..], b"f*?[#x", b"nl\tx\\y", "é".as_bytes()] {
+            assert_eq!(
+                unvis(std::str::from_utf8(&vis(name)).unwrap()).unwrap(),
+                name
+            );
+        }
+        assert!(parse_mtree("..\n").is_err());
     }
 }
