@@ -392,8 +392,49 @@ fn history_flags_on_repack_and_diff() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("yesterday"));
     // diff appending to an image takes the same flags.
-    let help = run_ok(&mut hoist(&["diff", "--help"]));
-    assert!(help.contains("--history.created "), "{help}");
+    // diff appending to an image takes the same flags; SOURCE_DATE_EPOCH dates it otherwise.
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(b.join("f"), "f").unwrap();
+    let (a, b) = (a.display().to_string(), b.display().to_string());
+    run_ok(&mut hoist(&[
+        "diff",
+        &a,
+        &b,
+        "--image",
+        &format!("oci:{l}:t"),
+        "--tag",
+        "d1",
+        "--history.created",
+        "2021-02-03T04:05:06Z",
+        "--history.comment",
+        "from diff",
+    ]));
+    let (_, c) = manifest_and_config(&layout, "d1");
+    let h = c["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (h["created"].as_str(), h["comment"].as_str()),
+        (Some("2021-02-03T04:05:06Z"), Some("from diff"))
+    );
+    run_ok(
+        hoist(&[
+            "diff",
+            &a,
+            &b,
+            "--image",
+            &format!("oci:{l}:t"),
+            "--tag",
+            "d2",
+        ])
+        .env("SOURCE_DATE_EPOCH", "1600000000"),
+    );
+    let (_, c) = manifest_and_config(&layout, "d2");
+    assert_eq!(
+        c["history"].as_array().unwrap().last().unwrap()["created"],
+        "2020-09-13T12:26:40Z"
+    );
+    assert_eq!(c["created"], "2020-09-13T12:26:40Z");
 }
 
 fn umoci_ls(layout: &Path) -> Vec<String> {
