@@ -815,3 +815,57 @@ fn hoist_repacks_an_umoci_bundle() {
         &format!("oci:{l}:hoist-from-umoci"),
     ]));
 }
+
+#[test]
+fn refresh_bundle_keeps_umocis_metadata_current() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    build_user_image(&layout, "t");
+    let l = layout.display().to_string();
+    let h = t.path().join("h");
+    let hs = h.display().to_string();
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--bundle",
+        &format!("oci:{l}:t"),
+        &hs,
+    ]));
+    std::fs::write(h.join("rootfs/first"), "1").unwrap();
+    run_ok(&mut hoist(&[
+        "repack",
+        &hs,
+        "--tag",
+        "r1",
+        "--refresh-bundle",
+    ]));
+    std::fs::write(h.join("rootfs/second"), "2").unwrap();
+    // umoci now repacks against r1: only the second change.
+    run_ok(std::process::Command::new("umoci").args([
+        "repack",
+        "--image",
+        &format!("{l}:r2"),
+        &hs,
+    ]));
+    assert_eq!(top_layer_names(&layout, "r2"), ["second"]);
+    let (r1, _) = manifest_and_config(&layout, "r1");
+    let (r2, _) = manifest_and_config(&layout, "r2");
+    assert_eq!(
+        r2["layers"].as_array().unwrap().len(),
+        r1["layers"].as_array().unwrap().len() + 1
+    );
+    let mtrees = std::fs::read_dir(&h)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".mtree")
+        })
+        .count();
+    assert_eq!(mtrees, 1);
+}

@@ -318,8 +318,12 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
         }
         .to_string(),
     );
-    UnpackState::scan(header, &rootfs, &HashMap::new(), &[])?
-        .save(&state_path, opts.state.is_some())?;
+    let refreshed = UnpackState::scan(header, &rootfs, &HashMap::new(), &[])?;
+    refreshed.save(&state_path, opts.state.is_some())?;
+    // umoci's metadata of the bundle (hoist's or umoci's own) describes the new image too.
+    if opts.state.is_none() && dir.join(crate::umoci::UMOCI_JSON).is_file() {
+        crate::umoci::refresh_bundle_meta(dir, &appended.manifest.descriptor(), &refreshed)?;
+    }
 
     Ok(Repacked {
         appended,

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde_json::json;
 
+use crate::descriptor::Descriptor;
 use crate::diff::{FileType, Meta};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
@@ -34,19 +35,50 @@ const KEYWORDS: &str = "size,type,uid,gid,mode,link,nlink,tar_time,sha256digest,
 /// Writes `umoci.json` and the mtree manifest into `bundle` for the tree `bundle/rootfs` that
 /// `state` describes, unpacked from `image`.
 pub fn write_bundle_meta(bundle: &Path, image: &Image, state: &UnpackState) -> Result<()> {
-    let rootfs = bundle.join("rootfs");
     let mut walk = Vec::new();
     if let Some(index) = &image.index_doc {
-        walk.push(serde_json::to_value(index.descriptor()).unwrap_or_default());
+        walk.push(index.descriptor());
     }
-    walk.push(serde_json::to_value(image.manifest_doc.descriptor()).unwrap_or_default());
+    walk.push(image.manifest_doc.descriptor());
+    write_meta(bundle, &walk, state)
+}
+
+/// After a `repack --refresh-bundle` of a bundle that has umoci's metadata: rewrites it for the
+/// new image `manifest` (as `umoci repack --refresh-bundle` does), removing the old manifest's mtree.
+pub fn refresh_bundle_meta(
+    bundle: &Path,
+    manifest: &Descriptor,
+    state: &UnpackState,
+) -> Result<()> {
+    let old = std::fs::read_dir(bundle).ctx(|| format!("listing {}", bundle.display()))?;
+    for e in old.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".mtree") && e.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::remove_file(e.path()).ctx(|| format!("removing {}", e.path().display()))?;
+        }
+    }
+    write_meta(bundle, std::slice::from_ref(manifest), state)
+}
+
+fn write_meta(bundle: &Path, walk: &[Descriptor], state: &UnpackState) -> Result<()> {
+    let rootfs = bundle.join("rootfs");
+    let walk: Vec<serde_json::Value> = walk
+        .iter()
+        .map(|d| serde_json::to_value(d).unwrap_or_default())
+        .collect();
+    let digest = walk
+        .last()
+        .and_then(|d| d["digest"].as_str())
+        .map(Digest::parse)
+        .transpose()?
+        .ok_or_else(|| Error::Other("no manifest to describe".into()))?;
     let meta = json!({
         "umoci_version": "2",
         "from_descriptor_path": {"descriptor_walk": walk},
         "map_options": {"uid_mappings": null, "gid_mappings": null, "rootless": false},
         "whiteout_mode": 0,
     });
-    let digest = image.digest();
     let mut text = format!(
         "#          user: root\n#          tree: {}\n#      keywords: {KEYWORDS}\n\n",
         rootfs.display()
