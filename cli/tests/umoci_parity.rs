@@ -127,6 +127,22 @@ fn runtime_config_matches_umoci() {
         &file.display().to_string(),
     ]));
     assert_eq!(read_json(&file), h);
+    // The rootless variant too: the same file as a rootless bundle's.
+    let rootless = t.path().join("rootless");
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--rootless",
+        "--bundle",
+        &oci,
+        &rootless.display().to_string(),
+    ]));
+    let out = run_ok(&mut hoist(&["runtime-config", "--rootless", &oci]));
+    assert_eq!(
+        out.as_bytes(),
+        std::fs::read(rootless.join("config.json")).unwrap()
+    );
+    assert!(out.contains("\"user\""), "{out}");
 }
 
 #[test]
