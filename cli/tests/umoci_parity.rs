@@ -885,3 +885,37 @@ fn refresh_bundle_keeps_umocis_metadata_current() {
         .count();
     assert_eq!(mtrees, 1);
 }
+
+#[test]
+fn an_untouched_umoci_bundle_with_a_device_repacks_empty() {
+    if !require_tool("umoci") {
+        return;
+    }
+    if !rustix_is_root() {
+        eprintln!("SKIPPED: making a device node needs root");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (l, w) = (t.path().join("layout"), t.path().display().to_string());
+    let l = l.display().to_string();
+    run_ok(&mut sh(&format!(
+        r#"
+        umoci init --layout "{l}"
+        umoci new --image "{l}:t"
+        umoci unpack --image "{l}:t" "{w}/b" >/dev/null
+        mkdir "{w}/b/rootfs/dev"; mknod "{w}/b/rootfs/dev/null" c 1 3; echo x > "{w}/b/rootfs/f"
+        umoci repack --image "{l}:t" "{w}/b"
+        umoci unpack --image "{l}:t" "{w}/u" >/dev/null
+        "#
+    )));
+    let out = run_ok(&mut hoist(&[
+        "repack",
+        &format!("{w}/u"),
+        "--dest",
+        &format!("oci:{l}"),
+        "--tag",
+        "same",
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["changes"], 0, "{out}");
+}

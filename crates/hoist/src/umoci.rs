@@ -305,8 +305,19 @@ pub fn read_bundle_state(bundle: &Path, dest: &Path) -> Result<UnpackState> {
             Ok(v)
         })
         .ctx(|| format!("reading {}", mtree_path.display()))?;
-    let (root, entries) = parse_mtree(&text)
+    let (root, mut entries) = parse_mtree(&text)
         .map_err(|why| Error::Other(format!("{}: {why}", mtree_path.display())))?;
+    // umoci's keywords have no device numbers (so umoci never sees them change): take the tree's, so
+    // that a device node is not written as changed either.
+    let rootfs = bundle.join("rootfs");
+    for (path, e) in entries.iter_mut() {
+        if (e.kind == "char" || e.kind == "block")
+            && let Ok(st) = std::fs::symlink_metadata(rootfs.join(path.as_path()))
+        {
+            let rdev = st.rdev();
+            e.device = Some((libc::major(rdev), libc::minor(rdev)));
+        }
+    }
     let header = StateHeader {
         format: MTREE_FORMAT.into(),
         version: STATE_VERSION,
