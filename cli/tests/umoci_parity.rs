@@ -919,3 +919,93 @@ fn an_untouched_umoci_bundle_with_a_device_repacks_empty() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["changes"], 0, "{out}");
 }
+
+#[test]
+fn umoci_repacks_a_rootless_hoist_bundle() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (l, w) = (t.path().join("layout"), t.path().display().to_string());
+    let layout = l.clone();
+    let l = l.display().to_string();
+    // A file and directory owned by 1000:1000 (recorded in user.rootlesscontainers when rootless).
+    let own = if rustix_is_root() {
+        r#"chown -R 1000:1000 "{w}/b/rootfs/home/app""#
+    } else {
+        "true"
+    };
+    run_ok(&mut sh(&format!(
+        r#"
+        umoci init --layout "{l}"
+        umoci new --image "{l}:t"
+        umoci unpack --rootless --image "{l}:t" "{w}/b" >/dev/null
+        mkdir -p "{w}/b/rootfs/home/app"; echo hi > "{w}/b/rootfs/home/app/f"; echo r > "{w}/b/rootfs/rootfile"
+        {own}
+        umoci repack --image "{l}:t" "{w}/b"
+        "#,
+        own = own.replace("{w}", &w)
+    )));
+    let (h, u) = (format!("{w}/h"), format!("{w}/u"));
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--rootless",
+        "--bundle",
+        &format!("oci:{l}:t"),
+        &h,
+    ]));
+    run_ok(std::process::Command::new("umoci").args([
+        "unpack",
+        "--rootless",
+        "--image",
+        &format!("{l}:t"),
+        &u,
+    ]));
+    let meta = read_json(&Path::new(&h).join("umoci.json"));
+    assert_eq!(meta["map_options"]["rootless"], true);
+    // Untouched: umoci finds nothing to add.
+    run_ok(std::process::Command::new("umoci").args([
+        "repack",
+        "--image",
+        &format!("{l}:same"),
+        &h,
+    ]));
+    let (same, _) = manifest_and_config(&layout, "same");
+    let (base, _) = manifest_and_config(&layout, "t");
+    assert!(same["layers"] == base["layers"] || top_layer_names(&layout, "same").is_empty());
+    for b in [&h, &u] {
+        run_ok(&mut sh(&format!(
+            r#"echo x >> "{b}/rootfs/home/app/f"; echo n > "{b}/rootfs/new""#
+        )));
+    }
+    run_ok(std::process::Command::new("umoci").args(["repack", "--image", &format!("{l}:fh"), &h]));
+    run_ok(std::process::Command::new("umoci").args(["repack", "--image", &format!("{l}:fu"), &u]));
+    assert_eq!(top_layer_names(&layout, "fh"), ["home/app/f", "new"]);
+    assert_eq!(
+        top_layer_names(&layout, "fh"),
+        top_layer_names(&layout, "fu")
+    );
+    // Owners too: the whole listing (owner, mode, size, name) of both layers agrees.
+    let listing = |tag: &str| {
+        let (m, _) = manifest_and_config(&layout, tag);
+        let d = m["layers"].as_array().unwrap().last().unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string();
+        let out = run_ok(std::process::Command::new("tar").args([
+            "--numeric-owner",
+            "-tvzf",
+            &layout.join("blobs/sha256").join(d).display().to_string(),
+        ]));
+        out.lines()
+            .filter(|l| !l.starts_with('d'))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                format!("{} {} {} {}", f[0], f[1], f[2], f[5..].join(" "))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listing("fh"), listing("fu"));
+}

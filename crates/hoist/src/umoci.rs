@@ -3,11 +3,11 @@
 //! manifest `ALG_HEX.mtree` of the rootfs with umoci's keywords (`size,type,uid,gid,mode,link,
 //! nlink,tar_time,sha256digest,xattr`), in go-mtree's hierarchy format with its `vis` encoding of
 //! names. The manifest is made from the state record hoist scanned right after the unpack (file
-//! digests included, so nothing is read again), plus an `lstat` of each path for the sizes and link
-//! counts umoci's walk reports.
+//! digests included, so nothing is read again), plus an `lstat` of each path and its xattrs for what
+//! umoci's walk reports (sizes, link counts, owners as they are on disk, the rootless owner record).
 //!
-//! It is written only for privileged bundles without id maps: there the tree's owners are the
-//! image's, as umoci's own unpack leaves them.
+//! It is written for bundles without id maps or overlay whiteouts; a rootless one says so in
+//! `umoci.json` (the image's root mapped to the user who unpacked it), as `umoci unpack --rootless`.
 
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
@@ -22,7 +22,7 @@ use crate::diff::{FileType, Meta};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::Image;
-use crate::layer::state::{STATE_VERSION, StateEntry, StateHeader, UnpackState, unescape};
+use crate::layer::state::{STATE_VERSION, StateEntry, StateHeader, UnpackState};
 use crate::layout::Layout;
 use crate::reference::{LayoutRef, TransportRef};
 
@@ -73,10 +73,24 @@ fn write_meta(bundle: &Path, walk: &[Descriptor], state: &UnpackState) -> Result
         .map(Digest::parse)
         .transpose()?
         .ok_or_else(|| Error::Other("no manifest to describe".into()))?;
+    // A rootless unpack maps the image's root to the user who ran it, as umoci's --rootless does.
+    let map_options = if state.header.rootless {
+        let (uid, gid) = (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        );
+        json!({
+            "uid_mappings": [{"containerID": 0, "hostID": uid, "size": 1}],
+            "gid_mappings": [{"containerID": 0, "hostID": gid, "size": 1}],
+            "rootless": true,
+        })
+    } else {
+        json!({"uid_mappings": null, "gid_mappings": null, "rootless": false})
+    };
     let meta = json!({
         "umoci_version": "2",
         "from_descriptor_path": {"descriptor_walk": walk},
-        "map_options": {"uid_mappings": null, "gid_mappings": null, "rootless": false},
+        "map_options": map_options,
         "whiteout_mode": 0,
     });
     let mut text = format!(
@@ -209,17 +223,33 @@ fn line(rootfs: &Path, rel: &Path, name: &[u8], entry: Option<&StateEntry>) -> R
         };
         let _ = write!(out, " sha256digest={hex}");
     }
-    if let Some(e) = entry {
-        for (k, v) in &e.xattrs {
-            let key = unescape(k)?;
-            let value = hex::decode(v).unwrap_or_default();
-            let _ = write!(
-                out,
-                " xattr.{}={}",
-                String::from_utf8_lossy(&vis(&key)),
-                base64::engine::general_purpose::STANDARD.encode(value)
-            );
+    // Every xattr, as go-mtree's walk lists them (the rootless owner record included).
+    let names: Vec<std::ffi::OsString> = match xattr::list(&path) {
+        Ok(n) => n.collect(),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => Vec::new(),
+        Err(e) => {
+            return Err(Error::io(
+                format!("listing xattrs of {}", path.display()),
+                e,
+            ));
         }
+    };
+    let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for name in names {
+        if let Some(value) =
+            xattr::get(&path, &name).ctx(|| format!("reading xattrs of {}", path.display()))?
+        {
+            xattrs.push((name.as_bytes().to_vec(), value));
+        }
+    }
+    xattrs.sort();
+    for (key, value) in xattrs {
+        let _ = write!(
+            out,
+            " xattr.{}={}",
+            String::from_utf8_lossy(&vis(&key)),
+            base64::engine::general_purpose::STANDARD.encode(value)
+        );
     }
     out.push('\n');
     Ok(out)

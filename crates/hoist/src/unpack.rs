@@ -517,7 +517,6 @@ pub fn unpack_image(
         state.save(state_path, !opts.bundle)?;
         // umoci's metadata too, so `umoci repack` works on the bundle (owners as umoci has them).
         if opts.bundle
-            && !rootless
             && opts.apply.uid_map.is_empty()
             && opts.apply.gid_map.is_empty()
             && opts.apply.whiteout == WhiteoutFormat::Apply
