@@ -921,7 +921,7 @@ fn an_untouched_umoci_bundle_with_a_device_repacks_empty() {
 }
 
 #[test]
-fn umoci_repacks_a_rootless_hoist_bundle() {
+fn rootless_bundles_repack_across_tools() {
     if !require_tool("umoci") {
         return;
     }
@@ -974,11 +974,41 @@ fn umoci_repacks_a_rootless_hoist_bundle() {
     let (same, _) = manifest_and_config(&layout, "same");
     let (base, _) = manifest_and_config(&layout, "t");
     assert!(same["layers"] == base["layers"] || top_layer_names(&layout, "same").is_empty());
-    for b in [&h, &u] {
+    // And the other way: hoist repacks a rootless bundle umoci unpacked (owners from its records).
+    let a = format!("{w}/a");
+    run_ok(std::process::Command::new("umoci").args([
+        "unpack",
+        "--rootless",
+        "--image",
+        &format!("{l}:t"),
+        &a,
+    ]));
+    let out = run_ok(&mut hoist(&[
+        "repack",
+        &a,
+        "--dest",
+        &format!("oci:{l}"),
+        "--tag",
+        "none",
+    ]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["changes"],
+        0,
+        "{out}"
+    );
+    for b in [&h, &u, &a] {
         run_ok(&mut sh(&format!(
             r#"echo x >> "{b}/rootfs/home/app/f"; echo n > "{b}/rootfs/new""#
         )));
     }
+    run_ok(&mut hoist(&[
+        "repack",
+        &a,
+        "--dest",
+        &format!("oci:{l}"),
+        "--tag",
+        "ha",
+    ]));
     run_ok(std::process::Command::new("umoci").args(["repack", "--image", &format!("{l}:fh"), &h]));
     run_ok(std::process::Command::new("umoci").args(["repack", "--image", &format!("{l}:fu"), &u]));
     assert_eq!(top_layer_names(&layout, "fh"), ["home/app/f", "new"]);
@@ -1008,4 +1038,5 @@ fn umoci_repacks_a_rootless_hoist_bundle() {
             .collect::<Vec<_>>()
     };
     assert_eq!(listing("fh"), listing("fu"));
+    assert_eq!(listing("ha"), listing("fu"));
 }

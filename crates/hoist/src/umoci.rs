@@ -276,7 +276,8 @@ pub const MTREE_FORMAT: &str = "umoci-mtree";
 
 /// Reads a bundle `umoci unpack` made (`umoci.json` and its mtree manifest, no hoist state) as a state
 /// record for `repack`, whose image is in the layout `dest` (umoci does not record where it came
-/// from). Rootless umoci bundles and bundles unpacked with id maps are refused.
+/// from). A rootless bundle's owners come from its `user.rootlesscontainers` records, as in a rootless
+/// hoist bundle; bundles unpacked with other id maps, or with overlay whiteouts, are refused.
 pub fn read_bundle_state(bundle: &Path, dest: &Path) -> Result<UnpackState> {
     let meta_path = bundle.join(UMOCI_JSON);
     let bad = |why: String| Error::Other(format!("{}: {why}", meta_path.display()));
@@ -290,14 +291,11 @@ pub fn read_bundle_state(bundle: &Path, dest: &Path) -> Result<UnpackState> {
     let meta: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
     let opts = &meta["map_options"];
-    if opts["rootless"].as_bool() == Some(true) {
-        return Err(Error::Unsupported(format!(
-            "{} is a rootless umoci bundle; repack it with umoci, or unpack the image with hoist",
-            bundle.display()
-        )));
-    }
+    // A rootless bundle maps only the image's root to the user (its owners are in the
+    // user.rootlesscontainers records, read below); other mappings are refused.
+    let rootless = opts["rootless"].as_bool() == Some(true);
     for k in ["uid_mappings", "gid_mappings"] {
-        if opts[k].as_array().is_some_and(|a| !a.is_empty()) {
+        if !rootless && opts[k].as_array().is_some_and(|a| !a.is_empty()) {
             return Err(Error::Unsupported(format!(
                 "{} was unpacked by umoci with id mappings ({k}); repack it with umoci",
                 bundle.display()
@@ -363,7 +361,7 @@ pub fn read_bundle_state(bundle: &Path, dest: &Path) -> Result<UnpackState> {
         layers: m.layers().iter().map(|l| l.digest().to_string()).collect(),
         diff_ids: config.rootfs().diff_ids().clone(),
         rootfs: "rootfs".into(),
-        rootless: false,
+        rootless,
         whiteout_format: "apply".into(),
         skipped_devices: Vec::new(),
         entries: entries.len() as u64,
@@ -516,15 +514,23 @@ fn parse_mtree(text: &str) -> std::result::Result<Parsed, String> {
             })
             .unwrap_or(0);
         let mut xattrs = BTreeMap::new();
+        let mut owner = crate::diff::RootlessOwner::default();
         for (k, v) in &kw {
             if let Some(name) = k.strip_prefix("xattr.") {
                 let name = unvis(name).map_err(|e| format!("{}: {e}", at()))?;
-                if name == crate::diff::ROOTLESS_XATTR.as_bytes() || name == b"security.selinux" {
-                    continue;
-                }
                 let value = base64::engine::general_purpose::STANDARD
                     .decode(v)
                     .map_err(|_| format!("{}: bad xattr value", at()))?;
+                // As the tree walk reads them: the rootless record gives the owner, and neither it
+                // nor security.selinux belongs in a layer.
+                if name == crate::diff::ROOTLESS_XATTR.as_bytes() {
+                    owner = crate::diff::parse_rootless(&value)
+                        .map_err(|e| format!("{}: {e}", at()))?;
+                    continue;
+                }
+                if name == b"security.selinux" {
+                    continue;
+                }
                 xattrs.insert(OsString::from_vec(name), value);
             }
         }
@@ -537,8 +543,14 @@ fn parse_mtree(text: &str) -> std::result::Result<Parsed, String> {
         let meta = Meta {
             file_type,
             mode: mode & 0o7777,
-            uid: u32::try_from(num("uid")?).map_err(|_| at())?,
-            gid: u32::try_from(num("gid")?).map_err(|_| at())?,
+            uid: match owner.uid {
+                Some(u) => u,
+                None => u32::try_from(num("uid")?).map_err(|_| at())?,
+            },
+            gid: match owner.gid {
+                Some(g) => g,
+                None => u32::try_from(num("gid")?).map_err(|_| at())?,
+            },
             size: if file_type == FileType::Regular {
                 num("size")?
             } else {
