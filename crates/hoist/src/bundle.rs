@@ -326,7 +326,9 @@ pub fn runtime_config(
     let mut u = User::default();
     u.set_uid(user.uid);
     u.set_gid(user.gid);
-    if !user.additional_gids.is_empty() {
+    // A rootless container maps one group: runc refuses supplementary groups there (umoci leaves
+    // them out too).
+    if !user.additional_gids.is_empty() && !rootless {
         u.set_additional_gids(Some(user.additional_gids.clone()));
     }
     process.set_user(u);
