@@ -213,6 +213,24 @@ fn runc_runs_a_hoist_bundle() {
         .output();
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
+        // Can runc start anything here? Try the plainest process (root, no groups).
+        c["process"]["user"] = serde_json::json!({"uid": 0, "gid": 0});
+        std::fs::write(bundle.join("config.json"), c.to_string()).unwrap();
+        let probe = std::process::Command::new("runc")
+            .args([
+                "run",
+                "-b",
+                &bundle.display().to_string(),
+                &format!("{name}-probe"),
+            ])
+            .output()
+            .expect("runc");
+        let _ = std::process::Command::new("runc")
+            .args(["delete", "-f", &format!("{name}-probe")])
+            .output();
+        if probe.status.success() {
+            panic!("runc runs a plain config but not hoist's: {err}");
+        }
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("runc run failed under CI=true: {err}");
         }
