@@ -101,11 +101,10 @@ fn write_meta(bundle: &Path, walk: &[Descriptor], state: &UnpackState) -> Result
     let root_line = line(&rootfs, Path::new(""), b".", state.header.root.as_ref())?;
     text.push_str("# .\n");
     text.push_str(&root_line);
-    let mut open: Vec<PathBuf> = Vec::new();
     // Entries are in path order, a directory's contents right after it; but mtree wants a
     // directory's files before its subdirectories, so each directory is emitted as a block.
     let entries: Vec<(&PathBuf, &StateEntry)> = state.entries.iter().map(|(p, e)| (p, e)).collect();
-    emit_dir(&rootfs, Path::new(""), &entries, &mut text, &mut open)?;
+    emit_dir(&rootfs, Path::new(""), &entries, &mut text)?;
     text.push_str("..\n");
     let name = format!("{}_{}.mtree", digest.algorithm().as_str(), digest.hex());
     crate::durable::replace_file(&bundle.join(name), text.as_bytes(), None)?;
@@ -114,24 +113,33 @@ fn write_meta(bundle: &Path, walk: &[Descriptor], state: &UnpackState) -> Result
     crate::durable::replace_file(&bundle.join(UMOCI_JSON), &bytes, None)
 }
 
-/// Emits the children of `dir` (files first, then each subdirectory as a block ending in `..`).
+/// Emits the children of `dir`: its files, then each subdirectory as a block ending in `..`.
+/// `entries` is exactly `dir`'s subtree in path order (component-wise, so each subdirectory's own
+/// subtree follows it contiguously): every level scans its subtree once.
 fn emit_dir(
     rootfs: &Path,
     dir: &Path,
     entries: &[(&PathBuf, &StateEntry)],
     text: &mut String,
-    open: &mut Vec<PathBuf>,
 ) -> Result<()> {
-    let children: Vec<&(&PathBuf, &StateEntry)> = entries
-        .iter()
-        .filter(|(p, _)| p.parent() == Some(dir))
-        .collect();
-    for (p, e) in children.iter().filter(|(_, e)| e.kind != "dir") {
-        let name = p.file_name().unwrap_or_default().as_bytes();
-        text.push_str("    ");
-        text.push_str(&line(rootfs, p, name, Some(e))?);
+    for (p, e) in entries {
+        if p.parent() == Some(dir) && e.kind != "dir" {
+            let name = p.file_name().unwrap_or_default().as_bytes();
+            text.push_str("    ");
+            text.push_str(&line(rootfs, p, name, Some(e))?);
+        }
     }
-    for (p, e) in children.iter().filter(|(_, e)| e.kind == "dir") {
+    let mut i = 0;
+    while i < entries.len() {
+        let (p, e) = entries[i];
+        if p.parent() != Some(dir) || e.kind != "dir" {
+            i += 1;
+            continue;
+        }
+        let end = entries[i + 1..]
+            .iter()
+            .position(|(q, _)| !q.starts_with(p))
+            .map_or(entries.len(), |n| i + 1 + n);
         let name = p.file_name().unwrap_or_default().as_bytes();
         let _ = writeln!(
             text,
@@ -139,15 +147,9 @@ fn emit_dir(
             String::from_utf8_lossy(&vis(p.as_os_str().as_bytes()))
         );
         text.push_str(&line(rootfs, p, name, Some(e))?);
-        let below: Vec<(&PathBuf, &StateEntry)> = entries
-            .iter()
-            .filter(|(q, _)| q.starts_with(p) && q != p)
-            .copied()
-            .collect();
-        open.push(p.to_path_buf());
-        emit_dir(rootfs, p, &below, text, open)?;
-        open.pop();
+        emit_dir(rootfs, p, &entries[i + 1..end], text)?;
         text.push_str("..\n");
+        i = end;
     }
     Ok(())
 }
