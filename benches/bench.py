@@ -114,6 +114,11 @@ OPS = [
        "oci-image-tool validate checks documents and blob digests only; hoist also decompresses every"
        " layer to check its diff_id (no tool does that alone: this is the closest peer)",
        peer_cannot={"large-zstd": "oci-image-tool 1.0.0-rc1 does not know the zstd layer media type"}),
+    Op("runtime-config", ["small", "large"],
+       ["{hoist}", "runtime-config", "oci:{src}:bench", "{dst}"],
+       "umoci", ["umoci", "raw", "runtime-config", "--image", "{src}:bench", "{dst}"], "tar",
+       "hoist reads /etc/passwd and /etc/group from the layers (each verified as it streams), nothing"
+       " unpacked; umoci without --rootfs reads no user database (it needs an unpacked rootfs for that)"),
     Op("repack", ["multi", "large"],
        ["{hoist}", "repack", "{hbundle}", "--dest", "oci:{layout}", "--tag", "bench-repack"],
        "umoci", ["umoci", "repack", "--image", "{layout}:bench-repack", "{bundle}"], "tar",

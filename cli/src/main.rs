@@ -63,7 +63,7 @@ enum Command {
     ManifestDigest(commands::manifest_digest::Args),
     /// Get or put one blob by digest (registry or layout), verified as it streams.
     Blob(commands::blob::Args),
-    /// Remove blobs of a layout that no tag or index entry reaches.
+    /// Remove blobs of a layout that no tag or index entry reaches, stray files and dead temp files.
     Gc(commands::gc::Args),
     /// Write the changes between two directories as a layer (a file, or appended to an image).
     Diff(Box<commands::diff::Args>),
@@ -73,6 +73,12 @@ enum Command {
     Unpack(Box<commands::unpack::Args>),
     /// Turn the changes to an unpacked tree into a new layer and image, as `umoci repack` does.
     Repack(Box<commands::repack::Args>),
+    /// Write the OCI runtime config.json of an image without unpacking it (umoci raw runtime-config).
+    RuntimeConfig(Box<commands::runtime_config::Args>),
+    /// Remove tags from a layout, as `umoci rm` does (blobs stay until `hoist gc`).
+    Untag(commands::untag::Args),
+    /// Show an image's history with each entry's layer, as `umoci stat` does.
+    Stat(commands::stat::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(commands::completion::Args),
     /// Print or write man pages for hoist and each verb.
@@ -169,6 +175,9 @@ fn main() -> ExitCode {
         Command::Config(a) => commands::config::run(*a),
         Command::Unpack(a) => commands::unpack::run(*a),
         Command::Repack(a) => commands::repack::run(*a),
+        Command::RuntimeConfig(a) => commands::runtime_config::run(*a),
+        Command::Untag(a) => commands::untag::run(a),
+        Command::Stat(a) => commands::stat::run(a),
         Command::Completion(a) => commands::completion::run(a, Cli::command()),
         Command::Man(a) => commands::man::run(a, Cli::command()),
     };

@@ -1,4 +1,5 @@
-//! `hoist gc oci:PATH`: remove unreachable blobs and leftover temp files from a layout.
+//! `hoist gc oci:PATH`: remove unreachable blobs, what is not part of the layout (stray files and
+//! directories under its root and `blobs/`) and leftover temp files, saying what it removed.
 
 use std::process::ExitCode;
 
@@ -8,13 +9,19 @@ use hoist::reference::TransportRef;
 
 /// Arguments of `hoist gc`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example:\n  hoist gc oci:./layout")]
+#[command(
+    after_help = "Examples:\n  hoist gc oci:./layout\n  hoist gc --dry-run oci:./layout\n  \
+    hoist gc --json oci:./layout | jq '.removed | length'"
+)]
 pub struct Args {
     /// The layout (`oci:PATH`).
     reference: String,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// List what would be removed; remove nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// Runs `hoist gc`.
@@ -34,17 +41,31 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let layout = Layout::open(&path)?.with_limits(super::limits());
     let report = layout
-        .gc()
+        .gc_with(hoist::layout::GcOptions {
+            dry_run: args.dry_run,
+        })
         .with_context(|| format!("collecting garbage in {}", path.display()))?;
     if args.json {
         crate::output::print_json(&report)?;
     } else {
+        let verb = if report.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        for d in &report.removed {
+            println!("{verb} blob {d}");
+        }
+        for p in &report.strays_removed {
+            println!("{verb} stray {}", p.display());
+        }
         println!(
-            "removed {} blobs ({}), kept {}, removed {} temp files",
+            "{verb} {} blobs ({}), {} strays and {} temp files; kept {} blobs",
             report.removed.len(),
             hoist::limits::human_bytes(report.bytes_freed),
+            report.strays_removed.len(),
+            report.temp_files_removed,
             report.kept,
-            report.temp_files_removed
         );
     }
     Ok(ExitCode::SUCCESS)

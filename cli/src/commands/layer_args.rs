@@ -46,6 +46,10 @@ pub struct LayerArgs {
     /// Write every entry with this group.
     #[arg(long)]
     pub gid: Option<u32>,
+    /// `created` of the history entry and of the config (RFC 3339; default: the
+    /// --source-date-epoch or --mtime time, else now).
+    #[arg(long = "history.created", value_parser = parse_created)]
+    pub history_created: Option<String>,
     /// `created_by` of the history entry.
     #[arg(long = "history.created_by")]
     pub history_created_by: Option<String>,
@@ -85,6 +89,7 @@ impl LayerArgs {
     /// or fixed time when one was given, so reproducible runs give the same config).
     pub fn append_options(&self, tag: Option<String>) -> AppendOptions {
         let created = match self.mtime_policy() {
+            _ if self.history_created.is_some() => self.history_created.clone(),
             MtimePolicy::Fixed(t) | MtimePolicy::Clamp(t) => Some(hoist::config_edit::rfc3339(t)),
             MtimePolicy::Keep => None,
         };
@@ -99,4 +104,11 @@ impl LayerArgs {
             progress: None,
         }
     }
+}
+
+/// Checks a `--history.created` time is RFC 3339.
+fn parse_created(text: &str) -> Result<String, String> {
+    hoist::config_edit::check_rfc3339(text)
+        .map(|()| text.to_string())
+        .map_err(|e| e.to_string())
 }

@@ -21,10 +21,13 @@ pub mod man;
 pub mod manifest_digest;
 pub mod registry_args;
 pub mod repack;
+pub mod runtime_config;
+pub mod stat;
 pub mod sync;
 pub mod tag;
 pub mod tags;
 pub mod unpack;
+pub mod untag;
 pub mod verify;
 
 use std::sync::OnceLock;

@@ -14,11 +14,14 @@ use serde_json::json;
 #[command(
     after_help = "Examples:\n  hoist unpack oci:./layout:v1 ./bundle --bundle\n  \
     echo hi > ./bundle/rootfs/hello.txt\n  hoist repack ./bundle --tag v2\n  \
-    SOURCE_DATE_EPOCH=1700000000 hoist repack ./bundle --tag v2 --dest oci:./other --compress zstd\n\n\
+    SOURCE_DATE_EPOCH=1700000000 hoist repack ./bundle --tag v2 --dest oci:./other --compress zstd\n  \
+    umoci unpack --image ./layout:v1 ./ubundle && hoist repack ./ubundle --dest oci:./layout --tag v2\n  \
+    hoist repack ./bundle --tag v3 --no-mask-volumes --history.comment 'data included'\n\n\
     With no changes the new layer is empty (as umoci writes it); the image still gets a new manifest."
 )]
 pub struct Args {
-    /// A directory written by `hoist unpack` (a bundle, or a plain tree with --state).
+    /// A directory written by `hoist unpack` (a bundle, or a plain tree with --state), or a bundle
+    /// `umoci unpack` wrote (with --dest naming its layout).
     dir: PathBuf,
     /// The state file a plain `hoist unpack --state FILE` wrote (a bundle keeps its own).
     #[arg(long, value_name = "FILE")]
@@ -32,6 +35,9 @@ pub struct Args {
     /// Leave this path of the rootfs out of the layer (repeatable), as umoci's --mask-path.
     #[arg(long = "mask-path", value_name = "PATH")]
     mask_paths: Vec<PathBuf>,
+    /// Keep the image's volume paths in the layer (by default they are masked, as umoci does).
+    #[arg(long)]
+    no_mask_volumes: bool,
     /// Hash every file whose size and times agree, not only those whose inode or ctime changed
     /// since the unpack (slower; for trees whose ctimes cannot be trusted, e.g. copied back).
     #[arg(long, alias = "compare-content")]
@@ -69,6 +75,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         state: args.state.clone(),
         append,
         mask_paths: args.mask_paths.clone(),
+        keep_volumes: args.no_mask_volumes,
         full_hash: args.full_hash,
         open: super::open_options(),
         refresh: args.refresh_bundle,

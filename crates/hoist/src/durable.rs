@@ -289,12 +289,18 @@ impl TempDir {
 /// holds (a live one is `flock`ed by its writer); returns how many were removed. Entries that are
 /// symlinks, or that cannot be opened or removed, are left alone.
 pub fn remove_stale(dir: &Path) -> Result<usize> {
+    find_stale(dir, true).map(|v| v.len())
+}
+
+/// The stale temp files and directories of `dir`, as [`remove_stale`] finds them; removed when
+/// `remove` (each while its lock is held), only listed otherwise.
+pub fn find_stale(dir: &Path, remove: bool) -> Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
     };
-    let mut removed = 0;
+    let mut removed = Vec::new();
     for entry in entries {
         let entry = entry.ctx(|| format!("listing {}", dir.display()))?;
         if !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
@@ -317,6 +323,10 @@ pub fn remove_stale(dir: &Path) -> Result<usize> {
         if flock(&f, FlockOperation::NonBlockingLockExclusive).is_err() || !same_file(&f, &path) {
             continue;
         }
+        if !remove {
+            removed.push(path);
+            continue;
+        }
         let gone = if meta.is_dir() {
             fs::remove_dir_all(&path)
         } else {
@@ -325,7 +335,7 @@ pub fn remove_stale(dir: &Path) -> Result<usize> {
         // Best effort: another user's leftover in a shared directory (sticky /tmp) may not be ours
         // to remove, and must not fail this run.
         match gone {
-            Ok(()) => removed += 1,
+            Ok(()) => removed.push(path),
             Err(e) => tracing::debug!("leaving {}: {e}", path.display()),
         }
     }

@@ -144,8 +144,10 @@ pub mod progress;
 pub mod recompress;
 pub mod reference;
 pub mod repack;
+pub mod stat;
 pub mod sync;
 pub mod transport;
+pub mod umoci;
 pub mod unpack;
 pub mod verify;
 

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::config_edit::ImageEdit;
 use crate::copy::{CopyOptions, copy};
 use crate::diff::{AppendOptions, Appended, DiffOptions, append_diff, compute};
 use crate::error::{Error, Result};
@@ -32,6 +33,10 @@ pub struct RepackOptions {
     pub append: AppendOptions,
     /// Paths inside the rootfs left out of the layer (umoci's `--mask-path`); a leading `/` is allowed.
     pub mask_paths: Vec<PathBuf>,
+    /// Keep the image's `Volumes` in the layer (umoci's `--no-mask-volumes`); by default they are
+    /// masked like [`RepackOptions::mask_paths`], as umoci does, since a volume's contents belong to
+    /// the container's data, not the image.
+    pub keep_volumes: bool,
     /// Hash every file whose metadata agrees, even those whose inode and ctime show them untouched
     /// since the unpack (see [`DiffOptions::full_hash`]).
     pub full_hash: bool,
@@ -196,7 +201,25 @@ fn seed_destination(
 /// # Ok::<(), hoist::Error>(())
 /// ```
 pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
-    let (state_path, state, rootfs) = find_state(dir, opts.state.as_deref())?;
+    // A bundle umoci unpacked (umoci.json, its mtree, no hoist state) names no layout: --dest does.
+    let umoci_bundle = opts.state.is_none()
+        && !dir.join(BUNDLE_STATE).exists()
+        && dir.join(crate::umoci::UMOCI_JSON).exists();
+    let (state_path, state, rootfs) = match (&opts.dest, umoci_bundle) {
+        (Some(dest), true) => (
+            dir.join(BUNDLE_STATE),
+            crate::umoci::read_bundle_state(dir, dest)?,
+            dir.join("rootfs"),
+        ),
+        (None, true) => {
+            return Err(Error::Other(format!(
+                "{} is a bundle umoci unpacked, which does not record its layout: name it with \
+                 --dest oci:PATH (and the new tag with --tag)",
+                dir.display()
+            )));
+        }
+        _ => find_state(dir, opts.state.as_deref())?,
+    };
     let origin = source_layout(&state.header);
     let manifest = crate::Digest::parse(&state.header.manifest)?;
 
@@ -232,10 +255,23 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
         }
     };
 
-    let exclude: Vec<PathBuf> = opts
-        .mask_paths
+    let layout = Layout::open(&layout_path)?;
+    let mut masked = opts.mask_paths.clone();
+    if !opts.keep_volumes {
+        let edit = ImageEdit::open(&layout, Some(&base))?;
+        if let Some(volumes) = edit.config()["config"]["Volumes"].as_object() {
+            masked.extend(volumes.keys().map(|v| {
+                PathBuf::from(
+                    String::from_utf8_lossy(&crate::layer::root::lexical_clean(v.as_bytes()))
+                        .into_owned(),
+                )
+            }));
+        }
+    }
+    let exclude: Vec<PathBuf> = masked
         .iter()
         .map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf())
+        .filter(|p| !p.as_os_str().is_empty())
         .collect();
     emit(
         &opts.progress,
@@ -256,7 +292,6 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
         },
     )?;
     let changes = diff.changes().len();
-    let layout = Layout::open(&layout_path)?;
     let mut append = opts.append.clone();
     append.tag = tag.clone();
     append.progress = opts.progress.clone();
@@ -275,6 +310,7 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
     }
     // The tree now is the new image: record that, so the next repack diffs against this one.
     let mut header = state.header.clone();
+    header.format = crate::layer::state::STATE_FORMAT.into();
     header.manifest = appended.manifest.digest().to_string();
     let new_manifest = appended.manifest.manifest()?;
     header.config = new_manifest.config().digest().to_string();
@@ -291,8 +327,12 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
         }
         .to_string(),
     );
-    UnpackState::scan(header, &rootfs, &HashMap::new(), &[])?
-        .save(&state_path, opts.state.is_some())?;
+    let refreshed = UnpackState::scan(header, &rootfs, &HashMap::new(), &[])?;
+    refreshed.save(&state_path, opts.state.is_some())?;
+    // umoci's metadata of the bundle (hoist's or umoci's own) describes the new image too.
+    if opts.state.is_none() && dir.join(crate::umoci::UMOCI_JSON).is_file() {
+        crate::umoci::refresh_bundle_meta(dir, &appended.manifest.descriptor(), &refreshed)?;
+    }
 
     Ok(Repacked {
         appended,

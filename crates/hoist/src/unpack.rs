@@ -94,7 +94,7 @@ fn send(tx: &SyncSender<Msg>, stopped: &AtomicBool, msg: Msg) -> Result<()> {
 /// Reads one layer through the one verified layer stream ([`LayerStream`]: size, digest, compression,
 /// diff_id, foreign-layer policy) and sends its entries.
 #[allow(clippy::too_many_arguments)]
-fn read_layer(
+pub(crate) fn read_layer(
     source: &dyn Source,
     desc: &Descriptor,
     name: &str,
@@ -320,8 +320,12 @@ pub fn unpack_image(
     }
 
     if opts.bundle {
-        let spec =
-            crate::bundle::runtime_config(config, &rootfs, rootless, &image.digest().to_string())?;
+        let spec = crate::bundle::runtime_config(
+            config,
+            &crate::bundle::UserDb::from_rootfs(&rootfs)?,
+            rootless,
+            &image.digest().to_string(),
+        )?;
         crate::bundle::write_config(&spec, dir)?;
     }
     let header = StateHeader {
@@ -372,6 +376,14 @@ pub fn unpack_image(
             }
         }
         state.save(state_path, !opts.bundle)?;
+        // umoci's metadata too, so `umoci repack` works on the bundle (owners as umoci has them).
+        if opts.bundle
+            && opts.apply.uid_map.is_empty()
+            && opts.apply.gid_map.is_empty()
+            && opts.apply.whiteout == WhiteoutFormat::Apply
+        {
+            crate::umoci::write_bundle_meta(dir, image, &state)?;
+        }
     }
     std::fs::remove_file(&marker).ctx(|| format!("removing {}", marker.display()))?;
     // Last: a directory closed again cannot be written into (the marker's removal included).

@@ -584,6 +584,11 @@ impl LowerTree for UnpackState {
         self.header.root.as_ref().map(StateEntry::meta).transpose()
     }
 
+    fn mtime_nanos(&self) -> bool {
+        // A record made from umoci's mtree has go-mtree's `tar_time`: seconds only.
+        self.header.format != crate::umoci::MTREE_FORMAT
+    }
+
     fn content(&self, path: &Path) -> Result<LowerContent<'_>> {
         match self.get(path).and_then(|e| e.digest.as_deref()) {
             Some(d) => Ok(LowerContent::Digest(Digest::parse(d)?)),

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::{Descriptor, ImageIndex};
 use serde_json::{Value, json};
 
-pub use gc::GcReport;
+pub use gc::{GcOptions, GcReport};
 pub use lock::LayoutLock;
 
 use crate::durable::TempFile;
