@@ -11,8 +11,6 @@
 //! image's layers through the unpacker's verified layer reader, without unpacking anything.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::sync_channel;
 
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{Mount, Process, Spec, User};
@@ -20,7 +18,7 @@ use oci_spec::runtime::{Mount, Process, Spec, User};
 use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::layer::root::{Root, join, lexical_clean, split_last};
-use crate::layer::{EntryKind, Msg, ReadTotals};
+use crate::layer::{EntryKind, Msg};
 use crate::limits::Limits;
 use crate::transport::Source;
 
@@ -84,41 +82,14 @@ impl UserDb {
             ));
         }
         let n = layers.len();
-        let (tx, rx) = sync_channel::<Msg>(64);
-        let stopped = AtomicBool::new(false);
+        let names: Vec<String> = layers
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("layer {}/{n} {}", i + 1, crate::descriptor::describe(d)))
+            .collect();
         let mut db = DbBuilder::default();
-        std::thread::scope(|s| {
-            let reader = s.spawn(|| {
-                let tx = tx;
-                let mut totals = ReadTotals::default();
-                for (i, desc) in layers.iter().enumerate() {
-                    let name = format!("layer {}/{n} {}", i + 1, crate::descriptor::describe(desc));
-                    crate::unpack::read_layer(
-                        source,
-                        desc,
-                        &name,
-                        &diff_ids[i],
-                        limits,
-                        &mut totals,
-                        &tx,
-                        &stopped,
-                        &None,
-                    )?;
-                }
-                Ok::<(), Error>(())
-            });
-            let mut consumed: Result<()> = Ok(());
-            for msg in rx.iter() {
-                if let Err(e) = db.take(msg) {
-                    consumed = Err(e);
-                    break;
-                }
-            }
-            drop(rx);
-            let read = reader
-                .join()
-                .unwrap_or_else(|_| Err(Error::Other("the layer reader panicked".into())));
-            consumed.and(read)
+        crate::unpack::stream_layers(source, &layers, &names, &diff_ids, limits, &None, |msg| {
+            db.take(msg)
         })?;
         Ok(UserDb {
             passwd: db.files[0].take(),

@@ -137,6 +137,62 @@ pub(crate) fn read_layer(
     Ok(())
 }
 
+/// Reads `layers` bottom first on a reader thread (each through [`read_layer`]: verified, decoded,
+/// parsed) and hands every message to `consume` on the calling thread, in order; a bounded channel
+/// between them keeps memory flat. The first error of either side ends both and is returned (the
+/// consumer's first: the reader's is then only that it was stopped). The one pipeline behind
+/// unpack and every other reader of an image's files (the runtime config's user database).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stream_layers(
+    source: &dyn Source,
+    layers: &[Descriptor],
+    names: &[String],
+    diff_ids: &[Digest],
+    limits: &Limits,
+    progress: &Option<Sink>,
+    mut consume: impl FnMut(Msg) -> Result<()>,
+) -> Result<()> {
+    let (tx, rx) = sync_channel::<Msg>(CHANNEL_DEPTH);
+    let stopped = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let tx = tx;
+            let mut totals = ReadTotals::default();
+            for (i, desc) in layers.iter().enumerate() {
+                read_layer(
+                    source,
+                    desc,
+                    &names[i],
+                    &diff_ids[i],
+                    limits,
+                    &mut totals,
+                    &tx,
+                    &stopped,
+                    progress,
+                )?;
+            }
+            Ok::<(), Error>(())
+        });
+        let mut written: Result<()> = Ok(());
+        for msg in rx.iter() {
+            if let Err(e) = consume(msg) {
+                written = Err(e);
+                break;
+            }
+        }
+        drop(rx);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(Error::Other("the layer reader panicked".into())));
+        match (written, read) {
+            (Err(w), _) => Err(w),
+            (Ok(()), Err(r)) if !stopped.load(Ordering::Relaxed) => Err(r),
+            (Ok(()), Err(_)) => Err(Error::Other("unpack stopped".into())),
+            (Ok(()), Ok(())) => Ok(()),
+        }
+    })
+}
+
 fn prepare_target(dir: &Path) -> Result<()> {
     match std::fs::read_dir(dir) {
         Ok(mut rd) => {
@@ -263,46 +319,15 @@ pub fn unpack_image(
             bytes: layers.iter().map(|d| d.size()).sum(),
         },
     );
-    let (tx, rx) = sync_channel::<Msg>(CHANNEL_DEPTH);
-    let stopped = AtomicBool::new(false);
-    let outcome = std::thread::scope(|s| {
-        let reader = s.spawn(|| {
-            let tx = tx;
-            let mut totals = ReadTotals::default();
-            for (i, desc) in layers.iter().enumerate() {
-                read_layer(
-                    source,
-                    desc,
-                    &names[i],
-                    &diff_ids[i],
-                    &limits,
-                    &mut totals,
-                    &tx,
-                    &stopped,
-                    &opts.progress,
-                )?;
-            }
-            Ok::<(), Error>(())
-        });
-        let mut written: Result<()> = Ok(());
-        for msg in rx.iter() {
-            if let Err(e) = applier.apply(msg) {
-                written = Err(e);
-                break;
-            }
-        }
-        drop(rx);
-        let read = reader
-            .join()
-            .unwrap_or_else(|_| Err(Error::Other("the layer reader panicked".into())));
-        match (written, read) {
-            (Err(w), _) => Err(w),
-            (Ok(()), Err(r)) if !stopped.load(Ordering::Relaxed) => Err(r),
-            (Ok(()), Err(_)) => Err(Error::Other("unpack stopped".into())),
-            (Ok(()), Ok(())) => Ok(()),
-        }
-    });
-    outcome?;
+    stream_layers(
+        source,
+        &layers,
+        &names,
+        &diff_ids,
+        &limits,
+        &opts.progress,
+        |msg| applier.apply(msg),
+    )?;
     applier.finish()?;
     let report = applier.report().clone();
     if !report.skipped_devices.is_empty() {
