@@ -97,6 +97,19 @@ pub struct Args {
     /// Write the digest of the destination's root manifest to this file.
     #[arg(long)]
     digestfile: Option<std::path::PathBuf>,
+    /// Refuse a source image that this containers-policy.json(5) file does not accept
+    /// (insecureAcceptAnything, reject, sigstoreSigned with keyPath/keyData and signedIdentity).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<std::path::PathBuf>,
+    /// Sign the written image with this cosign private key (stored as its sha256-<hex>.sig tag).
+    #[arg(long, value_name = "FILE")]
+    sign_by_sigstore_private_key: Option<std::path::PathBuf>,
+    /// The signing key's password, from this file's first line (else $HOIST_PASSWORD).
+    #[arg(long, value_name = "FILE", requires = "sign_by_sigstore_private_key")]
+    sign_passphrase_file: Option<std::path::PathBuf>,
+    /// The docker reference the signature names (default: the destination reference).
+    #[arg(long, value_name = "REF", requires = "sign_by_sigstore_private_key")]
+    sign_identity: Option<String>,
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
@@ -154,6 +167,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let (Some(c), Some(level)) = (convert.compression, convert.level) {
         hoist::compress::check_level(c, level).map_err(anyhow::Error::msg)?;
     }
+    if let Some(policy) = &args.policy {
+        check_policy(policy, &src_ref, source.as_ref(), &src_opts)?;
+    }
+    // The key is read (and its password checked) before anything is copied.
+    let sign_key = match &args.sign_by_sigstore_private_key {
+        Some(k) => {
+            sign_key_check(&dst_ref, args.sign_identity.as_deref())?;
+            Some(super::sign::load_private_key(
+                k,
+                args.sign_passphrase_file.as_deref(),
+            )?)
+        }
+        None => None,
+    };
     let progress = crate::progress::sink(args.progress, args.quiet);
     let report = match copy(
         source.as_ref(),
@@ -177,6 +204,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
             )));
         }
     };
+    if let Some(key) = &sign_key {
+        let identity = super::sign::sign_image(
+            &dst_ref,
+            &report.digest,
+            args.sign_identity.as_deref(),
+            key,
+            &dest_opts,
+        )?;
+        if !args.quiet {
+            eprintln!("signed {} as {identity}", report.digest);
+        }
+    }
     if let Some(path) = &args.digestfile {
         hoist::durable::write_file(path, report.digest.to_string().as_bytes())
             .with_context(|| format!("writing digest file {}", path.display()))?;
@@ -204,4 +243,37 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `copy --policy`: the source image must satisfy the policy, or nothing is copied.
+fn check_policy(
+    policy: &std::path::Path,
+    src_ref: &hoist::reference::TransportRef,
+    source: &dyn hoist::transport::Source,
+    opts: &hoist::transport::OpenOptions,
+) -> Result<()> {
+    use hoist::sign::policy::{Decision, Policy, enforce};
+    let loaded = Policy::load(policy)?;
+    let base = policy
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let decision = loaded.decide(src_ref, &base)?;
+    let digest = source.root()?.digest().clone();
+    let signatures = match decision {
+        Decision::NeedsSignatures(_) => hoist::sign::read_signatures(src_ref, &digest, opts)?,
+        _ => Vec::new(),
+    };
+    enforce(&decision, &src_ref.to_string(), &digest, &signatures)
+        .with_context(|| format!("policy {} refuses {src_ref}: not copied", policy.display()))?;
+    Ok(())
+}
+
+/// `--sign-by-sigstore-private-key` needs a destination that can hold signatures and an identity.
+fn sign_key_check(dst_ref: &hoist::reference::TransportRef, identity: Option<&str>) -> Result<()> {
+    hoist::sign::signature_ref(dst_ref, &hoist::Digest::sha256(b""))?;
+    if identity.is_none() && hoist::sign::default_identity(dst_ref).is_none() {
+        bail!("signing {dst_ref} needs the docker reference it names: give --sign-identity");
+    }
+    Ok(())
 }

@@ -21,6 +21,7 @@ pub mod man;
 pub mod manifest_digest;
 pub mod registry_args;
 pub mod repack;
+pub mod sign;
 pub mod sync;
 pub mod tag;
 pub mod tags;

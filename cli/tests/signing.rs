@@ -1,0 +1,351 @@
+//! Cosign-compatible signatures end to end: `generate-key`, `sign`, `verify --key`, `copy --policy`
+//! and `copy --sign-by-sigstore-private-key`, against docker-registry on 127.0.0.1 and the peers
+//! built with sigstore support (`shared/peers/skopeo-sigstore`, `shared/peers/cosign-keygen`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::registry::Registry;
+use common::{hoist, images, require_tool, run_fail, run_ok};
+
+const INSECURE: &str = "--tls-verify=false";
+const PASSWORD: &str = "correct horse";
+
+/// The peers directory: `<workspace root>/../shared/peers`, else `/work/shared/peers`. Missing:
+/// `None` with a message, or a panic under CI=true.
+fn peers() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for dir in [
+        root.join("../shared/peers"),
+        PathBuf::from("/work/shared/peers"),
+    ] {
+        if dir.join("skopeo-sigstore").is_file() && dir.join("cosign-keygen").is_file() {
+            return Some(dir);
+        }
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("shared/peers/skopeo-sigstore and cosign-keygen are required under CI=true");
+    }
+    eprintln!("SKIPPED: shared/peers/skopeo-sigstore or cosign-keygen is absent");
+    None
+}
+
+fn ready() -> Option<PathBuf> {
+    if !require_tool("docker-registry") {
+        return None;
+    }
+    peers()
+}
+
+/// `hoist generate-key` into `DIR/NAME.key|pub`.
+fn generate_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let prefix = dir.join(name);
+    run_ok(
+        hoist(&[
+            "generate-key",
+            "--output-key-prefix",
+            prefix.to_str().unwrap(),
+        ])
+        .env("HOIST_PASSWORD", PASSWORD),
+    );
+    (prefix.with_extension("key"), prefix.with_extension("pub"))
+}
+
+/// skopeo-sigstore with a permissive policy (unless `policy`) and registries.d turning sigstore
+/// attachments on for `host`.
+fn skopeo(peers: &Path, dir: &Path, host: &str, policy: Option<&Path>) -> Command {
+    let regd = dir.join("registries.d");
+    std::fs::create_dir_all(&regd).unwrap();
+    std::fs::write(
+        regd.join("local.yaml"),
+        format!("docker:\n  {host}:\n    use-sigstore-attachments: true\n"),
+    )
+    .unwrap();
+    let permissive = dir.join("permissive.json");
+    std::fs::write(
+        &permissive,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let mut c = Command::new(peers.join("skopeo-sigstore"));
+    c.arg("--registries.d")
+        .arg(&regd)
+        .arg("--policy")
+        .arg(policy.unwrap_or(&permissive));
+    c
+}
+
+/// A registry with `app:v1` (the two-layer image) and `app:unsigned` (the same converted to Docker
+/// v2s2, so another digest). Returns the layout reference of the source too.
+fn registry_with_images(dir: &Path) -> (Registry, String) {
+    let layout = dir.join("src");
+    images::build_two_layer(&layout, "v1");
+    let src = format!("oci:{}:v1", layout.display());
+    let reg = Registry::start();
+    run_ok(&mut hoist(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &src,
+        &format!("{}:v1", reg.url("app")),
+    ]));
+    run_ok(&mut hoist(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        &src,
+        &format!("{}:unsigned", reg.url("app")),
+    ]));
+    (reg, src)
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn verify(public: &Path, image: &str) -> Command {
+    hoist(&["verify", INSECURE, "--key", public.to_str().unwrap(), image])
+}
+
+#[test]
+fn skopeo_signs_with_a_hoist_key_and_hoist_verify_accepts_only_that() {
+    let Some(peers) = ready() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = generate_key(dir.path(), "hoist");
+    let (_, other_public) = generate_key(dir.path(), "other");
+    let (reg, src) = registry_with_images(dir.path());
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, PASSWORD).unwrap();
+    let v1 = format!("{}:v1", reg.url("app"));
+    run_ok(skopeo(&peers, dir.path(), &reg.host, None).args([
+        "copy",
+        "--dest-tls-verify=false",
+        "--sign-by-sigstore-private-key",
+        key.to_str().unwrap(),
+        "--sign-passphrase-file",
+        pw.to_str().unwrap(),
+        &src,
+        &v1,
+    ]));
+
+    let out = run_ok(&mut verify(&public, &v1));
+    assert!(out.contains("signature verified"), "{out}");
+    // skopeo names the reference it wrote to: --identity checks it.
+    let identity = format!("{}/app:v1", reg.host);
+    run_ok(verify(&public, &v1).args(["--identity", &identity]));
+    let e = stderr(&run_fail(
+        verify(&public, &v1).args(["--identity", &format!("{}/app:v2", reg.host)]),
+    ));
+    assert!(e.contains("names identity"), "{e}");
+
+    // Another key, an unsigned image: refused, naming the check.
+    let e = stderr(&run_fail(&mut verify(&other_public, &v1)));
+    assert!(e.contains("does not verify with the key"), "{e}");
+    let unsigned = format!("{}:unsigned", reg.url("app"));
+    let e = stderr(&run_fail(&mut verify(&public, &unsigned)));
+    assert!(e.contains("no signatures found"), "{e}");
+
+    // Tampered: v1's signature annotation replaced by a valid signature of another payload.
+    run_ok(
+        hoist(&["sign", INSECURE, "--key", key.to_str().unwrap(), &unsigned])
+            .env("HOIST_PASSWORD", PASSWORD),
+    );
+    let digest_of = |image: &str| {
+        run_ok(&mut hoist(&[
+            "inspect", INSECURE, "--format", "json", image,
+        ]))
+        .split("\"Digest\":")
+        .nth(1)
+        .and_then(|r| r.split('"').nth(1))
+        .unwrap()
+        .to_string()
+    };
+    let sig_tag = |image: &str| format!("{}.sig", digest_of(image).replace(':', "-"));
+    let v1_sig = format!("{}:{}", reg.url("app"), sig_tag(&v1));
+    let other_sig = format!("{}:{}", reg.url("app"), sig_tag(&unsigned));
+    let raw = |image: &str| -> serde_json::Value {
+        serde_json::from_str(&run_ok(&mut hoist(&["inspect", INSECURE, "--raw", image]))).unwrap()
+    };
+    let foreign =
+        raw(&other_sig)["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"].clone();
+    let staged = dir.path().join("sigdir");
+    run_ok(&mut hoist(&[
+        "copy",
+        "--src-tls-verify=false",
+        &v1_sig,
+        &format!("dir:{}", staged.display()),
+    ]));
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(staged.join("manifest.json")).unwrap()).unwrap();
+    manifest["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"] = foreign;
+    std::fs::write(
+        staged.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    run_ok(&mut hoist(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("dir:{}", staged.display()),
+        &v1_sig,
+    ]));
+    let e = stderr(&run_fail(&mut verify(&public, &v1)));
+    assert!(e.contains("does not verify with the key"), "{e}");
+}
+
+#[test]
+fn hoist_signs_with_a_cosign_key_and_skopeo_policy_accepts_it() {
+    let Some(peers) = ready() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("cosign");
+    run_ok(
+        Command::new(peers.join("cosign-keygen"))
+            .arg(&prefix)
+            .env("HOIST_PASSWORD", PASSWORD),
+    );
+    let (key, public) = (prefix.with_extension("key"), prefix.with_extension("pub"));
+    let (reg, _) = registry_with_images(dir.path());
+    let v1 = format!("{}:v1", reg.url("app"));
+    let out = run_ok(
+        hoist(&["sign", INSECURE, "--key", key.to_str().unwrap(), &v1])
+            .env("HOIST_PASSWORD", PASSWORD),
+    );
+    assert!(out.contains(".sig"), "{out}");
+    run_ok(&mut verify(&public, &v1));
+
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        serde_json::json!({
+            "default": [{"type": "reject"}],
+            "transports": {"docker": {format!("{}/app", reg.host): [{
+                "type": "sigstoreSigned",
+                "keyPath": public,
+                "signedIdentity": {"type": "matchRepoDigestOrExact"},
+            }]}},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    // skopeo verifies the source against the policy, then carries the signature to the mirror.
+    let mirror = |tag: &str| format!("{}:{tag}", reg.url("mirror"));
+    run_ok(skopeo(&peers, dir.path(), &reg.host, Some(&policy)).args([
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &v1,
+        &mirror("accepted"),
+    ]));
+    // The policy is in force: skopeo refuses the unsigned image.
+    run_fail(skopeo(&peers, dir.path(), &reg.host, Some(&policy)).args([
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("{}:unsigned", reg.url("app")),
+        &mirror("refused"),
+    ]));
+    // The signature travelled with the image and still verifies at the mirror.
+    run_ok(&mut verify(&public, &mirror("accepted")));
+    // A wrong password is refused, naming it.
+    let e = stderr(&run_fail(
+        hoist(&["sign", INSECURE, "--key", key.to_str().unwrap(), &v1])
+            .env("HOIST_PASSWORD", "wrong"),
+    ));
+    assert!(e.contains("wrong password"), "{e}");
+}
+
+#[test]
+fn copy_policy_refuses_unsigned_images_and_copy_signs_by_key() {
+    let Some(_peers) = ready() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = generate_key(dir.path(), "k");
+    let (reg, src) = registry_with_images(dir.path());
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let signed = format!("{}:signed", reg.url("app"));
+    let out = std::process::Command::new(common::hoist_bin())
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            "--sign-by-sigstore-private-key",
+            key.to_str().unwrap(),
+            "--sign-passphrase-file",
+            pw.to_str().unwrap(),
+            &src,
+            &signed,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&mut verify(&public, &signed));
+
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        serde_json::json!({
+            "default": [{"type": "reject"}],
+            "transports": {"docker": {"": [{
+                "type": "sigstoreSigned",
+                "keyPath": "k.pub",
+            }]}},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let copy = |image: &str, to: &Path| {
+        hoist(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--policy",
+            policy.to_str().unwrap(),
+            image,
+            &format!("oci:{}:v1", to.display()),
+        ])
+    };
+    run_ok(&mut copy(&signed, &dir.path().join("ok")));
+    let refused = dir.path().join("refused");
+    let e = stderr(&run_fail(&mut copy(
+        &format!("{}:unsigned", reg.url("app")),
+        &refused,
+    )));
+    assert!(e.contains("no signatures found"), "{e}");
+    assert!(!refused.exists(), "nothing is written for a refused image");
+    // The default scope rejects what no transport scope names.
+    let e = stderr(&run_fail(&mut copy(&src, &dir.path().join("layout"))));
+    assert!(e.contains("rejects"), "{e}");
+}
+
+#[test]
+fn signatures_in_a_layout_sign_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = generate_key(dir.path(), "k");
+    let layout = dir.path().join("layout");
+    images::build_two_layer(&layout, "v1");
+    let image = format!("oci:{}:v1", layout.display());
+    let e = stderr(&run_fail(
+        hoist(&["sign", "--key", key.to_str().unwrap(), &image]).env("HOIST_PASSWORD", PASSWORD),
+    ));
+    assert!(e.contains("--identity"), "{e}");
+    run_ok(
+        hoist(&[
+            "sign",
+            "--key",
+            key.to_str().unwrap(),
+            "--identity",
+            "example.com/app:v1",
+            &image,
+        ])
+        .env("HOIST_PASSWORD", PASSWORD),
+    );
+    let out = run_ok(&mut hoist(&[
+        "verify",
+        "--key",
+        public.to_str().unwrap(),
+        "--identity",
+        "example.com/app",
+        &image,
+    ]));
+    assert!(out.contains("example.com/app:v1"), "{out}");
+}
