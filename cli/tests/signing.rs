@@ -349,3 +349,65 @@ fn signatures_in_a_layout_sign_and_verify() {
     ]));
     assert!(out.contains("example.com/app:v1"), "{out}");
 }
+
+#[test]
+fn a_signature_layer_over_4_mib_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = generate_key(dir.path(), "k");
+    let layout = dir.path().join("layout");
+    images::build_two_layer(&layout, "v1");
+    let image = format!("oci:{}:v1", layout.display());
+    run_ok(
+        hoist(&[
+            "sign",
+            "--key",
+            key.to_str().unwrap(),
+            "--identity",
+            "example.com/app:v1",
+            &image,
+        ])
+        .env("HOIST_PASSWORD", PASSWORD),
+    );
+    // Point the signature tag at a manifest whose one layer is a 5 MiB payload.
+    let index_path = layout.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let put = |bytes: &[u8]| {
+        let digest = hoist::Digest::sha256(bytes);
+        std::fs::write(layout.join("blobs/sha256").join(digest.hex()), bytes).unwrap();
+        digest.to_string()
+    };
+    let big = vec![b' '; 5 * 1024 * 1024];
+    let big_digest = put(&big);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2,
+                   "digest": put(b"{}")},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                    "size": big.len(), "digest": big_digest,
+                    "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQ=="}}],
+    })
+    .to_string();
+    let manifest_digest = put(manifest.as_bytes());
+    for entry in index["manifests"].as_array_mut().unwrap() {
+        let tag = entry["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .unwrap_or("");
+        if tag.ends_with(".sig") {
+            entry["digest"] = manifest_digest.clone().into();
+            entry["size"] = manifest.len().into();
+        }
+    }
+    std::fs::write(&index_path, index.to_string()).unwrap();
+    // Raising the document limit does not raise the signature limit.
+    let e = stderr(&run_fail(&mut hoist(&[
+        "--max-manifest-size",
+        "64M",
+        "verify",
+        "--key",
+        public.to_str().unwrap(),
+        &image,
+    ])));
+    assert!(e.contains("signature layer") && e.contains("4 MiB"), "{e}");
+}

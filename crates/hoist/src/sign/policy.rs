@@ -30,8 +30,10 @@ pub struct Policy {
     transports: BTreeMap<String, BTreeMap<String, Vec<Requirement>>>,
 }
 
+// Unknown fields are refused, not ignored: a requirement hoist does not understand (a Rekor key, a
+// Fulcio section) must not be weakened into one it does.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type")]
+#[serde(tag = "type", deny_unknown_fields)]
 enum Requirement {
     #[serde(rename = "insecureAcceptAnything")]
     InsecureAcceptAnything,
@@ -46,7 +48,7 @@ enum Requirement {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type")]
+#[serde(tag = "type", deny_unknown_fields)]
 enum SignedIdentity {
     #[serde(rename = "matchRepoDigestOrExact")]
     RepoDigestOrExact,
@@ -268,5 +270,59 @@ mod tests {
         ));
         let e = Policy::parse(br#"{"default":[{"type":"signedBy"}]}"#, "p").unwrap_err();
         assert!(e.to_string().contains("signedBy"), "{e}");
+        let e = Policy::parse(
+            br#"{"default":[{"type":"sigstoreSigned","keyPath":"k","rekorPublicKeyPath":"r"}]}"#,
+            "p",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("rekorPublicKeyPath"), "{e}");
+    }
+
+    #[test]
+    fn key_data_and_signed_identity_resolve_per_image() {
+        let key = keys::generate().unwrap();
+        let pem = keys::public_key_pem(key.verifying_key()).unwrap();
+        let policy = |identity: &str| {
+            let text = format!(
+                r#"{{"default":[{{"type":"sigstoreSigned","keyData":"{}"{identity}}}],
+                    "transports":{{"oci":{{"/srv/layouts":[{{"type":"reject"}}]}}}}}}"#,
+                B64.encode(&pem)
+            );
+            Policy::parse(text.as_bytes(), "p").unwrap()
+        };
+        let rule = |p: &Policy, image: &str| match p.decide(&image.parse().unwrap(), Path::new("/"))
+        {
+            Ok(Decision::NeedsSignatures(checks)) => {
+                assert_eq!(checks[0].key, *key.verifying_key());
+                checks[0].rule.clone()
+            }
+            other => panic!("{other:?}"),
+        };
+        let default = policy("");
+        assert_eq!(
+            rule(&default, "docker://r.example/app:v1"),
+            IdentityRule::Exact("r.example/app:v1".into())
+        );
+        let by_digest = format!("docker://r.example/app@{}", Digest::sha256(b"m"));
+        assert_eq!(
+            rule(&default, &by_digest),
+            IdentityRule::Repository("r.example/app".into())
+        );
+        let repo = policy(r#","signedIdentity":{"type":"matchRepository"}"#);
+        assert_eq!(
+            rule(&repo, "docker://r.example/app:v1"),
+            IdentityRule::Repository("r.example/app".into())
+        );
+        let exact = policy(r#","signedIdentity":{"type":"matchExact"}"#);
+        assert_eq!(
+            rule(&exact, "docker://r.example/app:v1"),
+            IdentityRule::Exact("r.example/app:v1".into())
+        );
+        // A layout under a scoped directory takes that scope's requirements.
+        assert!(matches!(
+            default.decide(&"oci:/srv/layouts/a:v1".parse().unwrap(), Path::new("/")),
+            Ok(Decision::Reject(_))
+        ));
+        assert_eq!(rule(&default, "oci:/elsewhere/a:v1"), IdentityRule::Any);
     }
 }
