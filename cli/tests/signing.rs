@@ -411,3 +411,109 @@ fn a_signature_layer_over_4_mib_is_refused() {
     ])));
     assert!(e.contains("signature layer") && e.contains("4 MiB"), "{e}");
 }
+
+#[test]
+fn copy_policy_copies_the_digest_it_checked_even_when_the_tag_moves() {
+    use common::fake_registry::{self, FakeServer, LayoutImage, serve_layout};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = generate_key(dir.path(), "k");
+    let (listener, host) = fake_registry::bind();
+    let good = fake_registry::small_image(&dir.path().join("good"), "app", "latest");
+    let evil_layout = dir.path().join("evil");
+    let evil_digest = common::synth::write_image(&evil_layout, "latest", 2, 3000, 7);
+    let evil = LayoutImage {
+        layout: evil_layout,
+        repo: "app".into(),
+        tag: "latest".into(),
+        digest: evil_digest.to_string(),
+    };
+    assert_ne!(good.digest, evil.digest);
+    run_ok(
+        hoist(&[
+            "sign",
+            "--key",
+            key.to_str().unwrap(),
+            "--identity",
+            &format!("{host}/app:latest"),
+            &format!("oci:{}:latest", good.layout.display()),
+        ])
+        .env("HOIST_PASSWORD", PASSWORD),
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(good.layout.join("index.json")).unwrap()).unwrap();
+    let sig_entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(".sig"))
+        })
+        .unwrap()
+        .clone();
+    let sig = LayoutImage {
+        layout: good.layout.clone(),
+        repo: "app".into(),
+        tag: sig_entry["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .unwrap()
+            .into(),
+        digest: sig_entry["digest"].as_str().unwrap().into(),
+    };
+    // `latest` names the signed image until its signatures have been read, then another one.
+    let good_digest = good.digest.clone();
+    let moved = AtomicBool::new(false);
+    let server = FakeServer::serve(listener, move |req| {
+        if req.path.contains(&format!("/manifests/{}", sig.tag)) {
+            moved.store(true, Ordering::SeqCst);
+            return serve_layout(&sig, req).unwrap();
+        }
+        if req.path.ends_with("/manifests/latest") {
+            let img = if moved.load(Ordering::SeqCst) {
+                &evil
+            } else {
+                &good
+            };
+            return serve_layout(img, req).unwrap();
+        }
+        for img in [&good, &evil, &sig] {
+            let hex = req.path.rsplit(':').next().unwrap_or("");
+            let holds = img.layout.join("blobs/sha256").join(hex).is_file();
+            if req.path.ends_with(&img.digest) || (req.path.contains("/blobs/") && holds) {
+                return serve_layout(img, req).unwrap();
+            }
+        }
+        serve_layout(&good, req).unwrap_or_else(|| fake_registry::Reply::status(404))
+    });
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        serde_json::json!({"default": [{"type": "sigstoreSigned", "keyPath": public}]}).to_string(),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    run_ok(&mut hoist(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--policy",
+        policy.to_str().unwrap(),
+        &format!("docker://{host}/app:latest"),
+        &format!("oci:{}:v1", out.display()),
+    ]));
+    assert!(
+        server.requests().iter().any(|r| r.path.ends_with(&format!(
+            "/manifests/{}",
+            sig_entry["digest"].as_str().unwrap()
+        )) || r.path.contains(".sig")),
+        "the signatures were read"
+    );
+    let copied: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        copied["manifests"][0]["digest"].as_str().unwrap(),
+        good_digest,
+        "the copy is of the image the policy accepted, not what the tag names now"
+    );
+}

@@ -138,8 +138,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let open = super::open_options();
     let mut src_opts = args.registry.source(open.clone());
     src_opts.shared_blob_dir = args.src_shared_blob_dir.clone();
-    let source = open_source(&src_ref, &src_opts)
+    let mut source = open_source(&src_ref, &src_opts)
         .with_context(|| format!("opening source {}", args.source))?;
+    // The digest the policy accepted; the copy reads that digest, never the tag again (which could
+    // have moved to an image the policy would refuse).
+    let mut accepted = None;
+    if let Some(policy) = &args.policy {
+        let digest = check_policy(policy, &src_ref, source.as_ref(), &src_opts)?;
+        if let Some(pinned) = pinned(&src_ref, &digest) {
+            source = open_source(&pinned, &src_opts)
+                .with_context(|| format!("opening source {}", args.source))?;
+        }
+        accepted = Some(digest);
+    }
     let mut dest_opts = args.registry.destination(open);
     dest_opts.additional_tags = args.additional_tag.clone();
     dest_opts.shared_blob_dir = args.dest_shared_blob_dir.clone();
@@ -166,9 +177,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     if let (Some(c), Some(level)) = (convert.compression, convert.level) {
         hoist::compress::check_level(c, level).map_err(anyhow::Error::msg)?;
-    }
-    if let Some(policy) = &args.policy {
-        check_policy(policy, &src_ref, source.as_ref(), &src_opts)?;
     }
     // The key is read (and its password checked) before anything is copied.
     let sign_key = match &args.sign_by_sigstore_private_key {
@@ -204,6 +212,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
             )));
         }
     };
+    if let Some(digest) = &accepted
+        && report.source_digest != *digest
+    {
+        bail!(
+            "the source changed during the copy: the policy accepted {digest}, {} was copied",
+            report.source_digest
+        );
+    }
     if let Some(key) = &sign_key {
         let identity = super::sign::sign_image(
             &dst_ref,
@@ -245,13 +261,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `copy --policy`: the source image must satisfy the policy, or nothing is copied.
+/// `copy --policy`: the source image must satisfy the policy, or nothing is copied. Returns the
+/// digest of the image accepted.
 fn check_policy(
     policy: &std::path::Path,
     src_ref: &hoist::reference::TransportRef,
     source: &dyn hoist::transport::Source,
     opts: &hoist::transport::OpenOptions,
-) -> Result<()> {
+) -> Result<hoist::Digest> {
     use hoist::sign::policy::{Decision, Policy, enforce};
     let loaded = Policy::load(policy)?;
     let base = policy
@@ -266,7 +283,26 @@ fn check_policy(
     };
     enforce(&decision, &src_ref.to_string(), &digest, &signatures)
         .with_context(|| format!("policy {} refuses {src_ref}: not copied", policy.display()))?;
-    Ok(())
+    Ok(digest)
+}
+
+/// `reference` pinned to `digest` (registries and layouts), so that what is copied is what was checked.
+fn pinned(
+    reference: &hoist::reference::TransportRef,
+    digest: &hoist::Digest,
+) -> Option<hoist::reference::TransportRef> {
+    use hoist::reference::{LayoutRef, TransportRef};
+    match reference {
+        TransportRef::Docker(name) => Some(TransportRef::Docker(hoist::reference::ImageName {
+            digest: Some(digest.clone()),
+            ..name.clone()
+        })),
+        TransportRef::Oci { path, .. } => Some(TransportRef::Oci {
+            path: path.clone(),
+            reference: Some(LayoutRef::Digest(digest.clone())),
+        }),
+        _ => None,
+    }
 }
 
 /// `--sign-by-sigstore-private-key` needs a destination that can hold signatures and an identity.
