@@ -324,6 +324,21 @@ fn signatures_in_a_layout_sign_and_verify() {
     let layout = dir.path().join("layout");
     images::build_two_layer(&layout, "v1");
     let image = format!("oci:{}:v1", layout.display());
+    // The private key is the owner's alone; an existing key is never overwritten.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let before = std::fs::read(&key).unwrap();
+    let e = stderr(&run_fail(
+        hoist(&[
+            "generate-key",
+            "--output-key-prefix",
+            dir.path().join("k").to_str().unwrap(),
+        ])
+        .env("HOIST_PASSWORD", PASSWORD),
+    ));
+    assert!(e.contains("not overwriting"), "{e}");
+    assert_eq!(std::fs::read(&key).unwrap(), before);
     let e = stderr(&run_fail(
         hoist(&["sign", "--key", key.to_str().unwrap(), &image]).env("HOIST_PASSWORD", PASSWORD),
     ));
@@ -351,7 +366,7 @@ fn signatures_in_a_layout_sign_and_verify() {
 }
 
 #[test]
-fn a_signature_layer_over_4_mib_is_refused() {
+fn a_signature_layer_over_4_mib_and_more_than_256_signatures_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (key, public) = generate_key(dir.path(), "k");
     let layout = dir.path().join("layout");
@@ -377,39 +392,52 @@ fn a_signature_layer_over_4_mib_is_refused() {
         std::fs::write(layout.join("blobs/sha256").join(digest.hex()), bytes).unwrap();
         digest.to_string()
     };
-    let big = vec![b' '; 5 * 1024 * 1024];
-    let big_digest = put(&big);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2,
-                   "digest": put(b"{}")},
-        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
-                    "size": big.len(), "digest": big_digest,
-                    "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQ=="}}],
-    })
-    .to_string();
-    let manifest_digest = put(manifest.as_bytes());
-    for entry in index["manifests"].as_array_mut().unwrap() {
-        let tag = entry["annotations"]["org.opencontainers.image.ref.name"]
-            .as_str()
-            .unwrap_or("");
-        if tag.ends_with(".sig") {
-            entry["digest"] = manifest_digest.clone().into();
-            entry["size"] = manifest.len().into();
+    let config_digest = put(b"{}");
+    // Point the signature tag at a manifest with `count` layers of `payload`; verify's error.
+    let mut verify_with = |count: usize, payload: &[u8]| {
+        let layer = serde_json::json!({
+            "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+            "size": payload.len(), "digest": put(payload),
+            "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQ=="}});
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2,
+                       "digest": config_digest},
+            "layers": vec![layer; count],
+        })
+        .to_string();
+        let manifest_digest = put(manifest.as_bytes());
+        for entry in index["manifests"].as_array_mut().unwrap() {
+            let tag = entry["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap_or("");
+            if tag.ends_with(".sig") {
+                entry["digest"] = manifest_digest.clone().into();
+                entry["size"] = manifest.len().into();
+            }
         }
-    }
-    std::fs::write(&index_path, index.to_string()).unwrap();
-    // Raising the document limit does not raise the signature limit.
-    let e = stderr(&run_fail(&mut hoist(&[
-        "--max-manifest-size",
-        "64M",
-        "verify",
-        "--key",
-        public.to_str().unwrap(),
-        &image,
-    ])));
+        std::fs::write(&index_path, index.to_string()).unwrap();
+        // Raising the document limit does not raise the signature limits.
+        stderr(&run_fail(&mut hoist(&[
+            "--max-manifest-size",
+            "64M",
+            "verify",
+            "--key",
+            public.to_str().unwrap(),
+            &image,
+        ])))
+    };
+    let e = verify_with(1, &vec![b' '; 5 * 1024 * 1024]);
     assert!(e.contains("signature layer") && e.contains("4 MiB"), "{e}");
+    // Nor can an image make hoist read thousands of signatures.
+    let e = verify_with(257, b"{}");
+    assert!(e.contains("257 signatures"), "{e}");
+    let e = verify_with(256, b"{}");
+    assert!(
+        e.contains("none of 256 signatures") && e.contains("and 251 more"),
+        "256 are read and checked, the first reasons shown: {e}"
+    );
 }
 
 #[test]

@@ -39,6 +39,10 @@ pub const PAYLOAD_TYPE: &str = "cosign container image signature";
 /// The largest signature payload layer read or written (as skopeo and cosign bound it).
 pub const MAX_SIGNATURE_SIZE: u64 = 4 * 1024 * 1024;
 
+/// The most signatures (layers of the signature manifest) read for one image: a hostile registry
+/// cannot make hoist fetch thousands of payloads.
+pub const MAX_SIGNATURES: usize = 256;
+
 /// One signature of an image: the payload bytes and the base64 signature over them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSignature {
@@ -118,6 +122,13 @@ pub fn read_signatures(
 fn signatures_of(source: &dyn Source, root: &Document) -> Result<Vec<ImageSignature>> {
     let what = format!("signature manifest {}", root.digest());
     let manifest = root.manifest()?;
+    if manifest.layers().len() > MAX_SIGNATURES {
+        return Err(Error::LimitExceeded {
+            what: format!("{what} with {} signatures", manifest.layers().len()),
+            limit: format!("{MAX_SIGNATURES} signatures"),
+            option: "no option: hoist reads at most 256 signatures of an image".into(),
+        });
+    }
     let mut out = Vec::new();
     for layer in manifest.layers() {
         let media_type = media_type_of(layer);
@@ -412,9 +423,17 @@ pub fn check_signatures(
             Err(reason) => reasons.push(format!("signature {}: {reason}", i + 1)),
         }
     }
+    // The first few reasons say what is wrong; hundreds would bury it.
+    let shown = reasons.len().min(5);
+    let more = match reasons.len() - shown {
+        0 => String::new(),
+        n => format!("; and {n} more not accepted"),
+    };
     Err(Error::Signature(format!(
-        "{image}: no signature is accepted: {}",
-        reasons.join("; ")
+        "{image}: none of {} signature{} is accepted: {}{more}",
+        reasons.len(),
+        if reasons.len() == 1 { "" } else { "s" },
+        reasons[..shown].join("; ")
     )))
 }
 
