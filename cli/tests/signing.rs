@@ -363,6 +363,31 @@ fn signatures_in_a_layout_sign_and_verify() {
         &image,
     ]));
     assert!(out.contains("example.com/app:v1"), "{out}");
+
+    // A second key adds a second signature; signing again with the first adds nothing.
+    let (key2, public2) = generate_key(dir.path(), "k2");
+    for k in [&key2, &key] {
+        run_ok(
+            hoist(&[
+                "sign",
+                "--key",
+                k.to_str().unwrap(),
+                "--identity",
+                "example.com/app:v1",
+                &image,
+            ])
+            .env("HOIST_PASSWORD", PASSWORD),
+        );
+    }
+    for p in [&public, &public2] {
+        let out = run_ok(&mut hoist(&[
+            "verify",
+            "--key",
+            p.to_str().unwrap(),
+            &image,
+        ]));
+        assert!(out.contains("(2 signatures)"), "{out}");
+    }
 }
 
 #[test]
@@ -383,7 +408,6 @@ fn a_signature_layer_over_4_mib_and_more_than_256_signatures_are_refused() {
         ])
         .env("HOIST_PASSWORD", PASSWORD),
     );
-    // Point the signature tag at a manifest whose one layer is a 5 MiB payload.
     let index_path = layout.join("index.json");
     let mut index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
