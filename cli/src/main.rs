@@ -36,8 +36,12 @@ enum Command {
     Inspect(commands::inspect::Args),
     /// Check every blob's size and digest, every document, and every layer's diff_id.
     Verify(commands::verify::Args),
+    /// Write a cosign-format key pair (encrypted private key, public key) for `sign`.
+    GenerateKey(commands::sign::GenerateKeyArgs),
+    /// Sign an image (cosign-compatible, stored as its `sha256-<hex>.sig` tag).
+    Sign(commands::sign::SignArgs),
     /// Copy an image between transports, verifying every blob as it streams.
-    Copy(commands::copy::Args),
+    Copy(Box<commands::copy::Args>),
     /// Copy many images (a repository's tags, a YAML list, a directory) as `skopeo sync` does.
     Sync(Box<commands::sync::Args>),
     /// List the tags of a layout or archive.
@@ -155,7 +159,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Verify(a) => commands::verify::run(a),
-        Command::Copy(a) => commands::copy::run(a),
+        Command::GenerateKey(a) => commands::sign::run_generate_key(a),
+        Command::Sign(a) => commands::sign::run_sign(a),
+        Command::Copy(a) => commands::copy::run(*a),
         Command::Sync(a) => commands::sync::run(*a),
         Command::Tags(a) => commands::tags::run(a),
         Command::Gc(a) => commands::gc::run(a),

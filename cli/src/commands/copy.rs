@@ -97,6 +97,19 @@ pub struct Args {
     /// Write the digest of the destination's root manifest to this file.
     #[arg(long)]
     digestfile: Option<std::path::PathBuf>,
+    /// Refuse a source image that this containers-policy.json(5) file does not accept
+    /// (insecureAcceptAnything, reject, sigstoreSigned with keyPath/keyData and signedIdentity).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<std::path::PathBuf>,
+    /// Sign the written image with this cosign private key (stored as its sha256-<hex>.sig tag).
+    #[arg(long, value_name = "FILE")]
+    sign_by_sigstore_private_key: Option<std::path::PathBuf>,
+    /// The signing key's password, from this file's first line (else $HOIST_PASSWORD).
+    #[arg(long, value_name = "FILE", requires = "sign_by_sigstore_private_key")]
+    sign_passphrase_file: Option<std::path::PathBuf>,
+    /// The docker reference the signature names (default: the destination reference).
+    #[arg(long, value_name = "REF", requires = "sign_by_sigstore_private_key")]
+    sign_identity: Option<String>,
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
@@ -125,8 +138,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let open = super::open_options();
     let mut src_opts = args.registry.source(open.clone());
     src_opts.shared_blob_dir = args.src_shared_blob_dir.clone();
-    let source = open_source(&src_ref, &src_opts)
+    let mut source = open_source(&src_ref, &src_opts)
         .with_context(|| format!("opening source {}", args.source))?;
+    // The digest the policy accepted; the copy reads that digest, never the tag again (which could
+    // have moved to an image the policy would refuse).
+    let mut accepted = None;
+    if let Some(policy) = &args.policy {
+        let digest = check_policy(policy, &src_ref, source.as_ref(), &src_opts)?;
+        if let Some(pinned) = pinned(&src_ref, &digest) {
+            source = open_source(&pinned, &src_opts)
+                .with_context(|| format!("opening source {}", args.source))?;
+        }
+        accepted = Some(digest);
+    }
     let mut dest_opts = args.registry.destination(open);
     dest_opts.additional_tags = args.additional_tag.clone();
     dest_opts.shared_blob_dir = args.dest_shared_blob_dir.clone();
@@ -154,6 +178,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let (Some(c), Some(level)) = (convert.compression, convert.level) {
         hoist::compress::check_level(c, level).map_err(anyhow::Error::msg)?;
     }
+    // The key is read (and its password checked) before anything is copied.
+    let sign_key = match &args.sign_by_sigstore_private_key {
+        Some(k) => {
+            sign_key_check(&dst_ref, args.sign_identity.as_deref())?;
+            Some(super::sign::load_private_key(
+                k,
+                args.sign_passphrase_file.as_deref(),
+            )?)
+        }
+        None => None,
+    };
     let progress = crate::progress::sink(args.progress, args.quiet);
     let report = match copy(
         source.as_ref(),
@@ -177,6 +212,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
             )));
         }
     };
+    if let Some(digest) = &accepted
+        && report.source_digest != *digest
+    {
+        bail!(
+            "the source changed during the copy: the policy accepted {digest}, {} was copied",
+            report.source_digest
+        );
+    }
+    if let Some(key) = &sign_key {
+        let identity = super::sign::sign_image(
+            &dst_ref,
+            &report.digest,
+            args.sign_identity.as_deref(),
+            key,
+            &dest_opts,
+        )?;
+        if !args.quiet {
+            eprintln!("signed {} as {identity}", report.digest);
+        }
+    }
     if let Some(path) = &args.digestfile {
         hoist::durable::write_file(path, report.digest.to_string().as_bytes())
             .with_context(|| format!("writing digest file {}", path.display()))?;
@@ -204,4 +259,57 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `copy --policy`: the source image must satisfy the policy, or nothing is copied. Returns the
+/// digest of the image accepted.
+fn check_policy(
+    policy: &std::path::Path,
+    src_ref: &hoist::reference::TransportRef,
+    source: &dyn hoist::transport::Source,
+    opts: &hoist::transport::OpenOptions,
+) -> Result<hoist::Digest> {
+    use hoist::sign::policy::{Decision, Policy, enforce};
+    let loaded = Policy::load(policy)?;
+    let base = policy
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let decision = loaded.decide(src_ref, &base)?;
+    let digest = source.root()?.digest().clone();
+    let signatures = match decision {
+        Decision::NeedsSignatures(_) => hoist::sign::read_signatures(src_ref, &digest, opts)?,
+        _ => Vec::new(),
+    };
+    enforce(&decision, &src_ref.to_string(), &digest, &signatures)
+        .with_context(|| format!("policy {} refuses {src_ref}: not copied", policy.display()))?;
+    Ok(digest)
+}
+
+/// `reference` pinned to `digest` (registries and layouts), so that what is copied is what was checked.
+fn pinned(
+    reference: &hoist::reference::TransportRef,
+    digest: &hoist::Digest,
+) -> Option<hoist::reference::TransportRef> {
+    use hoist::reference::{LayoutRef, TransportRef};
+    match reference {
+        TransportRef::Docker(name) => Some(TransportRef::Docker(hoist::reference::ImageName {
+            digest: Some(digest.clone()),
+            ..name.clone()
+        })),
+        TransportRef::Oci { path, .. } => Some(TransportRef::Oci {
+            path: path.clone(),
+            reference: Some(LayoutRef::Digest(digest.clone())),
+        }),
+        _ => None,
+    }
+}
+
+/// `--sign-by-sigstore-private-key` needs a destination that can hold signatures and an identity.
+fn sign_key_check(dst_ref: &hoist::reference::TransportRef, identity: Option<&str>) -> Result<()> {
+    hoist::sign::signature_ref(dst_ref, &hoist::Digest::sha256(b""))?;
+    if identity.is_none() && hoist::sign::default_identity(dst_ref).is_none() {
+        bail!("signing {dst_ref} needs the docker reference it names: give --sign-identity");
+    }
+    Ok(())
 }

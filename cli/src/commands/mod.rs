@@ -22,6 +22,7 @@ pub mod manifest_digest;
 pub mod registry_args;
 pub mod repack;
 pub mod runtime_config;
+pub mod sign;
 pub mod stat;
 pub mod sync;
 pub mod tag;

@@ -38,6 +38,14 @@ pub struct Args {
     /// How to show progress on stderr (default: bars on a terminal, nothing otherwise).
     #[arg(long, value_enum)]
     progress: Option<crate::progress::Mode>,
+    /// Check the image's signatures instead of its content: at least one must verify with this
+    /// cosign public key and name the image's digest (keyless signatures are not supported).
+    #[arg(long, value_name = "FILE", conflicts_with = "all")]
+    key: Option<std::path::PathBuf>,
+    /// With --key, the docker reference a signature must name: `REPO:TAG` exactly, or any tag of
+    /// `REPO`.
+    #[arg(long, value_name = "REF", requires = "key")]
+    identity: Option<String>,
     #[command(flatten)]
     registry: super::registry_args::RegistryArgs,
 }
@@ -45,6 +53,9 @@ pub struct Args {
 /// Runs `hoist verify`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let reference = super::parse_ref(&args.reference)?;
+    if let Some(key) = &args.key {
+        return verify_signatures(&args, &reference, key);
+    }
     let source: Box<dyn Source> = if args.all {
         match &reference {
             TransportRef::Oci {
@@ -99,4 +110,33 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `verify --key`: the image's signatures, not its content.
+fn verify_signatures(
+    args: &Args,
+    reference: &TransportRef,
+    key: &std::path::Path,
+) -> Result<ExitCode> {
+    use hoist::sign::IdentityRule;
+    let key = super::sign::load_public_key(key)?;
+    let rule = match &args.identity {
+        None => IdentityRule::Any,
+        Some(i) if hoist::reference::names_tag_or_digest(i) => IdentityRule::Exact(i.clone()),
+        Some(i) => IdentityRule::Repository(i.clone()),
+    };
+    let opts = args.registry.apply(super::open_options());
+    let digest = super::sign::root_digest(reference, &opts)?;
+    let verified = hoist::sign::verify_signatures(reference, &digest, &key, &rule, &opts)?;
+    match args.format {
+        Format::Json => crate::output::print_json(&verified)?,
+        Format::Text => println!(
+            "{reference}: signature verified: {} names {} ({} signature{})",
+            verified.digest,
+            verified.identity,
+            verified.signatures,
+            if verified.signatures == 1 { "" } else { "s" }
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
 }

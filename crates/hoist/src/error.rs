@@ -172,6 +172,19 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A signing key that cannot be read or used (wrong password, unknown format).
+    #[error("key {what}: {reason}")]
+    Key {
+        /// Which key (its path or role).
+        what: String,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// An image's signatures do not satisfy a check (none found, none verifies, policy refused).
+    #[error("{0}")]
+    Signature(String),
+
     /// Another failure, described in words.
     #[error("{0}")]
     Other(String),

@@ -144,6 +144,7 @@ pub mod progress;
 pub mod recompress;
 pub mod reference;
 pub mod repack;
+pub mod sign;
 pub mod stat;
 pub mod sync;
 pub mod transport;
