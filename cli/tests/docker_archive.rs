@@ -675,3 +675,47 @@ fn a_name_two_images_carry_in_one_archive_is_ambiguous() {
         &format!("docker-archive:{}:@1", s(&archive)),
     ]));
 }
+
+#[test]
+fn xz_and_bzip2_compressed_archives_read_as_skopeo_reads_them() {
+    if !tools() || !require_tool("xz") || !require_tool("bzip2") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("src");
+    common::images::build_two_layer(&layout, "v1");
+    let plain = dir.path().join("out.tar");
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        &format!("oci:{}:v1", s(&layout)),
+        &format!("docker-archive:{}:example.com/app:v1", s(&plain)),
+    ]));
+    for tool in ["xz", "bzip2"] {
+        let archive = dir.path().join(format!("out.tar.{tool}"));
+        run_ok(&mut common::sh(&format!(
+            "{tool} -c {} > {}",
+            s(&plain),
+            s(&archive)
+        )));
+        let src = format!("docker-archive:{}", s(&archive));
+        let h = format!("oci:{}:v1", s(&dir.path().join(format!("hoist-{tool}"))));
+        let k = format!("oci:{}:v1", s(&dir.path().join(format!("skopeo-{tool}"))));
+        run_ok(&mut hoist(&["copy", "-q", &src, &h]));
+        run_ok(Command::new("skopeo").args(["copy", "-q", &src, &k]));
+        assert_eq!(
+            oci_fields(&skopeo_config(&h)),
+            oci_fields(&skopeo_config(&k)),
+            "{tool}"
+        );
+        assert_eq!(
+            skopeo_config(&h)["rootfs"],
+            skopeo_config(&k)["rootfs"],
+            "{tool}"
+        );
+        validate(&dir.path().join(format!("hoist-{tool}")), "v1");
+        // inspect reads it in place too.
+        let inspected = hoist_json(&["inspect", "--format", "json", &src]);
+        assert!(inspected.is_object(), "{tool}: {inspected}");
+    }
+}

@@ -122,3 +122,37 @@ fn a_zstd_docker_archive_expanding_without_end_stops_at_the_ratio_limit() {
     // The temp file is gone, and it never held the whole expansion.
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
 }
+
+#[test]
+fn xz_and_bzip2_docker_archives_expanding_without_end_stop_at_the_ratio_limit() {
+    for tool in ["xz", "bzip2"] {
+        if !common::require_tool(tool) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        let head = dir.path().join("head");
+        // A long name header declaring 256 MiB, then 256 MiB of zeros: well past 1000x plus the grace.
+        std::fs::write(&head, header(tar::EntryType::GNULongName, "x", 256 << 20)).unwrap();
+        let archive = dir.path().join("a.tar.c");
+        common::run_ok(&mut common::sh(&format!(
+            "{{ cat '{}'; head -c 268435456 /dev/zero; }} | {tool} -c > '{}'",
+            head.display(),
+            archive.display()
+        )));
+        let compressed = std::fs::metadata(&archive).unwrap().len();
+        assert!(compressed < 1 << 20, "{tool}: {compressed}");
+        let out = common::hoist(&["inspect", &format!("docker-archive:{}", archive.display())])
+            .env("TMPDIR", &tmp)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{tool}: {stderr}");
+        assert!(
+            stderr.contains("--max-compression-ratio"),
+            "{tool}: {stderr}"
+        );
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "{tool}");
+    }
+}

@@ -184,3 +184,132 @@ fn unprivileged_unpack_fills_directories_it_cannot_enter() {
         false,
     );
 }
+
+/// `hoist ARGS` run as `nobody`, with `work` as its home.
+fn hoist_as_nobody(work: &Path, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(hoist_bin())
+        .args(args)
+        .env("HOME", work)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn unprivileged_repack_and_diff_read_directories_their_owner_cannot_enter() {
+    if !require_tool("umoci") || !can_drop_privileges() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    image(
+        &layout,
+        &tar_of(&[
+            Ent::Dir("locked", 0o000),
+            Ent::File("locked/secret", 0o600, b"inside 0000"),
+            Ent::Dir("locked/sub", 0o000),
+            Ent::File("locked/sub/deeper", 0o644, b"deeper"),
+            Ent::Dir("wronly", 0o300),
+            Ent::File("wronly/f", 0o400, b"inside 0300"),
+            Ent::Dir("rx", 0o500),
+            Ent::Dir("rx/d", 0o100),
+            Ent::File("rx/d/f", 0o000, b"unreadable file"),
+        ]),
+    );
+    let work = t.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    run_ok(
+        Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(&work)
+            .arg(&layout),
+    );
+    run_ok(Command::new("chmod").args(["a+rx"]).arg(t.path()));
+    let h = work.join("hoist");
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    ok(hoist_as_nobody(
+        &work,
+        &[
+            "unpack".as_ref(),
+            "--bundle".as_ref(),
+            format!("oci:{}:t", layout.display()).as_ref(),
+            h.as_ref(),
+        ],
+    ));
+    let rootfs = h.join("rootfs");
+    let lower = work.join("lower");
+    run_ok(Command::new("cp").arg("-a").arg(&rootfs).arg(&lower));
+    // Changes made inside the shut directories (as root, then given to their owner).
+    std::fs::write(rootfs.join("locked/sub/new"), b"new file").unwrap();
+    std::fs::write(rootfs.join("rx/d/f"), b"rewritten, same mode").unwrap();
+    run_ok(
+        Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(&rootfs),
+    );
+    let modes = |root: &Path| -> Vec<u32> {
+        ["locked", "locked/sub", "wronly", "rx", "rx/d", "rx/d/f"]
+            .iter()
+            .map(|p| {
+                std::os::unix::fs::PermissionsExt::mode(
+                    &std::fs::symlink_metadata(root.join(p))
+                        .unwrap()
+                        .permissions(),
+                ) & 0o7777
+            })
+            .collect()
+    };
+    let before = modes(&rootfs);
+    assert_eq!(before, [0, 0, 0o300, 0o500, 0o100, 0]);
+
+    // diff of two such trees, as their owner: the layer holds the changes and the real modes.
+    let layer = work.join("layer.tar");
+    ok(hoist_as_nobody(
+        &work,
+        &[
+            "diff".as_ref(),
+            lower.as_ref(),
+            rootfs.as_ref(),
+            "-o".as_ref(),
+            layer.as_ref(),
+        ],
+    ));
+    assert_eq!(modes(&rootfs), before, "diff left the modes changed");
+    assert_eq!(modes(&lower), before, "diff left the lower modes changed");
+    let mut seen = std::collections::BTreeMap::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(&layer).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_string();
+        let mode = e.header().mode().unwrap() & 0o7777;
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        seen.insert(p, (mode, data));
+    }
+    assert_eq!(seen["locked/sub/new"].1, b"new file");
+    assert_eq!(seen["rx/d/f"], (0, b"rewritten, same mode".to_vec()));
+    assert_eq!(seen["locked/sub"].0, 0);
+
+    // repack as the owner, then umoci (as root) unpacks the new image: the same tree, modes kept.
+    ok(hoist_as_nobody(&work, &["repack".as_ref(), h.as_ref()]));
+    assert_eq!(modes(&rootfs), before, "repack left the modes changed");
+    let u = t.path().join("umoci");
+    common::umoci_unpack(&format!("{}:t", layout.display()), &u);
+    assert_same(&describe(&rootfs), &describe(&u.join("rootfs")), false);
+    assert_eq!(
+        std::fs::read(u.join("rootfs/locked/sub/new")).unwrap(),
+        b"new file"
+    );
+}

@@ -203,3 +203,111 @@ fn a_plain_unpack_holds_only_the_image_and_writes_its_state_where_asked() {
     assert!(err.contains("inside the tree"), "{err}");
     assert!(!d3.exists());
 }
+
+/// A tar of `(path, type, mode, content or link target)` entries, in the order given.
+fn dirlink_tar(entries: &[(&str, tar::EntryType, u32, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, mode, data) in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_mtime(1_600_000_000);
+        h.set_entry_type(*kind);
+        h.set_mode(*mode);
+        if *kind == tar::EntryType::Symlink {
+            h.set_size(0);
+            b.append_link(&mut h, path, data).unwrap();
+        } else {
+            let bytes = if *kind == tar::EntryType::Regular {
+                data.as_bytes()
+            } else {
+                b""
+            };
+            h.set_size(bytes.len() as u64);
+            b.append_data(&mut h, path, bytes).unwrap();
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// A layout at `layout` whose image `t` has the given uncompressed layers.
+fn layered_image(layout: &Path, layers: &[Vec<u8>]) {
+    use hoist::media_type;
+    use serde_json::json;
+    let l = hoist::layout::Layout::create(layout).unwrap();
+    let mut diff_ids = Vec::new();
+    let mut descs = Vec::new();
+    for tar in layers {
+        let d = l.write_bytes(tar).unwrap();
+        diff_ids.push(d.to_string());
+        descs.push(json!({"mediaType": media_type::OCI_LAYER_TAR, "digest": d.to_string(), "size": tar.len()}));
+    }
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}
+    }))
+    .unwrap();
+    let cd = l.write_bytes(&config).unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": media_type::OCI_MANIFEST,
+        "config": {"mediaType": media_type::OCI_CONFIG, "digest": cd.to_string(), "size": config.len()},
+        "layers": descs
+    }))
+    .unwrap();
+    let doc = hoist::document::Document::new(media_type::OCI_MANIFEST, manifest).unwrap();
+    l.write_bytes(doc.bytes()).unwrap();
+    l.set_tag(Some("t"), &doc.descriptor()).unwrap();
+}
+
+#[test]
+fn keep_dirlinks_writes_through_a_directory_symlink_as_umoci_does() {
+    if !require_tool("umoci") {
+        return;
+    }
+    use tar::EntryType::{Directory as D, Regular as F, Symlink as L};
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    layered_image(
+        &layout,
+        &[
+            dirlink_tar(&[
+                ("usr", D, 0o755, ""),
+                ("usr/lib64", D, 0o755, ""),
+                ("usr/lib64/old", F, 0o644, "from layer 1"),
+                ("usr/lib", L, 0o777, "lib64"),
+                // Absolute, and through `..` past the root: both resolve inside it.
+                ("usr/abs", L, 0o777, "/usr/lib64"),
+                ("escape", L, 0o777, "../../../usr/lib64"),
+            ]),
+            dirlink_tar(&[
+                ("usr", D, 0o755, ""),
+                ("usr/lib", D, 0o750, ""),
+                ("usr/lib/x", F, 0o644, "written through the link"),
+                ("usr/abs", D, 0o700, ""),
+                ("usr/abs/y", F, 0o600, "through an absolute link"),
+                ("escape", D, 0o755, ""),
+                ("escape/z", F, 0o644, "through .. past the root"),
+            ]),
+        ],
+    );
+    for keep in [true, false] {
+        let flag: &[&str] = if keep { &["--keep-dirlinks"] } else { &[] };
+        let u = t.path().join(format!("umoci-{keep}"));
+        let mut c = std::process::Command::new("umoci");
+        c.arg("unpack").args(flag).arg("--image");
+        run_ok(c.arg(format!("{}:t", layout.display())).arg(&u));
+        let h = t.path().join(format!("hoist-{keep}"));
+        let image = format!("oci:{}:t", layout.display());
+        let mut args = vec!["unpack", "-q"];
+        args.extend(flag);
+        args.extend([image.as_str(), h.to_str().unwrap()]);
+        run_ok(&mut hoist(&args));
+        let (ht, ut) = (describe(&h), describe(&u.join("rootfs")));
+        assert_same(&ht, &ut, true);
+        let lib = std::fs::symlink_metadata(h.join("usr/lib")).unwrap();
+        assert_eq!(lib.file_type().is_symlink(), keep);
+        if keep {
+            let x = std::fs::read_to_string(h.join("usr/lib64/x")).unwrap();
+            assert_eq!(x, "written through the link");
+            assert!(h.join("usr/lib64/y").is_file() && h.join("usr/lib64/z").is_file());
+        }
+    }
+}

@@ -53,6 +53,10 @@ pub struct Args {
     /// Shift groups: CONTAINER:HOST:SIZE (repeatable; as root).
     #[arg(long, conflicts_with = "rootless")]
     gid_map: Vec<IdMap>,
+    /// Keep a symlink to a directory when a later layer has a directory at its path: write through
+    /// it (inside DIR) instead of replacing it, as `umoci unpack --keep-dirlinks`.
+    #[arg(long)]
+    keep_dirlinks: bool,
     /// What to do with whiteouts.
     #[arg(long, value_enum, default_value_t = WhiteoutArg::Apply)]
     whiteout_format: WhiteoutArg,
@@ -107,6 +111,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 WhiteoutArg::Apply => WhiteoutFormat::Apply,
                 WhiteoutArg::Overlay => WhiteoutFormat::Overlay,
             },
+            keep_dirlinks: args.keep_dirlinks,
             ..ApplyOptions::default()
         },
         limits: Some(limits),

@@ -1,5 +1,5 @@
-//! Layer compression: sniffing, streaming decoders for gzip (all members), zstd and plain tar, and
-//! streaming encoders that use every core.
+//! Layer compression: sniffing, streaming decoders for gzip (all members), zstd and plain tar (and,
+//! for whole archives only, xz and bzip2), and streaming encoders that use every core.
 //!
 //! Decoders read the compressed stream to its true end; callers still drain the underlying verified
 //! reader afterwards, so the blob digest always covers every byte of the blob and never more.
@@ -27,6 +27,62 @@ pub fn sniff(prefix: &[u8]) -> Compression {
     } else {
         Compression::None
     }
+}
+
+/// How a whole archive file (a `docker save` tar) is compressed: a layer codec, or xz or bzip2, which
+/// skopeo also reads there (no layer media type names them, so they are not [`Compression`]s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveCompression {
+    /// Plain, gzip or zstd.
+    Layer(Compression),
+    /// xz (`.tar.xz`).
+    Xz,
+    /// bzip2 (`.tar.bz2`).
+    Bzip2,
+}
+
+/// Bytes [`sniff_archive`] needs to tell every format apart (xz's magic is six bytes).
+pub const ARCHIVE_MAGIC_LEN: usize = 6;
+
+/// Detects an archive's compression from its first bytes ([`ARCHIVE_MAGIC_LEN`] of them).
+pub fn sniff_archive(prefix: &[u8]) -> ArchiveCompression {
+    if prefix.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        ArchiveCompression::Xz
+    } else if prefix.len() >= 4 && prefix.starts_with(b"BZh") && (b'1'..=b'9').contains(&prefix[3])
+    {
+        ArchiveCompression::Bzip2
+    } else {
+        ArchiveCompression::Layer(sniff(prefix))
+    }
+}
+
+impl ArchiveCompression {
+    /// The format's name, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveCompression::Layer(c) => c.as_str(),
+            ArchiveCompression::Xz => "xz",
+            ArchiveCompression::Bzip2 => "bzip2",
+        }
+    }
+}
+
+/// A streaming decoder for a whole archive compressed as `compression`: every stream of a
+/// concatenated xz or bzip2 file is read, as `xz -d` and `bzip2 -d` read them. Callers bound the
+/// output with [`ExpansionLimit`] as for gzip and zstd.
+pub fn archive_decoder<'a>(
+    compression: ArchiveCompression,
+    reader: impl Read + Send + 'a,
+) -> std::io::Result<Box<dyn Read + Send + 'a>> {
+    Ok(match compression {
+        ArchiveCompression::Layer(c) => decoder(c, reader)?,
+        ArchiveCompression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(
+            BufReader::with_capacity(256 << 10, reader),
+        )),
+        ArchiveCompression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(
+            BufReader::with_capacity(256 << 10, reader),
+        )),
+    })
 }
 
 /// A streaming decoder for `compression` over `reader`.
@@ -397,6 +453,41 @@ mod tests {
             .read_to_string(&mut out)
             .unwrap();
         assert_eq!(out, "hello world");
+    }
+
+    #[test]
+    fn xz_and_bzip2_archives_sniff_and_decode_every_stream() {
+        let data = b"a docker archive, twice".to_vec();
+        let mut xz = Vec::new();
+        let mut bz = Vec::new();
+        for _ in 0..2 {
+            let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+            e.write_all(&data).unwrap();
+            xz.extend(e.finish().unwrap());
+            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
+            e.write_all(&data).unwrap();
+            bz.extend(e.finish().unwrap());
+        }
+        for (bytes, kind) in [
+            (xz, ArchiveCompression::Xz),
+            (bz, ArchiveCompression::Bzip2),
+        ] {
+            assert_eq!(sniff_archive(&bytes[..ARCHIVE_MAGIC_LEN]), kind);
+            let mut out = Vec::new();
+            archive_decoder(kind, &bytes[..])
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, [&data[..], &data[..]].concat(), "{kind:?}");
+        }
+        assert_eq!(
+            sniff_archive(b"BZh0xx"),
+            ArchiveCompression::Layer(Compression::None)
+        );
+        assert_eq!(
+            sniff_archive(&[0x1f, 0x8b, 8, 0, 0, 0]),
+            ArchiveCompression::Layer(Compression::Gzip)
+        );
     }
 
     #[test]

@@ -104,6 +104,83 @@ impl DirTree {
     }
 }
 
+/// An entry of the tree whose mode shut its unprivileged owner out, opened for the owner while hoist
+/// reads it (as umoci's rootless walk does): dropping it gives the entry its own mode back.
+struct Unlocked {
+    node: std::os::fd::OwnedFd,
+    mode: u32,
+    shown: String,
+    restored: bool,
+}
+
+impl Unlocked {
+    /// Opens `node` (an `O_PATH` descriptor of a directory or regular file, `st` its stat) to its owner
+    /// when the owner is this unprivileged process and `node`'s mode lacks what reading it needs
+    /// (`r-x` for a directory, `r--` for a file). `None` when nothing needs doing or cannot be done
+    /// (another owner, root, no `/proc`): the read then fails with the system's own error.
+    fn open_up(
+        node: &std::os::fd::OwnedFd,
+        st: &rustix::fs::Stat,
+        shown: &Path,
+    ) -> Result<Option<Unlocked>> {
+        let need = match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+            rustix::fs::FileType::Directory => 0o500,
+            rustix::fs::FileType::RegularFile => 0o400,
+            _ => return Ok(None),
+        };
+        let euid = rustix::process::geteuid();
+        if st.st_mode & need == need
+            || euid.is_root()
+            || st.st_uid != euid.as_raw()
+            || !proc_fd_available()
+        {
+            return Ok(None);
+        }
+        let node = node
+            .try_clone()
+            .ctx(|| format!("opening {}", shown.display()))?;
+        let mode = st.st_mode & 0o7777;
+        // Through /proc/self/fd, the chmod reaches the inode this O_PATH descriptor names (never a
+        // symlink swapped in since); fchmod does not take an O_PATH descriptor.
+        let via = format!("/proc/self/fd/{}", node.as_raw_fd());
+        std::fs::set_permissions(
+            &via,
+            std::os::unix::fs::PermissionsExt::from_mode(mode | need),
+        )
+        .ctx(|| format!("opening the mode of {} to read it", shown.display()))?;
+        Ok(Some(Unlocked {
+            node,
+            mode,
+            shown: shown.display().to_string(),
+            restored: false,
+        }))
+    }
+
+    /// Gives the entry its own mode back, reporting a failure.
+    fn restore(mut self) -> Result<()> {
+        self.restored = true;
+        self.chmod_back()
+    }
+
+    fn chmod_back(&self) -> Result<()> {
+        let via = format!("/proc/self/fd/{}", self.node.as_raw_fd());
+        std::fs::set_permissions(
+            &via,
+            std::os::unix::fs::PermissionsExt::from_mode(self.mode),
+        )
+        .ctx(|| format!("restoring the mode of {}", self.shown))
+    }
+}
+
+impl Drop for Unlocked {
+    fn drop(&mut self) {
+        // On an error path: restore as well as possible (the error being returned matters more).
+        if !self.restored {
+            let _ = self.chmod_back();
+        }
+    }
+}
+
 /// Opens the regular file `rel` below `root` for reading without following any symlink: every
 /// directory on the way is opened relative to the previous one with `O_NOFOLLOW | O_DIRECTORY`, the
 /// file itself with `O_NOFOLLOW` (and `O_NONBLOCK`, so a FIFO put in its place cannot block). When
@@ -136,6 +213,10 @@ pub(crate) fn open_in_tree(root: &Path, rel: &Path, expect: Option<&Meta>) -> Re
             "{what} since the tree was scanned (changed while hoist read it?); run again"
         ))
     };
+    // Directories (and the file) shut to their unprivileged owner are opened to it for the open
+    // alone, then given their modes back.
+    let mut unlocked = Vec::new();
+    let mut walked = PathBuf::new();
     for name in dirs {
         dir = openat(
             &dir,
@@ -149,14 +230,45 @@ pub(crate) fn open_in_tree(root: &Path, rel: &Path, expect: Option<&Meta>) -> Re
             }
             e => Error::io(format!("opening {}", shown()), e.into()),
         })?;
+        walked.push(name);
+        let st = rustix::fs::fstat(&dir)
+            .map_err(|e| Error::io(format!("reading {}", shown()), e.into()))?;
+        unlocked.extend(Unlocked::open_up(&dir, &st, &root.join(&walked))?);
     }
-    let fd = openat(
-        &dir,
-        *last,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| match e {
+    let open_file = || {
+        openat(
+            &dir,
+            *last,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let opened = match open_file() {
+        Err(rustix::io::Errno::ACCESS) => {
+            let node = openat(
+                &dir,
+                *last,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::io(format!("opening {}", shown()), e.into()))?;
+            let st = rustix::fs::fstat(&node)
+                .map_err(|e| Error::io(format!("reading {}", shown()), e.into()))?;
+            match Unlocked::open_up(&node, &st, &root.join(rel))? {
+                Some(u) => {
+                    let opened = open_file();
+                    u.restore()?;
+                    opened
+                }
+                None => Err(rustix::io::Errno::ACCESS),
+            }
+        }
+        other => other,
+    };
+    for u in unlocked.into_iter().rev() {
+        u.restore()?;
+    }
+    let fd = opened.map_err(|e| match e {
         rustix::io::Errno::LOOP => changed("it became a symlink"),
         e => Error::io(format!("opening {}", shown()), e.into()),
     })?;
@@ -270,6 +382,12 @@ fn walk_dir(
             .as_ref()
             .filter(|_| proc_fd_available())
             .map(|fd| PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())));
+        // An entry shut to its unprivileged owner is opened to it while it is read (its directory
+        // walked); `st` keeps its own mode, which is what the layer records.
+        let unlocked = match &xattr_source {
+            Some(node) => Unlocked::open_up(node, &st, &full)?,
+            None => None,
+        };
         let (xattrs, rootless) = read_xattrs(&full, xattr_path.as_deref())?;
         let meta = Meta {
             file_type,
@@ -308,6 +426,9 @@ fn walk_dir(
                 return Err(changed());
             }
             walk_dir(root, sub, path, out)?;
+        }
+        if let Some(u) = unlocked {
+            u.restore()?;
         }
     }
     Ok(())

@@ -54,6 +54,10 @@ pub struct ApplyOptions {
     pub resolver: Option<Resolver>,
     /// Top-level names a layer may not write (hoist's own bookkeeping files in a plain unpack).
     pub reserved: Vec<Vec<u8>>,
+    /// A directory entry whose path is a symlink to a directory (inside the root) is applied to that
+    /// directory and the symlink kept, as `umoci unpack --keep-dirlinks` (tar's
+    /// `--keep-directory-symlink`); otherwise the symlink is replaced by the directory.
+    pub keep_dirlinks: bool,
 }
 
 /// Deferred metadata of a directory.
@@ -599,6 +603,10 @@ impl Applier {
     }
 
     fn directory(&mut self, rel: Vec<u8>, head: &EntryHead) -> Result<()> {
+        let rel = match self.opts.keep_dirlinks {
+            true => self.dirlink_target(rel)?,
+            false => rel,
+        };
         let (parent, name) = self.parent(&rel)?;
         let os = OsStr::from_bytes(&name);
         let mut merged = false;
@@ -632,6 +640,28 @@ impl Applier {
             },
         );
         Ok(())
+    }
+
+    /// For `keep_dirlinks`: when `rel` is a symlink that resolves (inside the root) to a directory,
+    /// that directory's path (the symlink is marked written, so an opaque whiteout keeps it);
+    /// otherwise `rel` itself.
+    fn dirlink_target(&mut self, rel: Vec<u8>) -> Result<Vec<u8>> {
+        let (parent, name) = self.parent(&rel)?;
+        match rustix::fs::statat(
+            &*parent,
+            OsStr::from_bytes(&name),
+            AtFlags::SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {}
+            _ => return Ok(rel),
+        }
+        let target = match self.root.resolve_path(&rel) {
+            Ok(t) if !t.is_empty() && self.root.open_dir(&t).is_ok() => t,
+            // Dangling, a loop, or not a directory: replaced, as without the option.
+            _ => return Ok(rel),
+        };
+        self.mark_written(&rel);
+        Ok(target)
     }
 
     /// Opens a directory entry (never following a symlink) for fd-based metadata calls.

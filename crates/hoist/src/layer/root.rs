@@ -186,6 +186,54 @@ impl Root {
         }
     }
 
+    /// The path inside the root that `rel` names once every symlink on it (the last component's too)
+    /// is followed as [`Self::open_dir`] follows them: absolute targets restart at the root, `..`
+    /// stops at the root. For `--keep-dirlinks`, which writes a directory entry through a symlink to a
+    /// directory; what the result names is still reached through the confined resolvers.
+    pub fn resolve_path(&self, rel: &[u8]) -> io::Result<Vec<u8>> {
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        let mut pending: VecDeque<Vec<u8>> = split(rel).map(<[u8]>::to_vec).collect();
+        let mut links = 0;
+        while let Some(c) = pending.pop_front() {
+            if c.is_empty() || c == b"." {
+                continue;
+            }
+            if c == b".." {
+                names.pop();
+                continue;
+            }
+            let dir = match self.open_dir(&names.join(&b'/')) {
+                Ok(dir) => dir,
+                // Below a missing directory nothing is a symlink.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    names.push(c);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let name = OsStr::from_bytes(&c);
+            match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
+                    links += 1;
+                    if links > MAX_SYMLINKS {
+                        return Err(Errno::LOOP.into());
+                    }
+                    let target = rustix::fs::readlinkat(&dir, name, Vec::new())?;
+                    let target = target.as_bytes();
+                    if target.first() == Some(&b'/') {
+                        names.clear();
+                    }
+                    for part in split(target).collect::<Vec<_>>().into_iter().rev() {
+                        pending.push_front(part.to_vec());
+                    }
+                }
+                Ok(_) | Err(Errno::NOENT) => names.push(c),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(names.join(&b'/'))
+    }
+
     /// The parent directory of `rel` (resolved inside the root) and the final component's name.
     /// Missing parent directories are created (mode 0755, owned by the caller) and reported through
     /// `created` (with their relative paths) so the caller can record them. Fails when a parent is not a directory.
@@ -455,6 +503,19 @@ mod tests {
             // an absolute host path is taken relative to the root.
             assert!(root.open_dir(b"host").is_err());
             assert_eq!(id(&root.open_dir(b"../../real").unwrap()), real);
+            // resolve_path names what open_dir reaches, never a path outside the root.
+            assert_eq!(root.resolve_path(b"abs/sub").unwrap(), b"real/sub");
+            assert_eq!(root.resolve_path(b"up").unwrap(), b"outside");
+            assert_eq!(
+                root.resolve_path(b"host/x").unwrap(),
+                t.path()
+                    .join("outside/x")
+                    .strip_prefix("/")
+                    .unwrap()
+                    .as_os_str()
+                    .as_bytes()
+            );
+            assert_eq!(root.resolve_path(b"../../real/../abs").unwrap(), b"real");
         }
     }
 }

@@ -110,14 +110,14 @@ impl DockerArchiveSource {
     pub fn open(path: &Path, selector: Option<ArchiveSelector>, limits: Limits) -> Result<Self> {
         let mut file = crate::durable::open_regular(path, false)
             .ctx(|| format!("opening {}", path.display()))?;
-        let mut magic = [0u8; 4];
-        let n = file
-            .read(&mut magic)
+        let mut magic = [0u8; compress::ARCHIVE_MAGIC_LEN];
+        let n = crate::blob::read_full(&mut file, &mut magic)
             .ctx(|| format!("reading {}", path.display()))?;
-        // gzip cannot seek: a `docker save | gzip` archive is decompressed once into a temp file, which
-        // is then indexed and streamed from like a plain archive.
-        let decompressed = match compress::sniff(&magic[..n]) {
-            Compression::None => None,
+        // gzip, zstd, xz and bzip2 cannot seek: a `docker save | gzip` (or xz, bzip2, zstd) archive is
+        // decompressed once into a temp file, which is then indexed and streamed from like a plain
+        // archive.
+        let decompressed = match compress::sniff_archive(&magic[..n]) {
+            compress::ArchiveCompression::Layer(Compression::None) => None,
             c => {
                 file.seek(SeekFrom::Start(0))
                     .ctx(|| format!("reading {}", path.display()))?;
@@ -126,8 +126,8 @@ impl DockerArchiveSource {
                     .metadata()
                     .ctx(|| format!("reading {}", path.display()))?
                     .len();
-                let dec = compress::decoder(c, file)
-                    .ctx(|| format!("decompressing {}", path.display()))?;
+                let dec = compress::archive_decoder(c, file)
+                    .ctx(|| format!("decompressing {} ({})", path.display(), c.as_str()))?;
                 // Bounded: a small compressed archive must not fill $TMPDIR.
                 let mut dec = compress::ExpansionLimit::new(
                     dec,
@@ -135,8 +135,11 @@ impl DockerArchiveSource {
                     &limits,
                     format!("docker-archive {}", path.display()),
                 );
-                std::io::copy(&mut dec, tmp.as_file_mut())
-                    .map_err(|e| from_io(e, || format!("decompressing {}", path.display())))?;
+                std::io::copy(&mut dec, tmp.as_file_mut()).map_err(|e| {
+                    from_io(e, || {
+                        format!("decompressing {} ({})", path.display(), c.as_str())
+                    })
+                })?;
                 Some(tmp)
             }
         };
