@@ -1,6 +1,7 @@
 //! One module per verb. Each turns its arguments into library calls and renders the result.
 
 pub mod blob;
+pub mod build;
 #[cfg(feature = "registry")]
 pub mod catalog;
 pub mod completion;

@@ -1,0 +1,501 @@
+//! Building images without a daemon: [`ImageBuilder`] starts from a source image (or nothing), adds
+//! layers made from directories ([`crate::diff`]'s layer writer), tar streams or whiteouts, edits the
+//! config ([`crate::config_edit`]), and writes the result to any [`Destination`] through
+//! [`crate::copy()`]: the new layers and documents stream from temp files, the base's blobs are
+//! skipped when the destination has them and mounted when it is the same registry, never pulled.
+//!
+//! ```no_run
+//! use hoist::{ImageBuilder, OpenOptions, Platform};
+//! use hoist::diff::LayerOptions;
+//! let opts = OpenOptions::default();
+//! let base = hoist::open_source(&"docker://localhost:5000/base:v1".parse()?, &opts)?;
+//! let mut builder = ImageBuilder::from_source(base.as_ref(), None)?;
+//! builder.add_dir(std::path::Path::new("./app"), Some(std::path::Path::new("/app")), &LayerOptions::default())?;
+//! builder.edit_config(&hoist::config_edit::ConfigChanges {
+//!     cmd: Some(vec!["/app/run".into()]),
+//!     ..Default::default()
+//! })?;
+//! let dst = hoist::open_destination(&"docker://localhost:5000/app:v1".parse()?, &opts)?;
+//! let report = builder.write(dst.as_ref(), &hoist::CopyOptions::default())?;
+//! println!("{} ({} base blobs mounted)", report.digest, report.blobs_mounted);
+//!
+//! // An image with no layers, for linux/arm64.
+//! let empty = ImageBuilder::empty(&Platform::new("linux", "arm64", None))?;
+//! let dst = hoist::open_destination(&"oci:/tmp/layout:empty".parse()?, &opts)?;
+//! empty.write(dst.as_ref(), &hoist::CopyOptions::default())?;
+//! # Ok::<(), hoist::Error>(())
+//! ```
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::compress::{self, EncodeOptions};
+use crate::config_edit::{ConfigChanges, ImageEdit};
+use crate::copy::{CopyOptions, CopyReport};
+use crate::descriptor::{Descriptor, digest_of, new_descriptor};
+use crate::diff::{
+    DiffOptions, Entries, LayerBlob, LayerOptions, LowerContent, LowerTree, Meta, write_layer,
+};
+use crate::digest::{Algorithm, Digest, HashingWriter};
+use crate::document::Document;
+use crate::durable::TempFile;
+use crate::error::{Error, IoContext, Result, from_io};
+use crate::limits::Limits;
+use crate::media_type::{self, Compression};
+use crate::platform::Platform;
+use crate::transport::{BlobReader, Destination, RegistryOrigin, Source};
+
+/// A lower tree with nothing in it: a directory layer holds the whole directory.
+struct EmptyTree;
+
+impl LowerTree for EmptyTree {
+    fn entries(&self) -> Result<Entries<'_>> {
+        Ok(Box::new(std::iter::empty()))
+    }
+    fn lookup(&self, _path: &Path) -> Result<Option<Meta>> {
+        Ok(None)
+    }
+    fn content(&self, _path: &Path) -> Result<LowerContent<'_>> {
+        Ok(LowerContent::Unavailable)
+    }
+}
+
+/// A new layer waiting in a temp file.
+struct NewLayer {
+    file: TempFile,
+    blob: LayerBlob,
+}
+
+/// An image being built: a manifest and config as JSON values, the base's blobs where they are, new
+/// layers in temp files. Nothing is written anywhere until [`ImageBuilder::write`].
+pub struct ImageBuilder<'s> {
+    base: Option<&'s dyn Source>,
+    manifest_media_type: String,
+    manifest: Value,
+    config: Value,
+    layers: Vec<NewLayer>,
+    scratch: PathBuf,
+    limits: Limits,
+}
+
+impl<'s> ImageBuilder<'s> {
+    /// An image with no layers whose config names `platform`.
+    pub fn empty(platform: &Platform) -> Result<ImageBuilder<'static>> {
+        let mut config = json!({
+            "architecture": platform.architecture,
+            "os": platform.os,
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        });
+        if let (Some(v), Some(obj)) = (&platform.variant, config.as_object_mut()) {
+            obj.insert("variant".into(), Value::String(v.clone()));
+        }
+        Ok(ImageBuilder {
+            base: None,
+            manifest_media_type: media_type::OCI_MANIFEST.into(),
+            manifest: json!({
+                "schemaVersion": 2,
+                "mediaType": media_type::OCI_MANIFEST,
+                "config": {"mediaType": media_type::OCI_CONFIG, "digest": Digest::sha256(b"").to_string(), "size": 0},
+                "layers": [],
+            }),
+            config,
+            layers: Vec::new(),
+            scratch: std::env::temp_dir(),
+            limits: Limits::default(),
+        })
+    }
+
+    /// Starts from the image `base` names (an index is resolved to `platform`, the host's when
+    /// `None`). Only the manifest and config are read; the base's layers stay where they are.
+    pub fn from_source(base: &'s dyn Source, platform: Option<&Platform>) -> Result<Self> {
+        let image = crate::image::resolve(base, platform)?;
+        let doc = &image.manifest_doc;
+        let config_desc = image.manifest.config();
+        if !matches!(
+            media_type::kind(config_desc.media_type().as_ref()),
+            media_type::Kind::Config { .. }
+        ) {
+            return Err(Error::UnsupportedMediaType {
+                media_type: config_desc.media_type().to_string(),
+                what: format!("config of {}: not an image config", doc.digest()),
+            });
+        }
+        let config: Value = serde_json::from_slice(&image.config_bytes).map_err(|e| {
+            Error::invalid_document(format!("config {}", config_desc.digest()), e.to_string())
+        })?;
+        let manifest: Value = serde_json::from_slice(doc.bytes()).map_err(|e| {
+            Error::invalid_document(format!("manifest {}", doc.digest()), e.to_string())
+        })?;
+        Ok(ImageBuilder {
+            base: Some(base),
+            manifest_media_type: doc.media_type().to_string(),
+            manifest,
+            config,
+            layers: Vec::new(),
+            scratch: std::env::temp_dir(),
+            limits: base.limits().clone(),
+        })
+    }
+
+    /// Keeps new layers in temp files in `dir` (default: the system's temp directory); a
+    /// directory on the destination's filesystem lets a layout take them without a second copy.
+    pub fn scratch_dir(&mut self, dir: &Path) -> &mut Self {
+        self.scratch = dir.to_path_buf();
+        self
+    }
+
+    /// The config being built.
+    pub fn config(&self) -> &Value {
+        &self.config
+    }
+
+    /// The config being built, mutably.
+    pub fn config_mut(&mut self) -> &mut Value {
+        &mut self.config
+    }
+
+    /// The media type of the manifest that will be written (the base's, or OCI).
+    pub fn manifest_media_type(&self) -> &str {
+        &self.manifest_media_type
+    }
+
+    /// Applies config edits and manifest annotations ([`ConfigChanges`]).
+    pub fn edit_config(&mut self, changes: &ConfigChanges) -> Result<()> {
+        changes.apply(&mut self.config, &mut self.manifest)
+    }
+
+    /// Appends an entry to the config's `history` (see [`ImageEdit::history_entry`]).
+    pub fn add_history(&mut self, entry: Value) {
+        let top = self.config.as_object_mut();
+        if let Some(top) = top {
+            let h = top.entry("history").or_insert_with(|| json!([]));
+            if !h.is_array() {
+                *h = json!([]);
+            }
+            if let Some(a) = h.as_array_mut() {
+                a.push(entry);
+            }
+        }
+    }
+
+    fn check_compression(&self, compression: Compression) -> Result<()> {
+        if self.manifest_media_type == media_type::DOCKER_MANIFEST
+            && media_type::docker_layer(compression).is_none()
+        {
+            return Err(Error::Unsupported(format!(
+                "the base is a Docker manifest, which cannot hold a {} layer; use gzip or none",
+                compression.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds a layer holding the whole directory `dir` (walked without following symlinks, in path
+    /// order), placed under `at` in the image when given (as `umoci insert`). Owners, times and
+    /// compression follow `opts`.
+    pub fn add_dir(
+        &mut self,
+        dir: &Path,
+        at: Option<&Path>,
+        opts: &LayerOptions,
+    ) -> Result<&LayerBlob> {
+        self.add_dir_with(Some(dir), at, &[], &[], opts)
+    }
+
+    /// [`ImageBuilder::add_dir`], with whiteouts of the image paths `remove` and opaque markers in
+    /// the image directories `opaque` in the same layer. `dir` may be `None` for a layer of only
+    /// those.
+    pub fn add_dir_with(
+        &mut self,
+        dir: Option<&Path>,
+        at: Option<&Path>,
+        remove: &[PathBuf],
+        opaque: &[PathBuf],
+        opts: &LayerOptions,
+    ) -> Result<&LayerBlob> {
+        self.check_compression(opts.compression)?;
+        let empty;
+        let upper = match dir {
+            Some(d) => {
+                let meta = std::fs::metadata(d).ctx(|| format!("reading {}", d.display()))?;
+                if !meta.is_dir() {
+                    return Err(Error::Other(format!("{} is not a directory", d.display())));
+                }
+                d
+            }
+            None => {
+                empty = crate::durable::TempDir::new_in(&self.scratch)?;
+                empty.path()
+            }
+        };
+        let mut diff = crate::diff::compute(&EmptyTree, upper, &DiffOptions::default())?;
+        if let Some(at) = at {
+            diff.place_under(at)?;
+        }
+        for p in remove {
+            diff.add_whiteout(p)?;
+        }
+        for p in opaque {
+            diff.add_opaque(p)?;
+        }
+        let file = TempFile::new_in(&self.scratch)?;
+        let out = file
+            .as_file()
+            .try_clone()
+            .ctx(|| format!("opening {}", file.path().display()))?;
+        let blob = write_layer(&diff, out, opts)?;
+        self.push_layer(file, blob)
+    }
+
+    /// Adds a layer from a tar stream (plain, gzip or zstd, detected from its first bytes),
+    /// recompressed as `opts.compression` asks. Every entry is read and checked first: an entry
+    /// whose path holds `..` is refused. Owners and times are kept as the tar has them.
+    pub fn add_tar(&mut self, reader: impl Read + Send, opts: &LayerOptions) -> Result<&LayerBlob> {
+        self.check_compression(opts.compression)?;
+        // The plain tar goes to a temp file first, hashed: its digest is the diff_id.
+        let plain = TempFile::new_in(&self.scratch)?;
+        let (diff_id, tar_size) = {
+            let out = plain
+                .as_file()
+                .try_clone()
+                .ctx(|| format!("opening {}", plain.path().display()))?;
+            let mut hashing = HashingWriter::new(std::io::BufWriter::new(out), Algorithm::Sha256);
+            let (_, mut decoded) = compress::sniffing_decoder(Compression::None, reader)
+                .map_err(|e| from_io(e, || "reading the layer tarball".into()))?;
+            std::io::copy(&mut decoded, &mut hashing)
+                .map_err(|e| from_io(e, || "reading the layer tarball".into()))?;
+            let (mut buffered, diff_id, size) = hashing.finish();
+            buffered
+                .flush()
+                .ctx(|| format!("writing {}", plain.path().display()))?;
+            (diff_id, size)
+        };
+        // Checked with the reader unpack uses, so what is refused here would be refused there too.
+        let mut totals = crate::layer::ReadTotals::default();
+        let reopened = plain
+            .reopen()
+            .ctx(|| format!("opening {}", plain.path().display()))?;
+        crate::layer::parse_layer(
+            std::io::BufReader::new(reopened),
+            "the layer tarball",
+            &self.limits,
+            &mut totals,
+            &mut |msg| {
+                if let crate::layer::Msg::Entry(head) = msg {
+                    let bad = head.path.split(|b| *b == b'/').any(|c| c == b"..")
+                        || (head.kind == crate::layer::EntryKind::Hardlink
+                            && head
+                                .link
+                                .as_deref()
+                                .is_some_and(|l| l.split(|b| *b == b'/').any(|c| c == b"..")));
+                    if bad {
+                        return Err(Error::UnsafeEntry {
+                            path: crate::layer::root::show(&head.path),
+                            layer: "the layer tarball".into(),
+                            reason: "the path escapes the image root through '..'".into(),
+                        });
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        let file = TempFile::new_in(&self.scratch)?;
+        let out = file
+            .as_file()
+            .try_clone()
+            .ctx(|| format!("opening {}", file.path().display()))?;
+        let mut blob_side = HashingWriter::new(out, Algorithm::Sha256);
+        let mut input = plain
+            .reopen()
+            .ctx(|| format!("opening {}", plain.path().display()))?;
+        let encode = EncodeOptions {
+            compression: opts.compression,
+            level: opts.level.map(|l| l as i32),
+            threads: 0,
+        };
+        compress::encode(&encode, &mut input, &mut blob_side)
+            .map_err(|e| from_io(e, || format!("compressing into {}", file.path().display())))?;
+        let (mut out, digest, size) = blob_side.finish();
+        out.flush()
+            .ctx(|| format!("writing {}", file.path().display()))?;
+        let blob = LayerBlob {
+            digest,
+            diff_id,
+            size,
+            tar_size,
+            compression: opts.compression,
+        };
+        self.push_layer(file, blob)
+    }
+
+    fn push_layer(&mut self, file: TempFile, blob: LayerBlob) -> Result<&LayerBlob> {
+        let media = if self.manifest_media_type == media_type::DOCKER_MANIFEST {
+            media_type::docker_layer(blob.compression).unwrap_or(media_type::DOCKER_LAYER_GZIP)
+        } else {
+            blob.media_type()
+        };
+        let desc = serde_json::to_value(new_descriptor(media, &blob.digest, blob.size))
+            .map_err(|e| Error::Other(format!("serialising a layer descriptor: {e}")))?;
+        self.manifest
+            .as_object_mut()
+            .ok_or_else(|| Error::invalid_document("manifest", "not a JSON object"))?
+            .entry("layers")
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .ok_or_else(|| Error::invalid_document("manifest", "layers is not an array"))?
+            .push(desc);
+        let rootfs = self
+            .config
+            .as_object_mut()
+            .ok_or_else(|| Error::invalid_document("image config", "not a JSON object"))?
+            .entry("rootfs")
+            .or_insert_with(|| json!({"type": "layers"}));
+        let ids = rootfs
+            .as_object_mut()
+            .ok_or_else(|| Error::invalid_document("image config", "rootfs is not an object"))?
+            .entry("diff_ids")
+            .or_insert_with(|| json!([]));
+        if ids.is_null() {
+            *ids = json!([]);
+        }
+        ids.as_array_mut()
+            .ok_or_else(|| {
+                Error::invalid_document("image config", "rootfs.diff_ids is not an array")
+            })?
+            .push(Value::String(blob.diff_id.to_string()));
+        self.layers.push(NewLayer { file, blob });
+        Ok(&self.layers[self.layers.len() - 1].blob)
+    }
+
+    /// The config and manifest documents as they will be written.
+    pub fn documents(&self) -> Result<(Document, Document)> {
+        let config_bytes = serde_json::to_vec(&self.config)
+            .map_err(|e| Error::Other(format!("serialising the config: {e}")))?;
+        let config_media_type = self
+            .manifest
+            .get("config")
+            .and_then(|c| c.get("mediaType"))
+            .and_then(Value::as_str)
+            .unwrap_or(media_type::OCI_CONFIG)
+            .to_string();
+        let config = Document::new(&config_media_type, config_bytes)?;
+        let mut manifest =
+            crate::document::with_media_type(self.manifest.clone(), &self.manifest_media_type);
+        if let Some(c) = manifest.get_mut("config").and_then(Value::as_object_mut) {
+            c.insert("digest".into(), Value::String(config.digest().to_string()));
+            c.insert("size".into(), json!(config.size()));
+            c.insert("mediaType".into(), Value::String(config_media_type));
+        }
+        let bytes = serde_json::to_vec(&manifest)
+            .map_err(|e| Error::Other(format!("serialising the manifest: {e}")))?;
+        let doc = Document::new(&self.manifest_media_type, bytes)?;
+        doc.manifest()?;
+        Ok((config, doc))
+    }
+
+    /// Writes the image to `dst` with [`crate::copy()`] (its options apply: progress, jobs,
+    /// format conversion). Returns the copy's report; its `digest` is the new manifest's.
+    pub fn write(&self, dst: &dyn Destination, opts: &CopyOptions) -> Result<CopyReport> {
+        let (config, manifest) = self.documents()?;
+        let built = Built {
+            builder: self,
+            config,
+            manifest,
+        };
+        crate::copy(&built, dst, opts)
+    }
+}
+
+/// The built image as a [`Source`]: new blobs from memory and temp files, the rest from the base.
+struct Built<'b, 's> {
+    builder: &'b ImageBuilder<'s>,
+    config: Document,
+    manifest: Document,
+}
+
+impl Built<'_, '_> {
+    fn new_layer(&self, digest: &Digest) -> Option<&NewLayer> {
+        self.builder
+            .layers
+            .iter()
+            .find(|l| &l.blob.digest == digest)
+    }
+}
+
+impl Source for Built<'_, '_> {
+    fn name(&self) -> String {
+        match self.builder.base {
+            Some(b) => format!("{} (edited)", b.name()),
+            None => "a new image".into(),
+        }
+    }
+
+    fn root(&self) -> Result<Document> {
+        Ok(self.manifest.clone())
+    }
+
+    fn open_blob(&self, desc: &Descriptor) -> Result<BlobReader<'_>> {
+        let digest = digest_of(desc)?;
+        if &digest == self.config.digest() {
+            return Ok(Box::new(std::io::Cursor::new(self.config.bytes().to_vec())));
+        }
+        if let Some(l) = self.new_layer(&digest) {
+            let f = l
+                .file
+                .reopen()
+                .ctx(|| format!("opening {}", l.file.path().display()))?;
+            return Ok(Box::new(f));
+        }
+        match self.builder.base {
+            Some(b) => b.open_blob(desc),
+            None => Err(Error::Other(format!(
+                "{digest}: not a blob of the new image"
+            ))),
+        }
+    }
+
+    fn open_local_blob(&self, desc: &Descriptor) -> Result<Option<std::fs::File>> {
+        let digest = digest_of(desc)?;
+        if &digest == self.config.digest() {
+            return Ok(None);
+        }
+        if let Some(l) = self.new_layer(&digest) {
+            return l
+                .file
+                .reopen()
+                .map(Some)
+                .ctx(|| format!("opening {}", l.file.path().display()));
+        }
+        match self.builder.base {
+            Some(b) => b.open_local_blob(desc),
+            None => Ok(None),
+        }
+    }
+
+    fn registry_origin(&self) -> Option<RegistryOrigin> {
+        self.builder.base.and_then(|b| b.registry_origin())
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.builder.limits
+    }
+}
+
+/// A history entry for a layer or edit made by hoist (see [`ImageEdit::history_entry`]), with an
+/// optional `comment`.
+pub fn history_entry(
+    created: Option<&str>,
+    created_by: &str,
+    author: Option<&str>,
+    comment: Option<&str>,
+    empty_layer: bool,
+) -> Value {
+    let mut h = ImageEdit::history_entry(created, created_by, author, empty_layer);
+    if let (Some(c), Some(obj)) = (comment, h.as_object_mut()) {
+        obj.insert("comment".into(), Value::String(c.to_string()));
+    }
+    h
+}
