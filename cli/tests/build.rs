@@ -237,7 +237,7 @@ fn append_remove_and_opaque_write_whiteouts_umoci_applies() {
         "/etc/motd",
         "--opaque",
         "/data",
-        "--history.comment",
+        "--history-comment",
         "cleanup",
         &format!("oci:{}:v1", layout.display()),
     ]));
@@ -463,4 +463,223 @@ fn append_refuses_bad_input_and_writes_nothing() {
     ]));
     assert!(stderr(&out).contains("Docker manifest"), "{}", stderr(&out));
     assert_eq!(common::snapshot(&layout), before, "nothing was written");
+}
+
+/// Writes an index over `entries` (`(tag, os, arch)` of images already in the layout) under `tag`.
+fn write_index(layout: &Path, tag: &str, entries: &[(&str, &str, &str)]) -> String {
+    use hoist::layout::Layout;
+    use hoist::reference::LayoutRef;
+    let l = Layout::open(layout).unwrap();
+    let mut manifests = Vec::new();
+    for (t, os, arch) in entries {
+        let d = l.resolve(Some(&LayoutRef::Tag(t.to_string()))).unwrap();
+        manifests.push(serde_json::json!({
+            "mediaType": d.media_type().to_string(),
+            "digest": d.digest().to_string(),
+            "size": d.size(),
+            "platform": {"os": os, "architecture": arch},
+            "annotations": {"x-kept": *t},
+        }));
+    }
+    let bytes = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": hoist::media_type::OCI_INDEX,
+        "manifests": manifests,
+    }))
+    .unwrap();
+    let doc = hoist::document::Document::new(hoist::media_type::OCI_INDEX, bytes).unwrap();
+    let _lock = l.lock().unwrap();
+    l.write_bytes(doc.bytes()).unwrap();
+    l.set_tag(Some(tag), &doc.descriptor()).unwrap();
+    doc.digest().to_string()
+}
+
+#[test]
+fn config_edits_a_registry_image_without_pulling_a_layer() {
+    if !tools() || !require_tool("docker-registry") {
+        return;
+    }
+    let reg = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    build_two_layer(&layout, "v1");
+    let app = format!("{}:v1", reg.url("app"));
+    run_ok(&mut hoist(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", layout.display()),
+        &app,
+    ]));
+    let layers: Vec<String> = skopeo_manifest(&format!("oci:{}:v1", layout.display()))["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    // In place, then into another repository.
+    run_ok(&mut hoist(&[
+        "config",
+        "--tls-verify=false",
+        "--image",
+        &app,
+        "--label",
+        "org.example.edited=yes",
+        "--annotation",
+        "team=web",
+        "--config.env",
+        "EDITED=1",
+    ]));
+    let other = format!("{}:v2", reg.url("other"));
+    run_ok(&mut hoist(&[
+        "config",
+        "--tls-verify=false",
+        "--image",
+        &app,
+        "--dest",
+        &other,
+        "--config.cmd",
+        "/bin/true",
+    ]));
+    for digest in &layers {
+        assert_eq!(reg.count("GET", digest), 0, "layer {digest} was pulled");
+    }
+    let config =
+        run_ok(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--config", &other]));
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(config["config"]["Labels"]["org.example.edited"], "yes");
+    assert!(
+        config["config"]["Env"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("EDITED=1"))
+    );
+    assert_eq!(config["config"]["Cmd"], serde_json::json!(["/bin/true"]));
+    let raw = run_ok(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--raw", &app]));
+    let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(raw["annotations"]["team"], "web");
+    // The whole image is there: skopeo copies it out, umoci unpacks it.
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &other,
+        &format!("oci:{}:pulled", layout.display()),
+    ]));
+    let root = unpacked(&layout, "pulled", &work.path().join("b"));
+    assert!(root.join("etc/motd").is_file());
+}
+
+#[test]
+fn config_on_dir_and_archive_transports() {
+    if !tools() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let layout = w.join("layout");
+    build_two_layer(&layout, "v1");
+    let dir = format!("dir:{}", w.join("d").display());
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        &format!("oci:{}:v1", layout.display()),
+        &dir,
+    ]));
+    run_ok(&mut hoist(&[
+        "config",
+        "--image",
+        &dir,
+        "--config.user",
+        "1000",
+    ]));
+    let archive = format!("oci-archive:{}:v9", w.join("a.tar").display());
+    run_ok(&mut hoist(&[
+        "config",
+        "--image",
+        &dir,
+        "--dest",
+        &archive,
+        "--config.workingdir",
+        "/srv",
+    ]));
+    let config = skopeo_config(&archive);
+    assert_eq!(
+        config["config"]["User"], "1000",
+        "the in-place edit of dir:"
+    );
+    assert_eq!(config["config"]["WorkingDir"], "/srv");
+    run_ok(&mut hoist(&["verify", &archive]));
+}
+
+#[test]
+fn config_with_platform_writes_a_new_index_entry() {
+    if !tools() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let layout = w.join("layout");
+    let src = w.join("src");
+    tree(&src);
+    for arch in ["amd64", "arm64"] {
+        let r = format!("oci:{}:{arch}", layout.display());
+        run_ok(&mut hoist(&[
+            "new",
+            "--platform",
+            &format!("linux/{arch}"),
+            &r,
+        ]));
+        run_ok(&mut hoist(&["append", &r, &src.display().to_string()]));
+    }
+    write_index(
+        &layout,
+        "multi",
+        &[("amd64", "linux", "amd64"), ("arm64", "linux", "arm64")],
+    );
+    run_ok(&mut hoist(&[
+        "config",
+        "--image",
+        &format!("oci:{}:multi", layout.display()),
+        "--platform",
+        "linux/arm64",
+        "--config.env",
+        "MODE=arm",
+        "--dest",
+        &format!("oci:{}:v2", layout.display()),
+    ]));
+    let v2 = format!("oci:{}:v2", layout.display());
+    let index = skopeo_manifest(&v2);
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{index}");
+    assert_eq!(
+        entries[1]["annotations"]["x-kept"], "arm64",
+        "the entry keeps its fields"
+    );
+    assert_eq!(entries[1]["platform"]["architecture"], "arm64");
+    let arm = run_ok(Command::new("skopeo").args([
+        "--override-arch",
+        "arm64",
+        "inspect",
+        "--config",
+        &v2,
+    ]));
+    let arm: serde_json::Value = serde_json::from_str(&arm).unwrap();
+    assert!(
+        arm["config"]["Env"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("MODE=arm"))
+    );
+    // The other platform's image is untouched.
+    let amd_digest = entries[0]["digest"].as_str().unwrap();
+    let l = hoist::layout::Layout::open(&layout).unwrap();
+    let amd64_tag = l
+        .resolve(Some(&hoist::reference::LayoutRef::Tag("amd64".into())))
+        .unwrap();
+    assert_eq!(amd_digest, amd64_tag.digest().to_string());
+    run_ok(&mut hoist(&[
+        "verify",
+        "--all",
+        &format!("oci:{}", layout.display()),
+    ]));
 }

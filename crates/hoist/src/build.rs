@@ -78,6 +78,10 @@ pub struct ImageBuilder<'s> {
     layers: Vec<NewLayer>,
     scratch: PathBuf,
     limits: Limits,
+    /// The base's root index and the digest of the entry that was chosen, when the base was an
+    /// index and [`ImageBuilder::keep_index`] asked for a new index.
+    index: Option<(Document, Digest)>,
+    keep_index: bool,
 }
 
 impl<'s> ImageBuilder<'s> {
@@ -105,6 +109,8 @@ impl<'s> ImageBuilder<'s> {
             layers: Vec::new(),
             scratch: std::env::temp_dir(),
             limits: Limits::default(),
+            index: None,
+            keep_index: false,
         })
     }
 
@@ -137,6 +143,11 @@ impl<'s> ImageBuilder<'s> {
             layers: Vec::new(),
             scratch: std::env::temp_dir(),
             limits: base.limits().clone(),
+            index: image
+                .index_doc
+                .clone()
+                .map(|i| (i, image.manifest_doc.digest().clone())),
+            keep_index: false,
         })
     }
 
@@ -144,6 +155,14 @@ impl<'s> ImageBuilder<'s> {
     /// directory on the destination's filesystem lets a layout take them without a second copy.
     pub fn scratch_dir(&mut self, dir: &Path) -> &mut Self {
         self.scratch = dir.to_path_buf();
+        self
+    }
+
+    /// When the base was an index: write a new index in which the chosen image's entry names the
+    /// new manifest (its platform and annotations kept, the other images untouched) instead of
+    /// the new manifest alone. The chosen image must be an entry of the outermost index.
+    pub fn keep_index(&mut self, keep: bool) -> &mut Self {
+        self.keep_index = keep;
         self
     }
 
@@ -400,12 +419,21 @@ impl<'s> ImageBuilder<'s> {
     /// format conversion). Returns the copy's report; its `digest` is the new manifest's.
     pub fn write(&self, dst: &dyn Destination, opts: &CopyOptions) -> Result<CopyReport> {
         let (config, manifest) = self.documents()?;
+        let index = match (&self.index, self.keep_index) {
+            (Some((index, chosen)), true) => Some(replace_entry(index, chosen, &manifest)?),
+            _ => None,
+        };
+        let mut opts = opts.clone();
+        if index.is_some() {
+            opts.platforms = crate::copy::PlatformChoice::All;
+        }
         let built = Built {
             builder: self,
             config,
             manifest,
+            index,
         };
-        crate::copy(&built, dst, opts)
+        crate::copy(&built, dst, &opts)
     }
 }
 
@@ -414,6 +442,46 @@ struct Built<'b, 's> {
     builder: &'b ImageBuilder<'s>,
     config: Document,
     manifest: Document,
+    /// The new root index, when the base's index is kept.
+    index: Option<Document>,
+}
+
+/// `index` with the entry of digest `chosen` pointing at `manifest` instead; every other byte of
+/// the entry (platform, annotations) and of the index kept.
+fn replace_entry(index: &Document, chosen: &Digest, manifest: &Document) -> Result<Document> {
+    let mut v: Value = serde_json::from_slice(index.bytes())
+        .map_err(|e| Error::invalid_document(format!("index {}", index.digest()), e.to_string()))?;
+    let mut found = false;
+    if let Some(entries) = v.get_mut("manifests").and_then(Value::as_array_mut) {
+        for e in entries {
+            if e.get("digest").and_then(Value::as_str) == Some(chosen.to_string().as_str())
+                && let Some(o) = e.as_object_mut()
+            {
+                o.insert(
+                    "digest".into(),
+                    Value::String(manifest.digest().to_string()),
+                );
+                o.insert("size".into(), json!(manifest.size()));
+                o.insert(
+                    "mediaType".into(),
+                    Value::String(manifest.media_type().to_string()),
+                );
+                found = true;
+            }
+        }
+    }
+    if !found {
+        return Err(Error::Unsupported(format!(
+            "{chosen} is not an entry of the index {} itself (a nested index); choose the image \
+             by digest to edit it alone",
+            index.digest()
+        )));
+    }
+    let bytes =
+        serde_json::to_vec(&v).map_err(|e| Error::Other(format!("serialising the index: {e}")))?;
+    let doc = Document::new(index.media_type(), bytes)?;
+    doc.index()?;
+    Ok(doc)
 }
 
 impl Built<'_, '_> {
@@ -434,13 +502,15 @@ impl Source for Built<'_, '_> {
     }
 
     fn root(&self) -> Result<Document> {
-        Ok(self.manifest.clone())
+        Ok(self.index.clone().unwrap_or_else(|| self.manifest.clone()))
     }
 
     fn open_blob(&self, desc: &Descriptor) -> Result<BlobReader<'_>> {
         let digest = digest_of(desc)?;
-        if &digest == self.config.digest() {
-            return Ok(Box::new(std::io::Cursor::new(self.config.bytes().to_vec())));
+        for doc in [&self.config, &self.manifest] {
+            if &digest == doc.digest() {
+                return Ok(Box::new(std::io::Cursor::new(doc.bytes().to_vec())));
+            }
         }
         if let Some(l) = self.new_layer(&digest) {
             let f = l
@@ -459,7 +529,7 @@ impl Source for Built<'_, '_> {
 
     fn open_local_blob(&self, desc: &Descriptor) -> Result<Option<std::fs::File>> {
         let digest = digest_of(desc)?;
-        if &digest == self.config.digest() {
+        if &digest == self.config.digest() || &digest == self.manifest.digest() {
             return Ok(None);
         }
         if let Some(l) = self.new_layer(&digest) {
