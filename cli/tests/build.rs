@@ -683,3 +683,110 @@ fn config_with_platform_writes_a_new_index_entry() {
         &format!("oci:{}", layout.display()),
     ]));
 }
+
+#[test]
+fn index_create_add_remove_pulled_back_per_platform_by_skopeo() {
+    if !tools() || !require_tool("docker-registry") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let layout = w.join("layout");
+    let l = layout.display().to_string();
+    for arch in ["amd64", "arm64", "s390x"] {
+        let src = w.join(format!("src-{arch}"));
+        write(&src.join("arch.txt"), arch);
+        let r = format!("oci:{l}:{arch}");
+        run_ok(&mut hoist(&[
+            "new",
+            "--platform",
+            &format!("linux/{arch}"),
+            &r,
+        ]));
+        run_ok(&mut hoist(&["append", &r, &src.display().to_string()]));
+    }
+    let multi = format!("oci:{l}:multi");
+    run_ok(&mut hoist(&[
+        "index",
+        "create",
+        "--annotation",
+        "org.opencontainers.image.version=1.0",
+        &multi,
+        &format!("oci:{l}:amd64"),
+        &format!("oci:{l}:arm64"),
+    ]));
+    run_ok(&mut hoist(&[
+        "index",
+        "add",
+        &multi,
+        &format!("oci:{l}:s390x"),
+    ]));
+    let index = skopeo_manifest(&multi);
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.version"],
+        "1.0"
+    );
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 3);
+    // Each platform pulled back by skopeo gives its own tree.
+    for arch in ["amd64", "arm64", "s390x"] {
+        let tag = format!("pulled-{arch}");
+        run_ok(Command::new("skopeo").args([
+            "--override-arch",
+            arch,
+            "copy",
+            "-q",
+            &multi,
+            &format!("oci:{l}:{tag}"),
+        ]));
+        let root = unpacked(&layout, &tag, &w.join(format!("b-{arch}")));
+        assert_eq!(fs::read_to_string(root.join("arch.txt")).unwrap(), arch);
+    }
+    // Remove by platform into a registry: skopeo finds the rest there, not the removed one.
+    let reg = Registry::start();
+    let pushed = format!("{}:multi", reg.url("multi"));
+    run_ok(&mut hoist(&[
+        "index",
+        "remove",
+        "--tls-verify=false",
+        "--platform",
+        "linux/arm64",
+        "--dest",
+        &pushed,
+        &multi,
+    ]));
+    let raw =
+        run_ok(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--raw", &pushed]));
+    let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let archs: Vec<&str> = raw["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "s390x"]);
+    let cfg = run_ok(Command::new("skopeo").args([
+        "--override-arch",
+        "s390x",
+        "inspect",
+        "--tls-verify=false",
+        "--config",
+        &pushed,
+    ]));
+    assert!(cfg.contains("s390x"), "{cfg}");
+    // Removing what is not there is an error, and nothing is written.
+    let out = run_fail(&mut hoist(&[
+        "index",
+        "remove",
+        "--platform",
+        "linux/riscv64",
+        &multi,
+    ]));
+    assert!(stderr(&out).contains("riscv64"), "{}", stderr(&out));
+    let out = run_fail(&mut hoist(&[
+        "index",
+        "add",
+        &format!("oci:{l}:amd64"),
+        &multi,
+    ]));
+    assert!(stderr(&out).contains("not an index"), "{}", stderr(&out));
+}

@@ -10,6 +10,7 @@ pub mod copy;
 pub mod delete;
 pub mod diff;
 pub mod gc;
+pub mod index;
 pub mod inspect;
 pub mod layer_args;
 #[cfg(feature = "registry")]

@@ -569,3 +569,266 @@ pub fn history_entry(
     }
     h
 }
+
+/// Builds an image index (a multi-platform image) from images of any sources, or edits an existing
+/// one: entries added and removed by digest or platform, annotations set. [`IndexBuilder::write`]
+/// copies the index with every image it names into a [`Destination`] through [`crate::copy()`]
+/// (blobs the destination has are skipped; when every image comes from one registry repository,
+/// a destination on that registry mounts them).
+///
+/// ```no_run
+/// use hoist::build::IndexBuilder;
+/// let opts = hoist::OpenOptions::default();
+/// let amd = hoist::open_source(&"oci:/tmp/layout:amd64".parse()?, &opts)?;
+/// let arm = hoist::open_source(&"oci:/tmp/layout:arm64".parse()?, &opts)?;
+/// let mut index = IndexBuilder::new();
+/// index.add(amd.as_ref(), None)?;
+/// index.add(arm.as_ref(), None)?;
+/// index.annotate("org.opencontainers.image.version", "1.0");
+/// let dst = hoist::open_destination(&"oci:/tmp/layout:multi".parse()?, &opts)?;
+/// index.write(dst.as_ref(), &hoist::CopyOptions::default())?;
+/// # Ok::<(), hoist::Error>(())
+/// ```
+pub struct IndexBuilder<'s> {
+    media_type: String,
+    /// The index as JSON (its `manifests` rebuilt from `entries` when written).
+    index: Value,
+    /// Each entry's descriptor JSON and the source its blobs come from.
+    entries: Vec<(Value, &'s dyn Source)>,
+}
+
+impl Default for IndexBuilder<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'s> IndexBuilder<'s> {
+    /// An empty OCI index.
+    pub fn new() -> Self {
+        IndexBuilder {
+            media_type: media_type::OCI_INDEX.into(),
+            index: json!({"schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": []}),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Starts from the index `source` names (its entries, annotations and other fields kept).
+    pub fn from_source(source: &'s dyn Source) -> Result<Self> {
+        let root = source.root()?;
+        if !root.is_index() {
+            return Err(Error::Unsupported(format!(
+                "{} is an image manifest, not an index; make one with `index create`",
+                source.name()
+            )));
+        }
+        let mut index: Value = serde_json::from_slice(root.bytes()).map_err(|e| {
+            Error::invalid_document(format!("index {}", root.digest()), e.to_string())
+        })?;
+        let entries = match index.get_mut("manifests").map(Value::take) {
+            Some(Value::Array(a)) => a.into_iter().map(|e| (e, source)).collect(),
+            _ => Vec::new(),
+        };
+        Ok(IndexBuilder {
+            media_type: root.media_type().to_string(),
+            index,
+            entries,
+        })
+    }
+
+    /// Adds the image `source` names: a manifest as one entry (its platform from `platform`, else
+    /// from its config), an index as all of its entries.
+    pub fn add(&mut self, source: &'s dyn Source, platform: Option<&Platform>) -> Result<()> {
+        let root = source.root()?;
+        if root.is_index() {
+            let index = root.index()?;
+            for d in index.manifests() {
+                let v = serde_json::to_value(d)
+                    .map_err(|e| Error::Other(format!("serialising a descriptor: {e}")))?;
+                self.push(v, source);
+            }
+            return Ok(());
+        }
+        let platform = match platform {
+            Some(p) => p.clone(),
+            None => {
+                let image = crate::image::resolve(source, None)?;
+                let config: Value = serde_json::from_slice(&image.config_bytes).map_err(|e| {
+                    Error::invalid_document(format!("config of {}", root.digest()), e.to_string())
+                })?;
+                let field = |k: &str| config.get(k).and_then(Value::as_str).map(str::to_string);
+                match (field("os"), field("architecture")) {
+                    (Some(os), Some(arch)) => {
+                        Platform::new(&os, &arch, field("variant").as_deref())
+                    }
+                    _ => {
+                        return Err(Error::Other(format!(
+                            "{}: its config names no os/architecture; give the platform",
+                            source.name()
+                        )));
+                    }
+                }
+            }
+        };
+        let mut p = json!({"architecture": platform.architecture, "os": platform.os});
+        if let (Some(v), Some(o)) = (&platform.variant, p.as_object_mut()) {
+            o.insert("variant".into(), Value::String(v.clone()));
+        }
+        let entry = json!({
+            "mediaType": root.media_type(),
+            "digest": root.digest().to_string(),
+            "size": root.size(),
+            "platform": p,
+        });
+        self.push(entry, source);
+        Ok(())
+    }
+
+    /// An entry of the same digest and platform replaces the old one (adding an image twice
+    /// keeps one entry).
+    fn push(&mut self, entry: Value, source: &'s dyn Source) {
+        let key = |e: &Value| (e.get("digest").cloned(), e.get("platform").cloned());
+        self.entries.retain(|(e, _)| key(e) != key(&entry));
+        self.entries.push((entry, source));
+    }
+
+    /// Removes the entries of manifest `digest`; returns how many there were.
+    pub fn remove_digest(&mut self, digest: &Digest) -> usize {
+        let before = self.entries.len();
+        let d = digest.to_string();
+        self.entries
+            .retain(|(e, _)| e.get("digest").and_then(Value::as_str) != Some(d.as_str()));
+        before - self.entries.len()
+    }
+
+    /// Removes the entries whose platform matches `platform`; returns how many there were.
+    pub fn remove_platform(&mut self, platform: &Platform) -> Result<usize> {
+        let before = self.entries.len();
+        let mut kept = Vec::new();
+        for (e, s) in std::mem::take(&mut self.entries) {
+            let desc: Descriptor = serde_json::from_value(e.clone())
+                .map_err(|err| Error::invalid_document("index entry", err.to_string()))?;
+            let hit = Platform::of_descriptor(&desc).is_some_and(|p| platform.matches(&p));
+            if !hit {
+                kept.push((e, s));
+            }
+        }
+        self.entries = kept;
+        Ok(before - self.entries.len())
+    }
+
+    /// Sets an annotation of the index.
+    pub fn annotate(&mut self, key: &str, value: &str) {
+        if let Some(o) = self.index.as_object_mut() {
+            let a = o.entry("annotations").or_insert_with(|| json!({}));
+            if !a.is_object() {
+                *a = json!({});
+            }
+            if let Some(a) = a.as_object_mut() {
+                a.insert(key.into(), Value::String(value.into()));
+            }
+        }
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when the index has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The index document as it will be written.
+    pub fn document(&self) -> Result<Document> {
+        let mut v = self.index.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "manifests".into(),
+                Value::Array(self.entries.iter().map(|(e, _)| e.clone()).collect()),
+            );
+        }
+        let v = crate::document::with_media_type(v, &self.media_type);
+        let bytes = serde_json::to_vec(&v)
+            .map_err(|e| Error::Other(format!("serialising the index: {e}")))?;
+        let doc = Document::new(&self.media_type, bytes)?;
+        doc.index()?;
+        Ok(doc)
+    }
+
+    /// Writes the index and every image it names to `dst`.
+    pub fn write(&self, dst: &dyn Destination, opts: &CopyOptions) -> Result<CopyReport> {
+        if self.entries.is_empty() {
+            return Err(Error::Other("an index needs at least one image".into()));
+        }
+        let index = self.document()?;
+        let mut opts = opts.clone();
+        opts.platforms = crate::copy::PlatformChoice::All;
+        let sources: Vec<&dyn Source> = self.entries.iter().map(|(_, s)| *s).collect();
+        // Which source serves a blob: the first whose entry's image holds it.
+        let mut owner = std::collections::HashMap::new();
+        for (e, s) in &self.entries {
+            let desc: Descriptor = serde_json::from_value(e.clone())
+                .map_err(|err| Error::invalid_document("index entry", err.to_string()))?;
+            let doc = crate::transport::read_document(*s, &desc)?;
+            owner.entry(doc.digest().clone()).or_insert(*s);
+            if let crate::document::Parsed::Manifest(m) = doc.parse()? {
+                for d in std::iter::once(m.config()).chain(m.layers().iter()) {
+                    owner.entry(digest_of(d)?).or_insert(*s);
+                }
+            }
+        }
+        let origin = sources.first().and_then(|s| s.registry_origin());
+        let same_origin = origin.is_some() && sources.iter().all(|s| s.registry_origin() == origin);
+        let assembled = Assembled {
+            index,
+            owner,
+            origin: if same_origin { origin } else { None },
+            limits: sources
+                .first()
+                .map(|s| s.limits().clone())
+                .unwrap_or_default(),
+        };
+        crate::copy(&assembled, dst, &opts)
+    }
+}
+
+/// An index assembled from images of several sources, as a [`Source`].
+struct Assembled<'s> {
+    index: Document,
+    owner: std::collections::HashMap<Digest, &'s dyn Source>,
+    origin: Option<RegistryOrigin>,
+    limits: Limits,
+}
+
+impl Assembled<'_> {
+    fn source_of(&self, desc: &Descriptor) -> Result<&dyn Source> {
+        let d = digest_of(desc)?;
+        self.owner
+            .get(&d)
+            .copied()
+            .ok_or_else(|| Error::Other(format!("{d}: not a blob of the assembled index")))
+    }
+}
+
+impl Source for Assembled<'_> {
+    fn name(&self) -> String {
+        "a new index".into()
+    }
+    fn root(&self) -> Result<Document> {
+        Ok(self.index.clone())
+    }
+    fn open_blob(&self, desc: &Descriptor) -> Result<BlobReader<'_>> {
+        self.source_of(desc)?.open_blob(desc)
+    }
+    fn open_local_blob(&self, desc: &Descriptor) -> Result<Option<std::fs::File>> {
+        self.source_of(desc)?.open_local_blob(desc)
+    }
+    fn registry_origin(&self) -> Option<RegistryOrigin> {
+        self.origin.clone()
+    }
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
