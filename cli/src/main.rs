@@ -71,6 +71,8 @@ enum Command {
     New(commands::build::NewArgs),
     /// Add layers (directories, tarballs, whiteouts) onto a base image, as `crane append` does.
     Append(Box<commands::build::AppendArgs>),
+    /// Squash an image's layers into one (whiteouts applied), as `crane flatten` does.
+    Flatten(Box<commands::build::FlattenArgs>),
     /// Make or edit a multi-platform index: create, add, remove.
     Index(Box<commands::index::Args>),
     /// Edit an image's config (env, entrypoint, cmd, labels, ...) as `umoci config` does.
@@ -174,6 +176,7 @@ fn main() -> ExitCode {
         Command::Diff(a) => commands::diff::run(*a),
         Command::New(a) => commands::build::run_new(a),
         Command::Append(a) => commands::build::run_append(*a),
+        Command::Flatten(a) => commands::build::run_flatten(*a),
         Command::Index(a) => commands::index::run(*a),
         Command::Config(a) => commands::config::run(*a),
         Command::Unpack(a) => commands::unpack::run(*a),

@@ -790,3 +790,41 @@ fn index_create_add_remove_pulled_back_per_platform_by_skopeo() {
     ]));
     assert!(stderr(&out).contains("not an index"), "{}", stderr(&out));
 }
+
+#[test]
+fn flatten_gives_one_layer_with_the_same_tree() {
+    if !tools() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let layout = w.join("layout");
+    let l = layout.display().to_string();
+    build_two_layer(&layout, "v1");
+    run_ok(&mut hoist(&[
+        "flatten",
+        &format!("oci:{l}:v1"),
+        &format!("oci:{l}:flat"),
+    ]));
+    validate(&layout, "flat");
+    let manifest = skopeo_manifest(&format!("oci:{l}:flat"));
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 1);
+    let config = skopeo_config(&format!("oci:{l}:flat"));
+    assert_eq!(config["history"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        config["config"]["Cmd"],
+        serde_json::json!(["/usr/bin/hi"]),
+        "config kept"
+    );
+    let flat = unpacked(&layout, "flat", &w.join("bf"));
+    let orig = unpacked(&layout, "v1", &w.join("bo"));
+    assert!(
+        !flat.join("data/sub/gone.txt").exists(),
+        "the whiteout was applied"
+    );
+    assert_same_as(
+        ("flattened", &describe(&flat)),
+        ("layered", &describe(&orig)),
+        true,
+    );
+}

@@ -243,3 +243,63 @@ pub fn run_append(args: AppendArgs) -> Result<ExitCode> {
     }
     write(&builder, &args.destination, &args.registry)
 }
+
+/// Arguments of `hoist flatten`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  hoist flatten oci:./layout:v1 oci:./layout:flat\n  \
+    SOURCE_DATE_EPOCH=1700000000 hoist flatten --platform linux/arm64 docker://localhost:5000/app:v1 oci:./flat:v1"
+)]
+pub struct FlattenArgs {
+    /// The image to flatten.
+    source: String,
+    /// Where to write the one-layer image.
+    destination: String,
+    /// With an index as the source: which platform's image (default: the host's).
+    #[arg(long)]
+    platform: Option<Platform>,
+    /// Layer compression (default: gzip).
+    #[arg(long, value_enum)]
+    dest_compress_format: Option<super::layer_args::CompressArg>,
+    #[command(flatten)]
+    layer: super::layer_args::LayerArgs,
+    #[command(flatten)]
+    registry: super::registry_args::RegistryArgs,
+}
+
+/// Runs `hoist flatten`.
+pub fn run_flatten(args: FlattenArgs) -> Result<ExitCode> {
+    let mut opts = args.layer.layer_options(Compression::Gzip);
+    if let Some(c) = args.dest_compress_format {
+        opts.compression = c.into();
+    }
+    let src_ref = super::parse_ref(&args.source)?;
+    let src = open_source(&src_ref, &args.registry.apply(super::open_options()))
+        .with_context(|| format!("opening {}", args.source))?;
+    let mut builder = ImageBuilder::from_source(src.as_ref(), args.platform.as_ref())
+        .with_context(|| format!("reading {}", src.name()))?;
+    let epoch = match opts.mtime {
+        MtimePolicy::Fixed(t) | MtimePolicy::Clamp(t) => Some(t),
+        MtimePolicy::Keep => None,
+    };
+    let when = created(epoch);
+    let history = (!args.layer.no_history).then(|| {
+        history_entry(
+            Some(&when),
+            args.layer
+                .history_created_by
+                .as_deref()
+                .unwrap_or("hoist flatten"),
+            args.layer.history_author.as_deref(),
+            args.layer.history_comment.as_deref(),
+            false,
+        )
+    });
+    builder
+        .flatten(&opts, history)
+        .with_context(|| format!("flattening {}", src.name()))?;
+    if let Some(top) = builder.config_mut().as_object_mut() {
+        top.insert("created".into(), serde_json::Value::String(when));
+    }
+    write(&builder, &args.destination, &args.registry)
+}

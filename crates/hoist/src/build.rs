@@ -82,6 +82,8 @@ pub struct ImageBuilder<'s> {
     /// index and [`ImageBuilder::keep_index`] asked for a new index.
     index: Option<(Document, Digest)>,
     keep_index: bool,
+    /// The base image as resolved, for [`ImageBuilder::flatten`].
+    base_image: Option<crate::image::Image>,
 }
 
 impl<'s> ImageBuilder<'s> {
@@ -111,6 +113,7 @@ impl<'s> ImageBuilder<'s> {
             limits: Limits::default(),
             index: None,
             keep_index: false,
+            base_image: None,
         })
     }
 
@@ -148,6 +151,7 @@ impl<'s> ImageBuilder<'s> {
                 .clone()
                 .map(|i| (i, image.manifest_doc.digest().clone())),
             keep_index: false,
+            base_image: Some(image),
         })
     }
 
@@ -266,6 +270,53 @@ impl<'s> ImageBuilder<'s> {
             .try_clone()
             .ctx(|| format!("opening {}", file.path().display()))?;
         let blob = write_layer(&diff, out, opts)?;
+        self.push_layer(file, blob)
+    }
+
+    /// Squashes the base's layers (and any added so far) into one: the image is unpacked into a
+    /// scratch directory by [`crate::unpack()`] (the same confined, verified layer application,
+    /// whiteouts applied; owners recorded rootless when not root) and written back as one layer
+    /// per `opts`. The history becomes one entry, `history` (none when `None`).
+    pub fn flatten(&mut self, opts: &LayerOptions, history: Option<Value>) -> Result<&LayerBlob> {
+        let (Some(base), Some(image)) = (self.base, &self.base_image) else {
+            return Err(Error::Other(
+                "nothing to flatten: the image has no base".into(),
+            ));
+        };
+        if !self.layers.is_empty() {
+            return Err(Error::Unsupported(
+                "flatten before adding layers (added layers are not in the base to unpack)".into(),
+            ));
+        }
+        let scratch = crate::durable::TempDir::new_in(&self.scratch)?;
+        let rootfs = scratch.path().join("rootfs");
+        let unpack = crate::unpack::UnpackOptions {
+            apply: crate::layer::ApplyOptions {
+                rootless: !rustix::process::geteuid().is_root(),
+                ..Default::default()
+            },
+            limits: Some(self.limits.clone()),
+            ..Default::default()
+        };
+        crate::unpack::unpack_image(base, image, &rootfs, &unpack)?;
+        if let Some(m) = self.manifest.as_object_mut() {
+            m.insert("layers".into(), json!([]));
+        }
+        if let Some(c) = self.config.as_object_mut() {
+            c.insert("rootfs".into(), json!({"type": "layers", "diff_ids": []}));
+            c.insert(
+                "history".into(),
+                Value::Array(history.into_iter().collect()),
+            );
+        }
+        let diff = crate::diff::compute(&EmptyTree, &rootfs, &DiffOptions::default())?;
+        let file = TempFile::new_in(&self.scratch)?;
+        let out = file
+            .as_file()
+            .try_clone()
+            .ctx(|| format!("opening {}", file.path().display()))?;
+        let blob = write_layer(&diff, out, opts)?;
+        drop(scratch);
         self.push_layer(file, blob)
     }
 
