@@ -73,6 +73,8 @@ enum Command {
     Append(Box<commands::build::AppendArgs>),
     /// Squash an image's layers into one (whiteouts applied), as `crane flatten` does.
     Flatten(Box<commands::build::FlattenArgs>),
+    /// Move an image's own layers from an old base image onto a new one, as `crane rebase` does.
+    Rebase(Box<commands::build::RebaseArgs>),
     /// Make or edit a multi-platform index: create, add, remove.
     Index(Box<commands::index::Args>),
     /// Edit an image's config (env, entrypoint, cmd, labels, ...) as `umoci config` does.
@@ -177,6 +179,7 @@ fn main() -> ExitCode {
         Command::New(a) => commands::build::run_new(a),
         Command::Append(a) => commands::build::run_append(*a),
         Command::Flatten(a) => commands::build::run_flatten(*a),
+        Command::Rebase(a) => commands::build::run_rebase(*a),
         Command::Index(a) => commands::index::run(*a),
         Command::Config(a) => commands::config::run(*a),
         Command::Unpack(a) => commands::unpack::run(*a),

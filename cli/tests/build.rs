@@ -828,3 +828,78 @@ fn flatten_gives_one_layer_with_the_same_tree() {
         true,
     );
 }
+
+#[test]
+fn rebase_moves_the_own_layers_onto_the_new_base() {
+    if !tools() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let layout = w.join("layout");
+    let l = layout.display().to_string();
+    build_two_layer(&layout, "old");
+    let src = w.join("src");
+    tree(&src);
+    run_ok(&mut hoist(&[
+        "append",
+        "--base",
+        &format!("oci:{l}:old"),
+        &format!("oci:{l}:app"),
+        &src.display().to_string(),
+    ]));
+    let newbase = w.join("newbase");
+    write(&newbase.join("etc/os-release"), "ID=new\n");
+    run_ok(&mut hoist(&["new", &format!("oci:{l}:new")]));
+    run_ok(&mut hoist(&[
+        "append",
+        &format!("oci:{l}:new"),
+        &newbase.display().to_string(),
+    ]));
+    run_ok(&mut hoist(&[
+        "rebase",
+        "--old-base",
+        &format!("oci:{l}:old"),
+        "--new-base",
+        &format!("oci:{l}:new"),
+        &format!("oci:{l}:app"),
+        &format!("oci:{l}:rebased"),
+    ]));
+    // (oci-image-tool calls a ref "not unique" in some layouts of several tags: it checks a copy.)
+    let alone = w.join("alone");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        &format!("oci:{l}:rebased"),
+        &format!("oci:{}:rebased", alone.display()),
+    ]));
+    validate(&alone, "rebased");
+    let manifest = skopeo_manifest(&format!("oci:{l}:rebased"));
+    let layers = manifest["layers"].as_array().unwrap();
+    let app = skopeo_manifest(&format!("oci:{l}:app"));
+    let new = skopeo_manifest(&format!("oci:{l}:new"));
+    assert_eq!(layers.len(), 2);
+    assert_eq!(layers[0]["digest"], new["layers"][0]["digest"]);
+    assert_eq!(layers[1]["digest"], app["layers"][2]["digest"]);
+    let root = unpacked(&layout, "rebased", &w.join("b"));
+    assert!(
+        root.join("etc/os-release").is_file(),
+        "the new base's files"
+    );
+    assert!(root.join("bin/run").is_file(), "the image's own files");
+    assert!(
+        !root.join("etc/motd").exists(),
+        "the old base's files are gone"
+    );
+    // An image that does not sit on the given old base is refused, nothing written.
+    let out = run_fail(&mut hoist(&[
+        "rebase",
+        "--old-base",
+        &format!("oci:{l}:new"),
+        "--new-base",
+        &format!("oci:{l}:old"),
+        &format!("oci:{l}:app"),
+        &format!("oci:{l}:wrong"),
+    ]));
+    assert!(stderr(&out).contains("does not sit on"), "{}", stderr(&out));
+}

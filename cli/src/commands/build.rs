@@ -303,3 +303,46 @@ pub fn run_flatten(args: FlattenArgs) -> Result<ExitCode> {
     }
     write(&builder, &args.destination, &args.registry)
 }
+
+/// Arguments of `hoist rebase`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  hoist rebase --old-base oci:./l:base-v1 --new-base oci:./l:base-v2 oci:./l:app oci:./l:app-rebased\n  \
+    hoist rebase --tls-verify=false --old-base docker://localhost:5000/base:v1 \
+    --new-base docker://localhost:5000/base:v2 docker://localhost:5000/app:v1 docker://localhost:5000/app:v2"
+)]
+pub struct RebaseArgs {
+    /// The base SRC was built on (its layers must be SRC's bottom layers).
+    #[arg(long, value_name = "REF")]
+    old_base: String,
+    /// The base to put SRC's own layers on.
+    #[arg(long, value_name = "REF")]
+    new_base: String,
+    /// The image to rebase.
+    source: String,
+    /// Where to write the rebased image.
+    destination: String,
+    /// With indexes: which platform's images (default: the host's).
+    #[arg(long)]
+    platform: Option<Platform>,
+    #[command(flatten)]
+    registry: super::registry_args::RegistryArgs,
+}
+
+/// Runs `hoist rebase`.
+pub fn run_rebase(args: RebaseArgs) -> Result<ExitCode> {
+    let open = args.registry.apply(super::open_options());
+    let open_src = |text: &str| -> Result<Box<dyn hoist::Source>> {
+        let r = super::parse_ref(text)?;
+        open_source(&r, &open).with_context(|| format!("opening {text}"))
+    };
+    let src = open_src(&args.source)?;
+    let old = open_src(&args.old_base)?;
+    let new = open_src(&args.new_base)?;
+    let mut builder = ImageBuilder::from_source(src.as_ref(), args.platform.as_ref())
+        .with_context(|| format!("reading {}", src.name()))?;
+    builder
+        .rebase(old.as_ref(), new.as_ref(), args.platform.as_ref())
+        .with_context(|| format!("rebasing {}", src.name()))?;
+    write(&builder, &args.destination, &args.registry)
+}

@@ -84,6 +84,8 @@ pub struct ImageBuilder<'s> {
     keep_index: bool,
     /// The base image as resolved, for [`ImageBuilder::flatten`].
     base_image: Option<crate::image::Image>,
+    /// Other sources blobs come from (a new base's, after [`ImageBuilder::rebase`]), by digest.
+    others: Vec<(&'s dyn Source, std::collections::HashSet<Digest>)>,
 }
 
 impl<'s> ImageBuilder<'s> {
@@ -114,6 +116,7 @@ impl<'s> ImageBuilder<'s> {
             index: None,
             keep_index: false,
             base_image: None,
+            others: Vec::new(),
         })
     }
 
@@ -152,6 +155,7 @@ impl<'s> ImageBuilder<'s> {
                 .map(|i| (i, image.manifest_doc.digest().clone())),
             keep_index: false,
             base_image: Some(image),
+            others: Vec::new(),
         })
     }
 
@@ -318,6 +322,110 @@ impl<'s> ImageBuilder<'s> {
         let blob = write_layer(&diff, out, opts)?;
         drop(scratch);
         self.push_layer(file, blob)
+    }
+
+    /// Moves the image from the base image `old` onto `new` (crane rebase): the bottom layers that
+    /// are `old`'s (same digests and diff_ids, in order, else an error saying the image does not sit
+    /// on `old`) are replaced by `new`'s layers, and the history entries of `old` by `new`'s; the
+    /// layers above and the config are kept. `new`'s blobs are read from `new` when written.
+    pub fn rebase(
+        &mut self,
+        old: &dyn Source,
+        new: &'s dyn Source,
+        platform: Option<&Platform>,
+    ) -> Result<()> {
+        if !self.layers.is_empty() {
+            return Err(Error::Unsupported("rebase before adding layers".into()));
+        }
+        let old_image = crate::image::resolve(old, platform)?;
+        let new_image = crate::image::resolve(new, platform)?;
+        let layer_list = |v: &Value| -> Vec<Value> {
+            v.get("layers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let digests = |layers: &[Value]| -> Vec<String> {
+            layers
+                .iter()
+                .map(|l| {
+                    l.get("digest")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .collect()
+        };
+        let json_of = |bytes: &[u8], what: String| -> Result<Value> {
+            serde_json::from_slice(bytes).map_err(|e| Error::invalid_document(what, e.to_string()))
+        };
+        let old_manifest = json_of(
+            old_image.manifest_doc.bytes(),
+            format!("manifest {}", old_image.digest()),
+        )?;
+        let new_manifest = json_of(
+            new_image.manifest_doc.bytes(),
+            format!("manifest {}", new_image.digest()),
+        )?;
+        let old_config = json_of(&old_image.config_bytes, "the old base's config".into())?;
+        let new_config = json_of(&new_image.config_bytes, "the new base's config".into())?;
+        let mine = layer_list(&self.manifest);
+        let old_layers = layer_list(&old_manifest);
+        let new_layers = layer_list(&new_manifest);
+        let ids = |c: &Value| -> Vec<Value> {
+            c.pointer("/rootfs/diff_ids")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let my_ids = ids(&self.config);
+        let old_ids = ids(&old_config);
+        if old_layers.len() > mine.len()
+            || digests(&mine[..old_layers.len()]) != digests(&old_layers)
+            || my_ids.len() < old_ids.len()
+            || my_ids[..old_ids.len()] != old_ids[..]
+        {
+            return Err(Error::Other(format!(
+                "the image does not sit on the old base {}: its bottom layers are not the old base's",
+                old.name()
+            )));
+        }
+        let mut layers = new_layers.clone();
+        layers.extend(mine[old_layers.len()..].iter().cloned());
+        let mut diff_ids = ids(&new_config);
+        diff_ids.extend(my_ids[old_ids.len()..].iter().cloned());
+        let history = |c: &Value| -> Vec<Value> {
+            c.get("history")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let my_history = history(&self.config);
+        let old_history = history(&old_config);
+        let mut new_history = history(&new_config);
+        if my_history.len() >= old_history.len() {
+            new_history.extend(my_history[old_history.len()..].iter().cloned());
+        }
+        if let Some(m) = self.manifest.as_object_mut() {
+            m.insert("layers".into(), Value::Array(layers));
+        }
+        if let Some(c) = self.config.as_object_mut() {
+            c.insert(
+                "rootfs".into(),
+                json!({"type": "layers", "diff_ids": diff_ids}),
+            );
+            c.insert("history".into(), Value::Array(new_history));
+        }
+        let mut held = std::collections::HashSet::new();
+        for l in &new_layers {
+            if let Some(d) = l.get("digest").and_then(Value::as_str) {
+                held.insert(Digest::parse(d)?);
+            }
+        }
+        self.others.push((new, held));
+        // Flatten would unpack the old stack: not after a rebase.
+        self.base_image = None;
+        Ok(())
     }
 
     /// Adds a layer from a tar stream (plain, gzip or zstd, detected from its first bytes),
@@ -589,6 +697,14 @@ impl Source for Built<'_, '_> {
                 .reopen()
                 .map(Some)
                 .ctx(|| format!("opening {}", l.file.path().display()));
+        }
+        if let Some((s, _)) = self
+            .builder
+            .others
+            .iter()
+            .find(|(_, h)| h.contains(&digest))
+        {
+            return s.open_local_blob(desc);
         }
         match self.builder.base {
             Some(b) => b.open_local_blob(desc),
