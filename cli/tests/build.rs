@@ -463,6 +463,24 @@ fn append_refuses_bad_input_and_writes_nothing() {
     ]));
     assert!(stderr(&out).contains("Docker manifest"), "{}", stderr(&out));
     assert_eq!(common::snapshot(&layout), before, "nothing was written");
+    // gzip onto it is fine: the new layer gets the Docker media type, the manifest stays Docker's.
+    let docker_out = format!("dir:{}", w.join("docker-out").display());
+    run_ok(&mut hoist(&[
+        "append",
+        "--base",
+        &format!("dir:{}", docker_dir.display()),
+        &docker_out,
+        &src.display().to_string(),
+    ]));
+    let manifest = skopeo_manifest(&docker_out);
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        manifest["layers"][2]["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
 }
 
 /// Writes an index over `entries` (`(tag, os, arch)` of images already in the layout) under `tag`.
