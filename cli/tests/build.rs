@@ -419,6 +419,16 @@ fn append_refuses_bad_input_and_writes_nothing() {
         "append", "--base", &v1, &v2, "--remove", "../x",
     ]));
     assert!(stderr(&out).contains(".."), "{}", stderr(&out));
+    // A symlinked source directory is named, never followed (its own symlink loop is kept as a link).
+    symlink(&src, w.join("src-link")).unwrap();
+    let out = run_fail(&mut hoist(&[
+        "append",
+        "--base",
+        &v1,
+        &v2,
+        &w.join("src-link").display().to_string(),
+    ]));
+    assert!(stderr(&out).contains("is a symlink"), "{}", stderr(&out));
     // A layer that does not exist.
     let out = run_fail(&mut hoist(&[
         "append",

@@ -247,7 +247,15 @@ impl<'s> ImageBuilder<'s> {
         let empty;
         let upper = match dir {
             Some(d) => {
-                let meta = std::fs::metadata(d).ctx(|| format!("reading {}", d.display()))?;
+                let meta =
+                    std::fs::symlink_metadata(d).ctx(|| format!("reading {}", d.display()))?;
+                if meta.file_type().is_symlink() {
+                    // The walk never follows a symlink, the top one included: no loop, no escape.
+                    return Err(Error::Other(format!(
+                        "{} is a symlink; give the directory it points to",
+                        d.display()
+                    )));
+                }
                 if !meta.is_dir() {
                     return Err(Error::Other(format!("{} is not a directory", d.display())));
                 }
