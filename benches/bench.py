@@ -52,7 +52,7 @@ class Op:
     """One operation: hoist's command, the closest peer's, and what the bytes of MB/s are."""
 
     def __init__(self, name, images, hoist, peer_name, peer, basis, note="", registry=None, repack=False,
-                 peer_cannot=None):
+                 peer_cannot=None, append=False):
         self.name = name
         self.images = images  # in preference order; only those in the chosen set run
         self.hoist = hoist  # argv template (str.format over the case's fields)
@@ -62,6 +62,7 @@ class Op:
         self.note = note
         self.registry = registry  # None, "push" or "pull"
         self.repack = repack
+        self.append = append  # a fresh copy of the image's layout as {layout}, ~100 MB of files as {adddir}
         self.peer_cannot = peer_cannot or {}  # image -> why the peer cannot do it (shown, not timed)
 
 
@@ -125,6 +126,12 @@ OPS = [
        "the image's files packed as one gzip layer over an empty base image, into a fresh copy of its layout;"
        " each side repacks a bundle it unpacked itself (hoist's state record, umoci's mtree)",
        repack=True),
+    Op("append", ["large", "multi"],
+       ["{hoist}", "append", "oci:{layout}:bench", "{adddir}:/opt/add"],
+       "umoci", ["umoci", "insert", "--rootless", "--image", "{layout}:bench", "{adddir}", "/opt/add"], "tar",
+       "~100 MB of this machine's /usr/share files added as one gzip layer under /opt/add onto the image,"
+       " in place in a fresh copy of its layout (umoci insert; hoist append without --base)",
+       append=True),
 ]
 
 # The machine's limits: the floor any tool's time rests on. Peer-less; MB/s of uncompressed bytes except
@@ -389,6 +396,28 @@ class Bench:
                 entry.rename(dst / "rootfs" / entry.name)
         return layout, bundle, hbundle
 
+    def prepare_append(self):
+        """~100 MB of real files (this machine's /usr/share), built once per run."""
+        add = self.workdir / "append-files"
+        if add.exists():
+            return add
+        total = 0
+        for root, _dirs, files in os.walk("/usr/share"):
+            for name in sorted(files):
+                src = Path(root) / name
+                if total > 100 << 20 or src.is_symlink() or not src.is_file():
+                    continue
+                dst = add / src.relative_to("/usr/share")
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    shutil.copy2(src, dst)
+                except OSError:
+                    continue
+                total += dst.stat().st_size
+            if total > 100 << 20:
+                break
+        return add
+
     def run_case(self, op, image, info):
         fields = {"hoist": self.hoist, "src": info["path"], "image": image}
         if op.registry == "push":
@@ -404,6 +433,10 @@ class Bench:
             log(f"  preparing the repack bundle of {image} (untimed)")
             base_layout, bundle, hbundle = self.prepare_repack(image, info)
             fields["bundle"], fields["hbundle"] = str(bundle), str(hbundle)
+
+        if op.append:
+            log("  preparing the files to append (untimed)")
+            fields["adddir"] = str(self.prepare_append())
 
         sides = [Side("hoist", op.hoist), Side(op.peer_name, op.peer)]
         if image in op.peer_cannot:
@@ -430,6 +463,12 @@ class Bench:
                 if op.repack:
                     f["layout"] = self.fresh(f"layout-{image}-{side.name}-{i}")
                     subprocess.run(["cp", "-al", str(base_layout), str(f["layout"])], check=True)
+                if op.append:
+                    f["layout"] = self.fresh(f"layout-{image}-{side.name}-{i}")
+                    subprocess.run(["cp", "-al", str(info["path"]), str(f["layout"])], check=True)
+                    # Its own index.json: a tool rewriting it in place must not touch the cached image.
+                    (Path(f["layout"]) / "index.json").unlink()
+                    shutil.copy2(Path(info["path"]) / "index.json", Path(f["layout"]) / "index.json")
                 argv = [a.format(**f) for a in side.argv]
                 # Untimed: the previous run's dirty pages go to disk now, not during (and charged to)
                 # this run's own writes and fsyncs.

@@ -71,6 +71,16 @@ enum Command {
     Gc(commands::gc::Args),
     /// Write the changes between two directories as a layer (a file, or appended to an image).
     Diff(Box<commands::diff::Args>),
+    /// Write an image with no layers (config for --platform), as `umoci new` does.
+    New(commands::build::NewArgs),
+    /// Add layers (directories, tarballs, whiteouts) onto a base image, as `crane append` does.
+    Append(Box<commands::build::AppendArgs>),
+    /// Squash an image's layers into one (whiteouts applied), as `crane flatten` does.
+    Flatten(Box<commands::build::FlattenArgs>),
+    /// Move an image's own layers from an old base image onto a new one, as `crane rebase` does.
+    Rebase(Box<commands::build::RebaseArgs>),
+    /// Make or edit a multi-platform index: create, add, remove.
+    Index(Box<commands::index::Args>),
     /// Edit an image's config (env, entrypoint, cmd, labels, ...) as `umoci config` does.
     Config(Box<commands::config::Args>),
     /// Unpack an image into a directory or an OCI runtime bundle, as `umoci unpack` does.
@@ -178,6 +188,11 @@ fn main() -> ExitCode {
         #[cfg(feature = "registry")]
         Command::Logout(a) => commands::logout::run(a),
         Command::Diff(a) => commands::diff::run(*a),
+        Command::New(a) => commands::build::run_new(a),
+        Command::Append(a) => commands::build::run_append(*a),
+        Command::Flatten(a) => commands::build::run_flatten(*a),
+        Command::Rebase(a) => commands::build::run_rebase(*a),
+        Command::Index(a) => commands::index::run(*a),
         Command::Config(a) => commands::config::run(*a),
         Command::Unpack(a) => commands::unpack::run(*a),
         Command::Repack(a) => commands::repack::run(*a),

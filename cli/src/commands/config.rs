@@ -1,5 +1,7 @@
-//! `hoist config --image oci:PATH[:TAG]`: edit an image's config as `umoci config` does, writing a new
-//! config and manifest and moving the tag.
+//! `hoist config --image REF`: edit an image's config as `umoci config` does, writing a new config
+//! and manifest and moving the tag. An `oci:` image is edited in place under the layout's lock
+//! ([`ImageEdit`]); any other transport (or `--dest`, `--platform`) goes through
+//! [`hoist::ImageBuilder`], which reads only the manifest and config and never pulls a layer.
 
 use std::process::ExitCode;
 
@@ -13,11 +15,20 @@ use hoist::reference::{LayoutRef, TransportRef};
 #[command(after_help = "Examples:\n  \
     hoist config --image oci:./layout:v1 --config.env PATH=/usr/bin:/bin --config.cmd /bin/sh\n  \
     hoist config --image oci:./layout:v1 --tag v2 --config.label org.example=yes --config.exposedports 8080\n  \
-    hoist config --image oci:./layout:v1 --clear config.env --config.entrypoint /init --config.entrypoint --verbose")]
+    hoist config --image oci:./layout:v1 --clear config.env --config.entrypoint /init --config.entrypoint --verbose\n  \
+    hoist config --image docker://localhost:5000/app:v1 --label org.example=yes --annotation team=web\n  \
+    hoist config --image oci:./multi:v1 --platform linux/arm64 --config.env MODE=arm --dest oci:./multi:v2")]
 pub struct Args {
-    /// The image to edit (`oci:PATH[:TAG|@DIGEST]`).
+    /// The image to edit (any transport: `oci:PATH[:TAG|@DIGEST]`, `docker://...`, `dir:PATH`, ...).
     #[arg(long)]
     image: String,
+    /// Write the edited image here instead of back to --image (any writable transport).
+    #[arg(long, value_name = "REF")]
+    dest: Option<String>,
+    /// When --image is an index: the platform whose image is edited (default: the host's). The
+    /// result is a new index whose entry for that platform names the new manifest.
+    #[arg(long)]
+    platform: Option<hoist::Platform>,
     /// The tag to point at the edited image (default: the tag of --image).
     #[arg(long)]
     tag: Option<String>,
@@ -44,7 +55,7 @@ pub struct Args {
     #[arg(long = "config.stopsignal")]
     stop_signal: Option<String>,
     /// Add a label (`KEY=VALUE`); repeatable.
-    #[arg(long = "config.label", value_name = "KEY=VALUE")]
+    #[arg(long = "config.label", alias = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
     /// Expose a port (`80`, `80/tcp`, `53/udp`); repeatable.
     #[arg(long = "config.exposedports", value_name = "PORT")]
@@ -65,7 +76,11 @@ pub struct Args {
     #[arg(long)]
     architecture: Option<String>,
     /// Add a manifest annotation (`KEY=VALUE`); repeatable.
-    #[arg(long = "manifest.annotation", value_name = "KEY=VALUE")]
+    #[arg(
+        long = "manifest.annotation",
+        alias = "annotation",
+        value_name = "KEY=VALUE"
+    )]
     manifest_annotations: Vec<String>,
     /// Empty a field before the others are set: config.env, config.labels, config.entrypoint,
     /// config.cmd, config.exposedports, config.volume, manifest.annotations; repeatable.
@@ -90,17 +105,42 @@ pub struct Args {
     /// --created or --history.created say otherwise (for reproducible images, as repack and diff).
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     source_date_epoch: Option<i64>,
+    #[command(flatten)]
+    registry: super::registry_args::RegistryArgs,
 }
 
 /// Runs `hoist config`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let (path, reference) = match super::parse_ref(&args.image)? {
-        TransportRef::Oci { path, reference } => (path, reference),
-        other => bail!(
-            "--image must be an OCI layout (oci:PATH[:TAG]), not {}",
-            other.transport()
-        ),
+    let image_ref = super::parse_ref(&args.image)?;
+    let (path, reference) = match &image_ref {
+        TransportRef::Oci { path, reference } if args.dest.is_none() && args.platform.is_none() => {
+            (path.clone(), reference.clone())
+        }
+        _ => return run_built(args, image_ref),
     };
+    let changes = changes(&args)?;
+    let tag = args.tag.clone().or_else(|| match &reference {
+        Some(LayoutRef::Tag(t)) => Some(t.clone()),
+        _ => None,
+    });
+    let epoch = args.source_date_epoch.map(hoist::config_edit::rfc3339);
+    let layout = Layout::open(&path)?.with_limits(super::limits());
+    let mut edit = ImageEdit::open(&layout, reference.as_ref())
+        .with_context(|| format!("opening {}", args.image))?;
+    edit.apply(&changes)
+        .with_context(|| format!("editing the config of {}", args.image))?;
+    if let Some(h) = history(&args, epoch)? {
+        edit.add_history(h);
+    }
+    let doc = edit
+        .commit(tag.as_deref())
+        .with_context(|| format!("writing the edited image into {}", path.display()))?;
+    println!("{}", doc.digest());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The changes the flags ask for (created from the epoch unless --created says otherwise).
+fn changes(args: &Args) -> Result<ConfigChanges> {
     let clear = args
         .clear
         .iter()
@@ -108,63 +148,85 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .collect::<hoist::Result<Vec<_>>>()?;
     let changes = ConfigChanges {
         clear,
-        env: args.env,
-        entrypoint: (!args.entrypoint.is_empty()).then_some(args.entrypoint),
-        cmd: (!args.cmd.is_empty()).then_some(args.cmd),
-        user: args.user,
-        working_dir: args.working_dir,
-        stop_signal: args.stop_signal,
-        labels: args.labels,
-        exposed_ports: args.exposed_ports,
-        volumes: args.volumes,
+        env: args.env.clone(),
+        entrypoint: (!args.entrypoint.is_empty()).then(|| args.entrypoint.clone()),
+        cmd: (!args.cmd.is_empty()).then(|| args.cmd.clone()),
+        user: args.user.clone(),
+        working_dir: args.working_dir.clone(),
+        stop_signal: args.stop_signal.clone(),
+        labels: args.labels.clone(),
+        exposed_ports: args.exposed_ports.clone(),
+        volumes: args.volumes.clone(),
         author: args.author.clone(),
         created: args.created.clone(),
-        os: args.os,
-        architecture: args.architecture,
-        manifest_annotations: args.manifest_annotations,
+        os: args.os.clone(),
+        architecture: args.architecture.clone(),
+        manifest_annotations: args.manifest_annotations.clone(),
     };
-    let tag = args.tag.clone().or_else(|| match &reference {
-        Some(LayoutRef::Tag(t)) => Some(t.clone()),
-        _ => None,
-    });
-    if changes.is_empty() && args.tag.is_none() {
+    if changes.is_empty() && args.tag.is_none() && args.dest.is_none() {
         bail!(
             "nothing to change: give at least one --config.*, --author, --created, --clear or --tag"
         );
     }
     let epoch = args.source_date_epoch.map(hoist::config_edit::rfc3339);
-    let changes = ConfigChanges {
-        created: changes.created.or(epoch.clone()),
+    Ok(ConfigChanges {
+        created: changes.created.or(epoch),
         ..changes
-    };
-    let layout = Layout::open(&path)?.with_limits(super::limits());
-    let mut edit = ImageEdit::open(&layout, reference.as_ref())
-        .with_context(|| format!("opening {}", args.image))?;
-    edit.apply(&changes)
-        .with_context(|| format!("editing the config of {}", args.image))?;
-    if !args.no_history {
-        let created = args
-            .history_created
-            .clone()
-            .or(args.created.clone())
-            .or(epoch);
-        if let Some(c) = &created {
-            hoist::config_edit::check_rfc3339(c).context("--history.created")?;
-        }
-        let mut h = ImageEdit::history_entry(
-            created.as_deref(),
-            args.history_created_by.as_deref().unwrap_or("hoist config"),
-            args.history_author.as_deref().or(args.author.as_deref()),
-            true,
-        );
-        if let (Some(c), Some(o)) = (&args.history_comment, h.as_object_mut()) {
-            o.insert("comment".into(), serde_json::Value::String(c.clone()));
-        }
-        edit.add_history(h);
+    })
+}
+
+/// The history entry the flags ask for, `None` with --no-history.
+fn history(args: &Args, epoch: Option<String>) -> Result<Option<serde_json::Value>> {
+    if args.no_history {
+        return Ok(None);
     }
-    let doc = edit
-        .commit(tag.as_deref())
-        .with_context(|| format!("writing the edited image into {}", path.display()))?;
-    println!("{}", doc.digest());
+    let created = args
+        .history_created
+        .clone()
+        .or(args.created.clone())
+        .or(epoch);
+    if let Some(c) = &created {
+        hoist::config_edit::check_rfc3339(c).context("--history.created")?;
+    }
+    Ok(Some(hoist::build::history_entry(
+        created.as_deref(),
+        args.history_created_by.as_deref().unwrap_or("hoist config"),
+        args.history_author.as_deref().or(args.author.as_deref()),
+        args.history_comment.as_deref(),
+        true,
+    )))
+}
+
+/// `hoist config` on any transport, through the image builder: the base's layers are never read.
+fn run_built(args: Args, image_ref: TransportRef) -> Result<ExitCode> {
+    let changes = changes(&args)?;
+    let epoch = args.source_date_epoch.map(hoist::config_edit::rfc3339);
+    let dest_ref = match (&args.dest, &image_ref, &args.tag) {
+        (Some(d), _, _) => super::parse_ref(d)?,
+        (None, TransportRef::Oci { path, .. }, Some(tag)) => TransportRef::Oci {
+            path: path.clone(),
+            reference: Some(LayoutRef::Tag(tag.clone())),
+        },
+        (None, _, Some(_)) => bail!("--tag names a tag of an oci: layout; give --dest REF"),
+        (None, _, None) => image_ref.clone(),
+    };
+    let open = args.registry.apply(super::open_options());
+    let src =
+        hoist::open_source(&image_ref, &open).with_context(|| format!("opening {}", args.image))?;
+    let mut builder = hoist::ImageBuilder::from_source(src.as_ref(), args.platform.as_ref())
+        .with_context(|| format!("reading {}", args.image))?;
+    builder.keep_index(true);
+    builder
+        .edit_config(&changes)
+        .with_context(|| format!("editing the config of {}", args.image))?;
+    if let Some(h) = history(&args, epoch)? {
+        builder.add_history(h);
+    }
+    let dst = hoist::open_destination(&dest_ref, &open)
+        .with_context(|| format!("opening destination {dest_ref}"))?;
+    let report = builder
+        .write(dst.as_ref(), &hoist::CopyOptions::default())
+        .with_context(|| format!("writing the edited image to {}", dst.name()))?;
+    println!("{}", report.digest);
     Ok(ExitCode::SUCCESS)
 }

@@ -57,7 +57,7 @@ pub struct LayerArgs {
     #[arg(long = "history.author")]
     pub history_author: Option<String>,
     /// `comment` of the history entry.
-    #[arg(long = "history.comment")]
+    #[arg(long = "history.comment", alias = "history-comment")]
     pub history_comment: Option<String>,
     /// Do not add a history entry.
     #[arg(long)]

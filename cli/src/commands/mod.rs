@@ -1,6 +1,7 @@
 //! One module per verb. Each turns its arguments into library calls and renders the result.
 
 pub mod blob;
+pub mod build;
 #[cfg(feature = "registry")]
 pub mod catalog;
 pub mod completion;
@@ -9,6 +10,7 @@ pub mod copy;
 pub mod delete;
 pub mod diff;
 pub mod gc;
+pub mod index;
 pub mod inspect;
 pub mod layer_args;
 #[cfg(feature = "registry")]

@@ -122,6 +122,7 @@
 
 pub mod blob;
 pub mod blocking;
+pub mod build;
 pub mod bundle;
 pub mod compress;
 pub mod config_edit;
@@ -153,6 +154,7 @@ pub mod unpack;
 pub mod verify;
 
 // The entry points, so that an embedder needs only `hoist::…` (the module paths work as well).
+pub use build::ImageBuilder;
 pub use copy::{CopyOptions, CopyReport, PlatformChoice, copy};
 pub use diff::{Diff, DiffOptions, compute as diff};
 pub use digest::Digest;

@@ -330,6 +330,10 @@ pub struct Diff {
     unmapped: HashSet<PathBuf>,
     /// [`DiffOptions::overlay_whiteouts`].
     overlay: bool,
+    /// Where in the image the upper tree's entries go ([`Diff::place_under`]); the root when `None`.
+    prefix: Option<PathBuf>,
+    /// Whiteouts and opaque markers asked for beside the tree's changes ([`Diff::add_whiteout`]).
+    markers: Vec<LayerEntry>,
 }
 
 /// One entry of a layer, in the order it is written.
@@ -359,6 +363,34 @@ pub enum LayerEntry {
         /// The directory.
         dir: PathBuf,
     },
+}
+
+/// A path of the image as a layer names it: relative, `.` components dropped, `..` refused.
+fn image_path(path: &Path) -> Result<PathBuf> {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(crate::Error::Other(format!(
+                    "{}: a path in the image must not contain '..'",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn marker_order(a: &LayerEntry, b: &LayerEntry) -> Ordering {
+    let key = |e: &LayerEntry| match e {
+        LayerEntry::Opaque { dir } => (dir.clone(), 0),
+        LayerEntry::Whiteout { path } => (path.clone(), 1),
+        _ => (PathBuf::new(), 2),
+    };
+    key(a).cmp(&key(b))
 }
 
 /// Computes the changes from `lower` to the directory `upper`.
@@ -403,6 +435,8 @@ pub fn compute(lower: &dyn LowerTree, upper: &Path, opts: &DiffOptions) -> Resul
         root: None,
         unmapped: HashSet::new(),
         overlay: opts.overlay_whiteouts,
+        prefix: None,
+        markers: Vec::new(),
     };
     if let Some(lroot) = lower.root_meta()? {
         let (uroot, mapped) = map_owner_back(walk::read_meta(upper)?, &opts.uid_map, &opts.gid_map);
@@ -613,6 +647,47 @@ impl Diff {
     /// The upper directory the diff was computed for (where file contents are read from).
     pub fn upper_root(&self) -> &Path {
         &self.upper_root
+    }
+
+    /// Writes the upper tree's entries under `dir` in the image instead of at its root (as
+    /// `umoci insert` places a directory). `dir` must be relative to the image root (a leading `/`
+    /// is dropped) and must not contain `..`.
+    pub fn place_under(&mut self, dir: &Path) -> Result<()> {
+        self.prefix = Some(image_path(dir)?).filter(|p| !p.as_os_str().is_empty());
+        Ok(())
+    }
+
+    /// Adds a whiteout of `path` (a path of the image, not of the upper tree): the layer deletes it.
+    pub fn add_whiteout(&mut self, path: &Path) -> Result<()> {
+        let path = image_path(path)?;
+        if path.as_os_str().is_empty() {
+            return Err(crate::Error::Other(
+                "cannot white out the image root".into(),
+            ));
+        }
+        self.markers.push(LayerEntry::Whiteout { path });
+        self.markers.sort_by(marker_order);
+        Ok(())
+    }
+
+    /// Adds an opaque marker in directory `dir` of the image: the layer hides everything the lower
+    /// layers had in it.
+    pub fn add_opaque(&mut self, dir: &Path) -> Result<()> {
+        let dir = image_path(dir)?;
+        self.markers.push(LayerEntry::Opaque { dir });
+        self.markers.sort_by(marker_order);
+        Ok(())
+    }
+
+    /// The directory of the image the upper tree is written under ([`Diff::place_under`]).
+    pub fn prefix(&self) -> Option<&Path> {
+        self.prefix.as_deref()
+    }
+
+    /// The whiteouts and opaque markers added with [`Diff::add_whiteout`] and [`Diff::add_opaque`],
+    /// in the order they are written (before the tree's entries).
+    pub fn markers(&self) -> &[LayerEntry] {
+        &self.markers
     }
 
     /// True when the trees are the same.

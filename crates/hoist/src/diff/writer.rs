@@ -158,8 +158,11 @@ pub(crate) fn write_layer_into<W: Write + Send>(
                 Algorithm::Sha256,
             );
             let mut builder = tar::Builder::new(tar_side);
+            for entry in diff.markers() {
+                append_entry(&mut builder, diff, entry, None, opts)?;
+            }
             for entry in plan {
-                append_entry(&mut builder, diff, &entry, opts)?;
+                append_entry(&mut builder, diff, &entry, diff.prefix(), opts)?;
             }
             let tar_side = builder
                 .into_inner()
@@ -398,10 +401,17 @@ fn append_entry<W: Write>(
     builder: &mut tar::Builder<W>,
     diff: &Diff,
     entry: &LayerEntry,
+    prefix: Option<&Path>,
     opts: &LayerOptions,
 ) -> Result<()> {
     let upper = diff.upper_root();
     let empty = &mut io::empty();
+    // The name in the layer: under `prefix` when the tree is placed below the image root.
+    let placed = |p: &Path| match prefix {
+        Some(pre) if p == Path::new(".") || p.as_os_str().is_empty() => pre.to_path_buf(),
+        Some(pre) => pre.join(p),
+        None => p.to_path_buf(),
+    };
     match entry {
         LayerEntry::Whiteout { path } => {
             let name = path
@@ -410,7 +420,12 @@ fn append_entry<W: Write>(
             let mut wh = WHITEOUT.as_bytes().to_vec();
             wh.extend_from_slice(name.as_bytes());
             let full = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.join(std::ffi::OsStr::from_bytes(&wh)),
+                Some(p) if !p.as_os_str().is_empty() => {
+                    placed(p).join(std::ffi::OsStr::from_bytes(&wh))
+                }
+                _ if prefix.is_some() => {
+                    placed(Path::new("")).join(std::ffi::OsStr::from_bytes(&wh))
+                }
                 _ => PathBuf::from(std::ffi::OsStr::from_bytes(&wh)),
             };
             append_raw(
@@ -426,7 +441,7 @@ fn append_entry<W: Write>(
         }
         LayerEntry::Opaque { dir } => append_raw(
             builder,
-            &path_bytes(&dir.join(OPAQUE), false),
+            &path_bytes(&placed(dir).join(OPAQUE), false),
             tar::EntryType::Regular,
             None,
             None,
@@ -441,17 +456,17 @@ fn append_entry<W: Write>(
             })?;
             append_raw(
                 builder,
-                &path_bytes(path, false),
+                &path_bytes(&placed(path), false),
                 tar::EntryType::Link,
                 Some(&meta),
-                Some(&path_bytes(target, false)),
+                Some(&path_bytes(&placed(target), false)),
                 0,
                 empty,
                 opts,
             )
         }
         LayerEntry::Write { path, meta } => {
-            let name = path_bytes(path, meta.file_type == FileType::Dir);
+            let name = path_bytes(&placed(path), meta.file_type == FileType::Dir);
             match meta.file_type {
                 FileType::Regular => {
                     // Never following a symlink, and only the very inode the diff saw.
