@@ -352,6 +352,47 @@ pub enum TransportRef {
     },
     /// `docker://NAME`: an image in a registry.
     Docker(ImageName),
+    /// `docker-daemon:NAME:TAG` or `docker-daemon:sha256:ID`: an image of the Docker daemon on
+    /// `DOCKER_HOST` (skopeo's syntax).
+    DockerDaemon(DaemonRef),
+}
+
+/// Which image of the Docker daemon (`docker-daemon:`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DaemonRef {
+    /// `NAME:TAG` (a tag is required, as skopeo requires it).
+    Name(ImageName),
+    /// `sha256:ID`: the image ID (its config digest); readable, not a destination.
+    Id(Digest),
+}
+
+impl fmt::Display for DaemonRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonRef::Name(n) => write!(f, "{n}"),
+            DaemonRef::Id(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+fn parse_daemon(text: &str, rest: &str) -> Result<DaemonRef> {
+    if rest.starts_with("sha256:") {
+        return Ok(DaemonRef::Id(Digest::parse(rest)?));
+    }
+    if !names_tag_or_digest(rest) {
+        return Err(invalid(
+            text,
+            "docker-daemon: takes NAME:TAG or sha256:ID (a tag is required)",
+        ));
+    }
+    let name = ImageName::parse(rest)?;
+    if name.digest.is_some() {
+        return Err(invalid(
+            text,
+            "docker-daemon: takes NAME:TAG or sha256:ID, not NAME@DIGEST",
+        ));
+    }
+    Ok(DaemonRef::Name(name))
 }
 
 fn split_layout(text: &str, rest: &str) -> Result<(PathBuf, Option<LayoutRef>)> {
@@ -400,7 +441,8 @@ impl TransportRef {
         let (transport, rest) = text.split_once(':').ok_or_else(|| {
             invalid(
                 text,
-                "expected TRANSPORT:DETAILS (oci:, oci-archive:, dir:, docker-archive:, docker://)",
+                "expected TRANSPORT:DETAILS (oci:, oci-archive:, dir:, docker-archive:, \
+                 docker-daemon:, docker://)",
             )
         })?;
         match transport {
@@ -435,6 +477,7 @@ impl TransportRef {
                     selector: sel,
                 })
             }
+            "docker-daemon" => Ok(TransportRef::DockerDaemon(parse_daemon(text, rest)?)),
             "docker" => Err(invalid(
                 text,
                 "the registry transport is written docker://HOST/REPO:TAG",
@@ -442,7 +485,8 @@ impl TransportRef {
             other => Err(invalid(
                 text,
                 format!(
-                    "unknown transport {other:?} (known: oci, oci-archive, dir, docker-archive, docker)"
+                    "unknown transport {other:?} (known: oci, oci-archive, dir, docker-archive, \
+                     docker-daemon, docker)"
                 ),
             )),
         }
@@ -467,6 +511,7 @@ impl TransportRef {
                 selector: selector.clone(),
             },
             TransportRef::Docker(name) => TransportRef::Docker(name.clone()),
+            TransportRef::DockerDaemon(r) => TransportRef::DockerDaemon(r.clone()),
         }
     }
 
@@ -478,6 +523,7 @@ impl TransportRef {
             TransportRef::Dir { .. } => "dir",
             TransportRef::DockerArchive { .. } => "docker-archive",
             TransportRef::Docker(_) => "docker",
+            TransportRef::DockerDaemon(_) => "docker-daemon",
         }
     }
 }
@@ -509,6 +555,7 @@ impl fmt::Display for TransportRef {
                 }
             }
             TransportRef::Docker(name) => write!(f, "docker://{name}"),
+            TransportRef::DockerDaemon(r) => write!(f, "docker-daemon:{r}"),
         }
     }
 }
@@ -639,6 +686,16 @@ mod tests {
                 ..
             }
         ));
+        let r = TransportRef::parse("docker-daemon:app:1").unwrap();
+        assert_eq!(r.transport(), "docker-daemon");
+        assert_eq!(TransportRef::parse(&r.to_string()).unwrap(), r);
+        let r = TransportRef::parse(&format!("docker-daemon:{d}")).unwrap();
+        assert!(matches!(r, TransportRef::DockerDaemon(DaemonRef::Id(_))));
+        assert_eq!(r.to_string(), format!("docker-daemon:{d}"));
+        for bad in ["docker-daemon:app", &format!("docker-daemon:app@{d}")] {
+            let err = TransportRef::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("NAME:TAG or sha256:ID"), "{bad}: {err}");
+        }
         assert!(TransportRef::parse("nope:x").is_err());
         for bad in [
             "oci:x:.abc",
