@@ -87,6 +87,15 @@ fn round_trip_through_the_daemon_keeps_the_image_and_skopeo_agrees() {
         original["rootfs"]["diff_ids"]
     );
 
+    // inspect names the image as the reference does (the transport answers, as for docker-archive).
+    let shown: Value = serde_json::from_str(&run_ok(&mut with_host(
+        hoist(&["inspect", "docker-daemon:hoist-test/x:1"]),
+        &d,
+    )))
+    .unwrap();
+    assert_eq!(shown["Name"], "docker.io/hoist-test/x", "{shown}");
+    assert_eq!(shown["Layers"].as_array().map(Vec::len), Some(2), "{shown}");
+
     // skopeo reads the same image from the same daemon and agrees on the config (this skopeo
     // ignores DOCKER_HOST: it is given the daemon with --src-daemon-host).
     let theirs = work.join("skopeo");

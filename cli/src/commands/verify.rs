@@ -2,9 +2,8 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use hoist::layout::Layout;
-use hoist::reference::TransportRef;
 use hoist::transport::oci::OciSource;
 use hoist::transport::{Source, open_source};
 use hoist::verify::{VerifyOptions, verify};
@@ -46,21 +45,9 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let reference = super::parse_ref(&args.reference)?;
     let source: Box<dyn Source> = if args.all {
-        match &reference {
-            TransportRef::Oci {
-                path,
-                reference: None,
-            } => Box::new(OciSource::whole_layout(
-                Layout::open(path)?.with_limits(super::limits()),
-            )),
-            TransportRef::Oci { .. } => {
-                bail!("--all verifies a whole layout: write oci:PATH without a tag")
-            }
-            other => bail!(
-                "--all works on OCI layouts (oci:PATH), not {}",
-                other.transport()
-            ),
-        }
+        Box::new(OciSource::whole_layout(
+            Layout::open(reference.whole_layout("--all")?)?.with_limits(super::limits()),
+        ))
     } else {
         open_source(&reference, &args.registry.apply(super::open_options()))?
     };

@@ -515,6 +515,39 @@ impl TransportRef {
         }
     }
 
+    /// The directory of the whole OCI layout this reference names (`oci:PATH`, without a tag), for
+    /// the verbs that work on a layout rather than an image; otherwise an error saying so for `what`
+    /// (the verb or flag, as the user typed it).
+    pub fn whole_layout(&self, what: &str) -> Result<&std::path::Path> {
+        match self {
+            TransportRef::Oci {
+                path,
+                reference: None,
+            } => Ok(path),
+            TransportRef::Oci { .. } => Err(Error::Unsupported(format!(
+                "{what} works on a whole layout: write oci:PATH without a tag"
+            ))),
+            other => Err(Error::Unsupported(format!(
+                "{what} works on OCI layouts (oci:PATH), not {}",
+                other.transport()
+            ))),
+        }
+    }
+
+    /// The image name this reference gives the image, where it gives one (a registry's
+    /// `docker://NAME`, a docker-archive's or the daemon's `NAME:TAG`): what `inspect` shows as `Name`.
+    pub fn image_name(&self) -> Option<&ImageName> {
+        match self {
+            TransportRef::Docker(n)
+            | TransportRef::DockerArchive {
+                selector: Some(ArchiveSelector::Name(n)),
+                ..
+            }
+            | TransportRef::DockerDaemon(DaemonRef::Name(n)) => Some(n),
+            _ => None,
+        }
+    }
+
     /// The transport's name (`oci`, `docker`, ...).
     pub fn transport(&self) -> &'static str {
         match self {
@@ -696,6 +729,24 @@ mod tests {
             let err = TransportRef::parse(bad).unwrap_err().to_string();
             assert!(err.contains("NAME:TAG or sha256:ID"), "{bad}: {err}");
         }
+        let layout = TransportRef::parse("oci:/l").unwrap();
+        assert_eq!(
+            layout.whole_layout("gc").unwrap(),
+            std::path::Path::new("/l")
+        );
+        let e = TransportRef::parse("oci:/l:v1")
+            .unwrap()
+            .whole_layout("gc")
+            .unwrap_err();
+        assert!(e.to_string().contains("without a tag"), "{e}");
+        let e = TransportRef::parse("dir:/l")
+            .unwrap()
+            .whole_layout("gc")
+            .unwrap_err();
+        assert!(e.to_string().contains("not dir"), "{e}");
+        assert_eq!(layout.image_name(), None);
+        let named = TransportRef::parse("docker-daemon:app:1").unwrap();
+        assert_eq!(named.image_name().unwrap().name(), "docker.io/library/app");
         assert!(TransportRef::parse("nope:x").is_err());
         for bad in [
             "oci:x:.abc",

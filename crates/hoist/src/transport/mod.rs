@@ -283,6 +283,9 @@ pub struct TransportKind {
     pub additional_tags: bool,
     /// Takes a shared blob directory (skopeo's `--src-shared-blob-dir` / `--dest-shared-blob-dir`).
     pub shared_blob_dir: bool,
+    /// An image's `RepoTags` (as `inspect` shows them) are the tags [`Source::tags`] lists: its
+    /// repository's tags, as skopeo shows them for a registry.
+    pub tags_are_repo_tags: bool,
 }
 
 impl TransportKind {
@@ -291,6 +294,7 @@ impl TransportKind {
             name,
             additional_tags: false,
             shared_blob_dir: false,
+            tags_are_repo_tags: false,
         }
     }
 }
@@ -311,7 +315,10 @@ pub const TRANSPORTS: &[TransportKind] = &[
         additional_tags: true,
         ..TransportKind::new("docker-daemon")
     },
-    TransportKind::new("docker"),
+    TransportKind {
+        tags_are_repo_tags: true,
+        ..TransportKind::new("docker")
+    },
 ];
 
 impl TransportRef {
@@ -399,7 +406,7 @@ pub fn open_destination(
     }
     if !opts.additional_tags.is_empty() && !reference.kind().additional_tags {
         return Err(Error::Unsupported(format!(
-            "additional tags apply to docker-archive and docker-daemon destinations only, not {reference}"
+            "additional tags apply to docker-archive destinations only (and docker-daemon), not {reference}"
         )));
     }
     refuse_shared_blob_dir(reference, opts)?;
