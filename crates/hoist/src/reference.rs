@@ -548,6 +548,23 @@ impl TransportRef {
         }
     }
 
+    /// The same image pinned to the manifest `digest`, where the transport can name an image by
+    /// manifest digest (an OCI layout, a registry); otherwise the reference as it is.
+    pub fn pinned_to(&self, digest: &Digest) -> TransportRef {
+        match self {
+            TransportRef::Oci { path, .. } => TransportRef::Oci {
+                path: path.clone(),
+                reference: Some(LayoutRef::Digest(digest.clone())),
+            },
+            TransportRef::Docker(name) => TransportRef::Docker(ImageName {
+                digest: Some(digest.clone()),
+                tag: None,
+                ..name.clone()
+            }),
+            other => other.clone(),
+        }
+    }
+
     /// The transport's name (`oci`, `docker`, ...).
     pub fn transport(&self) -> &'static str {
         match self {
@@ -747,6 +764,16 @@ mod tests {
         assert_eq!(layout.image_name(), None);
         let named = TransportRef::parse("docker-daemon:app:1").unwrap();
         assert_eq!(named.image_name().unwrap().name(), "docker.io/library/app");
+        let pinned = TransportRef::parse("docker://h.example/a:1")
+            .unwrap()
+            .pinned_to(&Digest::parse(&d).unwrap());
+        assert_eq!(pinned.to_string(), format!("docker://h.example/a@{d}"));
+        let pinned = TransportRef::parse("oci:/l:v1")
+            .unwrap()
+            .pinned_to(&Digest::parse(&d).unwrap());
+        assert_eq!(pinned.to_string(), format!("oci:/l@{d}"));
+        let archive = TransportRef::parse("docker-archive:/a.tar:a:1").unwrap();
+        assert_eq!(archive.pinned_to(&Digest::parse(&d).unwrap()), archive);
         assert!(TransportRef::parse("nope:x").is_err());
         for bad in [
             "oci:x:.abc",
