@@ -82,7 +82,7 @@ pub struct Args {
     /// Blobs in flight at once.
     #[arg(long, default_value_t = 4)]
     jobs: usize,
-    /// One more `NAME:TAG` for a docker-archive destination's `RepoTags` (repeatable), as skopeo's
+    /// One more `NAME:TAG` for a docker-archive or docker-daemon destination (repeatable), as skopeo's
     /// `--additional-tag`; refused for other destinations.
     #[arg(long, value_name = "NAME:TAG", value_parser = parse_additional_tag)]
     additional_tag: Vec<hoist::reference::ImageName>,

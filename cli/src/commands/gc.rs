@@ -3,9 +3,8 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use hoist::layout::Layout;
-use hoist::reference::TransportRef;
 
 /// Arguments of `hoist gc`.
 #[derive(clap::Args, Debug)]
@@ -26,19 +25,8 @@ pub struct Args {
 
 /// Runs `hoist gc`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let path = match super::parse_ref(&args.reference)? {
-        TransportRef::Oci {
-            path,
-            reference: None,
-        } => path,
-        TransportRef::Oci { .. } => {
-            bail!("gc works on a whole layout: write oci:PATH without a tag")
-        }
-        other => bail!(
-            "gc works on OCI layouts (oci:PATH), not {}",
-            other.transport()
-        ),
-    };
+    let reference = super::parse_ref(&args.reference)?;
+    let path = reference.whole_layout("gc")?.to_path_buf();
     let layout = Layout::open(&path)?.with_limits(super::limits());
     let report = layout
         .gc_with(hoist::layout::GcOptions {

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use hoist::platform::Platform;
-use hoist::reference::{ArchiveSelector, TransportRef};
 use hoist::transport::open_source;
 
 /// Output format of `inspect`.
@@ -76,22 +75,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
-    let (name, repo_tags) = match &reference {
-        // As skopeo: a registry image's RepoTags are its repository's tags.
-        TransportRef::Docker(n) if !args.no_tags => (
-            Some(n.name()),
-            source.tags().with_context(|| {
-                format!("listing the tags of {} (--no-tags skips it)", n.name())
-            })?,
-        ),
-        TransportRef::Docker(n) => (Some(n.name()), Vec::new()),
-        TransportRef::DockerArchive {
-            selector: Some(ArchiveSelector::Name(n)),
-            ..
-        } => (Some(n.name()), Vec::new()),
-        _ => (None, Vec::new()),
+    // As skopeo: a registry image's RepoTags are its repository's tags.
+    let image_name = reference.image_name().map(|n| n.name());
+    let repo_tags = match &image_name {
+        Some(n) if reference.kind().tags_are_repo_tags && !args.no_tags => source
+            .tags()
+            .with_context(|| format!("listing the tags of {n} (--no-tags skips it)"))?,
+        _ => Vec::new(),
     };
-    let inspection = hoist::inspect::inspect(&image, &root_digest, name, repo_tags);
+    let inspection = hoist::inspect::inspect(&image, &root_digest, image_name, repo_tags);
     match args.format {
         Format::Json => crate::output::print_json(&inspection)?,
         Format::Text => write!(out, "{}", hoist::inspect::to_text(&inspection))?,

@@ -4,8 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use hoist::reference::TransportRef;
+use anyhow::{Context, Result};
 use hoist::repack::{RepackOptions, repack};
 use serde_json::json;
 
@@ -57,15 +56,10 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let dest = match args.dest.as_deref().map(super::parse_ref).transpose()? {
         None => None,
-        Some(TransportRef::Oci { path, reference }) => {
-            if reference.is_some() {
-                bail!("--dest names a layout (oci:PATH); give the tag with --tag");
-            }
-            Some(path)
-        }
-        Some(other) => bail!(
-            "--dest must be an OCI layout (oci:PATH), not {}",
-            other.transport()
+        Some(reference) => Some(
+            reference
+                .whole_layout("--dest (give the tag with --tag)")?
+                .to_path_buf(),
         ),
     };
     let mut append = args.layer.append_options(args.tag.clone());

@@ -2,9 +2,8 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use hoist::layout::Layout;
-use hoist::reference::TransportRef;
 use hoist::transport::oci::OciSource;
 use hoist::transport::{Source, open_source};
 use hoist::verify::{VerifyOptions, verify};
@@ -57,21 +56,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return verify_signatures(&args, &reference, key);
     }
     let source: Box<dyn Source> = if args.all {
-        match &reference {
-            TransportRef::Oci {
-                path,
-                reference: None,
-            } => Box::new(OciSource::whole_layout(
-                Layout::open(path)?.with_limits(super::limits()),
-            )),
-            TransportRef::Oci { .. } => {
-                bail!("--all verifies a whole layout: write oci:PATH without a tag")
-            }
-            other => bail!(
-                "--all works on OCI layouts (oci:PATH), not {}",
-                other.transport()
-            ),
-        }
+        Box::new(OciSource::whole_layout(
+            Layout::open(reference.whole_layout("--all")?)?.with_limits(super::limits()),
+        ))
     } else {
         open_source(&reference, &args.registry.apply(super::open_options()))?
     };
@@ -115,7 +102,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 /// `verify --key`: the image's signatures, not its content.
 fn verify_signatures(
     args: &Args,
-    reference: &TransportRef,
+    reference: &hoist::reference::TransportRef,
     key: &std::path::Path,
 ) -> Result<ExitCode> {
     use hoist::sign::IdentityRule;

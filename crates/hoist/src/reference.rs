@@ -352,6 +352,47 @@ pub enum TransportRef {
     },
     /// `docker://NAME`: an image in a registry.
     Docker(ImageName),
+    /// `docker-daemon:NAME:TAG` or `docker-daemon:sha256:ID`: an image of the Docker daemon on
+    /// `DOCKER_HOST` (skopeo's syntax).
+    DockerDaemon(DaemonRef),
+}
+
+/// Which image of the Docker daemon (`docker-daemon:`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DaemonRef {
+    /// `NAME:TAG` (a tag is required, as skopeo requires it).
+    Name(ImageName),
+    /// `sha256:ID`: the image ID (its config digest); readable, not a destination.
+    Id(Digest),
+}
+
+impl fmt::Display for DaemonRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonRef::Name(n) => write!(f, "{n}"),
+            DaemonRef::Id(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+fn parse_daemon(text: &str, rest: &str) -> Result<DaemonRef> {
+    if rest.starts_with("sha256:") {
+        return Ok(DaemonRef::Id(Digest::parse(rest)?));
+    }
+    if !names_tag_or_digest(rest) {
+        return Err(invalid(
+            text,
+            "docker-daemon: takes NAME:TAG or sha256:ID (a tag is required)",
+        ));
+    }
+    let name = ImageName::parse(rest)?;
+    if name.digest.is_some() {
+        return Err(invalid(
+            text,
+            "docker-daemon: takes NAME:TAG or sha256:ID, not NAME@DIGEST",
+        ));
+    }
+    Ok(DaemonRef::Name(name))
 }
 
 fn split_layout(text: &str, rest: &str) -> Result<(PathBuf, Option<LayoutRef>)> {
@@ -400,7 +441,8 @@ impl TransportRef {
         let (transport, rest) = text.split_once(':').ok_or_else(|| {
             invalid(
                 text,
-                "expected TRANSPORT:DETAILS (oci:, oci-archive:, dir:, docker-archive:, docker://)",
+                "expected TRANSPORT:DETAILS (oci:, oci-archive:, dir:, docker-archive:, \
+                 docker-daemon:, docker://)",
             )
         })?;
         match transport {
@@ -435,6 +477,7 @@ impl TransportRef {
                     selector: sel,
                 })
             }
+            "docker-daemon" => Ok(TransportRef::DockerDaemon(parse_daemon(text, rest)?)),
             "docker" => Err(invalid(
                 text,
                 "the registry transport is written docker://HOST/REPO:TAG",
@@ -442,7 +485,8 @@ impl TransportRef {
             other => Err(invalid(
                 text,
                 format!(
-                    "unknown transport {other:?} (known: oci, oci-archive, dir, docker-archive, docker)"
+                    "unknown transport {other:?} (known: oci, oci-archive, dir, docker-archive, \
+                     docker-daemon, docker)"
                 ),
             )),
         }
@@ -467,6 +511,57 @@ impl TransportRef {
                 selector: selector.clone(),
             },
             TransportRef::Docker(name) => TransportRef::Docker(name.clone()),
+            TransportRef::DockerDaemon(r) => TransportRef::DockerDaemon(r.clone()),
+        }
+    }
+
+    /// The directory of the whole OCI layout this reference names (`oci:PATH`, without a tag), for
+    /// the verbs that work on a layout rather than an image; otherwise an error saying so for `what`
+    /// (the verb or flag, as the user typed it).
+    pub fn whole_layout(&self, what: &str) -> Result<&std::path::Path> {
+        match self {
+            TransportRef::Oci {
+                path,
+                reference: None,
+            } => Ok(path),
+            TransportRef::Oci { .. } => Err(Error::Unsupported(format!(
+                "{what} works on a whole layout: write oci:PATH without a tag"
+            ))),
+            other => Err(Error::Unsupported(format!(
+                "{what} works on OCI layouts (oci:PATH), not {}",
+                other.transport()
+            ))),
+        }
+    }
+
+    /// The image name this reference gives the image, where it gives one (a registry's
+    /// `docker://NAME`, a docker-archive's or the daemon's `NAME:TAG`): what `inspect` shows as `Name`.
+    pub fn image_name(&self) -> Option<&ImageName> {
+        match self {
+            TransportRef::Docker(n)
+            | TransportRef::DockerArchive {
+                selector: Some(ArchiveSelector::Name(n)),
+                ..
+            }
+            | TransportRef::DockerDaemon(DaemonRef::Name(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The same image pinned to the manifest `digest`, where the transport can name an image by
+    /// manifest digest (an OCI layout, a registry); otherwise the reference as it is.
+    pub fn pinned_to(&self, digest: &Digest) -> TransportRef {
+        match self {
+            TransportRef::Oci { path, .. } => TransportRef::Oci {
+                path: path.clone(),
+                reference: Some(LayoutRef::Digest(digest.clone())),
+            },
+            TransportRef::Docker(name) => TransportRef::Docker(ImageName {
+                digest: Some(digest.clone()),
+                tag: None,
+                ..name.clone()
+            }),
+            other => other.clone(),
         }
     }
 
@@ -478,6 +573,7 @@ impl TransportRef {
             TransportRef::Dir { .. } => "dir",
             TransportRef::DockerArchive { .. } => "docker-archive",
             TransportRef::Docker(_) => "docker",
+            TransportRef::DockerDaemon(_) => "docker-daemon",
         }
     }
 }
@@ -509,6 +605,7 @@ impl fmt::Display for TransportRef {
                 }
             }
             TransportRef::Docker(name) => write!(f, "docker://{name}"),
+            TransportRef::DockerDaemon(r) => write!(f, "docker-daemon:{r}"),
         }
     }
 }
@@ -639,6 +736,44 @@ mod tests {
                 ..
             }
         ));
+        let r = TransportRef::parse("docker-daemon:app:1").unwrap();
+        assert_eq!(r.transport(), "docker-daemon");
+        assert_eq!(TransportRef::parse(&r.to_string()).unwrap(), r);
+        let r = TransportRef::parse(&format!("docker-daemon:{d}")).unwrap();
+        assert!(matches!(r, TransportRef::DockerDaemon(DaemonRef::Id(_))));
+        assert_eq!(r.to_string(), format!("docker-daemon:{d}"));
+        for bad in ["docker-daemon:app", &format!("docker-daemon:app@{d}")] {
+            let err = TransportRef::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("NAME:TAG or sha256:ID"), "{bad}: {err}");
+        }
+        let layout = TransportRef::parse("oci:/l").unwrap();
+        assert_eq!(
+            layout.whole_layout("gc").unwrap(),
+            std::path::Path::new("/l")
+        );
+        let e = TransportRef::parse("oci:/l:v1")
+            .unwrap()
+            .whole_layout("gc")
+            .unwrap_err();
+        assert!(e.to_string().contains("without a tag"), "{e}");
+        let e = TransportRef::parse("dir:/l")
+            .unwrap()
+            .whole_layout("gc")
+            .unwrap_err();
+        assert!(e.to_string().contains("not dir"), "{e}");
+        assert_eq!(layout.image_name(), None);
+        let named = TransportRef::parse("docker-daemon:app:1").unwrap();
+        assert_eq!(named.image_name().unwrap().name(), "docker.io/library/app");
+        let pinned = TransportRef::parse("docker://h.example/a:1")
+            .unwrap()
+            .pinned_to(&Digest::parse(&d).unwrap());
+        assert_eq!(pinned.to_string(), format!("docker://h.example/a@{d}"));
+        let pinned = TransportRef::parse("oci:/l:v1")
+            .unwrap()
+            .pinned_to(&Digest::parse(&d).unwrap());
+        assert_eq!(pinned.to_string(), format!("oci:/l@{d}"));
+        let archive = TransportRef::parse("docker-archive:/a.tar:a:1").unwrap();
+        assert_eq!(archive.pinned_to(&Digest::parse(&d).unwrap()), archive);
         assert!(TransportRef::parse("nope:x").is_err());
         for bad in [
             "oci:x:.abc",

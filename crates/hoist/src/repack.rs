@@ -153,16 +153,7 @@ fn seed_destination(
 ) -> Result<()> {
     let manifest = crate::Digest::parse(&header.manifest)?;
     let source_ref = match header.source.as_deref().map(TransportRef::parse) {
-        Some(Ok(TransportRef::Oci { path, .. })) => TransportRef::Oci {
-            path,
-            reference: Some(LayoutRef::Digest(manifest.clone())),
-        },
-        Some(Ok(TransportRef::Docker(mut name))) => {
-            name.digest = Some(manifest.clone());
-            name.tag = None;
-            TransportRef::Docker(name)
-        }
-        Some(Ok(other)) => other,
+        Some(Ok(reference)) => reference.pinned_to(&manifest),
         Some(Err(e)) => return Err(e),
         None => {
             return Err(Error::Other(

@@ -6,6 +6,8 @@
 
 pub mod dir;
 pub mod docker_archive;
+#[cfg(feature = "registry")]
+pub mod docker_daemon;
 pub mod oci;
 pub mod oci_archive;
 #[cfg(feature = "registry")]
@@ -272,6 +274,66 @@ impl OpenOptions {
     }
 }
 
+/// What a transport is and what it can do: the one table of transports, so that verbs ask the
+/// transport ([`TransportRef::kind`]) instead of matching on its variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransportKind {
+    /// The name before the `:` (`oci`, `docker-daemon`, ...), as [`TransportRef::transport`] says it.
+    pub name: &'static str,
+    /// As a destination, takes more `NAME:TAG`s for the image (skopeo's `--additional-tag`).
+    pub additional_tags: bool,
+    /// Takes a shared blob directory (skopeo's `--src-shared-blob-dir` / `--dest-shared-blob-dir`).
+    pub shared_blob_dir: bool,
+    /// An image's `RepoTags` (as `inspect` shows them) are the tags [`Source::tags`] lists: its
+    /// repository's tags, as skopeo shows them for a registry.
+    pub tags_are_repo_tags: bool,
+}
+
+impl TransportKind {
+    const fn new(name: &'static str) -> Self {
+        TransportKind {
+            name,
+            additional_tags: false,
+            shared_blob_dir: false,
+            tags_are_repo_tags: false,
+        }
+    }
+}
+
+/// Every transport hoist knows, in the order help texts list them.
+pub const TRANSPORTS: &[TransportKind] = &[
+    TransportKind {
+        shared_blob_dir: true,
+        ..TransportKind::new("oci")
+    },
+    TransportKind::new("oci-archive"),
+    TransportKind::new("dir"),
+    TransportKind {
+        additional_tags: true,
+        ..TransportKind::new("docker-archive")
+    },
+    TransportKind {
+        additional_tags: true,
+        ..TransportKind::new("docker-daemon")
+    },
+    TransportKind {
+        tags_are_repo_tags: true,
+        ..TransportKind::new("docker")
+    },
+];
+
+impl TransportRef {
+    /// What this reference's transport is and can do (its row of [`TRANSPORTS`]).
+    pub fn kind(&self) -> &'static TransportKind {
+        const UNLISTED: TransportKind = TransportKind::new("unlisted");
+        TRANSPORTS
+            .iter()
+            .find(|k| k.name == self.transport())
+            .unwrap_or(&UNLISTED)
+    }
+}
+
 /// Opens the source a reference names.
 ///
 /// ```no_run
@@ -307,6 +369,12 @@ pub fn open_source(reference: &TransportRef, opts: &OpenOptions) -> Result<Box<d
         )),
         #[cfg(feature = "registry")]
         TransportRef::Docker(name) => Ok(Box::new(registry::RegistrySource::open(name, opts)?)),
+        #[cfg(feature = "registry")]
+        TransportRef::DockerDaemon(r) => Ok(Box::new(docker_daemon::DockerDaemonSource::open(
+            &docker_daemon::Daemon::from_env()?,
+            r,
+            opts.limits.clone(),
+        )?)),
         // Reachable in builds without the `registry` feature (docker://).
         #[allow(unreachable_patterns)]
         other => Err(Error::Unsupported(format!(
@@ -318,12 +386,13 @@ pub fn open_source(reference: &TransportRef, opts: &OpenOptions) -> Result<Box<d
 
 /// A shared blob directory is for OCI layouts only: anything else refuses it rather than ignore it.
 fn refuse_shared_blob_dir(reference: &TransportRef, opts: &OpenOptions) -> Result<()> {
-    match (&opts.shared_blob_dir, reference) {
-        (Some(_), TransportRef::Oci { .. }) | (None, _) => Ok(()),
-        (Some(dir), other) => Err(Error::Unsupported(format!(
+    match &opts.shared_blob_dir {
+        Some(_) if reference.kind().shared_blob_dir => Ok(()),
+        None => Ok(()),
+        Some(dir) => Err(Error::Unsupported(format!(
             "a shared blob directory ({}) applies to OCI layouts (oci:), not {}",
             dir.display(),
-            other.transport()
+            reference.transport()
         ))),
     }
 }
@@ -337,10 +406,9 @@ pub fn open_destination(
     if crate::blocking::in_async_context() {
         return crate::blocking::outside_async(|| open_destination(reference, opts));
     }
-    if !opts.additional_tags.is_empty() && !matches!(reference, TransportRef::DockerArchive { .. })
-    {
+    if !opts.additional_tags.is_empty() && !reference.kind().additional_tags {
         return Err(Error::Unsupported(format!(
-            "additional tags apply to docker-archive destinations only, not {reference}"
+            "additional tags apply to docker-archive destinations only (and docker-daemon), not {reference}"
         )));
     }
     refuse_shared_blob_dir(reference, opts)?;
@@ -364,11 +432,45 @@ pub fn open_destination(
         TransportRef::Docker(name) => {
             Ok(Box::new(registry::RegistryDestination::open(name, opts)?))
         }
+        #[cfg(feature = "registry")]
+        TransportRef::DockerDaemon(r) => {
+            Ok(Box::new(docker_daemon::DockerDaemonDestination::create(
+                docker_daemon::Daemon::from_env()?,
+                r,
+                opts,
+            )?))
+        }
         // Reachable in builds without the `registry` feature (docker://).
         #[allow(unreachable_patterns)]
         other => Err(Error::Unsupported(format!(
             "writing to the {} transport is not implemented yet ({other})",
             other.transport()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_transport_is_in_the_table_and_answers_for_itself() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        for (text, additional_tags, shared_blob_dir) in [
+            ("oci:x:v1", false, true),
+            ("oci-archive:x.tar", false, false),
+            ("dir:x", false, false),
+            ("docker-archive:x.tar:a:1", true, false),
+            ("docker-daemon:a:1", true, false),
+            (&format!("docker-daemon:{d}") as &str, true, false),
+            ("docker://a:1", false, false),
+        ] {
+            let r = TransportRef::parse(text).unwrap();
+            let kind = r.kind();
+            assert_eq!(kind.name, r.transport(), "{text}");
+            assert_eq!(kind.additional_tags, additional_tags, "{text}");
+            assert_eq!(kind.shared_blob_dir, shared_blob_dir, "{text}");
+        }
+        assert_eq!(TRANSPORTS.len(), 6);
     }
 }

@@ -152,7 +152,8 @@ fn setup_error(host: &str, e: &reqwest::Error) -> Error {
     }
 }
 
-fn install_crypto_provider() {
+/// Installs rustls's crypto provider once per process (needed before any reqwest client is built).
+pub(crate) fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // Fails only when another provider is already installed, which is as good.
