@@ -140,6 +140,7 @@ pub mod layout;
 pub mod limits;
 pub mod media_type;
 pub mod platform;
+pub(crate) mod pool;
 pub mod progress;
 pub mod recompress;
 pub mod reference;
@@ -148,6 +149,7 @@ pub mod sync;
 pub mod transport;
 pub mod unpack;
 pub mod verify;
+pub(crate) mod walk;
 
 // The entry points, so that an embedder needs only `hoist::…` (the module paths work as well).
 pub use copy::{CopyOptions, CopyReport, PlatformChoice, copy};
