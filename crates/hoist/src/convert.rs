@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::media_type::{self, Compression, Kind};
 
 /// Docker's uncompressed foreign layer (the counterpart of OCI's non-distributable tar).
-pub const DOCKER_LAYER_FOREIGN_TAR: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar";
+pub use crate::media_type::DOCKER_LAYER_FOREIGN_TAR;
 
 /// A manifest format to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,17 +1,15 @@
-//! Resolving a source's root document to one image: through nested indexes (depth-bounded, cycles
-//! detected) by platform, to a manifest, its exact bytes, and its config.
-
-use std::collections::HashSet;
+//! Resolving a source's root document to one image: through nested indexes (by platform, with the one
+//! index walker, `walk.rs`) to a manifest, its exact bytes, and its config.
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
-use crate::descriptor::{Descriptor, digest_of};
+use crate::descriptor::digest_of;
 use crate::digest::Digest;
-use crate::document::{Document, Parsed, parse_config};
-use crate::error::{Error, Result};
+use crate::document::{Document, parse_config};
+use crate::error::Result;
 use crate::media_type::{self, Kind};
-use crate::platform::{self, Platform};
-use crate::transport::{Source, read_document, read_small_blob};
+use crate::platform::Platform;
+use crate::transport::{Source, read_small_blob};
 
 /// One image: its manifest (exact bytes and parsed) and config (exact bytes and parsed).
 #[derive(Debug, Clone)]
@@ -60,46 +58,9 @@ pub fn diff_ids_of(config: &ImageConfiguration) -> Result<Vec<Digest>> {
 }
 
 /// Walks from `doc` through indexes to the manifest for `wanted`, fetching children from `source`.
-/// Fails on nesting deeper than the source's limit, and on cycles.
+/// Fails on nesting deeper than the source's limit, and on cycles (the one index walker, `walk.rs`).
 pub fn select_manifest(source: &dyn Source, doc: Document, wanted: &Platform) -> Result<Document> {
-    let max_depth = source.limits().max_index_depth;
-    let mut seen: HashSet<Digest> = HashSet::new();
-    let mut current = doc;
-    for _depth in 0..=max_depth {
-        if !seen.insert(current.digest().clone()) {
-            return Err(Error::invalid_document(
-                format!("index {}", current.digest()),
-                "index cycle: it refers back to itself through its manifests",
-            ));
-        }
-        match current.parse()? {
-            Parsed::Manifest(_) => return Ok(current),
-            Parsed::Index(mut index) => {
-                // Entries whose digest hoist cannot check are not candidates.
-                let usable: Vec<Descriptor> = index
-                    .manifests()
-                    .iter()
-                    .filter(|d| digest_of(d).is_ok())
-                    .cloned()
-                    .collect();
-                index.set_manifests(usable);
-                let child: Descriptor = platform::select(&index, wanted)?.clone();
-                let child_digest = digest_of(&child)?;
-                if seen.contains(&child_digest) {
-                    return Err(Error::invalid_document(
-                        format!("index {}", current.digest()),
-                        format!("index cycle through {child_digest}"),
-                    ));
-                }
-                current = read_document(source, &child)?;
-            }
-        }
-    }
-    Err(Error::LimitExceeded {
-        what: "index nesting depth".into(),
-        limit: max_depth.to_string(),
-        option: "--max-index-depth".into(),
-    })
+    crate::walk::follow(source, doc, wanted)
 }
 
 /// Resolves a source to the image for `wanted` (the host platform when `None`).
@@ -123,6 +84,23 @@ pub fn resolve(source: &dyn Source, wanted: Option<&Platform>) -> Result<Image> 
     let index_doc = root.is_index().then(|| root.clone());
     let manifest_doc = select_manifest(source, root, wanted)?;
     load(source, manifest_doc, index_doc)
+}
+
+/// The image config `manifest` names, parsed (`None`, and not read, for an artifact whose config is
+/// not an image config).
+pub(crate) fn image_config(
+    source: &dyn Source,
+    manifest: &ImageManifest,
+) -> Result<Option<ImageConfiguration>> {
+    let desc = manifest.config();
+    if !matches!(
+        media_type::kind(desc.media_type().as_ref()),
+        Kind::Config { .. }
+    ) {
+        return Ok(None);
+    }
+    let bytes = read_small_blob(source, desc)?;
+    Ok(Some(parse_config(&bytes, &digest_of(desc)?)?))
 }
 
 /// Loads the config of a manifest document.

@@ -141,6 +141,7 @@ pub mod layout;
 pub mod limits;
 pub mod media_type;
 pub mod platform;
+pub(crate) mod pool;
 pub mod progress;
 pub mod recompress;
 pub mod reference;
@@ -152,6 +153,7 @@ pub mod transport;
 pub mod umoci;
 pub mod unpack;
 pub mod verify;
+pub(crate) mod walk;
 
 // The entry points, so that an embedder needs only `hoist::…` (the module paths work as well).
 pub use build::ImageBuilder;

@@ -37,6 +37,9 @@ pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.ta
 pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 /// Docker foreign (non-distributable) layer.
 pub const DOCKER_LAYER_FOREIGN: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+/// Docker foreign (non-distributable) uncompressed layer (what converting an OCI non-distributable
+/// tar layer to Docker writes; [`kind`] leaves it `Other`, [`is_foreign`] knows it).
+pub const DOCKER_LAYER_FOREIGN_TAR: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar";
 /// Docker schema 1 manifest (refused).
 pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 /// Docker schema 1 signed manifest (refused).
@@ -137,6 +140,14 @@ pub fn is_document(media_type: &str) -> bool {
     matches!(kind(media_type), Kind::Manifest { .. } | Kind::Index { .. })
 }
 
+/// True for a foreign (non-distributable) layer that names where to fetch it (`urls`): a blob a
+/// source may lack and a copy leaves out. The one test of foreignness, for every Docker and OCI name.
+pub fn is_foreign(desc: &oci_spec::image::Descriptor) -> bool {
+    let mt = desc.media_type().to_string();
+    (mt == DOCKER_LAYER_FOREIGN_TAR || matches!(kind(&mt), Kind::Layer { foreign: true, .. }))
+        && desc.urls().as_ref().is_some_and(|u| !u.is_empty())
+}
+
 /// The OCI layer media type for a compression.
 pub fn oci_layer(compression: Compression) -> &'static str {
     match compression {
@@ -175,5 +186,37 @@ mod tests {
         assert_eq!(kind("application/vnd.example.sbom"), Kind::Other);
         assert!(is_document(OCI_INDEX));
         assert!(!is_document(OCI_CONFIG));
+    }
+
+    #[test]
+    fn foreign_layers_of_every_name_with_urls() {
+        use oci_spec::image::{DescriptorBuilder, MediaType};
+        let desc = |mt: &str, urls: Vec<String>| {
+            DescriptorBuilder::default()
+                .media_type(MediaType::from(mt))
+                .digest(
+                    "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+                        .parse::<oci_spec::image::Digest>()
+                        .unwrap(),
+                )
+                .size(0u64)
+                .urls(urls)
+                .build()
+                .unwrap()
+        };
+        let url = || vec!["https://example.com/layer".to_string()];
+        // Docker's uncompressed foreign type too (copy's own test once missed it).
+        for mt in [
+            DOCKER_LAYER_FOREIGN,
+            DOCKER_LAYER_FOREIGN_TAR,
+            OCI_LAYER_NONDIST_TAR,
+            OCI_LAYER_NONDIST_GZIP,
+            OCI_LAYER_NONDIST_ZSTD,
+        ] {
+            assert!(is_foreign(&desc(mt, url())), "{mt}");
+            assert!(!is_foreign(&desc(mt, Vec::new())), "{mt} without urls");
+        }
+        assert!(!is_foreign(&desc(OCI_LAYER_GZIP, url())));
+        assert!(!is_foreign(&desc(DOCKER_LAYER_TAR, url())));
     }
 }

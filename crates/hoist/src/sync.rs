@@ -22,8 +22,6 @@ use std::path::{Component, Path, PathBuf};
 use crate::copy::{CopyOptions, CopyReport, PlatformChoice, copy};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::select_manifest;
-use crate::platform::Platform;
 use crate::reference::{ImageName, LayoutRef, TransportRef, names_tag_or_digest};
 use crate::transport::{OpenOptions, Source, open_destination, open_source};
 
@@ -370,16 +368,14 @@ fn expected_digest(src: &dyn Source, opts: &CopyOptions) -> Result<Option<Digest
     if !root.is_index() || opts.index_only {
         return Ok(Some(root.digest().clone()));
     }
-    Ok(match &opts.platforms {
-        PlatformChoice::All => Some(root.digest().clone()),
-        PlatformChoice::Host => Some(
-            select_manifest(src, root, &Platform::host())?
-                .digest()
-                .clone(),
-        ),
-        PlatformChoice::One(p) => Some(select_manifest(src, root, p)?.digest().clone()),
-        PlatformChoice::Subset(_) => None,
-    })
+    // The copy plan's own platform choice (crate::copy::plan), so sync expects what copy writes.
+    Ok(
+        match crate::copy::chosen_manifest(src, &root, &opts.platforms)? {
+            Some(manifest) => Some(manifest.digest().clone()),
+            None if opts.platforms == PlatformChoice::All => Some(root.digest().clone()),
+            None => None,
+        },
+    )
 }
 
 /// The digest the destination holds under the item's name, if any (any failure to read it means no).

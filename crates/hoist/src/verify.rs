@@ -10,12 +10,13 @@ use serde::Serialize;
 use crate::blob::VerifiedReader;
 use crate::descriptor::{Descriptor, digest_of};
 use crate::digest::Digest;
-use crate::document::{Document, Parsed, parse_config};
-use crate::error::Error;
+use crate::document::{Document, parse_config};
+use crate::error::{Error, Result};
 use crate::layer::LayerStream;
 use crate::media_type::{self, Kind};
 use crate::progress::{BlobOutcome, Event, ProgressReader, Sink};
-use crate::transport::{BlobReader, Source, read_document, read_small_blob};
+use crate::transport::{BlobReader, Source, read_small_blob};
+use crate::walk::Visitor;
 
 /// Options of a verification.
 #[derive(Debug, Clone, Default)]
@@ -74,11 +75,33 @@ struct Walker<'a> {
     /// Each (blob, diff_id) pair is checked once: a layer shared by images is checked against the
     /// diff_id every one of them lists.
     seen_blobs: HashSet<(Digest, Option<Digest>)>,
-    path: Vec<Digest>,
+}
+
+/// Every problem the walk meets is recorded and the walk goes on past it.
+impl Visitor for Walker<'_> {
+    fn problem(&mut self, subject: String, digest: Option<&Digest>, err: Error) -> Result<()> {
+        self.record(subject, digest, err);
+        Ok(())
+    }
+
+    fn document(&mut self, _doc: &Document) {
+        self.report.documents += 1;
+    }
+
+    fn manifest(&mut self, doc: &Document, m: &oci_spec::image::ImageManifest) -> Result<()> {
+        self.check_manifest(doc, m);
+        Ok(())
+    }
+
+    fn entry_blob(&mut self, index: &Document, i: usize, desc: &Descriptor) -> Result<()> {
+        let subject = format!("entry {i} of index {}", index.digest());
+        self.blob(desc.clone(), subject, None);
+        Ok(())
+    }
 }
 
 impl Walker<'_> {
-    fn problem(
+    fn record(
         &mut self,
         subject: impl Into<String>,
         digest: Option<&Digest>,
@@ -91,55 +114,13 @@ impl Walker<'_> {
         });
     }
 
-    fn document(&mut self, doc: &Document) {
-        self.report.documents += 1;
-        if self.path.contains(doc.digest()) {
-            self.problem(
-                format!("index {}", doc.digest()),
-                Some(doc.digest()),
-                "index cycle",
-            );
-            return;
-        }
-        if self.path.len() > self.src.limits().max_index_depth {
-            self.problem(
-                format!("index {}", doc.digest()),
-                Some(doc.digest()),
-                format!(
-                    "nested deeper than {} (--max-index-depth)",
-                    self.src.limits().max_index_depth
-                ),
-            );
-            return;
-        }
-        self.path.push(doc.digest().clone());
-        match doc.parse() {
-            Err(e) => self.problem(format!("document {}", doc.digest()), Some(doc.digest()), e),
-            Ok(Parsed::Index(index)) => {
-                for (i, child) in index.manifests().iter().enumerate() {
-                    let subject = format!("entry {i} of index {}", doc.digest());
-                    if media_type::is_document(child.media_type().as_ref()) {
-                        match read_document(self.src, child) {
-                            Ok(c) => self.document(&c),
-                            Err(e) => self.problem(subject, digest_of(child).ok().as_ref(), e),
-                        }
-                    } else {
-                        self.blob(child.clone(), subject, None);
-                    }
-                }
-            }
-            Ok(Parsed::Manifest(m)) => self.manifest(doc, &m),
-        }
-        self.path.pop();
-    }
-
-    fn manifest(&mut self, doc: &Document, m: &oci_spec::image::ImageManifest) {
+    fn check_manifest(&mut self, doc: &Document, m: &oci_spec::image::ImageManifest) {
         let mdigest = doc.digest();
         let config = m.config();
         let config_digest = digest_of(config).ok();
         let mut diff_ids: Option<Vec<Option<Digest>>> = None;
         match read_small_blob(self.src, config) {
-            Err(e) => self.problem(
+            Err(e) => self.record(
                 format!("config of manifest {mdigest}"),
                 config_digest.as_ref(),
                 e,
@@ -155,7 +136,7 @@ impl Walker<'_> {
                     Kind::Config { .. }
                 ) {
                     match parse_config(&bytes, config_digest.as_ref().unwrap_or(mdigest)) {
-                        Err(e) => self.problem(
+                        Err(e) => self.record(
                             format!("config of manifest {mdigest}"),
                             config_digest.as_ref(),
                             e,
@@ -166,14 +147,14 @@ impl Walker<'_> {
                                 .map(Result::ok)
                                 .collect();
                             if ids.iter().any(Option::is_none) {
-                                self.problem(
+                                self.record(
                                     format!("config of manifest {mdigest}"),
                                     config_digest.as_ref(),
                                     "rootfs.diff_ids holds an invalid digest",
                                 );
                             }
                             if ids.len() != m.layers().len() {
-                                self.problem(
+                                self.record(
                                     format!("manifest {mdigest}"),
                                     Some(mdigest),
                                     format!(
@@ -203,7 +184,7 @@ impl Walker<'_> {
 
     fn blob(&mut self, desc: Descriptor, subject: String, diff_id: Option<Digest>) {
         match digest_of(&desc) {
-            Err(e) => self.problem(subject, None, e),
+            Err(e) => self.record(subject, None, e),
             Ok(d) => {
                 if self.seen_blobs.insert((d, diff_id.clone())) {
                     self.tasks.push(BlobTask {
@@ -291,13 +272,13 @@ pub fn verify(src: &dyn Source, opts: &VerifyOptions) -> VerifyReport {
         },
         tasks: Vec::new(),
         seen_blobs: HashSet::new(),
-        path: Vec::new(),
     };
     match src.root() {
-        Err(e) => walker.problem(src.name(), None, e),
+        Err(e) => walker.record(src.name(), None, e),
         Ok(root) => {
             walker.report.digest = Some(root.digest().clone());
-            walker.document(&root);
+            // The walker records every problem (Visitor::problem never stops it).
+            let _ = crate::walk::walk(src, &root, &mut walker);
         }
     }
     let Walker {
@@ -318,7 +299,7 @@ pub fn verify(src: &dyn Source, opts: &VerifyOptions) -> VerifyReport {
     };
     let found: Mutex<Vec<(usize, Problem)>> = Mutex::new(Vec::new());
     let indexed: Vec<(usize, &BlobTask)> = tasks.iter().enumerate().collect();
-    let _ = crate::copy::parallel(&indexed, jobs, |(i, task)| {
+    let _ = crate::pool::parallel(&indexed, jobs, |(i, task)| {
         if let Err(e) = check_blob(src, task, &opts.progress) {
             found.lock().unwrap_or_else(|p| p.into_inner()).push((
                 *i,

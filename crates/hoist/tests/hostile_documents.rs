@@ -456,3 +456,28 @@ fn an_index_json_that_is_also_a_manifest_is_refused() {
     );
     check(src.and_then(|s| s.root()).unwrap_err());
 }
+
+#[test]
+fn a_missing_docker_uncompressed_foreign_layer_is_left_out_by_a_plain_copy() {
+    // copy.rs's own foreignness test once missed this media type: the copy failed on the missing blob.
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, m) = layout_with_image(dir.path().join("src").as_path());
+    let mut image = m.clone();
+    let absent = Digest::sha256(b"a foreign layer this layout does not hold");
+    image["layers"].as_array_mut().unwrap().push(json!({
+        "mediaType": mt::DOCKER_LAYER_FOREIGN_TAR,
+        "digest": absent.to_string(),
+        "size": 41,
+        "urls": ["https://example.com/foreign.tar"]
+    }));
+    tag_manifest(&layout, "foreign", &image, mt::OCI_MANIFEST);
+    let dest = hoist::transport::oci::OciDestination::open(
+        &dir.path().join("dst"),
+        Some(LayoutRef::Tag("foreign".into())),
+    )
+    .unwrap();
+    let report =
+        hoist::copy::copy(&source(&layout, "foreign"), &dest, &Default::default()).unwrap();
+    assert_eq!(report.blobs_foreign, 1);
+    assert!(!dest.layout().unwrap().has_blob(&absent).unwrap());
+}
