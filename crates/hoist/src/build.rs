@@ -1,5 +1,5 @@
 //! Building images without a daemon: [`ImageBuilder`] starts from a source image (or nothing), adds
-//! layers made from directories ([`crate::diff`]'s layer writer), tar streams or whiteouts, edits the
+//! layers made from directories ([`mod@crate::diff`]'s layer writer), tar streams or whiteouts, edits the
 //! config ([`crate::config_edit`]), and writes the result to any [`Destination`] through
 //! [`crate::copy()`]: the new layers and documents stream from temp files, the base's blobs are
 //! skipped when the destination has them and mounted when it is the same registry, never pulled.

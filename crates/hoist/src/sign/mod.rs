@@ -3,7 +3,7 @@
 //! cosign v2 and skopeo write them), signing, verifying, and the containers-policy.json(5) subset
 //! that `copy --policy` applies ([`policy`]). Keys are in [`keys`].
 //!
-//! Signatures are read and written through the [`Source`] / [`Destination`] traits, so they work
+//! Signatures are read and written through the [`Source`] / [`Destination`](crate::transport::Destination) traits, so they work
 //! for registries and (hoist only: skopeo cannot) OCI layouts. Keyless signatures (Fulcio
 //! certificates, Rekor transparency-log entries) are not supported: a key is always needed.
 
