@@ -527,8 +527,14 @@ mod tests {
         assert!(!err.contains("notbase64"), "{err}");
     }
 
+    /// The password of every test entry: distinctive, so that a check for it cannot match a temp path.
+    const SECRET: &str = "s3cret-Pa55word";
+
     fn entry(user: &str) -> String {
-        format!(r#"{{"auth":"{}"}}"#, STANDARD.encode(format!("{user}:pw")))
+        format!(
+            r#"{{"auth":"{}"}}"#,
+            STANDARD.encode(format!("{user}:{SECRET}"))
+        )
     }
 
     #[test]
@@ -623,7 +629,7 @@ mod tests {
         let (u, source) = user("r.example", "else/x").unwrap();
         assert_eq!(u, "host");
         assert!(source.contains(".docker/config.json"), "{source}");
-        assert!(!source.contains("pw"), "{source}");
+        assert!(!source.contains(SECRET), "{source}");
         assert_eq!(
             user(DOCKER_HUB_REGISTRY, "library/busybox").unwrap().0,
             "hub-lib"
