@@ -69,18 +69,7 @@ impl UserDb {
     /// (digest, size and diff_id) as it streams. A `/etc/passwd` or `/etc/group` that is a symlink
     /// or hardlink is taken as absent (a link into another layer's file is not followed).
     pub fn from_image(source: &dyn Source, image: &Image, limits: &Limits) -> Result<UserDb> {
-        let layers = image.manifest.layers().clone();
-        let diff_ids = image.diff_ids()?;
-        if diff_ids.len() != layers.len() {
-            return Err(Error::invalid_document(
-                format!("image {}", image.digest()),
-                format!(
-                    "the config lists {} diff_ids for {} layers",
-                    diff_ids.len(),
-                    layers.len()
-                ),
-            ));
-        }
+        let (layers, diff_ids) = image.layers_with_diff_ids()?;
         let n = layers.len();
         let names: Vec<String> = layers
             .iter()

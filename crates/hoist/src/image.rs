@@ -3,10 +3,10 @@
 
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 
-use crate::descriptor::digest_of;
+use crate::descriptor::{Descriptor, digest_of};
 use crate::digest::Digest;
 use crate::document::{Document, parse_config};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::media_type::{self, Kind};
 use crate::platform::Platform;
 use crate::transport::{Source, read_small_blob};
@@ -38,6 +38,24 @@ impl Image {
             Some(c) => diff_ids_of(c),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// The manifest's layers with the config's diff_id of each, refused when the two lists differ in
+    /// length (what every reader of the layers' contents needs).
+    pub fn layers_with_diff_ids(&self) -> Result<(Vec<Descriptor>, Vec<Digest>)> {
+        let layers = self.manifest.layers().clone();
+        let diff_ids = self.diff_ids()?;
+        if diff_ids.len() != layers.len() {
+            return Err(Error::invalid_document(
+                format!("image {}", self.digest()),
+                format!(
+                    "the config lists {} diff_ids for {} layers",
+                    diff_ids.len(),
+                    layers.len()
+                ),
+            ));
+        }
+        Ok((layers, diff_ids))
     }
 }
 

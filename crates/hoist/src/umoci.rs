@@ -206,22 +206,9 @@ fn line(rootfs: &Path, rel: &Path, name: &[u8], entry: Option<&StateEntry>) -> R
     if ft.is_file() {
         let hex = match entry.and_then(|e| e.digest.as_deref()) {
             Some(d) if d.starts_with("sha256:") => d["sha256:".len()..].to_string(),
-            _ => {
-                use std::io::Read;
-                let mut f = crate::diff::open_in_tree(rootfs, rel, None)?;
-                let mut h = crate::digest::Algorithm::Sha256.hasher();
-                let mut buf = vec![0u8; 256 << 10];
-                loop {
-                    let n = f
-                        .read(&mut buf)
-                        .ctx(|| format!("reading {}", path.display()))?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
-                }
-                h.finish().hex().to_string()
-            }
+            _ => crate::layer::state::hash_file(rootfs, rel, None)?
+                .hex()
+                .to_string(),
         };
         let _ = write!(out, " sha256digest={hex}");
     }

@@ -247,18 +247,7 @@ pub fn unpack_image(
             ),
         });
     };
-    let layers = image.manifest.layers().clone();
-    let diff_ids = image.diff_ids()?;
-    if diff_ids.len() != layers.len() {
-        return Err(Error::invalid_document(
-            format!("image {}", image.digest()),
-            format!(
-                "the config lists {} diff_ids for {} layers",
-                diff_ids.len(),
-                layers.len()
-            ),
-        ));
-    }
+    let (layers, diff_ids) = image.layers_with_diff_ids()?;
 
     let privileged = !opts.apply.rootless && rustix::process::geteuid().is_root();
     if !privileged && opts.apply.whiteout == WhiteoutFormat::Overlay {

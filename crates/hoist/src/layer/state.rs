@@ -349,7 +349,7 @@ impl UnpackState {
                     .and_then(|(dev, ino, _)| digests.get(&(dev, ino)));
                 Some(match known {
                     Some(d) => d.clone(),
-                    None => hash_file(rootfs, &path, &meta)?,
+                    None => hash_file(rootfs, &path, Some(&meta))?,
                 })
             } else {
                 None
@@ -544,9 +544,11 @@ fn plain_relative(p: &Path) -> bool {
             .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
-fn hash_file(rootfs: &Path, rel: &Path, meta: &Meta) -> Result<Digest> {
+/// The sha256 of the file `rel` of the tree at `rootfs`, read through the confined opener (checked
+/// against `meta` from the walk, when given): the one content hash of an unpacked tree's files.
+pub(crate) fn hash_file(rootfs: &Path, rel: &Path, meta: Option<&Meta>) -> Result<Digest> {
     let path = &rootfs.join(rel);
-    let mut f = crate::diff::open_in_tree(rootfs, rel, Some(meta))?;
+    let mut f = crate::diff::open_in_tree(rootfs, rel, meta)?;
     let mut h = Algorithm::Sha256.hasher();
     let mut buf = vec![0u8; 256 << 10];
     loop {
