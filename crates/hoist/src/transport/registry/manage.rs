@@ -138,7 +138,7 @@ impl RegistryDestination {
     }
 }
 
-/// A registry repository as a [`Repository`](crate::transport::repository::Repository): reads go
+/// A registry repository as a [`Repository`]: reads go
 /// where registries.conf sends pulls (mirrors included), changes to its location.
 #[derive(Debug)]
 pub struct RegistryRepository {
