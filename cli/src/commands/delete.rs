@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use hoist::transport::repository::Deleted;
 
-use crate::output::{Format, Usage};
+use crate::output::Format;
 
 /// Arguments of `hoist delete`.
 #[derive(clap::Args, Debug)]
@@ -49,18 +49,9 @@ struct Report {
 
 /// Runs `hoist delete`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let reference = super::parse_ref(&args.reference)?;
     let shown = hoist::reference::without_credentials(&args.reference).into_owned();
     let opts = args.registry.apply(super::open_options());
-    let (repo, item) = hoist::open_repository(&reference, &opts)?;
-    let Some(item) = item else {
-        return Err(Usage(format!(
-            "name what to delete: {}:TAG or {}@DIGEST",
-            repo.name(),
-            repo.name()
-        ))
-        .into());
-    };
+    let (repo, item) = super::repository_item(&args.reference, &opts, "to delete")?;
     let deleted = repo
         .delete(&item, args.tag_only)
         .with_context(|| format!("deleting {shown}"))?;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::output::{Format, Usage};
+use crate::output::Format;
 
 /// Arguments of `hoist tag`.
 #[derive(clap::Args, Debug)]
@@ -39,17 +39,8 @@ struct Tagged {
 
 /// Runs `hoist tag`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let reference = super::parse_ref(&args.reference)?;
     let opts = args.registry.apply(super::open_options());
-    let (repo, item) = hoist::open_repository(&reference, &opts)?;
-    let Some(item) = item else {
-        return Err(Usage(format!(
-            "name the image to tag: {}:TAG or {}@DIGEST",
-            repo.name(),
-            repo.name()
-        ))
-        .into());
-    };
+    let (repo, item) = super::repository_item(&args.reference, &opts, "to tag")?;
     let doc = repo
         .resolve(&item)
         .with_context(|| format!("reading {}{item}", repo.name()))?;
