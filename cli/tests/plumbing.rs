@@ -706,3 +706,40 @@ fn shared_blob_dirs_are_read_and_written_as_skopeo_does() {
     ]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("shared blob directory"));
 }
+
+/// `untag` works on a registry repository as on a layout (one tag gone, the image and its other
+/// tags kept), through the one repository interface; a missing tag is exit 2 after the others.
+#[test]
+fn untag_removes_registry_tags_as_delete_tag_only_does() {
+    if !tools() {
+        return;
+    }
+    let reg = Registry::start();
+    let digest = push(&reg, "team/untag", &["v1", "v2", "v3"]);
+    let repo = reg.url("team/untag");
+    run_ok(&mut hoist(&[
+        "untag",
+        INSECURE,
+        &format!("{repo}:v2"),
+        &format!("{repo}:v3"),
+    ]));
+    assert_eq!(tags(&reg, "team/untag"), ["v1"]);
+    let raw = skopeo_raw(&format!("{repo}:v1"), &[INSECURE]);
+    assert_eq!(sha256(&raw), digest);
+
+    let out = run_fail(&mut hoist(&[
+        "untag",
+        INSECURE,
+        &format!("{repo}:gone"),
+        &format!("{repo}:v1"),
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gone"));
+    // The tag after the missing one was still removed, as in a layout.
+    assert!(tags(&reg, "team/untag").is_empty());
+
+    // Transports that are not repositories say so, naming the transport.
+    let out = run_fail(&mut hoist(&["untag", "dir:/tmp/x"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dir is not a repository"), "{err}");
+}

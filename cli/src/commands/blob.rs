@@ -9,8 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use hoist::Digest;
 use hoist::blob::VerifiedReader;
-use hoist::layout::Layout;
-use hoist::reference::{LayoutRef, TransportRef};
+use hoist::transport::repository::Item;
 
 use crate::output::Usage;
 
@@ -76,63 +75,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 fn get(args: GetArgs) -> Result<ExitCode> {
     let reference = super::parse_ref(&args.reference)?;
-    let no_digest = || {
-        Usage(format!(
-            "blob get needs a digest: write docker://HOST/REPO@DIGEST or oci:PATH@DIGEST, not {:?}",
+    let opts = args.registry.apply(super::open_options());
+    let (repo, item) = hoist::open_repository(&reference, &opts)?;
+    let Some(Item::Digest(digest)) = item else {
+        return Err(Usage(format!(
+            "blob get needs a digest: write {}@DIGEST, not {:?}",
+            repo.name(),
             hoist::reference::without_credentials(&args.reference)
         ))
+        .into());
     };
-    match reference {
-        TransportRef::Oci {
-            path,
-            reference: Some(LayoutRef::Digest(digest)),
-        } => {
-            let layout = Layout::open(&path)?.with_limits(super::limits());
-            if !layout.has_blob(&digest)? {
-                // Not there at all (exit 2, as from a registry); a blob an image needs and lacks is
-                // damage, which `verify` reports.
-                return Err(hoist::Error::NotFound {
-                    reference: format!("blob {digest}"),
-                    location: format!("layout {}", path.display()),
-                    hint: String::new(),
-                }
-                .into());
-            }
-            let file = layout.open_blob(&digest)?;
-            let size = file
-                .metadata()
-                .with_context(|| format!("reading the size of blob {digest}"))?
-                .len();
-            write_verified(
-                VerifiedReader::new(file, digest.clone(), size, format!("blob {digest}")),
-                args.output.as_deref(),
-            )
-        }
-        #[cfg(feature = "registry")]
-        TransportRef::Docker(name) => {
-            use hoist::transport::Source;
-            use hoist::transport::registry::RegistrySource;
-            let Some(digest) = name.digest.clone() else {
-                return Err(no_digest().into());
-            };
-            let opts = args.registry.apply(super::open_options());
-            let source = RegistrySource::open(&name, &opts)?;
-            let size = source.blob_size(&digest)?;
-            let desc =
-                hoist::descriptor::new_descriptor(hoist::media_type::OCI_LAYER_TAR, &digest, size);
-            let raw = source.open_blob(&desc)?;
-            write_verified(
-                VerifiedReader::new(raw, digest.clone(), size, format!("blob {digest}")),
-                args.output.as_deref(),
-            )
-        }
-        TransportRef::Oci { .. } => Err(no_digest().into()),
-        other => Err(Usage(format!(
-            "blob get reads registries (docker://) and OCI layouts (oci:), not {}",
-            other.transport()
-        ))
-        .into()),
-    }
+    // Not there at all is exit 2 (NotFound); a blob an image needs and lacks is damage, which
+    // `verify` reports.
+    let size = repo.blob_size(&digest)?;
+    write_verified(repo.open_blob(&digest, size)?, args.output.as_deref())
 }
 
 /// Copies a verified stream to `output` (a file by the durable rules, committed only when the whole
@@ -205,44 +161,21 @@ impl Input {
 
 fn put(args: PutArgs) -> Result<ExitCode> {
     let reference = super::parse_ref(&args.reference)?;
+    let opts = args.registry.apply(super::open_options());
+    let (repo, item) = hoist::open_repository(&reference, &opts)?;
+    // A blob belongs to the repository, not to a tag (a tag given is not used); a digest would
+    // name something else than the blob's own.
+    if let Some(Item::Digest(d)) = &item {
+        return Err(Usage(format!(
+            "blob put names the repository only (docker://HOST/REPO, oci:PATH): the blob's digest \
+             is its content's, not {d}"
+        ))
+        .into());
+    }
     let mut input = Input::open(&args.input)?;
     let (digest, size) = (input.digest.clone(), input.size);
-    let what = format!("blob {digest}");
-    match reference {
-        TransportRef::Oci {
-            path,
-            reference: None,
-        } => {
-            let layout = Layout::open(&path)?.with_limits(super::limits());
-            let _lock = layout.lock()?;
-            layout
-                .write_blob(&digest, size, &mut input.file)
-                .with_context(|| format!("storing {what} in layout {}", path.display()))?;
-        }
-        #[cfg(feature = "registry")]
-        TransportRef::Docker(name) if name.digest.is_none() => {
-            use hoist::transport::Destination;
-            use hoist::transport::registry::RegistryDestination;
-            let opts = args.registry.apply(super::open_options());
-            let dest = RegistryDestination::open(&name, &opts)?;
-            let desc =
-                hoist::descriptor::new_descriptor(hoist::media_type::OCI_LAYER_TAR, &digest, size);
-            if !dest.has_blob(&desc)? {
-                let raw: hoist::transport::BlobReader<'_> = Box::new(&mut input.file);
-                let mut stream = VerifiedReader::new(raw, digest.clone(), size, what.clone());
-                dest.put_blob(&desc, &mut stream)
-                    .with_context(|| format!("uploading {what} to docker://{}", name.name()))?;
-            }
-        }
-        _ => {
-            return Err(Usage(format!(
-                "blob put writes to a registry repository (docker://HOST/REPO) or an OCI layout \
-                 (oci:PATH), without tag or digest, not {:?}",
-                hoist::reference::without_credentials(&args.reference)
-            ))
-            .into());
-        }
-    }
+    repo.put_blob(&digest, size, &mut input.file)
+        .with_context(|| format!("storing blob {digest} in {}", repo.name()))?;
     println!("{digest}");
     Ok(ExitCode::SUCCESS)
 }

@@ -145,7 +145,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut accepted = None;
     if let Some(policy) = &args.policy {
         let digest = check_policy(policy, &src_ref, source.as_ref(), &src_opts)?;
-        if let Some(pinned) = pinned(&src_ref, &digest) {
+        let pinned = src_ref.pinned_to(&digest);
+        if pinned != src_ref {
             source = open_source(&pinned, &src_opts)
                 .with_context(|| format!("opening source {}", args.source))?;
         }
@@ -284,25 +285,6 @@ fn check_policy(
     enforce(&decision, &src_ref.to_string(), &digest, &signatures)
         .with_context(|| format!("policy {} refuses {src_ref}: not copied", policy.display()))?;
     Ok(digest)
-}
-
-/// `reference` pinned to `digest` (registries and layouts), so that what is copied is what was checked.
-fn pinned(
-    reference: &hoist::reference::TransportRef,
-    digest: &hoist::Digest,
-) -> Option<hoist::reference::TransportRef> {
-    use hoist::reference::{LayoutRef, TransportRef};
-    match reference {
-        TransportRef::Docker(name) => Some(TransportRef::Docker(hoist::reference::ImageName {
-            digest: Some(digest.clone()),
-            ..name.clone()
-        })),
-        TransportRef::Oci { path, .. } => Some(TransportRef::Oci {
-            path: path.clone(),
-            reference: Some(LayoutRef::Digest(digest.clone())),
-        }),
-        _ => None,
-    }
 }
 
 /// `--sign-by-sigstore-private-key` needs a destination that can hold signatures and an identity.

@@ -4,9 +4,6 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use hoist::reference::TransportRef;
-use hoist::transport::Source;
-use hoist::transport::registry::RegistrySource;
 
 /// Arguments of `hoist list-tags`.
 #[derive(clap::Args, Debug)]
@@ -42,37 +39,27 @@ struct ArchiveListing {
 /// Runs `hoist list-tags`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let reference = super::parse_ref(&args.reference)?;
-    if let TransportRef::DockerArchive { .. } = reference {
-        // As skopeo: the RepoTags of every image of the archive, without a repository.
-        let source = hoist::transport::open_source(
-            &super::tags::archive_tags_ref(reference),
-            &super::open_options(),
-        )?;
-        let tags = source
-            .tags()
-            .with_context(|| format!("listing tags of {}", source.name()))?;
-        crate::output::print_json(&ArchiveListing { tags })?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let TransportRef::Docker(name) = reference else {
+    let registry = reference.kind().tags_are_repo_tags;
+    if !registry && reference.kind().name != "docker-archive" {
         return Err(crate::output::Usage(format!(
             "list-tags takes a docker:// or docker-archive: reference, not {:?} (use `hoist tags` \
              for layouts)",
             hoist::reference::without_credentials(&args.reference)
         ))
         .into());
-    };
-    let opts = args.registry.apply(super::open_options());
-    let mut source = RegistrySource::open(&name, &opts)?;
-    if let Some(n) = args.page_size {
-        source = source.with_page_size(n);
     }
-    let tags = source
-        .tags()
-        .with_context(|| format!("listing tags of {}", name.name()))?;
-    crate::output::print_json(&Listing {
-        repository: name.name(),
-        tags,
-    })?;
+    let mut opts = args.registry.apply(super::open_options());
+    opts.page_size = args.page_size;
+    let tags = hoist::transport::list_tags(&reference, &opts)
+        .with_context(|| format!("listing tags of {}", args.reference))?;
+    match reference.image_name().filter(|_| registry) {
+        // As skopeo: a registry's listing names its repository; a docker-archive's is the RepoTags
+        // of every image of the archive, without a repository.
+        Some(name) => crate::output::print_json(&Listing {
+            repository: name.name(),
+            tags,
+        })?,
+        None => crate::output::print_json(&ArchiveListing { tags })?,
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -117,3 +117,26 @@ pub fn parse_ref(text: &str) -> Result<TransportRef> {
         format!("parsing image reference {shown:?}")
     })
 }
+
+/// Opens the repository (layout or registry repository) `text` names and the tag or digest it names
+/// there; `what` says what the verb does with it, for the usage error when neither is given.
+pub fn repository_item(
+    text: &str,
+    opts: &hoist::OpenOptions,
+    what: &str,
+) -> Result<(
+    Box<dyn hoist::Repository>,
+    hoist::transport::repository::Item,
+)> {
+    let (repo, item) = hoist::open_repository(&parse_ref(text)?, opts)?;
+    match item {
+        Some(item) => Ok((repo, item)),
+        None => {
+            let name = repo.name();
+            Err(crate::output::Usage(format!(
+                "name the image {what}: {name}:TAG or {name}@DIGEST"
+            ))
+            .into())
+        }
+    }
+}

@@ -4,10 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use hoist::layout::Layout;
-use hoist::reference::TransportRef;
 
-use crate::output::{Format, Usage};
+use crate::output::Format;
 
 /// Arguments of `hoist tag`.
 #[derive(clap::Args, Debug)]
@@ -41,48 +39,14 @@ struct Tagged {
 
 /// Runs `hoist tag`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let reference = super::parse_ref(&args.reference)?;
-    let digest = match reference {
-        TransportRef::Oci { path, reference } => {
-            for t in &args.tags {
-                hoist::reference::check_tag(t, hoist::reference::TagGrammar::LayoutRefName)?;
-            }
-            let layout = Layout::open(&path)?.with_limits(super::limits());
-            let _lock = layout.lock()?;
-            let desc = layout.resolve(reference.as_ref())?;
-            for t in &args.tags {
-                layout
-                    .set_tag(Some(t), &desc)
-                    .with_context(|| format!("tagging {t} in layout {}", path.display()))?;
-            }
-            desc.digest().to_string()
-        }
-        #[cfg(feature = "registry")]
-        TransportRef::Docker(name) => {
-            use hoist::transport::Source;
-            use hoist::transport::registry::{RegistryDestination, RegistrySource};
-            for t in &args.tags {
-                hoist::reference::check_tag(t, hoist::reference::TagGrammar::Registry)?;
-            }
-            let opts = args.registry.apply(super::open_options());
-            let doc = RegistrySource::open(&name, &opts)?
-                .root()
-                .with_context(|| format!("reading docker://{name}"))?;
-            let dest = RegistryDestination::open(&name, &opts)?;
-            for t in &args.tags {
-                dest.put_tag(t, &doc)
-                    .with_context(|| format!("tagging docker://{}:{t}", name.name()))?;
-            }
-            doc.digest().to_string()
-        }
-        other => {
-            return Err(Usage(format!(
-                "tag works on registries (docker://) and OCI layouts (oci:), not {}",
-                other.transport()
-            ))
-            .into());
-        }
-    };
+    let opts = args.registry.apply(super::open_options());
+    let (repo, item) = super::repository_item(&args.reference, &opts, "to tag")?;
+    let doc = repo
+        .resolve(&item)
+        .with_context(|| format!("reading {}{item}", repo.name()))?;
+    repo.tag(&doc, &args.tags)
+        .with_context(|| format!("tagging {}{item}", repo.name()))?;
+    let digest = doc.digest().to_string();
     let tagged = Tagged {
         digest,
         tags: args.tags,

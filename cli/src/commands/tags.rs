@@ -4,8 +4,6 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use hoist::layout::Layout;
-use hoist::reference::{ArchiveSelector, TransportRef};
 use hoist::transport::open_source;
 
 /// `--format` values.
@@ -35,49 +33,36 @@ pub struct Args {
 
 /// Runs `hoist tags`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let reference = archive_tags_ref(super::parse_ref(&args.reference)?);
+    let reference = super::parse_ref(&args.reference)?;
+    let opts = super::open_options();
     if args.format == Some(Format::Json) {
-        let described: Vec<serde_json::Value> = match &reference {
-            TransportRef::Oci { path, .. } => Layout::open(path)?
-                .with_limits(super::limits())
-                .tags()
-                .with_context(|| format!("listing tags of {}", args.reference))?
+        let described: Vec<serde_json::Value> = if reference.kind().repository {
+            let (repo, _) = hoist::open_repository(&reference, &opts)?;
+            repo.tagged()
+                .with_context(|| format!("listing tags of {}", repo.name()))?
                 .into_iter()
-                .map(|(tag, d)| {
-                    serde_json::json!({
-                        "tag": tag,
-                        "digest": d.digest().to_string(),
-                        "mediaType": d.media_type().to_string(),
-                    })
-                })
-                .collect(),
-            _ => {
-                let source = open_source(&reference, &super::open_options())?;
-                let tags = source
-                    .tags()
-                    .with_context(|| format!("listing tags of {}", source.name()))?;
-                let mut out = Vec::new();
-                for tag in tags {
-                    let tagged = super::parse_ref(&format!("{}:{tag}", args.reference))?;
-                    let root = open_source(&tagged, &super::open_options())
-                        .and_then(|s| s.root())
-                        .with_context(|| format!("reading tag {tag} of {}", source.name()))?;
-                    out.push(serde_json::json!({
-                        "tag": tag,
-                        "digest": root.digest().to_string(),
-                        "mediaType": root.descriptor().media_type().to_string(),
-                    }));
-                }
-                out
+                .map(|(tag, d)| described(&tag, &d))
+                .collect()
+        } else {
+            let source = open_source(&reference.any_image(), &opts)?;
+            let tags = source
+                .tags()
+                .with_context(|| format!("listing tags of {}", source.name()))?;
+            let mut out = Vec::new();
+            for tag in tags {
+                let tagged = super::parse_ref(&format!("{}:{tag}", args.reference))?;
+                let root = open_source(&tagged, &opts)
+                    .and_then(|s| s.root())
+                    .with_context(|| format!("reading tag {tag} of {}", source.name()))?;
+                out.push(described(&tag, &root.descriptor()));
             }
+            out
         };
         crate::output::print_json(&described)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let source = open_source(&reference, &super::open_options())?;
-    let tags = source
-        .tags()
-        .with_context(|| format!("listing tags of {}", source.name()))?;
+    let tags = hoist::transport::list_tags(&reference, &opts)
+        .with_context(|| format!("listing tags of {}", args.reference))?;
     if args.json {
         crate::output::print_json(&tags)?;
     } else {
@@ -88,17 +73,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A docker-archive's tags are the `RepoTags` of every image in it, whichever image is opened: an
-/// archive of several images, which cannot be opened without picking one, is opened at its first.
-pub fn archive_tags_ref(reference: TransportRef) -> TransportRef {
-    match reference {
-        TransportRef::DockerArchive {
-            path,
-            selector: None,
-        } => TransportRef::DockerArchive {
-            path,
-            selector: Some(ArchiveSelector::Index(0)),
-        },
-        other => other,
-    }
+/// One tag of `--format json`: the tag and the manifest (or index) it names.
+fn described(tag: &str, d: &hoist::descriptor::Descriptor) -> serde_json::Value {
+    serde_json::json!({
+        "tag": tag,
+        "digest": d.digest().to_string(),
+        "mediaType": d.media_type().to_string(),
+    })
 }

@@ -168,6 +168,7 @@ pub use progress::{BlobOutcome, Event, Sink};
 pub use reference::TransportRef;
 pub use repack::{RepackOptions, Repacked, repack};
 pub use sync::{SyncDestination, SyncOptions, SyncReport, SyncSource, sync};
+pub use transport::repository::{Repository, open_repository};
 pub use transport::{Destination, OpenOptions, Source, open_destination, open_source};
 pub use unpack::{UnpackOptions, UnpackReport, unpack};
 pub use verify::{VerifyOptions, VerifyReport, verify};

@@ -548,6 +548,22 @@ impl TransportRef {
         }
     }
 
+    /// The reference with its image choice relaxed where a transport cannot open a file of several
+    /// images without one (a docker-archive opens at its first image), for listing what the whole
+    /// file or repository holds ([`crate::transport::list_tags`]); otherwise the reference as it is.
+    pub fn any_image(&self) -> TransportRef {
+        match self {
+            TransportRef::DockerArchive {
+                path,
+                selector: None,
+            } => TransportRef::DockerArchive {
+                path: path.clone(),
+                selector: Some(ArchiveSelector::Index(0)),
+            },
+            other => other.clone(),
+        }
+    }
+
     /// The same image pinned to the manifest `digest`, where the transport can name an image by
     /// manifest digest (an OCI layout, a registry); otherwise the reference as it is.
     pub fn pinned_to(&self, digest: &Digest) -> TransportRef {

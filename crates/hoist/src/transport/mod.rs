@@ -12,6 +12,7 @@ pub mod oci;
 pub mod oci_archive;
 #[cfg(feature = "registry")]
 pub mod registry;
+pub mod repository;
 pub mod tar_index;
 
 use std::io::Read;
@@ -252,6 +253,9 @@ pub struct OpenOptions {
     pub authfile: Option<PathBuf>,
     /// Registry: the registries.conf to read instead of the default ones (`--registries-conf`).
     pub registries_conf: Option<PathBuf>,
+    /// Registry: tags (and catalog entries) to ask for per request when listing (`--page-size`;
+    /// default: as many as the registry sends).
+    pub page_size: Option<usize>,
     /// Registry: retries on connection errors, 429 and 5xx (`--retry-times`, default 3).
     pub retry_times: Option<u32>,
     /// docker-archive destination: more `NAME:TAG`s for the image's `RepoTags` (skopeo's
@@ -288,6 +292,9 @@ pub struct TransportKind {
     /// An image's `RepoTags` (as `inspect` shows them) are the tags [`Source::tags`] lists: its
     /// repository's tags, as skopeo shows them for a registry.
     pub tags_are_repo_tags: bool,
+    /// A repository of tags and blobs ([`repository::open_repository`]): tag, untag, delete and
+    /// blob plumbing work on it.
+    pub repository: bool,
 }
 
 impl TransportKind {
@@ -297,6 +304,7 @@ impl TransportKind {
             additional_tags: false,
             shared_blob_dir: false,
             tags_are_repo_tags: false,
+            repository: false,
         }
     }
 }
@@ -305,6 +313,7 @@ impl TransportKind {
 pub const TRANSPORTS: &[TransportKind] = &[
     TransportKind {
         shared_blob_dir: true,
+        repository: true,
         ..TransportKind::new("oci")
     },
     TransportKind::new("oci-archive"),
@@ -319,6 +328,7 @@ pub const TRANSPORTS: &[TransportKind] = &[
     },
     TransportKind {
         tags_are_repo_tags: true,
+        repository: true,
         ..TransportKind::new("docker")
     },
 ];
@@ -382,6 +392,13 @@ pub fn open_source(reference: &TransportRef, opts: &OpenOptions) -> Result<Box<d
             other.transport()
         ))),
     }
+}
+
+/// The tags `reference` holds: a layout's, a registry repository's (its tag or digest is not
+/// used), or the `RepoTags` of every image of a docker-archive (whichever image it names).
+pub fn list_tags(reference: &TransportRef, opts: &OpenOptions) -> Result<Vec<String>> {
+    let source = open_source(&reference.any_image(), opts)?;
+    source.tags()
 }
 
 /// A shared blob directory is for OCI layouts only: anything else refuses it rather than ignore it.
@@ -456,20 +473,21 @@ mod tests {
     #[test]
     fn every_transport_is_in_the_table_and_answers_for_itself() {
         let d = format!("sha256:{}", "a".repeat(64));
-        for (text, additional_tags, shared_blob_dir) in [
-            ("oci:x:v1", false, true),
-            ("oci-archive:x.tar", false, false),
-            ("dir:x", false, false),
-            ("docker-archive:x.tar:a:1", true, false),
-            ("docker-daemon:a:1", true, false),
-            (&format!("docker-daemon:{d}") as &str, true, false),
-            ("docker://a:1", false, false),
+        for (text, additional_tags, shared_blob_dir, repository) in [
+            ("oci:x:v1", false, true, true),
+            ("oci-archive:x.tar", false, false, false),
+            ("dir:x", false, false, false),
+            ("docker-archive:x.tar:a:1", true, false, false),
+            ("docker-daemon:a:1", true, false, false),
+            (&format!("docker-daemon:{d}") as &str, true, false, false),
+            ("docker://a:1", false, false, true),
         ] {
             let r = TransportRef::parse(text).unwrap();
             let kind = r.kind();
             assert_eq!(kind.name, r.transport(), "{text}");
             assert_eq!(kind.additional_tags, additional_tags, "{text}");
             assert_eq!(kind.shared_blob_dir, shared_blob_dir, "{text}");
+            assert_eq!(kind.repository, repository, "{text}");
         }
         assert_eq!(TRANSPORTS.len(), 6);
     }

@@ -245,3 +245,128 @@ impl Destination for OciDestination {
         self.layout().ok().map(|l| l.root().to_path_buf())
     }
 }
+
+/// An OCI layout as a [`Repository`](super::repository::Repository): its tags are `index.json`'s
+/// `org.opencontainers.image.ref.name` entries, its blobs `blobs/ALG/HEX`. Every change takes the
+/// layout's writer lock and rewrites `index.json` atomically.
+#[derive(Debug)]
+pub struct OciRepository {
+    layout: Layout,
+}
+
+impl OciRepository {
+    /// Opens the layout at `path` (it must exist).
+    pub fn open(path: &Path, limits: Limits) -> Result<Self> {
+        Ok(OciRepository {
+            layout: Layout::open(path)?.with_limits(limits),
+        })
+    }
+
+    fn location(&self) -> String {
+        format!("layout {}", self.layout.root().display())
+    }
+}
+
+impl super::repository::Repository for OciRepository {
+    fn name(&self) -> String {
+        format!("oci:{}", self.layout.root().display())
+    }
+
+    fn resolve(&self, item: &super::repository::Item) -> Result<Document> {
+        let reference = match item {
+            super::repository::Item::Tag(t) => LayoutRef::Tag(t.clone()),
+            super::repository::Item::Digest(d) => LayoutRef::Digest(d.clone()),
+        };
+        let desc = self.layout.resolve(Some(&reference))?;
+        self.layout.read_document(&desc)
+    }
+
+    fn tags(&self) -> Result<Vec<String>> {
+        Ok(self.layout.tags()?.into_iter().map(|(t, _)| t).collect())
+    }
+
+    fn tagged(&self) -> Result<Vec<(String, Descriptor)>> {
+        self.layout.tags()
+    }
+
+    fn blob_size(&self, digest: &crate::Digest) -> Result<u64> {
+        if !self.layout.has_blob(digest)? {
+            return Err(Error::NotFound {
+                reference: format!("blob {digest}"),
+                location: self.location(),
+                hint: String::new(),
+            });
+        }
+        let file = self.layout.open_blob(digest)?;
+        let meta = file.metadata().map_err(|e| Error::Io {
+            context: format!("reading the size of blob {digest}"),
+            source: e,
+        })?;
+        Ok(meta.len())
+    }
+
+    fn open_blob(&self, digest: &crate::Digest, size: u64) -> Result<VerifiedStream<'_>> {
+        let file = self.layout.open_blob(digest)?;
+        Ok(super::repository::verified(Box::new(file), digest, size))
+    }
+
+    fn put_blob(
+        &self,
+        digest: &crate::Digest,
+        size: u64,
+        content: &mut (dyn std::io::Read + Send),
+    ) -> Result<()> {
+        let _lock = self.layout.lock()?;
+        self.layout.write_blob(digest, size, content).map(|_| ())
+    }
+
+    fn tag(&self, doc: &Document, tags: &[String]) -> Result<()> {
+        for tag in tags {
+            crate::reference::check_tag(tag, crate::reference::TagGrammar::LayoutRefName)?;
+        }
+        let _lock = self.layout.lock()?;
+        if !self.layout.has_blob(doc.digest())? {
+            return Err(Error::NotFound {
+                reference: doc.digest().to_string(),
+                location: self.location(),
+                hint: " (the layout does not hold that manifest)".into(),
+            });
+        }
+        for tag in tags {
+            self.layout.set_tag(Some(tag), &doc.descriptor())?;
+        }
+        Ok(())
+    }
+
+    fn delete(
+        &self,
+        item: &super::repository::Item,
+        tag_only: bool,
+    ) -> Result<super::repository::Deleted> {
+        use super::repository::{Deleted, Item};
+        let _lock = self.layout.lock()?;
+        match item {
+            Item::Tag(tag) => {
+                let desc = self.layout.resolve(Some(&LayoutRef::Tag(tag.clone())))?;
+                self.layout.remove_tag(tag)?;
+                Ok(Deleted::Tag {
+                    digest: digest_of(&desc)?,
+                    repointed: false,
+                })
+            }
+            Item::Digest(_) if tag_only => {
+                Err(super::repository::tag_only_needs_a_tag(item, &self.name()))
+            }
+            Item::Digest(digest) => {
+                if self.layout.remove_digest(digest)? == 0 {
+                    return Err(Error::NotFound {
+                        reference: format!("@{digest}"),
+                        location: self.location(),
+                        hint: " (no index.json entry has that digest)".into(),
+                    });
+                }
+                Ok(Deleted::Manifest(digest.clone()))
+            }
+        }
+    }
+}

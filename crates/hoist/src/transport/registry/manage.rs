@@ -1,18 +1,24 @@
 //! Changing what a repository's names point at without moving images: deleting a manifest (every tag
 //! on it goes with it), deleting one tag, and giving a manifest more tags (`PUT` of the same bytes).
 //! Requests go through the destination's [`Client`](super::client::Client) like every other.
+//! [`RegistryRepository`] is a repository of the registry for those plumbing verbs.
+
+use std::io::Read;
 
 use bytes::Bytes;
 use reqwest::Method;
 
 use super::auth;
 use super::client::Req;
+use super::pull::RegistrySource;
 use super::push::RegistryDestination;
 use crate::digest::{Algorithm, Digest};
 use crate::document::Document;
 use crate::error::{Error, Result};
 use crate::media_type;
-use crate::transport::Destination;
+use crate::reference::ImageName;
+use crate::transport::repository::{Deleted, Item, Repository, tag_only_needs_a_tag, verified};
+use crate::transport::{Destination, OpenOptions, Source, VerifiedStream};
 
 /// How a tag was deleted by [`RegistryDestination::delete_tag`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,5 +135,109 @@ impl RegistryDestination {
     pub fn put_tag(&self, tag: &str, doc: &Document) -> Result<()> {
         crate::reference::check_tag(tag, crate::reference::TagGrammar::Registry)?;
         self.put_manifest(tag, doc)
+    }
+}
+
+/// A registry repository as a [`Repository`]: reads go
+/// where registries.conf sends pulls (mirrors included), changes to its location.
+#[derive(Debug)]
+pub struct RegistryRepository {
+    /// The repository's name (its tag and digest are not used).
+    name: ImageName,
+    opts: OpenOptions,
+    source: RegistrySource,
+    dest: RegistryDestination,
+}
+
+impl RegistryRepository {
+    /// The repository `name` is in; nothing is requested until it is used.
+    pub fn open(name: &ImageName, opts: &OpenOptions) -> Result<Self> {
+        Ok(RegistryRepository {
+            name: name.clone(),
+            opts: opts.clone(),
+            source: RegistrySource::open(name, opts)?,
+            dest: RegistryDestination::open(name, opts)?,
+        })
+    }
+
+    fn named(&self, item: &Item) -> ImageName {
+        let (tag, digest) = match item {
+            Item::Tag(t) => (Some(t.clone()), None),
+            Item::Digest(d) => (None, Some(d.clone())),
+        };
+        ImageName {
+            tag,
+            digest,
+            ..self.name.clone()
+        }
+    }
+}
+
+impl Repository for RegistryRepository {
+    fn name(&self) -> String {
+        format!("docker://{}", self.name.name())
+    }
+
+    fn resolve(&self, item: &Item) -> Result<Document> {
+        RegistrySource::open(&self.named(item), &self.opts)?.root()
+    }
+
+    fn tags(&self) -> Result<Vec<String>> {
+        self.source.tags()
+    }
+
+    fn blob_size(&self, digest: &Digest) -> Result<u64> {
+        self.source.blob_size(digest)
+    }
+
+    fn open_blob(&self, digest: &Digest, size: u64) -> Result<VerifiedStream<'_>> {
+        let desc = crate::descriptor::new_descriptor(media_type::OCI_LAYER_TAR, digest, size);
+        Ok(verified(self.source.open_blob(&desc)?, digest, size))
+    }
+
+    fn put_blob(&self, digest: &Digest, size: u64, content: &mut (dyn Read + Send)) -> Result<()> {
+        let desc = crate::descriptor::new_descriptor(media_type::OCI_LAYER_TAR, digest, size);
+        if self.dest.has_blob(&desc)? {
+            return Ok(());
+        }
+        let mut stream = verified(Box::new(content), digest, size);
+        self.dest.put_blob(&desc, &mut stream)
+    }
+
+    fn tag(&self, doc: &Document, tags: &[String]) -> Result<()> {
+        for tag in tags {
+            crate::reference::check_tag(tag, crate::reference::TagGrammar::Registry)?;
+        }
+        for tag in tags {
+            self.dest.put_tag(tag, doc).map_err(|e| Error::Image {
+                image: format!("{}:{tag}", self.name()),
+                source: Box::new(e),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn delete(&self, item: &Item, tag_only: bool) -> Result<Deleted> {
+        match item {
+            Item::Tag(tag) if tag_only => {
+                // The tag must exist: a registry may answer a tag it does not know with success.
+                let named = self.resolve(item)?;
+                let how = self.dest.delete_tag(tag)?;
+                Ok(Deleted::Tag {
+                    digest: named.digest().clone(),
+                    repointed: how == TagDeletion::Repointed,
+                })
+            }
+            Item::Digest(_) if tag_only => Err(tag_only_needs_a_tag(item, &self.name())),
+            Item::Tag(_) => {
+                let digest = self.resolve(item)?.digest().clone();
+                self.dest.delete_manifest(&digest)?;
+                Ok(Deleted::Manifest(digest))
+            }
+            Item::Digest(digest) => {
+                self.dest.delete_manifest(digest)?;
+                Ok(Deleted::Manifest(digest.clone()))
+            }
+        }
     }
 }

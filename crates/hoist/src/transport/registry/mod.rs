@@ -22,7 +22,7 @@ pub mod streamed;
 pub mod tls;
 
 pub use self::listing::next_link;
-pub use self::manage::TagDeletion;
+pub use self::manage::{RegistryRepository, TagDeletion};
 pub use self::pull::RegistrySource;
 pub use self::push::{CHUNK_SIZE, MONOLITHIC_MAX, RegistryDestination};
 

@@ -157,7 +157,7 @@ impl RegistrySource {
             name,
             limits: opts.limits.clone(),
             root: Mutex::new(None),
-            page_size: None,
+            page_size: opts.page_size.map(|n| n.max(1)),
         })
     }
 
