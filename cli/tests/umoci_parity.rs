@@ -103,6 +103,15 @@ fn runtime_config_matches_umoci() {
     }
     assert_eq!(volume_mounts(&h), volume_mounts(&u));
     assert_eq!(volume_mounts(&h).len(), 2);
+    // The device cgroup denies every device first, as umoci's (runc spec's) does.
+    assert_eq!(
+        h["linux"]["resources"]["devices"],
+        u["linux"]["resources"]["devices"]
+    );
+    assert_eq!(
+        h["linux"]["resources"]["devices"],
+        serde_json::json!([{"allow": false, "access": "rwm"}])
+    );
     // Every annotation umoci writes with a value, hoist writes the same (hoist leaves out empty ones).
     for (k, v) in u["annotations"].as_object().expect("annotations") {
         if v != "" {

@@ -313,6 +313,19 @@ pub fn runtime_config(
     } else {
         Spec::default()
     };
+    if !rootless
+        && let Some(resources) = spec
+            .linux_mut()
+            .as_mut()
+            .and_then(|l| l.resources_mut().as_mut())
+    {
+        // Every device denied first (runc then allows its defaults), as `runc spec` and umoci write
+        // it: oci-spec's default leaves the device cgroup list empty.
+        let mut deny = oci_spec::runtime::LinuxDeviceCgroup::default();
+        deny.set_allow(false);
+        deny.set_access(Some("rwm".into()));
+        resources.set_devices(Some(vec![deny]));
+    }
     spec.set_version("1.0.2".into());
     spec.set_hostname(Some("hoist".into()));
     let mut root = oci_spec::runtime::Root::default();
