@@ -103,6 +103,15 @@ fn runtime_config_matches_umoci() {
     }
     assert_eq!(volume_mounts(&h), volume_mounts(&u));
     assert_eq!(volume_mounts(&h).len(), 2);
+    // The device cgroup denies every device first, as umoci's (runc spec's) does.
+    assert_eq!(
+        h["linux"]["resources"]["devices"],
+        u["linux"]["resources"]["devices"]
+    );
+    assert_eq!(
+        h["linux"]["resources"]["devices"],
+        serde_json::json!([{"allow": false, "access": "rwm"}])
+    );
     // Every annotation umoci writes with a value, hoist writes the same (hoist leaves out empty ones).
     for (k, v) in u["annotations"].as_object().expect("annotations") {
         if v != "" {
@@ -177,6 +186,284 @@ fn runtime_config_follows_the_layers() {
     )));
     let fail = common::run_fail(&mut hoist(&["runtime-config", &format!("oci:{l}:t")]));
     assert!(String::from_utf8_lossy(&fail.stderr).contains("nobody-here"));
+}
+
+/// Where Debian's `golang-github-opencontainers-specs-dev` installs the runtime-spec JSON schemas.
+const RUNTIME_SCHEMA_DIR: &str =
+    "/usr/share/gocode/src/github.com/opencontainers/runtime-spec/schema";
+
+/// Validates each file against the runtime-spec's `config-schema.json` (draft 4; its `$ref`s to the
+/// sibling `defs*.json` and `config-linux.json` resolved from the schema directory) with python3's
+/// jsonschema. Returns the validator's messages, one line per error (empty when all are valid).
+fn runtime_schema_errors(files: &[&Path]) -> String {
+    const VALIDATE: &str = r#"
+import json, pathlib, sys, warnings
+warnings.simplefilter("ignore")
+import jsonschema
+d = pathlib.Path(sys.argv[1]).resolve()
+schema = json.loads((d / "config-schema.json").read_text())
+resolver = jsonschema.RefResolver(base_uri=d.as_uri() + "/", referrer=schema)
+v = jsonschema.Draft4Validator(schema, resolver=resolver)
+for f in sys.argv[2:]:
+    for e in sorted(v.iter_errors(json.loads(pathlib.Path(f).read_text())), key=lambda e: list(map(str, e.absolute_path))):
+        print(f"{f}: at /{'/'.join(map(str, e.absolute_path))}: {e.message}")
+"#;
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", VALIDATE, RUNTIME_SCHEMA_DIR]);
+    cmd.args(files);
+    run_ok(&mut cmd)
+}
+
+/// True when the schema check can run (python3 with jsonschema, and the schemas); under CI=true
+/// their absence fails the test.
+fn require_runtime_schema() -> bool {
+    if !require_tool("python3") {
+        return false;
+    }
+    let jsonschema = std::process::Command::new("python3")
+        .args(["-c", "import jsonschema"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let found = jsonschema
+        && Path::new(RUNTIME_SCHEMA_DIR)
+            .join("config-schema.json")
+            .is_file();
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!(
+                "python3-jsonschema and golang-github-opencontainers-specs-dev are required under \
+                 CI=true (.ci/run installs them)"
+            );
+        }
+        eprintln!("SKIPPED: python3-jsonschema or the runtime-spec schemas are not installed");
+    }
+    found
+}
+
+#[test]
+fn every_runtime_config_passes_the_runtime_spec_schema() {
+    if !require_tool("umoci") || !require_runtime_schema() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    build_user_image(&layout, "t");
+    let l = layout.display();
+    // Variants: an explicit group, root by number, no user and no command, a bare config.
+    run_ok(&mut sh(&format!(
+        r#"
+        umoci config --image "{l}:t" --config.user 1000:wheel --tag group
+        umoci config --image "{l}:t" --config.user 0 --config.workingdir ../../x --tag root
+        umoci config --image "{l}:t" --config.user '' --clear config.cmd --clear config.volume \
+            --clear config.exposedports --tag nocmd
+        umoci new --image "{l}:bare"
+        "#
+    )));
+    let mut files = Vec::new();
+    for tag in ["t", "group", "root", "nocmd", "bare"] {
+        let oci = format!("oci:{l}:{tag}");
+        for rootless in [false, true] {
+            let kind = if rootless { "rootless" } else { "root" };
+            let bundle = t.path().join(format!("b-{tag}-{kind}"));
+            let b = bundle.display().to_string();
+            let mut args = vec!["unpack", "-q", "--bundle", &oci, &b];
+            if rootless {
+                args.insert(1, "--rootless");
+            }
+            run_ok(&mut hoist(&args));
+            files.push(bundle.join("config.json"));
+            let file = t.path().join(format!("rc-{tag}-{kind}.json"));
+            let f = file.display().to_string();
+            let rootfs = bundle.join("rootfs").display().to_string();
+            let mut args = vec!["runtime-config", &oci, &f];
+            if rootless {
+                args.insert(1, "--rootless");
+            }
+            run_ok(&mut hoist(&args));
+            files.push(file);
+            let file = t.path().join(format!("rcfs-{tag}-{kind}.json"));
+            let f = file.display().to_string();
+            let mut args = vec!["runtime-config", "--rootfs", &rootfs, &oci, &f];
+            if rootless {
+                args.insert(1, "--rootless");
+            }
+            run_ok(&mut hoist(&args));
+            files.push(file);
+        }
+    }
+    let refs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let errors = runtime_schema_errors(&refs);
+    assert!(errors.is_empty(), "runtime-spec schema:\n{errors}");
+    // The check is not vacuous: a broken copy fails it, with the validator's message.
+    let mut v = read_json(&files[0]);
+    v["process"]["user"]["uid"] = "root".into();
+    let bad = t.path().join("bad.json");
+    std::fs::write(&bad, serde_json::to_vec(&v).unwrap()).unwrap();
+    let errors = runtime_schema_errors(&[&bad]);
+    assert!(errors.contains("/process/user/uid"), "{errors}");
+}
+
+/// The digests of the layers of `layout:tag`, bottom first, as blob paths.
+fn layer_blobs(layout: &Path, tag: &str) -> Vec<std::path::PathBuf> {
+    let (manifest, _) = manifest_and_config(layout, tag);
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            layout
+                .join("blobs/sha256")
+                .join(d["digest"].as_str().unwrap().trim_start_matches("sha256:"))
+        })
+        .collect()
+}
+
+/// Overwrites a blob's first bytes, keeping its size (so only its digest betrays it).
+fn damage_blob(blob: &Path) {
+    use std::io::{Seek, Write};
+    let mut perm = std::fs::metadata(blob).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(blob, perm).unwrap();
+    let mut f = std::fs::OpenOptions::new().write(true).open(blob).unwrap();
+    f.seek(std::io::SeekFrom::Start(0)).unwrap();
+    f.write_all(b"damaged!").unwrap();
+}
+
+#[test]
+fn runtime_config_rootfs_matches_umoci_and_reads_no_layer() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    build_user_image(&layout, "t");
+    let l = layout.display();
+    run_ok(&mut sh(&format!(
+        r#"umoci config --image "{l}:t" --config.user '' --tag empty"#
+    )));
+    let umoci = t.path().join("umoci");
+    common::umoci_unpack(&format!("{l}:t"), &umoci);
+    let rootfs = umoci.join("rootfs").display().to_string();
+    for tag in ["t", "empty"] {
+        let u = t.path().join(format!("u-{tag}.json"));
+        run_ok(std::process::Command::new("umoci").args([
+            "raw",
+            "runtime-config",
+            "--image",
+            &format!("{l}:{tag}"),
+            "--rootfs",
+            &rootfs,
+            &u.display().to_string(),
+        ]));
+        let u = read_json(&u);
+        let oci = format!("oci:{l}:{tag}");
+        // From umoci's rootfs, and from the layers: both as umoci's.
+        let from_rootfs: Value = serde_json::from_str(&run_ok(&mut hoist(&[
+            "runtime-config",
+            "--rootfs",
+            &rootfs,
+            &oci,
+        ])))
+        .unwrap();
+        let from_layers: Value =
+            serde_json::from_str(&run_ok(&mut hoist(&["runtime-config", &oci]))).unwrap();
+        for h in [&from_rootfs, &from_layers] {
+            assert_eq!(h["process"]["user"], u["process"]["user"], "{tag}");
+            assert_eq!(env(h), env(&u), "{tag}");
+        }
+        assert_eq!(from_rootfs["root"]["path"], u["root"]["path"]);
+    }
+    // The empty user is root, with root's HOME and groups from the image's files, as umoci has it.
+    let out = run_ok(&mut hoist(&["runtime-config", &format!("oci:{l}:empty")]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(env(&v).contains(&"HOME=/root".to_string()), "{:?}", env(&v));
+    assert_eq!(
+        v["process"]["user"]["additionalGids"],
+        serde_json::json!([10, 30])
+    );
+    // root.path is the rootfs directory's name, as umoci writes it.
+    let other = t.path().join("elsewhere");
+    std::fs::rename(umoci.join("rootfs"), &other).unwrap();
+    let out = run_ok(&mut hoist(&[
+        "runtime-config",
+        "--rootfs",
+        &other.display().to_string(),
+        &format!("oci:{l}:t"),
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["root"]["path"], "elsewhere");
+    assert!(env(&v).contains(&"HOME=/home/app".to_string()));
+    // With --rootfs no layer is read: a damaged one goes unnoticed; without it, it is refused.
+    for blob in layer_blobs(&layout, "t") {
+        damage_blob(&blob);
+    }
+    run_ok(&mut hoist(&[
+        "runtime-config",
+        "--rootfs",
+        &other.display().to_string(),
+        &format!("oci:{l}:t"),
+    ]));
+    common::run_fail(&mut hoist(&["runtime-config", &format!("oci:{l}:t")]));
+    // A missing rootfs is an error naming it.
+    let fail = common::run_fail(&mut hoist(&[
+        "runtime-config",
+        "--rootfs",
+        "/nonexistent-rootfs",
+        &format!("oci:{l}:t"),
+    ]));
+    assert!(String::from_utf8_lossy(&fail.stderr).contains("/nonexistent-rootfs"));
+}
+
+#[test]
+fn runtime_config_reads_layers_top_down_and_verifies_what_it_reads() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    build_user_image(&layout, "t");
+    let l = layout.display();
+    let w = t.path().display();
+    // Layer 2 rewrites both files (as useradd does); layer 3 adds an unrelated file.
+    run_ok(&mut sh(&format!(
+        r#"
+        umoci unpack --image "{l}:t" "{w}/b" >/dev/null
+        printf 'root:x:0:0:root:/root:/bin/sh\napp:x:3000:3001::/opt/app:/bin/sh\n' > "{w}/b/rootfs/etc/passwd"
+        printf 'app:x:3001:\nstaff:x:50:app\n' > "{w}/b/rootfs/etc/group"
+        umoci repack --image "{l}:t" "{w}/b"
+        umoci unpack --image "{l}:t" "{w}/c" >/dev/null
+        echo hello > "{w}/c/rootfs/hello"
+        umoci repack --image "{l}:t" "{w}/c"
+        "#
+    )));
+    let layers = layer_blobs(&layout, "t");
+    assert_eq!(layers.len(), 3);
+    let expect = |out: &str| {
+        let v: Value = serde_json::from_str(out).unwrap();
+        assert_eq!(
+            v["process"]["user"],
+            serde_json::json!({"uid": 3000, "gid": 3001, "additionalGids": [50]})
+        );
+        assert!(env(&v).contains(&"HOME=/opt/app".to_string()));
+    };
+    expect(&run_ok(&mut hoist(&[
+        "runtime-config",
+        &format!("oci:{l}:t"),
+    ])));
+    // The layer below the one holding both files is not read: damaging it changes nothing (verify
+    // still finds it).
+    damage_blob(&layers[0]);
+    expect(&run_ok(&mut hoist(&[
+        "runtime-config",
+        &format!("oci:{l}:t"),
+    ])));
+    common::run_fail(&mut hoist(&["verify", &format!("oci:{l}:t")]));
+    // A layer that is read is verified to its end: damage above is refused, naming the digest check.
+    damage_blob(&layers[2]);
+    let fail = common::run_fail(&mut hoist(&["runtime-config", &format!("oci:{l}:t")]));
+    let err = String::from_utf8_lossy(&fail.stderr).to_string();
+    assert!(err.contains("layer 3/3"), "{err}");
 }
 
 #[test]

@@ -1,12 +1,12 @@
 //! `hoist runtime-config REF [FILE]`: the OCI runtime `config.json` that `unpack --bundle` would
-//! write, made without unpacking (umoci's `raw runtime-config`, which needs an unpacked rootfs):
-//! `/etc/passwd` and `/etc/group` are read from the image's layers.
+//! write, made without unpacking (umoci's `raw runtime-config`): `/etc/passwd` and `/etc/group` are
+//! read from `--rootfs DIR` (umoci's flag) or else from the image's layers, top layer first.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use hoist::bundle::{UserDb, runtime_config, to_json};
+use hoist::bundle::{RuntimeConfigOptions, image_runtime_config, to_json};
 use hoist::image::resolve;
 use hoist::platform::Platform;
 use hoist::transport::open_source;
@@ -16,6 +16,7 @@ use hoist::transport::open_source;
 #[command(
     after_help = "Examples:\n  hoist runtime-config oci:./layout:latest > config.json\n  \
     hoist runtime-config oci:./layout:latest ./bundle/config.json\n  \
+    hoist runtime-config --rootfs ./bundle/rootfs oci:./layout:latest ./bundle/config.json\n  \
     hoist runtime-config --rootless --platform linux/arm64 oci-archive:img.tar config.json"
 )]
 pub struct Args {
@@ -30,6 +31,11 @@ pub struct Args {
     /// --bundle` does. The default when not running as root.
     #[arg(long)]
     rootless: bool,
+    /// Read `/etc/passwd` and `/etc/group` from this unpacked rootfs (confined to it: a symlink
+    /// cannot lead out) instead of the image's layers, which are then not read; `root.path` becomes
+    /// its last component, as umoci's `--rootfs` does.
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
     #[command(flatten)]
     registry: super::registry_args::RegistryArgs,
 }
@@ -42,18 +48,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
         open_source(&reference, &open).with_context(|| format!("opening {}", args.image))?;
     let image = resolve(source.as_ref(), args.platform.as_ref())
         .with_context(|| format!("resolving {}", source.name()))?;
-    let config = image.config.as_ref().with_context(|| {
-        format!(
-            "{} has no container image config (nothing to run)",
-            source.name()
-        )
-    })?;
-    let users = UserDb::from_image(source.as_ref(), &image, source.limits())
-        .with_context(|| format!("reading /etc/passwd and /etc/group of {}", source.name()))?;
+    let mut o = RuntimeConfigOptions::default();
     // SAFETY: geteuid has no preconditions and cannot fail.
-    let rootless = args.rootless || unsafe { libc::geteuid() } != 0;
-    let spec = runtime_config(config, &users, rootless, &image.digest().to_string())
-        .with_context(|| format!("making the runtime config of {}", source.name()))?;
+    o.rootless = args.rootless || unsafe { libc::geteuid() } != 0;
+    o.rootfs = args.rootfs.clone();
+    let spec =
+        image_runtime_config(source.as_ref(), &image, &o).with_context(|| match &args.rootfs {
+            Some(dir) => format!(
+                "making the runtime config of {} with the users of {}",
+                source.name(),
+                dir.display()
+            ),
+            None => format!("making the runtime config of {}", source.name()),
+        })?;
     let bytes = to_json(&spec)?;
     match &args.file {
         Some(path) => hoist::durable::write_file(path, &bytes)

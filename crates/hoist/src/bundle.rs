@@ -8,7 +8,13 @@
 //! which follows runc's `runc spec`), or its rootless variant. Image paths (`WorkingDir`) are cleaned
 //! lexically so they cannot point above `/`. The user database ([`UserDb`]) comes either from an
 //! unpacked rootfs, read through [`Root`] (never following a symlink out of it), or straight from the
-//! image's layers through the unpacker's verified layer reader, without unpacking anything.
+//! image's layers through the unpacker's verified layer reader, without unpacking anything: top layer
+//! first, stopping below the layer where both files are known ([`UserDb::from_image`]).
+//!
+//! As umoci (`oci/config/convert/runtime.go`, runc's `GetExecUser`), the user database is consulted for
+//! every image user, the empty one (root) and numeric ones included: a matching `/etc/passwd` entry
+//! gives `HOME` and, when the image's `User` names no group, the supplementary groups. So no image
+//! config can be answered without it; only an image without layers reads none.
 
 use std::path::{Path, PathBuf};
 
@@ -64,25 +70,58 @@ impl UserDb {
         })
     }
 
-    /// Reads the database from an image's layers, bottom first, applying whiteouts and replacements,
-    /// without writing anything. Every layer is read through the unpacker's reader, so it is verified
-    /// (digest, size and diff_id) as it streams. A `/etc/passwd` or `/etc/group` that is a symlink
-    /// or hardlink is taken as absent (a link into another layer's file is not followed).
+    /// Reads the database from an image's layers, top layer first, stopping as soon as both files are
+    /// known: found in a layer, or hidden below it by a whiteout, an opaque directory or a
+    /// non-directory replacing `/etc`. Nothing is written.
+    ///
+    /// What is verified: every layer that is opened is read to its end through the unpacker's layer
+    /// reader and checked (compressed digest and size, diff_id) before anything read from it is used,
+    /// so every byte that decides the answer is verified. Layers below the one that decided it are not
+    /// read at all (their contents cannot change the answer), so a damaged lower layer is not
+    /// detected here: `hoist verify` checks them all. A `/etc/passwd` or `/etc/group` that is a
+    /// symlink or hardlink is taken as absent (a link into another layer's file is not followed). As
+    /// the image-spec says, a whiteout hides only what lies below its layer, not the same layer's files.
     pub fn from_image(source: &dyn Source, image: &Image, limits: &Limits) -> Result<UserDb> {
         let (layers, diff_ids) = image.layers_with_diff_ids()?;
         let n = layers.len();
-        let names: Vec<String> = layers
-            .iter()
-            .enumerate()
-            .map(|(i, d)| format!("layer {}/{n} {}", i + 1, crate::descriptor::describe(d)))
-            .collect();
-        let mut db = DbBuilder::default();
-        crate::unpack::stream_layers(source, &layers, &names, &diff_ids, limits, &None, |msg| {
-            db.take(msg)
-        })?;
+        // Each file: None while unknown, Some(contents or None for absent) once decided.
+        let mut decided: [Option<Option<Vec<u8>>>; 2] = [None, None];
+        let mut totals = crate::layer::ReadTotals::default();
+        for i in (0..n).rev() {
+            let name = format!(
+                "layer {}/{n} {}",
+                i + 1,
+                crate::descriptor::describe(&layers[i])
+            );
+            let mut scan = LayerScan::default();
+            crate::unpack::read_layer_with(
+                source,
+                &layers[i],
+                &name,
+                &diff_ids[i],
+                limits,
+                &mut totals,
+                &None,
+                &mut |msg| scan.take(msg),
+            )?;
+            // The layer was read to its end and verified: its answer may be used.
+            for (f, d) in decided.iter_mut().enumerate() {
+                if d.is_none() {
+                    if let Some(own) = scan.own[f].take() {
+                        *d = Some(own);
+                    } else if scan.hidden[f] {
+                        *d = Some(None);
+                    }
+                }
+            }
+            if decided.iter().all(Option::is_some) {
+                break;
+            }
+        }
+        let [passwd, group] = decided;
         Ok(UserDb {
-            passwd: db.files[0].take(),
-            group: db.files[1].take(),
+            passwd: passwd.flatten(),
+            group: group.flatten(),
         })
     }
 
@@ -95,9 +134,13 @@ impl UserDb {
             None => (user, None),
         };
         let passwd = lines(self.passwd.as_deref());
+        // The empty user is root: its entry is the first with uid 0 (runc's `GetExecUser`, so umoci
+        // sets root's HOME and supplementary groups too).
         let entry = passwd.iter().find(|f| {
             f.len() >= 6
-                && if let Ok(n) = name.parse::<u32>() {
+                && if name.is_empty() {
+                    f[2].parse::<u32>().ok() == Some(0)
+                } else if let Ok(n) = name.parse::<u32>() {
                     f[2].parse::<u32>().ok() == Some(n)
                 } else {
                     f[0] == name
@@ -168,55 +211,72 @@ fn lines(text: Option<&[u8]>) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Follows `/etc/passwd` and `/etc/group` through a stream of layer messages.
+/// What one layer says about `/etc/passwd` and `/etc/group`, from its messages in tar order (a later
+/// entry of the same path replaces an earlier one, as when the layer is applied).
 #[derive(Default)]
-struct DbBuilder {
-    files: [Option<Vec<u8>>; 2],
+struct LayerScan {
+    /// Per file: `None` when the layer has no entry for it; `Some(Some(contents))` for a regular file;
+    /// `Some(None)` when the layer makes it absent (a link, a directory or a device there, or a
+    /// non-directory at one of its parents).
+    own: [Option<Option<Vec<u8>>>; 2],
+    /// Per file: a whiteout or opaque directory of this layer hides it in the layers below.
+    hidden: [bool; 2],
     /// The file whose data is arriving.
     current: Option<usize>,
 }
 
-impl DbBuilder {
+impl LayerScan {
     fn take(&mut self, msg: Msg) -> Result<()> {
         match msg {
             Msg::Entry(head) => {
                 self.current = None;
                 let path = lexical_clean(&head.path);
                 let (parent, base) = split_last(&path);
-                // Everything at or below `gone` is removed.
-                let remove = |gone: &[u8], files: &mut [Option<Vec<u8>>; 2]| {
-                    for (i, f) in DB_FILES.iter().enumerate() {
-                        if gone.is_empty()
-                            || *f == gone
-                            || (f.starts_with(gone) && f.get(gone.len()) == Some(&b'/'))
-                        {
-                            files[i] = None;
-                        }
-                    }
+                // The database files at or below `p`.
+                let under = |p: &[u8]| {
+                    DB_FILES.map(|f| {
+                        p.is_empty()
+                            || f == p
+                            || (f.starts_with(p) && f.get(p.len()) == Some(&b'/'))
+                    })
                 };
                 if base == b".wh..wh..opq" {
-                    remove(parent, &mut self.files);
+                    for (h, u) in self.hidden.iter_mut().zip(under(parent)) {
+                        *h |= u;
+                    }
                 } else if let Some(name) = base.strip_prefix(b".wh.") {
-                    remove(&join(parent, name), &mut self.files);
-                } else if head.kind != EntryKind::Dir && !path.is_empty() {
-                    remove(&path, &mut self.files);
-                    if head.kind == EntryKind::Regular
-                        && let Some(i) = DB_FILES.iter().position(|f| *f == path.as_slice())
-                    {
-                        if head.size > MAX_DB {
-                            return Err(Error::Other(format!(
-                                "the image's /{} is {} bytes, more than the {MAX_DB} read",
-                                String::from_utf8_lossy(DB_FILES[i]),
-                                head.size
-                            )));
+                    for (h, u) in self.hidden.iter_mut().zip(under(&join(parent, name))) {
+                        *h |= u;
+                    }
+                } else if !path.is_empty() {
+                    let exact = DB_FILES.iter().position(|f| *f == path.as_slice());
+                    match exact {
+                        Some(i) if head.kind == EntryKind::Regular => {
+                            if head.size > MAX_DB {
+                                return Err(Error::Other(format!(
+                                    "the image's /{} is {} bytes, more than the {MAX_DB} read",
+                                    String::from_utf8_lossy(DB_FILES[i]),
+                                    head.size
+                                )));
+                            }
+                            self.own[i] = Some(Some(Vec::new()));
+                            self.current = Some(i);
                         }
-                        self.files[i] = Some(Vec::new());
-                        self.current = Some(i);
+                        Some(i) => self.own[i] = Some(None),
+                        // A directory at a parent (`/etc`) keeps what is below it.
+                        None if head.kind == EntryKind::Dir => {}
+                        None => {
+                            for (o, u) in self.own.iter_mut().zip(under(&path)) {
+                                if u {
+                                    *o = Some(None);
+                                }
+                            }
+                        }
                     }
                 }
             }
             Msg::Data(chunk) => {
-                if let Some(f) = self.current.and_then(|i| self.files[i].as_mut()) {
+                if let Some(Some(f)) = self.current.and_then(|i| self.own[i].as_mut()) {
                     f.extend_from_slice(&chunk);
                 }
             }
@@ -253,6 +313,19 @@ pub fn runtime_config(
     } else {
         Spec::default()
     };
+    if !rootless
+        && let Some(resources) = spec
+            .linux_mut()
+            .as_mut()
+            .and_then(|l| l.resources_mut().as_mut())
+    {
+        // Every device denied first (runc then allows its defaults), as `runc spec` and umoci write
+        // it: oci-spec's default leaves the device cgroup list empty.
+        let mut deny = oci_spec::runtime::LinuxDeviceCgroup::default();
+        deny.set_allow(false);
+        deny.set_access(Some("rwm".into()));
+        resources.set_devices(Some(vec![deny]));
+    }
     spec.set_version("1.0.2".into());
     spec.set_hostname(Some("hoist".into()));
     let mut root = oci_spec::runtime::Root::default();
@@ -370,6 +443,66 @@ pub fn runtime_config(
     Ok(spec)
 }
 
+/// Options of [`image_runtime_config`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RuntimeConfigOptions {
+    /// The rootless variant (a user namespace mapping the current user), as a rootless bundle's.
+    pub rootless: bool,
+    /// An unpacked rootfs to read `/etc/passwd` and `/etc/group` from (umoci's `--rootfs`), confined
+    /// to it; no layer is read. `root.path` is then its last component, as umoci writes it. Without
+    /// it they come from the image's layers ([`UserDb::from_image`]) and `root.path` is `rootfs`.
+    pub rootfs: Option<PathBuf>,
+    /// Limits of the layer reader; the source's when `None`.
+    pub limits: Option<Limits>,
+}
+
+/// The runtime config of an already resolved image, without unpacking it (`hoist runtime-config`,
+/// umoci's `raw runtime-config`): the user database from [`RuntimeConfigOptions::rootfs`] or from the
+/// layers.
+///
+/// ```no_run
+/// let src = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &hoist::OpenOptions::default())?;
+/// let image = hoist::image::resolve(src.as_ref(), None)?;
+/// let mut o = hoist::bundle::RuntimeConfigOptions::default();
+/// o.rootfs = Some("/tmp/bundle/rootfs".into());
+/// let spec = hoist::bundle::image_runtime_config(src.as_ref(), &image, &o)?;
+/// std::io::Write::write_all(&mut std::io::stdout(), &hoist::bundle::to_json(&spec)?)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn image_runtime_config(
+    source: &dyn Source,
+    image: &Image,
+    opts: &RuntimeConfigOptions,
+) -> Result<Spec> {
+    let Some(config) = image.config.as_ref() else {
+        return Err(Error::UnsupportedMediaType {
+            media_type: image.manifest.config().media_type().to_string(),
+            what: format!(
+                "the config of {} (not a container image, nothing to run)",
+                image.digest()
+            ),
+        });
+    };
+    let users = match &opts.rootfs {
+        Some(dir) => UserDb::from_rootfs(dir)?,
+        None => {
+            let limits = opts
+                .limits
+                .clone()
+                .unwrap_or_else(|| source.limits().clone());
+            UserDb::from_image(source, image, &limits)?
+        }
+    };
+    let mut spec = runtime_config(config, &users, opts.rootless, &image.digest().to_string())?;
+    if let Some(name) = opts.rootfs.as_deref().and_then(Path::file_name) {
+        let mut root = spec.root().clone().unwrap_or_default();
+        root.set_path(PathBuf::from(name));
+        spec.set_root(Some(root));
+    }
+    Ok(spec)
+}
+
 /// Resolves an image `User` (`uid`, `uid:gid`, `name`, `name:group`) to numeric ids (and
 /// supplementary groups), looking names up inside the rootfs.
 pub fn resolve_user(user: &str, rootfs: &Path) -> Result<User> {
@@ -457,7 +590,7 @@ mod tests {
         }))
     }
 
-    fn file(db: &mut DbBuilder, path: &str, data: &str) {
+    fn file(db: &mut LayerScan, path: &str, data: &str) {
         db.take(entry(path, EntryKind::Regular, data.len() as u64))
             .unwrap();
         db.take(Msg::Data(data.as_bytes().to_vec())).unwrap();
@@ -465,33 +598,40 @@ mod tests {
     }
 
     #[test]
-    fn the_database_follows_whiteouts_and_replacements() {
-        let mut db = DbBuilder::default();
+    fn a_layer_scan_follows_its_entries_and_whiteouts() {
+        let mut db = LayerScan::default();
         file(&mut db, "./etc/passwd", "a:x:1:1::/a:/bin/sh\n");
         file(&mut db, "/etc/group", "g:x:5:a\n");
         file(&mut db, "etc/other", "x");
-        assert!(db.files[0].is_some() && db.files[1].is_some());
+        assert!(matches!(db.own, [Some(Some(_)), Some(Some(_))]));
+        // A whiteout hides what is below, never the same layer's file.
         db.take(entry("etc/.wh.group", EntryKind::Regular, 0))
             .unwrap();
-        assert!(db.files[0].is_some() && db.files[1].is_none());
-        file(&mut db, "etc/group", "g:x:5:a\n");
+        assert_eq!(db.hidden, [false, true]);
+        assert!(matches!(db.own[1], Some(Some(_))));
+        let mut db = LayerScan::default();
         db.take(entry("etc/.wh..wh..opq", EntryKind::Regular, 0))
             .unwrap();
-        assert!(db.files[0].is_none() && db.files[1].is_none());
-        file(&mut db, "etc/passwd", "a:x:1:1::/a:/bin/sh\n");
-        // /etc replaced by a symlink: both are gone; a directory entry for it changes nothing.
-        db.take(entry("etc", EntryKind::Dir, 0)).unwrap();
-        assert!(db.files[0].is_some());
-        db.take(entry("etc", EntryKind::Symlink, 0)).unwrap();
-        assert!(db.files[0].is_none());
-        file(&mut db, "etc/passwd", "a:x:1:1::/a:/bin/sh\n");
+        assert_eq!(db.hidden, [true, true]);
+        assert_eq!(db.own, [None, None]);
+        let mut db = LayerScan::default();
         db.take(entry(".wh.etc", EntryKind::Regular, 0)).unwrap();
-        assert!(db.files[0].is_none());
+        assert_eq!(db.hidden, [true, true]);
+        // A later entry of the same path replaces an earlier one; a directory at /etc changes
+        // nothing, a symlink there removes both; a link at the file is absent.
+        let mut db = LayerScan::default();
+        file(&mut db, "etc/passwd", "a:x:1:1::/a:/bin/sh\n");
+        db.take(entry("etc", EntryKind::Dir, 0)).unwrap();
+        assert!(matches!(db.own[0], Some(Some(_))));
+        db.take(entry("etc", EntryKind::Symlink, 0)).unwrap();
+        assert_eq!(db.own, [Some(None), Some(None)]);
         file(&mut db, "etc/passwd", "a:x:1:1::/home/a:/bin/sh\n");
-        file(&mut db, "etc/group", "g:x:5:b,a\nh:x:6:b\n");
+        db.take(entry("etc/group", EntryKind::Symlink, 0)).unwrap();
+        assert_eq!(db.own[1], Some(None));
+        assert_eq!(db.hidden, [false, false]);
         let users = UserDb {
-            passwd: db.files[0].take(),
-            group: db.files[1].take(),
+            passwd: db.own[0].take().flatten(),
+            group: Some(b"g:x:5:b,a\nh:x:6:b\n".to_vec()),
         };
         let u = users.resolve("a").unwrap();
         assert_eq!(
@@ -508,10 +648,22 @@ mod tests {
         assert_eq!(users.resolve("42").unwrap().home, None);
         assert_eq!(users.resolve("").unwrap().uid, 0);
         // Too large a file is refused before it is read.
-        let mut db = DbBuilder::default();
+        let mut db = LayerScan::default();
         assert!(
             db.take(entry("etc/passwd", EntryKind::Regular, MAX_DB + 1))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_empty_user_is_roots_entry() {
+        let users = UserDb {
+            passwd: Some(b"toor:x:0:0::/toor:/bin/sh\nroot:x:0:0::/root:/bin/sh\n".to_vec()),
+            group: Some(b"wheel:x:10:toor\n".to_vec()),
+        };
+        let u = users.resolve("").unwrap();
+        assert_eq!((u.uid, u.gid, u.home.as_deref()), (0, 0, Some("/toor")));
+        assert_eq!(u.additional_gids, vec![10]);
+        assert_eq!(UserDb::default().resolve("").unwrap(), ExecUser::default());
     }
 }

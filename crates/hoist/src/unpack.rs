@@ -105,6 +105,33 @@ pub(crate) fn read_layer(
     stopped: &AtomicBool,
     progress: &Option<Sink>,
 ) -> Result<()> {
+    read_layer_with(
+        source,
+        desc,
+        name,
+        diff_id,
+        limits,
+        totals,
+        progress,
+        &mut |m| send(tx, stopped, m),
+    )
+}
+
+/// [`read_layer`] on the calling thread: every message of the layer (from [`Msg::LayerStart`] to
+/// [`Msg::LayerEnd`]) goes to `consume`. The layer is always read to its end, so that it is verified
+/// (digest, size, diff_id) before `Ok` is returned: a caller must not act on what it was given before
+/// then. Readers that need only some layers (the runtime config's user database, top-down) use this.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn read_layer_with(
+    source: &dyn Source,
+    desc: &Descriptor,
+    name: &str,
+    diff_id: &Digest,
+    limits: &Limits,
+    totals: &mut ReadTotals,
+    progress: &Option<Sink>,
+    consume: &mut dyn FnMut(Msg) -> Result<()>,
+) -> Result<()> {
     let digest = crate::descriptor::digest_of(desc)?;
     let mut stream =
         LayerStream::open(source, desc, name, Some(diff_id.clone()), progress.clone())?
@@ -116,16 +143,14 @@ pub(crate) fn read_layer(
             size: desc.size(),
         },
     );
-    send(tx, stopped, Msg::LayerStart(name.to_string()))?;
-    if let Err(e) = parse_layer(&mut stream, name, limits, totals, &mut |m| {
-        send(tx, stopped, m)
-    }) {
+    consume(Msg::LayerStart(name.to_string()))?;
+    if let Err(e) = parse_layer(&mut stream, name, limits, totals, consume) {
         return Err(stream.take_error().unwrap_or(e));
     }
     // The tar ended; whatever follows in the stream still belongs to the diff_id, and the blob must
     // be read to its end.
     stream.finish()?;
-    send(tx, stopped, Msg::LayerEnd)?;
+    consume(Msg::LayerEnd)?;
     emit(
         progress,
         Event::BlobDone {
