@@ -52,7 +52,7 @@ class Op:
     """One operation: hoist's command, the closest peer's, and what the bytes of MB/s are."""
 
     def __init__(self, name, images, hoist, peer_name, peer, basis, note="", registry=None, repack=False,
-                 peer_cannot=None, append=False):
+                 peer_cannot=None, append=False, own_layout=False):
         self.name = name
         self.images = images  # in preference order; only those in the chosen set run
         self.hoist = hoist  # argv template (str.format over the case's fields)
@@ -63,6 +63,7 @@ class Op:
         self.registry = registry  # None, "push" or "pull"
         self.repack = repack
         self.append = append  # a fresh copy of the image's layout as {layout}, ~100 MB of files as {adddir}
+        self.own_layout = own_layout or append  # a fresh copy of the image's layout as {layout}
         self.peer_cannot = peer_cannot or {}  # image -> why the peer cannot do it (shown, not timed)
 
 
@@ -132,6 +133,14 @@ OPS = [
        "~100 MB of this machine's /usr/share files added as one gzip layer under /opt/add onto the image,"
        " in place in a fresh copy of its layout (umoci insert; hoist append without --base)",
        append=True),
+    Op("flatten", ["large"],
+       ["{hoist}", "flatten", "oci:{layout}:bench", "oci:{layout}:flat"],
+       "umoci", ["sh", "-ec", "mkdir -p {dst} && umoci unpack --rootless --image {layout}:bench {dst}/b"
+                 " && tar -C {dst}/b/rootfs -cf {dst}/l.tar . && umoci new --image {layout}:flat"
+                 " && umoci raw add-layer --image {layout}:flat {dst}/l.tar"], "tar",
+       "every layer applied and the tree written back as one gzip layer, in a fresh copy of the image's"
+       " layout; crane-free peer: umoci unpack, tar of the rootfs, umoci new + raw add-layer",
+       own_layout=True),
 ]
 
 # The machine's limits: the floor any tool's time rests on. Peer-less; MB/s of uncompressed bytes except
@@ -463,7 +472,7 @@ class Bench:
                 if op.repack:
                     f["layout"] = self.fresh(f"layout-{image}-{side.name}-{i}")
                     subprocess.run(["cp", "-al", str(base_layout), str(f["layout"])], check=True)
-                if op.append:
+                if op.own_layout:
                     f["layout"] = self.fresh(f"layout-{image}-{side.name}-{i}")
                     subprocess.run(["cp", "-al", str(info["path"]), str(f["layout"])], check=True)
                     # Its own index.json: a tool rewriting it in place must not touch the cached image.

@@ -83,6 +83,8 @@ enum Command {
     Index(Box<commands::index::Args>),
     /// Edit an image's config (env, entrypoint, cmd, labels, ...) as `umoci config` does.
     Config(Box<commands::config::Args>),
+    /// Write an image's filesystem as one tar stream (to a file or stdout), as `crane export` does.
+    Export(Box<commands::export::Args>),
     /// Unpack an image into a directory or an OCI runtime bundle, as `umoci unpack` does.
     Unpack(Box<commands::unpack::Args>),
     /// Turn the changes to an unpacked tree into a new layer and image, as `umoci repack` does.
@@ -194,6 +196,7 @@ fn main() -> ExitCode {
         Command::Rebase(a) => commands::build::run_rebase(*a),
         Command::Index(a) => commands::index::run(*a),
         Command::Config(a) => commands::config::run(*a),
+        Command::Export(a) => commands::export::run(*a),
         Command::Unpack(a) => commands::unpack::run(*a),
         Command::Repack(a) => commands::repack::run(*a),
         Command::RuntimeConfig(a) => commands::runtime_config::run(*a),

@@ -931,3 +931,52 @@ fn rebase_moves_the_own_layers_onto_the_new_base() {
     ]));
     assert!(stderr(&out).contains("does not sit on"), "{}", stderr(&out));
 }
+
+/// An appended layer is written inside the destination layout and moved in (not staged in the
+/// system's temp directory and copied): the append works with TMPDIR unusable, leaves no temp file
+/// in the layout, and the new layer blob is a file of its own (one link), read back by umoci.
+#[test]
+fn append_writes_the_layer_straight_into_the_layout() {
+    if !tools() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let layout = w.join("layout");
+    build_two_layer(&layout, "base");
+    let src = w.join("src");
+    tree(&src);
+    let out = hoist(&[
+        "append",
+        &format!("oci:{}:base", layout.display()),
+        &src.display().to_string(),
+    ])
+    .env("TMPDIR", w.join("no-such-dir"))
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The new layer and config are written, the base's two layers found present.
+    assert!(
+        stderr(&out).contains("2 already present"),
+        "{}",
+        stderr(&out)
+    );
+    validate(&layout, "base");
+    let manifest = skopeo_manifest(&format!("oci:{}:base", layout.display()));
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3);
+    let top = layers[2]["digest"].as_str().unwrap().replace("sha256:", "");
+    let blob = layout.join("blobs/sha256").join(top);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(&blob).unwrap().nlink(), 1);
+    let strays: Vec<_> = fs::read_dir(&layout)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !["blobs", "index.json", "oci-layout"].contains(&n.as_str()))
+        .collect();
+    assert!(strays.is_empty(), "{strays:?}");
+    let h = unpacked(&layout, "base", &w.join("b"));
+    assert!(h.join("etc/app.conf").is_file());
+    assert!(h.join("etc/motd").is_file());
+}

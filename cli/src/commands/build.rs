@@ -81,11 +81,24 @@ fn write(
     destination: &str,
     registry: &super::registry_args::RegistryArgs,
 ) -> Result<ExitCode> {
+    let dst = open_dst(destination, registry)?;
+    write_to(builder, dst.as_ref())
+}
+
+/// Opens the destination `destination`.
+fn open_dst(
+    destination: &str,
+    registry: &super::registry_args::RegistryArgs,
+) -> Result<Box<dyn hoist::Destination>> {
     let dst_ref = super::parse_ref(destination)?;
-    let dst = open_destination(&dst_ref, &registry.apply(super::open_options()))
-        .with_context(|| format!("opening destination {destination}"))?;
+    open_destination(&dst_ref, &registry.apply(super::open_options()))
+        .with_context(|| format!("opening destination {destination}"))
+}
+
+/// Writes the built image to `dst` and reports it.
+fn write_to(builder: &ImageBuilder<'_>, dst: &dyn hoist::Destination) -> Result<ExitCode> {
     let report = builder
-        .write(dst.as_ref(), &CopyOptions::default())
+        .write(dst, &CopyOptions::default())
         .with_context(|| format!("writing {}", dst.name()))?;
     eprintln!(
         "wrote {} {}: {} blobs uploaded, {} already present, {} mounted",
@@ -184,6 +197,11 @@ pub fn run_append(args: AppendArgs) -> Result<ExitCode> {
         .with_context(|| format!("opening the base image {base_text}"))?;
     let mut builder = ImageBuilder::from_source(base.as_ref(), args.platform.as_ref())
         .with_context(|| format!("reading the base image {}", base.name()))?;
+    // New layers are written where the destination can take them without a second copy.
+    let dst = open_dst(&args.destination, &args.registry)?;
+    if let Some(dir) = dst.staging_dir() {
+        builder.scratch_dir(&dir);
+    }
     let epoch = match opts.mtime {
         MtimePolicy::Fixed(t) | MtimePolicy::Clamp(t) => Some(t),
         MtimePolicy::Keep => None,
@@ -241,7 +259,7 @@ pub fn run_append(args: AppendArgs) -> Result<ExitCode> {
     if let Some(top) = builder.config_mut().as_object_mut() {
         top.insert("created".into(), serde_json::Value::String(when.clone()));
     }
-    write(&builder, &args.destination, &args.registry)
+    write_to(&builder, dst.as_ref())
 }
 
 /// Arguments of `hoist flatten`.

@@ -9,6 +9,7 @@ pub mod config;
 pub mod copy;
 pub mod delete;
 pub mod diff;
+pub mod export;
 pub mod gc;
 pub mod index;
 pub mod inspect;

@@ -586,6 +586,7 @@ impl<'s> ImageBuilder<'s> {
     /// format conversion). Returns the copy's report; its `digest` is the new manifest's.
     pub fn write(&self, dst: &dyn Destination, opts: &CopyOptions) -> Result<CopyReport> {
         let (config, manifest) = self.documents()?;
+        let linked = self.link_new_layers(dst)?;
         let index = match (&self.index, self.keep_index) {
             (Some((index, chosen)), true) => Some(replace_entry(index, chosen, &manifest)?),
             _ => None,
@@ -600,7 +601,48 @@ impl<'s> ImageBuilder<'s> {
             manifest,
             index,
         };
-        crate::copy(&built, dst, &opts)
+        let mut report = crate::copy(&built, dst, &opts)?;
+        // The layers linked in are this builder's writes, found present by the copy.
+        report.blobs_skipped = report.blobs_skipped.saturating_sub(linked);
+        report.blobs_copied += linked;
+        Ok(report)
+    }
+}
+
+impl ImageBuilder<'_> {
+    /// Stores the new layers in a destination that keeps blobs as local files by hard-linking their
+    /// temp files (written by this builder, in [`ImageBuilder::scratch_dir`]): with the scratch
+    /// directory on the destination's filesystem (its [`Destination::staging_dir`]), the layer is
+    /// written once and moved in, not copied. Each is fsynced and read back through a
+    /// [`VerifiedReader`](crate::blob::VerifiedReader) from the very descriptor that is linked, so
+    /// only verified bytes are stored, as `put_blob` requires. Where linking is not possible (another
+    /// filesystem), nothing happens here and the copy engine copies the layer.
+    fn link_new_layers(&self, dst: &dyn Destination) -> Result<usize> {
+        let mut linked = 0;
+        if !dst.links_blobs() {
+            return Ok(linked);
+        }
+        for l in &self.layers {
+            let desc = new_descriptor(l.blob.media_type(), &l.blob.digest, l.blob.size);
+            if dst.has_blob(&desc)? {
+                continue;
+            }
+            let what = || format!("the new layer {}", l.blob.digest);
+            let file = l.file.reopen().ctx(what)?;
+            file.sync_all().ctx(|| format!("syncing {}", what()))?;
+            crate::blob::VerifiedReader::new(&file, l.blob.digest.clone(), l.blob.size, what())
+                .finish()?;
+            if dst.link_blob(&desc, &file)? {
+                linked += 1;
+            } else {
+                tracing::debug!(
+                    "{}: cannot hard-link it into {}; copying",
+                    what(),
+                    dst.name()
+                );
+            }
+        }
+        Ok(linked)
     }
 }
 

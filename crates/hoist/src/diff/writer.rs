@@ -296,6 +296,35 @@ fn append_raw<W: Write>(
     opts: &LayerOptions,
 ) -> Result<()> {
     let shown = || String::from_utf8_lossy(name).into_owned();
+    let header = entry_header(name, kind, meta, link, size, opts)?;
+    let out = builder.get_mut();
+    out.write_all(&header)
+        .map_err(|e| from_io(e, || format!("writing the header of {}", shown())))?;
+    let len = io::copy(data, out)
+        .map_err(|e| from_io(e, || format!("writing {} into the layer", shown())))?;
+    pad(out, len).map_err(|e| from_io(e, || format!("writing {} into the layer", shown())))
+}
+
+/// Writes the zeros that complete an entry's data of `len` bytes to a 512-byte block.
+pub(crate) fn pad(out: &mut dyn Write, len: u64) -> io::Result<()> {
+    let rest = (512 - len % 512) % 512;
+    out.write_all(&[0u8; 512][..rest as usize])
+}
+
+/// The header blocks of one tar entry (a PAX extended header with its records first, when a long
+/// name, a large id or size, or xattrs need one), to be followed by `size` bytes of data and
+/// [`pad`]ding: the one tar entry writer, behind layers and exports. Whole-second times as
+/// `opts.mtime` says; owner names empty.
+pub(crate) fn entry_header(
+    name: &[u8],
+    kind: tar::EntryType,
+    meta: Option<&Meta>,
+    link: Option<&[u8]>,
+    size: u64,
+    opts: &LayerOptions,
+) -> Result<Vec<u8>> {
+    let shown = || String::from_utf8_lossy(name).into_owned();
+    let mut bytes = Vec::with_capacity(512);
     let mut pax = Vec::new();
     let mut header = tar::Header::new_ustar();
     header.set_entry_type(kind);
@@ -379,14 +408,13 @@ fn append_raw<W: Write>(
         x.set_mtime(mtime);
         x.set_size(pax.len() as u64);
         x.set_cksum();
-        builder
-            .append(&x, &pax[..])
-            .map_err(|e| from_io(e, || format!("writing the PAX header of {}", shown())))?;
+        bytes.extend_from_slice(x.as_bytes());
+        bytes.extend_from_slice(&pax);
+        bytes.resize(bytes.len().div_ceil(512) * 512, 0);
     }
     header.set_cksum();
-    builder
-        .append(&header, data)
-        .map_err(|e| from_io(e, || format!("writing {} into the layer", shown())))
+    bytes.extend_from_slice(header.as_bytes());
+    Ok(bytes)
 }
 
 fn path_bytes(path: &Path, dir: bool) -> Vec<u8> {

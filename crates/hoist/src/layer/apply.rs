@@ -7,23 +7,21 @@
 //! `.wh..wh..opq` hides every lower-layer child of its directory while keeping what the same layer adds.
 //! Directory modes and times are applied at the end, children first, so later writes do not disturb
 //! them and read-only directories can still be filled.
+//! The applier makes every decision; a [`Target`] carries them out (a directory on disk, or the
+//! in-memory tree of an export), so unpack and export share one implementation of these semantics.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ffi::OsStr;
-use std::fs::File;
-use std::io::{self, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+use std::io;
 use std::path::Path;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::fs::FileType;
 use rustix::io::Errno;
 
+use super::disk::DiskTarget;
 use super::root::{self, Resolver, Root, join, show, split_last};
-use super::{EntryHead, EntryKind, IdMap, Msg, map_id};
-use crate::diff::ROOTLESS_XATTR;
-use crate::digest::{Algorithm, Digest, Hasher};
+use super::target::{DirMeta, Op, Target};
+use super::{EntryHead, EntryKind, IdMap, Msg};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 
 /// What to do with whiteout entries.
@@ -60,22 +58,6 @@ pub struct ApplyOptions {
     pub keep_dirlinks: bool,
 }
 
-/// Deferred metadata of a directory.
-#[derive(Debug, Clone, Copy)]
-struct DirMeta {
-    mode: u32,
-    mtime: (i64, u32),
-}
-
-/// The file being written.
-struct OpenFile {
-    file: File,
-    head: Box<EntryHead>,
-    rel: Vec<u8>,
-    hasher: Hasher,
-    offset: u64,
-}
-
 /// What an applier did, for reports.
 #[derive(Debug, Clone, Default)]
 pub struct ApplyReport {
@@ -89,35 +71,25 @@ pub struct ApplyReport {
     pub skipped_xattrs: u64,
 }
 
-/// Applies layer entries to a root, one [`Msg`] at a time.
-pub struct Applier {
-    root: Root,
+/// The file being written.
+struct OpenFile<F> {
+    file: F,
+    head: Box<EntryHead>,
+    rel: Vec<u8>,
+}
+
+/// Applies layer entries to a [`Target`] (a directory on disk by default), one [`Msg`] at a time.
+pub struct Applier<T: Target = DiskTarget> {
+    t: T,
     opts: ApplyOptions,
-    privileged: bool,
     layer: String,
     /// Paths written by the current layer, and their ancestors (kept by an opaque whiteout).
     written: HashSet<Vec<u8>>,
     dirs: BTreeMap<Vec<u8>, DirMeta>,
-    digests: HashMap<(u64, u64), Digest>,
-    current: Option<OpenFile>,
+    current: Option<OpenFile<T::File>>,
     /// The current regular-file entry is not written (a whiteout): its data is dropped.
     skipping: bool,
     report: ApplyReport,
-    /// Directories whose mode shuts their (unprivileged) owner out, children first: [`Self::finish`]
-    /// leaves them open to the owner so the tree can still be listed, [`Self::restore_modes`] closes
-    /// them (umoci does the same).
-    locked: Vec<(Vec<u8>, u32)>,
-}
-
-fn io_err(e: Errno) -> io::Error {
-    e.into()
-}
-
-fn ts(t: (i64, u32)) -> Timespec {
-    Timespec {
-        tv_sec: t.0,
-        tv_nsec: t.1.into(),
-    }
 }
 
 /// Encodes umoci's `user.rootlesscontainers` record: uid and gid, with NoopID for 0 (the owner the
@@ -143,43 +115,73 @@ pub fn encode_rootless(uid: u32, gid: u32) -> Vec<u8> {
     out
 }
 
-impl Applier {
+impl Applier<DiskTarget> {
     /// An applier writing into the existing directory `target`.
     pub fn new(target: &Path, opts: ApplyOptions) -> Result<Applier> {
-        let root = Root::open(target, opts.resolver)?;
-        let privileged = !opts.rootless && rustix::process::geteuid().is_root();
-        let mut opts = opts;
-        if !privileged {
-            opts.rootless = true;
-        }
-        Ok(Applier {
-            root,
-            opts,
-            privileged,
-            layer: "layer".into(),
-            written: HashSet::new(),
-            dirs: BTreeMap::new(),
-            digests: HashMap::new(),
-            current: None,
-            skipping: false,
-            report: ApplyReport::default(),
-            locked: Vec::new(),
-        })
-    }
-
-    /// True when ownership, devices and privileged xattrs are applied.
-    pub fn privileged(&self) -> bool {
-        self.privileged
+        let disk = DiskTarget::open(target, &opts)?;
+        Ok(Applier::with_target(disk, opts))
     }
 
     /// The root being written.
     pub fn root(&self) -> &Root {
-        &self.root
+        self.t.root()
     }
 
     /// Content digests of the regular files written, by (device, inode).
     pub fn digests(&self) -> &HashMap<(u64, u64), Digest> {
-        &self.digests
+        self.t.digests()
+    }
+
+    /// Directories (relative path, image mode) [`Self::finish`] left open to their owner because the
+    /// image's mode would lock an unprivileged owner out; children first.
+    pub fn locked_dirs(&self) -> &[(Vec<u8>, u32)] {
+        self.t.locked_dirs()
+    }
+
+    /// Gives the directories of [`Self::locked_dirs`] their image modes. Call once, after the last
+    /// read of the tree (an unprivileged process cannot list them afterwards).
+    pub fn restore_modes(&mut self) -> Result<()> {
+        self.t.restore_modes()
+    }
+}
+
+impl<T: Target> Applier<T> {
+    /// An applier carrying its decisions out on `target`.
+    pub fn with_target(target: T, opts: ApplyOptions) -> Applier<T> {
+        let mut opts = opts;
+        if !target.privileged() {
+            opts.rootless = true;
+        }
+        Applier {
+            t: target,
+            opts,
+            layer: "layer".into(),
+            written: HashSet::new(),
+            dirs: BTreeMap::new(),
+            current: None,
+            skipping: false,
+            report: ApplyReport::default(),
+        }
+    }
+
+    /// True when ownership, devices and privileged xattrs are applied.
+    pub fn privileged(&self) -> bool {
+        self.t.privileged()
+    }
+
+    /// The target.
+    pub fn target(&self) -> &T {
+        &self.t
+    }
+
+    /// The target, to change (between messages).
+    pub fn target_mut(&mut self) -> &mut T {
+        &mut self.t
+    }
+
+    /// The target, once the applier is done.
+    pub fn into_target(self) -> T {
+        self.t
     }
 
     /// What was done so far.
@@ -187,30 +189,14 @@ impl Applier {
         &self.report
     }
 
-    /// Directories (relative path, image mode) [`Self::finish`] left open to their owner because the
-    /// image's mode would lock an unprivileged owner out; children first.
-    pub fn locked_dirs(&self) -> &[(Vec<u8>, u32)] {
-        &self.locked
-    }
-
-    /// Gives the directories of [`Self::locked_dirs`] their image modes. Call once, after the last
-    /// read of the tree (an unprivileged process cannot list them afterwards).
-    pub fn restore_modes(&mut self) -> Result<()> {
-        for (rel, mode) in std::mem::take(&mut self.locked) {
-            let (dir, name) = split_last(&rel);
-            let parent = self
-                .root
-                .open_dir(dir)
-                .map_err(|e| self.io(&rel, "resolving", e))?;
-            rustix::fs::chmodat(
-                &parent,
-                OsStr::from_bytes(name),
-                Mode::from_raw_mode(mode),
-                AtFlags::empty(),
-            )
-            .map_err(|e| self.io(&rel, "setting the mode of", e.into()))?;
-        }
-        Ok(())
+    fn op(&mut self) -> (&mut T, Op<'_>) {
+        (
+            &mut self.t,
+            Op {
+                layer: &self.layer,
+                report: &mut self.report,
+            },
+        )
     }
 
     fn unsafe_entry(&self, path: &[u8], reason: impl Into<String>) -> Error {
@@ -226,7 +212,7 @@ impl Applier {
             format!(
                 "{what} {} in {} ({})",
                 show(path),
-                self.root.path().display(),
+                self.t.location(),
                 self.layer
             ),
             e,
@@ -315,10 +301,10 @@ impl Applier {
     }
 
     /// The parent of `rel`, creating missing directories (recorded as 0755 root-owned).
-    fn parent(&mut self, rel: &[u8]) -> Result<(std::rc::Rc<OwnedFd>, Vec<u8>)> {
+    fn parent(&mut self, rel: &[u8]) -> Result<(T::Dir, Vec<u8>)> {
         let mut created: Vec<Vec<u8>> = Vec::new();
         let r = self
-            .root
+            .t
             .parent(rel, &mut |path: &[u8]| created.push(path.to_vec()));
         for c in created {
             self.mark_written(&c);
@@ -371,14 +357,8 @@ impl Applier {
                 ),
             ));
         }
-        let fd = self
-            .root
-            .open_dir(b"")
-            .map_err(|e| self.io(b".", "opening", e))?;
-        self.owner_at(fd.as_fd(), b".", head, true)?;
-        // Its xattrs too (and the rootless owner record), on a readable descriptor of the root.
-        let node = self.open_node(&fd, b".", b".")?;
-        self.xattrs_fd(node.as_fd(), b".", head)?;
+        let (t, op) = self.op();
+        t.root_meta(head, op)?;
         self.dirs.insert(
             Vec::new(),
             DirMeta {
@@ -400,14 +380,9 @@ impl Applier {
         if self.opts.whiteout == WhiteoutFormat::Overlay {
             let (parent, name) = self.parent(&victim)?;
             self.remove_existing(&parent, &name, &victim)?;
-            rustix::fs::mknodat(
-                &*parent,
-                OsStr::from_bytes(&name),
-                FileType::CharacterDevice,
-                Mode::empty(),
-                0,
-            )
-            .map_err(|e| self.io(&victim, "creating the overlay whiteout for", e.into()))?;
+            self.t
+                .mknod_at(&parent, &name, EntryKind::CharDevice, 0, (0, 0))
+                .map_err(|e| self.io(&victim, "creating the overlay whiteout for", e.into()))?;
             self.mark_written(&victim);
             return Ok(());
         }
@@ -415,15 +390,17 @@ impl Applier {
             // A whiteout only hides lower layers; this layer's own entry stays.
             return Ok(());
         }
-        let parent = match self.root.open_dir(dir) {
+        let parent = match self.t.open_dir(dir) {
             Ok(fd) => fd,
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
                 return Ok(());
             }
             Err(e) => return Err(self.io(rel, "resolving", e)),
         };
-        root::remove_all_at(parent.as_fd(), target).map_err(|e| self.io(&victim, "removing", e))?;
-        self.root.invalidate();
+        self.t
+            .remove_all_at(&parent, target)
+            .map_err(|e| self.io(&victim, "removing", e))?;
+        self.t.invalidate();
         self.forget_below(&victim);
         Ok(())
     }
@@ -432,30 +409,26 @@ impl Applier {
         if self.opts.whiteout == WhiteoutFormat::Overlay {
             let (parent, name) = if dir.is_empty() {
                 (
-                    std::rc::Rc::new(
-                        self.root
-                            .open_dir(b"")
-                            .map_err(|e| self.io(rel, "opening", e))?,
-                    ),
+                    self.t
+                        .open_dir(b"")
+                        .map_err(|e| self.io(rel, "opening", e))?,
                     b".".to_vec(),
                 )
             } else {
                 let (p, n) = self.parent(dir)?;
-                if rustix::fs::statat(&*p, OsStr::from_bytes(&n), AtFlags::SYMLINK_NOFOLLOW)
-                    .is_err()
-                {
-                    rustix::fs::mkdirat(&*p, OsStr::from_bytes(&n), Mode::from_raw_mode(0o755))
+                if self.t.kind_at(&p, &n).is_err() {
+                    self.t
+                        .mkdir_at(&p, &n)
                         .map_err(|e| self.io(dir, "creating", e.into()))?;
                 }
                 (p, n)
             };
-            let fd = self.open_node(&parent, &name, dir)?;
-            rustix::fs::fsetxattr(&fd, "trusted.overlay.opaque", b"y", XattrFlags::empty())
-                .map_err(|e| self.io(dir, "marking opaque", e.into()))?;
+            let (t, op) = self.op();
+            t.mark_opaque(&parent, &name, dir, op)?;
             self.mark_written(rel);
             return Ok(());
         }
-        let fd = match self.root.open_dir(dir) {
+        let fd = match self.t.open_dir(dir) {
             Ok(fd) => fd,
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
                 return Ok(());
@@ -463,45 +436,24 @@ impl Applier {
             Err(e) => return Err(self.io(rel, "resolving", e)),
         };
         let dir = dir.to_vec();
-        self.clear_unwritten(fd.as_fd(), &dir)
+        self.clear_unwritten(&fd, &dir)
             .map_err(|e| self.io(&dir, "clearing opaque directory", e))?;
-        self.root.invalidate();
+        self.t.invalidate();
         Ok(())
     }
 
     /// Removes every child of the directory `fd` (at `rel`) that the current layer did not write,
     /// descending into the directories it did write.
-    fn clear_unwritten(&mut self, fd: BorrowedFd<'_>, rel: &[u8]) -> io::Result<()> {
-        let listing = rustix::fs::openat(
-            fd,
-            ".",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        let mut names = Vec::new();
-        for e in rustix::fs::Dir::read_from(&listing)? {
-            let e = e?;
-            let n = e.file_name().to_bytes();
-            if n != b"." && n != b".." {
-                names.push(n.to_vec());
-            }
-        }
-        for n in names {
+    fn clear_unwritten(&mut self, fd: &T::Dir, rel: &[u8]) -> io::Result<()> {
+        for n in self.t.children(fd)? {
             let child = join(rel, &n);
             if self.written.contains(&child) {
-                let os = OsStr::from_bytes(&n);
-                let st = rustix::fs::statat(fd, os, AtFlags::SYMLINK_NOFOLLOW)?;
-                if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                    let sub = rustix::fs::openat(
-                        fd,
-                        os,
-                        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )?;
-                    self.clear_unwritten(sub.as_fd(), &child)?;
+                if self.t.kind_at(fd, &n)? == FileType::Directory {
+                    let sub = self.t.child_dir(fd, &n)?;
+                    self.clear_unwritten(&sub, &child)?;
                 }
             } else {
-                root::remove_all_at(fd, &n)?;
+                self.t.remove_all_at(fd, &n)?;
                 self.forget_below(&child);
             }
         }
@@ -509,35 +461,29 @@ impl Applier {
     }
 
     /// Removes whatever is at `name` so that a new entry can take its place.
-    fn remove_existing(&mut self, parent: &OwnedFd, name: &[u8], rel: &[u8]) -> Result<()> {
-        root::remove_all_at(parent.as_fd(), name).map_err(|e| self.io(rel, "replacing", e))?;
-        self.root.invalidate();
+    fn remove_existing(&mut self, parent: &T::Dir, name: &[u8], rel: &[u8]) -> Result<()> {
+        self.t
+            .remove_all_at(parent, name)
+            .map_err(|e| self.io(rel, "replacing", e))?;
+        self.t.invalidate();
         self.forget_below(rel);
         Ok(())
     }
 
     fn start_file(&mut self, rel: Vec<u8>, head: Box<EntryHead>) -> Result<()> {
         let (parent, name) = self.parent(&rel)?;
-        let os = OsStr::from_bytes(&name);
-        let flags =
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = match rustix::fs::openat(&*parent, os, flags, Mode::from_raw_mode(0o600)) {
-            Ok(fd) => fd,
+        let file = match self.t.create_at(&parent, &name) {
+            Ok(f) => f,
             Err(Errno::EXIST) => {
                 self.remove_existing(&parent, &name, &rel)?;
-                rustix::fs::openat(&*parent, os, flags, Mode::from_raw_mode(0o600))
+                self.t
+                    .create_at(&parent, &name)
                     .map_err(|e| self.io(&rel, "creating", e.into()))?
             }
             Err(e) => return Err(self.io(&rel, "creating", e.into())),
         };
         self.mark_written(&rel);
-        self.current = Some(OpenFile {
-            file: File::from(fd),
-            head,
-            rel,
-            hasher: Algorithm::Sha256.hasher(),
-            offset: 0,
-        });
+        self.current = Some(OpenFile { file, head, rel });
         Ok(())
     }
 
@@ -545,24 +491,7 @@ impl Applier {
         let Some(cur) = self.current.as_mut() else {
             return Err(Error::Other(format!("{}: data outside a file", self.layer)));
         };
-        cur.hasher.update(buf);
-        let res = if cur.head.sparse {
-            // Leave all-zero 4 KiB blocks as holes; the final length is set in end_file.
-            let mut res = Ok(());
-            for (i, block) in buf.chunks(4096).enumerate() {
-                if block.iter().all(|b| *b == 0) {
-                    continue;
-                }
-                if let Err(e) = cur.file.write_all_at(block, cur.offset + (i as u64) * 4096) {
-                    res = Err(e);
-                    break;
-                }
-            }
-            res
-        } else {
-            cur.file.write_all(buf)
-        };
-        cur.offset += buf.len() as u64;
+        let res = self.t.write(&mut cur.file, buf, cur.head.sparse);
         self.report.bytes += buf.len() as u64;
         if let Err(e) = res {
             let rel = cur.rel.clone();
@@ -575,31 +504,9 @@ impl Applier {
         let Some(cur) = self.current.take() else {
             return Err(Error::Other(format!("{}: end of no file", self.layer)));
         };
-        let OpenFile {
-            file,
-            head,
-            rel,
-            hasher,
-            offset,
-        } = cur;
-        if head.sparse {
-            file.set_len(offset)
-                .map_err(|e| self.io(&rel, "sizing", e))?;
-        }
-        let st = rustix::fs::fstat(&file).map_err(|e| self.io(&rel, "reading", e.into()))?;
-        self.digests.insert((st.st_dev, st.st_ino), hasher.finish());
-        let fd = file.as_fd();
-        self.owner_fd(fd, &rel, &head)?;
-        rustix::fs::fchmod(fd, Mode::from_raw_mode(head.mode))
-            .map_err(|e| self.io(&rel, "setting the mode of", e.into()))?;
-        self.xattrs_fd(fd, &rel, &head)?;
-        let times = Timestamps {
-            last_access: ts(head.mtime),
-            last_modification: ts(head.mtime),
-        };
-        rustix::fs::futimens(fd, &times)
-            .map_err(|e| self.io(&rel, "setting times of", e.into()))?;
-        Ok(())
+        let OpenFile { file, head, rel } = cur;
+        let (t, op) = self.op();
+        t.end_file(file, &rel, &head, op)
     }
 
     fn directory(&mut self, rel: Vec<u8>, head: &EntryHead) -> Result<()> {
@@ -608,16 +515,18 @@ impl Applier {
             false => rel,
         };
         let (parent, name) = self.parent(&rel)?;
-        let os = OsStr::from_bytes(&name);
         let mut merged = false;
-        match rustix::fs::mkdirat(&*parent, os, Mode::from_raw_mode(0o700)) {
+        match self.t.mkdir_at(&parent, &name) {
             Ok(()) => {}
             Err(Errno::EXIST) => {
-                let st = rustix::fs::statat(&*parent, os, AtFlags::SYMLINK_NOFOLLOW)
+                let kind = self
+                    .t
+                    .kind_at(&parent, &name)
                     .map_err(|e| self.io(&rel, "reading", e.into()))?;
-                if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                if kind != FileType::Directory {
                     self.remove_existing(&parent, &name, &rel)?;
-                    rustix::fs::mkdirat(&*parent, os, Mode::from_raw_mode(0o700))
+                    self.t
+                        .mkdir_at(&parent, &name)
                         .map_err(|e| self.io(&rel, "creating", e.into()))?;
                 } else {
                     merged = true;
@@ -626,12 +535,8 @@ impl Applier {
             Err(e) => return Err(self.io(&rel, "creating", e.into())),
         }
         self.mark_written(&rel);
-        let fd = self.open_node(&parent, &name, &rel)?;
-        if merged {
-            self.clear_xattrs(fd.as_fd(), &rel, head)?;
-        }
-        self.owner_fd(fd.as_fd(), &rel, head)?;
-        self.xattrs_fd(fd.as_fd(), &rel, head)?;
+        let (t, op) = self.op();
+        t.dir_meta(&parent, &name, &rel, head, merged, op)?;
         self.dirs.insert(
             rel,
             DirMeta {
@@ -647,32 +552,17 @@ impl Applier {
     /// otherwise `rel` itself.
     fn dirlink_target(&mut self, rel: Vec<u8>) -> Result<Vec<u8>> {
         let (parent, name) = self.parent(&rel)?;
-        match rustix::fs::statat(
-            &*parent,
-            OsStr::from_bytes(&name),
-            AtFlags::SYMLINK_NOFOLLOW,
-        ) {
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {}
+        match self.t.kind_at(&parent, &name) {
+            Ok(FileType::Symlink) => {}
             _ => return Ok(rel),
         }
-        let target = match self.root.resolve_path(&rel) {
-            Ok(t) if !t.is_empty() && self.root.open_dir(&t).is_ok() => t,
+        let target = match self.t.resolve_path(&rel) {
+            Ok(t) if !t.is_empty() && self.t.open_dir(&t).is_ok() => t,
             // Dangling, a loop, or not a directory: replaced, as without the option.
             _ => return Ok(rel),
         };
         self.mark_written(&rel);
         Ok(target)
-    }
-
-    /// Opens a directory entry (never following a symlink) for fd-based metadata calls.
-    fn open_node(&self, parent: &OwnedFd, name: &[u8], rel: &[u8]) -> Result<OwnedFd> {
-        rustix::fs::openat(
-            parent,
-            OsStr::from_bytes(name),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| self.io(rel, "opening", e.into()))
     }
 
     fn symlink(&mut self, rel: Vec<u8>, head: &EntryHead) -> Result<()> {
@@ -681,19 +571,19 @@ impl Applier {
             return Err(self.unsafe_entry(&rel, "symlink with an empty or NUL-containing target"));
         }
         let (parent, name) = self.parent(&rel)?;
-        let os = OsStr::from_bytes(&name);
-        let t = OsStr::from_bytes(&target);
-        match rustix::fs::symlinkat(t, &*parent, os) {
+        match self.t.symlink_at(&target, &parent, &name) {
             Ok(()) => {}
             Err(Errno::EXIST) => {
                 self.remove_existing(&parent, &name, &rel)?;
-                rustix::fs::symlinkat(t, &*parent, os)
+                self.t
+                    .symlink_at(&target, &parent, &name)
                     .map_err(|e| self.io(&rel, "creating symlink", e.into()))?;
             }
             Err(e) => return Err(self.io(&rel, "creating symlink", e.into())),
         }
         self.mark_written(&rel);
-        self.finish_node(&parent, &name, &rel, head, true)
+        let (t, op) = self.op();
+        t.node_meta(&parent, &name, &rel, head, true, op)
     }
 
     fn hardlink(&mut self, rel: Vec<u8>, head: &EntryHead) -> Result<()> {
@@ -708,7 +598,7 @@ impl Applier {
             return Ok(());
         }
         let (tdir, tname) = split_last(&target);
-        let tparent = match self.root.open_dir(tdir) {
+        let tparent = match self.t.open_dir(tdir) {
             Ok(fd) => fd,
             Err(e) => {
                 return Err(self.unsafe_entry(
@@ -718,28 +608,18 @@ impl Applier {
             }
         };
         let (parent, name) = self.parent(&rel)?;
-        let os = OsStr::from_bytes(&name);
-        let link = |p: &OwnedFd| {
-            rustix::fs::linkat(&tparent, OsStr::from_bytes(tname), p, os, AtFlags::empty())
-        };
-        match link(&parent) {
+        match self.t.link_at(&tparent, tname, &parent, &name) {
             Ok(()) => {}
             Err(Errno::EXIST) => {
                 // Linking a path to the file it already is: nothing to do.
-                let a = rustix::fs::statat(
-                    &tparent,
-                    OsStr::from_bytes(tname),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                );
-                let b = rustix::fs::statat(&*parent, os, AtFlags::SYMLINK_NOFOLLOW);
-                if let (Ok(a), Ok(b)) = (a, b)
-                    && (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-                {
+                if self.t.same_file(&tparent, tname, &parent, &name) {
                     self.mark_written(&rel);
                     return Ok(());
                 }
                 self.remove_existing(&parent, &name, &rel)?;
-                link(&parent).map_err(|e| self.hardlink_err(&rel, &target, e))?;
+                self.t
+                    .link_at(&tparent, tname, &parent, &name)
+                    .map_err(|e| self.hardlink_err(&rel, &target, e))?;
             }
             Err(e) => return Err(self.hardlink_err(&rel, &target, e)),
         }
@@ -762,12 +642,7 @@ impl Applier {
     }
 
     fn special(&mut self, rel: Vec<u8>, head: &EntryHead) -> Result<()> {
-        let ft = match head.kind {
-            EntryKind::Fifo => FileType::Fifo,
-            EntryKind::CharDevice => FileType::CharacterDevice,
-            _ => FileType::BlockDevice,
-        };
-        if ft != FileType::Fifo && !self.privileged {
+        if head.kind != EntryKind::Fifo && !self.t.privileged() {
             // As umoci: a rootless unpack cannot create the node, so an empty regular file with the
             // entry's mode, owner record and time takes its place (the trees match).
             self.report.skipped_devices.push(show(&rel));
@@ -779,194 +654,18 @@ impl Applier {
             return self.end_file();
         }
         let (parent, name) = self.parent(&rel)?;
-        let os = OsStr::from_bytes(&name);
-        let dev = rustix::fs::makedev(head.device.0, head.device.1);
-        let mode = Mode::from_raw_mode(head.mode & 0o777);
-        match rustix::fs::mknodat(&*parent, os, ft, mode, dev) {
+        let mknod = |t: &mut T| t.mknod_at(&parent, &name, head.kind, head.mode, head.device);
+        match mknod(&mut self.t) {
             Ok(()) => {}
             Err(Errno::EXIST) => {
                 self.remove_existing(&parent, &name, &rel)?;
-                rustix::fs::mknodat(&*parent, os, ft, mode, dev)
-                    .map_err(|e| self.io(&rel, "creating", e.into()))?;
+                mknod(&mut self.t).map_err(|e| self.io(&rel, "creating", e.into()))?;
             }
             Err(e) => return Err(self.io(&rel, "creating", e.into())),
         }
         self.mark_written(&rel);
-        self.finish_node(&parent, &name, &rel, head, false)
-    }
-
-    /// Owner, mode, xattrs and times of a node that is not opened (symlinks, fifos, devices).
-    fn finish_node(
-        &mut self,
-        parent: &OwnedFd,
-        name: &[u8],
-        rel: &[u8],
-        head: &EntryHead,
-        is_symlink: bool,
-    ) -> Result<()> {
-        let os = OsStr::from_bytes(name);
-        self.owner_at(parent.as_fd(), name, head, false)?;
-        if !is_symlink {
-            rustix::fs::chmodat(parent, os, Mode::from_raw_mode(head.mode), AtFlags::empty())
-                .map_err(|e| self.io(rel, "setting the mode of", e.into()))?;
-        }
-        // Metadata of a node that cannot be opened goes through its parent's /proc link, which
-        // lsetxattr does not follow at the last component.
-        let proc = format!("/proc/self/fd/{}/", std::os::fd::AsRawFd::as_raw_fd(parent));
-        let mut path = proc.into_bytes();
-        path.extend_from_slice(name);
-        let path = OsStr::from_bytes(&path);
-        let mut names: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for (n, v) in &head.xattrs {
-            if self.xattr_allowed(n) && !(is_symlink && n.starts_with(b"user.")) {
-                names.push((n.clone(), v.clone()));
-            }
-        }
-        if !self.privileged && !is_symlink && (head.uid != 0 || head.gid != 0) {
-            names.push((
-                ROOTLESS_XATTR.as_bytes().to_vec(),
-                encode_rootless(head.uid, head.gid),
-            ));
-        }
-        for (n, v) in names {
-            if let Err(e) =
-                rustix::fs::lsetxattr(path, OsStr::from_bytes(&n), &v, XattrFlags::empty())
-            {
-                self.xattr_failed(rel, &n, e)?;
-            }
-        }
-        let times = Timestamps {
-            last_access: ts(head.mtime),
-            last_modification: ts(head.mtime),
-        };
-        rustix::fs::utimensat(parent, os, &times, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| self.io(rel, "setting times of", e.into()))?;
-        Ok(())
-    }
-
-    fn xattr_allowed(&self, name: &[u8]) -> bool {
-        if name == ROOTLESS_XATTR.as_bytes() && !self.privileged {
-            return false;
-        }
-        self.privileged || !(name.starts_with(b"security.") || name.starts_with(b"trusted."))
-    }
-
-    fn xattr_failed(&mut self, rel: &[u8], name: &[u8], e: Errno) -> Result<()> {
-        match e {
-            Errno::NOTSUP | Errno::PERM => {
-                tracing::debug!(
-                    "{}: could not set xattr {} on {}: {e}",
-                    self.layer,
-                    show(name),
-                    show(rel)
-                );
-                self.report.skipped_xattrs += 1;
-                Ok(())
-            }
-            e => Err(self.io(rel, &format!("setting xattr {} on", show(name)), io_err(e))),
-        }
-    }
-
-    /// Removes the xattrs of an existing directory that the new entry for it does not carry: a later
-    /// layer's entry replaces the directory's metadata, xattrs included (as umoci does).
-    fn clear_xattrs(&mut self, fd: BorrowedFd<'_>, rel: &[u8], head: &EntryHead) -> Result<()> {
-        let mut buf = vec![0u8; 64 << 10];
-        let n = match rustix::fs::flistxattr(fd, &mut buf) {
-            Ok(n) => n,
-            Err(Errno::NOTSUP) => return Ok(()),
-            Err(e) => return Err(self.io(rel, "listing xattrs of", e.into())),
-        };
-        let names: Vec<Vec<u8>> = buf[..n]
-            .split(|b| *b == 0)
-            .filter(|n| !n.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
-        for name in names {
-            let keep = head.xattrs.iter().any(|(k, _)| *k == name)
-                || !self.xattr_allowed(&name) && name != ROOTLESS_XATTR.as_bytes();
-            if keep {
-                continue;
-            }
-            match rustix::fs::fremovexattr(fd, OsStr::from_bytes(&name)) {
-                Ok(()) | Err(Errno::NODATA) => {}
-                Err(e) => self.xattr_failed(rel, &name, e)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn xattrs_fd(&mut self, fd: BorrowedFd<'_>, rel: &[u8], head: &EntryHead) -> Result<()> {
-        for (n, v) in &head.xattrs {
-            if !self.xattr_allowed(n) {
-                continue;
-            }
-            if let Err(e) = rustix::fs::fsetxattr(fd, OsStr::from_bytes(n), v, XattrFlags::empty())
-            {
-                self.xattr_failed(rel, n, e)?;
-            }
-        }
-        if !self.privileged && (head.uid != 0 || head.gid != 0) {
-            let v = encode_rootless(head.uid, head.gid);
-            if let Err(e) = rustix::fs::fsetxattr(fd, ROOTLESS_XATTR, &v, XattrFlags::empty()) {
-                self.xattr_failed(rel, ROOTLESS_XATTR.as_bytes(), e)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn host_ids(&self, rel: &[u8], head: &EntryHead) -> Result<(u32, u32)> {
-        let uid = map_id(&self.opts.uid_map, head.uid).ok_or_else(|| {
-            self.unsafe_entry(
-                rel,
-                format!("uid {} is outside the --uid-map ranges", head.uid),
-            )
-        })?;
-        let gid = map_id(&self.opts.gid_map, head.gid).ok_or_else(|| {
-            self.unsafe_entry(
-                rel,
-                format!("gid {} is outside the --gid-map ranges", head.gid),
-            )
-        })?;
-        Ok((uid, gid))
-    }
-
-    fn owner_fd(&self, fd: BorrowedFd<'_>, rel: &[u8], head: &EntryHead) -> Result<()> {
-        if !self.privileged {
-            return Ok(());
-        }
-        let (uid, gid) = self.host_ids(rel, head)?;
-        rustix::fs::fchown(
-            fd,
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-        )
-        .map_err(|e| self.io(rel, "changing the owner of", e.into()))
-    }
-
-    fn owner_at(
-        &self,
-        parent: BorrowedFd<'_>,
-        name: &[u8],
-        head: &EntryHead,
-        is_root: bool,
-    ) -> Result<()> {
-        if !self.privileged {
-            return Ok(());
-        }
-        let (uid, gid) = self.host_ids(name, head)?;
-        let flags = if is_root {
-            AtFlags::empty()
-        } else {
-            AtFlags::SYMLINK_NOFOLLOW
-        };
-        rustix::fs::chownat(
-            parent,
-            OsStr::from_bytes(name),
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-            flags,
-        )
-        .map_err(|e| self.io(name, "changing the owner of", e.into()))
+        let (t, op) = self.op();
+        t.node_meta(&parent, &name, &rel, head, false, op)
     }
 
     /// Applies the deferred directory modes and times (children before parents). Call once, after
@@ -976,52 +675,8 @@ impl Applier {
             return Err(Error::Other(format!("{}: file not finished", self.layer)));
         }
         let dirs = std::mem::take(&mut self.dirs);
-        // Without root, a directory its owner cannot read and enter could not be listed (the state
-        // record) once its mode is set: it gets its mode when the caller is done with the tree.
-        let euid_root = rustix::process::geteuid().is_root();
-        for (rel, meta) in dirs.iter().rev() {
-            let times = Timestamps {
-                last_access: ts(meta.mtime),
-                last_modification: ts(meta.mtime),
-            };
-            let mode = Mode::from_raw_mode(meta.mode);
-            if rel.is_empty() {
-                let fd = rustix::fs::openat(
-                    self.root.fd(),
-                    ".",
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| self.io(b".", "opening", e.into()))?;
-                rustix::fs::fchmod(&fd, mode)
-                    .map_err(|e| self.io(b".", "setting the mode of", e.into()))?;
-                rustix::fs::futimens(&fd, &times)
-                    .map_err(|e| self.io(b".", "setting times of", e.into()))?;
-                continue;
-            }
-            let (dir, name) = split_last(rel);
-            let parent = match self.root.open_dir(dir) {
-                Ok(fd) => fd,
-                Err(e) => return Err(self.io(rel, "resolving", e)),
-            };
-            let os = OsStr::from_bytes(name);
-            // The path may have been replaced by a non-directory since; then its record is stale.
-            match rustix::fs::statat(&parent, os, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
-                _ => continue,
-            }
-            let mode = if !euid_root && meta.mode & 0o700 != 0o700 {
-                self.locked.push((rel.clone(), meta.mode));
-                Mode::from_raw_mode(meta.mode | 0o700)
-            } else {
-                mode
-            };
-            rustix::fs::chmodat(&parent, os, mode, AtFlags::empty())
-                .map_err(|e| self.io(rel, "setting the mode of", e.into()))?;
-            rustix::fs::utimensat(&parent, os, &times, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| self.io(rel, "setting times of", e.into()))?;
-        }
-        Ok(())
+        let (t, op) = self.op();
+        t.finish(dirs, op)
     }
 }
 

@@ -7,11 +7,14 @@
 //! unpacked. `crate::unpack` connects the two halves with a bounded channel.
 
 pub mod apply;
+pub mod disk;
 pub mod headers;
+pub mod memtree;
 pub mod root;
 mod sparse;
 pub mod state;
 pub mod stream;
+pub mod target;
 
 use std::io::Read;
 use std::str::FromStr;
@@ -23,6 +26,7 @@ pub use apply::{Applier, ApplyOptions, WhiteoutFormat};
 pub use root::{Resolver, Root};
 pub use state::{StateEntry, UnpackState};
 pub use stream::LayerStream;
+pub use target::Target;
 
 /// The kind of a layer entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
