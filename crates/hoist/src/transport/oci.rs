@@ -101,6 +101,21 @@ impl Source for OciSource {
         Ok(self.layout.tags()?.into_iter().map(|(t, _)| t).collect())
     }
 
+    fn referrers(
+        &self,
+        digest: &crate::Digest,
+        artifact_types: &[String],
+    ) -> Result<Vec<Descriptor>> {
+        crate::referrers::among_entries(
+            self.layout.index()?.manifests(),
+            digest,
+            artifact_types,
+            self.layout.limits(),
+            &format!("layout {}", self.layout.root().display()),
+            &|d| self.layout.read_document(d),
+        )
+    }
+
     fn limits(&self) -> &Limits {
         self.layout.limits()
     }
@@ -229,6 +244,13 @@ impl Destination for OciDestination {
         let layout = self.layout()?;
         layout.write_bytes(root.bytes())?;
         layout.set_tag(self.tag.as_deref(), &root.descriptor())
+    }
+
+    fn commit_referrer(&self, doc: &Document) -> Result<()> {
+        let desc = crate::referrers::referrer_descriptor(doc)?;
+        let layout = self.layout()?;
+        layout.write_bytes(doc.bytes())?;
+        layout.set_tag(None, &desc)
     }
 
     fn native_format(&self) -> Option<crate::convert::Format> {

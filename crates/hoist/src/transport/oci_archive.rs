@@ -141,6 +141,21 @@ impl Source for OciArchiveSource {
             .collect())
     }
 
+    fn referrers(
+        &self,
+        digest: &crate::Digest,
+        artifact_types: &[String],
+    ) -> Result<Vec<Descriptor>> {
+        crate::referrers::among_entries(
+            self.index_json()?.manifests(),
+            digest,
+            artifact_types,
+            &self.limits,
+            &self.name(),
+            &|d| super::read_document(self, d),
+        )
+    }
+
     fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -240,6 +255,12 @@ impl Destination for OciArchiveDestination {
 
     fn put_document(&self, doc: &Document) -> Result<()> {
         self.inner.put_document(doc)
+    }
+
+    fn commit_referrer(&self, doc: &Document) -> Result<()> {
+        // The archive is written whole again, with the referrer in its index.json.
+        self.inner.commit_referrer(doc)?;
+        self.write_tar()
     }
 
     fn commit(&self, root: &Document) -> Result<()> {
