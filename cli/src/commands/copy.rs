@@ -69,6 +69,13 @@ pub struct Args {
     /// images then share inodes: a change to one is a change to the other.
     #[arg(long)]
     link: bool,
+    /// Also copy the referrers (signatures, SBOMs, attestations: OCI 1.1 subjects) of every manifest
+    /// copied, and theirs (as regctl's `--referrers`, oras' `cp -r`).
+    #[arg(long)]
+    referrers: bool,
+    /// With --referrers, only referrers of this artifact type (repeatable).
+    #[arg(long, value_name = "ARTIFACT_TYPE", requires = "referrers")]
+    referrers_filter: Vec<String>,
     /// Manifest format to write (default: the destination's own, converting as skopeo does).
     #[arg(long, value_enum)]
     format: Option<ManifestFormat>,
@@ -201,6 +208,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             index_only: args.multi_arch == Some(MultiArch::IndexOnly),
             link: args.link,
             convert,
+            referrers: args.referrers,
+            referrers_filter: args.referrers_filter.clone(),
         },
     ) {
         Ok(report) => report,

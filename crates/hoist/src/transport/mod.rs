@@ -144,6 +144,11 @@ pub trait Destination: Send + Sync {
     /// Stores the root document and makes the image visible (e.g. `index.json` last), atomically.
     fn commit(&self, root: &Document) -> Result<()>;
 
+    /// True when [`Self::commit_referrer`] can store referrers here (layouts, registries).
+    fn holds_referrers(&self) -> bool {
+        false
+    }
+
     /// Stores `doc`, a manifest or index whose `subject` names a manifest, as a referrer of it: under
     /// no tag, discoverable by [`Source::referrers`] (a layout adds it to `index.json` untagged, as
     /// oras does; a registry puts it by digest and keeps the tag-schema fallback index up to date when

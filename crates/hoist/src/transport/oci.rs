@@ -246,6 +246,10 @@ impl Destination for OciDestination {
         layout.set_tag(self.tag.as_deref(), &root.descriptor())
     }
 
+    fn holds_referrers(&self) -> bool {
+        true
+    }
+
     fn commit_referrer(&self, doc: &Document) -> Result<()> {
         let desc = crate::referrers::referrer_descriptor(doc)?;
         let layout = self.layout()?;

@@ -257,6 +257,10 @@ impl Destination for OciArchiveDestination {
         self.inner.put_document(doc)
     }
 
+    fn holds_referrers(&self) -> bool {
+        true
+    }
+
     fn commit_referrer(&self, doc: &Document) -> Result<()> {
         // The archive is written whole again, with the referrer in its index.json.
         self.inner.commit_referrer(doc)?;

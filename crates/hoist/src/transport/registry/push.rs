@@ -463,6 +463,10 @@ impl Destination for RegistryDestination {
         self.put_manifest(&doc.digest().to_string(), doc)
     }
 
+    fn holds_referrers(&self) -> bool {
+        true
+    }
+
     fn commit_referrer(&self, doc: &Document) -> Result<()> {
         // put_manifest keeps the fallback index when the registry has no referrers API.
         self.put_manifest(&doc.digest().to_string(), doc)
