@@ -323,10 +323,14 @@ impl RegistryDestination {
         // A registry with the referrers API says it indexed the subject; without that answer the
         // client keeps the tag-schema fallback index (distribution-spec, "Pushing Manifests with
         // Subject").
+        // (Not when the manifest is being put under that fallback tag itself: a tag copied as it is.)
         if let Ok(Some(subject)) = crate::referrers::subject(doc)
             && header_str(resp.headers(), crate::referrers::OCI_SUBJECT_HEADER).is_none()
         {
-            self.add_to_fallback_index(&digest_of(&subject)?, doc)?;
+            let subject = digest_of(&subject)?;
+            if reference != crate::referrers::fallback_tag(&subject) {
+                self.add_to_fallback_index(&subject, doc)?;
+            }
         }
         Ok(())
     }
