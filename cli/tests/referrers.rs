@@ -772,3 +772,130 @@ fn a_platform_subset_keeps_the_buildx_attestations_of_kept_platforms_only() {
         "a dropped platform's attestation goes"
     );
 }
+
+/// `shared/peers` (skopeo built with sigstore): `None` with a message, or a panic under CI=true.
+fn peers() -> Option<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for dir in [
+        root.join("../shared/peers"),
+        std::path::PathBuf::from("/work/shared/peers"),
+    ] {
+        if dir.join("skopeo-sigstore").is_file() {
+            return Some(dir);
+        }
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("shared/peers/skopeo-sigstore is required under CI=true");
+    }
+    eprintln!("SKIPPED: shared/peers/skopeo-sigstore is absent");
+    None
+}
+
+#[test]
+fn digest_tags_carry_signatures_that_still_verify_at_the_destination() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let Some(peers) = peers() else { return };
+    let reg = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    small_image(&layout, "app", "v1");
+    let app = format!("{}:v1", reg.url("app"));
+    run_ok(&mut hoist(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", layout.display()),
+        &app,
+    ]));
+    let prefix = tmp.path().join("k");
+    run_ok(
+        hoist(&[
+            "generate-key",
+            "--output-key-prefix",
+            prefix.to_str().unwrap(),
+        ])
+        .env("HOIST_PASSWORD", "pw"),
+    );
+    let (key, public) = (prefix.with_extension("key"), prefix.with_extension("pub"));
+    run_ok(
+        hoist(&["sign", INSECURE, "--key", key.to_str().unwrap(), &app])
+            .env("HOIST_PASSWORD", "pw"),
+    );
+    let sbom = attach(&app, SPDX, tmp.path(), &[INSECURE]);
+
+    let verify = |image: &str| {
+        let mut args = vec!["verify", "--key", public.to_str().unwrap()];
+        if image.starts_with("docker://") {
+            args.push(INSECURE);
+        }
+        args.push(image);
+        hoist(&args)
+    };
+    let copy = |from: &str, to: &str, extra: &[&str]| {
+        let mut args = vec!["copy", "--src-tls-verify=false", "--dest-tls-verify=false"];
+        args.extend_from_slice(extra);
+        args.extend([from, to]);
+        run_ok(&mut hoist(&args));
+    };
+    // Without --digest-tags the signature stays behind.
+    let bare = format!("{}:v1", reg.url("bare"));
+    copy(&app, &bare, &["--referrers"]);
+    run_fail(&mut verify(&bare));
+
+    let mirror = format!("{}:v1", reg.url("mirror"));
+    copy(&app, &mirror, &["--referrers", "--digest-tags"]);
+    run_ok(&mut verify(&mirror));
+    let through = tmp.path().join("through");
+    let through_ref = format!("oci:{}:v1", through.display());
+    copy(&mirror, &through_ref, &["--referrers", "--digest-tags"]);
+    run_ok(&mut verify(&through_ref));
+    let back = format!("{}:v1", reg.url("back"));
+    copy(&through_ref, &back, &["--referrers", "--digest-tags"]);
+    run_ok(&mut verify(&back));
+    assert_eq!(digests(&referrers(&back, &[INSECURE])["referrers"]), [sbom]);
+
+    // skopeo's own sigstoreSigned check accepts the signature at the end of the road.
+    let regd = tmp.path().join("registries.d");
+    std::fs::create_dir_all(&regd).unwrap();
+    std::fs::write(
+        regd.join("local.yaml"),
+        format!(
+            "docker:\n  {}:\n    use-sigstore-attachments: true\n",
+            reg.host
+        ),
+    )
+    .unwrap();
+    let policy = tmp.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        serde_json::json!({
+            "default": [{"type": "reject"}],
+            "transports": {"docker": {"": [{
+                "type": "sigstoreSigned",
+                "keyPath": public,
+                "signedIdentity": {"type": "exactReference", "dockerReference": format!("{}/app:v1", reg.host)},
+            }]}},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let skopeo = |image: &str, to: &Path| {
+        let mut c = std::process::Command::new(peers.join("skopeo-sigstore"));
+        c.arg("--registries.d")
+            .arg(&regd)
+            .arg("--policy")
+            .arg(&policy)
+            .args([
+                "copy",
+                "--remove-signatures",
+                "--src-tls-verify=false",
+                image,
+            ])
+            .arg(format!("oci:{}:v1", to.display()));
+        c
+    };
+    run_ok(&mut skopeo(&back, &tmp.path().join("skopeo-ok")));
+    let refused = fails(&mut skopeo(&bare, &tmp.path().join("skopeo-refused")));
+    assert!(refused.contains("signature"), "{refused}");
+}

@@ -76,6 +76,10 @@ pub struct Args {
     /// With --referrers, only referrers of this artifact type (repeatable).
     #[arg(long, value_name = "ARTIFACT_TYPE", requires = "referrers")]
     referrers_filter: Vec<String>,
+    /// Also copy cosign's legacy `sha256-<hex>.sig`, `.att` and `.sbom` tags of every manifest copied
+    /// (as regctl's `--digest-tags`).
+    #[arg(long)]
+    digest_tags: bool,
     /// Manifest format to write (default: the destination's own, converting as skopeo does).
     #[arg(long, value_enum)]
     format: Option<ManifestFormat>,
@@ -210,6 +214,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             convert,
             referrers: args.referrers,
             referrers_filter: args.referrers_filter.clone(),
+            digest_tags: args.digest_tags,
         },
     ) {
         Ok(report) => report,

@@ -87,6 +87,10 @@ pub struct Args {
     /// With --referrers, only referrers of this artifact type (repeatable).
     #[arg(long, value_name = "ARTIFACT_TYPE", requires = "referrers")]
     referrers_filter: Vec<String>,
+    /// Also copy cosign's legacy `sha256-<hex>.sig`, `.att` and `.sbom` tags of every manifest copied
+    /// (as regctl's `--digest-tags`).
+    #[arg(long)]
+    digest_tags: bool,
     /// Blobs in flight at once, per image.
     #[arg(long, default_value_t = 4)]
     jobs: usize,
@@ -157,6 +161,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             index_only: false,
             referrers: args.referrers,
             referrers_filter: args.referrers_filter.clone(),
+            digest_tags: args.digest_tags,
             convert: hoist::recompress::ConvertOptions {
                 format: args.format.map(|f| match f {
                     ManifestFormat::Oci => hoist::convert::Format::Oci,

@@ -71,6 +71,9 @@ pub struct CopyOptions {
     /// With [`Self::referrers`], only referrers of these artifact types (`--referrers-filter`; all
     /// when empty).
     pub referrers_filter: Vec<String>,
+    /// Also copy cosign's legacy digest tags (`sha256-<hex>.sig`, `.att`, `.sbom`) of every manifest
+    /// and index written as it is (`--digest-tags`).
+    pub digest_tags: bool,
 }
 
 /// What a copy did.
@@ -138,17 +141,25 @@ pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Resu
     }
     let source_digest = src.root()?.digest().clone();
     let mut plan = plan::plan(src, opts)?;
-    if opts.referrers {
+    if opts.referrers || opts.digest_tags {
         // The documents written as they are (a platform subset's new index has no referrers).
         let built_root = plan.root.is_index() && plan.root.digest() != &source_digest;
         let mut subjects: Vec<Digest> = plan.children.iter().map(|d| d.digest().clone()).collect();
         if !built_root {
             subjects.push(plan.root.digest().clone());
         }
-        plan.referrers = referrers::plan(src, &subjects, &opts.referrers_filter, &mut plan.blobs)?;
+        if opts.referrers {
+            plan.referrers =
+                referrers::plan(src, &subjects, &opts.referrers_filter, &mut plan.blobs)?;
+        }
+        if opts.digest_tags {
+            let tagged =
+                referrers::plan_digest_tags(src, &subjects, plan.referrers.len(), &mut plan.blobs)?;
+            plan.referrers.extend(tagged);
+        }
         if !plan.referrers.is_empty() && !dst.holds_referrers() {
             return Err(Error::Unsupported(format!(
-                "--referrers: {} cannot hold the {} referrers of {}",
+                "--referrers/--digest-tags: {} cannot hold the {} referrers of {}",
                 dst.name(),
                 plan.referrers.len(),
                 src.name()
@@ -158,7 +169,7 @@ pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Resu
     let referrers = std::mem::take(&mut plan.referrers);
     if !referrers.is_empty() && needed(&plan.documents(), dst, &opts.convert) {
         return Err(Error::Unsupported(format!(
-            "--referrers: copying {} to {} converts documents that {} referrers name by digest; \
+            "--referrers/--digest-tags: copying {} to {} converts documents that {} referrers name by digest; \
              copy without a format or compression change",
             src.name(),
             dst.name(),
@@ -204,7 +215,10 @@ pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Resu
         for child in &r.children {
             dst.put_document(child)?;
         }
-        dst.commit_referrer(&r.doc)?;
+        match &r.tag {
+            Some(tag) => dst.commit_tagged(tag, &r.doc)?,
+            None => dst.commit_referrer(&r.doc)?,
+        }
     }
     let mut report = CopyReport::new(&root, source_digest, &outcomes);
     report.referrers = referrers.len();

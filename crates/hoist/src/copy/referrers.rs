@@ -23,6 +23,47 @@ use crate::transport::{Source, read_document};
 pub(super) struct Referrer {
     pub(super) doc: Document,
     pub(super) children: Vec<Document>,
+    /// The tag it is written under (cosign's `sha256-<hex>.sig`, `--digest-tags`), else `None`: a
+    /// referrer, untagged.
+    pub(super) tag: Option<String>,
+}
+
+/// The suffixes of cosign's legacy digest tags (`sha256-<hex>.sig`, `.att`, `.sbom`).
+pub const DIGEST_TAG_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
+
+/// The documents of cosign's legacy digest tags of `subjects` in `src` (`--digest-tags`), with their
+/// blobs added to `blobs`; `count` is how many referrers are planned already (one `--max-referrers`
+/// for both).
+pub(super) fn plan_digest_tags(
+    src: &dyn Source,
+    subjects: &[Digest],
+    count: usize,
+    blobs: &mut Vec<Descriptor>,
+) -> Result<Vec<Referrer>> {
+    let mut seen_blobs: HashSet<Digest> = blobs.iter().filter_map(|b| digest_of(b).ok()).collect();
+    let mut out = Vec::new();
+    for subject in subjects {
+        for suffix in DIGEST_TAG_SUFFIXES {
+            let tag = format!("{}.{suffix}", crate::referrers::fallback_tag(subject));
+            let Some(doc) = src.tagged(&tag)? else {
+                continue;
+            };
+            crate::referrers::check_count(count + out.len() + 1, src.limits(), &src.name())?;
+            let mut collect = Collect::default();
+            crate::walk::walk(src, &doc, &mut collect)?;
+            for b in collect.blobs {
+                if seen_blobs.insert(digest_of(&b)?) {
+                    blobs.push(b);
+                }
+            }
+            out.push(Referrer {
+                doc,
+                children: collect.children,
+                tag: Some(tag),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The referrers of `subjects` in `src` and theirs, in the order they are committed (each after its
@@ -87,6 +128,7 @@ pub(super) fn plan(
                 out.push(Referrer {
                     doc,
                     children: collect.children,
+                    tag: None,
                 });
             }
         }

@@ -73,6 +73,13 @@ pub trait Source: Send + Sync {
         )))
     }
 
+    /// The document tagged `tag` beside this source's image (same repository or layout), `None` when
+    /// there is no such tag: how `copy --digest-tags` finds cosign's `sha256-<hex>.sig` tags. The
+    /// default: none (the transport has no other tags).
+    fn tagged(&self, _tag: &str) -> Result<Option<Document>> {
+        Ok(None)
+    }
+
     /// The registry and repository the blobs come from, when the source is a registry, so that a
     /// destination on the same registry can mount them instead of copying ([`Destination::mount_blob`]).
     fn registry_origin(&self) -> Option<RegistryOrigin> {
@@ -143,6 +150,16 @@ pub trait Destination: Send + Sync {
 
     /// Stores the root document and makes the image visible (e.g. `index.json` last), atomically.
     fn commit(&self, root: &Document) -> Result<()>;
+
+    /// Stores `doc` under `tag` beside this destination's image (same repository or layout), its
+    /// blobs and children stored first: how `copy --digest-tags` writes cosign's `sha256-<hex>.sig`
+    /// tags. The default: this transport has no other tags.
+    fn commit_tagged(&self, tag: &str, _doc: &Document) -> Result<()> {
+        Err(Error::Unsupported(format!(
+            "{} cannot hold other tags (such as {tag}) beside the image",
+            self.name()
+        )))
+    }
 
     /// True when [`Self::commit_referrer`] can store referrers here (layouts, registries).
     fn holds_referrers(&self) -> bool {

@@ -141,6 +141,17 @@ impl Source for OciArchiveSource {
             .collect())
     }
 
+    fn tagged(&self, tag: &str) -> Result<Option<Document>> {
+        let reference = LayoutRef::Tag(tag.to_string());
+        let index = self.index_json()?;
+        match crate::layout::resolve_entry(index.manifests(), Some(&reference), &self.name()) {
+            Ok(Some(desc)) => super::read_document(self, &desc).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn referrers(
         &self,
         digest: &crate::Digest,
@@ -255,6 +266,11 @@ impl Destination for OciArchiveDestination {
 
     fn put_document(&self, doc: &Document) -> Result<()> {
         self.inner.put_document(doc)
+    }
+
+    fn commit_tagged(&self, tag: &str, doc: &Document) -> Result<()> {
+        self.inner.commit_tagged(tag, doc)?;
+        self.write_tar()
     }
 
     fn holds_referrers(&self) -> bool {

@@ -375,6 +375,15 @@ impl Source for RegistrySource {
         self.list_tags()
     }
 
+    fn tagged(&self, tag: &str) -> Result<Option<Document>> {
+        crate::reference::check_tag(tag, crate::reference::TagGrammar::Registry)?;
+        match self.get_manifest(tag, None) {
+            Ok(doc) => Ok(Some(doc)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn referrers(&self, digest: &Digest, artifact_types: &[String]) -> Result<Vec<Descriptor>> {
         self.list_referrers(digest, artifact_types)
     }

@@ -467,6 +467,11 @@ impl Destination for RegistryDestination {
         self.put_manifest(&doc.digest().to_string(), doc)
     }
 
+    fn commit_tagged(&self, tag: &str, doc: &Document) -> Result<()> {
+        crate::reference::check_tag(tag, crate::reference::TagGrammar::Registry)?;
+        self.put_manifest(tag, doc)
+    }
+
     fn holds_referrers(&self) -> bool {
         true
     }
