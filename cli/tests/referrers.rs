@@ -899,3 +899,103 @@ fn digest_tags_carry_signatures_that_still_verify_at_the_destination() {
     let refused = fails(&mut skopeo(&bare, &tmp.path().join("skopeo-refused")));
     assert!(refused.contains("signature"), "{refused}");
 }
+
+#[test]
+fn sign_as_referrer_is_found_by_verify_and_travels_with_copy_referrers() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let reg = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    small_image(&layout, "app", "v1");
+    let app = format!("{}:v1", reg.url("app"));
+    run_ok(&mut hoist(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", layout.display()),
+        &app,
+    ]));
+    let keys: Vec<(std::path::PathBuf, std::path::PathBuf)> = ["k", "other"]
+        .iter()
+        .map(|n| {
+            let prefix = tmp.path().join(n);
+            run_ok(
+                hoist(&[
+                    "generate-key",
+                    "--output-key-prefix",
+                    prefix.to_str().unwrap(),
+                ])
+                .env("HOIST_PASSWORD", "pw"),
+            );
+            (prefix.with_extension("key"), prefix.with_extension("pub"))
+        })
+        .collect();
+    let verify = |public: &Path, image: &str| {
+        let mut args = vec!["verify", "--key", public.to_str().unwrap()];
+        if image.starts_with("docker://") {
+            args.push(INSECURE);
+        }
+        args.push(image);
+        hoist(&args)
+    };
+    // Unsigned: refused.
+    run_fail(&mut verify(&keys[0].1, &app));
+    let out = run_ok(
+        hoist(&[
+            "sign",
+            INSECURE,
+            "--as-referrer",
+            "--key",
+            keys[0].0.to_str().unwrap(),
+            &app,
+        ])
+        .env("HOIST_PASSWORD", "pw"),
+    );
+    assert!(out.contains("(referrer)"), "{out}");
+    // No .sig tag: the signature is a referrer (in 2.8's fallback index) that verify finds.
+    let tags = run_ok(&mut hoist(&["list-tags", INSECURE, &reg.url("app")]));
+    assert!(!tags.contains(".sig"), "{tags}");
+    let tree = referrers(&app, &[INSECURE]);
+    assert_eq!(tree["referrers"][0]["artifactType"], SIG);
+    run_ok(&mut verify(&keys[0].1, &app));
+    let e = fails(&mut verify(&keys[1].1, &app));
+    assert!(e.contains("does not verify with the key"), "{e}");
+
+    // copy --referrers carries it: verifiable in a layout and at another repository.
+    let out_layout = tmp.path().join("out");
+    let out_ref = format!("oci:{}:v1", out_layout.display());
+    run_ok(&mut hoist(&[
+        "copy",
+        "--referrers",
+        "--src-tls-verify=false",
+        &app,
+        &out_ref,
+    ]));
+    run_ok(&mut verify(&keys[0].1, &out_ref));
+    let mirror = format!("{}:v1", reg.url("mirror"));
+    run_ok(&mut hoist(&[
+        "copy",
+        "--referrers",
+        "--dest-tls-verify=false",
+        &out_ref,
+        &mirror,
+    ]));
+    run_ok(&mut verify(&keys[0].1, &mirror));
+
+    // In a layout, sign --as-referrer writes an untagged entry that verify finds too.
+    let own = format!("oci:{}:v1", layout.display());
+    run_ok(
+        hoist(&[
+            "sign",
+            "--as-referrer",
+            "--identity",
+            "example.com/app:v1",
+            "--key",
+            keys[1].0.to_str().unwrap(),
+            &own,
+        ])
+        .env("HOIST_PASSWORD", "pw"),
+    );
+    run_ok(&mut verify(&keys[1].1, &own));
+}
