@@ -999,3 +999,121 @@ fn sign_as_referrer_is_found_by_verify_and_travels_with_copy_referrers() {
     );
     run_ok(&mut verify(&keys[1].1, &own));
 }
+
+/// True when oras-py (PyPI `oras`, installed by .ci/run) can be imported; else SKIPPED (a panic under
+/// CI=true).
+fn have_oras_py() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import oras.client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("oras-py is required under CI=true (.ci/run installs it)");
+        }
+        eprintln!("SKIPPED: oras-py (python3 -m pip install oras) is not installed");
+    }
+    ok
+}
+
+/// Runs a Python script with oras-py in `dir`.
+fn oras_py(dir: &Path, script: &str) -> String {
+    run_ok(
+        std::process::Command::new("python3")
+            .current_dir(dir)
+            .args(["-c", script]),
+    )
+}
+
+#[test]
+fn oras_py_reads_what_hoist_attaches_and_hoist_reads_what_oras_py_pushes() {
+    if !require_tool("docker-registry") || !have_oras_py() {
+        return;
+    }
+    let reg = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let img = small_image(&layout, "app", "v1");
+    let app = format!("{}:v1", reg.url("app"));
+    run_ok(&mut hoist(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", layout.display()),
+        &app,
+    ]));
+    let host = app
+        .trim_start_matches("docker://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+
+    // hoist attach -> oras-py pull: the file comes back by its title, byte for byte.
+    let sbom = tmp.path().join("sbom.spdx.json");
+    std::fs::write(&sbom, br#"{"spdxVersion":"SPDX-2.3","name":"hoist"}"#).unwrap();
+    let out = run_ok(&mut hoist(&[
+        "attach",
+        "--format",
+        "json",
+        INSECURE,
+        "--artifact-type",
+        SPDX,
+        &app,
+        &format!("{}:{SPDX}", sbom.display()),
+    ]));
+    let artifact = json(&out)["digest"].as_str().unwrap().to_string();
+    let pulled = tmp.path().join("pulled");
+    oras_py(
+        tmp.path(),
+        &format!(
+            "import oras.client\n\
+             c = oras.client.OrasClient(hostname='{host}', insecure=True)\n\
+             print(c.pull(target='{host}/app@{artifact}', outdir='{}'))",
+            pulled.display()
+        ),
+    );
+    assert_eq!(
+        std::fs::read(pulled.join("sbom.spdx.json")).unwrap(),
+        std::fs::read(&sbom).unwrap()
+    );
+
+    // oras-py push (with the image as subject) -> hoist: copied by tag into a layout beside the
+    // image, verified, and listed there as a referrer of the image.
+    std::fs::write(tmp.path().join("notes.txt"), "from oras-py\n").unwrap();
+    let manifest_len = std::fs::metadata(
+        layout
+            .join("blobs/sha256")
+            .join(img.digest.trim_start_matches("sha256:")),
+    )
+    .unwrap()
+    .len();
+    oras_py(
+        tmp.path(),
+        &format!(
+            "import oras.client, oras.oci\n\
+             c = oras.client.OrasClient(hostname='{host}', insecure=True)\n\
+             s = oras.oci.Subject(mediaType='application/vnd.oci.image.manifest.v1+json', digest='{}', size={manifest_len})\n\
+             c.push(target='{host}/app:notes', files=['notes.txt'], subject=s)",
+            img.digest
+        ),
+    );
+    let both = tmp.path().join("both");
+    for (from, tag) in [
+        (app.clone(), "v1"),
+        (format!("{}:notes", reg.url("app")), "notes"),
+    ] {
+        run_ok(&mut hoist(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--preserve-digests",
+            &from,
+            &format!("oci:{}:{tag}", both.display()),
+        ]));
+    }
+    run_ok(&mut hoist(&[
+        "verify",
+        &format!("oci:{}:notes", both.display()),
+    ]));
+    let tree = referrers(&format!("oci:{}:v1", both.display()), &[]);
+    assert_eq!(digests(&tree["referrers"]).len(), 1, "{tree}");
+}
