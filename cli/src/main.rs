@@ -40,6 +40,10 @@ enum Command {
     GenerateKey(commands::sign::GenerateKeyArgs),
     /// Sign an image (cosign-compatible, stored as its `sha256-<hex>.sig` tag).
     Sign(commands::sign::SignArgs),
+    /// List an image's referrers (signatures, SBOMs, attestations) as a tree, as `oras discover` does.
+    Referrers(commands::referrers::Args),
+    /// Attach an artifact (files) to an image as an OCI 1.1 referrer, as `oras attach` does.
+    Attach(commands::attach::Args),
     /// Copy an image between transports, verifying every blob as it streams.
     Copy(Box<commands::copy::Args>),
     /// Copy many images (a repository's tags, a YAML list, a directory) as `skopeo sync` does.
@@ -173,6 +177,8 @@ fn main() -> ExitCode {
         Command::Verify(a) => commands::verify::run(a),
         Command::GenerateKey(a) => commands::sign::run_generate_key(a),
         Command::Sign(a) => commands::sign::run_sign(a),
+        Command::Referrers(a) => commands::referrers::run(a),
+        Command::Attach(a) => commands::attach::run(a),
         Command::Copy(a) => commands::copy::run(*a),
         Command::Sync(a) => commands::sync::run(*a),
         Command::Tags(a) => commands::tags::run(a),

@@ -69,6 +69,17 @@ pub struct Args {
     /// images then share inodes: a change to one is a change to the other.
     #[arg(long)]
     link: bool,
+    /// Also copy the referrers (signatures, SBOMs, attestations: OCI 1.1 subjects) of every manifest
+    /// copied, and theirs (as regctl's `--referrers`, oras' `cp -r`).
+    #[arg(long)]
+    referrers: bool,
+    /// With --referrers, only referrers of this artifact type (repeatable).
+    #[arg(long, value_name = "ARTIFACT_TYPE", requires = "referrers")]
+    referrers_filter: Vec<String>,
+    /// Also copy cosign's legacy `sha256-<hex>.sig`, `.att` and `.sbom` tags of every manifest copied
+    /// (as regctl's `--digest-tags`).
+    #[arg(long)]
+    digest_tags: bool,
     /// Manifest format to write (default: the destination's own, converting as skopeo does).
     #[arg(long, value_enum)]
     format: Option<ManifestFormat>,
@@ -202,6 +213,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             index_only: args.multi_arch == Some(MultiArch::IndexOnly),
             link: args.link,
             convert,
+            referrers: args.referrers,
+            referrers_filter: args.referrers_filter.clone(),
+            digest_tags: args.digest_tags,
         },
     ) {
         Ok(report) => report,

@@ -1,5 +1,6 @@
 //! One module per verb. Each turns its arguments into library calls and renders the result.
 
+pub mod attach;
 pub mod blob;
 pub mod build;
 #[cfg(feature = "registry")]
@@ -22,6 +23,7 @@ pub mod login;
 pub mod logout;
 pub mod man;
 pub mod manifest_digest;
+pub mod referrers;
 pub mod registry_args;
 pub mod repack;
 pub mod runtime_config;
@@ -59,6 +61,10 @@ pub struct LimitArgs {
     /// Most tags read from a registry's tag list (list-tags, sync), or repositories from its catalog.
     #[arg(long, global = true, default_value_t = Limits::default().max_tags)]
     pub max_tags: usize,
+    /// Most referrers (signatures, SBOMs, attestations) listed for one manifest, or copied by one
+    /// `copy --referrers`.
+    #[arg(long, global = true, default_value_t = Limits::default().max_referrers)]
+    pub max_referrers: usize,
 }
 
 static LIMITS: OnceLock<Limits> = OnceLock::new();
@@ -71,6 +77,7 @@ pub fn set_limits(args: &LimitArgs) {
         max_response_size: args.max_response_size,
         max_tag_pages: args.max_tag_pages,
         max_tags: args.max_tags,
+        max_referrers: args.max_referrers,
         ..Limits::default()
     };
     let _ = LIMITS.set(limits);

@@ -50,6 +50,10 @@ pub struct SignArgs {
     /// required for a layout).
     #[arg(long, value_name = "REF")]
     identity: Option<String>,
+    /// Store the signature as an OCI 1.1 referrer of the image (artifact type
+    /// application/vnd.dev.cosign.artifact.sig.v1+json, as cosign v3) instead of in its .sig tag.
+    #[arg(long)]
+    as_referrer: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -115,17 +119,22 @@ pub fn sign_image(
     key: &sign::SigningKey,
     opts: &OpenOptions,
 ) -> Result<String> {
-    let identity = match identity {
-        Some(i) => i.to_string(),
+    let identity = identity_of(reference, identity)?;
+    sign::sign(reference, digest, &identity, key, opts)
+        .with_context(|| format!("signing {reference}"))?;
+    Ok(identity)
+}
+
+/// The identity a signature of `reference` names: `identity`, else the registry reference.
+fn identity_of(reference: &TransportRef, identity: Option<&str>) -> Result<String> {
+    match identity {
+        Some(i) => Ok(i.to_string()),
         None => sign::default_identity(reference).with_context(|| {
             format!(
                 "a signature of {reference} needs the docker reference it names: give --identity"
             )
-        })?,
-    };
-    sign::sign(reference, digest, &identity, key, opts)
-        .with_context(|| format!("signing {reference}"))?;
-    Ok(identity)
+        }),
+    }
 }
 
 /// Runs `hoist generate-key`.
@@ -162,7 +171,9 @@ pub fn run_generate_key(args: GenerateKeyArgs) -> Result<ExitCode> {
 struct Signed {
     digest: String,
     identity: String,
-    tag: String,
+    /// The signature tag; none for a signature stored as a referrer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tag: Option<String>,
 }
 
 /// Runs `hoist sign`.
@@ -173,17 +184,30 @@ pub fn run_sign(args: SignArgs) -> Result<ExitCode> {
     sign::signature_ref(&reference, &hoist::Digest::sha256(b""))?;
     let digest = root_digest(&reference, &opts)?;
     let key = load_private_key(&args.key, args.password_file.as_deref())?;
-    let identity = sign_image(&reference, &digest, args.identity.as_deref(), &key, &opts)?;
+    let (identity, tag) = if args.as_referrer {
+        let identity = identity_of(&reference, args.identity.as_deref())?;
+        sign::sign_as_referrer(&reference, &digest, &identity, &key, &opts)
+            .with_context(|| format!("signing {reference}"))?;
+        (identity, None)
+    } else {
+        let identity = sign_image(&reference, &digest, args.identity.as_deref(), &key, &opts)?;
+        (identity, Some(sign::signature_tag(&digest)))
+    };
     let signed = Signed {
         digest: digest.to_string(),
         identity,
-        tag: sign::signature_tag(&digest),
+        tag,
     };
     match args.format {
         Format::Json => crate::output::print_json(&signed)?,
         Format::Text => println!(
-            "signed {} as {} (tag {})",
-            signed.digest, signed.identity, signed.tag
+            "signed {} as {} ({})",
+            signed.digest,
+            signed.identity,
+            match &signed.tag {
+                Some(t) => format!("tag {t}"),
+                None => "referrer".to_string(),
+            }
         ),
     }
     Ok(ExitCode::SUCCESS)

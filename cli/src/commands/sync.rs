@@ -81,6 +81,16 @@ pub struct Args {
     /// instead of copying them (only files owned by you and not writable by group or others).
     #[arg(long)]
     link: bool,
+    /// Also copy the referrers (signatures, SBOMs, attestations) of every image, and theirs.
+    #[arg(long)]
+    referrers: bool,
+    /// With --referrers, only referrers of this artifact type (repeatable).
+    #[arg(long, value_name = "ARTIFACT_TYPE", requires = "referrers")]
+    referrers_filter: Vec<String>,
+    /// Also copy cosign's legacy `sha256-<hex>.sig`, `.att` and `.sbom` tags of every manifest copied
+    /// (as regctl's `--digest-tags`).
+    #[arg(long)]
+    digest_tags: bool,
     /// Blobs in flight at once, per image.
     #[arg(long, default_value_t = 4)]
     jobs: usize,
@@ -149,6 +159,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             preserve_digests: args.preserve_digests,
             link: args.link,
             index_only: false,
+            referrers: args.referrers,
+            referrers_filter: args.referrers_filter.clone(),
+            digest_tags: args.digest_tags,
             convert: hoist::recompress::ConvertOptions {
                 format: args.format.map(|f| match f {
                     ManifestFormat::Oci => hoist::convert::Format::Oci,

@@ -146,6 +146,7 @@ pub(crate) mod pool;
 pub mod progress;
 pub mod recompress;
 pub mod reference;
+pub mod referrers;
 pub mod repack;
 pub mod sign;
 pub mod stat;

@@ -35,6 +35,9 @@ pub struct Limits {
     pub max_tag_pages: usize,
     /// Most tags read from a registry's tag list (`--max-tags`, default 1 million).
     pub max_tags: usize,
+    /// Most referrers (OCI 1.1 subjects: signatures, SBOMs, attestations) listed for one manifest, and
+    /// most copied by one `copy --referrers` (`--max-referrers`, default 1000).
+    pub max_referrers: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +53,7 @@ impl Default for Limits {
             max_response_size: 1 << 20,
             max_tag_pages: 10_000,
             max_tags: 1_000_000,
+            max_referrers: 1000,
         }
     }
 }

@@ -17,6 +17,7 @@
 mod actions;
 mod commit;
 mod plan;
+mod referrers;
 mod transfer;
 
 pub use actions::{ConvertOptions, needed};
@@ -64,6 +65,15 @@ pub struct CopyOptions {
     /// them, for files neither writable by group or others nor owned by another user (others are
     /// copied). Off by default: a copy then shares no inode with a layout it was not asked to write.
     pub link: bool,
+    /// Also copy the referrers (OCI 1.1 subjects: signatures, SBOMs, attestations) of every manifest
+    /// and index written as it is, recursively (`--referrers`).
+    pub referrers: bool,
+    /// With [`Self::referrers`], only referrers of these artifact types (`--referrers-filter`; all
+    /// when empty).
+    pub referrers_filter: Vec<String>,
+    /// Also copy cosign's legacy digest tags (`sha256-<hex>.sig`, `.att`, `.sbom`) of every manifest
+    /// and index written as it is (`--digest-tags`).
+    pub digest_tags: bool,
 }
 
 /// What a copy did.
@@ -87,6 +97,8 @@ pub struct CopyReport {
     pub blobs_foreign: usize,
     /// Bytes streamed or linked.
     pub bytes: u64,
+    /// Referrers written (`--referrers`).
+    pub referrers: usize,
 }
 
 impl CopyReport {
@@ -107,6 +119,7 @@ impl CopyReport {
                 .filter(|(h, _)| matches!(h, BlobOutcome::Copied | BlobOutcome::Linked))
                 .map(|(_, s)| s)
                 .sum(),
+            referrers: 0,
         }
     }
 }
@@ -127,7 +140,42 @@ pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Resu
         return crate::blocking::outside_async(|| copy(src, dst, opts));
     }
     let source_digest = src.root()?.digest().clone();
-    let plan = plan::plan(src, opts)?;
+    let mut plan = plan::plan(src, opts)?;
+    if opts.referrers || opts.digest_tags {
+        // The documents written as they are (a platform subset's new index has no referrers).
+        let built_root = plan.root.is_index() && plan.root.digest() != &source_digest;
+        let mut subjects: Vec<Digest> = plan.children.iter().map(|d| d.digest().clone()).collect();
+        if !built_root {
+            subjects.push(plan.root.digest().clone());
+        }
+        if opts.referrers {
+            plan.referrers =
+                referrers::plan(src, &subjects, &opts.referrers_filter, &mut plan.blobs)?;
+        }
+        if opts.digest_tags {
+            let tagged =
+                referrers::plan_digest_tags(src, &subjects, plan.referrers.len(), &mut plan.blobs)?;
+            plan.referrers.extend(tagged);
+        }
+        if !plan.referrers.is_empty() && !dst.holds_referrers() {
+            return Err(Error::Unsupported(format!(
+                "--referrers/--digest-tags: {} cannot hold the {} referrers of {}",
+                dst.name(),
+                plan.referrers.len(),
+                src.name()
+            )));
+        }
+    }
+    let referrers = std::mem::take(&mut plan.referrers);
+    if !referrers.is_empty() && needed(&plan.documents(), dst, &opts.convert) {
+        return Err(Error::Unsupported(format!(
+            "--referrers/--digest-tags: copying {} to {} converts documents that {} referrers name by digest; \
+             copy without a format or compression change",
+            src.name(),
+            dst.name(),
+            referrers.len()
+        )));
+    }
     if opts.preserve_digests && plan.root.is_index() && plan.root.digest() != &source_digest {
         return Err(Error::Unsupported(format!(
             "--preserve-digests: copying a platform subset writes a new index ({}) instead of {source_digest}",
@@ -163,5 +211,16 @@ pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Resu
         (plan.children, plan.root, done.outcomes)
     };
     commit::commit(dst, &children, &root)?;
-    Ok(CopyReport::new(&root, source_digest, &outcomes))
+    for r in &referrers {
+        for child in &r.children {
+            dst.put_document(child)?;
+        }
+        match &r.tag {
+            Some(tag) => dst.commit_tagged(tag, &r.doc)?,
+            None => dst.commit_referrer(&r.doc)?,
+        }
+    }
+    let mut report = CopyReport::new(&root, source_digest, &outcomes);
+    report.referrers = referrers.len();
+    Ok(report)
 }

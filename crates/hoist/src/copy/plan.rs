@@ -21,8 +21,10 @@ pub(super) struct Plan {
     pub(super) root: Document,
     /// Manifests and nested indexes, children before parents.
     pub(super) children: Vec<Document>,
-    /// Unique blobs (configs and layers).
+    /// Unique blobs (configs and layers, and the referrers' blobs).
     pub(super) blobs: Vec<Descriptor>,
+    /// Referrers to write after the root, each after its subject (`copy --referrers`).
+    pub(super) referrers: Vec<super::referrers::Referrer>,
 }
 
 impl Plan {
@@ -82,6 +84,13 @@ fn choose_root(src: &dyn Source, source_root: Document, opts: &CopyOptions) -> R
         for p in platforms {
             keep.push(digest_of(&walk::choose(&index, p)?)?);
         }
+        // buildx's attestation manifests of the kept platforms stay; those of dropped ones go.
+        let kept: HashSet<String> = keep.iter().map(ToString::to_string).collect();
+        for entry in index.manifests() {
+            if crate::referrers::attests(entry).is_some_and(|d| kept.contains(&d)) {
+                keep.push(digest_of(entry)?);
+            }
+        }
         return filter_index(&source_root, &keep);
     }
     // A single image: a requested platform must be its own, or nothing the user asked for exists.
@@ -116,19 +125,17 @@ pub(super) fn plan(src: &dyn Source, opts: &CopyOptions) -> Result<Plan> {
             root: source_root,
             children: Vec::new(),
             blobs: Vec::new(),
+            referrers: Vec::new(),
         });
     }
     let root = choose_root(src, source_root, opts)?;
-    let mut collect = Collect {
-        children: Vec::new(),
-        blobs: Vec::new(),
-        seen_blobs: HashSet::new(),
-    };
+    let mut collect = Collect::default();
     walk::walk(src, &root, &mut collect)?;
     Ok(Plan {
         root,
         children: collect.children,
         blobs: collect.blobs,
+        referrers: Vec::new(),
     })
 }
 
@@ -148,9 +155,10 @@ fn image_platform(src: &dyn Source, manifest: &Document) -> Result<Option<Platfo
 }
 
 /// The walk's visitor for a copy: the first problem stops it; documents and unique blobs collected.
-struct Collect {
-    children: Vec<Document>,
-    blobs: Vec<Descriptor>,
+#[derive(Default)]
+pub(super) struct Collect {
+    pub(super) children: Vec<Document>,
+    pub(super) blobs: Vec<Descriptor>,
     seen_blobs: HashSet<Digest>,
 }
 

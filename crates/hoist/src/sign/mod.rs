@@ -39,6 +39,11 @@ pub const PAYLOAD_TYPE: &str = "cosign container image signature";
 /// The largest signature payload layer read or written (as skopeo and cosign bound it).
 pub const MAX_SIGNATURE_SIZE: u64 = 4 * 1024 * 1024;
 
+/// The artifact type of a signature stored as an OCI 1.1 referrer (as cosign writes it with
+/// `--registry-referrers-mode=oci-1-1`, and as cosign v3 stores signatures): a manifest with the
+/// empty config, one simple-signing layer carrying [`SIGNATURE_ANNOTATION`], and the image as subject.
+pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+
 /// The most signatures (layers of the signature manifest) read for one image: a hostile registry
 /// cannot make hoist fetch thousands of payloads.
 pub const MAX_SIGNATURES: usize = 256;
@@ -111,12 +116,118 @@ pub fn read_signatures(
         Err(e) if e.is_not_found() => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let root = match source.root() {
-        Ok(r) => r,
+    let mut out = match source.root() {
+        Ok(root) => signatures_of(source.as_ref(), &root)?,
+        Err(e) if e.is_not_found() => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    out.extend(referrer_signatures(image, digest, opts)?);
+    Ok(out)
+}
+
+/// The signatures of `digest` stored as OCI 1.1 referrers beside `image` (artifact type
+/// [`SIGNATURE_ARTIFACT_TYPE`]), each manifest checked as a `.sig` manifest is.
+fn referrer_signatures(
+    image: &TransportRef,
+    digest: &Digest,
+    opts: &OpenOptions,
+) -> Result<Vec<ImageSignature>> {
+    let source = open_source(&crate::referrers::home_of(image)?, opts);
+    let source = match source {
+        Ok(s) => s,
         Err(e) if e.is_not_found() => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    signatures_of(source.as_ref(), &root)
+    let listed = source.referrers(digest, &[SIGNATURE_ARTIFACT_TYPE.to_string()])?;
+    if listed.len() > MAX_SIGNATURES {
+        return Err(Error::LimitExceeded {
+            what: format!("{} signature referrers of {digest}", listed.len()),
+            limit: format!("{MAX_SIGNATURES} signatures"),
+            option: "no option: hoist reads at most 256 signatures of an image".into(),
+        });
+    }
+    let mut out = Vec::new();
+    for desc in listed {
+        let doc = crate::transport::read_document(source.as_ref(), &desc)?;
+        let named = crate::referrers::subject(&doc)?
+            .map(|s| digest_of(&s))
+            .transpose()?;
+        if named.as_ref() != Some(digest) {
+            return Err(Error::invalid_document(
+                format!("signature referrer {}", doc.digest()),
+                format!("listed for {digest} but its subject is another"),
+            ));
+        }
+        out.extend(signatures_of(source.as_ref(), &doc)?);
+    }
+    Ok(out)
+}
+
+/// Stores `signature` of the image `image` (root `subject`) as an OCI 1.1 referrer, as cosign v3
+/// does: a manifest of its own (artifact type [`SIGNATURE_ARTIFACT_TYPE`], the empty config, the
+/// payload as its one layer, `subject` the image), so that concurrent signers never overwrite each
+/// other. A registry without the referrers API gets it in the `sha256-<hex>` fallback index.
+pub fn write_signature_referrer(
+    image: &TransportRef,
+    subject: &Document,
+    signature: &ImageSignature,
+    opts: &OpenOptions,
+) -> Result<Document> {
+    if signature.payload.len() as u64 > MAX_SIGNATURE_SIZE {
+        return Err(Error::LimitExceeded {
+            what: format!("signature payload ({} bytes)", signature.payload.len()),
+            limit: "4 MiB".into(),
+            option: "no option: signatures larger than 4 MiB are refused".into(),
+        });
+    }
+    let home = crate::referrers::home_of(image)?;
+    let payload_digest = Digest::sha256(&signature.payload);
+    let empty = crate::referrers::empty_descriptor();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": crate::media_type::OCI_MANIFEST,
+        "artifactType": SIGNATURE_ARTIFACT_TYPE,
+        "config": empty,
+        "layers": [{
+            "mediaType": SIMPLE_SIGNING_MEDIA_TYPE,
+            "size": signature.payload.len(),
+            "digest": payload_digest.to_string(),
+            "annotations": {SIGNATURE_ANNOTATION: signature.signature},
+        }],
+        "subject": subject.descriptor(),
+    })
+    .to_string()
+    .into_bytes();
+    let doc = Document::new(crate::media_type::OCI_MANIFEST, manifest)?;
+    let dest = open_destination(&home, opts)?;
+    let empty_digest = Digest::sha256(crate::referrers::EMPTY_JSON);
+    for (bytes, digest, media_type) in [
+        (
+            crate::referrers::EMPTY_JSON,
+            &empty_digest,
+            crate::media_type::OCI_EMPTY,
+        ),
+        (
+            signature.payload.as_slice(),
+            &payload_digest,
+            SIMPLE_SIGNING_MEDIA_TYPE,
+        ),
+    ] {
+        let desc = crate::descriptor::new_descriptor(media_type, digest, bytes.len() as u64);
+        if dest.has_blob(&desc)? {
+            continue;
+        }
+        let reader: BlobReader<'_> = Box::new(Cursor::new(bytes));
+        let mut stream = VerifiedReader::new(
+            reader,
+            digest.clone(),
+            bytes.len() as u64,
+            format!("signature blob {digest}"),
+        );
+        dest.put_blob(&desc, &mut stream)?;
+    }
+    dest.commit_referrer(&doc)?;
+    Ok(doc)
 }
 
 fn signatures_of(source: &dyn Source, root: &Document) -> Result<Vec<ImageSignature>> {
@@ -294,6 +405,31 @@ pub fn sign(
     Ok(sig)
 }
 
+/// Like [`sign`], stored as an OCI 1.1 referrer of the image ([`write_signature_referrer`], cosign
+/// v3's way) instead of in the `.sig` tag. The image's root must still be `digest`.
+pub fn sign_as_referrer(
+    image: &TransportRef,
+    digest: &Digest,
+    identity: &str,
+    key: &SigningKey,
+    opts: &OpenOptions,
+) -> Result<ImageSignature> {
+    ImageName::parse(identity)?;
+    let subject = open_source(image, opts)?.root()?;
+    if subject.digest() != digest {
+        return Err(Error::DigestMismatch {
+            what: format!("the image {image} (it changed while being signed)"),
+            expected: digest.clone(),
+            actual: subject.digest().clone(),
+        });
+    }
+    let payload = payload(identity, digest);
+    let signature = sign_payload(key, &payload);
+    let sig = ImageSignature { payload, signature };
+    write_signature_referrer(image, &subject, &sig, opts)?;
+    Ok(sig)
+}
+
 /// How a signature's claimed identity must relate to the image (containers-policy.json(5)'s
 /// `signedIdentity`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -398,7 +534,7 @@ pub fn check_signatures(
 ) -> Result<Verified> {
     if signatures.is_empty() {
         return Err(Error::Signature(format!(
-            "{image}: no signatures found (no {} tag)",
+            "{image}: no signatures found (no {} tag, no {SIGNATURE_ARTIFACT_TYPE} referrer)",
             signature_tag(digest)
         )));
     }

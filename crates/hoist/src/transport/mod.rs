@@ -58,6 +58,29 @@ pub trait Source: Send + Sync {
         )))
     }
 
+    /// The referrers of the manifest or index `digest` (OCI 1.1: manifests whose `subject` is it:
+    /// signatures, SBOMs, attestations), as the referrers API describes them
+    /// ([`crate::referrers`]), keeping those whose artifact type is in `artifact_types` (all when it
+    /// is empty), at most `--max-referrers`. The default: this transport cannot hold referrers.
+    fn referrers(
+        &self,
+        _digest: &crate::Digest,
+        _artifact_types: &[String],
+    ) -> Result<Vec<Descriptor>> {
+        Err(Error::Unsupported(format!(
+            "{} cannot hold referrers (signatures, SBOMs, attestations): only registries (docker://) \
+             and OCI layouts (oci:, oci-archive:) can",
+            self.name()
+        )))
+    }
+
+    /// The document tagged `tag` beside this source's image (same repository or layout), `None` when
+    /// there is no such tag: how `copy --digest-tags` finds cosign's `sha256-<hex>.sig` tags. The
+    /// default: none (the transport has no other tags).
+    fn tagged(&self, _tag: &str) -> Result<Option<Document>> {
+        Ok(None)
+    }
+
     /// The registry and repository the blobs come from, when the source is a registry, so that a
     /// destination on the same registry can mount them instead of copying ([`Destination::mount_blob`]).
     fn registry_origin(&self) -> Option<RegistryOrigin> {
@@ -128,6 +151,34 @@ pub trait Destination: Send + Sync {
 
     /// Stores the root document and makes the image visible (e.g. `index.json` last), atomically.
     fn commit(&self, root: &Document) -> Result<()>;
+
+    /// Stores `doc` under `tag` beside this destination's image (same repository or layout), its
+    /// blobs and children stored first: how `copy --digest-tags` writes cosign's `sha256-<hex>.sig`
+    /// tags. The default: this transport has no other tags.
+    fn commit_tagged(&self, tag: &str, _doc: &Document) -> Result<()> {
+        Err(Error::Unsupported(format!(
+            "{} cannot hold other tags (such as {tag}) beside the image",
+            self.name()
+        )))
+    }
+
+    /// True when [`Self::commit_referrer`] can store referrers here (layouts, registries).
+    fn holds_referrers(&self) -> bool {
+        false
+    }
+
+    /// Stores `doc`, a manifest or index whose `subject` names a manifest, as a referrer of it: under
+    /// no tag, discoverable by [`Source::referrers`] (a layout adds it to `index.json` untagged, as
+    /// oras does; a registry puts it by digest and keeps the tag-schema fallback index up to date when
+    /// it has no referrers API). Its blobs and children are stored first, as for [`Self::commit`].
+    /// The default: this transport cannot hold referrers.
+    fn commit_referrer(&self, _doc: &Document) -> Result<()> {
+        Err(Error::Unsupported(format!(
+            "{} cannot hold referrers (signatures, SBOMs, attestations): only registries (docker://) \
+             and OCI layouts (oci:, oci-archive:) can",
+            self.name()
+        )))
+    }
 
     /// True when the destination can store documents of this media type (Docker-only formats say no to
     /// OCI manifests and the reverse; most say yes to everything).

@@ -101,6 +101,32 @@ impl Source for OciSource {
         Ok(self.layout.tags()?.into_iter().map(|(t, _)| t).collect())
     }
 
+    fn tagged(&self, tag: &str) -> Result<Option<Document>> {
+        let reference = LayoutRef::Tag(tag.to_string());
+        let entries = self.layout.index()?;
+        match crate::layout::resolve_entry(entries.manifests(), Some(&reference), &self.name()) {
+            Ok(Some(desc)) => self.layout.read_document(&desc).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn referrers(
+        &self,
+        digest: &crate::Digest,
+        artifact_types: &[String],
+    ) -> Result<Vec<Descriptor>> {
+        crate::referrers::among_entries(
+            self.layout.index()?.manifests(),
+            digest,
+            artifact_types,
+            self.layout.limits(),
+            &format!("layout {}", self.layout.root().display()),
+            &|d| self.layout.read_document(d),
+        )
+    }
+
     fn limits(&self) -> &Limits {
         self.layout.limits()
     }
@@ -229,6 +255,23 @@ impl Destination for OciDestination {
         let layout = self.layout()?;
         layout.write_bytes(root.bytes())?;
         layout.set_tag(self.tag.as_deref(), &root.descriptor())
+    }
+
+    fn commit_tagged(&self, tag: &str, doc: &Document) -> Result<()> {
+        let layout = self.layout()?;
+        layout.write_bytes(doc.bytes())?;
+        layout.set_tag(Some(tag), &doc.descriptor())
+    }
+
+    fn holds_referrers(&self) -> bool {
+        true
+    }
+
+    fn commit_referrer(&self, doc: &Document) -> Result<()> {
+        let desc = crate::referrers::referrer_descriptor(doc)?;
+        let layout = self.layout()?;
+        layout.write_bytes(doc.bytes())?;
+        layout.set_tag(None, &desc)
     }
 
     fn native_format(&self) -> Option<crate::convert::Format> {

@@ -141,6 +141,32 @@ impl Source for OciArchiveSource {
             .collect())
     }
 
+    fn tagged(&self, tag: &str) -> Result<Option<Document>> {
+        let reference = LayoutRef::Tag(tag.to_string());
+        let index = self.index_json()?;
+        match crate::layout::resolve_entry(index.manifests(), Some(&reference), &self.name()) {
+            Ok(Some(desc)) => super::read_document(self, &desc).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn referrers(
+        &self,
+        digest: &crate::Digest,
+        artifact_types: &[String],
+    ) -> Result<Vec<Descriptor>> {
+        crate::referrers::among_entries(
+            self.index_json()?.manifests(),
+            digest,
+            artifact_types,
+            &self.limits,
+            &self.name(),
+            &|d| super::read_document(self, d),
+        )
+    }
+
     fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -240,6 +266,21 @@ impl Destination for OciArchiveDestination {
 
     fn put_document(&self, doc: &Document) -> Result<()> {
         self.inner.put_document(doc)
+    }
+
+    fn commit_tagged(&self, tag: &str, doc: &Document) -> Result<()> {
+        self.inner.commit_tagged(tag, doc)?;
+        self.write_tar()
+    }
+
+    fn holds_referrers(&self) -> bool {
+        true
+    }
+
+    fn commit_referrer(&self, doc: &Document) -> Result<()> {
+        // The archive is written whole again, with the referrer in its index.json.
+        self.inner.commit_referrer(doc)?;
+        self.write_tar()
     }
 
     fn commit(&self, root: &Document) -> Result<()> {

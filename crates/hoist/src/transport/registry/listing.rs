@@ -1,5 +1,7 @@
-//! A registry's paged lists, a repository's tags and the catalog of repositories: `Link` pages
-//! followed on the registry's own terms by one loop, within `--max-tag-pages` and `--max-tags`.
+//! A registry's paged lists, a repository's tags, the catalog of repositories and the referrers of a
+//! manifest (`GET /v2/<name>/referrers/<digest>`, falling back to the tag-schema index where the API
+//! answers 404): `Link` pages followed on the registry's own terms by one loop, within
+//! `--max-tag-pages` pages and `--max-tags` (or `--max-referrers`) items.
 
 use reqwest::header::LINK;
 use reqwest::{Method, Url};
@@ -7,6 +9,8 @@ use reqwest::{Method, Url};
 use super::client::{Client, Req, read_bounded, short_url};
 use super::pull::RegistrySource;
 use super::{client_for, header_str};
+use crate::descriptor::Descriptor;
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::reference::ImageName;
@@ -30,28 +34,31 @@ pub fn next_link(header: &str, current: &Url) -> Option<Url> {
     None
 }
 
-/// One paged list of a registry: which answer field holds its items, what to call it in errors, and
-/// how to check each item.
-struct PagedList<'a> {
-    /// The field of each page's JSON object holding the items (`tags`, `repositories`).
+/// One paged list of a registry: which answer field holds its items, what to call it in errors, how
+/// to check each item, and its bounds.
+struct PagedList<'a, T> {
+    /// The field of each page's JSON object holding the items (`tags`, `repositories`, `manifests`).
     field: &'static str,
     /// The list, for errors (`the tag list of REPO`).
     what: String,
-    /// What to call the thing listed when it is missing (a 404).
-    missing: String,
     /// Checks one item; the error says why it is refused.
-    check: &'a dyn Fn(&str) -> Result<()>,
+    check: &'a dyn Fn(&T) -> Result<()>,
+    /// The most items read, and the flag that raises it.
+    max_items: (usize, &'static str),
+    /// The largest page read, in bytes.
+    max_page_size: u64,
 }
 
 /// Follows a paged list from `url` (`Link: <...>; rel="next"`), within `--max-tag-pages` pages and
-/// `--max-tags` items: the one paging loop of tag lists and the catalog.
-fn follow_pages(
+/// the list's item limit: the one paging loop of tag lists, the catalog and referrers listings.
+/// `Ok(None)` when the first page is a 404 (the thing listed, or the listing API, is missing).
+fn follow_pages<T: serde::de::DeserializeOwned>(
     client: &Client,
     scope: &str,
     mut url: Url,
     limits: &Limits,
-    list: &PagedList<'_>,
-) -> Result<Vec<String>> {
+    list: &PagedList<'_, T>,
+) -> Result<Option<Vec<T>>> {
     let mut items = Vec::new();
     let mut seen = std::collections::HashSet::new();
     loop {
@@ -69,23 +76,19 @@ fn follow_pages(
         }
         let what = format!("GET {}", short_url(&url));
         let resp = client.send(&Req::new(Method::GET, url.clone(), scope), &what)?;
-        if resp.status().as_u16() == 404 {
-            return Err(Error::NotFound {
-                reference: list.missing.clone(),
-                location: format!("registry {}", client.host()),
-                hint: String::new(),
-            });
+        if resp.status().as_u16() == 404 && seen.len() == 1 {
+            return Ok(None);
         }
         let resp = client.expect(&what, resp, &[200])?;
         let next = header_str(resp.headers(), LINK.as_str()).and_then(|h| next_link(&h, &url));
         let body = read_bounded(
             client.body(resp, &list.what),
-            client.max_response_size(),
+            list.max_page_size,
             &list.what,
         )?;
         let page: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
             .map_err(|e| Error::invalid_document(list.what.clone(), e.to_string()))?;
-        let page_items: Vec<String> = match page.get(list.field) {
+        let page_items: Vec<T> = match page.get(list.field) {
             None | Some(serde_json::Value::Null) => Vec::new(),
             Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
                 Error::invalid_document(list.what.clone(), format!("{}: {e}", list.field))
@@ -96,11 +99,12 @@ fn follow_pages(
                 .map_err(|e| Error::invalid_document(list.what.clone(), e.to_string()))?;
         }
         items.extend(page_items);
-        if items.len() > limits.max_tags {
+        let (max, option) = list.max_items;
+        if items.len() > max {
             return Err(Error::LimitExceeded {
                 what: format!("{} ({})", list.what, list.field),
-                limit: format!("{} {}", limits.max_tags, list.field),
-                option: "--max-tags".into(),
+                limit: format!("{max} {}", list.field),
+                option: option.into(),
             });
         }
         match next {
@@ -108,7 +112,16 @@ fn follow_pages(
             None => break,
         }
     }
-    Ok(items)
+    Ok(Some(items))
+}
+
+/// The error of a list whose first page was a 404.
+fn missing(client: &Client, thing: String) -> Error {
+    Error::NotFound {
+        reference: thing,
+        location: format!("registry {}", client.host()),
+        hint: String::new(),
+    }
 }
 
 /// `?n=N` on a list's path when a page size is asked for.
@@ -127,7 +140,7 @@ impl RegistrySource {
             self.page_size,
         );
         let check =
-            |t: &str| crate::reference::check_tag(t, crate::reference::TagGrammar::Registry);
+            |t: &String| crate::reference::check_tag(t, crate::reference::TagGrammar::Registry);
         follow_pages(
             &self.client,
             &self.scope(),
@@ -136,10 +149,74 @@ impl RegistrySource {
             &PagedList {
                 field: "tags",
                 what: format!("the tag list of {}", self.name.name()),
-                missing: self.name.repository.clone(),
                 check: &check,
+                max_items: (self.limits.max_tags, "--max-tags"),
+                max_page_size: self.client.max_response_size(),
             },
-        )
+        )?
+        .ok_or_else(|| missing(&self.client, self.name.repository.clone()))
+    }
+
+    /// The referrers of `digest` in this repository: the referrers API's answer, page by page (with
+    /// `artifactType` asked of the registry when there is one type to keep), or where the API answers
+    /// 404, the tag-schema fallback index (none when that tag does not exist either). A 404 is
+    /// remembered, so later listings go to the fallback index at once. Each page is a document:
+    /// `--max-manifest-size` bounds it, and the fallback index is verified like any manifest.
+    pub(super) fn list_referrers(
+        &self,
+        digest: &Digest,
+        artifact_types: &[String],
+    ) -> Result<Vec<Descriptor>> {
+        use std::sync::atomic::Ordering;
+        let what = format!("the referrers of {}@{digest}", self.name.name());
+        if !self.no_referrers_api.load(Ordering::Relaxed) {
+            let mut url = self
+                .client
+                .url(&format!("v2/{}/referrers/{digest}", self.name.repository))?;
+            if let [one] = artifact_types {
+                url.query_pairs_mut().append_pair("artifactType", one);
+            }
+            let listed = follow_pages(
+                &self.client,
+                &self.scope(),
+                url,
+                &self.limits,
+                &PagedList {
+                    field: "manifests",
+                    what: what.clone(),
+                    check: &|_: &Descriptor| Ok(()),
+                    max_items: (self.limits.max_referrers, "--max-referrers"),
+                    max_page_size: self.limits.max_document_size,
+                },
+            )?;
+            match listed {
+                Some(listed) => {
+                    return crate::referrers::check_listing(
+                        listed,
+                        artifact_types,
+                        &self.limits,
+                        &what,
+                    );
+                }
+                None => {
+                    tracing::info!(
+                        "{}: no referrers API (404); reading tag-schema fallback indexes",
+                        self.client.host()
+                    );
+                    self.no_referrers_api.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        let tag = crate::referrers::fallback_tag(digest);
+        let index = match self.get_manifest(&tag, None) {
+            Ok(doc) => doc,
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let what = format!("{what} (fallback index {}:{tag})", self.name.repository);
+        let entries = crate::referrers::entries_of_listing(&index)
+            .map_err(|e| Error::invalid_document(what.clone(), e.to_string()))?;
+        crate::referrers::check_listing(entries, artifact_types, &self.limits, &what)
     }
 }
 
@@ -156,7 +233,7 @@ pub fn catalog(host: &str, opts: &OpenOptions, page_size: Option<usize>) -> Resu
     };
     let client = client_for(&name, opts)?;
     let path = with_page_size("v2/_catalog".into(), page_size.map(|n| n.max(1)));
-    let check = |r: &str| ImageName::parse(&format!("{host}/{r}")).map(|_| ());
+    let check = |r: &String| ImageName::parse(&format!("{host}/{r}")).map(|_| ());
     follow_pages(
         &client,
         "registry:catalog:*",
@@ -165,10 +242,12 @@ pub fn catalog(host: &str, opts: &OpenOptions, page_size: Option<usize>) -> Resu
         &PagedList {
             field: "repositories",
             what: format!("the catalog of {host}"),
-            missing: "the catalog (GET /v2/_catalog)".into(),
             check: &check,
+            max_items: (opts.limits.max_tags, "--max-tags"),
+            max_page_size: client.max_response_size(),
         },
-    )
+    )?
+    .ok_or_else(|| missing(&client, "the catalog (GET /v2/_catalog)".into()))
 }
 
 #[cfg(test)]

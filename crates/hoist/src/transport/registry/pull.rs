@@ -80,6 +80,34 @@ fn document_from_response(
     Ok(doc)
 }
 
+/// `GET`s the manifest `reference` (a tag or digest) of `name`'s repository, size-limited and checked
+/// against `expected` and `Docker-Content-Digest` (`push`: with a scope that may push, for a
+/// read-modify-write).
+pub(super) fn fetch_manifest(
+    client: &Client,
+    name: &ImageName,
+    reference: &str,
+    expected: Option<&Digest>,
+    limits: &Limits,
+    push: bool,
+) -> Result<Document> {
+    let path = format!("v2/{}/manifests/{reference}", name.repository);
+    let url = client.url(&path)?;
+    let what = format!("GET /{path}");
+    let scope = auth::repository_scope(&name.repository, push);
+    let req = Req::new(Method::GET, url, &scope).header(ACCEPT, MANIFEST_ACCEPT);
+    let resp = client.send(&req, &what)?;
+    if resp.status().as_u16() == 404 {
+        return Err(Error::NotFound {
+            reference: format!("{}:{reference}", name.repository),
+            location: format!("registry {}", client.host()),
+            hint: String::new(),
+        });
+    }
+    let resp = client.expect(&what, resp, &[200])?;
+    document_from_response(client, resp, expected, limits, &format!("manifest {name}"))
+}
+
 /// Reads an image from a registry.
 #[derive(Debug)]
 pub struct RegistrySource {
@@ -88,6 +116,8 @@ pub struct RegistrySource {
     pub(super) limits: Limits,
     root: Mutex<Option<Document>>,
     pub(super) page_size: Option<usize>,
+    /// Set when the registry answered 404 to the referrers API: listings read fallback indexes.
+    pub(super) no_referrers_api: std::sync::atomic::AtomicBool,
 }
 
 /// The registry's answer to a `HEAD` of `name`'s manifest (which costs no pull quota): `None` when
@@ -158,6 +188,7 @@ impl RegistrySource {
             limits: opts.limits.clone(),
             root: Mutex::new(None),
             page_size: opts.page_size.map(|n| n.max(1)),
+            no_referrers_api: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -171,26 +202,18 @@ impl RegistrySource {
         auth::repository_scope(&self.name.repository, false)
     }
 
-    fn get_manifest(&self, reference: &str, expected: Option<&Digest>) -> Result<Document> {
-        let path = format!("v2/{}/manifests/{reference}", self.name.repository);
-        let url = self.client.url(&path)?;
-        let what = format!("GET /{path}");
-        let req = Req::new(Method::GET, url, &self.scope()).header(ACCEPT, MANIFEST_ACCEPT);
-        let resp = self.client.send(&req, &what)?;
-        if resp.status().as_u16() == 404 {
-            return Err(Error::NotFound {
-                reference: format!("{}:{reference}", self.name.repository),
-                location: format!("registry {}", self.client.host()),
-                hint: String::new(),
-            });
-        }
-        let resp = self.client.expect(&what, resp, &[200])?;
-        document_from_response(
+    pub(super) fn get_manifest(
+        &self,
+        reference: &str,
+        expected: Option<&Digest>,
+    ) -> Result<Document> {
+        fetch_manifest(
             &self.client,
-            resp,
+            &self.name,
+            reference,
             expected,
             &self.limits,
-            &format!("manifest {}", self.name),
+            false,
         )
     }
 
@@ -350,6 +373,19 @@ impl Source for RegistrySource {
 
     fn tags(&self) -> Result<Vec<String>> {
         self.list_tags()
+    }
+
+    fn tagged(&self, tag: &str) -> Result<Option<Document>> {
+        crate::reference::check_tag(tag, crate::reference::TagGrammar::Registry)?;
+        match self.get_manifest(tag, None) {
+            Ok(doc) => Ok(Some(doc)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn referrers(&self, digest: &Digest, artifact_types: &[String]) -> Result<Vec<Descriptor>> {
+        self.list_referrers(digest, artifact_types)
     }
 
     fn registry_origin(&self) -> Option<RegistryOrigin> {

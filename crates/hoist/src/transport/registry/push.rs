@@ -45,6 +45,7 @@ enum Chunk {
 pub struct RegistryDestination {
     pub(super) client: Client,
     pub(super) name: ImageName,
+    limits: crate::limits::Limits,
 }
 
 impl RegistryDestination {
@@ -52,7 +53,11 @@ impl RegistryDestination {
     pub fn open(name: &ImageName, opts: &OpenOptions) -> Result<Self> {
         // registries.conf's location (never a mirror), under the name it gives.
         let (client, name) = super::connect(name, opts, false)?;
-        Ok(RegistryDestination { client, name })
+        Ok(RegistryDestination {
+            client,
+            name,
+            limits: opts.limits.clone(),
+        })
     }
 
     fn scope(&self) -> String {
@@ -315,9 +320,79 @@ impl RegistryDestination {
                 actual: d,
             });
         }
+        // A registry with the referrers API says it indexed the subject; without that answer the
+        // client keeps the tag-schema fallback index (distribution-spec, "Pushing Manifests with
+        // Subject").
+        // (Not when the manifest is being put under that fallback tag itself: a tag copied as it is.)
+        if let Ok(Some(subject)) = crate::referrers::subject(doc)
+            && header_str(resp.headers(), crate::referrers::OCI_SUBJECT_HEADER).is_none()
+        {
+            let subject = digest_of(&subject)?;
+            if reference != crate::referrers::fallback_tag(&subject) {
+                self.add_to_fallback_index(&subject, doc)?;
+            }
+        }
         Ok(())
     }
+
+    /// Adds `doc` to the tag-schema fallback index of `subject` (read, add, write), then reads the
+    /// index again: when a concurrent writer replaced it without `doc`, the update is made again, at
+    /// most [`FALLBACK_ATTEMPTS`] times. (Without conditional writes a lost entry is detected only
+    /// when the other writer's update lands before the re-read.)
+    fn add_to_fallback_index(&self, subject: &Digest, doc: &Document) -> Result<()> {
+        let tag = crate::referrers::fallback_tag(subject);
+        let entry = crate::referrers::referrer_descriptor(doc)?;
+        let what = format!(
+            "the referrers fallback index {}:{tag}",
+            self.name.repository
+        );
+        for _ in 0..FALLBACK_ATTEMPTS {
+            let current = self.fallback_entries(&tag, &what)?;
+            if current
+                .iter()
+                .any(|d| d.digest().to_string() == doc.digest().to_string())
+            {
+                return Ok(());
+            }
+            let mut entries = current;
+            entries.push(entry.clone());
+            crate::referrers::check_count(entries.len(), &self.limits, &what)?;
+            let index = crate::referrers::listing_index(&entries)?;
+            self.put_manifest(&tag, &index)?;
+            let after = self.fallback_entries(&tag, &what)?;
+            if after
+                .iter()
+                .any(|d| d.digest().to_string() == doc.digest().to_string())
+            {
+                return Ok(());
+            }
+            tracing::info!(
+                "{what}: a concurrent update dropped {}; again",
+                doc.digest()
+            );
+        }
+        Err(self.client.registry_error(
+            format!(
+                "{what}: {} was dropped by concurrent updates {FALLBACK_ATTEMPTS} times",
+                doc.digest()
+            ),
+            None,
+        ))
+    }
+
+    /// The entries of a fallback index (none when the tag does not exist).
+    fn fallback_entries(&self, tag: &str, what: &str) -> Result<Vec<Descriptor>> {
+        match super::pull::fetch_manifest(&self.client, &self.name, tag, None, &self.limits, true) {
+            Ok(doc) => crate::referrers::entries_of_listing(&doc)
+                .map_err(|e| Error::invalid_document(what, e.to_string())),
+            Err(e) if e.is_not_found() => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
 }
+
+/// How many times a fallback index update is made again after a concurrent writer dropped it.
+pub const FALLBACK_ATTEMPTS: usize = 5;
 
 impl Destination for RegistryDestination {
     fn name(&self) -> String {
@@ -389,6 +464,20 @@ impl Destination for RegistryDestination {
     }
 
     fn put_document(&self, doc: &Document) -> Result<()> {
+        self.put_manifest(&doc.digest().to_string(), doc)
+    }
+
+    fn commit_tagged(&self, tag: &str, doc: &Document) -> Result<()> {
+        crate::reference::check_tag(tag, crate::reference::TagGrammar::Registry)?;
+        self.put_manifest(tag, doc)
+    }
+
+    fn holds_referrers(&self) -> bool {
+        true
+    }
+
+    fn commit_referrer(&self, doc: &Document) -> Result<()> {
+        // put_manifest keeps the fallback index when the registry has no referrers API.
         self.put_manifest(&doc.digest().to_string(), doc)
     }
 

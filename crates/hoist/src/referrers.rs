@@ -1,0 +1,554 @@
+//! OCI 1.1 referrers: manifests and indexes whose `subject` names another manifest (signatures, SBOMs,
+//! attestations), the empty descriptor artifacts use as their config, and the one rule every
+//! transport lists referrers by.
+//!
+//! A referrer is described as the distribution-spec's referrers API describes it: the descriptor of
+//! the referring manifest, with its `artifactType` (the manifest's own, else its config's media type)
+//! and the manifest's annotations. [`Source::referrers`](crate::transport::Source::referrers) lists
+//! them: a registry asks `GET /v2/<name>/referrers/<digest>` and, where the API answers 404, reads
+//! the tag-schema fallback index (tag [`fallback_tag`]); a layout (`oci:`, `oci-archive:`) looks at
+//! the manifests in its `index.json` whose `subject` is the digest, tagged or not, as oras and
+//! ocidir store them ([`among_entries`]). `dir:` and `docker-archive:` cannot hold referrers and say so.
+//!
+//! Documents stay exact bytes: nothing here re-serialises a manifest it did not build.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::MediaType;
+
+use crate::blob::VerifiedReader;
+use crate::reference::{ImageName, TransportRef};
+use crate::transport::{BlobReader, OpenOptions, Source, open_destination, open_source};
+
+use crate::descriptor::{Descriptor, digest_of, new_descriptor};
+use crate::digest::Digest;
+use crate::document::{Document, Parsed};
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::media_type;
+
+/// The content of the empty descriptor: `{}`.
+pub const EMPTY_JSON: &[u8] = b"{}";
+
+/// The header a registry that supports the referrers API sets when it accepts a manifest that has
+/// a `subject` (the subject's digest); without it, the client maintains the fallback index.
+pub const OCI_SUBJECT_HEADER: &str = "oci-subject";
+
+/// The empty descriptor (`application/vnd.oci.empty.v1+json`, content `{}`, 2 bytes): the config of
+/// an artifact that has none, and the layer of one that has no files.
+///
+/// ```
+/// let d = hoist::referrers::empty_descriptor();
+/// assert_eq!(d.size(), 2);
+/// assert_eq!(d.digest().to_string(), "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+/// ```
+pub fn empty_descriptor() -> Descriptor {
+    new_descriptor(
+        media_type::OCI_EMPTY,
+        &Digest::sha256(EMPTY_JSON),
+        EMPTY_JSON.len() as u64,
+    )
+}
+
+/// The tag of the tag-schema fallback index that lists the referrers of `digest` on a registry
+/// without the referrers API: `<alg>-<hex>`, truncated to 128 characters (the distribution-spec's
+/// rule).
+///
+/// ```
+/// let d = hoist::Digest::sha256(b"x");
+/// assert_eq!(hoist::referrers::fallback_tag(&d), format!("sha256-{}", d.hex()));
+/// ```
+pub fn fallback_tag(digest: &Digest) -> String {
+    let mut tag = format!("{}-{}", digest.algorithm().as_str(), digest.hex());
+    tag.truncate(128);
+    tag
+}
+
+/// The `subject` of a manifest or index; `None` when it has none or is not a manifest or index.
+pub fn subject(doc: &Document) -> Result<Option<Descriptor>> {
+    Ok(match doc.parse() {
+        Ok(Parsed::Manifest(m)) => m.subject().clone(),
+        Ok(Parsed::Index(i)) => i.subject().clone(),
+        Err(Error::UnsupportedMediaType { .. }) => None,
+        Err(e) => return Err(e),
+    })
+}
+
+/// The artifact type of a manifest or index as the referrers API reports it: its `artifactType`,
+/// else (for a manifest) its config's media type.
+pub fn artifact_type(doc: &Document) -> Result<Option<String>> {
+    Ok(match doc.parse()? {
+        Parsed::Manifest(m) => Some(
+            m.artifact_type()
+                .as_ref()
+                .unwrap_or(m.config().media_type())
+                .to_string(),
+        ),
+        Parsed::Index(i) => i.artifact_type().as_ref().map(ToString::to_string),
+    })
+}
+
+/// The descriptor that lists `doc` among referrers: its media type, digest and size, its artifact type
+/// ([`artifact_type`]) and its annotations, as the referrers API answers.
+pub fn referrer_descriptor(doc: &Document) -> Result<Descriptor> {
+    let mut desc = doc.descriptor();
+    if let Some(t) = artifact_type(doc)? {
+        desc.set_artifact_type(Some(MediaType::from(t.as_str())));
+    }
+    let annotations = match doc.parse()? {
+        Parsed::Manifest(m) => m.annotations().clone(),
+        Parsed::Index(i) => i.annotations().clone(),
+    };
+    desc.set_annotations(annotations.filter(|a| !a.is_empty()));
+    Ok(desc)
+}
+
+/// The artifact type a listed referrer carries (`None` when the listing gave none).
+pub fn listed_artifact_type(desc: &Descriptor) -> Option<String> {
+    desc.artifact_type().as_ref().map(ToString::to_string)
+}
+
+/// True when `desc` passes the `artifactType` filter (an empty filter passes everything).
+pub fn passes(desc: &Descriptor, artifact_types: &[String]) -> bool {
+    artifact_types.is_empty()
+        || listed_artifact_type(desc).is_some_and(|t| artifact_types.contains(&t))
+}
+
+/// Checks a listing of referrers of `subject` read from `what` (a registry's answer or fallback index):
+/// every entry must be a manifest or index with a valid digest; duplicates are dropped, the
+/// `artifact_types` filter applied (registries may ignore it), and at most `--max-referrers` kept.
+pub fn check_listing(
+    listed: Vec<Descriptor>,
+    artifact_types: &[String],
+    limits: &Limits,
+    what: &str,
+) -> Result<Vec<Descriptor>> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for desc in listed {
+        let digest = crate::descriptor::check(&desc)
+            .map_err(|e| Error::invalid_document(what, e.to_string()))?;
+        let mt = desc.media_type().to_string();
+        if !media_type::is_document(&mt) {
+            return Err(Error::invalid_document(
+                what,
+                format!("referrer {digest} has media type {mt:?}, not a manifest or index"),
+            ));
+        }
+        if !passes(&desc, artifact_types) || !seen.insert(digest) {
+            continue;
+        }
+        out.push(desc);
+        check_count(out.len(), limits, what)?;
+    }
+    Ok(out)
+}
+
+/// Fails when `count` referrers are more than `--max-referrers` allows.
+pub fn check_count(count: usize, limits: &Limits, what: &str) -> Result<()> {
+    if count > limits.max_referrers {
+        return Err(Error::LimitExceeded {
+            what: format!("{what} (referrers)"),
+            limit: format!("{} referrers", limits.max_referrers),
+            option: "--max-referrers".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The referrers of `subject` among a layout's `index.json` entries (tagged or not): each manifest or
+/// index entry is read with `read` (verified and size-limited by the caller's source) and kept when its
+/// `subject` is `subject`. A digest listed twice (two tags) counts once.
+pub fn among_entries(
+    entries: &[Descriptor],
+    subject_digest: &Digest,
+    artifact_types: &[String],
+    limits: &Limits,
+    what: &str,
+    read: &dyn Fn(&Descriptor) -> Result<Document>,
+) -> Result<Vec<Descriptor>> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for entry in entries {
+        if !media_type::is_document(entry.media_type().as_ref()) {
+            continue;
+        }
+        let Ok(digest) = digest_of(entry) else {
+            continue;
+        };
+        if !seen.insert(digest) {
+            continue;
+        }
+        let doc = read(entry)?;
+        let Some(s) = subject(&doc)? else { continue };
+        if digest_of(&s)? != *subject_digest {
+            continue;
+        }
+        let desc = referrer_descriptor(&doc)?;
+        if passes(&desc, artifact_types) {
+            out.push(desc);
+            check_count(out.len(), limits, what)?;
+        }
+    }
+    Ok(out)
+}
+
+/// An OCI index listing `referrers`: the referrers API's answer and the tag-schema fallback index.
+pub fn listing_index(referrers: &[Descriptor]) -> Result<Document> {
+    let value = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::OCI_INDEX,
+        "manifests": referrers,
+    });
+    let bytes = serde_json::to_vec(&value)
+        .map_err(|e| Error::Other(format!("serialising a referrers index: {e}")))?;
+    Document::new(media_type::OCI_INDEX, bytes)
+}
+
+/// The entries of a referrers listing index (a registry's answer page or a fallback index), unchecked.
+pub fn entries_of_listing(doc: &Document) -> Result<Vec<Descriptor>> {
+    if !doc.is_index() {
+        return Err(Error::invalid_document(
+            format!("referrers listing {}", doc.digest()),
+            format!("a {} is not an index", doc.media_type()),
+        ));
+    }
+    Ok(doc.index()?.manifests().clone())
+}
+
+/// The annotation buildx puts on the attestation manifests it adds to an index
+/// (`vnd.docker.reference.type: attestation-manifest`), beside the one naming the manifest they
+/// attest (`vnd.docker.reference.digest`).
+pub const DOCKER_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+
+/// The annotation naming the manifest a buildx attestation manifest attests.
+pub const DOCKER_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+
+/// The digest an index entry attests when it is a buildx attestation manifest, else `None`.
+pub fn attests(entry: &Descriptor) -> Option<String> {
+    let a: &HashMap<String, String> = entry.annotations().as_ref()?;
+    (a.get(DOCKER_REFERENCE_TYPE).map(String::as_str) == Some("attestation-manifest"))
+        .then(|| a.get(DOCKER_REFERENCE_DIGEST).cloned())
+        .flatten()
+}
+
+/// One referrer with its own referrers (signatures of an SBOM, ...): a node of [`tree`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Node {
+    /// The referrer, as the referrers API describes it (artifact type, annotations).
+    #[serde(flatten)]
+    pub descriptor: Descriptor,
+    /// Its referrers, recursively.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<Node>,
+}
+
+/// The referrers of `digest` in `source` and theirs, recursively (as `oras discover` shows them),
+/// keeping those whose artifact type is in `artifact_types` at every level (all when empty). At most
+/// `--max-referrers` in all and `--max-index-depth` levels; a referrer that refers back to one of
+/// its own subjects (a cycle a hostile registry can answer) is an error.
+pub fn tree(source: &dyn Source, digest: &Digest, artifact_types: &[String]) -> Result<Vec<Node>> {
+    let mut count = 0;
+    let mut path = vec![digest.clone()];
+    tree_below(source, artifact_types, &mut path, &mut count)
+}
+
+fn tree_below(
+    source: &dyn Source,
+    artifact_types: &[String],
+    path: &mut Vec<Digest>,
+    count: &mut usize,
+) -> Result<Vec<Node>> {
+    let limits = source.limits();
+    let Some(subject) = path.last().cloned() else {
+        return Ok(Vec::new());
+    };
+    let what = format!("the referrers of {subject} in {}", source.name());
+    if path.len() > limits.max_index_depth + 1 {
+        return Err(Error::LimitExceeded {
+            what: format!("{what} (referrers of referrers)"),
+            limit: format!("{} levels", limits.max_index_depth),
+            option: "--max-index-depth".into(),
+        });
+    }
+    let mut out = Vec::new();
+    for desc in source.referrers(&subject, artifact_types)? {
+        let digest = digest_of(&desc)?;
+        if path.contains(&digest) {
+            return Err(Error::invalid_document(
+                what,
+                format!("referrer {digest} is its own subject's subject (a cycle)"),
+            ));
+        }
+        *count += 1;
+        check_count(*count, limits, &what)?;
+        path.push(digest);
+        let referrers = tree_below(source, artifact_types, path, count)?;
+        path.pop();
+        out.push(Node {
+            descriptor: desc,
+            referrers,
+        });
+    }
+    Ok(out)
+}
+
+/// Where referrers of `image` are written: its registry repository (no tag), or its layout
+/// (`oci:`). Other transports cannot take a referrer in place (`oci-archive:` is written whole: attach
+/// in an `oci:` layout and copy that).
+pub fn home_of(image: &TransportRef) -> Result<TransportRef> {
+    match image {
+        TransportRef::Docker(name) => Ok(TransportRef::Docker(ImageName {
+            tag: None,
+            digest: None,
+            ..name.clone()
+        })),
+        TransportRef::Oci { path, .. } => Ok(TransportRef::Oci {
+            path: path.clone(),
+            reference: None,
+        }),
+        TransportRef::OciArchive { .. } => Err(Error::Unsupported(format!(
+            "{image}: an oci-archive is written whole, so a referrer cannot be added to it in place; \
+             attach in an oci: layout and copy that"
+        ))),
+        other => Err(Error::Unsupported(format!(
+            "{} cannot hold referrers (signatures, SBOMs, attestations): only registries (docker://) \
+             and OCI layouts (oci:) can",
+            other.transport()
+        ))),
+    }
+}
+
+/// What [`attach`] attaches (build it with `default()` and set fields).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct AttachOptions {
+    /// The artifact's type (`artifactType`), required.
+    pub artifact_type: String,
+    /// The files, each with its media type (`application/vnd.oci.image.layer.v1.tar` when `None`,
+    /// as oras does); none gives an artifact whose one layer is the empty descriptor.
+    pub files: Vec<(PathBuf, Option<String>)>,
+    /// Annotations of the artifact manifest (`org.opencontainers.image.created` is added when absent).
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The layer media type of an attached file when none is given (oras' default).
+pub const DEFAULT_FILE_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// The annotation naming an attached file (its file name, as oras writes it).
+pub const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
+
+/// The annotation of the artifact's creation time.
+pub const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
+
+/// Attaches an artifact to `image` (as `oras attach`): an OCI manifest with `artifactType`, the empty
+/// config, one layer per file (titled with its file name) and `subject` the manifest or index `image`
+/// names, stored as a referrer where `image` lives ([`home_of`]). Each file is hashed, then streamed
+/// and verified against that hash while it is stored. Returns the artifact manifest.
+pub fn attach(image: &TransportRef, opts: &AttachOptions, open: &OpenOptions) -> Result<Document> {
+    if crate::blocking::in_async_context() {
+        return crate::blocking::outside_async(|| attach(image, opts, open));
+    }
+    if opts.artifact_type.is_empty() {
+        return Err(Error::Other("an artifact needs an artifact type".into()));
+    }
+    let home = home_of(image)?;
+    let subject = open_source(image, open)?.root()?;
+    let mut layers = Vec::new();
+    for (path, media_type) in &opts.files {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::Other(format!("{}: not a file name", path.display())))?;
+        let (digest, size) = hash_file(path)?;
+        let mut desc = new_descriptor(
+            media_type.as_deref().unwrap_or(DEFAULT_FILE_MEDIA_TYPE),
+            &digest,
+            size,
+        );
+        desc.set_annotations(Some(HashMap::from([(
+            TITLE_ANNOTATION.to_string(),
+            name.to_string(),
+        )])));
+        layers.push((desc, Some(path.clone())));
+    }
+    if layers.is_empty() {
+        layers.push((empty_descriptor(), None));
+    }
+    let mut annotations = opts.annotations.clone();
+    annotations
+        .entry(CREATED_ANNOTATION.into())
+        .or_insert_with(crate::config_edit::now_rfc3339);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::OCI_MANIFEST,
+        "artifactType": opts.artifact_type,
+        "config": empty_descriptor(),
+        "layers": layers.iter().map(|(d, _)| d).collect::<Vec<_>>(),
+        "subject": subject.descriptor(),
+        "annotations": annotations,
+    });
+    let bytes = serde_json::to_vec(&manifest)
+        .map_err(|e| Error::Other(format!("serialising the artifact manifest: {e}")))?;
+    let doc = Document::new(media_type::OCI_MANIFEST, bytes)?;
+    let dest = open_destination(&home, open)?;
+    let empty = empty_descriptor();
+    let mut blobs: Vec<(Descriptor, Option<PathBuf>)> = vec![(empty, None)];
+    blobs.extend(layers);
+    for (desc, path) in blobs {
+        if dest.has_blob(&desc)? {
+            continue;
+        }
+        let digest = digest_of(&desc)?;
+        let raw: BlobReader<'_> = match &path {
+            Some(p) => Box::new(
+                crate::durable::open_regular(p, false)
+                    .map_err(|e| Error::io(format!("opening {}", p.display()), e))?,
+            ),
+            None => Box::new(std::io::Cursor::new(EMPTY_JSON)),
+        };
+        let mut stream = VerifiedReader::new(raw, digest.clone(), desc.size(), format!("{digest}"));
+        dest.put_blob(&desc, &mut stream)?;
+    }
+    dest.commit_referrer(&doc)?;
+    Ok(doc)
+}
+
+/// The sha256 digest and size of a regular file.
+fn hash_file(path: &Path) -> Result<(Digest, u64)> {
+    let mut file = crate::durable::open_regular(path, false)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut w =
+        crate::digest::HashingWriter::new(std::io::sink(), crate::digest::Algorithm::Sha256);
+    std::io::copy(&mut file, &mut w)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let (_, digest, size) = w.finish();
+    Ok((digest, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifact(subject: &Document, artifact_type: &str, created: &str) -> Document {
+        let e = empty_descriptor();
+        let bytes = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media_type::OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": e,
+            "layers": [e],
+            "subject": subject.descriptor(),
+            "annotations": {"org.opencontainers.image.created": created},
+        }))
+        .unwrap();
+        Document::new(media_type::OCI_MANIFEST, bytes).unwrap()
+    }
+
+    fn image() -> Document {
+        let e = empty_descriptor();
+        let bytes = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media_type::OCI_MANIFEST,
+            "config": {"mediaType": media_type::OCI_CONFIG, "digest": e.digest(), "size": 2},
+            "layers": [],
+        }))
+        .unwrap();
+        Document::new(media_type::OCI_MANIFEST, bytes).unwrap()
+    }
+
+    #[test]
+    fn a_referrer_is_described_as_the_api_describes_it() {
+        let img = image();
+        let sbom = artifact(&img, "application/spdx+json", "2026-01-01T00:00:00Z");
+        assert_eq!(
+            subject(&sbom).unwrap().unwrap().digest().to_string(),
+            img.digest().to_string()
+        );
+        assert!(subject(&img).unwrap().is_none());
+        let d = referrer_descriptor(&sbom).unwrap();
+        assert_eq!(
+            listed_artifact_type(&d).as_deref(),
+            Some("application/spdx+json")
+        );
+        assert_eq!(
+            d.annotations().as_ref().unwrap()["org.opencontainers.image.created"],
+            "2026-01-01T00:00:00Z"
+        );
+        // A manifest without artifactType: its config's media type.
+        assert_eq!(
+            artifact_type(&img).unwrap().as_deref(),
+            Some(media_type::OCI_CONFIG)
+        );
+    }
+
+    #[test]
+    fn layout_entries_are_matched_by_subject_filtered_and_limited() {
+        let img = image();
+        let other = Document::new(
+            media_type::OCI_INDEX,
+            br#"{"schemaVersion":2,"manifests":[]}"#.to_vec(),
+        )
+        .unwrap();
+        let sbom = artifact(&img, "application/spdx+json", "t1");
+        let sig = artifact(
+            &img,
+            "application/vnd.dev.cosign.artifact.sig.v1+json",
+            "t2",
+        );
+        let elsewhere = artifact(&other, "application/spdx+json", "t3");
+        let docs = [img.clone(), other, sbom.clone(), sig.clone(), elsewhere];
+        let mut entries: Vec<Descriptor> = docs.iter().map(Document::descriptor).collect();
+        entries.push(sbom.descriptor()); // tagged twice: listed once
+        let read = |d: &Descriptor| {
+            Ok(docs
+                .iter()
+                .find(|doc| doc.digest().to_string() == d.digest().to_string())
+                .unwrap()
+                .clone())
+        };
+        let limits = Limits::default();
+        let all = among_entries(&entries, img.digest(), &[], &limits, "t", &read).unwrap();
+        let digests: Vec<String> = all.iter().map(|d| d.digest().to_string()).collect();
+        assert_eq!(
+            digests,
+            [sbom.digest().to_string(), sig.digest().to_string()]
+        );
+        let only = among_entries(
+            &entries,
+            img.digest(),
+            &["application/spdx+json".into()],
+            &limits,
+            "t",
+            &read,
+        )
+        .unwrap();
+        assert_eq!(only.len(), 1);
+        let small = Limits {
+            max_referrers: 1,
+            ..Limits::default()
+        };
+        let err = among_entries(&entries, img.digest(), &[], &small, "t", &read).unwrap_err();
+        assert!(err.to_string().contains("--max-referrers"), "{err}");
+    }
+
+    #[test]
+    fn a_listing_must_name_manifests_with_valid_digests() {
+        let img = image();
+        let sbom = artifact(&img, "application/spdx+json", "t1");
+        let d = referrer_descriptor(&sbom).unwrap();
+        let limits = Limits::default();
+        let kept = check_listing(vec![d.clone(), d.clone()], &[], &limits, "answer").unwrap();
+        assert_eq!(kept.len(), 1, "duplicates dropped");
+        let filtered =
+            check_listing(vec![d.clone()], &["other/type".into()], &limits, "answer").unwrap();
+        assert!(filtered.is_empty());
+        let layer = new_descriptor(media_type::OCI_LAYER_GZIP, &Digest::sha256(b"x"), 1);
+        let err = check_listing(vec![layer], &[], &limits, "answer").unwrap_err();
+        assert!(err.to_string().contains("not a manifest or index"), "{err}");
+        let index = listing_index(&kept).unwrap();
+        assert_eq!(entries_of_listing(&index).unwrap().len(), 1);
+        assert_eq!(fallback_tag(img.digest()).len(), 71);
+    }
+}
