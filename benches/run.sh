@@ -10,6 +10,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 HOIST_BENCH_T0=$(date +%s.%N)
 export HOIST_BENCH_T0
-echo "bench: cargo build --release -p hoist-cli" >&2
-cargo build --release --quiet -p hoist-cli
+echo "bench: cargo build --release -p hoist-oci-cli" >&2
+cargo build --release --quiet -p hoist-oci-cli
 exec python3 benches/bench.py --hoist target/release/hoist "$@"

@@ -2,7 +2,7 @@
 //! (`VerifiedReader` against a bare sha256), gzip layer decoding, tar entry reading, and document
 //! parsing (`Document::detect` + `manifest()` / `index()`).
 //!
-//! Run with `cargo bench -p hoist --bench hot_paths`; the end-to-end suite is `benches/run.sh`.
+//! Run with `cargo bench -p hoist-oci --bench hot_paths`; the end-to-end suite is `benches/run.sh`.
 
 use std::io::{Read, Write};
 

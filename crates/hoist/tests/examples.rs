@@ -1,5 +1,5 @@
 //! The examples in `crates/hoist/examples/` run against a layout built here, and say what they did.
-//! They are built by `.ci/run` (`cargo build -p hoist --examples`); this test runs the binaries in
+//! They are built by `.ci/run` (`cargo build -p hoist-oci --examples`); this test runs the binaries in
 //! `target/debug/examples/` when they exist (a missing one fails under CI=true, else it is skipped).
 
 use std::path::{Path, PathBuf};
@@ -18,11 +18,11 @@ fn example(name: &str) -> Option<PathBuf> {
     }
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "{} is not built (CI runs `cargo build -p hoist --examples` first)",
+        "{} is not built (CI runs `cargo build -p hoist-oci --examples` first)",
         path.display()
     );
     eprintln!(
-        "SKIPPED: {} is not built (cargo build -p hoist --examples)",
+        "SKIPPED: {} is not built (cargo build -p hoist-oci --examples)",
         path.display()
     );
     None
