@@ -829,14 +829,24 @@ fn flatten_gives_one_layer_with_the_same_tree() {
     let layout = w.join("layout");
     let l = layout.display().to_string();
     build_two_layer(&layout, "v1");
-    run_ok(&mut hoist(&[
-        "flatten",
-        &format!("oci:{l}:v1"),
-        &format!("oci:{l}:flat"),
-    ]));
+    // Nothing is staged outside the destination (the tree is never unpacked to disk).
+    let out = hoist(&["flatten", &format!("oci:{l}:v1"), &format!("oci:{l}:flat")])
+        .env("TMPDIR", w.join("no-such-dir"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
     validate(&layout, "flat");
     let manifest = skopeo_manifest(&format!("oci:{l}:flat"));
     assert_eq!(manifest["layers"].as_array().unwrap().len(), 1);
+    // The root directory's own entry (umoci's layers have one) is kept, first.
+    let blob = layout.join("blobs/sha256").join(
+        manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:"),
+    );
+    let listing = run_ok(Command::new("tar").arg("-tzf").arg(&blob));
+    assert_eq!(listing.lines().next(), Some("./"), "{listing}");
     let config = skopeo_config(&format!("oci:{l}:flat"));
     assert_eq!(config["history"].as_array().unwrap().len(), 1);
     assert_eq!(

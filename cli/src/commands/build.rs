@@ -296,6 +296,11 @@ pub fn run_flatten(args: FlattenArgs) -> Result<ExitCode> {
         .with_context(|| format!("opening {}", args.source))?;
     let mut builder = ImageBuilder::from_source(src.as_ref(), args.platform.as_ref())
         .with_context(|| format!("reading {}", src.name()))?;
+    // The layer is written where the destination can take it without a second copy.
+    let dst = open_dst(&args.destination, &args.registry)?;
+    if let Some(dir) = dst.staging_dir() {
+        builder.scratch_dir(&dir);
+    }
     let epoch = match opts.mtime {
         MtimePolicy::Fixed(t) | MtimePolicy::Clamp(t) => Some(t),
         MtimePolicy::Keep => None,
@@ -319,7 +324,7 @@ pub fn run_flatten(args: FlattenArgs) -> Result<ExitCode> {
     if let Some(top) = builder.config_mut().as_object_mut() {
         top.insert("created".into(), serde_json::Value::String(when));
     }
-    write(&builder, &args.destination, &args.registry)
+    write_to(&builder, dst.as_ref())
 }
 
 /// Arguments of `hoist rebase`.

@@ -285,10 +285,11 @@ impl<'s> ImageBuilder<'s> {
         self.push_layer(file, blob)
     }
 
-    /// Squashes the base's layers (and any added so far) into one: the image is unpacked into a
-    /// scratch directory by [`crate::unpack()`] (the same confined, verified layer application,
-    /// whiteouts applied; owners recorded rootless when not root) and written back as one layer
-    /// per `opts`. The history becomes one entry, `history` (none when `None`).
+    /// Squashes the base's layers (and any added so far) into one: the tar stream of
+    /// [`crate::export()`] (unpack's own applier on an in-memory tree, whiteouts applied, owners
+    /// as the image has them; nothing unpacked to disk), hashed for the diff_id as it streams into
+    /// the compressor, written back as one layer per `opts` (times and owners as `opts` says).
+    /// The history becomes one entry, `history` (none when `None`).
     pub fn flatten(&mut self, opts: &LayerOptions, history: Option<Value>) -> Result<&LayerBlob> {
         let (Some(base), Some(image)) = (self.base, &self.base_image) else {
             return Err(Error::Other(
@@ -300,17 +301,49 @@ impl<'s> ImageBuilder<'s> {
                 "flatten before adding layers (added layers are not in the base to unpack)".into(),
             ));
         }
-        let scratch = crate::durable::TempDir::new_in(&self.scratch)?;
-        let rootfs = scratch.path().join("rootfs");
-        let unpack = crate::unpack::UnpackOptions {
-            apply: crate::layer::ApplyOptions {
-                rootless: !rustix::process::geteuid().is_root(),
-                ..Default::default()
-            },
+        self.check_compression(opts.compression)?;
+        let export = crate::export::ExportOptions {
             limits: Some(self.limits.clone()),
             ..Default::default()
         };
-        crate::unpack::unpack_image(base, image, &rootfs, &unpack)?;
+        let file = TempFile::new_in(&self.scratch)?;
+        let out = file
+            .as_file()
+            .try_clone()
+            .ctx(|| format!("opening {}", file.path().display()))?;
+        let (mut reader, writer) =
+            std::io::pipe().map_err(|e| Error::io("creating the layer pipe", e))?;
+        let encode = EncodeOptions {
+            compression: opts.compression,
+            level: opts.level.map(|l| l as i32),
+            threads: 0,
+        };
+        let mut blob_side = HashingWriter::new(out, Algorithm::Sha256);
+        let (produced, encoded) = std::thread::scope(|s| {
+            let producer = s.spawn(|| -> Result<(Digest, u64)> {
+                let mut tar_side = HashingWriter::new(writer, Algorithm::Sha256);
+                crate::export::write_tar(base, image, &mut tar_side, &export, opts)?;
+                // Dropping the pipe's writer ends the encoder's input.
+                let (_, diff_id, size) = tar_side.finish();
+                Ok((diff_id, size))
+            });
+            let encoded = compress::encode(&encode, &mut reader, &mut blob_side);
+            // If encoding failed, closing the read end makes the producer's next write fail too.
+            drop(reader);
+            let produced = producer
+                .join()
+                .unwrap_or_else(|_| Err(Error::Other("the flatten reader panicked".into())));
+            (produced, encoded)
+        });
+        // The first error of either stage: an encoder that failed (a full disk) closed the pipe,
+        // so the producer's error is then only "broken pipe"; a producer that failed closed the
+        // pipe early, which the encoder saw as a clean end of input.
+        encoded
+            .map_err(|e| from_io(e, || format!("compressing into {}", file.path().display())))?;
+        let (diff_id, tar_size) = produced?;
+        let (mut out, digest, size) = blob_side.finish();
+        out.flush()
+            .ctx(|| format!("writing {}", file.path().display()))?;
         if let Some(m) = self.manifest.as_object_mut() {
             m.insert("layers".into(), json!([]));
         }
@@ -321,14 +354,13 @@ impl<'s> ImageBuilder<'s> {
                 Value::Array(history.into_iter().collect()),
             );
         }
-        let diff = crate::diff::compute(&EmptyTree, &rootfs, &DiffOptions::default())?;
-        let file = TempFile::new_in(&self.scratch)?;
-        let out = file
-            .as_file()
-            .try_clone()
-            .ctx(|| format!("opening {}", file.path().display()))?;
-        let blob = write_layer(&diff, out, opts)?;
-        drop(scratch);
+        let blob = LayerBlob {
+            digest,
+            diff_id,
+            size,
+            tar_size,
+            compression: opts.compression,
+        };
         self.push_layer(file, blob)
     }
 

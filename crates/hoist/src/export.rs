@@ -9,7 +9,8 @@
 //! written: directories (parents first), the surviving files' contents streamed from the second pass
 //! bottom layer first, then symlinks, fifos and devices, then every further name of a hardlinked
 //! node as a hardlink to the name written first. Every hardlink follows its target, so the stream
-//! extracts with `tar -x`; memory holds entry metadata per path, never file contents.
+//! extracts with `tar -x`; memory holds entry metadata per path, never file contents. The root
+//! directory is written as `./` when a layer had an entry for it (its mode, owner and time).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -235,6 +236,18 @@ pub fn export_image(
     out: &mut dyn Write,
     opts: &ExportOptions,
 ) -> Result<ExportReport> {
+    write_tar(source, image, out, opts, &LayerOptions::default())
+}
+
+/// [`export_image`] with the entries' times and owners written as `layer` says (flatten's
+/// `SOURCE_DATE_EPOCH`, `--uid`, `--gid`); its compression is not used (the stream is plain tar).
+pub(crate) fn write_tar(
+    source: &dyn Source,
+    image: &Image,
+    out: &mut dyn Write,
+    opts: &ExportOptions,
+    layer: &LayerOptions,
+) -> Result<ExportReport> {
     let limits = opts
         .limits
         .clone()
@@ -272,10 +285,15 @@ pub fn export_image(
     // Then the tar: directories, the files' contents bottom layer first, the other nodes, the links.
     let mut tar = TarOut {
         out: BufWriter::with_capacity(1 << 20, out),
-        opts: LayerOptions::default(),
+        opts: layer.clone(),
         entries: 0,
         bytes: 0,
     };
+    // The root's own entry when a layer had one (its mode, owner, time), as `./`.
+    let root = tree.node(tree.root());
+    if root.head.is_some() {
+        tar.node(b".", root)?;
+    }
     for (path, id) in &plan.dirs {
         tar.node(path, tree.node(*id))?;
     }
