@@ -4,7 +4,7 @@
 //!
 //! A referrer is described as the distribution-spec's referrers API describes it: the descriptor of
 //! the referring manifest, with its `artifactType` (the manifest's own, else its config's media type)
-//! and the manifest's annotations. [`Source::referrers`](crate::transport::Source::referrers) lists
+//! and the manifest's annotations. [`Source::referrers`] lists
 //! them: a registry asks `GET /v2/<name>/referrers/<digest>` and, where the API answers 404, reads
 //! the tag-schema fallback index (tag [`fallback_tag`]); a layout (`oci:`, `oci-archive:`) looks at
 //! the manifests in its `index.json` whose `subject` is the digest, tagged or not, as oras and

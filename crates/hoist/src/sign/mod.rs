@@ -293,21 +293,60 @@ pub fn write_signature(
         });
     }
     let sig_ref = signature_ref(image, digest)?;
-    // The layers of the signature manifest already there, kept as they are.
-    let mut layers: Vec<Value> = Vec::new();
-    let existing = match open_source(&sig_ref, opts) {
-        Ok(source) => match source.root() {
-            Ok(root) => Some((signatures_of(source.as_ref(), &root)?, root)),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e),
-        },
-        Err(e) if e.is_not_found() => None,
-        Err(e) => return Err(e),
-    };
-    if let Some((sigs, root)) = &existing {
-        if sigs.contains(signature) {
+    // Read, add, write; then read again: a concurrent signer that wrote the tag in between dropped
+    // this signature, and the update is made again (bounded).
+    for _ in 0..crate::transport::SHARED_UPDATE_ATTEMPTS {
+        let existing = tag_signatures(&sig_ref, opts)?;
+        if existing
+            .as_ref()
+            .is_some_and(|(sigs, _)| sigs.contains(signature))
+        {
             return Ok(());
         }
+        put_signature_manifest(
+            &sig_ref,
+            existing.as_ref().map(|(_, root)| root),
+            signature,
+            opts,
+        )?;
+        if tag_signatures(&sig_ref, opts)?.is_some_and(|(sigs, _)| sigs.contains(signature)) {
+            return Ok(());
+        }
+        tracing::info!("{sig_ref}: a concurrent update dropped the new signature; again");
+    }
+    Err(Error::Signature(format!(
+        "{sig_ref}: the new signature was dropped by concurrent updates {} times",
+        crate::transport::SHARED_UPDATE_ATTEMPTS
+    )))
+}
+
+/// The signatures in the signature tag `sig_ref` and its manifest; `None` when there is no such tag.
+fn tag_signatures(
+    sig_ref: &TransportRef,
+    opts: &OpenOptions,
+) -> Result<Option<(Vec<ImageSignature>, Document)>> {
+    let source = match open_source(sig_ref, opts) {
+        Ok(s) => s,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match source.root() {
+        Ok(root) => Ok(Some((signatures_of(source.as_ref(), &root)?, root))),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes the signature manifest of `sig_ref`: the layers of `existing` (kept as they are) and one
+/// more for `signature`.
+fn put_signature_manifest(
+    sig_ref: &TransportRef,
+    existing: Option<&Document>,
+    signature: &ImageSignature,
+    opts: &OpenOptions,
+) -> Result<()> {
+    let mut layers: Vec<Value> = Vec::new();
+    if let Some(root) = existing {
         let value: Value = serde_json::from_slice(root.bytes())
             .map_err(|e| Error::invalid_document("signature manifest", e.to_string()))?;
         if let Some(l) = value.get("layers").and_then(Value::as_array) {
@@ -350,7 +389,7 @@ pub fn write_signature(
     .to_string()
     .into_bytes();
     let doc = Document::new(crate::media_type::OCI_MANIFEST, manifest)?;
-    let dest = open_destination(&sig_ref, opts)?;
+    let dest = open_destination(sig_ref, opts)?;
     for (bytes, digest, media_type) in [
         (&config, &config_digest, crate::media_type::OCI_CONFIG),
         (

@@ -392,7 +392,7 @@ impl RegistryDestination {
 }
 
 /// How many times a fallback index update is made again after a concurrent writer dropped it.
-pub const FALLBACK_ATTEMPTS: usize = 5;
+pub const FALLBACK_ATTEMPTS: usize = crate::transport::SHARED_UPDATE_ATTEMPTS;
 
 impl Destination for RegistryDestination {
     fn name(&self) -> String {
