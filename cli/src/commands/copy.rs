@@ -194,6 +194,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         source.as_ref(),
         destination.as_ref(),
         &CopyOptions {
+            cancel: Default::default(),
             platforms,
             jobs: args.jobs,
             progress: progress.clone(),

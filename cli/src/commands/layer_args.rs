@@ -94,6 +94,7 @@ impl LayerArgs {
             MtimePolicy::Keep => None,
         };
         AppendOptions {
+            cancel: Default::default(),
             layer: self.layer_options(Compression::Gzip),
             tag,
             created,

@@ -65,6 +65,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut append = args.layer.append_options(args.tag.clone());
     append.tag = args.tag.clone();
     let opts = RepackOptions {
+        cancel: Default::default(),
         dest,
         state: args.state.clone(),
         append,

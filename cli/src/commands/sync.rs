@@ -139,6 +139,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let open = super::open_options();
     let opts = SyncOptions {
         copy: CopyOptions {
+            cancel: Default::default(),
             platforms: if args.all {
                 PlatformChoice::All
             } else {

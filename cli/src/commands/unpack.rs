@@ -101,6 +101,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let source =
         open_source(&reference, &open).with_context(|| format!("opening {}", args.image))?;
     let opts = UnpackOptions {
+        cancel: Default::default(),
         platform: args.platform,
         bundle: args.bundle,
         apply: ApplyOptions {

@@ -71,6 +71,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let report = verify(
         source.as_ref(),
         &VerifyOptions {
+            cancel: Default::default(),
             jobs: args.jobs,
             progress: crate::progress::when_watched(args.progress, false),
         },

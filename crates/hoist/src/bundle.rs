@@ -77,9 +77,17 @@ impl UserDb {
             .map(|(i, d)| format!("layer {}/{n} {}", i + 1, crate::descriptor::describe(d)))
             .collect();
         let mut db = DbBuilder::default();
-        crate::unpack::stream_layers(source, &layers, &names, &diff_ids, limits, &None, |msg| {
-            db.take(msg)
-        })?;
+        let never = crate::cancel::CancelToken::default();
+        crate::unpack::stream_layers(
+            source,
+            &layers,
+            &names,
+            &diff_ids,
+            limits,
+            &None,
+            &never,
+            |msg| db.take(msg),
+        )?;
         Ok(UserDb {
             passwd: db.files[0].take(),
             group: db.files[1].take(),

@@ -22,6 +22,7 @@ mod transfer;
 pub use actions::{ConvertOptions, needed};
 pub(crate) use plan::chosen_manifest;
 
+use crate::cancel::CancelToken;
 use crate::digest::Digest;
 use crate::document::Document;
 use crate::error::{Error, Result};
@@ -64,6 +65,10 @@ pub struct CopyOptions {
     /// them, for files neither writable by group or others nor owned by another user (others are
     /// copied). Off by default: a copy then shares no inode with a layout it was not asked to write.
     pub link: bool,
+    /// Stops the copy from another thread ([`CancelToken::cancel`]): it fails with
+    /// [`Error::Cancelled`] and the destination keeps its old root (blobs already stored stay, as
+    /// after a SIGKILL; temp files are removed). Never cancelled by default.
+    pub cancel: CancelToken,
 }
 
 /// What a copy did.
@@ -126,8 +131,10 @@ pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Resu
     if crate::blocking::in_async_context() {
         return crate::blocking::outside_async(|| copy(src, dst, opts));
     }
+    opts.cancel.check()?;
     let source_digest = src.root()?.digest().clone();
     let plan = plan::plan(src, opts)?;
+    opts.cancel.check()?;
     if opts.preserve_digests && plan.root.is_index() && plan.root.digest() != &source_digest {
         return Err(Error::Unsupported(format!(
             "--preserve-digests: copying a platform subset writes a new index ({}) instead of {source_digest}",
@@ -162,6 +169,8 @@ pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Resu
         let done = transfer::transfer(src, dst, &plan.blobs, &Default::default(), opts)?;
         (plan.children, plan.root, done.outcomes)
     };
+    // The last point to stop: once the root is committed, the copy is done.
+    opts.cancel.check()?;
     commit::commit(dst, &children, &root)?;
     Ok(CopyReport::new(&root, source_digest, &outcomes))
 }
