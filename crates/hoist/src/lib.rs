@@ -67,7 +67,8 @@
 //!         println!("{how:?} {digest}");
 //!     }
 //! });
-//! let copy = CopyOptions { progress: Some(progress), ..CopyOptions::default() };
+//! let mut copy = CopyOptions::default();
+//! copy.progress = Some(progress);
 //! let report = hoist::copy(src.as_ref(), dst.as_ref(), &copy)?;
 //! println!("{} blobs streamed, {} bytes", report.blobs_copied, report.bytes);
 //! # Ok::<(), hoist::Error>(())
@@ -136,6 +137,11 @@
 //! # drop(stop);
 //! # Ok::<(), hoist::Error>(())
 //! ```
+//!
+//! ## Options
+//!
+//! Every options struct (and [`Limits`]) is `#[non_exhaustive]`, so that new options are not breaking
+//! changes: start from `default()` and assign the fields you need, as the snippets above do.
 //!
 //! # Where things are
 //!

@@ -23,6 +23,7 @@ use crate::unpack::{BUNDLE_STATE, INCOMPLETE_MARKER, LEGACY_PLAIN_STATE, check_s
 
 /// Options of [`repack`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RepackOptions {
     /// The layout to write into; `None` means the layout the tree was unpacked from.
     pub dest: Option<PathBuf>,

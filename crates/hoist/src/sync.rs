@@ -54,6 +54,7 @@ pub enum SyncDestination {
 
 /// Options of a sync.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct SyncOptions {
     /// How each image is copied (platforms, jobs, conversions, progress). Its
     /// [`CopyOptions::cancel`] stops the whole sync: the image being copied fails with
@@ -84,6 +85,7 @@ pub struct SyncItem {
 
 /// What happened to one image.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Outcome {
     /// Copied; the copy engine's report.
     Copied(CopyReport),

@@ -44,6 +44,7 @@ const CHANNEL_DEPTH: usize = 64;
 
 /// Options of [`unpack`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct UnpackOptions {
     /// The platform to choose from an index (the host's when `None`).
     pub platform: Option<Platform>,

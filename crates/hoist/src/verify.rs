@@ -21,6 +21,7 @@ use crate::walk::Visitor;
 
 /// Options of a verification.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct VerifyOptions {
     /// Layers verified at once (0 means the number of CPUs).
     pub jobs: usize,

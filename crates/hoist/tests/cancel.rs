@@ -3,9 +3,6 @@
 //! `Error::Cancelled` and leave their destination as a SIGKILL would (valid: the old state), with no
 //! temp file left; run again, they complete.
 
-// Options are built default-then-assign, the style that works once they are `#[non_exhaustive]`.
-#![allow(clippy::field_reassign_with_default)]
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -43,13 +43,16 @@ use crate::transport::{BlobReader, Destination, LayerPolicy, Source, VerifiedStr
 /// let opts = hoist::OpenOptions::default();
 /// let src = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &opts)?;
 /// let dst = hoist::open_destination(&"oci:/tmp/zstd:v1".parse()?, &opts)?;
-/// let convert = ConvertOptions { compression: Some(Compression::Zstd), ..Default::default() };
-/// let copy = hoist::CopyOptions { convert, ..Default::default() };
+/// let mut convert = ConvertOptions::default();
+/// convert.compression = Some(Compression::Zstd);
+/// let mut copy = hoist::CopyOptions::default();
+/// copy.convert = convert;
 /// hoist::copy(src.as_ref(), dst.as_ref(), &copy)?; // layers recompressed, diff_ids kept
 /// # let _ = Format::Oci;
 /// # Ok::<(), hoist::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConvertOptions {
     /// The manifest format to write (`--format`).
     pub format: Option<Format>,

@@ -46,6 +46,7 @@ pub enum PlatformChoice {
 
 /// Options of a copy.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct CopyOptions {
     /// Which images of an index to copy.
     pub platforms: PlatformChoice,

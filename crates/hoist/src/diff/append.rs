@@ -16,6 +16,7 @@ use crate::reference::LayoutRef;
 
 /// Options of [`append_diff`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct AppendOptions {
     /// How the layer is written.
     pub layer: LayerOptions,

@@ -44,6 +44,7 @@ impl MtimePolicy {
 
 /// Options for writing a layer.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LayerOptions {
     /// Compression of the blob.
     pub compression: Compression,
