@@ -35,6 +35,7 @@ fn outcome_word(how: BlobOutcome) -> &'static str {
         BlobOutcome::Foreign => "left out (foreign layer)",
         BlobOutcome::Verified => "verified",
         BlobOutcome::Applied => "applied",
+        _ => "done",
     }
 }
 

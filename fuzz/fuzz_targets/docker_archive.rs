@@ -166,11 +166,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(bytes) = archive(&mut u) else { return };
     let path = &file();
     std::fs::write(path, &bytes).expect("writing the archive");
-    let limits = Limits {
-        max_document_size: 64 << 10,
-        max_entries: 1000,
-        ..Limits::default()
-    };
+    let mut limits = Limits::default();
+    limits.max_document_size = 64 << 10;
+    limits.max_entries = 1000;
     let Ok(src) = DockerArchiveSource::open(path, sel, limits) else {
         return;
     };

@@ -205,18 +205,12 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 fn apply(target: &Path, layers: &[Vec<u8>], resolver: Resolver) -> hoist::Result<()> {
-    let limits = Limits {
-        max_unpack_size: 1 << 20,
-        ..Limits::default()
-    };
-    let mut applier = Applier::new(
-        target,
-        ApplyOptions {
-            rootless: true,
-            resolver: Some(resolver),
-            ..ApplyOptions::default()
-        },
-    )?;
+    let mut limits = Limits::default();
+    limits.max_unpack_size = 1 << 20;
+    let mut opts = ApplyOptions::default();
+    opts.rootless = true;
+    opts.resolver = Some(resolver);
+    let mut applier = Applier::new(target, opts)?;
     let mut totals = ReadTotals::default();
     for (i, tar) in layers.iter().enumerate() {
         applier.apply(Msg::LayerStart(format!("layer {i}")))?;

@@ -146,33 +146,30 @@ fn changes(args: &Args) -> Result<ConfigChanges> {
         .iter()
         .map(|c| ClearField::parse(c))
         .collect::<hoist::Result<Vec<_>>>()?;
-    let changes = ConfigChanges {
-        clear,
-        env: args.env.clone(),
-        entrypoint: (!args.entrypoint.is_empty()).then(|| args.entrypoint.clone()),
-        cmd: (!args.cmd.is_empty()).then(|| args.cmd.clone()),
-        user: args.user.clone(),
-        working_dir: args.working_dir.clone(),
-        stop_signal: args.stop_signal.clone(),
-        labels: args.labels.clone(),
-        exposed_ports: args.exposed_ports.clone(),
-        volumes: args.volumes.clone(),
-        author: args.author.clone(),
-        created: args.created.clone(),
-        os: args.os.clone(),
-        architecture: args.architecture.clone(),
-        manifest_annotations: args.manifest_annotations.clone(),
-    };
+    let mut changes = ConfigChanges::default();
+    changes.clear = clear;
+    changes.env = args.env.clone();
+    changes.entrypoint = (!args.entrypoint.is_empty()).then(|| args.entrypoint.clone());
+    changes.cmd = (!args.cmd.is_empty()).then(|| args.cmd.clone());
+    changes.user = args.user.clone();
+    changes.working_dir = args.working_dir.clone();
+    changes.stop_signal = args.stop_signal.clone();
+    changes.labels = args.labels.clone();
+    changes.exposed_ports = args.exposed_ports.clone();
+    changes.volumes = args.volumes.clone();
+    changes.author = args.author.clone();
+    changes.created = args.created.clone();
+    changes.os = args.os.clone();
+    changes.architecture = args.architecture.clone();
+    changes.manifest_annotations = args.manifest_annotations.clone();
     if changes.is_empty() && args.tag.is_none() && args.dest.is_none() {
         bail!(
             "nothing to change: give at least one --config.*, --author, --created, --clear or --tag"
         );
     }
     let epoch = args.source_date_epoch.map(hoist::config_edit::rfc3339);
-    Ok(ConfigChanges {
-        created: changes.created.or(epoch),
-        ..changes
-    })
+    changes.created = changes.created.or(epoch);
+    Ok(changes)
 }
 
 /// The history entry the flags ask for, `None` with --no-history.

@@ -175,18 +175,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
         (false, [one]) => PlatformChoice::One(one.clone()),
         (false, many) => PlatformChoice::Subset(many.to_vec()),
     };
-    let convert = hoist::recompress::ConvertOptions {
-        format: args.format.map(|f| match f {
-            ManifestFormat::Oci => hoist::convert::Format::Oci,
-            ManifestFormat::V2s2 => hoist::convert::Format::DockerV2S2,
-        }),
-        compression: args.dest_compress_format.map(|c| match c {
-            CompressFormat::Gzip => hoist::compress::Compression::Gzip,
-            CompressFormat::Zstd => hoist::compress::Compression::Zstd,
-            CompressFormat::None => hoist::compress::Compression::None,
-        }),
-        level: args.dest_compress_level,
-    };
+    let mut convert = hoist::recompress::ConvertOptions::default();
+    convert.format = args.format.map(|f| match f {
+        ManifestFormat::Oci => hoist::convert::Format::Oci,
+        ManifestFormat::V2s2 => hoist::convert::Format::DockerV2S2,
+    });
+    convert.compression = args.dest_compress_format.map(|c| match c {
+        CompressFormat::Gzip => hoist::compress::Compression::Gzip,
+        CompressFormat::Zstd => hoist::compress::Compression::Zstd,
+        CompressFormat::None => hoist::compress::Compression::None,
+    });
+    convert.level = args.dest_compress_level;
     if let (Some(c), Some(level)) = (convert.compression, convert.level) {
         hoist::compress::check_level(c, level).map_err(anyhow::Error::msg)?;
     }
@@ -202,22 +201,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None => None,
     };
     let progress = crate::progress::sink(args.progress, args.quiet);
-    let report = match copy(
-        source.as_ref(),
-        destination.as_ref(),
-        &CopyOptions {
-            platforms,
-            jobs: args.jobs,
-            progress: progress.clone(),
-            preserve_digests: args.preserve_digests,
-            index_only: args.multi_arch == Some(MultiArch::IndexOnly),
-            link: args.link,
-            convert,
-            referrers: args.referrers,
-            referrers_filter: args.referrers_filter.clone(),
-            digest_tags: args.digest_tags,
-        },
-    ) {
+    let mut opts = CopyOptions::default();
+    opts.platforms = platforms;
+    opts.jobs = args.jobs;
+    opts.progress = progress.clone();
+    opts.preserve_digests = args.preserve_digests;
+    opts.index_only = args.multi_arch == Some(MultiArch::IndexOnly);
+    opts.link = args.link;
+    opts.convert = convert;
+    opts.referrers = args.referrers;
+    opts.referrers_filter = args.referrers_filter.clone();
+    opts.digest_tags = args.digest_tags;
+    let report = match copy(source.as_ref(), destination.as_ref(), &opts) {
         Ok(report) => report,
         Err(e) => {
             return Err(anyhow::Error::new(e).context(format!(

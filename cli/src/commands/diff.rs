@@ -104,20 +104,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ),
             None => (&dir_tree, args.lower.display(), Vec::new(), Vec::new()),
         };
-    let diff = compute(
-        lower,
-        upper,
-        &DiffOptions {
-            full_hash: args.compare_content,
-            exclude: args.exclude.clone(),
-            uid_map,
-            gid_map,
-            overlay_whiteouts: recorded
-                .as_ref()
-                .is_some_and(|s| s.header.whiteout_format == "overlay"),
-        },
-    )
-    .with_context(|| format!("comparing {lower_name} with {}", upper.display()))?;
+    let mut opts = DiffOptions::default();
+    opts.full_hash = args.compare_content;
+    opts.exclude = args.exclude.clone();
+    opts.uid_map = uid_map;
+    opts.gid_map = gid_map;
+    opts.overlay_whiteouts = recorded
+        .as_ref()
+        .is_some_and(|s| s.header.whiteout_format == "overlay");
+    let diff = compute(lower, upper, &opts)
+        .with_context(|| format!("comparing {lower_name} with {}", upper.display()))?;
     if args.list {
         for c in diff.changes() {
             let (tag, detail) = match &c.kind {

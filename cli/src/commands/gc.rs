@@ -28,10 +28,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let reference = super::parse_ref(&args.reference)?;
     let path = reference.whole_layout("gc")?.to_path_buf();
     let layout = Layout::open(&path)?.with_limits(super::limits());
+    let mut opts = hoist::layout::GcOptions::default();
+    opts.dry_run = args.dry_run;
     let report = layout
-        .gc_with(hoist::layout::GcOptions {
-            dry_run: args.dry_run,
-        })
+        .gc_with(opts)
         .with_context(|| format!("collecting garbage in {}", path.display()))?;
     if args.json {
         crate::output::print_json(&report)?;

@@ -76,13 +76,13 @@ impl LayerArgs {
 
     /// The layer options, with `default` compression when none was asked for.
     pub fn layer_options(&self, default: Compression) -> LayerOptions {
-        LayerOptions {
-            compression: self.compress.map(Into::into).unwrap_or(default),
-            level: self.level,
-            mtime: self.mtime_policy(),
-            uid: self.uid,
-            gid: self.gid,
-        }
+        let mut o = LayerOptions::default();
+        o.compression = self.compress.map(Into::into).unwrap_or(default);
+        o.level = self.level;
+        o.mtime = self.mtime_policy();
+        o.uid = self.uid;
+        o.gid = self.gid;
+        o
     }
 
     /// Options for appending the layer to an image under `tag` (the history entry's time is the epoch
@@ -93,16 +93,15 @@ impl LayerArgs {
             MtimePolicy::Fixed(t) | MtimePolicy::Clamp(t) => Some(hoist::config_edit::rfc3339(t)),
             MtimePolicy::Keep => None,
         };
-        AppendOptions {
-            layer: self.layer_options(Compression::Gzip),
-            tag,
-            created,
-            created_by: self.history_created_by.clone(),
-            author: self.history_author.clone(),
-            comment: self.history_comment.clone(),
-            no_history: self.no_history,
-            progress: None,
-        }
+        let mut o = AppendOptions::default();
+        o.layer = self.layer_options(Compression::Gzip);
+        o.tag = tag;
+        o.created = created;
+        o.created_by = self.history_created_by.clone();
+        o.author = self.history_author.clone();
+        o.comment = self.history_comment.clone();
+        o.no_history = self.no_history;
+        o
     }
 }
 

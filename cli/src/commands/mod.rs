@@ -71,15 +71,13 @@ static LIMITS: OnceLock<Limits> = OnceLock::new();
 
 /// Records the global limit flags (called once by `main`).
 pub fn set_limits(args: &LimitArgs) {
-    let limits = Limits {
-        max_document_size: args.max_manifest_size,
-        max_index_depth: args.max_index_depth,
-        max_response_size: args.max_response_size,
-        max_tag_pages: args.max_tag_pages,
-        max_tags: args.max_tags,
-        max_referrers: args.max_referrers,
-        ..Limits::default()
-    };
+    let mut limits = Limits::default();
+    limits.max_document_size = args.max_manifest_size;
+    limits.max_index_depth = args.max_index_depth;
+    limits.max_response_size = args.max_response_size;
+    limits.max_tag_pages = args.max_tag_pages;
+    limits.max_tags = args.max_tags;
+    limits.max_referrers = args.max_referrers;
     let _ = LIMITS.set(limits);
 }
 

@@ -64,17 +64,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let mut append = args.layer.append_options(args.tag.clone());
     append.tag = args.tag.clone();
-    let opts = RepackOptions {
-        dest,
-        state: args.state.clone(),
-        append,
-        mask_paths: args.mask_paths.clone(),
-        keep_volumes: args.no_mask_volumes,
-        full_hash: args.full_hash,
-        open: super::open_options(),
-        refresh: args.refresh_bundle,
-        progress: crate::progress::when_watched(args.progress, false),
-    };
+    let mut opts = RepackOptions::default();
+    opts.dest = dest;
+    opts.state = args.state.clone();
+    opts.append = append;
+    opts.mask_paths = args.mask_paths.clone();
+    opts.keep_volumes = args.no_mask_volumes;
+    opts.full_hash = args.full_hash;
+    opts.open = super::open_options();
+    opts.refresh = args.refresh_bundle;
+    opts.progress = crate::progress::when_watched(args.progress, false);
     let done =
         repack(&args.dir, &opts).with_context(|| format!("repacking {}", args.dir.display()))?;
     if done.changes == 0 {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use hoist::copy::{CopyOptions, PlatformChoice};
+use hoist::copy::PlatformChoice;
 use hoist::sync::{ImageResult, Outcome, SyncDestination, SyncOptions, SyncSource};
 
 use super::copy::ManifestFormat;
@@ -129,6 +129,7 @@ fn describe(r: &ImageResult) -> String {
             }
             text
         }
+        other => format!("{arrow}: {other:?}"),
     }
 }
 
@@ -147,35 +148,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
         DestKind::Oci => SyncDestination::Oci(PathBuf::from(&args.destination)),
     };
     let open = super::open_options();
-    let opts = SyncOptions {
-        copy: CopyOptions {
-            platforms: if args.all {
-                PlatformChoice::All
-            } else {
-                PlatformChoice::Host
-            },
-            jobs: args.jobs,
-            progress: crate::progress::sink(args.progress, args.quiet),
-            preserve_digests: args.preserve_digests,
-            link: args.link,
-            index_only: false,
-            referrers: args.referrers,
-            referrers_filter: args.referrers_filter.clone(),
-            digest_tags: args.digest_tags,
-            convert: hoist::recompress::ConvertOptions {
-                format: args.format.map(|f| match f {
-                    ManifestFormat::Oci => hoist::convert::Format::Oci,
-                    ManifestFormat::V2s2 => hoist::convert::Format::DockerV2S2,
-                }),
-                ..Default::default()
-            },
-        },
-        source: args.registry.source(open.clone()),
-        destination: args.registry.destination(open),
-        scoped: args.scoped,
-        keep_going: args.keep_going,
-        dry_run: args.dry_run,
+    let mut opts = SyncOptions::default();
+    opts.copy.platforms = if args.all {
+        PlatformChoice::All
+    } else {
+        PlatformChoice::Host
     };
+    opts.copy.jobs = args.jobs;
+    opts.copy.progress = crate::progress::sink(args.progress, args.quiet);
+    opts.copy.preserve_digests = args.preserve_digests;
+    opts.copy.link = args.link;
+    opts.copy.index_only = false;
+    opts.copy.referrers = args.referrers;
+    opts.copy.referrers_filter = args.referrers_filter.clone();
+    opts.copy.digest_tags = args.digest_tags;
+    opts.copy.convert.format = args.format.map(|f| match f {
+        ManifestFormat::Oci => hoist::convert::Format::Oci,
+        ManifestFormat::V2s2 => hoist::convert::Format::DockerV2S2,
+    });
+    opts.source = args.registry.source(open.clone());
+    opts.destination = args.registry.destination(open);
+    opts.scoped = args.scoped;
+    opts.keep_going = args.keep_going;
+    opts.dry_run = args.dry_run;
     let quiet = args.quiet;
     let report = hoist::sync::sync(&source, &destination, &opts, &|r: &ImageResult| {
         if !quiet || matches!(r.outcome, Outcome::Failed(_)) {

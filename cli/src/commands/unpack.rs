@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use hoist::layer::{ApplyOptions, IdMap, WhiteoutFormat};
+use hoist::layer::{IdMap, WhiteoutFormat};
 use hoist::platform::Platform;
 use hoist::transport::open_source;
 use hoist::unpack::{UnpackOptions, unpack};
@@ -100,25 +100,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .with_limits(limits.clone());
     let source =
         open_source(&reference, &open).with_context(|| format!("opening {}", args.image))?;
-    let opts = UnpackOptions {
-        platform: args.platform,
-        bundle: args.bundle,
-        apply: ApplyOptions {
-            rootless: args.rootless,
-            uid_map: args.uid_map,
-            gid_map: args.gid_map,
-            whiteout: match args.whiteout_format {
-                WhiteoutArg::Apply => WhiteoutFormat::Apply,
-                WhiteoutArg::Overlay => WhiteoutFormat::Overlay,
-            },
-            keep_dirlinks: args.keep_dirlinks,
-            ..ApplyOptions::default()
-        },
-        limits: Some(limits),
-        source_ref: Some(reference.absolute().to_string()),
-        state: args.state.clone(),
-        progress: crate::progress::when_watched(args.progress, args.quiet),
+    let mut opts = UnpackOptions::default();
+    opts.platform = args.platform;
+    opts.bundle = args.bundle;
+    opts.apply.rootless = args.rootless;
+    opts.apply.uid_map = args.uid_map;
+    opts.apply.gid_map = args.gid_map;
+    opts.apply.whiteout = match args.whiteout_format {
+        WhiteoutArg::Apply => WhiteoutFormat::Apply,
+        WhiteoutArg::Overlay => WhiteoutFormat::Overlay,
     };
+    opts.apply.keep_dirlinks = args.keep_dirlinks;
+    opts.limits = Some(limits);
+    opts.source_ref = Some(reference.absolute().to_string());
+    opts.state = args.state.clone();
+    opts.progress = crate::progress::when_watched(args.progress, args.quiet);
     let existed = args.dir.symlink_metadata().is_ok();
     let report = unpack(source.as_ref(), &args.dir, &opts).with_context(|| {
         // Only a directory hoist created may be removed; one the user made is theirs.

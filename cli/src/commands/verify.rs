@@ -68,13 +68,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     {
         return Err(e.into());
     }
-    let report = verify(
-        source.as_ref(),
-        &VerifyOptions {
-            jobs: args.jobs,
-            progress: crate::progress::when_watched(args.progress, false),
-        },
-    );
+    let mut opts = VerifyOptions::default();
+    opts.jobs = args.jobs;
+    opts.progress = crate::progress::when_watched(args.progress, false);
+    let report = verify(source.as_ref(), &opts);
     match args.format {
         Format::Json => crate::output::print_json(&report)?,
         Format::Text => {

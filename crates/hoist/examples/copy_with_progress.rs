@@ -34,10 +34,8 @@ fn run(source: &str, dest: &str) -> hoist::Result<()> {
         Event::BlobDone { digest, size, how } => println!("{how:?}: {digest} ({size} bytes)"),
         _ => {}
     });
-    let copy = CopyOptions {
-        progress: Some(progress),
-        ..CopyOptions::default()
-    };
+    let mut copy = CopyOptions::default();
+    copy.progress = Some(progress);
     let report = hoist::copy(src.as_ref(), dst.as_ref(), &copy)?;
     println!(
         "copied {} ({}): {} blob(s) streamed, {} linked, {} already there",

@@ -8,7 +8,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use hoist::layer::ApplyOptions;
 use hoist::{CopyOptions, OpenOptions, TransportRef, UnpackOptions};
 
 fn main() -> ExitCode {
@@ -38,13 +37,8 @@ fn run(source: &str, layout: &str, dir: &Path) -> hoist::Result<()> {
 
     // 2. Unpack the local copy: layers applied in order, each verified against its diff_id.
     let src = hoist::open_source(&local, &opts)?;
-    let unpack = UnpackOptions {
-        apply: ApplyOptions {
-            rootless: true,
-            ..ApplyOptions::default()
-        },
-        ..UnpackOptions::default()
-    };
+    let mut unpack = UnpackOptions::default();
+    unpack.apply.rootless = true;
     let report = hoist::unpack(src.as_ref(), dir, &unpack)?;
     println!(
         "unpacked {} layer(s), {} entries, into {}",

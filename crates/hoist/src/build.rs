@@ -11,10 +11,9 @@
 //! let base = hoist::open_source(&"docker://localhost:5000/base:v1".parse()?, &opts)?;
 //! let mut builder = ImageBuilder::from_source(base.as_ref(), None)?;
 //! builder.add_dir(std::path::Path::new("./app"), Some(std::path::Path::new("/app")), &LayerOptions::default())?;
-//! builder.edit_config(&hoist::config_edit::ConfigChanges {
-//!     cmd: Some(vec!["/app/run".into()]),
-//!     ..Default::default()
-//! })?;
+//! let mut changes = hoist::config_edit::ConfigChanges::default();
+//! changes.cmd = Some(vec!["/app/run".into()]);
+//! builder.edit_config(&changes)?;
 //! let dst = hoist::open_destination(&"docker://localhost:5000/app:v1".parse()?, &opts)?;
 //! let report = builder.write(dst.as_ref(), &hoist::CopyOptions::default())?;
 //! println!("{} ({} base blobs mounted)", report.digest, report.blobs_mounted);

@@ -102,6 +102,7 @@ impl UserDb {
                 limits,
                 &mut totals,
                 &None,
+                &crate::cancel::CancelToken::default(),
                 &mut |msg| scan.take(msg),
             )?;
             // The layer was read to its end and verified: its answer may be used.

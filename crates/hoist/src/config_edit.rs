@@ -11,7 +11,8 @@
 //! use hoist::reference::LayoutRef;
 //! let layout = Layout::open("/tmp/layout")?;
 //! let mut edit = ImageEdit::open(&layout, Some(&LayoutRef::Tag("v1".into())))?;
-//! let changes = ConfigChanges { env: vec!["A=1".into()], ..Default::default() };
+//! let mut changes = ConfigChanges::default();
+//! changes.env = vec!["A=1".into()];
 //! edit.apply(&changes)?;
 //! edit.add_history(ImageEdit::history_entry(None, "hoist config", None, true));
 //! let new = edit.commit(Some("v2"))?;
@@ -73,6 +74,7 @@ impl ClearField {
 
 /// Changes to an image config, applied in this order: clears, then every field given.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ConfigChanges {
     /// Fields emptied first.
     pub clear: Vec<ClearField>,

@@ -185,14 +185,28 @@ pub enum Error {
     #[error("{0}")]
     Signature(String),
 
+    /// The operation was stopped through its options' [`crate::CancelToken`]. What it was writing
+    /// is as a SIGKILL would have left it (the old state, or the complete new one), its temp files
+    /// removed.
+    #[error("cancelled")]
+    Cancelled,
+
     /// Another failure, described in words.
     #[error("{0}")]
     Other(String),
 }
 
 impl Error {
-    /// Builds an [`Error::Io`] with a description of what was being done.
+    /// Builds an [`Error::Io`] with a description of what was being done; an I/O error that carries
+    /// [`Error::Cancelled`] (a cancelled stream) stays [`Error::Cancelled`].
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        if source
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<Error>())
+            .is_some_and(|e| matches!(e, Error::Cancelled))
+        {
+            return Error::Cancelled;
+        }
         Error::Io {
             context: context.into(),
             source,
@@ -221,6 +235,20 @@ impl Error {
                 message.contains("; MANIFEST_UNKNOWN:") || message.contains("; NAME_UNKNOWN:")
             }
             Error::Image { source, .. } => source.is_not_found(),
+            _ => false,
+        }
+    }
+
+    /// True when the operation was cancelled ([`Error::Cancelled`]), also when that travelled inside
+    /// an [`Error::Io`] or [`Error::Image`].
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            Error::Cancelled => true,
+            Error::Image { source, .. } => source.is_cancelled(),
+            Error::Io { source, .. } => source
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<Error>())
+                .is_some_and(Error::is_cancelled),
             _ => false,
         }
     }

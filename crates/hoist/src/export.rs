@@ -42,6 +42,9 @@ pub struct ExportOptions {
     pub limits: Option<Limits>,
     /// Where progress events go: a plan, then each layer of the second (writing) pass as a blob.
     pub progress: Option<Sink>,
+    /// Stops the export from another thread: it fails with [`crate::Error::Cancelled`], and a FILE
+    /// output is left as it was (temp file removed). Never cancelled by default.
+    pub cancel: crate::cancel::CancelToken,
 }
 
 /// What an export wrote.
@@ -272,12 +275,21 @@ pub(crate) fn write_tar(
     // Pass 1: the unpack applier's decisions, on a tree of metadata.
     let mut applier = Applier::with_target(MemTree::new(), ApplyOptions::default());
     let mut pos = Position::default();
-    stream_layers(source, &layers, &names, &diff_ids, &limits, &None, |msg| {
-        if let Some((layer, entry)) = pos.step(&msg) {
-            applier.target_mut().set_position(layer, entry);
-        }
-        applier.apply(msg)
-    })?;
+    stream_layers(
+        source,
+        &layers,
+        &names,
+        &diff_ids,
+        &limits,
+        &None,
+        &opts.cancel,
+        |msg| {
+            if let Some((layer, entry)) = pos.step(&msg) {
+                applier.target_mut().set_position(layer, entry);
+            }
+            applier.apply(msg)
+        },
+    )?;
     applier.finish()?;
     let tree = applier.into_target();
     let mut plan = plan(&tree)?;
@@ -313,6 +325,7 @@ pub(crate) fn write_tar(
         &diff_ids,
         &limits,
         &opts.progress,
+        &opts.cancel,
         |msg| {
             let at = pos.step(&msg);
             match msg {

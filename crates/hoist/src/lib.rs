@@ -67,7 +67,8 @@
 //!         println!("{how:?} {digest}");
 //!     }
 //! });
-//! let copy = CopyOptions { progress: Some(progress), ..CopyOptions::default() };
+//! let mut copy = CopyOptions::default();
+//! copy.progress = Some(progress);
 //! let report = hoist::copy(src.as_ref(), dst.as_ref(), &copy)?;
 //! println!("{} blobs streamed, {} bytes", report.blobs_copied, report.bytes);
 //! # Ok::<(), hoist::Error>(())
@@ -110,13 +111,45 @@
 //! # }
 //! ```
 //!
+//! ## Cancel a long operation
+//!
+//! Every long operation's options have a `cancel` field: a [`CancelToken`] whose clones share one
+//! flag. Cancelled from another thread, the operation stops at its next check (between blobs, images
+//! and tar entries, and on every read of a streaming blob) with [`Error::Cancelled`], leaving its
+//! destination as a SIGKILL would (the old tag, or the new one once committed; an unpack target
+//! still marked incomplete) with its temp files removed ([`mod@cancel`]):
+//!
+//! ```no_run
+//! let token = hoist::CancelToken::new();
+//! let mut copy = hoist::CopyOptions::default();
+//! copy.cancel = token.clone();
+//! let stop = std::thread::spawn(move || {
+//!     std::thread::sleep(std::time::Duration::from_secs(10));
+//!     token.cancel(); // ten seconds is all it gets
+//! });
+//! let opts = hoist::OpenOptions::default();
+//! let src = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &opts)?;
+//! let dst = hoist::open_destination(&"oci:/tmp/copy:v1".parse()?, &opts)?;
+//! match hoist::copy(src.as_ref(), dst.as_ref(), &copy) {
+//!     Err(hoist::Error::Cancelled) => eprintln!("stopped; oci:/tmp/copy:v1 is as it was"),
+//!     other => println!("copied {}", other?.digest),
+//! }
+//! # drop(stop);
+//! # Ok::<(), hoist::Error>(())
+//! ```
+//!
+//! ## Options
+//!
+//! Every options struct (and [`Limits`]) is `#[non_exhaustive]`, so that new options are not breaking
+//! changes: start from `default()` and assign the fields you need, as the snippets above do.
+//!
 //! # Where things are
 //!
 //! The entry points are re-exported here; their modules hold the rest: [`transport`] (the traits
 //! and each transport), [`layout`] (OCI layouts: blobs, tags, locking, gc), [`mod@reference`],
 //! [`mod@copy`], [`mod@sync`], [`mod@verify`], [`mod@unpack`] and [`layer`] (applying layers),
 //! [`mod@repack`], [`mod@diff`] (layers from directory diffs), [`config_edit`], [`progress`],
-//! [`limits`] (bounds on hostile input), [`error`].
+//! [`limits`] (bounds on hostile input), [`mod@cancel`], [`error`].
 
 #![warn(missing_docs)]
 
@@ -124,6 +157,7 @@ pub mod blob;
 pub mod blocking;
 pub mod build;
 pub mod bundle;
+pub mod cancel;
 pub mod compress;
 pub mod config_edit;
 pub mod convert;
@@ -159,6 +193,7 @@ pub(crate) mod walk;
 
 // The entry points, so that an embedder needs only `hoist::…` (the module paths work as well).
 pub use build::ImageBuilder;
+pub use cancel::CancelToken;
 pub use copy::{CopyOptions, CopyReport, PlatformChoice, copy};
 pub use diff::{Diff, DiffOptions, compute as diff};
 pub use digest::Digest;

@@ -6,13 +6,15 @@
 ///
 /// ```no_run
 /// use hoist::Limits;
-/// let limits = Limits { max_document_size: 1 << 20, ..Limits::default() };
+/// let mut limits = Limits::default();
+/// limits.max_document_size = 1 << 20;
 /// let opts = hoist::OpenOptions::default().with_limits(limits);
 /// let src = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &opts)?;
 /// # let _ = src;
 /// # Ok::<(), hoist::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Largest manifest, index or config read into memory (`--max-manifest-size`, default 4 MiB).
     pub max_document_size: u64,

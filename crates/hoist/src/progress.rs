@@ -56,6 +56,7 @@ pub enum Event {
 /// How a blob was handled by a copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum BlobOutcome {
     /// Streamed, copied or cloned (reflink), and verified.
     Copied,
@@ -82,7 +83,8 @@ pub enum BlobOutcome {
 ///         eprintln!("{digest}: {size} bytes");
 ///     }
 /// });
-/// let opts = hoist::CopyOptions { progress: Some(sink), ..Default::default() };
+/// let mut opts = hoist::CopyOptions::default();
+/// opts.progress = Some(sink);
 /// # let _ = opts;
 /// ```
 #[derive(Clone)]

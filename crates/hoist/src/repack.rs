@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::cancel::CancelToken;
 use crate::config_edit::ImageEdit;
 use crate::copy::{CopyOptions, copy};
 use crate::diff::{AppendOptions, Appended, DiffOptions, append_diff, compute};
@@ -22,6 +23,7 @@ use crate::unpack::{BUNDLE_STATE, INCOMPLETE_MARKER, LEGACY_PLAIN_STATE, check_s
 
 /// Options of [`repack`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RepackOptions {
     /// The layout to write into; `None` means the layout the tree was unpacked from.
     pub dest: Option<PathBuf>,
@@ -48,6 +50,10 @@ pub struct RepackOptions {
     /// Where progress goes: the copy of the base image when there is one, then a step for the scan
     /// of the tree and one for the layer write.
     pub progress: Option<Sink>,
+    /// Stops the repack from another thread (after the scan, in the layer's writing, in the copy
+    /// that seeds a new `--dest`): it fails with [`Error::Cancelled`], the tag unmoved, the state
+    /// unchanged and temp files removed. Never cancelled by default.
+    pub cancel: CancelToken,
 }
 
 /// What [`repack`] did.
@@ -150,6 +156,7 @@ fn seed_destination(
     tag: &str,
     open: &OpenOptions,
     progress: &Option<Sink>,
+    cancel: &CancelToken,
 ) -> Result<()> {
     let manifest = crate::Digest::parse(&header.manifest)?;
     let source_ref = match header.source.as_deref().map(TransportRef::parse) {
@@ -169,6 +176,7 @@ fn seed_destination(
         &CopyOptions {
             platforms: crate::copy::PlatformChoice::All,
             progress: progress.clone(),
+            cancel: cancel.clone(),
             ..CopyOptions::default()
         },
     )?;
@@ -240,7 +248,14 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
             if same {
                 (dest.clone(), LayoutRef::Digest(manifest.clone()), Some(tag))
             } else {
-                seed_destination(&state.header, dest, &tag, &opts.open, &opts.progress)?;
+                seed_destination(
+                    &state.header,
+                    dest,
+                    &tag,
+                    &opts.open,
+                    &opts.progress,
+                    &opts.cancel,
+                )?;
                 (dest.clone(), LayoutRef::Tag(tag.clone()), Some(tag))
             }
         }
@@ -282,10 +297,12 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
             overlay_whiteouts: state.header.whiteout_format == "overlay",
         },
     )?;
+    opts.cancel.check()?;
     let changes = diff.changes().len();
     let mut append = opts.append.clone();
     append.tag = tag.clone();
     append.progress = opts.progress.clone();
+    append.cancel = opts.cancel.clone();
     if append.created_by.is_none() {
         append.created_by = Some("hoist repack".into());
     }

@@ -54,8 +54,11 @@ pub enum SyncDestination {
 
 /// Options of a sync.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct SyncOptions {
-    /// How each image is copied (platforms, jobs, conversions, progress).
+    /// How each image is copied (platforms, jobs, conversions, progress). Its
+    /// [`CopyOptions::cancel`] stops the whole sync: the image being copied fails with
+    /// [`Error::Cancelled`] (even with `keep_going`) and no later image is started.
     pub copy: CopyOptions,
     /// Options for opening sources (a YAML file's per-registry settings override them).
     pub source: OpenOptions,
@@ -82,6 +85,7 @@ pub struct SyncItem {
 
 /// What happened to one image.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Outcome {
     /// Copied; the copy engine's report.
     Copied(CopyReport),
@@ -459,8 +463,13 @@ pub fn run(plan: Plan, opts: &SyncOptions, on_image: &dyn Fn(&ImageResult)) -> S
         report.images.push(failure);
     }
     for item in &plan.items {
+        if opts.copy.cancel.is_cancelled() {
+            report.stopped = true;
+            break;
+        }
         let outcome = sync_one(item, opts).unwrap_or_else(Outcome::Failed);
         let failed = matches!(outcome, Outcome::Failed(_));
+        let cancelled = matches!(&outcome, Outcome::Failed(e) if e.is_cancelled());
         let result = ImageResult {
             source: item.source.to_string(),
             destination: item.destination.to_string(),
@@ -468,7 +477,7 @@ pub fn run(plan: Plan, opts: &SyncOptions, on_image: &dyn Fn(&ImageResult)) -> S
         };
         on_image(&result);
         report.images.push(result);
-        if failed && !opts.keep_going {
+        if cancelled || (failed && !opts.keep_going) {
             report.stopped = report.images.len() < plan.items.len();
             break;
         }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 
+use crate::cancel::CancelToken;
 use crate::descriptor::{Descriptor, describe};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
@@ -43,6 +44,7 @@ const CHANNEL_DEPTH: usize = 64;
 
 /// Options of [`unpack`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct UnpackOptions {
     /// The platform to choose from an index (the host's when `None`).
     pub platform: Option<Platform>,
@@ -61,6 +63,10 @@ pub struct UnpackOptions {
     /// Where progress events go: a plan, then each layer as a blob (compressed bytes read), finished
     /// as [`BlobOutcome::Applied`].
     pub progress: Option<Sink>,
+    /// Stops the unpack from another thread: it fails with [`Error::Cancelled`] and the target keeps
+    /// its [`INCOMPLETE_MARKER`] (so the partial tree is never taken for a finished one). Never
+    /// cancelled by default.
+    pub cancel: CancelToken,
 }
 
 /// What an unpack did.
@@ -104,6 +110,7 @@ pub(crate) fn read_layer(
     tx: &SyncSender<Msg>,
     stopped: &AtomicBool,
     progress: &Option<Sink>,
+    cancel: &CancelToken,
 ) -> Result<()> {
     read_layer_with(
         source,
@@ -113,6 +120,7 @@ pub(crate) fn read_layer(
         limits,
         totals,
         progress,
+        cancel,
         &mut |m| send(tx, stopped, m),
     )
 }
@@ -130,12 +138,15 @@ pub(crate) fn read_layer_with(
     limits: &Limits,
     totals: &mut ReadTotals,
     progress: &Option<Sink>,
+    cancel: &CancelToken,
     consume: &mut dyn FnMut(Msg) -> Result<()>,
 ) -> Result<()> {
+    cancel.check()?;
     let digest = crate::descriptor::digest_of(desc)?;
     let mut stream =
         LayerStream::open(source, desc, name, Some(diff_id.clone()), progress.clone())?
-            .with_limits(limits);
+            .with_limits(limits)
+            .with_cancel(cancel);
     emit(
         progress,
         Event::BlobStarted {
@@ -167,6 +178,7 @@ pub(crate) fn read_layer_with(
 /// between them keeps memory flat. The first error of either side ends both and is returned (the
 /// consumer's first: the reader's is then only that it was stopped). The one pipeline behind
 /// unpack and every other reader of an image's files (the runtime config's user database).
+/// `cancel` is checked between layers, inside each layer's stream and before each message.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn stream_layers(
     source: &dyn Source,
@@ -175,6 +187,7 @@ pub(crate) fn stream_layers(
     diff_ids: &[Digest],
     limits: &Limits,
     progress: &Option<Sink>,
+    cancel: &CancelToken,
     mut consume: impl FnMut(Msg) -> Result<()>,
 ) -> Result<()> {
     let (tx, rx) = sync_channel::<Msg>(CHANNEL_DEPTH);
@@ -194,13 +207,14 @@ pub(crate) fn stream_layers(
                     &tx,
                     &stopped,
                     progress,
+                    cancel,
                 )?;
             }
             Ok::<(), Error>(())
         });
         let mut written: Result<()> = Ok(());
         for msg in rx.iter() {
-            if let Err(e) = consume(msg) {
+            if let Err(e) = cancel.check().and_then(|()| consume(msg)) {
                 written = Err(e);
                 break;
             }
@@ -340,6 +354,7 @@ pub fn unpack_image(
         &diff_ids,
         &limits,
         &opts.progress,
+        &opts.cancel,
         |msg| applier.apply(msg),
     )?;
     applier.finish()?;

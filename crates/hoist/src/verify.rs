@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::blob::VerifiedReader;
+use crate::cancel::{CancelReader, CancelToken};
 use crate::descriptor::{Descriptor, digest_of};
 use crate::digest::Digest;
 use crate::document::{Document, parse_config};
@@ -20,11 +21,15 @@ use crate::walk::Visitor;
 
 /// Options of a verification.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct VerifyOptions {
     /// Layers verified at once (0 means the number of CPUs).
     pub jobs: usize,
     /// Where progress events go.
     pub progress: Option<Sink>,
+    /// Stops the verification from another thread: the report then says
+    /// [`VerifyReport::cancelled`] (and is not ok). Never cancelled by default.
+    pub cancel: CancelToken,
 }
 
 /// One thing found wrong.
@@ -53,12 +58,16 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Everything wrong, in discovery order.
     pub problems: Vec<Problem>,
+    /// True when the verification was stopped through [`VerifyOptions::cancel`] before it checked
+    /// everything (the blobs not checked are not problems).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
 }
 
 impl VerifyReport {
-    /// True when nothing was wrong.
+    /// True when everything was checked and nothing was wrong.
     pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.is_empty() && !self.cancelled
     }
 }
 
@@ -204,6 +213,7 @@ fn check_blob(
     src: &dyn Source,
     task: &BlobTask,
     sink: &Option<Sink>,
+    cancel: &CancelToken,
 ) -> std::result::Result<(), Error> {
     let digest = digest_of(&task.desc)?;
     if !matches!(
@@ -211,7 +221,10 @@ fn check_blob(
         Kind::Layer { .. }
     ) {
         let raw = src.open_blob(&task.desc)?;
-        let raw: BlobReader<'_> = Box::new(ProgressReader::new(raw, digest.clone(), sink.clone()));
+        let raw: BlobReader<'_> = Box::new(CancelReader::new(
+            ProgressReader::new(raw, digest.clone(), sink.clone()),
+            cancel,
+        ));
         let mut stream = VerifiedReader::new(
             raw,
             digest.clone(),
@@ -221,7 +234,8 @@ fn check_blob(
         return stream.finish();
     }
     let name = format!("layer {digest}");
-    let mut layer = LayerStream::open(src, &task.desc, &name, task.diff_id.clone(), sink.clone())?;
+    let mut layer = LayerStream::open(src, &task.desc, &name, task.diff_id.clone(), sink.clone())?
+        .with_cancel(cancel);
     layer.finish()?;
     // A docker-archive presents every layer as skopeo synthesises it: the uncompressed tar under the
     // (historical) gzip media type. Anywhere else the label is the image's own, and a reader that
@@ -299,8 +313,14 @@ pub fn verify(src: &dyn Source, opts: &VerifyOptions) -> VerifyReport {
     };
     let found: Mutex<Vec<(usize, Problem)>> = Mutex::new(Vec::new());
     let indexed: Vec<(usize, &BlobTask)> = tasks.iter().enumerate().collect();
-    let _ = crate::pool::parallel(&indexed, jobs, |(i, task)| {
-        if let Err(e) = check_blob(src, task, &opts.progress) {
+    let checked = crate::pool::parallel(&indexed, jobs, |(i, task)| {
+        opts.cancel.check()?;
+        let checked = check_blob(src, task, &opts.progress, &opts.cancel);
+        if opts.cancel.is_cancelled() {
+            // A blob whose check was stopped is not a problem: the pool stops, the report says so.
+            return Err(Error::Cancelled);
+        }
+        if let Err(e) = checked {
             found.lock().unwrap_or_else(|p| p.into_inner()).push((
                 *i,
                 Problem {
@@ -318,6 +338,7 @@ pub fn verify(src: &dyn Source, opts: &VerifyOptions) -> VerifyReport {
         }
         Ok(())
     });
+    report.cancelled = matches!(checked, Err(Error::Cancelled)) || opts.cancel.is_cancelled();
     let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
     found.sort_by_key(|(i, _)| *i);
     report.blobs += tasks.len();

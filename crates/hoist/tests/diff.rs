@@ -105,10 +105,9 @@ fn read_tar(bytes: &[u8]) -> Vec<TarEntry> {
 }
 
 fn tar_opts() -> LayerOptions {
-    LayerOptions {
-        compression: Compression::None,
-        ..LayerOptions::default()
-    }
+    let mut o = LayerOptions::default();
+    o.compression = Compression::None;
+    o
 }
 
 #[test]
@@ -367,11 +366,9 @@ fn rootless_owner_record_is_restored_and_not_written_as_xattr() {
         e.6
     );
     // Fixed owner options override everything.
-    let fixed = LayerOptions {
-        uid: Some(0),
-        gid: Some(0),
-        ..tar_opts()
-    };
+    let mut fixed = tar_opts();
+    fixed.uid = Some(0);
+    fixed.gid = Some(0);
     write_layer_file(&diff, &out, &fixed).unwrap();
     let entries = read_tar(&fs::read(&out).unwrap());
     assert!(entries.iter().all(|e| e.3 == 0 && e.4 == 0));
@@ -410,11 +407,9 @@ fn same_epoch_gives_identical_bytes_for_every_compression() {
     let a = t.path().join("a");
     make_upper(&a);
     for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
-        let opts = LayerOptions {
-            compression,
-            mtime: MtimePolicy::Clamp(1_700_000_000),
-            ..LayerOptions::default()
-        };
+        let mut opts = LayerOptions::default();
+        opts.compression = compression;
+        opts.mtime = MtimePolicy::Clamp(1_700_000_000);
         let d = compute(&DirTree::new(&empty), &a, &DiffOptions::default()).unwrap();
         let one = write_layer_file(&d, &t.path().join("one"), &opts).unwrap();
         // A second tree made later, with the same content: clamped times make it the same layer.
@@ -490,15 +485,9 @@ fn excluded_paths_are_left_out_on_both_sides() {
                 .unwrap();
         }
     }
-    let diff = compute(
-        &DirTree::new(&lower),
-        &upper,
-        &DiffOptions {
-            exclude: vec!["mask".into()],
-            ..DiffOptions::default()
-        },
-    )
-    .unwrap();
+    let mut opts = DiffOptions::default();
+    opts.exclude = vec!["mask".into()];
+    let diff = compute(&DirTree::new(&lower), &upper, &opts).unwrap();
     let paths: Vec<String> = diff
         .changes()
         .iter()
@@ -617,10 +606,8 @@ fn names_that_would_be_whiteouts_are_refused() {
             .to_string();
         assert!(err.contains(name) && err.contains(".wh."), "{err}");
         // Left out with an exclusion, the tree is fine.
-        let opts = DiffOptions {
-            exclude: vec![PathBuf::from(name)],
-            ..DiffOptions::default()
-        };
+        let mut opts = DiffOptions::default();
+        opts.exclude = vec![PathBuf::from(name)];
         assert!(compute(&DirTree::new(&lower), &upper, &opts).is_ok());
     }
 }
@@ -743,15 +730,9 @@ fn full_hash_hashes_even_files_whose_inode_and_ctime_match() {
     }
     let quick = compute(&state, &upper, &DiffOptions::default()).unwrap();
     assert!(quick.is_empty(), "{:?}", quick.changes());
-    let full = compute(
-        &state,
-        &upper,
-        &DiffOptions {
-            full_hash: true,
-            ..DiffOptions::default()
-        },
-    )
-    .unwrap();
+    let mut opts = DiffOptions::default();
+    opts.full_hash = true;
+    let full = compute(&state, &upper, &opts).unwrap();
     match kind_of(&full.changes(), "a.txt") {
         Some(ChangeKind::Modified(r)) => assert!(r.content),
         other => panic!("{other:?}"),
@@ -779,10 +760,8 @@ fn overlay_whiteouts_in_the_upper_tree_become_layer_whiteouts() {
     xattr::set(upper.join("dir1"), "trusted.overlay.opaque", b"y").unwrap();
     write(&upper.join("dir1/new"), "new");
     write(&upper.join("dir2/more"), "more");
-    let opts = DiffOptions {
-        overlay_whiteouts: true,
-        ..DiffOptions::default()
-    };
+    let mut opts = DiffOptions::default();
+    opts.overlay_whiteouts = true;
     let plan = compute(&DirTree::new(&lower), &upper, &opts)
         .unwrap()
         .plan();

@@ -18,10 +18,8 @@ fn reference(text: &str) -> TransportRef {
 
 /// Copies `from` to `to` with the library's entry points, from the calling (async) thread.
 fn copy(from: &str, to: &str) -> hoist::CopyReport {
-    let opts = OpenOptions {
-        tls_verify: Some(false),
-        ..OpenOptions::default()
-    };
+    let mut opts = OpenOptions::default();
+    opts.tls_verify = Some(false);
     let src = hoist::open_source(&reference(from), &opts).unwrap();
     let dst = hoist::open_destination(&reference(to), &opts).unwrap();
     hoist::copy(src.as_ref(), dst.as_ref(), &CopyOptions::default()).unwrap()
@@ -54,13 +52,8 @@ fn copy_and_unpack_from_a_layout_inside_a_runtime() {
         )
         .unwrap();
         let rootfs = tmp.path().join("rootfs");
-        let opts = UnpackOptions {
-            apply: hoist::layer::ApplyOptions {
-                rootless: true,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let mut opts = UnpackOptions::default();
+        opts.apply.rootless = true;
         hoist::unpack(src.as_ref(), &rootfs, &opts).unwrap();
         let verified = hoist::verify(src.as_ref(), &hoist::VerifyOptions::default());
         assert!(verified.is_ok(), "{verified:?}");
@@ -164,10 +157,8 @@ fn copy_from_a_registry_inside_a_runtime() {
     assert_eq!(pulled.blobs_copied, 2);
 
     // verify, unpack and sync straight from the registry, inside the runtime too.
-    let opts = OpenOptions {
-        tls_verify: Some(false),
-        ..OpenOptions::default()
-    };
+    let mut opts = OpenOptions::default();
+    opts.tls_verify = Some(false);
     let rootfs = tmp.path().join("rootfs");
     let synced = rt.block_on(async {
         let src = hoist::open_source(&reference(&remote), &opts).unwrap();
@@ -177,10 +168,8 @@ fn copy_from_a_registry_inside_a_runtime() {
         let mut unpack = UnpackOptions::default();
         unpack.apply.rootless = true;
         hoist::unpack(src.as_ref(), &rootfs, &unpack).unwrap();
-        let sync_opts = hoist::SyncOptions {
-            source: opts.clone(),
-            ..Default::default()
-        };
+        let mut sync_opts = hoist::SyncOptions::default();
+        sync_opts.source = opts.clone();
         hoist::sync(
             &hoist::SyncSource::Docker(format!("{}/hello", registry.host)),
             &hoist::SyncDestination::Oci(tmp.path().join("mirror")),

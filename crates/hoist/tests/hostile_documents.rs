@@ -154,10 +154,8 @@ fn oversized_documents_are_refused_naming_the_limit() {
     assert!(matches!(err, Error::LimitExceeded { .. }), "{err}");
     assert!(err.to_string().contains("--max-manifest-size"));
     // Raised, it reads.
-    let limits = Limits {
-        max_document_size: 8 << 20,
-        ..Limits::default()
-    };
+    let mut limits = Limits::default();
+    limits.max_document_size = 8 << 20;
     let src = OciSource::from_layout(
         layout.clone().with_limits(limits),
         Some(LayoutRef::Tag("big".into())),
@@ -376,10 +374,8 @@ fn an_index_written_anew_for_a_platform_subset_carries_media_type() {
         Some(LayoutRef::Tag("one".into())),
     )
     .unwrap();
-    let opts = hoist::copy::CopyOptions {
-        platforms: hoist::copy::PlatformChoice::Subset(vec!["linux/arm64".parse().unwrap()]),
-        ..Default::default()
-    };
+    let mut opts = hoist::copy::CopyOptions::default();
+    opts.platforms = hoist::copy::PlatformChoice::Subset(vec!["linux/arm64".parse().unwrap()]);
     hoist::copy::copy(&source(&layout, "multi"), &dest, &opts).unwrap();
     let root = source(dest.layout().unwrap(), "one").root().unwrap();
     let v: Value = serde_json::from_slice(root.bytes()).unwrap();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use hoist::Digest;
 use hoist::digest::Algorithm;
 use hoist::error::Error;
-use hoist::layer::{ApplyOptions, Resolver, UnpackState, WhiteoutFormat};
+use hoist::layer::{Resolver, UnpackState, WhiteoutFormat};
 use hoist::layout::Layout;
 use hoist::media_type;
 use hoist::reference::TransportRef;
@@ -173,14 +173,10 @@ impl Platform {
 }
 
 fn opts(resolver: Resolver, rootless: bool) -> UnpackOptions {
-    UnpackOptions {
-        apply: ApplyOptions {
-            rootless,
-            resolver: Some(resolver),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
+    let mut o = UnpackOptions::default();
+    o.apply.rootless = rootless;
+    o.apply.resolver = Some(resolver);
+    o
 }
 
 /// A scratch area: `target/` for the unpack and `outside/` with a secret file and a directory.
@@ -455,10 +451,9 @@ fn decompression_bomb_stops_at_max_size() {
     let area = Area::new();
     let src = image(&area.base, vec![gz_layer(&t)]);
     let mut o = opts(Resolver::detect(), false);
-    o.limits = Some(Limits {
-        max_unpack_size: 1 << 20,
-        ..Limits::default()
-    });
+    let mut limits = Limits::default();
+    limits.max_unpack_size = 1 << 20;
+    o.limits = Some(limits);
     let err = unpack(src.as_ref(), &area.target(), &o).unwrap_err();
     assert!(matches!(err, Error::LimitExceeded { .. }), "{err}");
     assert!(err.to_string().contains("--max-size"), "{err}");
@@ -469,10 +464,9 @@ fn decompression_bomb_stops_at_max_size() {
     let area = Area::new();
     let src = image(&area.base, vec![gz_layer(&t)]);
     let mut o = opts(Resolver::detect(), false);
-    o.limits = Some(Limits {
-        max_layer_size: 1 << 20,
-        ..Limits::default()
-    });
+    let mut limits = Limits::default();
+    limits.max_layer_size = 1 << 20;
+    o.limits = Some(limits);
     let err = unpack(src.as_ref(), &area.target(), &o).unwrap_err();
     assert!(err.to_string().contains("--max-layer-size"), "{err}");
 
@@ -480,10 +474,9 @@ fn decompression_bomb_stops_at_max_size() {
     let area = Area::new();
     let src = image(&area.base, vec![gz_layer(&t)]);
     let mut o = opts(Resolver::detect(), false);
-    o.limits = Some(Limits {
-        max_entries: 1,
-        ..Limits::default()
-    });
+    let mut limits = Limits::default();
+    limits.max_entries = 1;
+    o.limits = Some(limits);
     let err = unpack(src.as_ref(), &area.target(), &o).unwrap_err();
     assert!(err.to_string().contains("--max-entries"), "{err}");
 }
@@ -1211,10 +1204,8 @@ fn long_names_non_utf8_xattrs_and_state() {
     t.extend(tar_of(&[E::File(b"bad-\xff\xfe-name", b"bytes", 0o644)]));
     let area = Area::new();
     let src = image(&area.base, vec![gz_layer(&t)]);
-    let o = UnpackOptions {
-        state: Some(area.base.join("state.json")),
-        ..Default::default()
-    };
+    let mut o = UnpackOptions::default();
+    o.state = Some(area.base.join("state.json"));
     unpack(src.as_ref(), &area.target(), &o).unwrap();
     let r = area.target();
     assert_eq!(fs::read(r.join(&long)).unwrap(), b"long");
@@ -1273,10 +1264,8 @@ fn bundle_has_config_rootfs_and_private_mode() {
         &area.base,
         semantic_layers().iter().map(|t| gz_layer(t)).collect(),
     );
-    let mut o = UnpackOptions {
-        bundle: true,
-        ..Default::default()
-    };
+    let mut o = UnpackOptions::default();
+    o.bundle = true;
     o.apply.rootless = true;
     let report = unpack(src.as_ref(), &area.target(), &o).unwrap();
     let b = area.target();

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 
 use crate::blob::VerifiedReader;
+use crate::cancel::{CancelReader, CancelToken};
 use crate::compress::{self, Compression, EncodeOptions};
 use crate::convert::{self, Format, LayerUpdate};
 use crate::descriptor::{Descriptor, digest_of};
@@ -42,13 +43,16 @@ use crate::transport::{BlobReader, Destination, LayerPolicy, Source, VerifiedStr
 /// let opts = hoist::OpenOptions::default();
 /// let src = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &opts)?;
 /// let dst = hoist::open_destination(&"oci:/tmp/zstd:v1".parse()?, &opts)?;
-/// let convert = ConvertOptions { compression: Some(Compression::Zstd), ..Default::default() };
-/// let copy = hoist::CopyOptions { convert, ..Default::default() };
+/// let mut convert = ConvertOptions::default();
+/// convert.compression = Some(Compression::Zstd);
+/// let mut copy = hoist::CopyOptions::default();
+/// copy.convert = convert;
 /// hoist::copy(src.as_ref(), dst.as_ref(), &copy)?; // layers recompressed, diff_ids kept
 /// # let _ = Format::Oci;
 /// # Ok::<(), hoist::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConvertOptions {
     /// The manifest format to write (`--format`).
     pub format: Option<Format>,
@@ -185,6 +189,7 @@ pub(super) fn copy_blob(
     desc: &Descriptor,
     sink: &Option<Sink>,
     link: bool,
+    cancel: &CancelToken,
 ) -> Result<BlobOutcome> {
     let digest = digest_of(desc)?;
     if dst.has_blob(desc)? {
@@ -215,7 +220,10 @@ pub(super) fn copy_blob(
             // if the source's file is renamed over meanwhile.
             if link && shareable(&file) {
                 VerifiedReader::new(
-                    ProgressReader::new(&file, digest.clone(), sink.clone()),
+                    CancelReader::new(
+                        ProgressReader::new(&file, digest.clone(), sink.clone()),
+                        cancel,
+                    ),
                     digest.clone(),
                     desc.size(),
                     what(),
@@ -235,7 +243,10 @@ pub(super) fn copy_blob(
             }
             let cloned = dst.clone_blob(desc, &file, &mut |clone| {
                 VerifiedReader::new(
-                    ProgressReader::new(clone, digest.clone(), sink.clone()),
+                    CancelReader::new(
+                        ProgressReader::new(clone, digest.clone(), sink.clone()),
+                        cancel,
+                    ),
                     digest.clone(),
                     desc.size(),
                     what(),
@@ -245,8 +256,10 @@ pub(super) fn copy_blob(
             if cloned {
                 return Ok(BlobOutcome::Copied);
             }
-            let raw: BlobReader<'_> =
-                Box::new(ProgressReader::new(file, digest.clone(), sink.clone()));
+            let raw: BlobReader<'_> = Box::new(CancelReader::new(
+                ProgressReader::new(file, digest.clone(), sink.clone()),
+                cancel,
+            ));
             return put_verified(dst, desc, raw, &digest, what());
         }
     }
@@ -255,7 +268,10 @@ pub(super) fn copy_blob(
         Err(Error::BlobNotFound { .. }) if is_foreign(desc) => return Ok(BlobOutcome::Foreign),
         Err(e) => return Err(e),
     };
-    let raw: BlobReader<'_> = Box::new(ProgressReader::new(raw, digest.clone(), sink.clone()));
+    let raw: BlobReader<'_> = Box::new(CancelReader::new(
+        ProgressReader::new(raw, digest.clone(), sink.clone()),
+        cancel,
+    ));
     put_verified(dst, desc, raw, &digest, what())
 }
 
@@ -293,6 +309,7 @@ pub(super) fn recompress_layer(
     opts: &ConvertOptions,
     threads: usize,
     sink: &Option<Sink>,
+    cancel: &CancelToken,
 ) -> Result<(LayerUpdate, BlobOutcome)> {
     let digest = digest_of(&job.desc)?;
     let what = format!("layer {digest} of {}", src.name());
@@ -310,10 +327,9 @@ pub(super) fn recompress_layer(
             .is_none_or(|d| d.algorithm() == digest.algorithm());
     let (new_digest, new_size) = if passthrough {
         // Progress is the source's bytes as they are read (the BlobStarted size is the source's).
-        let raw: BlobReader<'_> = Box::new(ProgressReader::new(
-            src.open_blob(&job.desc)?,
-            digest.clone(),
-            sink.clone(),
+        let raw: BlobReader<'_> = Box::new(CancelReader::new(
+            ProgressReader::new(src.open_blob(&job.desc)?, digest.clone(), sink.clone()),
+            cancel,
         ));
         let mut stream = VerifiedReader::new(raw, digest.clone(), job.desc.size(), what.clone());
         let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
@@ -335,7 +351,8 @@ pub(super) fn recompress_layer(
     } else {
         // The one verified layer stream: blob digest and size, real compression, gzip trailers, and
         // the diff_id (in its own algorithm) are all checked by the time it ends.
-        let mut tar = LayerStream::open(src, &job.desc, &what, job.diff_id.clone(), sink.clone())?;
+        let mut tar = LayerStream::open(src, &job.desc, &what, job.diff_id.clone(), sink.clone())?
+            .with_cancel(cancel);
         let mut out = HashingWriter::new(
             BufWriter::with_capacity(1 << 20, tmp.as_file_mut()),
             Algorithm::Sha256,

@@ -23,6 +23,7 @@ mod transfer;
 pub use actions::{ConvertOptions, needed};
 pub(crate) use plan::chosen_manifest;
 
+use crate::cancel::CancelToken;
 use crate::digest::Digest;
 use crate::document::Document;
 use crate::error::{Error, Result};
@@ -46,6 +47,7 @@ pub enum PlatformChoice {
 
 /// Options of a copy.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct CopyOptions {
     /// Which images of an index to copy.
     pub platforms: PlatformChoice,
@@ -74,6 +76,10 @@ pub struct CopyOptions {
     /// Also copy cosign's legacy digest tags (`sha256-<hex>.sig`, `.att`, `.sbom`) of every manifest
     /// and index written as it is (`--digest-tags`).
     pub digest_tags: bool,
+    /// Stops the copy from another thread ([`CancelToken::cancel`]): it fails with
+    /// [`Error::Cancelled`] and the destination keeps its old root (blobs already stored stay, as
+    /// after a SIGKILL; temp files are removed). Never cancelled by default.
+    pub cancel: CancelToken,
 }
 
 /// What a copy did.
@@ -139,8 +145,10 @@ pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Resu
     if crate::blocking::in_async_context() {
         return crate::blocking::outside_async(|| copy(src, dst, opts));
     }
+    opts.cancel.check()?;
     let source_digest = src.root()?.digest().clone();
     let mut plan = plan::plan(src, opts)?;
+    opts.cancel.check()?;
     if opts.referrers || opts.digest_tags {
         // The documents written as they are (a platform subset's new index has no referrers).
         let built_root = plan.root.is_index() && plan.root.digest() != &source_digest;
@@ -210,6 +218,8 @@ pub fn copy(src: &dyn Source, dst: &dyn Destination, opts: &CopyOptions) -> Resu
         let done = transfer::transfer(src, dst, &plan.blobs, &Default::default(), opts)?;
         (plan.children, plan.root, done.outcomes)
     };
+    // The last point to stop: once the root is committed, the copy is done.
+    opts.cancel.check()?;
     commit::commit(dst, &children, &root)?;
     for r in &referrers {
         for child in &r.children {

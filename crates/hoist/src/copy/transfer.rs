@@ -55,6 +55,7 @@ pub(super) fn transfer(
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let encode_threads = cores.div_ceil(recompressing);
     crate::pool::parallel(blobs, parallelism, |desc| {
+        opts.cancel.check()?;
         let d = digest_of(desc)?;
         let job = layers.get(&d);
         let (how, update) = match job {
@@ -66,12 +67,19 @@ pub(super) fn transfer(
                         size: desc.size(),
                     },
                 );
-                let (update, how) =
-                    recompress_layer(src, dst, job, &opts.convert, encode_threads, &opts.progress)?;
+                let (update, how) = recompress_layer(
+                    src,
+                    dst,
+                    job,
+                    &opts.convert,
+                    encode_threads,
+                    &opts.progress,
+                    &opts.cancel,
+                )?;
                 (how, Some(update))
             }
             _ => {
-                let how = copy_blob(src, dst, desc, &opts.progress, opts.link)?;
+                let how = copy_blob(src, dst, desc, &opts.progress, opts.link, &opts.cancel)?;
                 let update = job.map(|job| LayerUpdate {
                     digest: d.clone(),
                     size: desc.size(),

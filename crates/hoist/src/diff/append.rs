@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::writer::write_layer_into;
 use super::{Diff, LayerBlob, LayerOptions};
+use crate::cancel::CancelToken;
 use crate::config_edit::{ImageEdit, now_rfc3339};
 use crate::document::Document;
 use crate::error::{IoContext, Result};
@@ -15,6 +16,7 @@ use crate::reference::LayoutRef;
 
 /// Options of [`append_diff`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct AppendOptions {
     /// How the layer is written.
     pub layer: LayerOptions,
@@ -34,6 +36,10 @@ pub struct AppendOptions {
     /// Where progress of the layer write goes ([`crate::progress::Event::Step`] and
     /// `StepProgress`).
     pub progress: Option<Sink>,
+    /// Stops the append from another thread (checked before each entry of the layer): it fails with
+    /// [`crate::Error::Cancelled`], the tag unmoved and the layer's temp file removed. Never
+    /// cancelled by default.
+    pub cancel: CancelToken,
 }
 
 /// What [`append_diff`] wrote.
@@ -58,7 +64,15 @@ pub fn append_diff(
         .as_file()
         .try_clone()
         .ctx(|| format!("opening a temp file in {}", layout.root().display()))?;
-    let layer = write_layer_into(diff, file, Some(tmp.path()), &opts.layer, &opts.progress)?;
+    let layer = write_layer_into(
+        diff,
+        file,
+        Some(tmp.path()),
+        &opts.layer,
+        &opts.progress,
+        &opts.cancel,
+    )?;
+    opts.cancel.check()?;
     edit.add_layer(&layer, tmp)?;
     let created = opts.created.clone().unwrap_or_else(now_rfc3339);
     if !opts.no_history {

@@ -201,6 +201,7 @@ pub struct Change {
 
 /// Options of [`compute`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct DiffOptions {
     /// Compare the content of every regular file whose metadata all agree, even one the lower tree
     /// knows to be untouched ([`LowerTree::unchanged_file`]). Without it, such files are still

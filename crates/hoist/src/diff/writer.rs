@@ -12,6 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::{Diff, FileType, LayerEntry, Meta};
+use crate::cancel::CancelToken;
 use crate::compress::{self, EncodeOptions};
 use crate::digest::{Algorithm, Digest, HashingWriter};
 use crate::error::{Error, IoContext, Result, from_io};
@@ -43,6 +44,7 @@ impl MtimePolicy {
 
 /// Options for writing a layer.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LayerOptions {
     /// Compression of the blob.
     pub compression: Compression,
@@ -117,7 +119,7 @@ pub fn write_layer_reporting<W: Write + Send>(
     opts: &LayerOptions,
     progress: &Option<Sink>,
 ) -> Result<LayerBlob> {
-    write_layer_into(diff, out, None, opts, progress)
+    write_layer_into(diff, out, None, opts, progress, &CancelToken::default())
 }
 
 /// [`write_layer_reporting`] into `out`, the file at `dest` (named by a failure to write it).
@@ -127,6 +129,7 @@ pub(crate) fn write_layer_into<W: Write + Send>(
     dest: Option<&Path>,
     opts: &LayerOptions,
     progress: &Option<Sink>,
+    cancel: &CancelToken,
 ) -> Result<LayerBlob> {
     let plan = diff.plan();
     diff.check_owners(&plan)?;
@@ -159,9 +162,11 @@ pub(crate) fn write_layer_into<W: Write + Send>(
             );
             let mut builder = tar::Builder::new(tar_side);
             for entry in diff.markers() {
+                cancel.check()?;
                 append_entry(&mut builder, diff, entry, None, opts)?;
             }
             for entry in plan {
+                cancel.check()?;
                 append_entry(&mut builder, diff, &entry, diff.prefix(), opts)?;
             }
             let tar_side = builder
@@ -227,7 +232,7 @@ pub fn write_layer_file(diff: &Diff, path: &Path, opts: &LayerOptions) -> Result
         .file()
         .try_clone()
         .ctx(|| format!("opening {} for writing", path.display()))?;
-    let blob = write_layer_into(diff, file, Some(path), opts, &None)?;
+    let blob = write_layer_into(diff, file, Some(path), opts, &None, &CancelToken::default())?;
     out.commit()?;
     Ok(blob)
 }

@@ -38,6 +38,7 @@ pub enum WhiteoutFormat {
 
 /// Options of an [`Applier`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ApplyOptions {
     /// Do not apply ownership, devices or `security.*`/`trusted.*` xattrs; record owners in
     /// `user.rootlesscontainers` instead (as umoci does). Forced when not running as root.

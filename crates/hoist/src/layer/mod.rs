@@ -184,7 +184,9 @@ fn parse_pax_time(v: &[u8]) -> Option<(i64, u32)> {
 /// let tar = tar.into_inner().unwrap();
 ///
 /// let target = tempfile::tempdir().unwrap();
-/// let mut applier = Applier::new(target.path(), ApplyOptions { rootless: true, ..Default::default() })?;
+/// let mut opts = ApplyOptions::default();
+/// opts.rootless = true;
+/// let mut applier = Applier::new(target.path(), opts)?;
 /// let mut totals = ReadTotals::default();
 /// parse_layer(&tar[..], "layer 1", &Limits::default(), &mut totals, &mut |msg| applier.apply(msg))?;
 /// applier.finish()?;

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::blob::VerifiedReader;
+use crate::cancel::CancelToken;
 use crate::compress::{self, Compression};
 use crate::descriptor::{Descriptor, digest_of};
 use crate::digest::{Algorithm, Digest, Hasher};
@@ -61,6 +62,7 @@ pub struct LayerStream<'a> {
     diff_id: Option<Digest>,
     read: u64,
     limits: Option<Limits>,
+    cancel: Option<CancelToken>,
     actual: Option<Digest>,
     error: Option<Error>,
     done: bool,
@@ -136,6 +138,7 @@ impl<'a> LayerStream<'a> {
             diff_id,
             read: 0,
             limits: None,
+            cancel: None,
             actual: None,
             error: None,
             done: false,
@@ -153,6 +156,12 @@ impl<'a> LayerStream<'a> {
     /// Enforces `--max-layer-size` and `--max-compression-ratio` while streaming.
     pub fn with_limits(mut self, limits: &Limits) -> Self {
         self.limits = Some(limits.clone());
+        self
+    }
+
+    /// Fails the stream with [`Error::Cancelled`] (at its next read) once `cancel` is cancelled.
+    pub fn with_cancel(mut self, cancel: &CancelToken) -> Self {
+        self.cancel = Some(cancel.clone());
         self
     }
 
@@ -271,6 +280,12 @@ impl Read for LayerStream<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.done || buf.is_empty() {
             return Ok(0);
+        }
+        if self.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+            // Kept for `take_error`, and carried as itself so that a caller that maps the I/O error
+            // (`from_io`, `Error::io`) gets it back too.
+            self.error.get_or_insert(Error::Cancelled);
+            return Err(crate::error::to_io(Error::Cancelled));
         }
         let n = match self.decoder.read(buf) {
             Ok(n) => n,

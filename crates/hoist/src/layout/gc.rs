@@ -38,6 +38,7 @@ pub struct GcReport {
 
 /// Options of [`Layout::gc_with`].
 #[derive(Debug, Default, Clone, Copy)]
+#[non_exhaustive]
 pub struct GcOptions {
     /// List what would be removed, remove nothing.
     pub dry_run: bool,

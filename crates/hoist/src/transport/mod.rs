@@ -291,6 +291,7 @@ impl std::fmt::Debug for Credentials {
 
 /// Options for opening transports.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct OpenOptions {
     /// Limits for reads.
     pub limits: Limits,

@@ -9,6 +9,7 @@ use hoist::layout::Layout;
 use hoist::media_type;
 
 /// Writes a one-layer image (a file `hello.txt`) to a new layout at `path`, tag `v1`.
+#[allow(dead_code)] // not every test file uses it
 pub fn write_image(path: &Path) {
     let mut tar = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();

@@ -8,7 +8,7 @@
 //!
 //! A Bearer challenge names a token endpoint (`realm`) that the registry chooses, so a hostile registry
 //! could point it anywhere. skopeo and Docker send the user's Basic credentials to whatever realm is
-//! named; hoist is stricter ([`realm_policy`]):
+//! named; hoist is stricter (`realm_policy`):
 //!
 //! - the realm must be an `http` or `https` URL (`file:`, `ftp:` and the rest are refused);
 //! - the credentials go to the realm when it has the registry's own origin (scheme, host and port:
@@ -19,7 +19,7 @@
 //!   token is asked for from any http(s) realm, since nothing secret is sent.
 //!
 //! Every other URL the registry hands back (an upload `Location`, a tag list's `Link`, a redirect) is
-//! held to one rule, [`same_origin`]: the user's credentials, and the registry's Bearer tokens, go
+//! held to one rule, `same_origin`: the user's credentials, and the registry's Bearer tokens, go
 //! only to the registry's own origin (scheme, host and port). Requests to another origin are sent
 //! without `Authorization` ([`super::client`] checks each request's URL; reqwest drops the header on
 //! a redirect to another host, scheme or port, which is the same rule).
@@ -130,7 +130,7 @@ pub enum RealmPolicy {
 /// Decides whether the realm `realm` may receive the user's credentials, for a registry reached at
 /// `registry` (its API base URL) with TLS verification `tls_verify`. A realm that is not an http(s) URL
 /// is an error message.
-pub fn realm_policy(
+pub(crate) fn realm_policy(
     realm: &reqwest::Url,
     registry: &reqwest::Url,
     tls_verify: bool,
@@ -155,7 +155,7 @@ pub fn realm_policy(
 
 /// True when `url` has the origin (scheme, host and port) of `registry`: the only URLs, apart from a
 /// verified https token realm, that may receive the user's credentials or the registry's tokens.
-pub fn same_origin(url: &reqwest::Url, registry: &reqwest::Url) -> bool {
+pub(crate) fn same_origin(url: &reqwest::Url, registry: &reqwest::Url) -> bool {
     url.scheme() == registry.scheme()
         && url.host_str() == registry.host_str()
         && url.port_or_known_default() == registry.port_or_known_default()

@@ -3,8 +3,8 @@
 //! [`Error::Registry`] with bounded bodies.
 //!
 //! It is reqwest's blocking client (never used inside a tokio runtime), with an async one for upload
-//! chunks whose body is streamed ([`super::streamed`]). Credentials and tokens go only to the
-//! registry's own origin ([`auth::same_origin`]): a request whose URL the registry handed back on
+//! chunks whose body is streamed (`streamed.rs`). Credentials and tokens go only to the
+//! registry's own origin (`auth::same_origin`): a request whose URL the registry handed back on
 //! another origin (an upload `Location`, a tag list's `Link`) is sent without `Authorization`, and
 //! reqwest drops the header when a redirect leads to another host, scheme or port, so blob downloads
 //! that redirect to storage never carry the registry's credentials there.
@@ -34,7 +34,7 @@ pub struct ClientConfig {
     /// How the user turns `tls_verify` off (`--tls-verify`, `--src-tls-verify`, ...), for messages.
     pub tls_verify_flag: String,
     /// The directory of extra CA certificates (`*.crt`, PEM) to trust and of the client certificate
-    /// (`*.cert` + `*.key`); when none, the registry's certs.d directory ([`super::tls`]).
+    /// (`*.cert` + `*.key`); when none, the registry's certs.d directory (`tls.rs`).
     pub cert_dir: Option<std::path::PathBuf>,
     /// Credentials to authenticate with (none: anonymous).
     pub creds: Option<Credentials>,
@@ -90,7 +90,7 @@ impl std::fmt::Debug for Client {
 /// One request: what to send, and the token scope it needs (`repository:a/b:pull`, several separated
 /// by spaces).
 #[derive(Debug, Clone)]
-pub struct Req {
+pub(crate) struct Req {
     /// The method.
     pub method: Method,
     /// The full URL.
@@ -105,7 +105,7 @@ pub struct Req {
 
 impl Req {
     /// A request without body or extra headers.
-    pub fn new(method: Method, url: Url, scope: &str) -> Self {
+    pub(crate) fn new(method: Method, url: Url, scope: &str) -> Self {
         Req {
             method,
             url,
@@ -116,7 +116,7 @@ impl Req {
     }
 
     /// Adds a header (values hoist builds are always valid header text).
-    pub fn header(mut self, name: reqwest::header::HeaderName, value: &str) -> Self {
+    pub(crate) fn header(mut self, name: reqwest::header::HeaderName, value: &str) -> Self {
         if let Ok(v) = HeaderValue::from_str(value) {
             self.headers.insert(name, v);
         }
@@ -124,7 +124,7 @@ impl Req {
     }
 
     /// Sets the body.
-    pub fn body(mut self, body: Bytes) -> Self {
+    pub(crate) fn body(mut self, body: Bytes) -> Self {
         self.body = Some(body);
         self
     }
@@ -290,7 +290,7 @@ fn short_origin(url: &Url) -> String {
 }
 
 /// The path of a URL without its query (upload URLs carry opaque state there), for messages.
-pub fn short_url(url: &Url) -> String {
+pub(crate) fn short_url(url: &Url) -> String {
     url.path().to_string()
 }
 
@@ -352,7 +352,7 @@ impl Client {
     }
 
     /// `resp`'s body, held to [`MIN_BODY_RATE`] over each `--registry-timeout`; `what` names it.
-    pub fn body(&self, resp: Response, what: &str) -> Paced<Response> {
+    pub(crate) fn body(&self, resp: Response, what: &str) -> Paced<Response> {
         Paced::new(resp, self.timeout(), &self.inner.host, what)
     }
 
@@ -473,7 +473,7 @@ impl Client {
     }
 
     /// The URL of an API path (`v2/...`) on this registry.
-    pub fn url(&self, path: &str) -> Result<Url> {
+    pub(crate) fn url(&self, path: &str) -> Result<Url> {
         let base = self.endpoint()?.base;
         base.join(path)
             .map_err(|e| self.registry_error(format!("invalid URL path {path:?}: {e}"), None))
@@ -647,12 +647,12 @@ impl Client {
     /// Sends `req`, authenticating as the registry asks and retrying connection errors, 429 and 5xx.
     /// Any other answer is returned as is (the caller checks the status); `what` names the operation
     /// in errors.
-    pub fn send(&self, req: &Req, what: &str) -> Result<Response> {
+    pub(crate) fn send(&self, req: &Req, what: &str) -> Result<Response> {
         self.send_with(req, what, self.inner.config.retry.times)
     }
 
     /// Like [`Client::send`] without retries (the caller resumes by itself).
-    pub fn send_once(&self, req: &Req, what: &str) -> Result<Response> {
+    pub(crate) fn send_once(&self, req: &Req, what: &str) -> Result<Response> {
         self.send_with(req, what, 0)
     }
 
@@ -734,7 +734,7 @@ impl Client {
     /// Sends `req` (its `body` ignored) once, with a body of exactly `len` bytes streamed from
     /// `next` (see [`Streamer::send`]), authenticated as [`Client::send`] would. The caller resumes
     /// after a failure; an error from `next` is returned as is (the request is abandoned).
-    pub fn send_streamed(
+    pub(crate) fn send_streamed(
         &self,
         req: &Req,
         what: &str,
@@ -790,7 +790,7 @@ impl Client {
 
     /// The error for an unexpected answer: method, path, status and the registry's error codes (from a
     /// bounded body), with a hint for 401 and 403.
-    pub fn error(&self, what: &str, resp: Response) -> Error {
+    pub(crate) fn error(&self, what: &str, resp: Response) -> Error {
         let status = resp.status();
         let max = self.inner.config.max_response_size;
         let mut body = Vec::new();
@@ -802,7 +802,7 @@ impl Client {
     }
 
     /// [`Client::error`] for the answer to a streamed request.
-    pub fn answer_error(&self, what: &str, answer: Answer) -> Error {
+    pub(crate) fn answer_error(&self, what: &str, answer: Answer) -> Error {
         self.status_error(what, answer.status, answer.body)
     }
 
@@ -844,7 +844,7 @@ impl Client {
     }
 
     /// Checks that the status is one of `ok`, or turns the response into an error.
-    pub fn expect(&self, what: &str, resp: Response, ok: &[u16]) -> Result<Response> {
+    pub(crate) fn expect(&self, what: &str, resp: Response, ok: &[u16]) -> Result<Response> {
         if ok.contains(&resp.status().as_u16()) {
             Ok(resp)
         } else {

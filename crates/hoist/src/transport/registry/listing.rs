@@ -17,7 +17,7 @@ use crate::reference::ImageName;
 use crate::transport::OpenOptions;
 
 /// The `rel="next"` target of a `Link` header, resolved against the URL it came from.
-pub fn next_link(header: &str, current: &Url) -> Option<Url> {
+pub(crate) fn next_link(header: &str, current: &Url) -> Option<Url> {
     for part in header.split(',') {
         let part = part.trim();
         let (target, params) = part.strip_prefix('<')?.split_once('>')?;

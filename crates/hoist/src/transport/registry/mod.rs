@@ -18,10 +18,9 @@ pub mod pull;
 pub mod push;
 pub mod registries_conf;
 pub mod retry;
-pub mod streamed;
-pub mod tls;
+pub(crate) mod streamed;
+pub(crate) mod tls;
 
-pub use self::listing::next_link;
 pub use self::manage::{RegistryRepository, TagDeletion};
 pub use self::pull::RegistrySource;
 pub use self::push::{CHUNK_SIZE, MONOLITHIC_MAX, RegistryDestination};

@@ -83,7 +83,7 @@ pub fn is_retryable_status(status: u16) -> bool {
 
 /// True for transport errors worth another try (connection refused or reset, timeouts, a response cut
 /// short); false for errors in building the request.
-pub fn is_retryable_error(err: &reqwest::Error) -> bool {
+pub(crate) fn is_retryable_error(err: &reqwest::Error) -> bool {
     if err.is_builder() || err.is_redirect() || err.is_decode() {
         return false;
     }

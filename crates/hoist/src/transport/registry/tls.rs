@@ -165,7 +165,7 @@ impl TlsFiles {
 
     /// The rustls configuration of a client with these files; `verify` false accepts any server
     /// certificate (`--tls-verify=false`), still presenting the client certificate.
-    pub fn client_config(&self, verify: bool) -> Result<rustls::ClientConfig> {
+    pub(crate) fn client_config(&self, verify: bool) -> Result<rustls::ClientConfig> {
         let provider = CryptoProvider::get_default()
             .cloned()
             .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
