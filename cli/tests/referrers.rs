@@ -1159,3 +1159,30 @@ fn a_sig_tag_update_lost_to_a_concurrent_signer_is_made_again() {
         &image,
     ]));
 }
+
+#[test]
+fn sync_referrers_copies_referrers_added_after_the_image_was_synced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    small_image(&src, "app", "v1");
+    let dst = tmp.path().join("dst");
+    let sync = || {
+        run_ok(&mut hoist(&[
+            "sync",
+            "--src",
+            "oci",
+            "--dest",
+            "oci",
+            "--referrers",
+            src.to_str().unwrap(),
+            dst.to_str().unwrap(),
+        ]))
+    };
+    sync();
+    let dst_ref = format!("oci:{}:v1", dst.display());
+    assert!(digests(&referrers(&dst_ref, &[])["referrers"]).is_empty());
+    let sbom = attach(&format!("oci:{}:v1", src.display()), SPDX, tmp.path(), &[]);
+    // The image is up to date, but with --referrers the new SBOM still travels.
+    sync();
+    assert_eq!(digests(&referrers(&dst_ref, &[])["referrers"]), [sbom]);
+}

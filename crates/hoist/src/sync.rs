@@ -420,7 +420,11 @@ fn sync_one(item: &SyncItem, opts: &SyncOptions) -> Result<Outcome> {
     // whole image, or a root that is a single manifest).
     // The destination as a push sees it (registries.conf location, never a mirror).
     let dest_head = head_root(&item.destination, &opts.destination, false);
-    if let Some(Some((dest_digest, _))) = &dest_head
+    // With referrers asked for, an image already there is copied again (its blobs are found
+    // present), so that referrers and digest tags added since travel too.
+    let carries_referrers = opts.copy.referrers || opts.copy.digest_tags;
+    if !carries_referrers
+        && let Some(Some((dest_digest, _))) = &dest_head
         && let Some(Some((src_digest, src_type))) =
             head_root(&item.source, &item.source_options, true)
         && &src_digest == dest_digest
@@ -439,7 +443,7 @@ fn sync_one(item: &SyncItem, opts: &SyncOptions) -> Result<Outcome> {
             Some(found) => found.map(|(d, _)| d),
             None => existing_digest(&item.destination, &opts.destination),
         };
-        if existing.as_ref() == Some(&expected) {
+        if existing.as_ref() == Some(&expected) && !carries_referrers {
             return Ok(Outcome::UpToDate(expected));
         }
     }
