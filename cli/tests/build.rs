@@ -990,3 +990,49 @@ fn append_writes_the_layer_straight_into_the_layout() {
     assert!(h.join("etc/app.conf").is_file());
     assert!(h.join("etc/motd").is_file());
 }
+
+/// `config` without `--dest` on an oci-archive reads and rewrites the same file: a failure part
+/// way (a damaged layer found while the new archive is written) leaves the archive byte for byte
+/// as it was, and no temp file beside it.
+#[test]
+fn an_in_place_edit_of_an_archive_that_fails_leaves_it_as_it_was() {
+    if !tools() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let layout = w.join("layout");
+    build_two_layer(&layout, "t");
+    let archive = w.join("a.tar");
+    run_ok(&mut hoist(&[
+        "copy",
+        &format!("oci:{}:t", layout.display()),
+        &format!("oci-archive:{}:t", archive.display()),
+    ]));
+    // Damage the middle of the biggest blob member (a layer) inside the tar.
+    let script = format!(
+        "import tarfile\nt = tarfile.open('{a}')\nm = max(t.getmembers(), key=lambda m: m.size)\n\
+         off = m.offset_data + m.size // 2\nt.close()\nb = bytearray(open('{a}', 'rb').read())\n\
+         b[off] ^= 0xff\nopen('{a}', 'wb').write(b)\n",
+        a = archive.display()
+    );
+    run_ok(Command::new("python3").args(["-c", &script]));
+    let before = fs::read(&archive).unwrap();
+    let out = run_fail(&mut hoist(&[
+        "config",
+        "--image",
+        &format!("oci-archive:{}:t", archive.display()),
+        "--config.env",
+        "A=B",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("digest mismatch"), "{}", stderr(&out));
+    assert_eq!(fs::read(&archive).unwrap(), before, "the archive changed");
+    let left: Vec<_> = fs::read_dir(w)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "layout" && n != "a.tar")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
