@@ -52,7 +52,7 @@ class Op:
     """One operation: hoist's command, the closest peer's, and what the bytes of MB/s are."""
 
     def __init__(self, name, images, hoist, peer_name, peer, basis, note="", registry=None, repack=False,
-                 peer_cannot=None, append=False, own_layout=False):
+                 peer_cannot=None, append=False, own_layout=False, rootfs=False, gc=False):
         self.name = name
         self.images = images  # in preference order; only those in the chosen set run
         self.hoist = hoist  # argv template (str.format over the case's fields)
@@ -65,6 +65,8 @@ class Op:
         self.append = append  # a fresh copy of the image's layout as {layout}, ~100 MB of files as {adddir}
         self.own_layout = own_layout or append  # a fresh copy of the image's layout as {layout}
         self.peer_cannot = peer_cannot or {}  # image -> why the peer cannot do it (shown, not timed)
+        self.rootfs = rootfs  # the image unpacked once by umoci (untimed) as {rootfs}
+        self.gc = gc  # a fresh hard-linked copy of a layout holding the image and its repacks as {layout}
 
 
 OPS = [
@@ -127,8 +129,20 @@ OPS = [
     Op("runtime-config", ["small", "large"],
        ["{hoist}", "runtime-config", "oci:{src}:bench", "{dst}"],
        "umoci", ["umoci", "raw", "runtime-config", "--image", "{src}:bench", "{dst}"], "tar",
-       "hoist reads /etc/passwd and /etc/group from the layers (each verified as it streams), nothing"
-       " unpacked; umoci without --rootfs reads no user database (it needs an unpacked rootfs for that)"),
+       "hoist reads /etc/passwd and /etc/group from the layers, top first, stopping below the one that"
+       " decides both (each read to its end and verified), nothing unpacked; umoci without --rootfs reads no"
+       " user database (it needs an unpacked rootfs for that); large has no /etc/passwd: every layer is read"),
+    Op("runtime-config --rootfs", ["small", "large"],
+       ["{hoist}", "runtime-config", "--rootfs", "{rootfs}", "oci:{src}:bench", "{dst}"],
+       "umoci", ["umoci", "raw", "runtime-config", "--rootfs", "{rootfs}", "--image", "{src}:bench", "{dst}"],
+       "tar", "both read /etc/passwd and /etc/group from a rootfs umoci unpacked (untimed); no layer is read",
+       rootfs=True),
+    Op("gc", ["large"],
+       ["{hoist}", "gc", "oci:{layout}"],
+       "umoci", ["umoci", "gc", "--layout", "{layout}"], "blobs",
+       "a layout holding the image and two repacks of it (umoci, one file changed each), one repack"
+       " untagged so its manifest, config and layer are garbage; a fresh hard-linked copy each run",
+       gc=True),
     Op("repack", ["multi", "large"],
        ["{hoist}", "repack", "{hbundle}", "--dest", "oci:{layout}", "--tag", "bench-repack"],
        "umoci", ["umoci", "repack", "--image", "{layout}:bench-repack", "{bundle}"], "tar",
@@ -297,6 +311,7 @@ class Side:
         self.status = "ok"  # ok | unsupported | error
         self.message = ""
         self.out_bytes = None  # bytes of blobs the side wrote (local layouts), from its warm-up run
+        self.kept = None  # gc: the blobs left after its warm-up run
 
     def record(self, warmup, elapsed, rss, code, err):
         if code != 0:
@@ -373,8 +388,12 @@ class Bench:
             r.stop()
         self.registries = {}
         if self.workdir and self.workdir.exists():
-            # Deleting ~100k files takes a while on this ext4: leave it to a detached process.
-            stale = [str(p) for p in self.cache.parent.glob("runs-*")]
+            # Deleting ~100k files takes a while on this ext4: leave it to a detached process. Only this
+            # run's directory and those of runs that ended a day ago: another bench running at the same
+            # time (several engineers share the cache) keeps its own.
+            day_ago = time.time() - 86400
+            stale = [str(p) for p in self.cache.parent.glob("runs-*")
+                     if p == self.workdir or p.stat().st_mtime < day_ago]
             if self.args.keep:
                 log(f"kept run directories in {self.workdir}")
                 return
@@ -412,6 +431,32 @@ class Bench:
             for entry in (src / "rootfs").iterdir():
                 entry.rename(dst / "rootfs" / entry.name)
         return layout, bundle, hbundle
+
+    def prepare_rootfs(self, image, info):
+        """The image unpacked once by umoci (rootless), for the operations that read a rootfs."""
+        bundle = self.workdir / f"rootfs-{image}"
+        if not bundle.exists():
+            subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{info['path']}:bench", str(bundle)],
+                           stdout=subprocess.DEVNULL, check=True)
+        return bundle / "rootfs"
+
+    def prepare_gc(self, image, info):
+        """A copy of the image's layout with two umoci repacks of it (tags r1 and r2), r1 untagged."""
+        layout = self.workdir / f"gc-{image}"
+        if layout.exists():
+            return layout
+        quiet = {"stdout": subprocess.DEVNULL, "check": True}
+        subprocess.run(["cp", "-al", str(info["path"]), str(layout)], check=True)
+        (layout / "index.json").unlink()
+        shutil.copy2(Path(info["path"]) / "index.json", layout / "index.json")
+        for tag in ("r1", "r2"):
+            bundle = self.workdir / f"gc-{image}-{tag}"
+            subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{layout}:bench", str(bundle)], **quiet)
+            (bundle / "rootfs" / f"changed-{tag}").write_text(tag)
+            subprocess.run(["umoci", "repack", "--image", f"{layout}:{tag}", str(bundle)], **quiet)
+            shutil.rmtree(bundle, ignore_errors=True)
+        subprocess.run(["umoci", "rm", "--image", f"{layout}:r1"], **quiet)
+        return layout
 
     def prepare_append(self):
         """~100 MB of real files (this machine's /usr/share), built once per run."""
@@ -455,6 +500,14 @@ class Bench:
             log("  preparing the files to append (untimed)")
             fields["adddir"] = str(self.prepare_append())
 
+        if op.rootfs:
+            log(f"  unpacking {image} with umoci for its rootfs (untimed)")
+            fields["rootfs"] = str(self.prepare_rootfs(image, info))
+        gc_layout = None
+        if op.gc:
+            log(f"  preparing a layout of {image} and its repacks (untimed)")
+            gc_layout = self.prepare_gc(image, info)
+
         sides = [Side("hoist", op.hoist), Side(op.peer_name, op.peer)]
         if image in op.peer_cannot:
             sides[1].status, sides[1].message = "unsupported", op.peer_cannot[image]
@@ -480,6 +533,11 @@ class Bench:
                 if op.repack:
                     f["layout"] = self.fresh(f"layout-{image}-{side.name}-{i}")
                     subprocess.run(["cp", "-al", str(base_layout), str(f["layout"])], check=True)
+                if op.gc:
+                    f["layout"] = self.fresh(f"gc-{image}-{side.name}-{i}")
+                    subprocess.run(["cp", "-al", str(gc_layout), str(f["layout"])], check=True)
+                    (Path(f["layout"]) / "index.json").unlink()
+                    shutil.copy2(gc_layout / "index.json", Path(f["layout"]) / "index.json")
                 if op.own_layout:
                     f["layout"] = self.fresh(f"layout-{image}-{side.name}-{i}")
                     subprocess.run(["cp", "-al", str(info["path"]), str(f["layout"])], check=True)
@@ -493,11 +551,19 @@ class Bench:
                 elapsed, rss, code, err = run_timed(argv, self.workdir / "rss")
                 if side.record(warmup, elapsed, rss, code, err) and warmup:
                     self.check_output(op, image, side, f)
+        if op.gc and all(s.status == "ok" for s in sides) and sides[0].kept != sides[1].kept:
+            sides[0].status = "error"
+            sides[0].message = (f"kept {len(sides[0].kept)} blobs, {op.peer_name} {len(sides[1].kept)}: "
+                                "they must remove the same garbage")
         return sides
 
     def check_output(self, op, image, side, fields):
         """Checks (untimed) that a side wrote a valid image, so a fast wrong answer cannot look good."""
         dst = fields["dst"]
+        if op.gc:
+            # What is left, compared between the sides after both warm-ups (run_case).
+            side.kept = sorted(p.name for p in (Path(fields["layout"]) / "blobs").rglob("*") if p.is_file())
+            return
         if "oci:{dst}:bench" not in side.argv:
             return  # no layout written
         blobs = Path(dst) / "blobs"

@@ -467,6 +467,46 @@ fn runtime_config_reads_layers_top_down_and_verifies_what_it_reads() {
 }
 
 #[test]
+fn a_non_linux_image_gets_no_runtime_config() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    build_user_image(&layout, "t");
+    let l = layout.display();
+    run_ok(&mut sh(&format!(
+        r#"umoci config --image "{l}:t" --os windows --tag win"#
+    )));
+    // umoci refuses it ("unsupported OS"); so does hoist, naming the OS, and unpacks nothing.
+    common::run_fail(std::process::Command::new("umoci").args([
+        "unpack",
+        "--image",
+        &format!("{l}:win"),
+        &t.path().join("u").display().to_string(),
+    ]));
+    let fail = common::run_fail(&mut hoist(&["runtime-config", &format!("oci:{l}:win")]));
+    assert!(String::from_utf8_lossy(&fail.stderr).contains("windows"));
+    let bundle = t.path().join("b");
+    let fail = common::run_fail(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--bundle",
+        &format!("oci:{l}:win"),
+        &bundle.display().to_string(),
+    ]));
+    assert!(String::from_utf8_lossy(&fail.stderr).contains("windows"));
+    assert!(!bundle.exists(), "nothing is written");
+    // A plain tree of it is still fine.
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        &format!("oci:{l}:win"),
+        &t.path().join("plain").display().to_string(),
+    ]));
+}
+
+#[test]
 fn runc_runs_a_hoist_bundle() {
     if !require_tool("umoci") || !require_tool("runc") {
         return;

@@ -287,6 +287,18 @@ impl LayerScan {
     }
 }
 
+/// Refuses an image whose OS is not `linux`: the runtime config hoist writes (namespaces, mounts,
+/// capabilities) is Linux's, as umoci's, which refuses the same ("unsupported OS").
+pub fn check_os(config: &ImageConfiguration) -> Result<()> {
+    let os = config.os().to_string();
+    if os != "linux" {
+        return Err(Error::Unsupported(format!(
+            "the image's OS is {os:?}: a runtime bundle's config.json is made for linux images only"
+        )));
+    }
+    Ok(())
+}
+
 /// Builds the runtime config for an image whose user database is `users` (read from the bundle's
 /// `rootfs/` or from the layers).
 ///
@@ -307,6 +319,7 @@ pub fn runtime_config(
     rootless: bool,
     manifest_digest: &str,
 ) -> Result<Spec> {
+    check_os(config)?;
     let mut spec = if rootless {
         let uid = rustix::process::geteuid().as_raw();
         let gid = rustix::process::getegid().as_raw();

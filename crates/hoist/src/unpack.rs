@@ -296,6 +296,10 @@ pub fn unpack_image(
                 .into(),
         ));
     }
+    if opts.bundle {
+        // Before anything is written: a bundle of a non-Linux image would fail at its config.json.
+        crate::bundle::check_os(config)?;
+    }
     if opts.bundle && opts.state.is_some() {
         return Err(Error::Other(format!(
             "a bundle keeps its state in {}: leave out the state file",
