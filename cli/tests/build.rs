@@ -1036,3 +1036,104 @@ fn an_in_place_edit_of_an_archive_that_fails_leaves_it_as_it_was() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// An archive holding several images is written whole: editing one image of it in place (`config`,
+/// `append`, `index` without `--dest`), or building into it, would drop the others. It is refused,
+/// the archive unchanged; one image under its own tag is still edited in place; `--dest` works.
+#[test]
+fn in_place_edits_of_an_archive_with_other_images_are_refused_not_dropped() {
+    if !tools() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let layout = w.join("layout");
+    build_two_layer(&layout, "t");
+    let (l, a, d) = (layout.display(), w.join("a.tar"), w.join("d.tar"));
+    let (a, d) = (a.display(), d.display());
+    run_ok(&mut hoist(&["tag", &format!("oci:{l}:t"), "u"]));
+    // Two tags in one oci-archive (a tar of the layout), two RepoTags in one docker-archive.
+    run_ok(Command::new("tar").args([
+        "-cf",
+        &a.to_string(),
+        "-C",
+        &l.to_string(),
+        "oci-layout",
+        "index.json",
+        "blobs",
+    ]));
+    run_ok(&mut hoist(&[
+        "copy",
+        "--additional-tag",
+        "other:v2",
+        &format!("oci:{l}:t"),
+        &format!("docker-archive:{d}:app:v1"),
+    ]));
+    let tags = |r: &str| run_ok(&mut hoist(&["tags", r]));
+    assert_eq!(tags(&format!("oci-archive:{a}")), "t\nu\n");
+    let before_a = fs::read(w.join("a.tar")).unwrap();
+    let before_d = fs::read(w.join("d.tar")).unwrap();
+    for args in [
+        vec![
+            "config".to_string(),
+            "--image".into(),
+            format!("oci-archive:{a}:t"),
+            "--config.env".into(),
+            "A=B".into(),
+        ],
+        vec![
+            "config".into(),
+            "--image".into(),
+            format!("docker-archive:{d}:app:v1"),
+            "--label".into(),
+            "x=y".into(),
+        ],
+        vec!["append".into(), format!("oci-archive:{a}:t"), l.to_string()],
+        vec!["new".into(), format!("oci-archive:{a}:fresh")],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_fail(&mut hoist(&args));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("holds other images"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(
+        fs::read(w.join("a.tar")).unwrap(),
+        before_a,
+        "oci-archive changed"
+    );
+    assert_eq!(
+        fs::read(w.join("d.tar")).unwrap(),
+        before_d,
+        "docker-archive changed"
+    );
+    assert_eq!(tags(&format!("oci-archive:{a}")), "t\nu\n");
+
+    // To another file, the edit is made; an archive of one image is edited in place.
+    let e = w.join("e.tar");
+    run_ok(&mut hoist(&[
+        "config",
+        "--image",
+        &format!("oci-archive:{a}:t"),
+        "--dest",
+        &format!("oci-archive:{}:t", e.display()),
+        "--config.env",
+        "A=B",
+    ]));
+    run_ok(&mut hoist(&[
+        "config",
+        "--image",
+        &format!("oci-archive:{}:t", e.display()),
+        "--config.env",
+        "C=D",
+    ]));
+    let config = run_ok(&mut hoist(&[
+        "inspect",
+        "--config",
+        &format!("oci-archive:{}:t", e.display()),
+    ]));
+    assert!(config.contains("A=B") && config.contains("C=D"), "{config}");
+}

@@ -85,14 +85,15 @@ fn write(
     write_to(builder, dst.as_ref())
 }
 
-/// Opens the destination `destination`.
+/// Opens the destination `destination` (an archive holding other images is refused, not dropped).
 fn open_dst(
     destination: &str,
     registry: &super::registry_args::RegistryArgs,
 ) -> Result<Box<dyn hoist::Destination>> {
     let dst_ref = super::parse_ref(destination)?;
-    open_destination(&dst_ref, &registry.apply(super::open_options()))
-        .with_context(|| format!("opening destination {destination}"))
+    let opts = registry.apply(super::open_options());
+    hoist::transport::check_keeps_other_images(&dst_ref, &opts)?;
+    open_destination(&dst_ref, &opts).with_context(|| format!("opening destination {destination}"))
 }
 
 /// Writes the built image to `dst` and reports it.

@@ -219,6 +219,7 @@ fn run_built(args: Args, image_ref: TransportRef) -> Result<ExitCode> {
     if let Some(h) = history(&args, epoch)? {
         builder.add_history(h);
     }
+    hoist::transport::check_keeps_other_images(&dest_ref, &open)?;
     let dst = hoist::open_destination(&dest_ref, &open)
         .with_context(|| format!("opening destination {dest_ref}"))?;
     let report = builder

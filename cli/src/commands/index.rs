@@ -166,6 +166,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     let dst_ref = super::parse_ref(&dest)?;
+    hoist::transport::check_keeps_other_images(&dst_ref, &open)?;
     let dst =
         open_destination(&dst_ref, &open).with_context(|| format!("opening destination {dest}"))?;
     let report = builder

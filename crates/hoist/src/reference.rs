@@ -548,6 +548,30 @@ impl TransportRef {
         }
     }
 
+    /// The file of a transport that writes it whole, holding any number of images (an
+    /// `oci-archive:` or `docker-archive:`), and whether `tag` (as [`Source::tags`] lists the
+    /// archive's tags) names the image this reference names; `None` for every other transport.
+    ///
+    /// [`Source::tags`]: crate::transport::Source::tags
+    pub fn archive_file(&self, tag: &str) -> Option<(&std::path::Path, bool)> {
+        match self {
+            TransportRef::OciArchive { path, reference } => Some((
+                path,
+                matches!(reference, Some(LayoutRef::Tag(t)) if t == tag),
+            )),
+            TransportRef::DockerArchive { path, selector } => {
+                let named = match (selector, ImageName::parse(tag)) {
+                    (Some(ArchiveSelector::Name(n)), Ok(t)) => {
+                        n.name() == t.name() && n.tag == t.tag
+                    }
+                    _ => false,
+                };
+                Some((path, named))
+            }
+            _ => None,
+        }
+    }
+
     /// The reference with its image choice relaxed where a transport cannot open a file of several
     /// images without one (a docker-archive opens at its first image), for listing what the whole
     /// file or repository holds ([`crate::transport::list_tags`]); otherwise the reference as it is.

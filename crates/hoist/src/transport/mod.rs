@@ -457,6 +457,32 @@ pub fn list_tags(reference: &TransportRef, opts: &OpenOptions) -> Result<Vec<Str
     source.tags()
 }
 
+/// Refuses to write `reference` when it is an archive file that exists and holds images under
+/// other tags than the one written (an `oci-archive:` or `docker-archive:` is written whole, so
+/// they would be dropped). The verbs that edit or build images call it before writing (`config`,
+/// `append` and `index` write back to the archive they read); `copy` replaces an archive whole,
+/// as skopeo does. A destination that is not a regular file (a FIFO, `/dev/stdout`) is not read.
+pub fn check_keeps_other_images(reference: &TransportRef, opts: &OpenOptions) -> Result<()> {
+    let Some((path, _)) = reference.archive_file("") else {
+        return Ok(());
+    };
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
+    let others: Vec<String> = list_tags(reference, opts)?
+        .into_iter()
+        .filter(|t| !reference.archive_file(t).is_some_and(|(_, named)| named))
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Unsupported(format!(
+        "{reference}: the archive holds other images ({}), which writing it whole would drop; \
+         write to another file (--dest), or copy them into a layout (oci:) and work there",
+        others.join(", ")
+    )))
+}
+
 /// A shared blob directory is for OCI layouts only: anything else refuses it rather than ignore it.
 fn refuse_shared_blob_dir(reference: &TransportRef, opts: &OpenOptions) -> Result<()> {
     match &opts.shared_blob_dir {
