@@ -175,10 +175,14 @@ impl TempFile {
                 .permissions(Permissions::from_mode(mode))
                 .tempfile_in(dir)
                 .ctx(ctx)?;
-            flock(tmp.as_file(), FlockOperation::NonBlockingLockExclusive)
-                .map_err(|e| Error::io(ctx(), e.into()))?;
-            // A cleaner may have taken it for stale between its creation and the lock: then the
-            // name is gone or another file's, and a fresh one is made.
+            // A cleaner may have taken it for stale between its creation and the lock: it holds
+            // the lock while it looks (the lock is taken: EWOULDBLOCK), or has removed the name
+            // (it is gone or another file's). Either way a fresh one is made.
+            match flock(tmp.as_file(), FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::WOULDBLOCK) => continue,
+                Err(e) => return Err(Error::io(ctx(), e.into())),
+            }
             if same_file(tmp.as_file(), tmp.path()) {
                 return Ok(TempFile { tmp, _live: live });
             }
@@ -262,9 +266,12 @@ impl TempDir {
                 .tempdir_in(parent)
                 .ctx(ctx)?;
             let lock = File::open(dir.path()).ctx(ctx)?;
-            flock(&lock, FlockOperation::NonBlockingLockExclusive)
-                .map_err(|e| Error::io(ctx(), e.into()))?;
             // As for a temp file: a cleaner may have taken it between its creation and the lock.
+            match flock(&lock, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::WOULDBLOCK) => continue,
+                Err(e) => return Err(Error::io(ctx(), e.into())),
+            }
             if same_file(&lock, dir.path()) {
                 return Ok(TempDir {
                     dir,

@@ -164,3 +164,47 @@ fn from_async() {
     assert!(out.starts_with("copied sha256:"), "{out}");
     assert!(out.ends_with(&format!(" to {dest}\n")), "{out}");
 }
+
+#[test]
+fn image_from_dir() {
+    let Some(exe) = example("image_from_dir") else {
+        return;
+    };
+    usage(&exe);
+    let tmp = tempfile::tempdir().unwrap();
+    let site = tmp.path().join("site");
+    std::fs::create_dir_all(site.join("css")).unwrap();
+    std::fs::write(site.join("index.html"), "<h1>hi</h1>\n").unwrap();
+    std::fs::write(site.join("css/a.css"), "h1{}\n").unwrap();
+    let built = |name: &str| {
+        let dest = format!("oci:{}:v1", tmp.path().join(name).display());
+        let out = ok(&exe, &[site.to_str().unwrap(), "/srv/www", &dest]);
+        assert!(out.starts_with("layer sha256:"), "{out}");
+        let digest = out
+            .lines()
+            .last()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .to_string();
+        (dest, digest)
+    };
+    let (dest, first) = built("a");
+    // The same tree gives the same image (fixed owners and times).
+    let (_, second) = built("b");
+    assert_eq!(first, second);
+    // The image unpacks to the directory under its path, with the config edit.
+    let src = hoist::open_source(&dest.parse().unwrap(), &hoist::OpenOptions::default()).unwrap();
+    let rootfs = tmp.path().join("rootfs");
+    let mut opts = hoist::UnpackOptions::default();
+    opts.apply.rootless = true;
+    hoist::unpack(src.as_ref(), &rootfs, &opts).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("srv/www/css/a.css")).unwrap(),
+        "h1{}\n"
+    );
+    let image = hoist::image::resolve(src.as_ref(), None).unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&image.config_bytes).unwrap();
+    assert_eq!(config["config"]["WorkingDir"], "/srv/www", "{config}");
+}
