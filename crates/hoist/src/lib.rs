@@ -89,6 +89,22 @@
 //! # Ok::<(), hoist::Error>(())
 //! ```
 //!
+//! ## Build an image from a directory
+//!
+//! An empty image, a layer from a directory placed under a path, a config edit, written to any
+//! destination; fixed owners and times make the digest reproducible (`examples/image_from_dir.rs`):
+//!
+//! ```no_run
+//! use hoist::diff::{LayerOptions, MtimePolicy};
+//! let mut builder = hoist::ImageBuilder::empty(&hoist::Platform::host())?;
+//! let mut layer = LayerOptions::default();
+//! layer.mtime = MtimePolicy::Fixed(1_700_000_000);
+//! builder.add_dir(std::path::Path::new("./site"), Some(std::path::Path::new("/srv/www")), &layer)?;
+//! let dst = hoist::open_destination(&"oci:/tmp/built:v1".parse()?, &Default::default())?;
+//! builder.write(dst.as_ref(), &hoist::CopyOptions::default())?;
+//! # Ok::<(), hoist::Error>(())
+//! ```
+//!
 //! ## Calling from async code
 //!
 //! The API is blocking. From async code, hand each call to `tokio::task::spawn_blocking` (or a
