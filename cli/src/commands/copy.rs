@@ -175,7 +175,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         (false, [one]) => PlatformChoice::One(one.clone()),
         (false, many) => PlatformChoice::Subset(many.to_vec()),
     };
-    let mut convert = hoist::recompress::ConvertOptions::default();
+    let mut convert = hoist::copy::ConvertOptions::default();
     convert.format = args.format.map(|f| match f {
         ManifestFormat::Oci => hoist::convert::Format::Oci,
         ManifestFormat::V2s2 => hoist::convert::Format::DockerV2S2,

@@ -1,5 +1,6 @@
 //! One module per verb. Each turns its arguments into library calls and renders the result.
 
+pub mod apply_limits;
 pub mod attach;
 pub mod blob;
 pub mod build;

@@ -60,21 +60,8 @@ pub struct Args {
     /// What to do with whiteouts.
     #[arg(long, value_enum, default_value_t = WhiteoutArg::Apply)]
     whiteout_format: WhiteoutArg,
-    /// Most bytes of file content written in total (K, M, G, T suffixes).
-    #[arg(long, value_parser = super::parse_size, default_value = "64G")]
-    max_size: u64,
-    /// Most uncompressed bytes in one layer.
-    #[arg(long, value_parser = super::parse_size, default_value = "64G")]
-    max_layer_size: u64,
-    /// Most entries in one layer.
-    #[arg(long, default_value_t = 10_000_000)]
-    max_entries: u64,
-    /// Longest path in a layer, in bytes.
-    #[arg(long, default_value_t = 4096)]
-    max_path_length: usize,
-    /// Largest ratio of uncompressed to compressed bytes in a layer (past its first 64 MiB).
-    #[arg(long, default_value_t = 1000)]
-    max_compression_ratio: u64,
+    #[command(flatten)]
+    limits: super::apply_limits::ApplyLimitArgs,
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
@@ -88,12 +75,7 @@ pub struct Args {
 /// Runs `hoist unpack`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let reference = super::parse_ref(&args.image)?;
-    let mut limits = super::limits();
-    limits.max_unpack_size = args.max_size;
-    limits.max_layer_size = args.max_layer_size;
-    limits.max_entries = args.max_entries;
-    limits.max_path_length = args.max_path_length;
-    limits.max_compression_ratio = args.max_compression_ratio;
+    let limits = args.limits.limits();
     let open = args
         .registry
         .apply(super::open_options())

@@ -20,7 +20,7 @@
 //! `annotations`, `subject` or `artifactType`: converting to it drops them (as skopeo does). zstd layers
 //! have no Docker name and are refused; so are Docker schema 1 manifests.
 //!
-//! A conversion can also replace layers (after recompression by [`crate::recompress`]): the layer keeps
+//! A conversion can also replace layers (after recompression by the copy engine, [`mod@crate::copy`]): the layer keeps
 //! its place, `urls` and `annotations` and gets the new digest, size and compression.
 
 use std::collections::HashMap;

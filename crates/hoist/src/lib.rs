@@ -110,7 +110,7 @@
 //! The API is blocking. From async code, hand each call to `tokio::task::spawn_blocking` (or a
 //! thread) and await it (`examples/from_async.rs`). A call made directly on an async worker does not
 //! panic — the entry points that can reach a registry move their work to a thread of their own
-//! ([`blocking`]) — but it blocks that worker until it is done. The methods of a `Source` or
+//! (an internal guard) — but it blocks that worker until it is done. The methods of a `Source` or
 //! `Destination` and their readers are plain blocking I/O: call them inside `spawn_blocking` too.
 //!
 //! ```no_run
@@ -170,7 +170,7 @@
 #![warn(missing_docs)]
 
 pub mod blob;
-pub mod blocking;
+pub(crate) mod blocking;
 pub mod build;
 pub mod bundle;
 pub mod cancel;
@@ -194,7 +194,6 @@ pub mod media_type;
 pub mod platform;
 pub(crate) mod pool;
 pub mod progress;
-pub mod recompress;
 pub mod reference;
 pub mod referrers;
 pub mod repack;
@@ -202,7 +201,7 @@ pub mod sign;
 pub mod stat;
 pub mod sync;
 pub mod transport;
-pub mod umoci;
+pub(crate) mod umoci;
 pub mod unpack;
 pub mod verify;
 pub(crate) mod walk;

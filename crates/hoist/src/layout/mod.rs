@@ -632,6 +632,21 @@ impl Layout {
     }
 }
 
+/// The entry of `entries` (an `index.json`'s manifests) tagged `tag`, or `None` when none is (an
+/// ambiguous tag is an error, as [`resolve_entry`] says).
+pub fn tagged_entry(
+    entries: &[Descriptor],
+    tag: &str,
+    location: &str,
+) -> Result<Option<Descriptor>> {
+    let reference = LayoutRef::Tag(tag.to_string());
+    match resolve_entry(entries, Some(&reference), location) {
+        Ok(found) => Ok(found),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Picks the entry of an `index.json` that `reference` names (`None`: the only entry), with its
 /// embedded `data`, if any, checked against it. Returns `Ok(None)` only for a digest that is not a
 /// top-level entry, so callers can look further.

@@ -102,13 +102,10 @@ impl Source for OciSource {
     }
 
     fn tagged(&self, tag: &str) -> Result<Option<Document>> {
-        let reference = LayoutRef::Tag(tag.to_string());
-        let entries = self.layout.index()?;
-        match crate::layout::resolve_entry(entries.manifests(), Some(&reference), &self.name()) {
-            Ok(Some(desc)) => self.layout.read_document(&desc).map(Some),
-            Ok(None) => Ok(None),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
+        let index = self.layout.index()?;
+        match crate::layout::tagged_entry(index.manifests(), tag, &self.name())? {
+            Some(desc) => self.layout.read_document(&desc).map(Some),
+            None => Ok(None),
         }
     }
 

@@ -142,13 +142,10 @@ impl Source for OciArchiveSource {
     }
 
     fn tagged(&self, tag: &str) -> Result<Option<Document>> {
-        let reference = LayoutRef::Tag(tag.to_string());
         let index = self.index_json()?;
-        match crate::layout::resolve_entry(index.manifests(), Some(&reference), &self.name()) {
-            Ok(Some(desc)) => super::read_document(self, &desc).map(Some),
-            Ok(None) => Ok(None),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
+        match crate::layout::tagged_entry(index.manifests(), tag, &self.name())? {
+            Some(desc) => super::read_document(self, &desc).map(Some),
+            None => Ok(None),
         }
     }
 
