@@ -34,9 +34,7 @@ use crate::compress::{self, EncodeOptions};
 use crate::config_edit::{ConfigChanges, ImageEdit};
 use crate::copy::{CopyOptions, CopyReport};
 use crate::descriptor::{Descriptor, digest_of, new_descriptor};
-use crate::diff::{
-    DiffOptions, Entries, LayerBlob, LayerOptions, LowerContent, LowerTree, Meta, write_layer,
-};
+use crate::diff::{DiffOptions, Entries, LayerBlob, LayerOptions, LowerContent, LowerTree, Meta};
 use crate::digest::{Algorithm, Digest, HashingWriter};
 use crate::document::Document;
 use crate::durable::TempFile;
@@ -85,6 +83,8 @@ pub struct ImageBuilder<'s> {
     base_image: Option<crate::image::Image>,
     /// Other sources blobs come from (a new base's, after [`ImageBuilder::rebase`]), by digest.
     others: Vec<(&'s dyn Source, std::collections::HashSet<Digest>)>,
+    /// Stops the layers being made ([`ImageBuilder::cancel_with`]).
+    cancel: crate::cancel::CancelToken,
 }
 
 impl<'s> ImageBuilder<'s> {
@@ -116,6 +116,7 @@ impl<'s> ImageBuilder<'s> {
             keep_index: false,
             base_image: None,
             others: Vec::new(),
+            cancel: crate::cancel::CancelToken::default(),
         })
     }
 
@@ -155,6 +156,7 @@ impl<'s> ImageBuilder<'s> {
             keep_index: false,
             base_image: Some(image),
             others: Vec::new(),
+            cancel: crate::cancel::CancelToken::default(),
         })
     }
 
@@ -219,6 +221,15 @@ impl<'s> ImageBuilder<'s> {
         Ok(())
     }
 
+    /// Makes the layers this builder writes ([`ImageBuilder::add_dir`], [`ImageBuilder::add_tar`],
+    /// [`ImageBuilder::flatten`]) stop with [`Error::Cancelled`] once `token` is cancelled (from
+    /// another thread); their temp files are removed. [`ImageBuilder::write`] takes the token of
+    /// its [`CopyOptions`].
+    pub fn cancel_with(&mut self, token: &crate::cancel::CancelToken) -> &mut Self {
+        self.cancel = token.clone();
+        self
+    }
+
     /// Adds a layer holding the whole directory `dir` (walked without following symlinks, in path
     /// order), placed under `at` in the image when given (as `umoci insert`). Owners, times and
     /// compression follow `opts`.
@@ -280,7 +291,8 @@ impl<'s> ImageBuilder<'s> {
             .as_file()
             .try_clone()
             .ctx(|| format!("opening {}", file.path().display()))?;
-        let blob = write_layer(&diff, out, opts)?;
+        let blob =
+            crate::diff::writer::write_layer_into(&diff, out, None, opts, &None, &self.cancel)?;
         self.push_layer(file, blob)
     }
 
@@ -303,6 +315,7 @@ impl<'s> ImageBuilder<'s> {
         self.check_compression(opts.compression)?;
         let export = crate::export::ExportOptions {
             limits: Some(self.limits.clone()),
+            cancel: self.cancel.clone(),
             ..Default::default()
         };
         let file = TempFile::new_in(&self.scratch)?;
@@ -480,6 +493,7 @@ impl<'s> ImageBuilder<'s> {
                 .try_clone()
                 .ctx(|| format!("opening {}", plain.path().display()))?;
             let mut hashing = HashingWriter::new(std::io::BufWriter::new(out), Algorithm::Sha256);
+            let reader = crate::cancel::CancelReader::new(reader, &self.cancel);
             let (_, mut decoded) = compress::sniffing_decoder(Compression::None, reader)
                 .map_err(|e| from_io(e, || "reading the layer tarball".into()))?;
             std::io::copy(&mut decoded, &mut hashing)

@@ -334,3 +334,48 @@ fn a_repack_cancelled_while_writing_its_layer_keeps_the_tag_and_state_and_a_reru
     assert_ne!(root_of(&reference), old);
     verify_ok(&reference);
 }
+
+/// The image builder's own layers (a directory, a tarball, a flatten) stop once its token is
+/// cancelled, with no temp file left in its scratch directory; without the token they are made.
+#[test]
+fn the_builders_layers_stop_when_cancelled_and_leave_no_temp_file() {
+    use hoist::ImageBuilder;
+    use hoist::diff::LayerOptions;
+    let t = tempfile::tempdir().unwrap();
+    let scratch = t.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let dir = t.path().join("tree");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("big"), noise(4 << 20)).unwrap();
+    let layout = t.path().join("layout");
+    write_image(&layout, "v1", &three_layers(), false);
+    let base = open(&format!("oci:{}:v1", layout.display()));
+
+    let token = CancelToken::new();
+    let mut builder = ImageBuilder::from_source(base.as_ref(), None).unwrap();
+    builder.scratch_dir(&scratch);
+    builder.cancel_with(&token);
+    // Not cancelled: each is made.
+    builder
+        .add_dir(&dir, None, &LayerOptions::default())
+        .unwrap();
+    token.cancel();
+    let opts = LayerOptions::default();
+    assert!(matches!(
+        builder.add_dir(&dir, None, &opts),
+        Err(Error::Cancelled)
+    ));
+    let tarball = tar_of("f", &noise(1 << 20));
+    let err = builder.add_tar(&tarball[..], &opts).unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    let mut flat = ImageBuilder::from_source(base.as_ref(), None).unwrap();
+    flat.scratch_dir(&scratch);
+    flat.cancel_with(&token);
+    let err = flat.flatten(&opts, None).unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    drop(flat);
+    // Only the one layer made before the cancel is in the scratch directory.
+    assert_eq!(temp_files(&scratch).len(), 1, "{:?}", temp_files(&scratch));
+    drop(builder);
+    assert_eq!(temp_files(&scratch), Vec::<PathBuf>::new());
+}
