@@ -1,7 +1,8 @@
 //! The limits of reading an image's layers into a tree (`unpack`, `export`): one set of flags, so the
 //! two verbs cannot disagree on a bound or its spelling.
 
-use hoist::Limits;
+use anyhow::{Context, Result};
+use hoist::{Limits, Source};
 
 /// `--max-size`, `--max-layer-size`, `--max-entries`, `--max-path-length`,
 /// `--max-compression-ratio`.
@@ -34,5 +35,20 @@ impl ApplyLimitArgs {
         limits.max_path_length = self.max_path_length;
         limits.max_compression_ratio = self.max_compression_ratio;
         limits
+    }
+
+    /// Opens the image `image` with these limits (and the registry flags); returns them too.
+    pub fn open(
+        &self,
+        image: &str,
+        registry: &super::registry_args::RegistryArgs,
+    ) -> Result<(Box<dyn Source>, Limits)> {
+        let limits = self.limits();
+        let open = registry
+            .apply(super::open_options())
+            .with_limits(limits.clone());
+        let source = hoist::open_source(&super::parse_ref(image)?, &open)
+            .with_context(|| format!("opening {image}"))?;
+        Ok((source, limits))
     }
 }

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use hoist::layer::{IdMap, WhiteoutFormat};
 use hoist::platform::Platform;
-use hoist::transport::open_source;
 use hoist::unpack::{UnpackOptions, unpack};
 
 /// `--whiteout-format` values.
@@ -75,13 +74,7 @@ pub struct Args {
 /// Runs `hoist unpack`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let reference = super::parse_ref(&args.image)?;
-    let limits = args.limits.limits();
-    let open = args
-        .registry
-        .apply(super::open_options())
-        .with_limits(limits.clone());
-    let source =
-        open_source(&reference, &open).with_context(|| format!("opening {}", args.image))?;
+    let (source, limits) = args.limits.open(&args.image, &args.registry)?;
     let mut opts = UnpackOptions::default();
     opts.platform = args.platform;
     opts.bundle = args.bundle;

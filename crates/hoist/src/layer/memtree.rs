@@ -241,43 +241,18 @@ impl Target for MemTree {
     }
 
     fn resolve_path(&mut self, rel: &[u8]) -> io::Result<Vec<u8>> {
-        let mut names: Vec<Vec<u8>> = Vec::new();
-        let mut pending: VecDeque<Vec<u8>> = split(rel).map(<[u8]>::to_vec).collect();
-        let mut links = 0;
-        while let Some(c) = pending.pop_front() {
-            if c.is_empty() || c == b"." {
-                continue;
-            }
-            if c == b".." {
-                names.pop();
-                continue;
-            }
-            let dir = match self.walk(&names.join(&b'/')) {
-                Ok(dir) => dir,
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    names.push(c);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            match self.child(dir, &c) {
-                Ok(id) if self.nodes[id].kind == EntryKind::Symlink => {
-                    links += 1;
-                    if links > MAX_SYMLINKS {
-                        return Err(Errno::LOOP.into());
+        super::root::resolve_confined(
+            rel,
+            |path| self.walk(path),
+            |dir, name| {
+                Ok(match self.child(*dir, name) {
+                    Ok(id) if self.nodes[id].kind == EntryKind::Symlink => {
+                        Some(self.nodes[id].link.clone())
                     }
-                    let target = self.nodes[id].link.clone();
-                    if target.first() == Some(&b'/') {
-                        names.clear();
-                    }
-                    for part in split(&target).collect::<Vec<_>>().into_iter().rev() {
-                        pending.push_front(part.to_vec());
-                    }
-                }
-                _ => names.push(c),
-            }
-        }
-        Ok(names.join(&b'/'))
+                    _ => None,
+                })
+            },
+        )
     }
 
     fn kind_at(&mut self, dir: &NodeId, name: &[u8]) -> std::result::Result<FileType, Errno> {

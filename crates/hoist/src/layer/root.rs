@@ -191,47 +191,21 @@ impl Root {
     /// stops at the root. For `--keep-dirlinks`, which writes a directory entry through a symlink to a
     /// directory; what the result names is still reached through the confined resolvers.
     pub fn resolve_path(&self, rel: &[u8]) -> io::Result<Vec<u8>> {
-        let mut names: Vec<Vec<u8>> = Vec::new();
-        let mut pending: VecDeque<Vec<u8>> = split(rel).map(<[u8]>::to_vec).collect();
-        let mut links = 0;
-        while let Some(c) = pending.pop_front() {
-            if c.is_empty() || c == b"." {
-                continue;
-            }
-            if c == b".." {
-                names.pop();
-                continue;
-            }
-            let dir = match self.open_dir(&names.join(&b'/')) {
-                Ok(dir) => dir,
-                // Below a missing directory nothing is a symlink.
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    names.push(c);
-                    continue;
+        resolve_confined(
+            rel,
+            |path| self.open_dir(path),
+            |dir, name| {
+                let name = OsStr::from_bytes(name);
+                match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
+                        let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
+                        Ok(Some(target.into_bytes()))
+                    }
+                    Ok(_) | Err(Errno::NOENT) => Ok(None),
+                    Err(e) => Err(e.into()),
                 }
-                Err(e) => return Err(e),
-            };
-            let name = OsStr::from_bytes(&c);
-            match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
-                    links += 1;
-                    if links > MAX_SYMLINKS {
-                        return Err(Errno::LOOP.into());
-                    }
-                    let target = rustix::fs::readlinkat(&dir, name, Vec::new())?;
-                    let target = target.as_bytes();
-                    if target.first() == Some(&b'/') {
-                        names.clear();
-                    }
-                    for part in split(target).collect::<Vec<_>>().into_iter().rev() {
-                        pending.push_front(part.to_vec());
-                    }
-                }
-                Ok(_) | Err(Errno::NOENT) => names.push(c),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(names.join(&b'/'))
+            },
+        )
     }
 
     /// The parent directory of `rel` (resolved inside the root) and the final component's name.
@@ -466,6 +440,56 @@ pub fn clear_dir_at(
         remove_all_at(fd.as_fd(), &n)?;
     }
     Ok(())
+}
+
+/// The path inside a root that `rel` names once every symlink on it (the last component's too) is
+/// followed: absolute targets restart at the root, `..` stops at the root, more than `MAX_SYMLINKS`
+/// links is `ELOOP`. The one rule of `--keep-dirlinks` for every target a layer is applied to
+/// ([`Root::resolve_path`] on disk, the export's in-memory tree): `open_dir` opens a directory by its
+/// resolved path (`ENOENT` below a missing one: nothing there is a symlink), `link_at` says whether a
+/// name in it is a symlink and to what.
+pub(crate) fn resolve_confined<D>(
+    rel: &[u8],
+    open_dir: impl Fn(&[u8]) -> io::Result<D>,
+    link_at: impl Fn(&D, &[u8]) -> io::Result<Option<Vec<u8>>>,
+) -> io::Result<Vec<u8>> {
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    let mut pending: VecDeque<Vec<u8>> = split(rel).map(<[u8]>::to_vec).collect();
+    let mut links = 0;
+    while let Some(c) = pending.pop_front() {
+        if c.is_empty() || c == b"." {
+            continue;
+        }
+        if c == b".." {
+            names.pop();
+            continue;
+        }
+        let dir = match open_dir(&names.join(&b'/')) {
+            Ok(dir) => dir,
+            // Below a missing directory nothing is a symlink.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                names.push(c);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        match link_at(&dir, &c)? {
+            Some(target) => {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(Errno::LOOP.into());
+                }
+                if target.first() == Some(&b'/') {
+                    names.clear();
+                }
+                for part in split(&target).collect::<Vec<_>>().into_iter().rev() {
+                    pending.push_front(part.to_vec());
+                }
+            }
+            None => names.push(c),
+        }
+    }
+    Ok(names.join(&b'/'))
 }
 
 #[cfg(test)]
