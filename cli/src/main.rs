@@ -168,7 +168,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     // Ctrl-C or a TERM removes the run's temp files (blobs half-written, archive staging).
-    if let Err(e) = hoist::durable::remove_temp_files_on_signals() {
+    if let Err(e) = hoist::output::remove_temp_files_on_signals() {
         tracing::warn!("temp files will not be removed on SIGINT/SIGTERM: {e}");
     }
     commands::set_limits(&cli.limits);

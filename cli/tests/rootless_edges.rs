@@ -173,7 +173,7 @@ fn unprivileged_unpack_fills_directories_it_cannot_enter() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The state record holds the image's modes, not the open ones used while listing.
-    let state = hoist::layer::UnpackState::load(&h.join("hoist-state.json")).unwrap();
+    let state = hoist::unpack::UnpackState::load(&h.join("hoist-state.json")).unwrap();
     assert_eq!(state.get(Path::new("locked")).unwrap().mode, 0);
     assert_eq!(state.get(Path::new("wronly")).unwrap().mode, 0o300);
     assert_eq!(state.get(Path::new("rx/d")).unwrap().mode, 0o100);

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use hoist::Digest;
-use hoist::blob::VerifiedReader;
+use hoist::VerifiedReader;
 use hoist::transport::repository::Item;
 
 use crate::output::Usage;
@@ -97,7 +97,7 @@ fn write_verified<R: Read>(mut blob: VerifiedReader<R>, output: Option<&Path>) -
     let what = format!("blob {}", blob.expected());
     match output {
         Some(path) if path != Path::new("-") => {
-            let mut out = hoist::durable::Output::create(path)?;
+            let mut out = hoist::output::Output::create(path)?;
             std::io::copy(&mut blob, &mut out)
                 .map_err(|e| hoist::error::from_io(e, || format!("writing {what}")))
                 .with_context(|| format!("writing {}", path.display()))?;
@@ -121,7 +121,7 @@ struct Input {
     file: std::fs::File,
     digest: Digest,
     size: u64,
-    _spool: Option<hoist::durable::TempFile>,
+    _spool: Option<hoist::output::TempFile>,
 }
 
 impl Input {
@@ -129,7 +129,7 @@ impl Input {
         use hoist::digest::{Algorithm, HashingWriter};
         use std::io::Seek;
         if path != Path::new("-") {
-            let mut file = hoist::durable::open_regular(path, false)
+            let mut file = hoist::output::open_regular(path, false)
                 .with_context(|| format!("opening {}", path.display()))?;
             let mut hashing = HashingWriter::new(std::io::sink(), Algorithm::Sha256);
             std::io::copy(&mut file, &mut hashing)
@@ -144,7 +144,7 @@ impl Input {
                 _spool: None,
             });
         }
-        let mut spool = hoist::durable::TempFile::new_in(&std::env::temp_dir())?;
+        let mut spool = hoist::output::TempFile::new_in(&std::env::temp_dir())?;
         let mut hashing = HashingWriter::new(spool.as_file_mut(), Algorithm::Sha256);
         std::io::copy(&mut std::io::stdin().lock(), &mut hashing)
             .context("spooling the blob from stdin")?;

@@ -40,7 +40,7 @@ struct Catalog {
 pub fn run(args: Args) -> Result<ExitCode> {
     let host = super::login::registry_host(&args.registry)?;
     let opts = args.registry_args.apply(super::open_options());
-    let repositories = hoist::transport::registry::listing::catalog(&host, &opts, args.page_size)
+    let repositories = hoist::transport::registry::catalog(&host, &opts, args.page_size)
         .with_context(|| format!("listing the repositories of {host}"))?;
     match args.format {
         Format::Json => crate::output::print_json(&Catalog {

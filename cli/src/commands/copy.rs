@@ -243,7 +243,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     if let Some(path) = &args.digestfile {
-        hoist::durable::write_file(path, report.digest.to_string().as_bytes())
+        hoist::output::write_file(path, report.digest.to_string().as_bytes())
             .with_context(|| format!("writing digest file {}", path.display()))?;
     }
     if !args.quiet {

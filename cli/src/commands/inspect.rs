@@ -58,10 +58,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let root_digest = root.digest().clone();
-    let index_doc = root.is_index().then(|| root.clone());
     let wanted = args.platform.clone().unwrap_or_else(Platform::host);
-    let manifest = hoist::image::select_manifest(source.as_ref(), root, &wanted)?;
-    let image = hoist::image::load(source.as_ref(), manifest, index_doc)
+    let image = hoist::image::resolve_root(source.as_ref(), root, &wanted)
         .with_context(|| format!("reading the image config of {}", source.name()))?;
     if args.config {
         if args.raw {

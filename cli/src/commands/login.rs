@@ -6,10 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use hoist::transport::Credentials;
-use hoist::transport::registry::client::{Client, ClientConfig};
-use hoist::transport::registry::credentials::{AuthFiles, helper_server, store};
-use hoist::transport::registry::helper;
-use hoist::transport::registry::retry::RetryPolicy;
+use hoist::transport::registry::CredentialStore;
 
 /// Arguments of `hoist login`.
 #[derive(clap::Args, Debug)]
@@ -85,37 +82,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     };
     let creds = Credentials::new(args.username, password);
-    let client = Client::new(
-        &host,
-        ClientConfig {
-            tls_verify: args.tls_verify.unwrap_or(true),
-            tls_verify_flag: "--tls-verify".into(),
-            cert_dir: args.cert_dir,
-            creds: Some(creds.clone()),
-            retry: RetryPolicy::new(hoist::transport::registry::DEFAULT_RETRY_TIMES),
-            max_response_size: super::limits().max_response_size,
-            timeout: hoist::transport::registry::client::DEFAULT_TIMEOUT,
-        },
-    )?;
-    client
-        .check_login()
-        .with_context(|| format!("logging in to {host}"))?;
-    let files = AuthFiles::from_env(args.authfile);
-    if let Some((name, named_in)) = files.helper_for(&host)? {
-        // As `docker login`: the helper the auth file names keeps the secret.
-        helper::store(&name, &helper_server(&host), &creds)
-            .with_context(|| format!("storing the credentials for {host}"))?;
-        eprintln!(
+    let mut opts = super::open_options();
+    opts.tls_verify = args.tls_verify;
+    opts.cert_dir = args.cert_dir;
+    opts.authfile = args.authfile;
+    // As `docker login`: the helper the auth file names keeps the secret, else the auth file.
+    match hoist::transport::registry::login(&host, &creds, &opts)
+        .with_context(|| format!("logging in to {host}"))?
+    {
+        CredentialStore::Helper { name, named_in } => eprintln!(
             "Login Succeeded! (credentials stored by docker-credential-{name}, named in {})",
             named_in.display()
-        );
-        return Ok(ExitCode::SUCCESS);
+        ),
+        CredentialStore::AuthFile(path) => eprintln!(
+            "Login Succeeded! (credentials stored in {})",
+            path.display()
+        ),
+        other => eprintln!("Login Succeeded! (credentials stored: {other:?})"),
     }
-    let path = files.write_target()?;
-    store(&path, &host, &creds).with_context(|| format!("writing {}", path.display()))?;
-    eprintln!(
-        "Login Succeeded! (credentials stored in {})",
-        path.display()
-    );
     Ok(ExitCode::SUCCESS)
 }

@@ -33,7 +33,7 @@ pub fn run(args: Args, cmd: clap::Command) -> Result<ExitCode> {
         let path = dir.join(format!("{name}.1"));
         let mut out = Vec::new();
         clap_mangen::Man::new(page).render(&mut out)?;
-        hoist::durable::write_file(&path, &out)
+        hoist::output::write_file(&path, &out)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)

@@ -23,7 +23,7 @@ pub struct Args {
 /// Runs `hoist manifest-digest`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let max = super::limits().max_document_size;
-    let file = hoist::durable::open_regular(&args.file, false)
+    let file = hoist::output::open_regular(&args.file, false)
         .with_context(|| format!("opening {}", args.file.display()))?;
     let mut bytes = Vec::new();
     file.take(max + 1)

@@ -63,7 +63,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         })?;
     let bytes = to_json(&spec)?;
     match &args.file {
-        Some(path) => hoist::durable::write_file(path, &bytes)
+        Some(path) => hoist::output::write_file(path, &bytes)
             .with_context(|| format!("writing {}", path.display()))?,
         None => {
             use std::io::Write;

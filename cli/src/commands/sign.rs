@@ -87,7 +87,7 @@ pub fn password(file: Option<&Path>, confirm: bool) -> Result<Vec<u8>> {
 }
 
 /// Reads and decrypts a cosign private key.
-pub fn load_private_key(path: &Path, password_file: Option<&Path>) -> Result<sign::SigningKey> {
+pub fn load_private_key(path: &Path, password_file: Option<&Path>) -> Result<sign::PrivateKey> {
     let pem = std::fs::read(path).with_context(|| format!("reading key {}", path.display()))?;
     let password = password(password_file, false)?;
     Ok(keys::decrypt_private_key(
@@ -98,7 +98,7 @@ pub fn load_private_key(path: &Path, password_file: Option<&Path>) -> Result<sig
 }
 
 /// Reads a cosign public key.
-pub fn load_public_key(path: &Path) -> Result<sign::VerifyingKey> {
+pub fn load_public_key(path: &Path) -> Result<sign::PublicKey> {
     let pem = std::fs::read_to_string(path)
         .with_context(|| format!("reading public key {}", path.display()))?;
     Ok(keys::read_public_key(&pem, &path.display().to_string())?)
@@ -116,7 +116,7 @@ pub fn sign_image(
     reference: &TransportRef,
     digest: &hoist::Digest,
     identity: Option<&str>,
-    key: &sign::SigningKey,
+    key: &sign::PrivateKey,
     opts: &OpenOptions,
 ) -> Result<String> {
     let identity = identity_of(reference, identity)?;
@@ -153,10 +153,10 @@ pub fn run_generate_key(args: GenerateKeyArgs) -> Result<ExitCode> {
     let password = password(args.password_file.as_deref(), true)?;
     let key = keys::generate()?;
     let private = keys::encrypt_private_key(&key, &password)?;
-    let public = keys::public_key_pem(key.verifying_key())?;
-    hoist::durable::write_file_with(&key_path, private.as_bytes(), 0o600, None)
+    let public = keys::public_key_pem(&key.public_key())?;
+    hoist::output::write_file_with(&key_path, private.as_bytes(), 0o600, None)
         .with_context(|| format!("writing {}", key_path.display()))?;
-    hoist::durable::write_file(&pub_path, public.as_bytes())
+    hoist::output::write_file(&pub_path, public.as_bytes())
         .with_context(|| format!("writing {}", pub_path.display()))?;
     eprintln!(
         "wrote private key {} and public key {}",

@@ -43,7 +43,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let image = resolve(source.as_ref(), args.platform.as_ref())
         .with_context(|| format!("resolving {}", source.name()))?;
     let rows =
-        hoist::stat::history(&image).with_context(|| format!("reading {}", source.name()))?;
+        hoist::inspect::history(&image).with_context(|| format!("reading {}", source.name()))?;
     if args.format == Format::Json {
         crate::output::print_json(&serde_json::json!({ "history": rows }))?;
         return Ok(ExitCode::SUCCESS);

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use hoist::layer::{IdMap, WhiteoutFormat};
 use hoist::platform::Platform;
+use hoist::unpack::{IdMap, WhiteoutFormat};
 use hoist::unpack::{UnpackOptions, unpack};
 
 /// `--whiteout-format` values.

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use divan::counter::{BytesCount, ItemsCount};
 use divan::{Bencher, black_box};
 use hoist::Digest;
-use hoist::blob::VerifiedReader;
+use hoist::VerifiedReader;
 use hoist::compress::{Compression, decoder};
 use hoist::document::Document;
 

@@ -32,7 +32,7 @@ pub(crate) fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Resu
 ///
 /// ```
 /// use std::io::Read;
-/// use hoist::{Digest, blob::VerifiedReader};
+/// use hoist::{Digest, VerifiedReader};
 /// let data = b"hello";
 /// let mut reader = VerifiedReader::new(&data[..], Digest::sha256(data), 5, "greeting");
 /// let mut out = Vec::new();

@@ -7,7 +7,7 @@
 //! `org.opencontainers.image.exposedPorts`); everything else is the runtime-spec default (oci-spec's,
 //! which follows runc's `runc spec`), or its rootless variant. Image paths (`WorkingDir`) are cleaned
 //! lexically so they cannot point above `/`. The user database ([`UserDb`]) comes either from an
-//! unpacked rootfs, read through [`Root`] (never following a symlink out of it), or straight from the
+//! unpacked rootfs, read through the confined `layer::Root` (never following a symlink out of it), or straight from the
 //! image's layers through the unpacker's verified layer reader, without unpacking anything: top layer
 //! first, stopping below the layer where both files are known ([`UserDb::from_image`]).
 //!
@@ -553,7 +553,7 @@ pub fn to_json(spec: &Spec) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Writes `spec` as `config.json` in `bundle` (by [`crate::durable::replace_file`]: temporary file,
+/// Writes `spec` as `config.json` in `bundle` (by the one durable write, `durable::replace_file`: temporary file,
 /// fsync, rename).
 pub fn write_config(spec: &Spec, bundle: &Path) -> Result<()> {
     crate::durable::replace_file(&bundle.join("config.json"), &to_json(spec)?, None)

@@ -1,10 +1,11 @@
-//! Layer compression: sniffing, streaming decoders for gzip (all members), zstd and plain tar (and,
-//! for whole archives only, xz and bzip2), and streaming encoders that use every core.
+//! Layer compression: sniffing, checking a level ([`check_level`]), streaming decoders for gzip (all
+//! members), zstd and plain tar (and, for whole archives only, xz and bzip2), and streaming encoders
+//! that use every core.
 //!
 //! Decoders read the compressed stream to its true end; callers still drain the underlying verified
 //! reader afterwards, so the blob digest always covers every byte of the blob and never more.
 //!
-//! The gzip encoder is block-parallel: the input is cut into [`GZIP_BLOCK`]-sized blocks, each block is
+//! The gzip encoder is block-parallel: the input is cut into `GZIP_BLOCK`-sized (1 MiB) blocks, each block is
 //! compressed on a worker thread into an independent gzip member (flate2 over zlib-rs), and the members
 //! are written in order. A multi-member gzip stream is valid for every gzip reader (RFC 1952 §2.2; Go's
 //! `compress/gzip`, zlib's `gunzip`, flate2's `MultiGzDecoder`), and with 1 MiB blocks the lost context
@@ -32,7 +33,7 @@ pub fn sniff(prefix: &[u8]) -> Compression {
 /// How a whole archive file (a `docker save` tar) is compressed: a layer codec, or xz or bzip2, which
 /// skopeo also reads there (no layer media type names them, so they are not [`Compression`]s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArchiveCompression {
+pub(crate) enum ArchiveCompression {
     /// Plain, gzip or zstd.
     Layer(Compression),
     /// xz (`.tar.xz`).
@@ -42,10 +43,10 @@ pub enum ArchiveCompression {
 }
 
 /// Bytes [`sniff_archive`] needs to tell every format apart (xz's magic is six bytes).
-pub const ARCHIVE_MAGIC_LEN: usize = 6;
+pub(crate) const ARCHIVE_MAGIC_LEN: usize = 6;
 
 /// Detects an archive's compression from its first bytes ([`ARCHIVE_MAGIC_LEN`] of them).
-pub fn sniff_archive(prefix: &[u8]) -> ArchiveCompression {
+pub(crate) fn sniff_archive(prefix: &[u8]) -> ArchiveCompression {
     if prefix.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
         ArchiveCompression::Xz
     } else if prefix.len() >= 4 && prefix.starts_with(b"BZh") && (b'1'..=b'9').contains(&prefix[3])
@@ -70,7 +71,7 @@ impl ArchiveCompression {
 /// A streaming decoder for a whole archive compressed as `compression`: every stream of a
 /// concatenated xz or bzip2 file is read, as `xz -d` and `bzip2 -d` read them. Callers bound the
 /// output with [`ExpansionLimit`] as for gzip and zstd.
-pub fn archive_decoder<'a>(
+pub(crate) fn archive_decoder<'a>(
     compression: ArchiveCompression,
     reader: impl Read + Send + 'a,
 ) -> std::io::Result<Box<dyn Read + Send + 'a>> {
@@ -105,7 +106,7 @@ pub fn decoder<'a>(
 /// Every member of a gzip stream, as GNU gzip reads it: each member's CRC and length are checked, and
 /// zero bytes after the last member (tape or block padding) are accepted; anything else after it is
 /// an error, not silently ignored.
-pub struct GzipMembers<R: BufRead> {
+pub(crate) struct GzipMembers<R: BufRead> {
     member: Option<flate2::bufread::GzDecoder<R>>,
 }
 
@@ -198,12 +199,12 @@ pub fn sniffing_decoder<'a>(
 
 /// Bytes every decompressed stream may produce whatever its compressed size, before the compression
 /// ratio limit applies (as unpack's layer check).
-pub const EXPANSION_GRACE: u64 = 64 << 20;
+pub(crate) const EXPANSION_GRACE: u64 = 64 << 20;
 
 /// A reader that refuses to produce more than `limit` bytes (a decompressed stream bounded by the
 /// compressed size times `--max-compression-ratio`, plus [`EXPANSION_GRACE`]): the error names `what`
 /// and the option.
-pub struct ExpansionLimit<R> {
+pub(crate) struct ExpansionLimit<R> {
     inner: R,
     read: u64,
     limit: u64,
@@ -251,7 +252,7 @@ impl<R: Read> Read for ExpansionLimit<R> {
 }
 
 /// Size of one independently compressed gzip block.
-pub const GZIP_BLOCK: usize = 1 << 20;
+pub(crate) const GZIP_BLOCK: usize = 1 << 20;
 
 /// The gzip level used when none is given. Blocks are compressed by libdeflate, whose level 1 already
 /// matches skopeo's default output (klauspost pgzip) within 2% (measured +1.8% on a 300 MB docker-archive,
@@ -263,7 +264,7 @@ pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 /// How to encode a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EncodeOptions {
+pub(crate) struct EncodeOptions {
     /// The compression to produce.
     pub compression: Compression,
     /// Level (gzip 0-9, zstd 1-22); `None` for the default.
@@ -274,6 +275,7 @@ pub struct EncodeOptions {
 
 impl EncodeOptions {
     /// Options for `compression` at its default level on every core.
+    #[cfg(test)]
     pub fn new(compression: Compression) -> Self {
         EncodeOptions {
             compression,
@@ -310,7 +312,7 @@ pub fn check_level(compression: Compression, level: i32) -> std::result::Result<
 
 /// Reads `input` to its end and writes it to `output` compressed as `opts` says. Returns the number of
 /// input bytes. Memory stays bounded whatever the input size.
-pub fn encode(
+pub(crate) fn encode(
     opts: &EncodeOptions,
     input: &mut (dyn Read + Send),
     output: &mut (dyn Write + Send),

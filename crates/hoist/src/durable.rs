@@ -151,7 +151,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .ctx(|| format!("syncing directory {}", dir.display()))
 }
 
-/// A temp file named [`TEMP_PREFIX`]`*`, `flock`ed while it lives (so [`remove_stale`] leaves it
+/// A temp file named [`TEMP_PREFIX`]`*`, `flock`ed while it lives (so the stale-file cleaner, `remove_stale`, leaves it
 /// alone), registered for removal on SIGINT/SIGTERM, and deleted on drop unless persisted.
 #[derive(Debug)]
 pub struct TempFile {
@@ -213,7 +213,7 @@ impl TempFile {
         self.tmp.reopen()
     }
 
-    /// Fsyncs the file, gives it `owner` (see [`owner_for`]), renames it to `dest` (same directory
+    /// Fsyncs the file, gives it `owner` (the directory's owner, for a root caller in another user's layout), renames it to `dest` (same directory
     /// or filesystem) and fsyncs `dest`'s directory.
     pub fn persist(self, dest: &Path, owner: Option<(u32, u32)>) -> Result<()> {
         self.as_file()
@@ -411,7 +411,7 @@ impl Output {
         })
     }
 
-    /// Starts writing `target`: a new file gets `mode` less the umask and `owner` (see [`owner_for`]).
+    /// Starts writing `target`: a new file gets `mode` less the umask, and `owner` when given.
     pub fn create_with(target: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<Output> {
         if !writes_through(target)? {
             return Self::replace(target, mode, owner);

@@ -3,7 +3,7 @@
 //!
 //! Two passes over the layers, each through the one verified layer pipeline of unpack
 //! (`stream_layers`: size, digest, diff_id, limits). The first drives the unpack
-//! [`Applier`] over an in-memory [`MemTree`]: the same decisions on whiteouts,
+//! applier (`layer::Applier`) over an in-memory tree (`layer::MemTree`): the same decisions on whiteouts,
 //! opaque directories, replacements, links and confinement, recording only metadata and, for each
 //! regular file that survives, which entry of which layer holds its content. Then the tar is
 //! written: directories (parents first), the surviving files' contents streamed from the second pass

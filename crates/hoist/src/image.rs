@@ -61,7 +61,7 @@ impl Image {
 
 /// The one reader of a config's `rootfs.diff_ids`: each entry validated, in order (verify reports
 /// each bad one and still checks the others).
-pub fn diff_ids_each(config: &ImageConfiguration) -> Vec<Result<Digest>> {
+pub(crate) fn diff_ids_each(config: &ImageConfiguration) -> Vec<Result<Digest>> {
     config
         .rootfs()
         .diff_ids()
@@ -71,13 +71,17 @@ pub fn diff_ids_each(config: &ImageConfiguration) -> Vec<Result<Digest>> {
 }
 
 /// A config's `rootfs.diff_ids`, all valid, or the first invalid one's error.
-pub fn diff_ids_of(config: &ImageConfiguration) -> Result<Vec<Digest>> {
+pub(crate) fn diff_ids_of(config: &ImageConfiguration) -> Result<Vec<Digest>> {
     diff_ids_each(config).into_iter().collect()
 }
 
 /// Walks from `doc` through indexes to the manifest for `wanted`, fetching children from `source`.
 /// Fails on nesting deeper than the source's limit, and on cycles (the one index walker, `walk.rs`).
-pub fn select_manifest(source: &dyn Source, doc: Document, wanted: &Platform) -> Result<Document> {
+pub(crate) fn select_manifest(
+    source: &dyn Source,
+    doc: Document,
+    wanted: &Platform,
+) -> Result<Document> {
     crate::walk::follow(source, doc, wanted)
 }
 
@@ -98,7 +102,16 @@ pub fn resolve(source: &dyn Source, wanted: Option<&Platform>) -> Result<Image> 
     }
     let root = source.root()?;
     let host = Platform::host();
-    let wanted = wanted.unwrap_or(&host);
+    resolve_root(source, root, wanted.unwrap_or(&host))
+}
+
+/// [`resolve`] from a root document already read from `source` (so that the image is the one that
+/// root names, and the root is read once): through indexes to the manifest for `wanted`, and its
+/// config. The image's `index_doc` is `root` when `root` is an index.
+pub fn resolve_root(source: &dyn Source, root: Document, wanted: &Platform) -> Result<Image> {
+    if crate::blocking::in_async_context() {
+        return crate::blocking::outside_async(|| resolve_root(source, root, wanted));
+    }
     let index_doc = root.is_index().then(|| root.clone());
     let manifest_doc = select_manifest(source, root, wanted)?;
     load(source, manifest_doc, index_doc)
@@ -122,7 +135,7 @@ pub(crate) fn image_config(
 }
 
 /// Loads the config of a manifest document.
-pub fn load(
+pub(crate) fn load(
     source: &dyn Source,
     manifest_doc: Document,
     index_doc: Option<Document>,

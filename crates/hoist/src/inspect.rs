@@ -6,6 +6,9 @@ use serde_json::Value;
 use crate::digest::Digest;
 use crate::image::Image;
 
+/// An image's history matched to its layers, as `umoci stat` shows it.
+pub use crate::stat::{HistoryRow, history};
+
 /// One layer as `skopeo inspect` lists it in `LayersData`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]

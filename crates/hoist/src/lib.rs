@@ -163,13 +163,14 @@
 //!
 //! The entry points are re-exported here; their modules hold the rest: [`transport`] (the traits
 //! and each transport), [`layout`] (OCI layouts: blobs, tags, locking, gc), [`mod@reference`],
-//! [`mod@copy`], [`mod@sync`], [`mod@verify`], [`mod@unpack`] and [`layer`] (applying layers),
+//! [`mod@copy`], [`mod@sync`], [`mod@verify`], [`mod@unpack`] (applying layers),
 //! [`mod@repack`], [`mod@diff`] (layers from directory diffs), [`config_edit`], [`progress`],
 //! [`limits`] (bounds on hostile input), [`mod@cancel`], [`error`].
 
 #![warn(missing_docs)]
+#![warn(unnameable_types)]
 
-pub mod blob;
+pub(crate) mod blob;
 pub(crate) mod blocking;
 pub mod build;
 pub mod bundle;
@@ -182,12 +183,12 @@ pub mod descriptor;
 pub mod diff;
 pub mod digest;
 pub mod document;
-pub mod durable;
+pub(crate) mod durable;
 pub mod error;
 pub mod export;
 pub mod image;
 pub mod inspect;
-pub mod layer;
+pub(crate) mod layer;
 pub mod layout;
 pub mod limits;
 pub mod media_type;
@@ -198,7 +199,7 @@ pub mod reference;
 pub mod referrers;
 pub mod repack;
 pub mod sign;
-pub mod stat;
+pub(crate) mod stat;
 pub mod sync;
 pub mod transport;
 pub(crate) mod umoci;
@@ -206,7 +207,23 @@ pub mod unpack;
 pub mod verify;
 pub(crate) mod walk;
 
+/// Writing an output file the way hoist writes every file: whole or not at all (a temp file beside
+/// the target, synced, renamed over it, the directory synced), and *through* a target that is a
+/// symlink, FIFO or character device (`/dev/stdout`, a named pipe) rather than replacing it.
+///
+/// ```no_run
+/// hoist::output::write_file(std::path::Path::new("digest.txt"), b"sha256:...\n")?;
+/// # Ok::<(), hoist::Error>(())
+/// ```
+pub mod output {
+    pub use crate::durable::{
+        DEFAULT_MODE, Output, PRIVATE_MODE, TempFile, open_regular, remove_temp_files_on_signals,
+        write_file, write_file_with,
+    };
+}
+
 // The entry points, so that an embedder needs only `hoist::…` (the module paths work as well).
+pub use blob::VerifiedReader;
 pub use build::ImageBuilder;
 pub use cancel::CancelToken;
 pub use copy::{CopyOptions, CopyReport, PlatformChoice, copy};

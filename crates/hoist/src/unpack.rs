@@ -1,5 +1,5 @@
 //! Unpacking an image to a directory: resolve the image, stream every layer (verified, decompressed,
-//! hashed for its diff_id) into the [`crate::layer`] applier, and record what was unpacked.
+//! hashed for its diff_id) into the layer applier (`layer`), and record what was unpacked.
 //!
 //! One thread reads: blob bytes through the [`crate::blob::VerifiedReader`] (compressed digest and
 //! size), the decoder, the diff_id hash and the tar parser; it moves on to the next layer as soon as one
@@ -17,14 +17,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 
 use crate::cancel::CancelToken;
+// The layer applier's types an embedder names in [`UnpackOptions`] and reads back from the state
+// record: re-exported here, the applier itself (`layer`) is internal.
 use crate::descriptor::{Descriptor, describe};
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{Image, resolve};
-use crate::layer::state::{STATE_FORMAT, STATE_VERSION, StateHeader, UnpackState};
-use crate::layer::{
-    Applier, ApplyOptions, LayerStream, Msg, ReadTotals, WhiteoutFormat, parse_layer,
-};
+pub use crate::layer::state::{STATE_FORMAT, STATE_VERSION, StateHeader};
+use crate::layer::{Applier, LayerStream, Msg, ReadTotals, parse_layer};
+pub use crate::layer::{ApplyOptions, IdMap, Resolver, StateEntry, UnpackState, WhiteoutFormat};
 use crate::limits::Limits;
 use crate::platform::Platform;
 use crate::progress::{BlobOutcome, Event, Sink, emit};

@@ -11,8 +11,8 @@ use hoist::diff::{
     ChangeKind, DiffOptions, DirTree, LayerEntry, LayerOptions, MtimePolicy, compute,
     write_layer_file,
 };
-use hoist::layer::state::{StateHeader, UnpackState};
 use hoist::media_type::Compression;
+use hoist::unpack::{StateHeader, UnpackState};
 
 fn sh(script: &str) {
     let out = Command::new("sh").args(["-ec", script]).output().unwrap();
@@ -238,8 +238,8 @@ fn same_size_same_mtime_edit_is_found_without_asking() {
 /// A state record of `root`, as unpack makes it.
 fn record(root: &Path) -> UnpackState {
     let header = StateHeader {
-        format: hoist::layer::state::STATE_FORMAT.into(),
-        version: hoist::layer::state::STATE_VERSION,
+        format: hoist::unpack::STATE_FORMAT.into(),
+        version: hoist::unpack::STATE_VERSION,
         manifest: hoist::Digest::sha256(b"m").to_string(),
         source: None,
         config: hoist::Digest::sha256(b"c").to_string(),

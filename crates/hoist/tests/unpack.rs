@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use hoist::Digest;
 use hoist::digest::Algorithm;
 use hoist::error::Error;
-use hoist::layer::{Resolver, UnpackState, WhiteoutFormat};
 use hoist::layout::Layout;
 use hoist::media_type;
 use hoist::reference::TransportRef;
 use hoist::transport::{OpenOptions, Source, open_source};
+use hoist::unpack::{Resolver, UnpackState, WhiteoutFormat};
 use hoist::unpack::{UnpackOptions, is_complete, unpack};
 use hoist::{Limits, diff::LowerTree};
 

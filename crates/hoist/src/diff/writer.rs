@@ -105,7 +105,7 @@ const OPAQUE: &str = ".wh..wh..opq";
 
 /// Streams the layer for `diff` into `out` (which is flushed, not synced). Returns its digests.
 ///
-/// The tar is built on a scoped thread and flows through a pipe into [`compress::encode`], the one
+/// The tar is built on a scoped thread and flows through a pipe into `compress::encode`, the one
 /// encoder the crate has (block-parallel gzip, multithreaded zstd), so building and compressing overlap.
 pub fn write_layer<W: Write + Send>(diff: &Diff, out: W, opts: &LayerOptions) -> Result<LayerBlob> {
     write_layer_reporting(diff, out, opts, &None)

@@ -18,7 +18,7 @@ use rustix::fs::FileType;
 use rustix::io::Errno;
 
 use super::disk::DiskTarget;
-use super::root::{self, Resolver, Root, join, show, split_last};
+use super::root::{self, Resolver, join, show, split_last};
 use super::target::{DirMeta, Op, Target};
 use super::{EntryHead, EntryKind, IdMap, Msg};
 use crate::digest::Digest;
@@ -36,7 +36,7 @@ pub enum WhiteoutFormat {
     Overlay,
 }
 
-/// Options of an [`Applier`].
+/// How layers are applied to a directory (the options of the unpack applier).
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ApplyOptions {
@@ -123,11 +123,6 @@ impl Applier<DiskTarget> {
         Ok(Applier::with_target(disk, opts))
     }
 
-    /// The root being written.
-    pub fn root(&self) -> &Root {
-        self.t.root()
-    }
-
     /// Content digests of the regular files written, by (device, inode).
     pub fn digests(&self) -> &HashMap<(u64, u64), Digest> {
         self.t.digests()
@@ -168,11 +163,6 @@ impl<T: Target> Applier<T> {
     /// True when ownership, devices and privileged xattrs are applied.
     pub fn privileged(&self) -> bool {
         self.t.privileged()
-    }
-
-    /// The target.
-    pub fn target(&self) -> &T {
-        &self.t
     }
 
     /// The target, to change (between messages).

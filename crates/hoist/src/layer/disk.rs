@@ -66,11 +66,6 @@ impl DiskTarget {
         })
     }
 
-    /// The root being written.
-    pub fn root(&self) -> &Root {
-        &self.root
-    }
-
     /// Content digests of the regular files written, by (device, inode).
     pub fn digests(&self) -> &HashMap<(u64, u64), Digest> {
         &self.digests

@@ -23,10 +23,9 @@ use crate::error::{Error, Result, from_io};
 use crate::limits::Limits;
 
 pub use apply::{Applier, ApplyOptions, WhiteoutFormat};
-pub use root::{Resolver, Root};
+pub use root::Resolver;
 pub use state::{StateEntry, UnpackState};
 pub use stream::LayerStream;
-pub use target::Target;
 
 /// The kind of a layer entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,30 +168,6 @@ fn parse_pax_time(v: &[u8]) -> Option<(i64, u32)> {
 /// Reads one uncompressed tar layer and sends its entries to `send`. Enforces the entry, path-length
 /// and total-size limits; `layer` names the layer in errors. The tar end-of-archive marker ends the
 /// read: the caller drains whatever follows (so that the layer's diff_id covers it).
-///
-/// ```
-/// use hoist::Limits;
-/// use hoist::layer::apply::{Applier, ApplyOptions};
-/// use hoist::layer::{ReadTotals, parse_layer};
-/// // A one-file layer.
-/// let mut tar = tar::Builder::new(Vec::new());
-/// let mut header = tar::Header::new_gnu();
-/// header.set_size(3);
-/// header.set_mode(0o644);
-/// header.set_cksum();
-/// tar.append_data(&mut header, "hi.txt", &b"hi\n"[..]).unwrap();
-/// let tar = tar.into_inner().unwrap();
-///
-/// let target = tempfile::tempdir().unwrap();
-/// let mut opts = ApplyOptions::default();
-/// opts.rootless = true;
-/// let mut applier = Applier::new(target.path(), opts)?;
-/// let mut totals = ReadTotals::default();
-/// parse_layer(&tar[..], "layer 1", &Limits::default(), &mut totals, &mut |msg| applier.apply(msg))?;
-/// applier.finish()?;
-/// assert_eq!(std::fs::read(target.path().join("hi.txt")).unwrap(), b"hi\n");
-/// # Ok::<(), hoist::Error>(())
-/// ```
 pub fn parse_layer<R: Read>(
     reader: R,
     layer: &str,
@@ -451,6 +426,39 @@ pub fn parse_layer<R: Read>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-file layer read by `parse_layer` into an applier (was the function's doc example
+    /// before the module became crate-private).
+    #[test]
+    fn parse_layer_feeds_an_applier() -> Result<()> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(3);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "hi.txt", &b"hi\n"[..])
+            .unwrap();
+        let tar = tar.into_inner().unwrap();
+
+        let target = tempfile::tempdir().unwrap();
+        let mut opts = ApplyOptions::default();
+        opts.rootless = true;
+        let mut applier = Applier::new(target.path(), opts)?;
+        let mut totals = ReadTotals::default();
+        parse_layer(
+            &tar[..],
+            "layer 1",
+            &Limits::default(),
+            &mut totals,
+            &mut |msg| applier.apply(msg),
+        )?;
+        applier.finish()?;
+        assert_eq!(
+            std::fs::read(target.path().join("hi.txt")).unwrap(),
+            b"hi\n"
+        );
+        Ok(())
+    }
 
     #[test]
     fn id_maps_and_pax_times() {

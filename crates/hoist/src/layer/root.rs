@@ -93,11 +93,6 @@ impl Root {
         &self.path
     }
 
-    /// The resolver in use.
-    pub fn resolver(&self) -> Resolver {
-        self.resolver
-    }
-
     /// The root directory itself.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

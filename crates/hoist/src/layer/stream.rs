@@ -165,19 +165,9 @@ impl<'a> LayerStream<'a> {
         self
     }
 
-    /// The compression the bytes are.
-    pub fn compression(&self) -> Compression {
-        self.compression
-    }
-
     /// When the bytes are not the compression the media type names: `(declared, actual)`.
     pub fn mislabelled(&self) -> Option<(Compression, Compression)> {
         (self.compression != self.declared).then_some((self.declared, self.compression))
-    }
-
-    /// Uncompressed bytes read so far.
-    pub fn uncompressed_size(&self) -> u64 {
-        self.read
     }
 
     /// The hoist error behind the last failed read, when there was one (a tar parser above may have

@@ -4,7 +4,7 @@
 //! Writes are crash-safe: a blob is written to a temp file inside the layout, fsynced and renamed into
 //! place (an existing blob is never rewritten), and `index.json` is replaced atomically, last. `index.json`
 //! is edited as JSON values, so fields and annotations hoist does not know survive untouched. Files
-//! are written and read through [`crate::durable`]; as root in a layout owned by another user, new
+//! are written and read through the one durable write (`durable.rs`, public as [`crate::output`]); as root in a layout owned by another user, new
 //! files and directories get the layout's owner.
 
 mod gc;

@@ -13,6 +13,39 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// A private signing key: ECDSA P-256, as cosign's. Made by [`generate`], kept on disk encrypted
+/// ([`encrypt_private_key`], [`decrypt_private_key`]). Its `Debug` output shows no secret.
+#[derive(Clone)]
+pub struct PrivateKey(SigningKey);
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrivateKey(ECDSA P-256, secret not shown)")
+    }
+}
+
+impl PrivateKey {
+    /// The public half, which verifies what this key signs.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(*self.0.verifying_key())
+    }
+
+    pub(crate) fn ecdsa(&self) -> &SigningKey {
+        &self.0
+    }
+}
+
+/// A public key that signatures are verified with: ECDSA P-256 (`cosign.pub`, SPKI PEM:
+/// [`read_public_key`], [`public_key_pem`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicKey(VerifyingKey);
+
+impl PublicKey {
+    pub(crate) fn ecdsa(&self) -> &VerifyingKey {
+        &self.0
+    }
+}
+
 /// The PEM type hoist writes: cosign 1.x's, the only one skopeo 1.9 reads (cosign 2+ reads it too).
 pub const COSIGN_PRIVATE_KEY_LABEL: &str = "ENCRYPTED COSIGN PRIVATE KEY";
 /// The PEM type cosign 2 and later write; hoist reads it as well.
@@ -77,13 +110,13 @@ fn derive_key(password: &[u8], salt: &[u8], log_n: u8, r: u32, p: u32) -> Result
 }
 
 /// A new random P-256 signing key.
-pub fn generate() -> Result<SigningKey> {
+pub fn generate() -> Result<PrivateKey> {
     // A random 32-byte scalar is a valid key unless it is zero or not below the curve order
     // (probability about 2^-32): draw again then.
     for _ in 0..16 {
         let bytes: [u8; 32] = random_bytes()?;
         if let Ok(key) = SigningKey::from_slice(&bytes) {
-            return Ok(key);
+            return Ok(PrivateKey(key));
         }
     }
     Err(Error::Other(
@@ -92,8 +125,9 @@ pub fn generate() -> Result<SigningKey> {
 }
 
 /// The private key encrypted with `password`, as PEM `ENCRYPTED COSIGN PRIVATE KEY`.
-pub fn encrypt_private_key(key: &SigningKey, password: &[u8]) -> Result<String> {
+pub fn encrypt_private_key(key: &PrivateKey, password: &[u8]) -> Result<String> {
     let der = key
+        .0
         .to_pkcs8_der()
         .map_err(|e| key_error("private key", format!("PKCS#8 encoding failed: {e}")))?;
     let salt: [u8; 32] = random_bytes()?;
@@ -126,7 +160,7 @@ pub fn encrypt_private_key(key: &SigningKey, password: &[u8]) -> Result<String> 
 
 /// Reads a cosign private key (PEM `ENCRYPTED COSIGN PRIVATE KEY` or `ENCRYPTED SIGSTORE PRIVATE
 /// KEY`) and decrypts it with `password`. `what` names the key in errors (its path).
-pub fn decrypt_private_key(pem_text: &[u8], password: &[u8], what: &str) -> Result<SigningKey> {
+pub fn decrypt_private_key(pem_text: &[u8], password: &[u8], what: &str) -> Result<PrivateKey> {
     let (label, json) =
         pem::decode_vec(pem_text).map_err(|e| key_error(what, format!("not a PEM file: {e}")))?;
     if label != COSIGN_PRIVATE_KEY_LABEL && label != SIGSTORE_PRIVATE_KEY_LABEL {
@@ -181,23 +215,27 @@ pub fn decrypt_private_key(pem_text: &[u8], password: &[u8], what: &str) -> Resu
         .decrypt(Nonce::from_slice(&nonce), ciphertext.as_slice())
         .map_err(|_| key_error(what, "wrong password (or the key file was altered)"))?;
     SigningKey::from_pkcs8_der(&der)
+        .map(PrivateKey)
         .map_err(|e| key_error(what, format!("not an ECDSA P-256 private key: {e}")))
 }
 
 /// The public key as PEM `PUBLIC KEY` (SPKI), as cosign writes `cosign.pub`.
-pub fn public_key_pem(key: &VerifyingKey) -> Result<String> {
-    key.to_public_key_pem(LineEnding::LF)
+pub fn public_key_pem(key: &PublicKey) -> Result<String> {
+    key.0
+        .to_public_key_pem(LineEnding::LF)
         .map_err(|e| key_error("public key", format!("PEM encoding failed: {e}")))
 }
 
 /// Reads a PEM `PUBLIC KEY` (SPKI) holding an ECDSA P-256 key. `what` names it in errors.
-pub fn read_public_key(pem_text: &str, what: &str) -> Result<VerifyingKey> {
-    VerifyingKey::from_public_key_pem(pem_text.trim()).map_err(|e| {
-        key_error(
-            what,
-            format!("not a PEM ECDSA P-256 public key (cosign.pub): {e}"),
-        )
-    })
+pub fn read_public_key(pem_text: &str, what: &str) -> Result<PublicKey> {
+    VerifyingKey::from_public_key_pem(pem_text.trim())
+        .map(PublicKey)
+        .map_err(|e| {
+            key_error(
+                what,
+                format!("not a PEM ECDSA P-256 public key (cosign.pub): {e}"),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -210,13 +248,13 @@ mod tests {
         let pem_text = encrypt_private_key(&key, b"secret").unwrap();
         assert!(pem_text.starts_with("-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----"));
         let back = decrypt_private_key(pem_text.as_bytes(), b"secret", "k").unwrap();
-        assert_eq!(back.to_bytes(), key.to_bytes());
+        assert_eq!(back.0.to_bytes(), key.0.to_bytes());
         let err = decrypt_private_key(pem_text.as_bytes(), b"other", "k").unwrap_err();
         assert!(err.to_string().contains("wrong password"), "{err}");
         // cosign 2's label is read too.
         let relabelled = pem_text.replace("COSIGN", "SIGSTORE");
         decrypt_private_key(relabelled.as_bytes(), b"secret", "k").unwrap();
-        let public = public_key_pem(key.verifying_key()).unwrap();
-        assert_eq!(read_public_key(&public, "p").unwrap(), *key.verifying_key());
+        let public = public_key_pem(&key.public_key()).unwrap();
+        assert_eq!(read_public_key(&public, "p").unwrap(), key.public_key());
     }
 }

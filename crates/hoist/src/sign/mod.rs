@@ -10,14 +10,15 @@
 pub mod keys;
 pub mod policy;
 
+/// The key types (ECDSA P-256): hoist's own, so that callers need no crypto crate of their own.
+pub use keys::{PrivateKey, PublicKey};
+
 use std::io::Cursor;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use p256::ecdsa::Signature as EcdsaSignature;
 use p256::ecdsa::signature::{Signer, Verifier};
-/// The key types (ECDSA P-256), re-exported so that callers need no crypto crate of their own.
-pub use p256::ecdsa::{SigningKey, VerifyingKey};
 use serde_json::{Value, json};
 
 use crate::blob::VerifiedReader;
@@ -72,8 +73,8 @@ pub fn payload(identity: &str, digest: &Digest) -> Vec<u8> {
 }
 
 /// Signs `payload` with `key`: base64 of the ASN.1 DER ECDSA P-256/SHA-256 signature.
-pub fn sign_payload(key: &SigningKey, payload: &[u8]) -> String {
-    let sig: EcdsaSignature = key.sign(payload);
+pub fn sign_payload(key: &PrivateKey, payload: &[u8]) -> String {
+    let sig: EcdsaSignature = key.ecdsa().sign(payload);
     B64.encode(sig.to_der().as_bytes())
 }
 
@@ -433,7 +434,7 @@ pub fn sign(
     image: &TransportRef,
     digest: &Digest,
     identity: &str,
-    key: &SigningKey,
+    key: &PrivateKey,
     opts: &OpenOptions,
 ) -> Result<ImageSignature> {
     ImageName::parse(identity)?;
@@ -450,7 +451,7 @@ pub fn sign_as_referrer(
     image: &TransportRef,
     digest: &Digest,
     identity: &str,
-    key: &SigningKey,
+    key: &PrivateKey,
     opts: &OpenOptions,
 ) -> Result<ImageSignature> {
     ImageName::parse(identity)?;
@@ -484,7 +485,7 @@ pub enum IdentityRule {
 /// Why one signature was not accepted.
 fn check_one(
     sig: &ImageSignature,
-    key: &VerifyingKey,
+    key: &PublicKey,
     digest: &Digest,
     rule: &IdentityRule,
 ) -> std::result::Result<(), String> {
@@ -493,7 +494,8 @@ fn check_one(
         .map_err(|e| format!("the signature is not base64: {e}"))?;
     let ecdsa = EcdsaSignature::from_der(&der)
         .map_err(|e| format!("the signature is not an ECDSA P-256 signature: {e}"))?;
-    key.verify(&sig.payload, &ecdsa)
+    key.ecdsa()
+        .verify(&sig.payload, &ecdsa)
         .map_err(|_| "the signature does not verify with the key".to_string())?;
     let value: Value = serde_json::from_slice(&sig.payload)
         .map_err(|e| format!("the signed payload is not JSON: {e}"))?;
@@ -566,7 +568,7 @@ pub struct Verified {
 /// and satisfy `rule`. The error says, for each signature, which check failed.
 pub fn check_signatures(
     signatures: &[ImageSignature],
-    key: &VerifyingKey,
+    key: &PublicKey,
     digest: &Digest,
     rule: &IdentityRule,
     image: &str,
@@ -617,7 +619,7 @@ pub fn check_signatures(
 pub fn verify_signatures(
     image: &TransportRef,
     digest: &Digest,
-    key: &VerifyingKey,
+    key: &PublicKey,
     rule: &IdentityRule,
     opts: &OpenOptions,
 ) -> Result<Verified> {
@@ -642,7 +644,7 @@ mod tests {
             signature: sign_payload(&key, &sig.payload),
             ..sig
         };
-        let vk = key.verifying_key();
+        let vk = &key.public_key();
         let ok = check_signatures(
             std::slice::from_ref(&sig),
             vk,
@@ -659,7 +661,7 @@ mod tests {
         let err = |r: Result<Verified>| r.unwrap_err().to_string();
         let wrong_key = err(check_signatures(
             std::slice::from_ref(&sig),
-            other.verifying_key(),
+            &other.public_key(),
             &digest,
             &IdentityRule::Any,
             "i",

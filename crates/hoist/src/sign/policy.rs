@@ -11,7 +11,6 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use p256::ecdsa::VerifyingKey;
 use serde::Deserialize;
 
 use super::{IdentityRule, ImageSignature, check_signatures, keys};
@@ -73,7 +72,7 @@ pub enum Decision {
 #[derive(Debug)]
 pub struct SignatureCheck {
     /// The public key signatures must verify with.
-    pub key: VerifyingKey,
+    pub key: super::PublicKey,
     /// How the signed identity must match the image.
     pub rule: IdentityRule,
 }
@@ -281,7 +280,7 @@ mod tests {
     #[test]
     fn key_data_and_signed_identity_resolve_per_image() {
         let key = keys::generate().unwrap();
-        let pem = keys::public_key_pem(key.verifying_key()).unwrap();
+        let pem = keys::public_key_pem(&key.public_key()).unwrap();
         let policy = |identity: &str| {
             let text = format!(
                 r#"{{"default":[{{"type":"sigstoreSigned","keyData":"{}"{identity}}}],
@@ -293,7 +292,7 @@ mod tests {
         let rule = |p: &Policy, image: &str| match p.decide(&image.parse().unwrap(), Path::new("/"))
         {
             Ok(Decision::NeedsSignatures(checks)) => {
-                assert_eq!(checks[0].key, *key.verifying_key());
+                assert_eq!(checks[0].key, key.public_key());
                 checks[0].rule.clone()
             }
             other => panic!("{other:?}"),

@@ -13,7 +13,7 @@ pub mod oci_archive;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod repository;
-pub mod tar_index;
+pub(crate) mod tar_index;
 
 use std::io::Read;
 use std::path::PathBuf;

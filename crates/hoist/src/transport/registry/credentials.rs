@@ -106,6 +106,7 @@ impl AuthFiles {
     }
 
     /// The credentials for `registry` (a host, with port) and `repository`, if any file has them.
+    #[cfg(test)]
     pub fn lookup(&self, registry: &str, repository: &str) -> Result<Option<Credentials>> {
         Ok(self.find(registry, repository)?.map(|f| f.creds))
     }
@@ -247,6 +248,7 @@ fn decode_entry(path: &Path, key: &str, entry: &Value) -> Result<Option<Credenti
 }
 
 /// Reads the credentials for `registry`/`repository` from one file (`None` if absent or no entry).
+#[cfg(test)]
 pub fn lookup_in_file(
     path: &Path,
     registry: &str,

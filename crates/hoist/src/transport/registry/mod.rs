@@ -1,26 +1,30 @@
 //! The `docker://` transport: a registry repository (distribution spec v2) as a [`Source`] and a
-//! [`Destination`], one file per concern: reading images ([`pull`]), writing them ([`push`]), and
-//! tag lists ([`listing`]), deleting and adding tags ([`manage`]), over one HTTP client ([`client`]) whose requests, and every resume and
-//! restart above them, follow one retry policy ([`retry`]).
+//! [`Destination`], one file per concern: reading images (`pull`), writing them (`push`), and
+//! tag lists and the catalog (`listing`, [`catalog`]), deleting and adding tags (`manage`), [`login`]
+//! and [`logout`] (`login`), over one HTTP client (`client`) whose requests, and every resume and
+//! restart above them, follow one retry policy (`retry`). Only the entry points are public.
 //!
 //! [`Source`]: super::Source
 //! [`Destination`]: super::Destination
 
-pub mod auth;
+pub(crate) mod auth;
 mod blobs;
-pub mod client;
-pub mod credentials;
+pub(crate) mod client;
+pub(crate) mod credentials;
 mod feed;
-pub mod helper;
-pub mod listing;
-pub mod manage;
-pub mod pull;
-pub mod push;
-pub mod registries_conf;
-pub mod retry;
+pub(crate) mod helper;
+pub(crate) mod listing;
+mod login;
+pub(crate) mod manage;
+pub(crate) mod pull;
+pub(crate) mod push;
+pub(crate) mod registries_conf;
+pub(crate) mod retry;
 pub(crate) mod streamed;
 pub(crate) mod tls;
 
+pub use self::listing::catalog;
+pub use self::login::{CredentialStore, LoggedOut, login, logout};
 pub use self::manage::{RegistryRepository, TagDeletion};
 pub use self::pull::RegistrySource;
 pub use self::push::{CHUNK_SIZE, MONOLITHIC_MAX, RegistryDestination};
@@ -41,14 +45,18 @@ const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
 /// Builds the client for an image's registry from the open options (credentials from `--creds`, else
 /// the auth files), for writing: registries.conf's location of the image, never a mirror. The
 /// image's name there may differ (a `location` replaces a `prefix`): [`connect`] returns it.
-pub fn client_for(name: &ImageName, opts: &OpenOptions) -> Result<Client> {
+pub(crate) fn client_for(name: &ImageName, opts: &OpenOptions) -> Result<Client> {
     Ok(connect(name, opts, false)?.0)
 }
 
 /// The client and the image's name where registries.conf ([`registries_conf`]) puts `name`: for a
 /// pull, the first mirror that has the manifest (asked with `HEAD`), else the location; for a push,
 /// the location. A blocked registry is an error.
-pub fn connect(name: &ImageName, opts: &OpenOptions, pull: bool) -> Result<(Client, ImageName)> {
+pub(crate) fn connect(
+    name: &ImageName,
+    opts: &OpenOptions,
+    pull: bool,
+) -> Result<(Client, ImageName)> {
     let conf = registries_conf::RegistriesConf::load(opts.registries_conf.as_deref())?;
     let mut endpoints = conf.endpoints(name, pull)?;
     let Some(primary) = endpoints.pop() else {
