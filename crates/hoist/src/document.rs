@@ -370,7 +370,7 @@ pub fn parse_config(bytes: &[u8], digest: &Digest) -> Result<ImageConfiguration>
 
 /// True when `text` follows the OCI digest grammar (`algorithm:encoded`) in an algorithm other than
 /// sha256 and sha512: a digest hoist cannot check, as opposed to a malformed one.
-pub fn unregistered_algorithm(text: &str) -> bool {
+pub(crate) fn unregistered_algorithm(text: &str) -> bool {
     let Some((alg, encoded)) = text.split_once(':') else {
         return false;
     };

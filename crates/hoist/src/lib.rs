@@ -161,11 +161,35 @@
 //!
 //! # Where things are
 //!
-//! The entry points are re-exported here; their modules hold the rest: [`transport`] (the traits
-//! and each transport), [`layout`] (OCI layouts: blobs, tags, locking, gc), [`mod@reference`],
-//! [`mod@copy`], [`mod@sync`], [`mod@verify`], [`mod@unpack`] (applying layers),
-//! [`mod@repack`], [`mod@diff`] (layers from directory diffs), [`config_edit`], [`progress`],
-//! [`limits`] (bounds on hostile input), [`mod@cancel`], [`error`].
+//! The entry points are re-exported here; each public module is one concept and holds the rest of
+//! it. Everything else (the layer applier, the durable-write machinery, the registry client, the
+//! index walker, the thread pool, umoci interop) is crate-private: what is listed here is the API.
+//!
+//! | task | module | entry points |
+//! |---|---|---|
+//! | name an image | [`mod@reference`], [`platform`] | [`TransportRef`], [`Platform`] |
+//! | open a source or destination | [`transport`] | [`open_source`], [`open_destination`], [`Source`], [`Destination`], [`open_repository`] |
+//! | log in to a registry, list its repositories | [`transport::registry`] | [`transport::registry::login`], [`transport::registry::logout`], [`transport::registry::catalog`] |
+//! | work in an OCI layout (tags, blobs, gc) | [`layout`] | [`layout::Layout`] |
+//! | read documents and blobs | [`document`], [`descriptor`], [`media_type`], [`mod@digest`], [`compress`] | [`Digest`], [`VerifiedReader`], [`transport::open_verified`] |
+//! | resolve an image, describe it | [`image`], [`mod@inspect`] | [`image::resolve`], [`inspect()`], [`inspect::history`] |
+//! | copy, mirror | [`mod@copy`], [`mod@sync`], [`convert`] (pure Docker/OCI conversion) | [`copy()`], [`sync()`] |
+//! | check an image | [`mod@verify`] | [`verify()`] |
+//! | unpack, repack, export a rootfs | [`mod@unpack`], [`mod@repack`], [`mod@export`], [`bundle`] (runtime bundles) | [`unpack()`], [`repack()`], [`export()`] |
+//! | make layers and images | [`mod@diff`], [`build`], [`config_edit`] | [`diff()`], [`ImageBuilder`], [`config_edit::ImageEdit`] |
+//! | sign and check signatures, referrers | [`sign`], [`referrers`] | [`sign::sign`], [`sign::verify_signatures`] |
+//! | watch, bound and stop long operations | [`progress`], [`limits`], [`mod@cancel`] | [`Sink`], [`Limits`], [`CancelToken`] |
+//! | write an output file as hoist does | [`output`] | [`output::write_file`] |
+//! | handle errors | [`error`] | [`Error`], [`Result`] |
+//!
+//! # The image model is oci-spec's
+//!
+//! Manifests, indexes, configs and descriptors are the [`oci_spec`] crate's types (`ImageManifest`,
+//! `ImageIndex`, `ImageConfiguration`, `Descriptor`, and the runtime `Spec` of a bundle). hoist
+//! re-exports that crate as [`hoist::oci_spec`](oci_spec): use it rather than a dependency of your own,
+//! so that the types are the version hoist was built with. Apart from it, no third-party type is
+//! part of the API except `serde_json`'s `Value`/`Map` where a document's free-form JSON (labels,
+//! annotations, an edited config) is handed over as JSON.
 
 #![warn(missing_docs)]
 #![warn(unnameable_types)]
@@ -221,6 +245,10 @@ pub mod output {
         write_file, write_file_with,
     };
 }
+
+/// The image model (manifests, indexes, configs, descriptors, runtime specs): oci-spec, re-exported
+/// so that embedders use the version hoist is built with.
+pub use oci_spec;
 
 // The entry points, so that an embedder needs only `hoist::…` (the module paths work as well).
 pub use blob::VerifiedReader;

@@ -109,7 +109,7 @@ impl std::fmt::Debug for Sink {
 }
 
 /// Sends `event` to `sink` when there is one.
-pub fn emit(sink: &Option<Sink>, event: Event) {
+pub(crate) fn emit(sink: &Option<Sink>, event: Event) {
     if let Some(s) = sink {
         s.send(&event);
     }

@@ -8,7 +8,7 @@
 //! them: a registry asks `GET /v2/<name>/referrers/<digest>` and, where the API answers 404, reads
 //! the tag-schema fallback index (tag [`fallback_tag`]); a layout (`oci:`, `oci-archive:`) looks at
 //! the manifests in its `index.json` whose `subject` is the digest, tagged or not, as oras and
-//! ocidir store them ([`among_entries`]). `dir:` and `docker-archive:` cannot hold referrers and say so.
+//! ocidir store them (`among_entries`). `dir:` and `docker-archive:` cannot hold referrers and say so.
 //!
 //! Documents stay exact bytes: nothing here re-serialises a manifest it did not build.
 
@@ -29,11 +29,11 @@ use crate::limits::Limits;
 use crate::media_type;
 
 /// The content of the empty descriptor: `{}`.
-pub const EMPTY_JSON: &[u8] = b"{}";
+pub(crate) const EMPTY_JSON: &[u8] = b"{}";
 
 /// The header a registry that supports the referrers API sets when it accepts a manifest that has
 /// a `subject` (the subject's digest); without it, the client maintains the fallback index.
-pub const OCI_SUBJECT_HEADER: &str = "oci-subject";
+pub(crate) const OCI_SUBJECT_HEADER: &str = "oci-subject";
 
 /// The empty descriptor (`application/vnd.oci.empty.v1+json`, content `{}`, 2 bytes): the config of
 /// an artifact that has none, and the layer of one that has no files.
@@ -91,7 +91,7 @@ pub fn artifact_type(doc: &Document) -> Result<Option<String>> {
 
 /// The descriptor that lists `doc` among referrers: its media type, digest and size, its artifact type
 /// ([`artifact_type`]) and its annotations, as the referrers API answers.
-pub fn referrer_descriptor(doc: &Document) -> Result<Descriptor> {
+pub(crate) fn referrer_descriptor(doc: &Document) -> Result<Descriptor> {
     let mut desc = doc.descriptor();
     if let Some(t) = artifact_type(doc)? {
         desc.set_artifact_type(Some(MediaType::from(t.as_str())));
@@ -118,7 +118,7 @@ pub fn passes(desc: &Descriptor, artifact_types: &[String]) -> bool {
 /// Checks a listing of referrers of `subject` read from `what` (a registry's answer or fallback index):
 /// every entry must be a manifest or index with a valid digest; duplicates are dropped, the
 /// `artifact_types` filter applied (registries may ignore it), and at most `--max-referrers` kept.
-pub fn check_listing(
+pub(crate) fn check_listing(
     listed: Vec<Descriptor>,
     artifact_types: &[String],
     limits: &Limits,
@@ -146,7 +146,7 @@ pub fn check_listing(
 }
 
 /// Fails when `count` referrers are more than `--max-referrers` allows.
-pub fn check_count(count: usize, limits: &Limits, what: &str) -> Result<()> {
+pub(crate) fn check_count(count: usize, limits: &Limits, what: &str) -> Result<()> {
     if count > limits.max_referrers {
         return Err(Error::LimitExceeded {
             what: format!("{what} (referrers)"),
@@ -160,7 +160,7 @@ pub fn check_count(count: usize, limits: &Limits, what: &str) -> Result<()> {
 /// The referrers of `subject` among a layout's `index.json` entries (tagged or not): each manifest or
 /// index entry is read with `read` (verified and size-limited by the caller's source) and kept when its
 /// `subject` is `subject`. A digest listed twice (two tags) counts once.
-pub fn among_entries(
+pub(crate) fn among_entries(
     entries: &[Descriptor],
     subject_digest: &Digest,
     artifact_types: &[String],
@@ -195,7 +195,7 @@ pub fn among_entries(
 }
 
 /// An OCI index listing `referrers`: the referrers API's answer and the tag-schema fallback index.
-pub fn listing_index(referrers: &[Descriptor]) -> Result<Document> {
+pub(crate) fn listing_index(referrers: &[Descriptor]) -> Result<Document> {
     let value = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": media_type::OCI_INDEX,
@@ -207,7 +207,7 @@ pub fn listing_index(referrers: &[Descriptor]) -> Result<Document> {
 }
 
 /// The entries of a referrers listing index (a registry's answer page or a fallback index), unchecked.
-pub fn entries_of_listing(doc: &Document) -> Result<Vec<Descriptor>> {
+pub(crate) fn entries_of_listing(doc: &Document) -> Result<Vec<Descriptor>> {
     if !doc.is_index() {
         return Err(Error::invalid_document(
             format!("referrers listing {}", doc.digest()),
@@ -226,7 +226,7 @@ pub const DOCKER_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 pub const DOCKER_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 
 /// The digest an index entry attests when it is a buildx attestation manifest, else `None`.
-pub fn attests(entry: &Descriptor) -> Option<String> {
+pub(crate) fn attests(entry: &Descriptor) -> Option<String> {
     let a: &HashMap<String, String> = entry.annotations().as_ref()?;
     (a.get(DOCKER_REFERENCE_TYPE).map(String::as_str) == Some("attestation-manifest"))
         .then(|| a.get(DOCKER_REFERENCE_DIGEST).cloned())
@@ -297,7 +297,7 @@ fn tree_below(
 /// Where referrers of `image` are written: its registry repository (no tag), or its layout
 /// (`oci:`). Other transports cannot take a referrer in place (`oci-archive:` is written whole: attach
 /// in an `oci:` layout and copy that).
-pub fn home_of(image: &TransportRef) -> Result<TransportRef> {
+pub(crate) fn home_of(image: &TransportRef) -> Result<TransportRef> {
     match image {
         TransportRef::Docker(name) => Ok(TransportRef::Docker(ImageName {
             tag: None,
@@ -344,7 +344,7 @@ pub const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
 
 /// Attaches an artifact to `image` (as `oras attach`): an OCI manifest with `artifactType`, the empty
 /// config, one layer per file (titled with its file name) and `subject` the manifest or index `image`
-/// names, stored as a referrer where `image` lives ([`home_of`]). Each file is hashed, then streamed
+/// names, stored as a referrer where `image` lives (`home_of`). Each file is hashed, then streamed
 /// and verified against that hash while it is stored. Returns the artifact manifest.
 pub fn attach(image: &TransportRef, opts: &AttachOptions, open: &OpenOptions) -> Result<Document> {
     if crate::blocking::in_async_context() {

@@ -8,7 +8,7 @@
 //! - `actions.rs`: what happens to each blob: kept when the destination has it,
 //!   mounted, hard-linked (only when [`CopyOptions::link`] asks, after it was verified) or cloned
 //!   (reflink) or copied from a local source's one open file while it is verified, streamed through a
-//!   [`crate::blob::VerifiedReader`], or recompressed; and when a conversion is [`needed`].
+//!   [`crate::blob::VerifiedReader`], or recompressed; and when a conversion is needed (`needed`).
 //! - `transfer.rs`: the one loop that moves blobs, in parallel.
 //! - `commit.rs`: documents rebuilt when converting, stored children first, root last.
 //!
@@ -20,7 +20,8 @@ mod plan;
 mod referrers;
 mod transfer;
 
-pub use actions::{ConvertOptions, needed};
+pub use actions::ConvertOptions;
+pub(crate) use actions::needed;
 pub(crate) use plan::chosen_manifest;
 
 use crate::cancel::CancelToken;

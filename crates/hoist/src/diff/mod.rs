@@ -4,7 +4,7 @@
 //!
 //! The lower side is anything that implements [`LowerTree`]: a plain directory ([`DirTree`]) today, the
 //! record `unpack` keeps of what it unpacked later. The upper side is always a directory on disk, walked
-//! in path order without following symlinks. [`writer`] streams a plan into a (compressed) layer blob.
+//! in path order without following symlinks. [`write_layer`] streams a plan into a (compressed) layer blob.
 //!
 //! ```no_run
 //! use hoist::diff::{compute, DirTree, DiffOptions, LayerOptions, write_layer_file};
@@ -17,7 +17,7 @@
 
 mod append;
 mod walk;
-pub mod writer;
+pub(crate) mod writer;
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -441,8 +441,10 @@ mod tests {
         let tar = tar.into_inner().unwrap();
 
         let target = tempfile::tempdir().unwrap();
-        let mut opts = ApplyOptions::default();
-        opts.rootless = true;
+        let opts = ApplyOptions {
+            rootless: true,
+            ..Default::default()
+        };
         let mut applier = Applier::new(target.path(), opts)?;
         let mut totals = ReadTotals::default();
         parse_layer(

@@ -40,7 +40,7 @@ pub const TEMP_PREFIX: &str = ".hoist-tmp-";
 
 /// The directory a file written at `path` lands in (`.` for a bare file name): where its temp file
 /// goes, so the final rename stays on one filesystem.
-pub fn dir_of(path: &Path) -> PathBuf {
+pub(crate) fn dir_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -634,7 +634,7 @@ impl Layout {
 
 /// The entry of `entries` (an `index.json`'s manifests) tagged `tag`, or `None` when none is (an
 /// ambiguous tag is an error, as [`resolve_entry`] says).
-pub fn tagged_entry(
+pub(crate) fn tagged_entry(
     entries: &[Descriptor],
     tag: &str,
     location: &str,
@@ -650,7 +650,7 @@ pub fn tagged_entry(
 /// Picks the entry of an `index.json` that `reference` names (`None`: the only entry), with its
 /// embedded `data`, if any, checked against it. Returns `Ok(None)` only for a digest that is not a
 /// top-level entry, so callers can look further.
-pub fn resolve_entry(
+pub(crate) fn resolve_entry(
     entries: &[Descriptor],
     reference: Option<&LayoutRef>,
     location: &str,

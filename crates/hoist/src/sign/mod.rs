@@ -566,7 +566,7 @@ pub struct Verified {
 
 /// Checks `signatures` of the image `digest`: at least one must verify with `key`, name `digest`,
 /// and satisfy `rule`. The error says, for each signature, which check failed.
-pub fn check_signatures(
+pub(crate) fn check_signatures(
     signatures: &[ImageSignature],
     key: &PublicKey,
     digest: &Digest,
@@ -614,8 +614,9 @@ pub fn check_signatures(
     )))
 }
 
-/// Reads the signatures of the image `image` whose root digest is `digest` and checks them (see
-/// [`check_signatures`]).
+/// Reads the signatures of the image `image` whose root digest is `digest` and checks them: at least
+/// one must verify with `key`, name `digest`, and satisfy `rule`; the error says, for each signature,
+/// which check failed.
 pub fn verify_signatures(
     image: &TransportRef,
     digest: &Digest,

@@ -90,7 +90,7 @@ fn check_member_name(path: &Path, name: &str) -> Result<()> {
 }
 
 /// The name `docker` shows for an image name (`busybox:latest`, `example.com/a/b:t`).
-pub fn familiar_name(name: &ImageName) -> String {
+pub(crate) fn familiar_name(name: &ImageName) -> String {
     let repo = if name.domain == crate::reference::DOCKER_HUB_DOMAIN {
         name.repository
             .strip_prefix("library/")

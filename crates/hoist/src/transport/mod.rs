@@ -219,7 +219,7 @@ pub enum LayerPolicy {
 
 /// How many times a read-add-write of a shared document (a referrers fallback index, a `.sig`
 /// manifest) is made again after a concurrent writer dropped the entry added.
-pub const SHARED_UPDATE_ATTEMPTS: usize = 5;
+pub(crate) const SHARED_UPDATE_ATTEMPTS: usize = 5;
 
 /// Opens a blob of `source` as a verified stream.
 pub fn open_verified<'a>(source: &'a dyn Source, desc: &Descriptor) -> Result<VerifiedStream<'a>> {

@@ -27,7 +27,7 @@ pub use self::listing::catalog;
 pub use self::login::{CredentialStore, LoggedOut, login, logout};
 pub use self::manage::{RegistryRepository, TagDeletion};
 pub use self::pull::RegistrySource;
-pub use self::push::{CHUNK_SIZE, MONOLITHIC_MAX, RegistryDestination};
+pub use self::push::RegistryDestination;
 
 use reqwest::header::HeaderMap;
 
