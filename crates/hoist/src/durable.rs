@@ -502,11 +502,13 @@ pub fn write_file_with(
 /// read-modify-write of `path` between processes (a lock on `path` itself would be lost when the file
 /// is replaced by rename).
 #[derive(Debug)]
+#[cfg_attr(not(feature = "registry"), allow(dead_code))] // used by the registry transport only
 pub struct FileLock {
     _file: File,
 }
 
 /// Blocks until the lock beside `path` is held (see [`FileLock`]); the lock file is created if missing.
+#[cfg_attr(not(feature = "registry"), allow(dead_code))] // used by the registry transport only
 pub fn lock_beside(path: &Path) -> Result<FileLock> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".lock");

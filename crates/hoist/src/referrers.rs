@@ -33,6 +33,7 @@ pub(crate) const EMPTY_JSON: &[u8] = b"{}";
 
 /// The header a registry that supports the referrers API sets when it accepts a manifest that has
 /// a `subject` (the subject's digest); without it, the client maintains the fallback index.
+#[cfg_attr(not(feature = "registry"), allow(dead_code))] // used by the registry transport only
 pub(crate) const OCI_SUBJECT_HEADER: &str = "oci-subject";
 
 /// The empty descriptor (`application/vnd.oci.empty.v1+json`, content `{}`, 2 bytes): the config of
@@ -118,6 +119,7 @@ pub fn passes(desc: &Descriptor, artifact_types: &[String]) -> bool {
 /// Checks a listing of referrers of `subject` read from `what` (a registry's answer or fallback index):
 /// every entry must be a manifest or index with a valid digest; duplicates are dropped, the
 /// `artifact_types` filter applied (registries may ignore it), and at most `--max-referrers` kept.
+#[cfg_attr(not(feature = "registry"), allow(dead_code))] // used by the registry transport only
 pub(crate) fn check_listing(
     listed: Vec<Descriptor>,
     artifact_types: &[String],
@@ -195,6 +197,7 @@ pub(crate) fn among_entries(
 }
 
 /// An OCI index listing `referrers`: the referrers API's answer and the tag-schema fallback index.
+#[cfg_attr(not(feature = "registry"), allow(dead_code))] // used by the registry transport only
 pub(crate) fn listing_index(referrers: &[Descriptor]) -> Result<Document> {
     let value = serde_json::json!({
         "schemaVersion": 2,
@@ -207,6 +210,7 @@ pub(crate) fn listing_index(referrers: &[Descriptor]) -> Result<Document> {
 }
 
 /// The entries of a referrers listing index (a registry's answer page or a fallback index), unchecked.
+#[cfg_attr(not(feature = "registry"), allow(dead_code))] // used by the registry transport only
 pub(crate) fn entries_of_listing(doc: &Document) -> Result<Vec<Descriptor>> {
     if !doc.is_index() {
         return Err(Error::invalid_document(
