@@ -70,6 +70,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let mut opts = VerifyOptions::default();
     opts.jobs = args.jobs;
+    opts.cancel = super::cancel_token();
     opts.progress = crate::progress::when_watched(args.progress, false);
     let report = verify(source.as_ref(), &opts);
     match args.format {
@@ -88,6 +89,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 if report.problems.len() == 1 { "" } else { "s" }
             );
         }
+    }
+    if report.cancelled {
+        return Err(hoist::Error::Cancelled.into());
     }
     Ok(if report.is_ok() {
         ExitCode::SUCCESS
