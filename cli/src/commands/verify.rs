@@ -80,13 +80,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 println!("FAIL {}: {}", p.subject, p.message);
             }
             println!(
-                "{}: {} documents, {} blobs ({}) checked, {} problem{}",
+                "{}: {} documents, {} blobs ({}) checked, {} problem{}{}",
                 report.source,
                 report.documents,
                 report.blobs,
                 hoist::limits::human_bytes(report.bytes),
                 report.problems.len(),
-                if report.problems.len() == 1 { "" } else { "s" }
+                if report.problems.len() == 1 { "" } else { "s" },
+                if report.cancelled {
+                    " (cancelled before the end)"
+                } else {
+                    ""
+                }
             );
         }
     }
