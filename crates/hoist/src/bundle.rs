@@ -80,7 +80,7 @@ impl UserDb {
     /// read at all (their contents cannot change the answer), so a damaged lower layer is not
     /// detected here: `hoist verify` checks them all. A `/etc/passwd` or `/etc/group` that is a
     /// symlink or hardlink (or an `/etc` that is a symlink) is resolved as the unpacked tree would
-    /// resolve it, by [`UserDb::from_image_tree`], which reads every layer. As
+    /// resolve it: the tree is built in memory from every layer (as [`crate::export()`] does). As
     /// the image-spec says, a whiteout hides only what lies below its layer, not the same layer's files.
     pub fn from_image(source: &dyn Source, image: &Image, limits: &Limits) -> Result<UserDb> {
         let (layers, diff_ids) = image.layers_with_diff_ids()?;
