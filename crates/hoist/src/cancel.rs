@@ -9,6 +9,10 @@
 //! files: destinations are committed root last, so they hold their old state (or, when the commit had
 //! already happened, the complete new one), and temp files are removed as the operation unwinds.
 //!
+//! A program can have SIGINT/SIGTERM cancel a token, as the `hoist` CLI does: [`cancel_on_signals`]
+//! (a second signal, or the grace period passing, ends the process at once), then
+//! [`cancelled_by_signal`] and [`die_of_signal`] to end as a Unix tool does.
+//!
 //! ```no_run
 //! use hoist::{CancelToken, CopyOptions, OpenOptions};
 //! let token = CancelToken::new();
@@ -26,6 +30,12 @@
 //!     other => println!("{:?}", other.map(|r| r.digest)),
 //! }
 //! ```
+
+// Cancelling on SIGINT/SIGTERM, as the CLI does (the handler lives with the temp-file cleanup it
+// falls back to, in durable.rs): `cancel_on_signals` makes the first signal cancel a token,
+// `cancelled_by_signal` says which did, `die_of_signal` ends the process by it after removing the
+// live temp files, `signal_name` names one for messages.
+pub use crate::durable::{cancel_on_signals, cancelled_by_signal, die_of_signal, signal_name};
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -57,12 +67,14 @@ impl CancelToken {
     /// Asks every operation holding a clone of this token to stop. It cannot be undone: an
     /// operation to run later needs a new token.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        // Release/Acquire: whatever the canceller wrote before (why it cancelled) is visible to
+        // whoever sees the token cancelled.
+        self.0.store(true, Ordering::Release);
     }
 
     /// True once [`cancel`](Self::cancel) was called on this token or a clone of it.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.load(Ordering::Acquire)
     }
 
     /// `Err(`[`Error::Cancelled`]`)` once the token is cancelled, else `Ok(())`: the check an
