@@ -605,6 +605,72 @@ impl TransportRef {
         }
     }
 
+    /// A reference in the same repository as this one (a registry repository, the whole `oci:`
+    /// layout): the image tagged `tag`, or with `None` the repository itself, naming no image (where
+    /// referrers are written). This is how an image's neighbours are named: cosign's
+    /// `sha256-<hex>.sig` tag beside it, its referrers, a new tag for an edited image. `None` for a
+    /// transport that keeps no repository of tagged images (those whose
+    /// [`TransportKind::repository`](crate::transport::TransportKind::repository) is false).
+    pub fn in_same_repository(&self, tag: Option<&str>) -> Option<TransportRef> {
+        match self {
+            TransportRef::Oci { path, .. } => Some(TransportRef::Oci {
+                path: path.clone(),
+                reference: tag.map(|t| LayoutRef::Tag(t.to_string())),
+            }),
+            TransportRef::Docker(name) => Some(TransportRef::Docker(ImageName {
+                tag: tag.map(str::to_string),
+                digest: None,
+                ..name.clone()
+            })),
+            _ => None,
+        }
+    }
+
+    /// The image in a registry this reference names (`docker://NAME`), the one transport whose
+    /// images have a registry identity: what a signature names by default, what a policy's
+    /// `signedIdentity` is matched against, and what a registry can be asked about with a `HEAD`.
+    /// `None` for every other transport (a docker-archive's or the daemon's `NAME:TAG` is a name
+    /// given to a local copy: see [`TransportRef::image_name`]).
+    pub fn registry_image(&self) -> Option<&ImageName> {
+        match self {
+            TransportRef::Docker(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The scopes of containers-policy.json(5) this reference falls in under its transport's
+    /// name ([`TransportRef::transport`]), most specific first, without the transport-wide `""`:
+    /// for `docker`, `host/repo:tag`, `host/repo`, each parent namespace, `host`; for `oci`, the
+    /// absolute layout path with `:tag`, the path, each parent directory. Other transports have no
+    /// scopes hoist matches (only their `""` applies).
+    pub fn policy_scopes(&self) -> Vec<String> {
+        let mut scopes = Vec::new();
+        match self {
+            TransportRef::Docker(name) => {
+                if let Some(tag) = &name.tag {
+                    scopes.push(format!("{}:{tag}", name.name()));
+                }
+                let mut repo = name.name();
+                loop {
+                    scopes.push(repo.clone());
+                    match repo.rfind('/') {
+                        Some(i) => repo.truncate(i),
+                        None => break,
+                    }
+                }
+            }
+            TransportRef::Oci { path, reference } => {
+                let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                if let Some(LayoutRef::Tag(tag)) = reference {
+                    scopes.push(format!("{}:{tag}", path.display()));
+                }
+                scopes.extend(path.ancestors().map(|p| p.display().to_string()));
+            }
+            _ => {}
+        }
+        scopes
+    }
+
     /// The transport's name (`oci`, `docker`, ...).
     pub fn transport(&self) -> &'static str {
         match self {

@@ -351,6 +351,10 @@ pub struct TransportKind {
     /// A repository of tags and blobs ([`repository::open_repository`]): tag, untag, delete and
     /// blob plumbing work on it.
     pub repository: bool,
+    /// Holds OCI 1.1 referrers (signatures, SBOMs, attestations) beside its images
+    /// ([`Destination::holds_referrers`]), in place or, for an archive written whole, when it is
+    /// written.
+    pub holds_referrers: bool,
 }
 
 impl TransportKind {
@@ -361,6 +365,7 @@ impl TransportKind {
             shared_blob_dir: false,
             tags_are_repo_tags: false,
             repository: false,
+            holds_referrers: false,
         }
     }
 }
@@ -370,9 +375,13 @@ pub const TRANSPORTS: &[TransportKind] = &[
     TransportKind {
         shared_blob_dir: true,
         repository: true,
+        holds_referrers: true,
         ..TransportKind::new("oci")
     },
-    TransportKind::new("oci-archive"),
+    TransportKind {
+        holds_referrers: true,
+        ..TransportKind::new("oci-archive")
+    },
     TransportKind::new("dir"),
     TransportKind {
         additional_tags: true,
@@ -385,6 +394,7 @@ pub const TRANSPORTS: &[TransportKind] = &[
     TransportKind {
         tags_are_repo_tags: true,
         repository: true,
+        holds_referrers: true,
         ..TransportKind::new("docker")
     },
 ];
@@ -570,7 +580,63 @@ mod tests {
             assert_eq!(kind.additional_tags, additional_tags, "{text}");
             assert_eq!(kind.shared_blob_dir, shared_blob_dir, "{text}");
             assert_eq!(kind.repository, repository, "{text}");
+            // Only a repository names its neighbours (a tag beside the image, the repository).
+            assert_eq!(r.in_same_repository(None).is_some(), repository, "{text}");
+            assert_eq!(
+                r.in_same_repository(Some("t")).is_some(),
+                repository,
+                "{text}"
+            );
+            assert_eq!(
+                kind.holds_referrers,
+                matches!(kind.name, "oci" | "oci-archive" | "docker"),
+                "{text}"
+            );
         }
+        let home = TransportRef::parse("docker://h.example/a/b:v1").unwrap();
+        assert_eq!(
+            home.in_same_repository(None).unwrap().to_string(),
+            "docker://h.example/a/b"
+        );
+        assert_eq!(
+            home.in_same_repository(Some("v2")).unwrap().to_string(),
+            "docker://h.example/a/b:v2"
+        );
+        let layout = TransportRef::parse(&format!("oci:/l@{d}")).unwrap();
+        assert_eq!(
+            layout.in_same_repository(Some("v2")).unwrap().to_string(),
+            "oci:/l:v2"
+        );
+        assert_eq!(
+            layout.in_same_repository(None).unwrap().to_string(),
+            "oci:/l"
+        );
+        assert_eq!(home.registry_image().unwrap().name(), "h.example/a/b");
+        assert!(
+            TransportRef::parse("docker-archive:x.tar:a:1")
+                .unwrap()
+                .registry_image()
+                .is_none()
+        );
+        assert_eq!(
+            home.policy_scopes(),
+            [
+                "h.example/a/b:v1",
+                "h.example/a/b",
+                "h.example/a",
+                "h.example"
+            ]
+        );
+        assert_eq!(
+            TransportRef::parse("oci:/l/x:v1").unwrap().policy_scopes(),
+            ["/l/x:v1", "/l/x", "/l", "/"]
+        );
+        assert!(
+            TransportRef::parse("dir:/l")
+                .unwrap()
+                .policy_scopes()
+                .is_empty()
+        );
         assert_eq!(TRANSPORTS.len(), 6);
     }
 }
