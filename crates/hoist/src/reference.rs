@@ -626,6 +626,32 @@ impl TransportRef {
         }
     }
 
+    /// Where an edited copy of the image this reference names is written when no destination is
+    /// given (`hoist config`, `diff --image`): with `tag`, the image tagged `tag` in the same
+    /// repository ([`TransportRef::in_same_repository`]); without, the image's own tag there, or the
+    /// repository untagged when the image is named by digest or index (a name the edited image
+    /// cannot keep). A transport without a repository of tags is written as it is named, and
+    /// refuses `tag`.
+    pub fn edited_image(&self, tag: Option<&str>) -> Result<TransportRef> {
+        let own_tag = match self {
+            TransportRef::Oci {
+                reference: Some(LayoutRef::Tag(t)),
+                ..
+            } => Some(t.as_str()),
+            TransportRef::Docker(name) if name.digest.is_none() => name.tag.as_deref(),
+            _ => None,
+        };
+        match (self.in_same_repository(tag.or(own_tag)), tag) {
+            (Some(edited), _) => Ok(edited),
+            (None, None) => Ok(self.clone()),
+            (None, Some(tag)) => Err(Error::Unsupported(format!(
+                "{self}: a new tag ({tag}) goes into a layout (oci:) or a registry repository \
+                 (docker://), and {} has none: name the destination instead",
+                self.transport()
+            ))),
+        }
+    }
+
     /// The image in a registry this reference names (`docker://NAME`), the one transport whose
     /// images have a registry identity: what a signature names by default, what a policy's
     /// `signedIdentity` is matched against, and what a registry can be asked about with a `HEAD`.
@@ -893,6 +919,35 @@ mod tests {
         }
         assert!(TransportRef::parse("oci:").is_err());
         assert!(TransportRef::parse("oci:x@sha256:../../etc").is_err());
+    }
+
+    #[test]
+    fn an_edited_image_goes_to_its_own_tag_or_the_one_given_beside_it() {
+        let d = format!("sha256:{}", "c".repeat(64));
+        let edited = |r: &str, tag: Option<&str>| {
+            TransportRef::parse(r)
+                .unwrap()
+                .edited_image(tag)
+                .map(|e| e.to_string())
+        };
+        assert_eq!(edited("oci:/l:v1", None).unwrap(), "oci:/l:v1");
+        assert_eq!(edited("oci:/l:v1", Some("v2")).unwrap(), "oci:/l:v2");
+        assert_eq!(edited(&format!("oci:/l@{d}"), None).unwrap(), "oci:/l");
+        assert_eq!(edited("oci:/l:@1", None).unwrap(), "oci:/l");
+        assert_eq!(
+            edited("docker://h.example/a:v1", Some("v2")).unwrap(),
+            "docker://h.example/a:v2"
+        );
+        assert_eq!(
+            edited(&format!("docker://h.example/a:v1@{d}"), None).unwrap(),
+            "docker://h.example/a"
+        );
+        assert_eq!(
+            edited("docker-archive:/x.tar:a:1", None).unwrap(),
+            "docker-archive:/x.tar:docker.io/library/a:1"
+        );
+        let e = edited("oci-archive:/x.tar:v1", Some("v2")).unwrap_err();
+        assert!(e.to_string().contains("oci-archive has none"), "{e}");
     }
 
     #[test]
