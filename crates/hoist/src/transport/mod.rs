@@ -87,6 +87,15 @@ pub trait Source: Send + Sync {
         None
     }
 
+    /// True when this source presents its layers under media types it makes up rather than ones
+    /// the image declares: a docker-archive (and the daemon's `docker save` archives) has no
+    /// manifest of its own, and its layers, uncompressed tars, are presented under Docker's gzip
+    /// type as skopeo presents them. A layer whose bytes disagree with its type is then how the
+    /// transport reads, not a mislabelled image (`verify` says so only otherwise). The default: no.
+    fn synthesises_layer_types(&self) -> bool {
+        false
+    }
+
     /// Limits that apply to reads from this source.
     fn limits(&self) -> &Limits;
 }
