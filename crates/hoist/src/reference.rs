@@ -642,7 +642,16 @@ impl TransportRef {
             _ => None,
         };
         match (self.in_same_repository(tag.or(own_tag)), tag) {
-            (Some(edited), _) => Ok(edited),
+            (Some(edited), Some(tag)) => {
+                // The grammar of the repository's tags: a registry's, or a layout's ref names.
+                let grammar = match self {
+                    TransportRef::Docker(_) => TagGrammar::Registry,
+                    _ => TagGrammar::LayoutRefName,
+                };
+                check_tag(tag, grammar)?;
+                Ok(edited)
+            }
+            (Some(edited), None) => Ok(edited),
             (None, None) => Ok(self.clone()),
             (None, Some(tag)) => Err(Error::Unsupported(format!(
                 "{self}: a new tag ({tag}) goes into a layout (oci:) or a registry repository \
@@ -948,6 +957,14 @@ mod tests {
         );
         let e = edited("oci-archive:/x.tar:v1", Some("v2")).unwrap_err();
         assert!(e.to_string().contains("oci-archive has none"), "{e}");
+        for (image, bad) in [("docker://h.example/a:v1", "a:b"), ("oci:/l:v1", "a b")] {
+            let e = edited(image, Some(bad)).unwrap_err();
+            assert!(e.to_string().contains("invalid tag"), "{image} {bad}: {e}");
+        }
+        assert_eq!(
+            edited("oci:/l:v1", Some("registry.example/app:v2")).unwrap(),
+            "oci:/l:registry.example/app:v2"
+        );
     }
 
     #[test]
