@@ -602,6 +602,12 @@ mod tests {
                 "{text}"
             );
         }
+        assert_eq!(TRANSPORTS.len(), 6);
+    }
+
+    #[test]
+    fn references_name_their_neighbours_identity_and_policy_scopes() {
+        let d = format!("sha256:{}", "a".repeat(64));
         let home = TransportRef::parse("docker://h.example/a/b:v1").unwrap();
         assert_eq!(
             home.in_same_repository(None).unwrap().to_string(),
@@ -646,6 +652,5 @@ mod tests {
                 .policy_scopes()
                 .is_empty()
         );
-        assert_eq!(TRANSPORTS.len(), 6);
     }
 }
