@@ -360,6 +360,9 @@ pub struct TransportKind {
     /// A repository of tags and blobs ([`repository::open_repository`]): tag, untag, delete and
     /// blob plumbing work on it.
     pub repository: bool,
+    /// Its tags ([`Source::tags`]) are the `NAME:TAG`s of every image the file holds (a
+    /// docker-archive's `RepoTags`), which `list-tags` lists as skopeo does.
+    pub tags_are_image_names: bool,
     /// Holds OCI 1.1 referrers (signatures, SBOMs, attestations) beside its images
     /// ([`Destination::holds_referrers`]), in place or, for an archive written whole, when it is
     /// written.
@@ -374,6 +377,7 @@ impl TransportKind {
             shared_blob_dir: false,
             tags_are_repo_tags: false,
             repository: false,
+            tags_are_image_names: false,
             holds_referrers: false,
         }
     }
@@ -394,6 +398,7 @@ pub const TRANSPORTS: &[TransportKind] = &[
     TransportKind::new("dir"),
     TransportKind {
         additional_tags: true,
+        tags_are_image_names: true,
         ..TransportKind::new("docker-archive")
     },
     TransportKind {
@@ -599,6 +604,11 @@ mod tests {
             assert_eq!(
                 kind.holds_referrers,
                 matches!(kind.name, "oci" | "oci-archive" | "docker"),
+                "{text}"
+            );
+            assert_eq!(
+                kind.tags_are_image_names,
+                kind.name == "docker-archive",
                 "{text}"
             );
         }
