@@ -141,12 +141,26 @@ fn stdout_closed() -> bool {
 
 /// Ends the process by SIGPIPE, quietly, as other Unix tools do when their reader has gone.
 fn die_of_sigpipe() -> ! {
-    // SAFETY: SIG_DFL is a valid action; raising a signal is always allowed.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        libc::raise(libc::SIGPIPE);
+    hoist::durable::die_of_signal(libc::SIGPIPE)
+}
+
+/// After a SIGINT/SIGTERM cancelled the verb ([`commands::cancel_token`]): says so on stderr in one
+/// line (after the verb's own error, if it failed of something else) and ends the process by that
+/// signal, as Unix tools do once they have cleaned up, so that a shell shows status 128+N (130,
+/// 143) and a script or service manager stops as it would for an uncaught signal.
+fn end_cancelled(sig: i32, result: &anyhow::Result<ExitCode>) -> ! {
+    let name = hoist::durable::signal_name(sig);
+    match result {
+        Err(err) if output::is_cancelled(err) => {
+            eprintln!("hoist: cancelled by {name}: stopped before finishing, temp files removed");
+        }
+        Err(err) => {
+            output::print_error(err);
+            eprintln!("hoist: {name} received while failing; stopped, temp files removed");
+        }
+        Ok(_) => eprintln!("hoist: {name} received as the verb finished; it completed"),
     }
-    std::process::exit(128 + libc::SIGPIPE)
+    hoist::durable::die_of_signal(sig)
 }
 
 /// SIGPIPE stays ignored (Rust's default), so that a registry closing a connection mid-request
@@ -167,7 +181,8 @@ fn main() -> ExitCode {
     quiet_on_closed_stdout();
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    // Ctrl-C or a TERM removes the run's temp files (blobs half-written, archive staging).
+    // Ctrl-C or a TERM removes the run's temp files (blobs half-written, archive staging) and ends
+    // hoist; a verb that takes commands::cancel_token() is cancelled by the first one instead.
     if let Err(e) = hoist::durable::remove_temp_files_on_signals() {
         tracing::warn!("temp files will not be removed on SIGINT/SIGTERM: {e}");
     }
@@ -211,6 +226,9 @@ fn main() -> ExitCode {
         Command::Completion(a) => commands::completion::run(a, Cli::command()),
         Command::Man(a) => commands::man::run(a, Cli::command()),
     };
+    if let Some(sig) = hoist::durable::cancelled_by_signal() {
+        end_cancelled(sig, &result);
+    }
     match result {
         Ok(code) => code,
         Err(_) if stdout_closed() => die_of_sigpipe(),

@@ -26,6 +26,14 @@ pub fn print_error(err: &anyhow::Error) {
     eprintln!("{text}");
 }
 
+/// True when the verb failed because its cancel token was cancelled ([`hoist::Error::is_cancelled`]
+/// anywhere in the chain).
+pub fn is_cancelled(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|c| c.downcast_ref::<hoist::Error>())
+        .any(hoist::Error::is_cancelled)
+}
+
 /// A usage error found after argument parsing (a reference of the wrong transport for a verb): the
 /// CLI exits 2 for it, as for clap's own.
 #[derive(Debug)]

@@ -188,6 +188,78 @@ fn runtime_config_follows_the_layers() {
     assert!(String::from_utf8_lossy(&fail.stderr).contains("nobody-here"));
 }
 
+#[test]
+fn runtime_config_follows_a_symlinked_user_database_as_unpack_and_umoci_do() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    build_user_image(&layout, "t");
+    let l = layout.display();
+    let w = t.path().display();
+    // As nix-built and some distroless images do: the files live elsewhere, /etc holds symlinks.
+    // Layer 2 moves the database under /usr/lib/db (app's uid and home change), with /etc/passwd a
+    // relative symlink to it; layer 3 makes /etc/group an absolute one; layer 4 leaves them be.
+    run_ok(&mut sh(&format!(
+        r#"
+        umoci unpack --image "{l}:t" "{w}/b" >/dev/null
+        R="{w}/b/rootfs"
+        mkdir -p "$R/usr/lib/db"
+        printf 'root:x:0:0:root:/root:/bin/sh\napp:x:3000:3001::/srv/linked:/bin/sh\n' > "$R/usr/lib/db/passwd"
+        printf 'root:x:0:\napp:x:3001:\nlinked:x:77:app\n' > "$R/usr/lib/db/group"
+        rm "$R/etc/passwd"
+        ln -s ../usr/lib/db/passwd "$R/etc/passwd"
+        umoci repack --image "{l}:t" "{w}/b"
+        rm -rf "{w}/b"
+        umoci unpack --image "{l}:t" "{w}/b" >/dev/null
+        rm "{w}/b/rootfs/etc/group"
+        ln -s /usr/lib/db/group "{w}/b/rootfs/etc/group"
+        umoci repack --image "{l}:t" "{w}/b"
+        rm -rf "{w}/b"
+        umoci unpack --image "{l}:t" "{w}/b" >/dev/null
+        echo x > "{w}/b/rootfs/top"
+        umoci repack --image "{l}:t" "{w}/b"
+        "#
+    )));
+    let umoci = t.path().join("umoci");
+    run_ok(std::process::Command::new("umoci").args([
+        "unpack",
+        "--image",
+        &format!("{l}:t"),
+        &umoci.display().to_string(),
+    ]));
+    let u = read_json(&umoci.join("config.json"));
+    let oci = format!("oci:{l}:t");
+    let bundle = t.path().join("hoist");
+    run_ok(&mut hoist(&[
+        "unpack",
+        "-q",
+        "--bundle",
+        &oci,
+        &bundle.display().to_string(),
+    ]));
+    let h = read_json(&bundle.join("config.json"));
+    let r: Value = serde_json::from_str(&run_ok(&mut hoist(&["runtime-config", &oci]))).unwrap();
+    // umoci follows the relative /etc/passwd symlink inside the rootfs, as hoist does; it resolves
+    // the absolute /etc/group one against the host (where /usr/lib/db/group is absent) and so finds
+    // no supplementary group, where hoist resolves it inside the root as runc does.
+    assert_eq!(
+        u["process"]["user"],
+        serde_json::json!({"uid": 3000, "gid": 3001})
+    );
+    let expected = serde_json::json!({"uid": 3000, "gid": 3001, "additionalGids": [77]});
+    assert_eq!(h["process"]["user"], expected, "unpack --bundle");
+    assert_eq!(r["process"]["user"], expected, "runtime-config");
+    assert_eq!(env(&h), env(&u));
+    assert!(
+        env(&r).contains(&"HOME=/srv/linked".to_string()),
+        "{:?}",
+        env(&r)
+    );
+    assert_eq!(r, h, "runtime-config writes what unpack --bundle writes");
+}
+
 /// Where Debian's `golang-github-opencontainers-specs-dev` installs the runtime-spec JSON schemas.
 const RUNTIME_SCHEMA_DIR: &str =
     "/usr/share/gocode/src/github.com/opencontainers/runtime-spec/schema";

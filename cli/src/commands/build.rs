@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use hoist::ImageBuilder;
 use hoist::build::history_entry;
-use hoist::copy::CopyOptions;
 use hoist::diff::MtimePolicy;
 use hoist::media_type::Compression;
 use hoist::platform::Platform;
@@ -99,7 +98,7 @@ fn open_dst(
 /// Writes the built image to `dst` and reports it.
 fn write_to(builder: &ImageBuilder<'_>, dst: &dyn hoist::Destination) -> Result<ExitCode> {
     let report = builder
-        .write(dst, &CopyOptions::default())
+        .write(dst, &super::copy_options())
         .with_context(|| format!("writing {}", dst.name()))?;
     eprintln!(
         "wrote {} {}: {} blobs uploaded, {} already present, {} mounted",
@@ -198,6 +197,7 @@ pub fn run_append(args: AppendArgs) -> Result<ExitCode> {
         .with_context(|| format!("opening the base image {base_text}"))?;
     let mut builder = ImageBuilder::from_source(base.as_ref(), args.platform.as_ref())
         .with_context(|| format!("reading the base image {}", base.name()))?;
+    builder.cancel_with(&super::cancel_token());
     // New layers are written where the destination can take them without a second copy.
     let dst = open_dst(&args.destination, &args.registry)?;
     if let Some(dir) = dst.staging_dir() {
@@ -297,6 +297,7 @@ pub fn run_flatten(args: FlattenArgs) -> Result<ExitCode> {
         .with_context(|| format!("opening {}", args.source))?;
     let mut builder = ImageBuilder::from_source(src.as_ref(), args.platform.as_ref())
         .with_context(|| format!("reading {}", src.name()))?;
+    builder.cancel_with(&super::cancel_token());
     // The layer is written where the destination can take it without a second copy.
     let dst = open_dst(&args.destination, &args.registry)?;
     if let Some(dir) = dst.staging_dir() {
@@ -365,6 +366,7 @@ pub fn run_rebase(args: RebaseArgs) -> Result<ExitCode> {
     let new = open_src(&args.new_base)?;
     let mut builder = ImageBuilder::from_source(src.as_ref(), args.platform.as_ref())
         .with_context(|| format!("reading {}", src.name()))?;
+    builder.cancel_with(&super::cancel_token());
     builder
         .rebase(old.as_ref(), new.as_ref(), args.platform.as_ref())
         .with_context(|| format!("rebasing {}", src.name()))?;

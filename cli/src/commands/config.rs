@@ -195,7 +195,7 @@ fn run_built(args: Args, image_ref: TransportRef) -> Result<ExitCode> {
     let dst = hoist::open_destination(&dest_ref, &open)
         .with_context(|| format!("opening destination {dest_ref}"))?;
     let report = builder
-        .write(dst.as_ref(), &hoist::CopyOptions::default())
+        .write(dst.as_ref(), &super::copy_options())
         .with_context(|| format!("writing the edited image to {}", dst.name()))?;
     println!("{}", report.digest);
     Ok(ExitCode::SUCCESS)

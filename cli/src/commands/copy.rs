@@ -212,6 +212,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     opts.referrers = args.referrers;
     opts.referrers_filter = args.referrers_filter.clone();
     opts.digest_tags = args.digest_tags;
+    opts.cancel = super::cancel_token();
     let report = match copy(source.as_ref(), destination.as_ref(), &opts) {
         Ok(report) => report,
         Err(e) => {

@@ -43,6 +43,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let (source, limits) = args.limits.open(&args.image, &args.registry)?;
     let mut opts = ExportOptions::default();
     opts.platform = args.platform;
+    opts.cancel = super::cancel_token();
     opts.limits = Some(limits);
     opts.progress = crate::progress::when_watched(args.progress, args.quiet);
     let to_stdout = args.file.as_os_str() == "-";

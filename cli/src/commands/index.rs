@@ -170,7 +170,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let dst =
         open_destination(&dst_ref, &open).with_context(|| format!("opening destination {dest}"))?;
     let report = builder
-        .write(dst.as_ref(), &hoist::CopyOptions::default())
+        .write(dst.as_ref(), &super::copy_options())
         .with_context(|| format!("writing the index to {}", dst.name()))?;
     println!("{}", report.digest);
     Ok(ExitCode::SUCCESS)

@@ -101,6 +101,7 @@ impl LayerArgs {
         o.author = self.history_author.clone();
         o.comment = self.history_comment.clone();
         o.no_history = self.no_history;
+        o.cancel = super::cancel_token();
         o
     }
 }

@@ -92,6 +92,36 @@ pub fn open_options() -> OpenOptions {
     OpenOptions::default().with_limits(limits())
 }
 
+/// How long a verb has, after the first SIGINT/SIGTERM cancelled its token, to stop on its own before
+/// hoist removes its temp files and ends at once (a read blocked on a stalled connection only sees
+/// the token when it returns).
+const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+static CANCEL: OnceLock<hoist::CancelToken> = OnceLock::new();
+
+/// The process's one cancellation token, for the `cancel` of a long operation's options: once a verb
+/// has asked for it, the first SIGINT or SIGTERM cancels it (the operation stops at its next check
+/// and unwinds, and `main` reports it and ends by that signal) rather than ending the process at
+/// once; a second signal, or [`CANCEL_GRACE`] passing, still ends it at once.
+pub fn cancel_token() -> hoist::CancelToken {
+    CANCEL
+        .get_or_init(|| {
+            let token = hoist::CancelToken::new();
+            if let Err(e) = hoist::durable::cancel_on_signals(&token, CANCEL_GRACE) {
+                tracing::warn!("SIGINT/SIGTERM will end hoist at once, not cancel it: {e}");
+            }
+            token
+        })
+        .clone()
+}
+
+/// Copy options carrying [`cancel_token`], for the verbs that write a built image or index.
+pub fn copy_options() -> hoist::CopyOptions {
+    let mut o = hoist::CopyOptions::default();
+    o.cancel = cancel_token();
+    o
+}
+
 /// Parses a byte count with an optional K/M/G/T suffix (powers of 1024).
 pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
     let t = text.trim();

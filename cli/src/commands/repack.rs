@@ -73,6 +73,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     opts.full_hash = args.full_hash;
     opts.open = super::open_options();
     opts.refresh = args.refresh_bundle;
+    opts.cancel = super::cancel_token();
     opts.progress = crate::progress::when_watched(args.progress, false);
     let done =
         repack(&args.dir, &opts).with_context(|| format!("repacking {}", args.dir.display()))?;

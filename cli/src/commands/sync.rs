@@ -155,6 +155,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         PlatformChoice::Host
     };
     opts.copy.jobs = args.jobs;
+    opts.copy.cancel = super::cancel_token();
     opts.copy.progress = crate::progress::sink(args.progress, args.quiet);
     opts.copy.preserve_digests = args.preserve_digests;
     opts.copy.link = args.link;
@@ -178,6 +179,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     })
     .with_context(|| format!("syncing {} to {}", args.source, args.destination))?;
+    let cancelled = report.images.iter().any(|r| match &r.outcome {
+        Outcome::Failed(e) => e.is_cancelled(),
+        _ => false,
+    }) || (report.stopped && opts.copy.cancel.is_cancelled());
     if !quiet {
         let (verb, copied) = if args.dry_run {
             ("dry run, would sync", "to copy")
@@ -191,12 +196,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
             report.copied() + report.would_copy(),
             report.up_to_date(),
             report.failed(),
-            if report.stopped {
+            if cancelled {
+                "; cancelled"
+            } else if report.stopped {
                 "; stopped at the first failure (--keep-going goes on)"
             } else {
                 ""
             }
         );
+    }
+    if cancelled {
+        return Err(hoist::Error::Cancelled.into());
     }
     // Exit 2 when every failure is an image that does not exist (as on every verb), else 1.
     let all_missing = report.images.iter().all(|r| match &r.outcome {

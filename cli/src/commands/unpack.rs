@@ -77,6 +77,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let (source, limits) = args.limits.open(&args.image, &args.registry)?;
     let mut opts = UnpackOptions::default();
     opts.platform = args.platform;
+    opts.cancel = super::cancel_token();
     opts.bundle = args.bundle;
     opts.apply.rootless = args.rootless;
     opts.apply.uid_map = args.uid_map;

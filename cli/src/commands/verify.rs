@@ -70,6 +70,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let mut opts = VerifyOptions::default();
     opts.jobs = args.jobs;
+    opts.cancel = super::cancel_token();
     opts.progress = crate::progress::when_watched(args.progress, false);
     let report = verify(source.as_ref(), &opts);
     match args.format {
@@ -79,15 +80,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 println!("FAIL {}: {}", p.subject, p.message);
             }
             println!(
-                "{}: {} documents, {} blobs ({}) checked, {} problem{}",
+                "{}: {} documents, {} blobs ({}) checked, {} problem{}{}",
                 report.source,
                 report.documents,
                 report.blobs,
                 hoist::limits::human_bytes(report.bytes),
                 report.problems.len(),
-                if report.problems.len() == 1 { "" } else { "s" }
+                if report.problems.len() == 1 { "" } else { "s" },
+                if report.cancelled {
+                    " (cancelled before the end)"
+                } else {
+                    ""
+                }
             );
         }
+    }
+    if report.cancelled {
+        return Err(hoist::Error::Cancelled.into());
     }
     Ok(if report.is_ok() {
         ExitCode::SUCCESS

@@ -55,6 +55,10 @@ pub enum Reply {
     /// A complete answer whose body is sent one byte at a time, `Duration` apart (until the client
     /// hangs up or the server is dropped).
     Drip(u16, Vec<(String, String)>, Vec<u8>, Duration),
+    /// A 200 whose body's first `usize` bytes are sent at once and the rest one byte at a time,
+    /// `Duration` apart (until the client hangs up or the server is dropped): a transfer that is
+    /// visibly under way and never stalls a read for long.
+    Trickle(Vec<u8>, usize, Duration),
 }
 
 impl Reply {
@@ -230,6 +234,24 @@ impl FakeServer {
                             }
                             for b in body {
                                 if st.load(Ordering::Relaxed) || s.write_all(&[b]).is_err() {
+                                    return;
+                                }
+                                std::thread::sleep(every);
+                            }
+                        }
+                        Reply::Trickle(body, first, every) => {
+                            let mut out = head_bytes(200, &[], Some(body.len() as u64));
+                            if head_only {
+                                let _ = s.write_all(&out);
+                                return;
+                            }
+                            let first = first.min(body.len());
+                            out.extend_from_slice(&body[..first]);
+                            if s.write_all(&out).is_err() {
+                                return;
+                            }
+                            for b in &body[first..] {
+                                if st.load(Ordering::Relaxed) || s.write_all(&[*b]).is_err() {
                                     return;
                                 }
                                 std::thread::sleep(every);

@@ -356,39 +356,10 @@ impl<'s> ImageBuilder<'s> {
             .as_file()
             .try_clone()
             .ctx(|| format!("opening {}", file.path().display()))?;
-        let (mut reader, writer) =
-            std::io::pipe().map_err(|e| Error::io("creating the layer pipe", e))?;
-        let encode = EncodeOptions {
-            compression: opts.compression,
-            level: opts.level.map(|l| l as i32),
-            threads: 0,
-        };
-        let mut blob_side = HashingWriter::new(out, Algorithm::Sha256);
-        let (produced, encoded) = std::thread::scope(|s| {
-            let producer = s.spawn(|| -> Result<(Digest, u64)> {
-                let mut tar_side = HashingWriter::new(writer, Algorithm::Sha256);
-                crate::export::write_tar(base, image, &mut tar_side, &export, opts)?;
-                // Dropping the pipe's writer ends the encoder's input.
-                let (_, diff_id, size) = tar_side.finish();
-                Ok((diff_id, size))
-            });
-            let encoded = compress::encode(&encode, &mut reader, &mut blob_side);
-            // If encoding failed, closing the read end makes the producer's next write fail too.
-            drop(reader);
-            let produced = producer
-                .join()
-                .unwrap_or_else(|_| Err(Error::Other("the flatten reader panicked".into())));
-            (produced, encoded)
-        });
-        // The first error of either stage: an encoder that failed (a full disk) closed the pipe,
-        // so the producer's error is then only "broken pipe"; a producer that failed closed the
-        // pipe early, which the encoder saw as a clean end of input.
-        encoded
-            .map_err(|e| from_io(e, || format!("compressing into {}", file.path().display())))?;
-        let (diff_id, tar_size) = produced?;
-        let (mut out, digest, size) = blob_side.finish();
-        out.flush()
-            .ctx(|| format!("writing {}", file.path().display()))?;
+        let what = || file.path().display().to_string();
+        let blob = crate::diff::writer::encode_layer(out, opts, &None, &what, |tar_side| {
+            crate::export::write_tar(base, image, tar_side, &export, opts).map(drop)
+        })?;
         if let Some(m) = self.manifest.as_object_mut() {
             m.insert("layers".into(), json!([]));
         }
@@ -399,13 +370,6 @@ impl<'s> ImageBuilder<'s> {
                 Value::Array(history.into_iter().collect()),
             );
         }
-        let blob = LayerBlob {
-            digest,
-            diff_id,
-            size,
-            tar_size,
-            compression: opts.compression,
-        };
         self.push_layer(file, blob)
     }
 

@@ -79,7 +79,8 @@ impl UserDb {
     /// so every byte that decides the answer is verified. Layers below the one that decided it are not
     /// read at all (their contents cannot change the answer), so a damaged lower layer is not
     /// detected here: `hoist verify` checks them all. A `/etc/passwd` or `/etc/group` that is a
-    /// symlink or hardlink is taken as absent (a link into another layer's file is not followed). As
+    /// symlink or hardlink (or an `/etc` that is a symlink) is resolved as the unpacked tree would
+    /// resolve it: the tree is built in memory from every layer (as [`crate::export()`] does). As
     /// the image-spec says, a whiteout hides only what lies below its layer, not the same layer's files.
     pub fn from_image(source: &dyn Source, image: &Image, limits: &Limits) -> Result<UserDb> {
         let (layers, diff_ids) = image.layers_with_diff_ids()?;
@@ -109,6 +110,10 @@ impl UserDb {
             for (f, d) in decided.iter_mut().enumerate() {
                 if d.is_none() {
                     if let Some(own) = scan.own[f].take() {
+                        if scan.linked[f] {
+                            // A link may lead into any layer: resolve it on the whole tree.
+                            return UserDb::from_image_tree(source, image, limits);
+                        }
                         *d = Some(own);
                     } else if scan.hidden[f] {
                         *d = Some(None);
@@ -124,6 +129,85 @@ impl UserDb {
             passwd: passwd.flatten(),
             group: group.flatten(),
         })
+    }
+
+    /// The database as the unpacked tree holds it, for an image whose `/etc/passwd`, `/etc/group` or
+    /// `/etc` is a link: the tree an unpack makes is built in memory by the unpack applier
+    /// ([`crate::export`]'s first pass: every layer read and verified), each file is looked up with
+    /// its symlinks followed inside the root (as [`UserDb::from_rootfs`] does on disk), and the
+    /// contents come from the one layer entry that holds them (only those layers are read again).
+    fn from_image_tree(source: &dyn Source, image: &Image, limits: &Limits) -> Result<UserDb> {
+        let (layers, diff_ids) = image.layers_with_diff_ids()?;
+        let n = layers.len();
+        let names: Vec<String> = layers
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("layer {}/{n} {}", i + 1, crate::descriptor::describe(d)))
+            .collect();
+        let cancel = crate::cancel::CancelToken::default();
+        let tree = crate::export::image_tree(source, &layers, &names, &diff_ids, limits, &cancel)?;
+        // Per file, the (layer, entry) holding its contents; a file that resolves to nothing or to
+        // something other than a regular file is absent, as on disk.
+        let mut wanted: [Option<(usize, u64)>; 2] = [None, None];
+        for (f, path) in DB_FILES.iter().enumerate() {
+            let Some(node) = tree.lookup(path).map(|id| tree.node(id)) else {
+                continue;
+            };
+            if node.kind != EntryKind::Regular {
+                continue;
+            }
+            if let Some(size) = node.head.as_ref().map(|h| h.size)
+                && size > MAX_DB
+            {
+                return Err(Error::Other(format!(
+                    "the image's /{} is {size} bytes, more than the {MAX_DB} read",
+                    String::from_utf8_lossy(path),
+                )));
+            }
+            wanted[f] = node.source;
+        }
+        let mut found: [Option<Vec<u8>>; 2] = [None, None];
+        let mut read: Vec<usize> = wanted.iter().flatten().map(|w| w.0).collect();
+        read.dedup();
+        let mut totals = crate::layer::ReadTotals::default();
+        for layer in read {
+            let mut entry = 0u64;
+            let mut current: Vec<usize> = Vec::new();
+            crate::unpack::read_layer_with(
+                source,
+                &layers[layer],
+                &names[layer],
+                &diff_ids[layer],
+                limits,
+                &mut totals,
+                &None,
+                &cancel,
+                &mut |msg| {
+                    match msg {
+                        Msg::Entry(_) => {
+                            entry += 1;
+                            current = (0..2)
+                                .filter(|&f| wanted[f] == Some((layer, entry)))
+                                .collect();
+                            for &f in &current {
+                                found[f] = Some(Vec::new());
+                            }
+                        }
+                        Msg::Data(chunk) => {
+                            for &f in &current {
+                                if let Some(b) = found[f].as_mut() {
+                                    b.extend_from_slice(&chunk);
+                                }
+                            }
+                        }
+                        Msg::EndFile | Msg::LayerEnd | Msg::LayerStart(_) => current.clear(),
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+        let [passwd, group] = found;
+        Ok(UserDb { passwd, group })
     }
 
     /// Resolves an image `User` (`uid`, `uid:gid`, `name`, `name:group`, empty for root) as runc's
@@ -222,6 +306,9 @@ struct LayerScan {
     own: [Option<Option<Vec<u8>>>; 2],
     /// Per file: a whiteout or opaque directory of this layer hides it in the layers below.
     hidden: [bool; 2],
+    /// Per file: this layer puts a link where it is (a symlink or hardlink at it, a symlink at a
+    /// parent), which only the whole tree can resolve.
+    linked: [bool; 2],
     /// The file whose data is arriving.
     current: Option<usize>,
 }
@@ -253,6 +340,7 @@ impl LayerScan {
                     let exact = DB_FILES.iter().position(|f| *f == path.as_slice());
                     match exact {
                         Some(i) if head.kind == EntryKind::Regular => {
+                            self.linked[i] = false;
                             if head.size > MAX_DB {
                                 return Err(Error::Other(format!(
                                     "the image's /{} is {} bytes, more than the {MAX_DB} read",
@@ -263,13 +351,24 @@ impl LayerScan {
                             self.own[i] = Some(Some(Vec::new()));
                             self.current = Some(i);
                         }
-                        Some(i) => self.own[i] = Some(None),
+                        Some(i) => {
+                            self.own[i] = Some(None);
+                            self.linked[i] =
+                                matches!(head.kind, EntryKind::Symlink | EntryKind::Hardlink);
+                        }
                         // A directory at a parent (`/etc`) keeps what is below it.
                         None if head.kind == EntryKind::Dir => {}
                         None => {
-                            for (o, u) in self.own.iter_mut().zip(under(&path)) {
+                            let linked = head.kind == EntryKind::Symlink;
+                            for ((o, l), u) in self
+                                .own
+                                .iter_mut()
+                                .zip(self.linked.iter_mut())
+                                .zip(under(&path))
+                            {
                                 if u {
                                     *o = Some(None);
+                                    *l = linked;
                                 }
                             }
                         }

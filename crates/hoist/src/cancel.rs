@@ -57,12 +57,14 @@ impl CancelToken {
     /// Asks every operation holding a clone of this token to stop. It cannot be undone: an
     /// operation to run later needs a new token.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        // Release/Acquire: whatever the canceller wrote before (why it cancelled) is visible to
+        // whoever sees the token cancelled.
+        self.0.store(true, Ordering::Release);
     }
 
     /// True once [`cancel`](Self::cancel) was called on this token or a clone of it.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.load(Ordering::Acquire)
     }
 
     /// `Err(`[`Error::Cancelled`]`)` once the token is cancelled, else `Ok(())`: the check an

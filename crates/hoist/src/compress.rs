@@ -5,7 +5,7 @@
 //! reader afterwards, so the blob digest always covers every byte of the blob and never more.
 //!
 //! The gzip encoder is block-parallel: the input is cut into [`GZIP_BLOCK`]-sized blocks, each block is
-//! compressed on a worker thread into an independent gzip member (flate2 over zlib-rs), and the members
+//! compressed on a worker thread into an independent gzip member (by libdeflate), and the members
 //! are written in order. A multi-member gzip stream is valid for every gzip reader (RFC 1952 §2.2; Go's
 //! `compress/gzip`, zlib's `gunzip`, flate2's `MultiGzDecoder`), and with 1 MiB blocks the lost context
 //! costs well under 1% of ratio. The zstd encoder is libzstd's own multithreaded mode. Memory is bounded
@@ -350,8 +350,145 @@ fn gzip_member(block: &[u8], level: u32) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Block-parallel gzip: a reader (this thread) hands blocks to `threads` compressors; a writer thread
-/// puts the members back in order. Channels are bounded, so at most about `3 * threads` blocks exist.
+/// One block of an encoder's input, in order: `seq` counts from 0, and the block marked `last` ends
+/// the input. Every block but the last is exactly [`GZIP_BLOCK`] bytes long, so gzip members start at
+/// the same offsets whichever way the input came (a [`Read`] or a [`BlockWriter`]).
+pub(crate) struct Block {
+    seq: u64,
+    data: Vec<u8>,
+    last: bool,
+}
+
+/// The receiving end of a [`block_pipe`], for [`encode_blocks`].
+pub(crate) struct BlockReceiver(mpsc::Receiver<Block>);
+
+/// The writing end of a [`block_pipe`]: an in-process pipe that hands an encoder whole blocks,
+/// moved, not copied through the kernel as an OS pipe would. Its producer runs on another thread
+/// and must end with [`BlockWriter::finish`]: a writer dropped without it (its producer failed)
+/// ends the input early, which [`encode_blocks`] reports as [`io::ErrorKind::UnexpectedEof`].
+pub(crate) struct BlockWriter {
+    tx: mpsc::SyncSender<Block>,
+    block: Vec<u8>,
+    seq: u64,
+}
+
+/// A pipe of blocks from a producer thread to [`encode_blocks`]; at most a few blocks are in flight.
+pub(crate) fn block_pipe(opts: &EncodeOptions) -> (BlockWriter, BlockReceiver) {
+    let (tx, rx) = mpsc::sync_channel(opts.thread_count());
+    (
+        BlockWriter {
+            tx,
+            block: Vec::with_capacity(GZIP_BLOCK),
+            seq: 0,
+        },
+        BlockReceiver(rx),
+    )
+}
+
+impl BlockWriter {
+    fn send(&mut self, last: bool) -> io::Result<()> {
+        let data = std::mem::replace(
+            &mut self.block,
+            if last {
+                Vec::new()
+            } else {
+                Vec::with_capacity(GZIP_BLOCK)
+            },
+        );
+        let block = Block {
+            seq: self.seq,
+            data,
+            last,
+        };
+        self.seq += 1;
+        // The encoder only drops its end when it failed; its own error is the one reported.
+        self.tx
+            .send(block)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the encoder stopped"))
+    }
+
+    /// Ends the input: sends the last block (an empty one when the input was empty).
+    pub(crate) fn finish(mut self) -> io::Result<()> {
+        self.send(true)
+    }
+}
+
+impl Write for BlockWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.block.len() == GZIP_BLOCK {
+            self.send(false)?;
+        }
+        let n = buf.len().min(GZIP_BLOCK - self.block.len());
+        self.block.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The blocks of a receiver as a reader, for the encoders that take a stream (zstd, none).
+struct BlockReader {
+    rx: BlockReceiver,
+    current: Vec<u8>,
+    at: usize,
+    done: bool,
+}
+
+impl Read for BlockReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            if self.done {
+                return Ok(0);
+            }
+            let block = self.rx.0.recv().map_err(|_| input_ended_early())?;
+            self.done = block.last;
+            self.current = block.data;
+            self.at = 0;
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+fn input_ended_early() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the input to compress ended before its last block",
+    )
+}
+
+/// [`encode`] of the input a [`BlockWriter`] sends: gzip members are compressed straight from the
+/// blocks as they arrive. Returns the number of input bytes.
+pub(crate) fn encode_blocks(
+    opts: &EncodeOptions,
+    rx: BlockReceiver,
+    output: &mut (dyn Write + Send),
+) -> io::Result<u64> {
+    match opts.compression {
+        Compression::Gzip => {
+            if let Some(level) = opts.level {
+                check_level(opts.compression, level).map_err(io::Error::other)?;
+            }
+            let level = opts.level.map_or(DEFAULT_GZIP_LEVEL, |l| l as u32);
+            gzip_blocks(level, opts.thread_count(), rx.0, output)
+        }
+        _ => {
+            let mut reader = BlockReader {
+                rx,
+                current: Vec::new(),
+                at: 0,
+                done: false,
+            };
+            encode(opts, &mut reader, output)
+        }
+    }
+}
+
+/// Block-parallel gzip of a stream: this thread cuts `input` into blocks for [`gzip_blocks`].
 fn gzip_parallel(
     level: u32,
     threads: usize,
@@ -359,9 +496,60 @@ fn gzip_parallel(
     output: &mut (dyn Write + Send),
 ) -> io::Result<u64> {
     let threads = threads.max(1);
-    let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(threads);
-    let work_rx = Arc::new(Mutex::new(work_rx));
-    let (done_tx, done_rx) = mpsc::sync_channel::<io::Result<(u64, Vec<u8>)>>(threads * 2);
+    let (work_tx, work_rx) = mpsc::sync_channel::<Block>(threads);
+    std::thread::scope(|s| {
+        let encoder = s.spawn(move || gzip_blocks(level, threads, work_rx, output));
+        let mut seq = 0u64;
+        let read_result = (|| -> io::Result<()> {
+            loop {
+                let mut block = vec![0u8; GZIP_BLOCK];
+                let n = crate::blob::read_full(input, &mut block)?;
+                block.truncate(n);
+                // An empty input still becomes one (empty) member: a zero-byte file is not gzip. A
+                // block cut short is the last; a full one is followed by at least one more (maybe
+                // empty: the two ways of feeding the encoder then give the same members).
+                let last = n < GZIP_BLOCK;
+                let sent = work_tx.send(Block {
+                    seq,
+                    data: block,
+                    last,
+                });
+                if sent.is_err() || last {
+                    return Ok(()); // an encoder that stopped reports its own error below
+                }
+                seq += 1;
+            }
+        })();
+        drop(work_tx);
+        let encoded = encoder
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("gzip encoder thread panicked")));
+        read_result?;
+        encoded
+    })
+}
+
+/// One compressed block, on its way to the writer.
+struct Member {
+    seq: u64,
+    bytes: Vec<u8>,
+    /// The uncompressed length.
+    input: usize,
+    last: bool,
+}
+
+/// Block-parallel gzip: `threads` compressors take blocks from `work`, each into an independent
+/// member; a writer thread puts the members back in order. Channels are bounded, so at most about
+/// `3 * threads` blocks exist. Input that stops before a block marked last is an error.
+fn gzip_blocks(
+    level: u32,
+    threads: usize,
+    work: mpsc::Receiver<Block>,
+    output: &mut (dyn Write + Send),
+) -> io::Result<u64> {
+    let threads = threads.max(1);
+    let work_rx = Arc::new(Mutex::new(work));
+    let (done_tx, done_rx) = mpsc::sync_channel::<io::Result<Member>>(threads * 2);
     std::thread::scope(|s| {
         for _ in 0..threads {
             let rx = Arc::clone(&work_rx);
@@ -372,8 +560,20 @@ fn gzip_parallel(
                         Ok(guard) => guard.recv(),
                         Err(_) => return,
                     };
-                    let Ok((seq, block)) = job else { return };
-                    let out = gzip_member(&block, level).map(|m| (seq, m));
+                    let Ok(block) = job else { return };
+                    // An empty last block after full ones adds no member (a stream cut into whole
+                    // blocks ends with its last full one).
+                    let bytes = if block.data.is_empty() && block.seq > 0 {
+                        Ok(Vec::new())
+                    } else {
+                        gzip_member(&block.data, level)
+                    };
+                    let out = bytes.map(|bytes| Member {
+                        seq: block.seq,
+                        bytes,
+                        input: block.data.len(),
+                        last: block.last,
+                    });
                     if tx.send(out).is_err() {
                         return;
                     }
@@ -382,53 +582,31 @@ fn gzip_parallel(
         }
         drop(done_tx);
         // Only the workers hold the receiver now: when the writer fails, each worker's next send fails
-        // and it ends, and once they all have, the reader's next send fails too. Keeping this handle
-        // alive here would leave the reader blocked on a full channel forever (a full disk hung
+        // and it ends, and once they all have, the producer's next send fails too. Keeping this handle
+        // alive here would leave the producer blocked on a full channel forever (a full disk hung
         // every caller, holding the layout's lock).
         drop(work_rx);
-        let writer = s.spawn(move || -> io::Result<()> {
-            let mut pending: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
-            let mut next = 0u64;
-            for result in done_rx {
-                let (seq, member) = result?;
-                pending.insert(seq, member);
-                while let Some(m) = pending.remove(&next) {
-                    output.write_all(&m)?;
-                    next += 1;
-                }
-            }
-            if !pending.is_empty() {
-                return Err(io::Error::other("gzip encoder lost a block"));
-            }
-            output.flush()
-        });
+        let mut pending: BTreeMap<u64, Member> = BTreeMap::new();
+        let mut next = 0u64;
         let mut total = 0u64;
-        let mut seq = 0u64;
-        let read_result = (|| -> io::Result<()> {
-            loop {
-                let mut block = vec![0u8; GZIP_BLOCK];
-                let n = crate::blob::read_full(input, &mut block)?;
-                if n == 0 && seq > 0 {
-                    return Ok(());
+        let mut ended = false;
+        for result in done_rx {
+            let member = result?;
+            pending.insert(member.seq, member);
+            while let Some(m) = pending.remove(&next) {
+                if ended {
+                    return Err(io::Error::other("gzip encoder got a block after the last"));
                 }
-                block.truncate(n);
-                total += n as u64;
-                // An empty input still becomes one (empty) member: a zero-byte file is not gzip.
-                if work_tx.send((seq, block)).is_err() {
-                    return Ok(()); // the writer failed; its error is reported below
-                }
-                seq += 1;
-                if n < GZIP_BLOCK {
-                    return Ok(());
-                }
+                output.write_all(&m.bytes)?;
+                total += m.input as u64;
+                ended = m.last;
+                next += 1;
             }
-        })();
-        drop(work_tx);
-        let write_result = writer
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("gzip writer thread panicked")));
-        read_result?;
-        write_result?;
+        }
+        if !ended || !pending.is_empty() {
+            return Err(input_ended_early());
+        }
+        output.flush()?;
         Ok(total)
     })
 }
@@ -533,6 +711,65 @@ mod tests {
         let one = vec![b'x'; GZIP_BLOCK];
         assert_eq!(round_trip(Compression::Gzip, &one, 2), one);
         assert_eq!(round_trip(Compression::Gzip, b"", 2), b"");
+    }
+
+    /// Feeds `data` through a block pipe in writes of `chunk` bytes, as the layer writer does.
+    fn through_block_pipe(opts: &EncodeOptions, data: &[u8], chunk: usize) -> io::Result<Vec<u8>> {
+        let (mut writer, rx) = block_pipe(opts);
+        let mut out = Vec::new();
+        std::thread::scope(|s| {
+            let producer = s.spawn(move || -> io::Result<()> {
+                for piece in data.chunks(chunk) {
+                    writer.write_all(piece)?;
+                }
+                writer.finish()
+            });
+            let n = encode_blocks(opts, rx, &mut out)?;
+            producer.join().unwrap()?;
+            assert_eq!(n, data.len() as u64);
+            Ok(out)
+        })
+    }
+
+    #[test]
+    fn a_block_pipe_gives_the_bytes_a_stream_gives() {
+        let data: Vec<u8> = (0..(GZIP_BLOCK * 2 + 7))
+            .map(|i| ((i * 31) % 253) as u8)
+            .collect();
+        for len in [0, 1, 4096, GZIP_BLOCK, GZIP_BLOCK * 2, GZIP_BLOCK * 2 + 7] {
+            for c in [Compression::Gzip, Compression::Zstd, Compression::None] {
+                let opts = EncodeOptions {
+                    compression: c,
+                    level: None,
+                    threads: 2,
+                };
+                let mut streamed = Vec::new();
+                encode(&opts, &mut &data[..len], &mut streamed).unwrap();
+                for chunk in [512, 100_000, GZIP_BLOCK + 3] {
+                    let piped = through_block_pipe(&opts, &data[..len], chunk).unwrap();
+                    assert!(piped == streamed, "{c:?}, {len} bytes in writes of {chunk}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_block_pipe_whose_producer_stops_without_finishing_is_an_error_not_a_short_stream() {
+        for c in [Compression::Gzip, Compression::Zstd] {
+            let opts = EncodeOptions {
+                compression: c,
+                level: None,
+                threads: 2,
+            };
+            let (mut writer, rx) = block_pipe(&opts);
+            let producer = std::thread::spawn(move || {
+                writer.write_all(&vec![7u8; GZIP_BLOCK + 10]).unwrap();
+                // dropped without finish(): the producer failed
+            });
+            let err = encode_blocks(&opts, rx, &mut Vec::new()).expect_err("a cut input");
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{c:?}: {err}");
+            producer.join().unwrap();
+        }
     }
 
     #[test]

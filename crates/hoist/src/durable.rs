@@ -14,6 +14,10 @@
 //!   archive's directory, and by `gc`) removes only the ones no live process owns. Their names
 //!   carry the pid and the directories they are made in are registered, so
 //!   [`remove_temp_files_on_signals`] can delete this process's own when SIGINT or SIGTERM ends it.
+//! - **Signals**: [`remove_temp_files_on_signals`] makes SIGINT/SIGTERM remove those temp files and
+//!   end the process; [`cancel_on_signals`] makes the first one cancel a [`CancelToken`] instead, so
+//!   the running operation stops at its next check and unwinds, with the immediate end as the
+//!   fallback on a second signal or when the operation does not stop within a grace period.
 //! - **Reading** ([`open_regular`]): opened with `O_NONBLOCK` (a FIFO cannot hang the open) and
 //!   accepted only when it is a regular file.
 
@@ -25,9 +29,11 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
 use rustix::fs::{FlockOperation, flock};
 
+use crate::cancel::CancelToken;
 use crate::error::{Error, IoContext, Result};
 pub use crate::layout::TEMP_PREFIX;
 
@@ -571,8 +577,18 @@ pub fn kind_of(ft: fs::FileType) -> &'static str {
     }
 }
 
-/// The write end of the pipe the signal handler wakes the cleanup thread through.
+/// The write end of the pipe the signal handler wakes the signal thread through.
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+/// What the first SIGINT/SIGTERM does when set ([`cancel_on_signals`]): cancel this token and give
+/// the operation holding it this long to stop. Unset, the first signal ends the process at once.
+static ON_SIGNAL: Mutex<Option<(CancelToken, Duration)>> = Mutex::new(None);
+
+/// The signal that cancelled the token of [`cancel_on_signals`], 0 before one did.
+static CANCELLED_BY: AtomicI32 = AtomicI32::new(0);
+
+/// Makes sure the handler and its thread are installed once, whichever function asks first.
+static INSTALLED: Mutex<bool> = Mutex::new(false);
 
 extern "C" fn on_signal(sig: libc::c_int) {
     let byte = sig as u8;
@@ -586,9 +602,78 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
 }
 
-/// On SIGINT or SIGTERM, removes this process's live temp files and directories, then dies of the
-/// signal (a thread does the work; the handler only writes to a pipe). Call once, early in `main`.
-pub fn remove_temp_files_on_signals() -> Result<()> {
+/// Reads the next signal number from the pipe, waiting at most `timeout` (forever when `None`);
+/// `None` when none came in time or the pipe failed.
+fn next_signal(read_fd: libc::c_int, timeout: Option<Duration>) -> Option<libc::c_int> {
+    if let Some(t) = timeout {
+        let deadline = Instant::now() + t;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+            let mut fd = libc::pollfd {
+                fd: read_fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd on the pipe this thread owns.
+            let n = unsafe { libc::poll(&mut fd, 1, ms) };
+            if n > 0 {
+                break;
+            }
+            if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return None;
+            }
+        }
+    }
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: reading one byte from the pipe this thread owns into a local.
+        let n = unsafe { libc::read(read_fd, (&mut byte as *mut u8).cast(), 1) };
+        if n == 1 {
+            return Some(libc::c_int::from(byte));
+        }
+        if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return None;
+        }
+    }
+}
+
+/// The signal thread: waits for a signal; cancels the registered token and waits out its grace
+/// (or a second signal) when [`cancel_on_signals`] set one; then removes the live temp files and
+/// dies of the signal.
+fn signal_thread(read_fd: libc::c_int) {
+    let Some(mut sig) = next_signal(read_fd, None) else {
+        return;
+    };
+    let registered = ON_SIGNAL.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some((token, grace)) = registered {
+        CANCELLED_BY.store(sig, Ordering::SeqCst);
+        token.cancel();
+        // The operation unwinds and the process ends by die_of_signal; this thread only acts
+        // when it does not in time, or when the user insists.
+        match next_signal(read_fd, Some(grace)) {
+            Some(again) => {
+                tracing::warn!(
+                    "second signal ({}): ending at once (temp files removed)",
+                    signal_name(again)
+                );
+                sig = again;
+            }
+            None => tracing::warn!(
+                "still running {grace:?} after {}: ending at once (temp files removed)",
+                signal_name(sig)
+            ),
+        }
+    }
+    die_of_signal(sig)
+}
+
+/// Installs the SIGINT/SIGTERM handler and its thread, once.
+fn install_handler() -> Result<()> {
+    let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
+    if *installed {
+        return Ok(());
+    }
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: a valid array of two descriptors for pipe2 to fill.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -601,22 +686,7 @@ pub fn remove_temp_files_on_signals() -> Result<()> {
     let read_fd = fds[0];
     std::thread::Builder::new()
         .name("hoist-signals".into())
-        .spawn(move || {
-            let mut byte = 0u8;
-            // SAFETY: reading one byte from the pipe this thread owns into a local.
-            let n = unsafe { libc::read(read_fd, (&mut byte as *mut u8).cast(), 1) };
-            if n != 1 {
-                return;
-            }
-            remove_live();
-            let sig = libc::c_int::from(byte);
-            // SAFETY: restoring the default action and raising the signal ends the process by it.
-            unsafe {
-                libc::signal(sig, libc::SIG_DFL);
-                libc::raise(sig);
-            }
-            std::process::exit(128 + sig);
-        })
+        .spawn(move || signal_thread(read_fd))
         .ctx(|| "starting the signal thread".to_string())?;
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: installs a handler that only calls write(2); the action struct is zeroed and filled.
@@ -628,7 +698,67 @@ pub fn remove_temp_files_on_signals() -> Result<()> {
             libc::sigaction(sig, &action, std::ptr::null_mut());
         }
     }
+    *installed = true;
     Ok(())
+}
+
+/// On SIGINT or SIGTERM, removes this process's live temp files and directories, then dies of the
+/// signal (a thread does the work; the handler only writes to a pipe). Call once, early in `main`;
+/// calling it again (or after [`cancel_on_signals`]) changes nothing.
+pub fn remove_temp_files_on_signals() -> Result<()> {
+    install_handler()
+}
+
+/// From now on the first SIGINT or SIGTERM cancels `token` instead of ending the process: the
+/// operation holding it stops at its next check and unwinds (removing its temp files), and the
+/// program then reports [`cancelled_by_signal`] and ends, ideally by [`die_of_signal`]. A second
+/// signal, or `grace` passing without the process ending, does what
+/// [`remove_temp_files_on_signals`] does: removes the live temp files and dies of the signal (an
+/// operation blocked in a read of a stalled connection sees its token only when the read returns).
+/// Installs the handler if [`remove_temp_files_on_signals`] has not; a later call replaces the
+/// token.
+pub fn cancel_on_signals(token: &CancelToken, grace: Duration) -> Result<()> {
+    install_handler()?;
+    *ON_SIGNAL.lock().unwrap_or_else(|p| p.into_inner()) = Some((token.clone(), grace));
+    Ok(())
+}
+
+/// The signal (`libc::SIGINT`, `libc::SIGTERM`) that cancelled the token given to
+/// [`cancel_on_signals`], if one has.
+pub fn cancelled_by_signal() -> Option<libc::c_int> {
+    match CANCELLED_BY.load(Ordering::SeqCst) {
+        0 => None,
+        sig => Some(sig),
+    }
+}
+
+/// The name of a signal for messages: `SIGINT`, `SIGTERM`, `SIGPIPE`, else `signal N`.
+pub fn signal_name(sig: libc::c_int) -> String {
+    match sig {
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGPIPE => "SIGPIPE".into(),
+        n => format!("signal {n}"),
+    }
+}
+
+/// Removes this process's live temp files and directories, then ends the process by `sig` with its
+/// default action (so a shell or service manager sees death by that signal, and a shell script
+/// stops), as Unix tools do after cleaning up on a signal. Falls back to exiting with `128 + sig`
+/// should the signal not end the process.
+pub fn die_of_signal(sig: libc::c_int) -> ! {
+    remove_live();
+    // SAFETY: restoring the default action and raising the signal ends the process by it (the
+    // signal is unblocked in the calling thread first, so it is delivered at once).
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+    std::process::exit(128 + sig)
 }
 
 #[cfg(test)]

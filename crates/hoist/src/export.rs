@@ -273,25 +273,7 @@ pub(crate) fn write_tar(
         .collect();
 
     // Pass 1: the unpack applier's decisions, on a tree of metadata.
-    let mut applier = Applier::with_target(MemTree::new(), ApplyOptions::default());
-    let mut pos = Position::default();
-    stream_layers(
-        source,
-        &layers,
-        &names,
-        &diff_ids,
-        &limits,
-        &None,
-        &opts.cancel,
-        |msg| {
-            if let Some((layer, entry)) = pos.step(&msg) {
-                applier.target_mut().set_position(layer, entry);
-            }
-            applier.apply(msg)
-        },
-    )?;
-    applier.finish()?;
-    let tree = applier.into_target();
+    let tree = image_tree(source, &layers, &names, &diff_ids, &limits, &opts.cancel)?;
     let mut plan = plan(&tree)?;
 
     // Then the tar: directories, the files' contents bottom layer first, the other nodes, the links.
@@ -409,6 +391,39 @@ pub(crate) fn write_tar(
         entries,
         bytes,
     })
+}
+
+/// The tree an unpack of `layers` would make, as metadata in memory: the unpack [`Applier`]'s own
+/// decisions over a [`MemTree`], every layer read through the verified layer pipeline. Each surviving
+/// regular file's node says which entry of which layer holds its content ([`MemNode::source`]:
+/// layers counted from 0, entries from 1, every [`Msg::Entry`] of a layer counted).
+pub(crate) fn image_tree(
+    source: &dyn Source,
+    layers: &[oci_spec::image::Descriptor],
+    names: &[String],
+    diff_ids: &[Digest],
+    limits: &Limits,
+    cancel: &crate::cancel::CancelToken,
+) -> Result<MemTree> {
+    let mut applier = Applier::with_target(MemTree::new(), ApplyOptions::default());
+    let mut pos = Position::default();
+    stream_layers(
+        source,
+        layers,
+        names,
+        diff_ids,
+        limits,
+        &None,
+        cancel,
+        |msg| {
+            if let Some((layer, entry)) = pos.step(&msg) {
+                applier.target_mut().set_position(layer, entry);
+            }
+            applier.apply(msg)
+        },
+    )?;
+    applier.finish()?;
+    Ok(applier.into_target())
 }
 
 /// Counts layers and entries in a message stream: both passes number entries the same way.

@@ -7,7 +7,7 @@
 //! depend on the number of threads. With [`MtimePolicy::Clamp`] or [`MtimePolicy::Fixed`] two runs over
 //! trees with the same content give the same bytes.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -146,60 +146,77 @@ pub(crate) fn write_layer_into<W: Write + Send>(
             },
         );
     }
-    let (mut reader, writer) = io::pipe().map_err(|e| Error::io("creating the layer pipe", e))?;
+    let what = || match dest {
+        Some(p) => format!("the layer into {}", p.display()),
+        None => "the layer".into(),
+    };
+    encode_layer(out, opts, progress, &what, |tar_side| {
+        let mut builder = tar::Builder::new(tar_side);
+        for entry in diff.markers() {
+            cancel.check()?;
+            append_entry(&mut builder, diff, entry, None, opts)?;
+        }
+        for entry in plan {
+            cancel.check()?;
+            append_entry(&mut builder, diff, &entry, diff.prefix(), opts)?;
+        }
+        builder
+            .finish()
+            .map_err(|e| from_io(e, || "finishing the layer tar".into()))
+    })
+}
+
+/// The one pipeline that makes a layer blob (append, repack, diff, flatten): `produce` writes the
+/// uncompressed tar on its own thread, hashed for the diff_id as it goes; the tar reaches the
+/// compressor as whole blocks moved through an in-process pipe ([`compress::block_pipe`]), so
+/// building and compressing overlap on every core; the blob is hashed for its digest as `out`
+/// receives it. `what` names the blob in an error ("the layer into PATH").
+pub(crate) fn encode_layer<W: Write + Send>(
+    out: W,
+    opts: &LayerOptions,
+    progress: &Option<Sink>,
+    what: &(dyn Fn() -> String + Sync),
+    produce: impl FnOnce(&mut dyn Write) -> Result<()> + Send,
+) -> Result<LayerBlob> {
     let encode = EncodeOptions {
         compression: opts.compression,
         level: opts.level.map(|l| l as i32),
         threads: 0,
     };
+    let (writer, blocks) = compress::block_pipe(&encode);
     let mut blob_side = HashingWriter::new(out, Algorithm::Sha256);
     let (produced, encoded) = std::thread::scope(|s| {
         let producer = s.spawn(move || -> Result<(Digest, u64)> {
-            let metered = StepWriter::new(writer, progress.clone());
-            let tar_side = HashingWriter::new(
-                BufWriter::with_capacity(1 << 20, metered),
-                Algorithm::Sha256,
-            );
-            let mut builder = tar::Builder::new(tar_side);
-            for entry in diff.markers() {
-                cancel.check()?;
-                append_entry(&mut builder, diff, entry, None, opts)?;
-            }
-            for entry in plan {
-                cancel.check()?;
-                append_entry(&mut builder, diff, &entry, diff.prefix(), opts)?;
-            }
-            let tar_side = builder
+            let mut tar_side =
+                HashingWriter::new(StepWriter::new(writer, progress.clone()), Algorithm::Sha256);
+            produce(&mut tar_side)?;
+            let (metered, diff_id, tar_size) = tar_side.finish();
+            metered
                 .into_inner()
-                .map_err(|e| from_io(e, || "finishing the layer tar".into()))?;
-            let (buffered, diff_id, tar_size) = tar_side.finish();
-            // Flushing and dropping the pipe's writer ends the encoder's input.
-            buffered
-                .into_inner()
-                .map_err(|e| from_io(e.into_error(), || "writing the layer".into()))?
-                .into_inner();
+                .finish()
+                .map_err(|e| from_io(e, || format!("writing {}", what())))?;
             Ok((diff_id, tar_size))
         });
-        let encoded = compress::encode(&encode, &mut reader, &mut blob_side);
-        // If encoding failed, closing the read end makes the producer's next write fail, so it ends too.
-        drop(reader);
-        let produced = producer
-            .join()
-            .unwrap_or_else(|_| Err(Error::Other("the layer tar builder panicked".into())));
+        // When encoding fails, its end of the pipe is gone and the producer's next write fails too.
+        let encoded = compress::encode_blocks(&encode, blocks, &mut blob_side);
+        let produced = producer.join().unwrap_or_else(|_| {
+            Err(Error::Other(format!(
+                "the tar builder of {} panicked",
+                what()
+            )))
+        });
         (produced, encoded)
     });
-    // The first error of either stage is the one reported: an encoder that failed (a full disk) closed
-    // the pipe, so the producer's own error is then only its consequence ("Broken pipe"); a producer
-    // that failed closed the pipe early, which the encoder saw as a clean end of input.
-    encoded.map_err(|e| {
-        from_io(e, || match dest {
-            Some(p) => format!("compressing the layer into {}", p.display()),
-            None => "compressing the layer".into(),
-        })
-    })?;
-    let (diff_id, tar_size) = produced?;
+    // The first error of either stage is the one reported: an encoder that failed (a full disk)
+    // stopped taking blocks, so the producer's error is then only its consequence; a producer that
+    // failed ended the input early, which the encoder reports as UnexpectedEof.
+    let (diff_id, tar_size) = match (produced, encoded) {
+        (Err(e), Err(enc)) if enc.kind() == io::ErrorKind::UnexpectedEof => return Err(e),
+        (_, Err(e)) => return Err(from_io(e, || format!("compressing {}", what()))),
+        (produced, Ok(_)) => produced?,
+    };
     let (mut out, digest, size) = blob_side.finish();
-    out.flush().ctx(|| "writing the layer".into())?;
+    out.flush().ctx(|| format!("writing {}", what()))?;
     Ok(LayerBlob {
         digest,
         diff_id,
@@ -305,9 +322,31 @@ fn append_raw<W: Write>(
     let out = builder.get_mut();
     out.write_all(&header)
         .map_err(|e| from_io(e, || format!("writing the header of {}", shown())))?;
-    let len = io::copy(data, out)
+    let len = copy_data(data, out)
         .map_err(|e| from_io(e, || format!("writing {} into the layer", shown())))?;
     pad(out, len).map_err(|e| from_io(e, || format!("writing {} into the layer", shown())))
+}
+
+/// Copies an entry's data through a reused 256 KiB buffer per thread (`io::copy`'s 8 KiB one made
+/// a read system call per 8 KiB of every file).
+fn copy_data(data: &mut dyn Read, out: &mut dyn Write) -> io::Result<u64> {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 256 << 10]);
+    }
+    BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let mut total = 0u64;
+        loop {
+            let n = match data.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            out.write_all(&buf[..n])?;
+            total += n as u64;
+        }
+    })
 }
 
 /// Writes the zeros that complete an entry's data of `len` bytes to a 512-byte block.

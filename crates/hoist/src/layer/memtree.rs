@@ -169,6 +169,36 @@ impl MemTree {
         Ok(())
     }
 
+    /// The path `rel` names once every symlink on it, the last component's too, is followed inside
+    /// the root (the one rule of [`super::root::resolve_confined`]).
+    fn resolved(&self, rel: &[u8]) -> io::Result<Vec<u8>> {
+        super::root::resolve_confined(
+            rel,
+            |path| self.walk(path),
+            |dir, name| {
+                Ok(match self.child(*dir, name) {
+                    Ok(id) if self.nodes[id].kind == EntryKind::Symlink => {
+                        Some(self.nodes[id].link.clone())
+                    }
+                    _ => None,
+                })
+            },
+        )
+    }
+
+    /// The node a process inside the unpacked tree reaches when it opens `rel`: every symlink on the
+    /// path, the last component's too, followed inside the root. `None` when nothing is there (or a
+    /// symlink loop).
+    pub fn lookup(&self, rel: &[u8]) -> Option<NodeId> {
+        let path = self.resolved(rel).ok()?;
+        if path.is_empty() {
+            return Some(self.root());
+        }
+        let (dir, name) = super::root::split_last(&path);
+        let dir = self.walk(dir).ok()?;
+        self.child(dir, name).ok()
+    }
+
     /// Every path of the tree with its node, parents before children, names in byte order.
     pub fn paths(&self) -> Vec<(Vec<u8>, NodeId)> {
         let mut out = Vec::new();
@@ -241,18 +271,7 @@ impl Target for MemTree {
     }
 
     fn resolve_path(&mut self, rel: &[u8]) -> io::Result<Vec<u8>> {
-        super::root::resolve_confined(
-            rel,
-            |path| self.walk(path),
-            |dir, name| {
-                Ok(match self.child(*dir, name) {
-                    Ok(id) if self.nodes[id].kind == EntryKind::Symlink => {
-                        Some(self.nodes[id].link.clone())
-                    }
-                    _ => None,
-                })
-            },
-        )
+        self.resolved(rel)
     }
 
     fn kind_at(&mut self, dir: &NodeId, name: &[u8]) -> std::result::Result<FileType, Errno> {
