@@ -162,12 +162,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(dir) = dst.staging_dir() {
         builder.scratch_dir(&dir);
     }
+    builder.cancel_with(&super::cancel_token());
     let layer = builder
         .append_diff(&diff, &args.layer.append_options(None))
         .with_context(|| format!("appending a layer to {image}"))?
         .clone();
     let report = builder
-        .write(dst.as_ref(), &hoist::CopyOptions::default())
+        .write(dst.as_ref(), &super::copy_options())
         .with_context(|| format!("writing {}", dst.name()))?;
     crate::output::print_json(&json!({
         "digest": layer.digest.to_string(),
