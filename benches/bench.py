@@ -155,6 +155,12 @@ OPS = [
        "~100 MB of this machine's /usr/share files added as one gzip layer under /opt/add onto the image,"
        " in place in a fresh copy of its layout (umoci insert; hoist append without --base)",
        append=True),
+    Op("config edit", ["small", "large"],
+       ["{hoist}", "config", "--image", "oci:{layout}:bench", "--config.env", "BENCH=1"],
+       "umoci", ["umoci", "config", "--image", "{layout}:bench", "--config.env", "BENCH=1"], "blobs",
+       "one environment variable set, a new config and manifest written and the tag moved, in place in a"
+       " fresh copy of the image's layout; no layer is read",
+       own_layout=True),
     Op("flatten", ["large"],
        ["{hoist}", "flatten", "oci:{layout}:bench", "oci:{layout}:flat"],
        "umoci", ["sh", "-ec", "mkdir -p {dst} && umoci unpack --rootless --image {layout}:bench {dst}/b"

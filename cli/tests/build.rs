@@ -1137,3 +1137,74 @@ fn in_place_edits_of_an_archive_with_other_images_are_refused_not_dropped() {
     ]));
     assert!(config.contains("A=B") && config.contains("C=D"), "{config}");
 }
+
+/// `config --tag` names the edited image's tag beside it: in a layout, and in a registry
+/// repository too; a transport with no repository of tags refuses it and is left as it was.
+#[test]
+fn config_tag_writes_beside_a_registry_image_and_is_refused_by_an_archive() {
+    if !tools() || !require_tool("docker-registry") {
+        return;
+    }
+    let reg = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    build_two_layer(&layout, "v1");
+    let v1 = format!("{}:v1", reg.url("app"));
+    run_ok(&mut hoist(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", layout.display()),
+        &v1,
+    ]));
+    let digest = |r: &str| {
+        let raw = run_ok(Command::new("skopeo").args(["inspect", "--tls-verify=false", r]));
+        serde_json::from_str::<serde_json::Value>(&raw).unwrap()["Digest"].clone()
+    };
+    let v1_before = digest(&v1);
+    let printed = run_ok(&mut hoist(&[
+        "config",
+        "--tls-verify=false",
+        "--image",
+        &v1,
+        "--tag",
+        "v2",
+        "--config.env",
+        "EDITED=2",
+    ]));
+    let v2 = format!("{}:v2", reg.url("app"));
+    assert_eq!(digest(&v2), printed.trim());
+    assert_eq!(digest(&v1), v1_before);
+    let config =
+        run_ok(Command::new("skopeo").args(["inspect", "--tls-verify=false", "--config", &v2]));
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert!(
+        config["config"]["Env"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("EDITED=2"))
+    );
+
+    let archive = work.path().join("a.tar");
+    let a = format!("oci-archive:{}:v1", archive.display());
+    run_ok(&mut hoist(&[
+        "copy",
+        &format!("oci:{}:v1", layout.display()),
+        &a,
+    ]));
+    let before = fs::read(&archive).unwrap();
+    let out = run_fail(&mut hoist(&[
+        "config",
+        "--image",
+        &a,
+        "--tag",
+        "v2",
+        "--config.env",
+        "EDITED=2",
+    ]));
+    assert!(
+        stderr(&out).contains("--tag") && stderr(&out).contains("oci-archive has none"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs::read(&archive).unwrap(), before);
+}

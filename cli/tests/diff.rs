@@ -496,3 +496,131 @@ fn diff_against_an_unpack_record_and_refusing_an_unfinished_tree() {
     ]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unfinished unpack"));
 }
+
+/// umoci's unpack of `reference` (any transport skopeo reads, copied into a layout of its own by
+/// skopeo) is UPPER, times aside (see `layer_applied_by_umoci_reproduces_upper_and_validates`).
+fn assert_unpacks_to_upper(reference: &str, upper: &Path, work: &Path, extra: &[&str]) {
+    let layout = work.join("check-layout");
+    let bundle = work.join("check-bundle");
+    let _ = fs::remove_dir_all(&layout);
+    let _ = fs::remove_dir_all(&bundle);
+    let mut copy = Command::new("skopeo");
+    copy.args(["copy", "-q"])
+        .args(extra)
+        .args([reference, &format!("oci:{}:check", layout.display())]);
+    run_ok(&mut copy);
+    run_ok(Command::new("umoci").args([
+        "unpack",
+        "--image",
+        &format!("{}:check", layout.display()),
+        &bundle.display().to_string(),
+    ]));
+    let without_times = |mut t: common::unpack::Tree| {
+        t.nodes.values_mut().for_each(|n| n.mtime = None);
+        t
+    };
+    assert_same_as(
+        (reference, &without_times(describe(&bundle.join("rootfs")))),
+        ("UPPER", &without_times(describe(upper))),
+        true,
+    );
+}
+
+/// The config's diff_ids of `reference` as skopeo reads them.
+fn skopeo_diff_ids(reference: &str, extra: &[&str]) -> Vec<Value> {
+    let out = run_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--config"])
+            .args(extra)
+            .arg(reference),
+    );
+    json(&out)["rootfs"]["diff_ids"].as_array().unwrap().clone()
+}
+
+#[test]
+fn diff_image_appends_to_an_oci_archive_and_a_registry_image() {
+    if !(require_tool("umoci") && require_tool("skopeo") && require_tool("docker-registry")) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (lower, upper) = trees(t.path());
+    let layout = t.path().join("layout");
+    common::images::image_from_tree(&layout, "base", &lower);
+    let base = format!("oci:{}:base", layout.display());
+    let (low, up) = (lower.display().to_string(), upper.display().to_string());
+
+    // An oci-archive holding the one image: the layer is appended and the archive written again.
+    let archive = t.path().join("a.tar");
+    let a = format!("oci-archive:{}:base", archive.display());
+    run_ok(&mut hoist(&["copy", "-q", &base, &a]));
+    let out = json(&run_ok(&mut hoist(&["diff", &low, &up, "--image", &a])));
+    let ids = skopeo_diff_ids(&a, &[]);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(ids[1], out["diffId"]);
+    run_ok(&mut hoist(&["verify", &a]));
+    assert_unpacks_to_upper(&a, &upper, t.path(), &[]);
+
+    // An archive holding other images is not rewritten (they would be dropped), nor is a tag given
+    // to a transport that has no repository of tags.
+    run_ok(&mut hoist(&["tag", &base, "other"]));
+    let two = t.path().join("two.tar");
+    run_ok(Command::new("tar").args([
+        "-cf",
+        two.to_str().unwrap(),
+        "-C",
+        layout.to_str().unwrap(),
+        "oci-layout",
+        "index.json",
+        "blobs",
+    ]));
+    let before = fs::read(&two).unwrap();
+    let out = run_fail(&mut hoist(&[
+        "diff",
+        &low,
+        &up,
+        "--image",
+        &format!("oci-archive:{}:base", two.display()),
+    ]));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("holds other images"), "{msg}");
+    let out = run_fail(&mut hoist(&[
+        "diff", &low, &up, "--image", &a, "--tag", "v2",
+    ]));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("--tag") && msg.contains("oci-archive has none"),
+        "{msg}"
+    );
+    assert_eq!(fs::read(&two).unwrap(), before);
+
+    // A registry image: the new image goes to --tag in the same repository, the base stays.
+    let reg = common::registry::Registry::start();
+    let v1 = format!("{}:v1", reg.url("app"));
+    run_ok(&mut hoist(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        &base,
+        &v1,
+    ]));
+    let v1_before = json(&run_ok(&mut hoist(&["inspect", "--tls-verify=false", &v1])));
+    let out = json(&run_ok(&mut hoist(&[
+        "diff",
+        &low,
+        &up,
+        "--image",
+        &v1,
+        "--tag",
+        "v2",
+        "--tls-verify=false",
+    ])));
+    let v2 = format!("{}:v2", reg.url("app"));
+    let ids = skopeo_diff_ids(&v2, &["--tls-verify=false"]);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(ids[1], out["diffId"]);
+    let v2_now = json(&run_ok(&mut hoist(&["inspect", "--tls-verify=false", &v2])));
+    assert_eq!(v2_now["Digest"], out["manifest"]);
+    let v1_now = json(&run_ok(&mut hoist(&["inspect", "--tls-verify=false", &v1])));
+    assert_eq!(v1_now["Digest"], v1_before["Digest"]);
+    assert_unpacks_to_upper(&v2, &upper, t.path(), &["--src-tls-verify=false"]);
+}

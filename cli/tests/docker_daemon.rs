@@ -225,3 +225,33 @@ fn docker_save_of_two_images_sharing_a_layer_reads_back() {
         run_ok(&mut hoist(&["verify", &format!("oci:{}:v1", s(&out))]));
     }
 }
+
+/// `verify` reads an image of the daemon as it reads a docker-archive (the daemon's images come as
+/// `docker save` archives): the uncompressed layers under the synthesised gzip media type are how
+/// the transport presents them, not a mislabelled image.
+#[test]
+fn verify_reads_a_daemon_image_as_it_reads_a_docker_archive() {
+    if !require_tool("umoci") {
+        return;
+    }
+    let Some(d) = Dockerd::start() else { return };
+    let work = d.dir().join("w");
+    std::fs::create_dir(&work).unwrap();
+    let src = work.join("src");
+    build_two_layer(&src, "v1");
+    let src_ref = format!("oci:{}:v1", s(&src));
+    run_ok(&mut with_host(
+        hoist(&["copy", &src_ref, "docker-daemon:hoist-test/verify:1"]),
+        &d,
+    ));
+    let saved = work.join("saved.tar");
+    run_ok(&mut d.docker(&["save", "-o", &s(&saved), "hoist-test/verify:1"]));
+    run_ok(&mut hoist(&[
+        "verify",
+        &format!("docker-archive:{}", s(&saved)),
+    ]));
+    run_ok(&mut with_host(
+        hoist(&["verify", "docker-daemon:hoist-test/verify:1"]),
+        &d,
+    ));
+}

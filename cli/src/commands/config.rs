@@ -1,14 +1,13 @@
 //! `hoist config --image REF`: edit an image's config as `umoci config` does, writing a new config
-//! and manifest and moving the tag. An `oci:` image is edited in place under the layout's lock
-//! ([`ImageEdit`]); any other transport (or `--dest`, `--platform`) goes through
-//! [`hoist::ImageBuilder`], which reads only the manifest and config and never pulls a layer.
+//! and manifest and moving the tag. Every transport goes through [`hoist::ImageBuilder`], which
+//! reads only the manifest and config and never pulls a layer, and writes back to the image's own
+//! name, its `--tag` beside it ([`TransportRef::edited_image`]) or `--dest`.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use hoist::config_edit::{ClearField, ConfigChanges, ImageEdit};
-use hoist::layout::Layout;
-use hoist::reference::{LayoutRef, TransportRef};
+use hoist::config_edit::{ClearField, ConfigChanges};
+use hoist::reference::TransportRef;
 
 /// Arguments of `hoist config` (umoci's flag names).
 #[derive(clap::Args, Debug)]
@@ -112,31 +111,7 @@ pub struct Args {
 /// Runs `hoist config`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let image_ref = super::parse_ref(&args.image)?;
-    let (path, reference) = match &image_ref {
-        TransportRef::Oci { path, reference } if args.dest.is_none() && args.platform.is_none() => {
-            (path.clone(), reference.clone())
-        }
-        _ => return run_built(args, image_ref),
-    };
-    let changes = changes(&args)?;
-    let tag = args.tag.clone().or_else(|| match &reference {
-        Some(LayoutRef::Tag(t)) => Some(t.clone()),
-        _ => None,
-    });
-    let epoch = args.source_date_epoch.map(hoist::config_edit::rfc3339);
-    let layout = Layout::open(&path)?.with_limits(super::limits());
-    let mut edit = ImageEdit::open(&layout, reference.as_ref())
-        .with_context(|| format!("opening {}", args.image))?;
-    edit.apply(&changes)
-        .with_context(|| format!("editing the config of {}", args.image))?;
-    if let Some(h) = history(&args, epoch)? {
-        edit.add_history(h);
-    }
-    let doc = edit
-        .commit(tag.as_deref())
-        .with_context(|| format!("writing the edited image into {}", path.display()))?;
-    println!("{}", doc.digest());
-    Ok(ExitCode::SUCCESS)
+    run_built(args, image_ref)
 }
 
 /// The changes the flags ask for (created from the epoch unless --created says otherwise).
@@ -198,14 +173,11 @@ fn history(args: &Args, epoch: Option<String>) -> Result<Option<serde_json::Valu
 fn run_built(args: Args, image_ref: TransportRef) -> Result<ExitCode> {
     let changes = changes(&args)?;
     let epoch = args.source_date_epoch.map(hoist::config_edit::rfc3339);
-    let dest_ref = match (&args.dest, &image_ref, &args.tag) {
-        (Some(d), _, _) => super::parse_ref(d)?,
-        (None, TransportRef::Oci { path, .. }, Some(tag)) => TransportRef::Oci {
-            path: path.clone(),
-            reference: Some(LayoutRef::Tag(tag.clone())),
-        },
-        (None, _, Some(_)) => bail!("--tag names a tag of an oci: layout; give --dest REF"),
-        (None, _, None) => image_ref.clone(),
+    let dest_ref = match &args.dest {
+        Some(d) => super::parse_ref(d)?,
+        None => image_ref
+            .edited_image(args.tag.as_deref())
+            .context("--tag")?,
     };
     let open = args.registry.apply(super::open_options());
     let src =

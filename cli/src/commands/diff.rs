@@ -1,14 +1,13 @@
 //! `hoist diff LOWER UPPER`: the changes between two directories as a layer, written to a file or
-//! appended to an image in a layout.
+//! appended to an image of any writable transport (through [`hoist::ImageBuilder`], as `append`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use hoist::diff::{ChangeKind, DiffOptions, DirTree, append_diff, compute, write_layer_file};
-use hoist::layout::Layout;
+use hoist::ImageBuilder;
+use hoist::diff::{ChangeKind, DiffOptions, DirTree, compute, write_layer_file};
 use hoist::media_type::Compression;
-use hoist::reference::TransportRef;
 use serde_json::json;
 
 /// Arguments of `hoist diff`.
@@ -33,10 +32,12 @@ pub struct Args {
     /// Write the layer to this file (compression from the extension: .gz/.tgz gzip, .zst zstd).
     #[arg(short, long, conflicts_with = "image", required_unless_present_any = ["image", "list"])]
     output: Option<PathBuf>,
-    /// Append the layer to this image (`oci:PATH[:TAG]`), writing a new config and manifest.
+    /// Append the layer to this image (any transport: `oci:PATH[:TAG]`, `docker://...`,
+    /// `oci-archive:PATH`, ...), writing a new config and manifest back to it.
     #[arg(long)]
     image: Option<String>,
-    /// With --image: the tag to point at the new image (default: the tag of --image).
+    /// With --image: the tag to point at the new image, in the same layout or registry repository
+    /// (default: the tag of --image).
     #[arg(long, requires = "image")]
     tag: Option<String>,
     #[command(flatten)]
@@ -50,6 +51,8 @@ pub struct Args {
     /// Print the changes (one `A|M|D path` line each); with no output, only that.
     #[arg(long)]
     list: bool,
+    #[command(flatten)]
+    registry: super::registry_args::RegistryArgs,
 }
 
 fn from_extension(path: &Path) -> Compression {
@@ -140,25 +143,39 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let Some(image) = &args.image else {
-        bail!("nothing to do: give -o FILE, --image oci:PATH[:TAG] or --list");
+        bail!("nothing to do: give -o FILE, --image REF or --list");
     };
-    let (path, reference) = match super::parse_ref(image)? {
-        TransportRef::Oci { path, reference } => (path, reference),
-        other => bail!(
-            "--image must be an OCI layout (oci:PATH[:TAG]), not {}",
-            other.transport()
-        ),
-    };
-    let layout = Layout::open(&path)?.with_limits(super::limits());
-    let opts = args.layer.append_options(args.tag.clone());
-    let appended = append_diff(&layout, reference.as_ref(), &diff, &opts)
-        .with_context(|| format!("appending a layer to {image}"))?;
+    // Written through the image builder, as `append` writes: any transport the base is read from,
+    // any writable destination (the image's own name, or its --tag beside it).
+    let image_ref = super::parse_ref(image)?;
+    let dest_ref = image_ref
+        .edited_image(args.tag.as_deref())
+        .context("--tag")?;
+    let open = args.registry.apply(super::open_options());
+    let base = hoist::open_source(&image_ref, &open)
+        .with_context(|| format!("opening the image {image}"))?;
+    let mut builder = ImageBuilder::from_source(base.as_ref(), None)
+        .with_context(|| format!("reading the image {image}"))?;
+    hoist::transport::check_keeps_other_images(&dest_ref, &open)?;
+    let dst = hoist::open_destination(&dest_ref, &open)
+        .with_context(|| format!("opening destination {dest_ref}"))?;
+    if let Some(dir) = dst.staging_dir() {
+        builder.scratch_dir(&dir);
+    }
+    builder.cancel_with(&super::cancel_token());
+    let layer = builder
+        .append_diff(&diff, &args.layer.append_options(None))
+        .with_context(|| format!("appending a layer to {image}"))?
+        .clone();
+    let report = builder
+        .write(dst.as_ref(), &super::copy_options())
+        .with_context(|| format!("writing {}", dst.name()))?;
     crate::output::print_json(&json!({
-        "digest": appended.layer.digest.to_string(),
-        "diffId": appended.layer.diff_id.to_string(),
-        "size": appended.layer.size,
-        "mediaType": appended.layer.media_type(),
-        "manifest": appended.manifest.digest().to_string(),
+        "digest": layer.digest.to_string(),
+        "diffId": layer.diff_id.to_string(),
+        "size": layer.size,
+        "mediaType": layer.media_type(),
+        "manifest": report.digest.to_string(),
     }))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -40,7 +40,7 @@ struct ArchiveListing {
 pub fn run(args: Args) -> Result<ExitCode> {
     let reference = super::parse_ref(&args.reference)?;
     let registry = reference.kind().tags_are_repo_tags;
-    if !registry && reference.kind().name != "docker-archive" {
+    if !registry && !reference.kind().tags_are_image_names {
         return Err(crate::output::Usage(format!(
             "list-tags takes a docker:// or docker-archive: reference, not {:?} (use `hoist tags` \
              for layouts)",

@@ -34,7 +34,10 @@ use crate::compress::{self, EncodeOptions};
 use crate::config_edit::{ConfigChanges, ImageEdit};
 use crate::copy::{CopyOptions, CopyReport};
 use crate::descriptor::{Descriptor, digest_of, new_descriptor};
-use crate::diff::{DiffOptions, Entries, LayerBlob, LayerOptions, LowerContent, LowerTree, Meta};
+use crate::diff::{
+    AppendOptions, Diff, DiffOptions, Entries, LayerBlob, LayerOptions, LowerContent, LowerTree,
+    Meta,
+};
 use crate::digest::{Algorithm, Digest, HashingWriter};
 use crate::document::Document;
 use crate::durable::TempFile;
@@ -286,14 +289,42 @@ impl<'s> ImageBuilder<'s> {
         for p in opaque {
             diff.add_opaque(p)?;
         }
+        self.push_diff(&diff, opts, &None)
+    }
+
+    /// Writes `diff` as a layer into a temp file in the scratch directory and adds it.
+    fn push_diff(
+        &mut self,
+        diff: &Diff,
+        opts: &LayerOptions,
+        progress: &Option<crate::progress::Sink>,
+    ) -> Result<&LayerBlob> {
         let file = TempFile::new_in(&self.scratch)?;
         let out = file
             .as_file()
             .try_clone()
             .ctx(|| format!("opening {}", file.path().display()))?;
         let blob =
-            crate::diff::writer::write_layer_into(&diff, out, None, opts, &None, &self.cancel)?;
+            crate::diff::writer::write_layer_into(diff, out, None, opts, progress, &self.cancel)?;
         self.push_layer(file, blob)
+    }
+
+    /// Adds `diff` (the changes between two trees, [`crate::diff::compute`]) as a layer written as
+    /// `opts.layer` says, with the history entry and `created` time `opts` asks for, as
+    /// [`crate::diff::append_diff`] appends in a layout. `opts.tag` and `opts.cancel` are not used:
+    /// the destination names the image, and the builder's token ([`ImageBuilder::cancel_with`])
+    /// stops its layers. How `hoist diff --image` appends to an image of any transport.
+    pub fn append_diff(&mut self, diff: &Diff, opts: &AppendOptions) -> Result<&LayerBlob> {
+        self.check_compression(opts.layer.compression)?;
+        self.push_diff(diff, &opts.layer, &opts.progress)?;
+        let (created, history) = crate::diff::appended_history(opts);
+        if let Some(h) = history {
+            self.add_history(h);
+        }
+        if let Some(top) = self.config.as_object_mut() {
+            top.insert("created".into(), Value::String(created));
+        }
+        Ok(&self.layers[self.layers.len() - 1].blob)
     }
 
     /// Squashes the base's layers (and any added so far) into one: the tar stream of

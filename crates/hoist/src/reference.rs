@@ -605,6 +605,107 @@ impl TransportRef {
         }
     }
 
+    /// A reference in the same repository as this one (a registry repository, the whole `oci:`
+    /// layout): the image tagged `tag`, or with `None` the repository itself, naming no image (where
+    /// referrers are written). This is how an image's neighbours are named: cosign's
+    /// `sha256-<hex>.sig` tag beside it, its referrers, a new tag for an edited image. `None` for a
+    /// transport that keeps no repository of tagged images (those whose
+    /// [`TransportKind::repository`](crate::transport::TransportKind::repository) is false).
+    pub fn in_same_repository(&self, tag: Option<&str>) -> Option<TransportRef> {
+        match self {
+            TransportRef::Oci { path, .. } => Some(TransportRef::Oci {
+                path: path.clone(),
+                reference: tag.map(|t| LayoutRef::Tag(t.to_string())),
+            }),
+            TransportRef::Docker(name) => Some(TransportRef::Docker(ImageName {
+                tag: tag.map(str::to_string),
+                digest: None,
+                ..name.clone()
+            })),
+            _ => None,
+        }
+    }
+
+    /// Where an edited copy of the image this reference names is written when no destination is
+    /// given (`hoist config`, `diff --image`): with `tag`, the image tagged `tag` in the same
+    /// repository ([`TransportRef::in_same_repository`]); without, the image's own tag there, or the
+    /// repository untagged when the image is named by digest or index (a name the edited image
+    /// cannot keep). A transport without a repository of tags is written as it is named, and
+    /// refuses `tag`.
+    pub fn edited_image(&self, tag: Option<&str>) -> Result<TransportRef> {
+        let own_tag = match self {
+            TransportRef::Oci {
+                reference: Some(LayoutRef::Tag(t)),
+                ..
+            } => Some(t.as_str()),
+            TransportRef::Docker(name) if name.digest.is_none() => name.tag.as_deref(),
+            _ => None,
+        };
+        match (self.in_same_repository(tag.or(own_tag)), tag) {
+            (Some(edited), Some(tag)) => {
+                // The grammar of the repository's tags: a registry's, or a layout's ref names.
+                let grammar = match self {
+                    TransportRef::Docker(_) => TagGrammar::Registry,
+                    _ => TagGrammar::LayoutRefName,
+                };
+                check_tag(tag, grammar)?;
+                Ok(edited)
+            }
+            (Some(edited), None) => Ok(edited),
+            (None, None) => Ok(self.clone()),
+            (None, Some(tag)) => Err(Error::Unsupported(format!(
+                "{self}: a new tag ({tag}) goes into a layout (oci:) or a registry repository \
+                 (docker://), and {} has none: name the destination instead",
+                self.transport()
+            ))),
+        }
+    }
+
+    /// The image in a registry this reference names (`docker://NAME`), the one transport whose
+    /// images have a registry identity: what a signature names by default, what a policy's
+    /// `signedIdentity` is matched against, and what a registry can be asked about with a `HEAD`.
+    /// `None` for every other transport (a docker-archive's or the daemon's `NAME:TAG` is a name
+    /// given to a local copy: see [`TransportRef::image_name`]).
+    pub fn registry_image(&self) -> Option<&ImageName> {
+        match self {
+            TransportRef::Docker(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The scopes of containers-policy.json(5) this reference falls in under its transport's
+    /// name ([`TransportRef::transport`]), most specific first, without the transport-wide `""`:
+    /// for `docker`, `host/repo:tag`, `host/repo`, each parent namespace, `host`; for `oci`, the
+    /// absolute layout path with `:tag`, the path, each parent directory. Other transports have no
+    /// scopes hoist matches (only their `""` applies).
+    pub fn policy_scopes(&self) -> Vec<String> {
+        let mut scopes = Vec::new();
+        match self {
+            TransportRef::Docker(name) => {
+                if let Some(tag) = &name.tag {
+                    scopes.push(format!("{}:{tag}", name.name()));
+                }
+                let mut repo = name.name();
+                loop {
+                    scopes.push(repo.clone());
+                    match repo.rfind('/') {
+                        Some(i) => repo.truncate(i),
+                        None => break,
+                    }
+                }
+            }
+            TransportRef::Oci { path, reference } => {
+                let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                if let Some(LayoutRef::Tag(tag)) = reference {
+                    scopes.push(format!("{}:{tag}", path.display()));
+                }
+                scopes.extend(path.ancestors().map(|p| p.display().to_string()));
+            }
+            _ => {}
+        }
+        scopes
+    }
+
     /// The transport's name (`oci`, `docker`, ...).
     pub fn transport(&self) -> &'static str {
         match self {
@@ -827,6 +928,43 @@ mod tests {
         }
         assert!(TransportRef::parse("oci:").is_err());
         assert!(TransportRef::parse("oci:x@sha256:../../etc").is_err());
+    }
+
+    #[test]
+    fn an_edited_image_goes_to_its_own_tag_or_the_one_given_beside_it() {
+        let d = format!("sha256:{}", "c".repeat(64));
+        let edited = |r: &str, tag: Option<&str>| {
+            TransportRef::parse(r)
+                .unwrap()
+                .edited_image(tag)
+                .map(|e| e.to_string())
+        };
+        assert_eq!(edited("oci:/l:v1", None).unwrap(), "oci:/l:v1");
+        assert_eq!(edited("oci:/l:v1", Some("v2")).unwrap(), "oci:/l:v2");
+        assert_eq!(edited(&format!("oci:/l@{d}"), None).unwrap(), "oci:/l");
+        assert_eq!(edited("oci:/l:@1", None).unwrap(), "oci:/l");
+        assert_eq!(
+            edited("docker://h.example/a:v1", Some("v2")).unwrap(),
+            "docker://h.example/a:v2"
+        );
+        assert_eq!(
+            edited(&format!("docker://h.example/a:v1@{d}"), None).unwrap(),
+            "docker://h.example/a"
+        );
+        assert_eq!(
+            edited("docker-archive:/x.tar:a:1", None).unwrap(),
+            "docker-archive:/x.tar:docker.io/library/a:1"
+        );
+        let e = edited("oci-archive:/x.tar:v1", Some("v2")).unwrap_err();
+        assert!(e.to_string().contains("oci-archive has none"), "{e}");
+        for (image, bad) in [("docker://h.example/a:v1", "a:b"), ("oci:/l:v1", "a b")] {
+            let e = edited(image, Some(bad)).unwrap_err();
+            assert!(e.to_string().contains("invalid tag"), "{image} {bad}: {e}");
+        }
+        assert_eq!(
+            edited("oci:/l:v1", Some("registry.example/app:v2")).unwrap(),
+            "oci:/l:registry.example/app:v2"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::MediaType;
 
 use crate::blob::VerifiedReader;
-use crate::reference::{ImageName, TransportRef};
+use crate::reference::TransportRef;
 use crate::transport::{BlobReader, OpenOptions, Source, open_destination, open_source};
 
 use crate::descriptor::{Descriptor, digest_of, new_descriptor};
@@ -302,26 +302,22 @@ fn tree_below(
 /// (`oci:`). Other transports cannot take a referrer in place (`oci-archive:` is written whole: attach
 /// in an `oci:` layout and copy that).
 pub(crate) fn home_of(image: &TransportRef) -> Result<TransportRef> {
-    match image {
-        TransportRef::Docker(name) => Ok(TransportRef::Docker(ImageName {
-            tag: None,
-            digest: None,
-            ..name.clone()
-        })),
-        TransportRef::Oci { path, .. } => Ok(TransportRef::Oci {
-            path: path.clone(),
-            reference: None,
-        }),
-        TransportRef::OciArchive { .. } => Err(Error::Unsupported(format!(
-            "{image}: an oci-archive is written whole, so a referrer cannot be added to it in place; \
-             attach in an oci: layout and copy that"
-        ))),
-        other => Err(Error::Unsupported(format!(
+    if let Some(home) = image.in_same_repository(None) {
+        return Ok(home);
+    }
+    Err(Error::Unsupported(if image.kind().holds_referrers {
+        format!(
+            "{image}: an {} is written whole, so a referrer cannot be added to it in place; \
+             attach in an oci: layout and copy that",
+            image.transport()
+        )
+    } else {
+        format!(
             "{} cannot hold referrers (signatures, SBOMs, attestations): only registries (docker://) \
              and OCI layouts (oci:) can",
-            other.transport()
-        ))),
-    }
+            image.transport()
+        )
+    }))
 }
 
 /// What [`attach`] attaches (build it with `default()` and set fields).

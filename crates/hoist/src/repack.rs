@@ -134,20 +134,6 @@ pub fn find_state(dir: &Path, state: Option<&Path>) -> Result<(PathBuf, UnpackSt
     Ok((state_path, loaded, rootfs))
 }
 
-/// The layout and tag the tree was unpacked from, when it came from an `oci:` layout.
-fn source_layout(header: &StateHeader) -> Option<(PathBuf, Option<String>)> {
-    match header.source.as_deref().map(TransportRef::parse) {
-        Some(Ok(TransportRef::Oci { path, reference })) => {
-            let tag = match reference {
-                Some(LayoutRef::Tag(t)) => Some(t),
-                _ => None,
-            };
-            Some((path, tag))
-        }
-        _ => None,
-    }
-}
-
 /// Copies the image the tree was unpacked from into `dest` under `tag`, checking it is the same
 /// manifest.
 fn seed_destination(
@@ -219,7 +205,7 @@ pub fn repack(dir: &Path, opts: &RepackOptions) -> Result<Repacked> {
         }
         _ => find_state(dir, opts.state.as_deref())?,
     };
-    let origin = source_layout(&state.header);
+    let origin = state.header.source_layout();
     let manifest = crate::Digest::parse(&state.header.manifest)?;
 
     let (layout_path, base, tag) = match (&opts.dest, &origin) {

@@ -398,7 +398,7 @@ fn existing_digest(dest: &TransportRef, opts: &OpenOptions) -> Option<Digest> {
 #[allow(unused_variables)]
 fn head_root(r: &TransportRef, opts: &OpenOptions, pull: bool) -> Option<Option<(Digest, String)>> {
     #[cfg(feature = "registry")]
-    if let TransportRef::Docker(name) = r {
+    if let Some(name) = r.registry_image() {
         return match crate::transport::registry::pull::head_root(name, opts, pull) {
             Ok(found) => Some(found),
             Err(e) => {

@@ -237,11 +237,12 @@ fn check_blob(
     let mut layer = LayerStream::open(src, &task.desc, &name, task.diff_id.clone(), sink.clone())?
         .with_cancel(cancel);
     layer.finish()?;
-    // A docker-archive presents every layer as skopeo synthesises it: the uncompressed tar under the
-    // (historical) gzip media type. Anywhere else the label is the image's own, and a reader that
-    // trusts it (containerd's strict paths, older skopeo) fails where hoist unpack reads the bytes.
+    // A docker-archive (or the daemon's save of one) presents every layer as skopeo synthesises it:
+    // the uncompressed tar under the (historical) gzip media type. Anywhere else the label is the
+    // image's own, and a reader that trusts it (containerd's strict paths, older skopeo) fails where
+    // hoist unpack reads the bytes.
     if let Some((declared, actual)) = layer.mislabelled()
-        && !src.name().starts_with("docker-archive:")
+        && !src.synthesises_layer_types()
     {
         return Err(Error::Other(format!(
             "its media type {} says {} but its bytes are {}; hoist unpack reads it, readers that \

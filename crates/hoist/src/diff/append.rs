@@ -74,17 +74,8 @@ pub fn append_diff(
     )?;
     opts.cancel.check()?;
     edit.add_layer(&layer, tmp)?;
-    let created = opts.created.clone().unwrap_or_else(now_rfc3339);
-    if !opts.no_history {
-        let mut h = ImageEdit::history_entry(
-            Some(&created),
-            opts.created_by.as_deref().unwrap_or("hoist diff"),
-            opts.author.as_deref(),
-            false,
-        );
-        if let (Some(c), Some(obj)) = (&opts.comment, h.as_object_mut()) {
-            obj.insert("comment".into(), Value::String(c.clone()));
-        }
+    let (created, history) = appended_history(opts);
+    if let Some(h) = history {
         edit.add_history(h);
     }
     if let Some(top) = edit.config_mut().as_object_mut() {
@@ -96,4 +87,24 @@ pub fn append_diff(
     });
     let manifest = edit.commit(tag.as_deref())?;
     Ok(Appended { layer, manifest })
+}
+
+/// The `created` time of an appended layer's image and its history entry (none with
+/// `no_history`), as `opts` asks: the one rule of [`append_diff`] and
+/// [`crate::ImageBuilder::append_diff`].
+pub(crate) fn appended_history(opts: &AppendOptions) -> (String, Option<Value>) {
+    let created = opts.created.clone().unwrap_or_else(now_rfc3339);
+    let history = (!opts.no_history).then(|| {
+        let mut h = ImageEdit::history_entry(
+            Some(&created),
+            opts.created_by.as_deref().unwrap_or("hoist diff"),
+            opts.author.as_deref(),
+            false,
+        );
+        if let (Some(c), Some(obj)) = (&opts.comment, h.as_object_mut()) {
+            obj.insert("comment".into(), Value::String(c.clone()));
+        }
+        h
+    });
+    (created, history)
 }

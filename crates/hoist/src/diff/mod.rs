@@ -25,6 +25,7 @@ use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+pub(crate) use append::appended_history;
 pub use append::{AppendOptions, Appended, append_diff};
 pub(crate) use walk::open_in_tree;
 pub use walk::{DirTree, ROOTLESS_XATTR, RootlessOwner, parse_rootless};

@@ -88,6 +88,25 @@ impl StateHeader {
     pub fn gid_maps(&self) -> Vec<IdMap> {
         to_maps(&self.gid_map)
     }
+    /// The OCI layout the tree was unpacked from and the tag it was named by, when its `source` is
+    /// an `oci:` layout: the one source `repack` writes back into (a layout is the one transport
+    /// umoci's repack model has). `None` for any other source, or none recorded.
+    pub fn source_layout(&self) -> Option<(PathBuf, Option<String>)> {
+        match self
+            .source
+            .as_deref()
+            .map(crate::reference::TransportRef::parse)
+        {
+            Some(Ok(crate::reference::TransportRef::Oci { path, reference })) => {
+                let tag = match reference {
+                    Some(crate::reference::LayoutRef::Tag(t)) => Some(t),
+                    _ => None,
+                };
+                Some((path, tag))
+            }
+            _ => None,
+        }
+    }
 }
 
 fn to_maps(v: &[[u32; 3]]) -> Vec<IdMap> {
@@ -469,16 +488,16 @@ impl UnpackState {
             return Err(format!("unknown whiteout_format {:?}", h.whiteout_format));
         }
         if let Some(src) = &h.source {
-            match crate::reference::TransportRef::parse(src) {
-                Ok(crate::reference::TransportRef::Oci { path, .. })
-                    if !path.is_absolute() || !plain_components(&path) =>
-                {
-                    return Err(format!(
-                        "source {src:?}: an oci: layout must be an absolute path without `..`"
-                    ));
-                }
-                Ok(_) => {}
-                Err(e) => return Err(format!("source {src:?}: {e}")),
+            if let Err(e) = crate::reference::TransportRef::parse(src) {
+                return Err(format!("source {src:?}: {e}"));
+            }
+            // Repack writes into this layout: it must name one place, wherever repack runs.
+            if let Some((path, _)) = h.source_layout()
+                && (!path.is_absolute() || !plain_components(&path))
+            {
+                return Err(format!(
+                    "source {src:?}: an oci: layout must be an absolute path without `..`"
+                ));
             }
         }
         for maps in [&h.uid_map, &h.gid_map] {

@@ -26,7 +26,7 @@ use crate::descriptor::{digest_of, media_type_of};
 use crate::digest::Digest;
 use crate::document::Document;
 use crate::error::{Error, Result};
-use crate::reference::{ImageName, LayoutRef, TransportRef};
+use crate::reference::{ImageName, TransportRef};
 use crate::transport::{
     BlobReader, OpenOptions, Source, open_destination, open_source, read_small_blob,
 };
@@ -85,22 +85,14 @@ pub fn signature_tag(digest: &Digest) -> String {
 
 /// The reference of the signature tag of `digest` beside `image` (same repository or layout).
 pub fn signature_ref(image: &TransportRef, digest: &Digest) -> Result<TransportRef> {
-    let tag = signature_tag(digest);
-    match image {
-        TransportRef::Docker(name) => Ok(TransportRef::Docker(ImageName {
-            tag: Some(tag),
-            digest: None,
-            ..name.clone()
-        })),
-        TransportRef::Oci { path, .. } => Ok(TransportRef::Oci {
-            path: path.clone(),
-            reference: Some(LayoutRef::Tag(tag)),
-        }),
-        other => Err(Error::Unsupported(format!(
-            "signatures are stored in registries (docker://) and OCI layouts (oci:), not {}",
-            other.transport()
-        ))),
-    }
+    image
+        .in_same_repository(Some(&signature_tag(digest)))
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "signatures are stored in registries (docker://) and OCI layouts (oci:), not {}",
+                image.transport()
+            ))
+        })
 }
 
 /// The signatures stored for `digest` beside `image`; empty when there is no signature tag.
@@ -419,13 +411,11 @@ fn put_signature_manifest(
 /// (as skopeo writes it), or the bare repository when the image is named by digest. `None` for a
 /// transport with no registry name (give one explicitly).
 pub fn default_identity(image: &TransportRef) -> Option<String> {
-    match image {
-        TransportRef::Docker(name) => Some(match &name.tag {
-            Some(tag) if name.digest.is_none() => format!("{}:{tag}", name.name()),
-            _ => name.name(),
-        }),
-        _ => None,
-    }
+    let name = image.registry_image()?;
+    Some(match &name.tag {
+        Some(tag) if name.digest.is_none() => format!("{}:{tag}", name.name()),
+        _ => name.name(),
+    })
 }
 
 /// Signs the image `image` (its root manifest or index, digest `digest`) with `key`, naming it

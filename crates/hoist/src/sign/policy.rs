@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::{IdentityRule, ImageSignature, check_signatures, keys};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::reference::{LayoutRef, TransportRef};
+use crate::reference::TransportRef;
 
 /// A parsed policy file.
 #[derive(Debug, Deserialize)]
@@ -101,33 +101,7 @@ impl Policy {
     /// The requirements that apply to `image`: the most specific scope of its transport, else the
     /// transport's `""` scope, else `default`.
     fn requirements_for(&self, image: &TransportRef) -> &[Requirement] {
-        let (transport, scopes) = match image {
-            TransportRef::Docker(name) => {
-                let mut scopes = Vec::new();
-                if let Some(tag) = &name.tag {
-                    scopes.push(format!("{}:{tag}", name.name()));
-                }
-                let mut repo = name.name();
-                loop {
-                    scopes.push(repo.clone());
-                    match repo.rfind('/') {
-                        Some(i) => repo.truncate(i),
-                        None => break,
-                    }
-                }
-                ("docker", scopes)
-            }
-            TransportRef::Oci { path, reference } => {
-                let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-                let mut scopes = Vec::new();
-                if let Some(LayoutRef::Tag(tag)) = reference {
-                    scopes.push(format!("{}:{tag}", path.display()));
-                }
-                scopes.extend(path.ancestors().map(|p| p.display().to_string()));
-                ("oci", scopes)
-            }
-            other => (other.transport(), Vec::new()),
-        };
+        let (transport, scopes) = (image.transport(), image.policy_scopes());
         if let Some(by_scope) = self.transports.get(transport) {
             for scope in scopes.iter().map(String::as_str).chain([""]) {
                 if let Some(reqs) = by_scope.get(scope) {
@@ -202,7 +176,7 @@ impl Policy {
 }
 
 fn identity_rule(rule: Option<&SignedIdentity>, image: &TransportRef) -> Result<IdentityRule> {
-    let TransportRef::Docker(name) = image else {
+    let Some(name) = image.registry_image() else {
         // A layout has no registry identity: the signature's digest and key are what is checked.
         return Ok(IdentityRule::Any);
     };

@@ -402,6 +402,10 @@ fn selector_text(selector: &Option<ArchiveSelector>) -> String {
 }
 
 impl Source for DockerArchiveSource {
+    fn synthesises_layer_types(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> String {
         format!(
             "docker-archive:{}{}",

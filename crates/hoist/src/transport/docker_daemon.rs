@@ -214,6 +214,10 @@ impl Source for DockerDaemonSource {
         self.archive.open_blob(desc)
     }
 
+    fn synthesises_layer_types(&self) -> bool {
+        self.archive.synthesises_layer_types()
+    }
+
     fn limits(&self) -> &Limits {
         self.archive.limits()
     }

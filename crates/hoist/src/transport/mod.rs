@@ -87,6 +87,15 @@ pub trait Source: Send + Sync {
         None
     }
 
+    /// True when this source presents its layers under media types it makes up rather than ones
+    /// the image declares: a docker-archive (and the daemon's `docker save` archives) has no
+    /// manifest of its own, and its layers, uncompressed tars, are presented under Docker's gzip
+    /// type as skopeo presents them. A layer whose bytes disagree with its type is then how the
+    /// transport reads, not a mislabelled image (`verify` says so only otherwise). The default: no.
+    fn synthesises_layer_types(&self) -> bool {
+        false
+    }
+
     /// Limits that apply to reads from this source.
     fn limits(&self) -> &Limits;
 }
@@ -351,6 +360,13 @@ pub struct TransportKind {
     /// A repository of tags and blobs ([`repository::open_repository`]): tag, untag, delete and
     /// blob plumbing work on it.
     pub repository: bool,
+    /// Its tags ([`Source::tags`]) are the `NAME:TAG`s of every image the file holds (a
+    /// docker-archive's `RepoTags`), which `list-tags` lists as skopeo does.
+    pub tags_are_image_names: bool,
+    /// Holds OCI 1.1 referrers (signatures, SBOMs, attestations) beside its images
+    /// ([`Destination::holds_referrers`]), in place or, for an archive written whole, when it is
+    /// written.
+    pub holds_referrers: bool,
 }
 
 impl TransportKind {
@@ -361,6 +377,8 @@ impl TransportKind {
             shared_blob_dir: false,
             tags_are_repo_tags: false,
             repository: false,
+            tags_are_image_names: false,
+            holds_referrers: false,
         }
     }
 }
@@ -370,12 +388,17 @@ pub const TRANSPORTS: &[TransportKind] = &[
     TransportKind {
         shared_blob_dir: true,
         repository: true,
+        holds_referrers: true,
         ..TransportKind::new("oci")
     },
-    TransportKind::new("oci-archive"),
+    TransportKind {
+        holds_referrers: true,
+        ..TransportKind::new("oci-archive")
+    },
     TransportKind::new("dir"),
     TransportKind {
         additional_tags: true,
+        tags_are_image_names: true,
         ..TransportKind::new("docker-archive")
     },
     TransportKind {
@@ -385,6 +408,7 @@ pub const TRANSPORTS: &[TransportKind] = &[
     TransportKind {
         tags_are_repo_tags: true,
         repository: true,
+        holds_referrers: true,
         ..TransportKind::new("docker")
     },
 ];
@@ -570,7 +594,73 @@ mod tests {
             assert_eq!(kind.additional_tags, additional_tags, "{text}");
             assert_eq!(kind.shared_blob_dir, shared_blob_dir, "{text}");
             assert_eq!(kind.repository, repository, "{text}");
+            // Only a repository names its neighbours (a tag beside the image, the repository).
+            assert_eq!(r.in_same_repository(None).is_some(), repository, "{text}");
+            assert_eq!(
+                r.in_same_repository(Some("t")).is_some(),
+                repository,
+                "{text}"
+            );
+            assert_eq!(
+                kind.holds_referrers,
+                matches!(kind.name, "oci" | "oci-archive" | "docker"),
+                "{text}"
+            );
+            assert_eq!(
+                kind.tags_are_image_names,
+                kind.name == "docker-archive",
+                "{text}"
+            );
         }
         assert_eq!(TRANSPORTS.len(), 6);
+    }
+
+    #[test]
+    fn references_name_their_neighbours_identity_and_policy_scopes() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let home = TransportRef::parse("docker://h.example/a/b:v1").unwrap();
+        assert_eq!(
+            home.in_same_repository(None).unwrap().to_string(),
+            "docker://h.example/a/b"
+        );
+        assert_eq!(
+            home.in_same_repository(Some("v2")).unwrap().to_string(),
+            "docker://h.example/a/b:v2"
+        );
+        let layout = TransportRef::parse(&format!("oci:/l@{d}")).unwrap();
+        assert_eq!(
+            layout.in_same_repository(Some("v2")).unwrap().to_string(),
+            "oci:/l:v2"
+        );
+        assert_eq!(
+            layout.in_same_repository(None).unwrap().to_string(),
+            "oci:/l"
+        );
+        assert_eq!(home.registry_image().unwrap().name(), "h.example/a/b");
+        assert!(
+            TransportRef::parse("docker-archive:x.tar:a:1")
+                .unwrap()
+                .registry_image()
+                .is_none()
+        );
+        assert_eq!(
+            home.policy_scopes(),
+            [
+                "h.example/a/b:v1",
+                "h.example/a/b",
+                "h.example/a",
+                "h.example"
+            ]
+        );
+        assert_eq!(
+            TransportRef::parse("oci:/l/x:v1").unwrap().policy_scopes(),
+            ["/l/x:v1", "/l/x", "/l", "/"]
+        );
+        assert!(
+            TransportRef::parse("dir:/l")
+                .unwrap()
+                .policy_scopes()
+                .is_empty()
+        );
     }
 }
