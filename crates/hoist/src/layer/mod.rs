@@ -10,6 +10,7 @@ pub mod apply;
 pub mod disk;
 pub mod headers;
 pub mod memtree;
+pub(crate) mod read;
 pub mod root;
 mod sparse;
 pub mod state;
