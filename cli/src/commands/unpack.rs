@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use hoist::layer::{IdMap, WhiteoutFormat};
+use hoist::layer::WhiteoutFormat;
+use hoist::owner::IdMap;
 use hoist::platform::Platform;
 use hoist::unpack::{UnpackOptions, unpack};
 

@@ -169,6 +169,7 @@
 
 #![warn(missing_docs)]
 
+pub mod append;
 pub mod blob;
 pub(crate) mod blocking;
 pub mod build;
@@ -191,6 +192,7 @@ pub mod layer;
 pub mod layout;
 pub mod limits;
 pub mod media_type;
+pub mod owner;
 pub mod platform;
 pub(crate) mod pool;
 pub mod progress;

@@ -353,7 +353,7 @@ fn rootless_owner_record_is_restored_and_not_written_as_xattr() {
     write(&upper.join("owned"), "x");
     // Resource { uid: 1234, gid: 5678 }
     let record = [0x08, 0xd2, 0x09, 0x10, 0xae, 0x2c];
-    xattr::set(upper.join("owned"), hoist::diff::ROOTLESS_XATTR, &record).unwrap();
+    xattr::set(upper.join("owned"), hoist::owner::ROOTLESS_XATTR, &record).unwrap();
     let diff = compute(&DirTree::new(&lower), &upper, &DiffOptions::default()).unwrap();
     let out = t.path().join("l.tar");
     write_layer_file(&diff, &out, &tar_opts()).unwrap();

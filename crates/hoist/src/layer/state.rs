@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::diff::{DirTree, Entries, FileType, LowerContent, LowerTree, Meta, map_owner_back};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, IoContext, Result};
-use crate::layer::IdMap;
+use crate::owner::IdMap;
 
 /// The `format` value of a state file.
 pub const STATE_FORMAT: &str = "hoist-unpack-state";
