@@ -202,6 +202,7 @@ pub mod repack;
 pub mod sign;
 pub mod stat;
 pub mod sync;
+pub(crate) mod tar_headers;
 pub mod transport;
 pub(crate) mod umoci;
 pub mod unpack;

@@ -259,9 +259,7 @@ pub fn vis(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The `format` of a state record made from umoci's metadata (never saved as such: its times have
-/// only seconds, as go-mtree's `tar_time`, so only seconds are compared).
-pub const MTREE_FORMAT: &str = "umoci-mtree";
+pub use crate::layer::state::MTREE_FORMAT;
 
 /// Reads a bundle `umoci unpack` made (`umoci.json` and its mtree manifest, no hoist state) as a state
 /// record for `repack`, whose image is in the layout `dest` (umoci does not record where it came

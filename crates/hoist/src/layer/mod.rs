@@ -8,7 +8,6 @@
 
 pub mod apply;
 pub mod disk;
-pub mod headers;
 pub mod memtree;
 pub(crate) mod read;
 pub mod root;
@@ -155,7 +154,8 @@ pub fn parse_layer<R: Read>(
     totals: &mut ReadTotals,
     send: &mut dyn FnMut(Msg) -> Result<()>,
 ) -> Result<R> {
-    let mut archive = tar::Archive::new(headers::HeaderGuard::new(reader, limits, layer));
+    let mut archive =
+        tar::Archive::new(crate::tar_headers::HeaderGuard::new(reader, limits, layer));
     let read_err = |e: std::io::Error| from_io(e, || format!("reading {layer}"));
     let mut count: u64 = 0;
     {
