@@ -1,7 +1,8 @@
 //! Flags shared by the verbs that write a layer (`diff`, `repack`): compression, reproducibility and
 //! the history entry.
 
-use hoist::diff::{AppendOptions, LayerOptions, MtimePolicy};
+use hoist::append::AppendOptions;
+use hoist::diff::{LayerOptions, MtimePolicy};
 use hoist::media_type::Compression;
 
 /// Layer compression chosen on the command line.

@@ -30,13 +30,13 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use crate::append::AppendOptions;
 use crate::compress::{self, EncodeOptions};
 use crate::config_edit::{ConfigChanges, ImageEdit};
 use crate::copy::{CopyOptions, CopyReport};
 use crate::descriptor::{Descriptor, digest_of, new_descriptor};
 use crate::diff::{
-    AppendOptions, Diff, DiffOptions, Entries, LayerBlob, LayerOptions, LowerContent, LowerTree,
-    Meta,
+    Diff, DiffOptions, Entries, LayerBlob, LayerOptions, LowerContent, LowerTree, Meta,
 };
 use crate::digest::{Algorithm, Digest, HashingWriter};
 use crate::document::Document;
@@ -311,13 +311,13 @@ impl<'s> ImageBuilder<'s> {
 
     /// Adds `diff` (the changes between two trees, [`crate::diff::compute`]) as a layer written as
     /// `opts.layer` says, with the history entry and `created` time `opts` asks for, as
-    /// [`crate::diff::append_diff`] appends in a layout. `opts.tag` and `opts.cancel` are not used:
+    /// [`crate::append::append_diff`] appends in a layout. `opts.tag` and `opts.cancel` are not used:
     /// the destination names the image, and the builder's token ([`ImageBuilder::cancel_with`])
     /// stops its layers. How `hoist diff --image` appends to an image of any transport.
     pub fn append_diff(&mut self, diff: &Diff, opts: &AppendOptions) -> Result<&LayerBlob> {
         self.check_compression(opts.layer.compression)?;
         self.push_diff(diff, &opts.layer, &opts.progress)?;
-        let (created, history) = crate::diff::appended_history(opts);
+        let (created, history) = crate::append::appended_history(opts);
         if let Some(h) = history {
             self.add_history(h);
         }

@@ -95,7 +95,7 @@ impl UserDb {
                 crate::descriptor::describe(&layers[i])
             );
             let mut scan = LayerScan::default();
-            crate::unpack::read_layer_with(
+            crate::layer::read::read_layer_with(
                 source,
                 &layers[i],
                 &name,
@@ -145,7 +145,8 @@ impl UserDb {
             .map(|(i, d)| format!("layer {}/{n} {}", i + 1, crate::descriptor::describe(d)))
             .collect();
         let cancel = crate::cancel::CancelToken::default();
-        let tree = crate::export::image_tree(source, &layers, &names, &diff_ids, limits, &cancel)?;
+        let tree =
+            crate::layer::read::image_tree(source, &layers, &names, &diff_ids, limits, &cancel)?;
         // Per file, the (layer, entry) holding its contents; a file that resolves to nothing or to
         // something other than a regular file is absent, as on disk.
         let mut wanted: [Option<(usize, u64)>; 2] = [None, None];
@@ -173,7 +174,7 @@ impl UserDb {
         for layer in read {
             let mut entry = 0u64;
             let mut current: Vec<usize> = Vec::new();
-            crate::unpack::read_layer_with(
+            crate::layer::read::read_layer_with(
                 source,
                 &layers[layer],
                 &names[layer],

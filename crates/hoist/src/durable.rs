@@ -35,7 +35,17 @@ use rustix::fs::{FlockOperation, flock};
 
 use crate::cancel::CancelToken;
 use crate::error::{Error, IoContext, Result};
-pub use crate::layout::TEMP_PREFIX;
+/// The directory a file written at `path` lands in (`.` for a bare file name): where its temp file
+/// goes, so the final rename stays on one filesystem.
+pub fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Prefix of hoist's temp files and directories; stale ones are removed by `gc` and the next writer.
+pub const TEMP_PREFIX: &str = ".hoist-tmp-";
 
 /// The mode new files are created with, before the umask: 0644 with the usual umask 022.
 pub const DEFAULT_MODE: u32 = 0o666;
@@ -229,7 +239,7 @@ impl TempFile {
         let TempFile { tmp, _live } = self;
         tmp.persist(dest)
             .map_err(|e| Error::io(format!("renaming into {}", dest.display()), e.error))?;
-        sync_dir(&crate::layout::dir_of(dest))
+        sync_dir(&dir_of(dest))
     }
 }
 
@@ -376,7 +386,7 @@ pub fn scratch_dir_for(target: &Path) -> Result<PathBuf> {
     Ok(if writes_through(target)? {
         std::env::temp_dir()
     } else {
-        crate::layout::dir_of(target)
+        dir_of(target)
     })
 }
 
@@ -411,7 +421,7 @@ impl Output {
         Ok(Output {
             target: target.to_path_buf(),
             kind: Kind::Temp {
-                tmp: TempFile::with_mode(&crate::layout::dir_of(target), mode)?,
+                tmp: TempFile::with_mode(&dir_of(target), mode)?,
                 owner,
             },
         })

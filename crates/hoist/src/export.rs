@@ -25,12 +25,12 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result, from_io};
 use crate::image::{Image, resolve};
 use crate::layer::memtree::{MemNode, MemTree, NodeId};
-use crate::layer::{Applier, ApplyOptions, EntryKind, Msg};
+use crate::layer::read::{Position, image_tree, stream_layers};
+use crate::layer::{EntryKind, Msg};
 use crate::limits::Limits;
 use crate::platform::Platform;
 use crate::progress::{Event, Sink, emit};
 use crate::transport::Source;
-use crate::unpack::stream_layers;
 
 /// Options of [`export`] (built with `ExportOptions::default()` and field assignments: more may come).
 #[derive(Debug, Clone, Default)]
@@ -391,62 +391,4 @@ pub(crate) fn write_tar(
         entries,
         bytes,
     })
-}
-
-/// The tree an unpack of `layers` would make, as metadata in memory: the unpack [`Applier`]'s own
-/// decisions over a [`MemTree`], every layer read through the verified layer pipeline. Each surviving
-/// regular file's node says which entry of which layer holds its content ([`MemNode::source`]:
-/// layers counted from 0, entries from 1, every [`Msg::Entry`] of a layer counted).
-pub(crate) fn image_tree(
-    source: &dyn Source,
-    layers: &[oci_spec::image::Descriptor],
-    names: &[String],
-    diff_ids: &[Digest],
-    limits: &Limits,
-    cancel: &crate::cancel::CancelToken,
-) -> Result<MemTree> {
-    let mut applier = Applier::with_target(MemTree::new(), ApplyOptions::default());
-    let mut pos = Position::default();
-    stream_layers(
-        source,
-        layers,
-        names,
-        diff_ids,
-        limits,
-        &None,
-        cancel,
-        |msg| {
-            if let Some((layer, entry)) = pos.step(&msg) {
-                applier.target_mut().set_position(layer, entry);
-            }
-            applier.apply(msg)
-        },
-    )?;
-    applier.finish()?;
-    Ok(applier.into_target())
-}
-
-/// Counts layers and entries in a message stream: both passes number entries the same way.
-#[derive(Default)]
-struct Position {
-    layer: Option<usize>,
-    entry: u64,
-}
-
-impl Position {
-    /// Advances over `msg`; for an entry, its (layer, entry) position.
-    fn step(&mut self, msg: &Msg) -> Option<(usize, u64)> {
-        match msg {
-            Msg::LayerStart(_) => {
-                self.layer = Some(self.layer.map_or(0, |l| l + 1));
-                self.entry = 0;
-                None
-            }
-            Msg::Entry(_) => {
-                self.entry += 1;
-                Some((self.layer.unwrap_or(0), self.entry))
-            }
-            _ => None,
-        }
-    }
 }

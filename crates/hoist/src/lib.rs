@@ -194,6 +194,7 @@
 #![warn(missing_docs)]
 #![warn(unnameable_types)]
 
+pub mod append;
 pub(crate) mod blob;
 pub(crate) mod blocking;
 pub mod build;
@@ -216,6 +217,7 @@ pub(crate) mod layer;
 pub mod layout;
 pub mod limits;
 pub mod media_type;
+pub(crate) mod owner;
 pub mod platform;
 pub(crate) mod pool;
 pub mod progress;
@@ -225,6 +227,7 @@ pub mod repack;
 pub mod sign;
 pub(crate) mod stat;
 pub mod sync;
+pub(crate) mod tar_headers;
 pub mod transport;
 pub(crate) mod umoci;
 pub mod unpack;

@@ -1,17 +1,18 @@
 //! Repacking an unpacked tree: the changes since `unpack` become a new layer on the image it came from.
 //!
 //! The lower side is the unpack state record (no layer is read again), the upper side the rootfs as it
-//! is now. The layer is appended with [`crate::diff::append_diff`] (new config and manifest, the tag moved
+//! is now. The layer is appended with [`crate::append::append_diff`] (new config and manifest, the tag moved
 //! atomically; the old manifest stays reachable by digest until gc). With `refresh`, the state is
 //! rewritten to describe the new image, so a second repack diffs against the first.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::append::{AppendOptions, Appended, append_diff};
 use crate::cancel::CancelToken;
 use crate::config_edit::ImageEdit;
 use crate::copy::{CopyOptions, copy};
-use crate::diff::{AppendOptions, Appended, DiffOptions, append_diff, compute};
+use crate::diff::{DiffOptions, compute};
 use crate::error::{Error, Result};
 use crate::layer::state::{StateHeader, UnpackState};
 use crate::layout::Layout;

@@ -259,9 +259,7 @@ pub fn vis(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The `format` of a state record made from umoci's metadata (never saved as such: its times have
-/// only seconds, as go-mtree's `tar_time`, so only seconds are compared).
-pub const MTREE_FORMAT: &str = "umoci-mtree";
+pub use crate::layer::state::MTREE_FORMAT;
 
 /// Reads a bundle `umoci unpack` made (`umoci.json` and its mtree manifest, no hoist state) as a state
 /// record for `repack`, whose image is in the layout `dest` (umoci does not record where it came
@@ -503,7 +501,7 @@ fn parse_mtree(text: &str) -> std::result::Result<Parsed, String> {
             })
             .unwrap_or(0);
         let mut xattrs = BTreeMap::new();
-        let mut owner = crate::diff::RootlessOwner::default();
+        let mut owner = crate::owner::RootlessOwner::default();
         for (k, v) in &kw {
             if let Some(name) = k.strip_prefix("xattr.") {
                 let name = unvis(name).map_err(|e| format!("{}: {e}", at()))?;
@@ -512,8 +510,8 @@ fn parse_mtree(text: &str) -> std::result::Result<Parsed, String> {
                     .map_err(|_| format!("{}: bad xattr value", at()))?;
                 // As the tree walk reads them: the rootless record gives the owner, and neither it
                 // nor security.selinux belongs in a layer.
-                if name == crate::diff::ROOTLESS_XATTR.as_bytes() {
-                    owner = crate::diff::parse_rootless(&value)
+                if name == crate::owner::ROOTLESS_XATTR.as_bytes() {
+                    owner = crate::owner::parse_rootless(&value)
                         .map_err(|e| format!("{}: {e}", at()))?;
                     continue;
                 }

@@ -13,22 +13,22 @@
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, sync_channel};
 
 use crate::cancel::CancelToken;
 // The layer applier's types an embedder names in [`UnpackOptions`] and reads back from the state
 // record: re-exported here, the applier itself (`layer`) is internal.
-use crate::descriptor::{Descriptor, describe};
+use crate::descriptor::describe;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{Image, resolve};
+use crate::layer::Applier;
+use crate::layer::read::stream_layers;
 pub use crate::layer::state::{STATE_FORMAT, STATE_VERSION, StateHeader};
-use crate::layer::{Applier, LayerStream, Msg, ReadTotals, parse_layer};
-pub use crate::layer::{ApplyOptions, IdMap, Resolver, StateEntry, UnpackState, WhiteoutFormat};
+pub use crate::layer::{ApplyOptions, Resolver, StateEntry, UnpackState, WhiteoutFormat};
 use crate::limits::Limits;
+pub use crate::owner::IdMap;
 use crate::platform::Platform;
-use crate::progress::{BlobOutcome, Event, Sink, emit};
+use crate::progress::{Event, Sink, emit};
 use crate::transport::Source;
 
 /// The marker file present in the target while an unpack is under way (or after it failed).
@@ -39,9 +39,6 @@ pub const BUNDLE_STATE: &str = "hoist-state.json";
 /// Where hoist before 0.2 kept a plain unpack's state: inside the tree, where a container can edit it,
 /// so it is never read (repack names it in its error).
 pub const LEGACY_PLAIN_STATE: &str = ".hoist-state.json";
-
-/// How many messages (entries and data chunks of up to 256 KiB) may wait between reader and writer.
-const CHANNEL_DEPTH: usize = 64;
 
 /// Options of [`unpack`].
 #[derive(Debug, Clone, Default)]
@@ -89,148 +86,6 @@ pub struct UnpackReport {
     pub rootfs: PathBuf,
     /// The state file, when one was written.
     pub state: Option<PathBuf>,
-}
-
-fn send(tx: &SyncSender<Msg>, stopped: &AtomicBool, msg: Msg) -> Result<()> {
-    tx.send(msg).map_err(|_| {
-        stopped.store(true, Ordering::Relaxed);
-        Error::Other("unpack stopped".into())
-    })
-}
-
-/// Reads one layer through the one verified layer stream ([`LayerStream`]: size, digest, compression,
-/// diff_id, foreign-layer policy) and sends its entries.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn read_layer(
-    source: &dyn Source,
-    desc: &Descriptor,
-    name: &str,
-    diff_id: &Digest,
-    limits: &Limits,
-    totals: &mut ReadTotals,
-    tx: &SyncSender<Msg>,
-    stopped: &AtomicBool,
-    progress: &Option<Sink>,
-    cancel: &CancelToken,
-) -> Result<()> {
-    read_layer_with(
-        source,
-        desc,
-        name,
-        diff_id,
-        limits,
-        totals,
-        progress,
-        cancel,
-        &mut |m| send(tx, stopped, m),
-    )
-}
-
-/// [`read_layer`] on the calling thread: every message of the layer (from [`Msg::LayerStart`] to
-/// [`Msg::LayerEnd`]) goes to `consume`. The layer is always read to its end, so that it is verified
-/// (digest, size, diff_id) before `Ok` is returned: a caller must not act on what it was given before
-/// then. Readers that need only some layers (the runtime config's user database, top-down) use this.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn read_layer_with(
-    source: &dyn Source,
-    desc: &Descriptor,
-    name: &str,
-    diff_id: &Digest,
-    limits: &Limits,
-    totals: &mut ReadTotals,
-    progress: &Option<Sink>,
-    cancel: &CancelToken,
-    consume: &mut dyn FnMut(Msg) -> Result<()>,
-) -> Result<()> {
-    cancel.check()?;
-    let digest = crate::descriptor::digest_of(desc)?;
-    let mut stream =
-        LayerStream::open(source, desc, name, Some(diff_id.clone()), progress.clone())?
-            .with_limits(limits)
-            .with_cancel(cancel);
-    emit(
-        progress,
-        Event::BlobStarted {
-            digest: digest.clone(),
-            size: desc.size(),
-        },
-    );
-    consume(Msg::LayerStart(name.to_string()))?;
-    if let Err(e) = parse_layer(&mut stream, name, limits, totals, consume) {
-        return Err(stream.take_error().unwrap_or(e));
-    }
-    // The tar ended; whatever follows in the stream still belongs to the diff_id, and the blob must
-    // be read to its end.
-    stream.finish()?;
-    consume(Msg::LayerEnd)?;
-    emit(
-        progress,
-        Event::BlobDone {
-            digest,
-            size: desc.size(),
-            how: BlobOutcome::Applied,
-        },
-    );
-    Ok(())
-}
-
-/// Reads `layers` bottom first on a reader thread (each through [`read_layer`]: verified, decoded,
-/// parsed) and hands every message to `consume` on the calling thread, in order; a bounded channel
-/// between them keeps memory flat. The first error of either side ends both and is returned (the
-/// consumer's first: the reader's is then only that it was stopped). The one pipeline behind
-/// unpack and every other reader of an image's files (the runtime config's user database).
-/// `cancel` is checked between layers, inside each layer's stream and before each message.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn stream_layers(
-    source: &dyn Source,
-    layers: &[Descriptor],
-    names: &[String],
-    diff_ids: &[Digest],
-    limits: &Limits,
-    progress: &Option<Sink>,
-    cancel: &CancelToken,
-    mut consume: impl FnMut(Msg) -> Result<()>,
-) -> Result<()> {
-    let (tx, rx) = sync_channel::<Msg>(CHANNEL_DEPTH);
-    let stopped = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        let reader = s.spawn(|| {
-            let tx = tx;
-            let mut totals = ReadTotals::default();
-            for (i, desc) in layers.iter().enumerate() {
-                read_layer(
-                    source,
-                    desc,
-                    &names[i],
-                    &diff_ids[i],
-                    limits,
-                    &mut totals,
-                    &tx,
-                    &stopped,
-                    progress,
-                    cancel,
-                )?;
-            }
-            Ok::<(), Error>(())
-        });
-        let mut written: Result<()> = Ok(());
-        for msg in rx.iter() {
-            if let Err(e) = cancel.check().and_then(|()| consume(msg)) {
-                written = Err(e);
-                break;
-            }
-        }
-        drop(rx);
-        let read = reader
-            .join()
-            .unwrap_or_else(|_| Err(Error::Other("the layer reader panicked".into())));
-        match (written, read) {
-            (Err(w), _) => Err(w),
-            (Ok(()), Err(r)) if !stopped.load(Ordering::Relaxed) => Err(r),
-            (Ok(()), Err(_)) => Err(Error::Other("unpack stopped".into())),
-            (Ok(()), Ok(())) => Ok(()),
-        }
-    })
 }
 
 fn prepare_target(dir: &Path) -> Result<()> {

@@ -15,7 +15,6 @@
 //! # Ok::<(), hoist::Error>(())
 //! ```
 
-mod append;
 mod walk;
 pub(crate) mod writer;
 
@@ -25,10 +24,10 @@ use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub(crate) use append::appended_history;
-pub use append::{AppendOptions, Appended, append_diff};
+/// The xattr in which a rootless unpack records an entry's image owner (read back by the diff).
+pub use crate::owner::ROOTLESS_XATTR;
+pub use walk::DirTree;
 pub(crate) use walk::open_in_tree;
-pub use walk::{DirTree, ROOTLESS_XATTR, RootlessOwner, parse_rootless};
 pub use writer::{
     LayerBlob, LayerOptions, MtimePolicy, write_layer, write_layer_file, write_layer_reporting,
 };
@@ -36,7 +35,7 @@ pub use writer::{
 use crate::blob::read_full;
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::layer::IdMap;
+use crate::owner::{IdMap, to_container};
 
 /// What kind of filesystem object an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -233,19 +232,6 @@ fn overlay_opaque(meta: &Meta) -> bool {
             .xattrs
             .get(std::ffi::OsStr::new(OVERLAY_OPAQUE))
             .is_some_and(|v| v == b"y")
-}
-
-/// The image id whose host id is `host` under `maps` (identity when `maps` is empty).
-fn to_container(maps: &[IdMap], host: u32) -> Option<u32> {
-    if maps.is_empty() {
-        return Some(host);
-    }
-    maps.iter().find_map(|m| {
-        let off = host.checked_sub(m.host)?;
-        (off < m.size)
-            .then(|| m.container.checked_add(off))
-            .flatten()
-    })
 }
 
 /// `meta` with its host owner mapped back to the image's ids through `uid_map`/`gid_map`, and

@@ -13,76 +13,11 @@ use std::path::{Path, PathBuf};
 
 use super::{Entries, FileType, LowerContent, LowerTree, Meta};
 use crate::error::{Error, IoContext, Result};
-
-/// The extended attribute in which umoci's rootless unpack records an entry's real owner (a protobuf
-/// `Resource { uint32 uid = 1; uint32 gid = 2; }` from rootlesscontaine.rs).
-pub const ROOTLESS_XATTR: &str = "user.rootlesscontainers";
+use crate::owner::{ROOTLESS_XATTR, RootlessOwner, parse_rootless};
 
 /// Xattrs that never go into a layer: the rootless record (it is turned back into the owner) and the
 /// host's SELinux label.
 const SKIPPED_XATTRS: &[&str] = &[ROOTLESS_XATTR, "security.selinux"];
-
-/// The "no change" id in a rootless record.
-const NOOP_ID: u32 = u32::MAX;
-
-/// An owner recorded by a rootless unpack; `None` leaves the file's own id.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RootlessOwner {
-    /// The recorded uid.
-    pub uid: Option<u32>,
-    /// The recorded gid.
-    pub gid: Option<u32>,
-}
-
-/// Parses the protobuf of a [`ROOTLESS_XATTR`] value. Absent fields, and the NoopID `4294967295`, mean
-/// "unchanged"; unknown fields are skipped as protobuf requires.
-pub fn parse_rootless(bytes: &[u8]) -> Result<RootlessOwner> {
-    let bad = |why: &str| Error::Other(format!("malformed {ROOTLESS_XATTR} record: {why}"));
-    fn varint(b: &[u8], i: &mut usize) -> Option<u64> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let byte = *b.get(*i)?;
-            *i += 1;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
-    }
-    let mut out = RootlessOwner::default();
-    let mut i = 0;
-    while i < bytes.len() {
-        let key = varint(bytes, &mut i).ok_or_else(|| bad("truncated field key"))?;
-        let (field, wire) = (key >> 3, key & 7);
-        match wire {
-            0 => {
-                let v = varint(bytes, &mut i).ok_or_else(|| bad("truncated varint"))?;
-                let id = u32::try_from(v).map_err(|_| bad("id does not fit 32 bits"))?;
-                let id = (id != NOOP_ID).then_some(id);
-                match field {
-                    1 => out.uid = id,
-                    2 => out.gid = id,
-                    _ => {}
-                }
-            }
-            1 => i += 8,
-            5 => i += 4,
-            2 => {
-                let len = varint(bytes, &mut i).ok_or_else(|| bad("truncated length"))?;
-                i = usize::try_from(len)
-                    .ok()
-                    .and_then(|l| i.checked_add(l))
-                    .ok_or_else(|| bad("length out of range"))?;
-            }
-            _ => return Err(bad("unsupported wire type")),
-        }
-    }
-    if i > bytes.len() {
-        return Err(bad("truncated field"));
-    }
-    Ok(out)
-}
 
 /// A plain directory as a [`LowerTree`] (and the walker for the upper side of every diff).
 #[derive(Debug, Clone)]
@@ -576,23 +511,5 @@ impl LowerTree for DirTree {
     fn content(&self, path: &Path) -> Result<LowerContent<'_>> {
         let f = open_in_tree(&self.root, path, None)?;
         Ok(LowerContent::Reader(Box::new(f)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rootless_record_parses_ids_and_noop() {
-        // uid=1000, gid=NoopID
-        let mut b = vec![0x08, 0xe8, 0x07, 0x10];
-        b.extend([0xff, 0xff, 0xff, 0xff, 0x0f]);
-        let o = parse_rootless(&b).unwrap();
-        assert_eq!(o.uid, Some(1000));
-        assert_eq!(o.gid, None);
-        assert_eq!(parse_rootless(&[]).unwrap(), RootlessOwner::default());
-        assert!(parse_rootless(&[0x08]).is_err());
-        assert!(parse_rootless(&[0x0a, 0x05, 0x01]).is_err());
     }
 }

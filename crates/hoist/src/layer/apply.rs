@@ -20,9 +20,10 @@ use rustix::io::Errno;
 use super::disk::DiskTarget;
 use super::root::{self, Resolver, join, show, split_last};
 use super::target::{DirMeta, Op, Target};
-use super::{EntryHead, EntryKind, IdMap, Msg};
+use super::{EntryHead, EntryKind, Msg};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::owner::IdMap;
 
 /// What to do with whiteout entries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -91,29 +92,6 @@ pub struct Applier<T: Target = DiskTarget> {
     /// The current regular-file entry is not written (a whiteout): its data is dropped.
     skipping: bool,
     report: ApplyReport,
-}
-
-/// Encodes umoci's `user.rootlesscontainers` record: uid and gid, with NoopID for 0 (the owner the
-/// unprivileged user stands for).
-pub fn encode_rootless(uid: u32, gid: u32) -> Vec<u8> {
-    fn varint(out: &mut Vec<u8>, mut v: u64) {
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
-    }
-    let noop = |id: u32| if id == 0 { u32::MAX } else { id };
-    let mut out = Vec::with_capacity(12);
-    out.push(0x08);
-    varint(&mut out, noop(uid).into());
-    out.push(0x10);
-    varint(&mut out, noop(gid).into());
-    out
 }
 
 impl Applier<DiskTarget> {
@@ -668,20 +646,5 @@ impl<T: Target> Applier<T> {
         let dirs = std::mem::take(&mut self.dirs);
         let (t, op) = self.op();
         t.finish(dirs, op)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::diff::parse_rootless;
-
-    #[test]
-    fn rootless_record_matches_umoci() {
-        // umoci writes 08e807 10d00f for 1000:2000 and NoopID for 0.
-        assert_eq!(hex::encode(encode_rootless(1000, 2000)), "08e80710d00f");
-        assert_eq!(hex::encode(encode_rootless(0, 5)), "08ffffffff0f1005");
-        let o = parse_rootless(&encode_rootless(7, 0)).unwrap();
-        assert_eq!((o.uid, o.gid), (Some(7), None));
     }
 }

@@ -15,13 +15,13 @@ use std::rc::Rc;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
-use super::apply::{ApplyOptions, encode_rootless};
+use super::apply::ApplyOptions;
 use super::root::{self, Root, show, split_last};
 use super::target::{DirMeta, Op, Target};
-use super::{EntryHead, EntryKind, IdMap, map_id};
-use crate::diff::ROOTLESS_XATTR;
+use super::{EntryHead, EntryKind};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, Result};
+use crate::owner::{IdMap, ROOTLESS_XATTR, encode_rootless, map_id};
 
 /// A regular file being written on disk.
 pub struct DiskFile {

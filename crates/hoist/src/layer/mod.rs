@@ -8,8 +8,8 @@
 
 pub mod apply;
 pub mod disk;
-pub mod headers;
 pub mod memtree;
+pub(crate) mod read;
 pub mod root;
 mod sparse;
 pub mod state;
@@ -17,7 +17,6 @@ pub mod stream;
 pub mod target;
 
 use std::io::Read;
-use std::str::FromStr;
 
 use crate::error::{Error, Result, from_io};
 use crate::limits::Limits;
@@ -88,51 +87,6 @@ pub enum Msg {
     LayerEnd,
 }
 
-/// A uid or gid mapping `CONTAINER:HOST:SIZE` (as in `/proc/PID/uid_map`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct IdMap {
-    /// First id inside the image.
-    pub container: u32,
-    /// First id on the host.
-    pub host: u32,
-    /// How many ids.
-    pub size: u32,
-}
-
-impl FromStr for IdMap {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let bad = || {
-            Error::Other(format!(
-                "invalid id mapping {s:?}: expected CONTAINER:HOST:SIZE"
-            ))
-        };
-        let parts: Vec<u32> = s
-            .split(':')
-            .map(|p| p.trim().parse::<u32>().map_err(|_| bad()))
-            .collect::<Result<_>>()?;
-        match parts.as_slice() {
-            [c, h, n] if *n > 0 => Ok(IdMap {
-                container: *c,
-                host: *h,
-                size: *n,
-            }),
-            _ => Err(bad()),
-        }
-    }
-}
-
-/// Maps an image id to a host id through `maps` (identity when `maps` is empty).
-pub fn map_id(maps: &[IdMap], id: u32) -> Option<u32> {
-    if maps.is_empty() {
-        return Some(id);
-    }
-    maps.iter().find_map(|m| {
-        let off = id.checked_sub(m.container)?;
-        (off < m.size).then(|| m.host.checked_add(off)).flatten()
-    })
-}
-
 /// Counters kept by the reader across layers, for the limits that span an unpack.
 #[derive(Debug, Default)]
 pub struct ReadTotals {
@@ -175,7 +129,8 @@ pub fn parse_layer<R: Read>(
     totals: &mut ReadTotals,
     send: &mut dyn FnMut(Msg) -> Result<()>,
 ) -> Result<R> {
-    let mut archive = tar::Archive::new(headers::HeaderGuard::new(reader, limits, layer));
+    let mut archive =
+        tar::Archive::new(crate::tar_headers::HeaderGuard::new(reader, limits, layer));
     let read_err = |e: std::io::Error| from_io(e, || format!("reading {layer}"));
     let mut count: u64 = 0;
     {
@@ -463,12 +418,7 @@ mod tests {
     }
 
     #[test]
-    fn id_maps_and_pax_times() {
-        let m: IdMap = "0:100000:65536".parse().unwrap();
-        assert_eq!(map_id(&[m], 1000), Some(101000));
-        assert_eq!(map_id(&[m], 70000), None);
-        assert_eq!(map_id(&[], 7), Some(7));
-        assert!("1:2".parse::<IdMap>().is_err());
+    fn pax_times() {
         assert_eq!(parse_pax_time(b"12.5"), Some((12, 500_000_000)));
         assert_eq!(parse_pax_time(b"-1.5"), Some((-2, 500_000_000)));
         assert_eq!(parse_pax_time(b"7"), Some((7, 0)));

@@ -28,12 +28,15 @@ use serde::{Deserialize, Serialize};
 use crate::diff::{DirTree, Entries, FileType, LowerContent, LowerTree, Meta, map_owner_back};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, IoContext, Result};
-use crate::layer::IdMap;
+use crate::owner::IdMap;
 
 /// The `format` value of a state file.
 pub const STATE_FORMAT: &str = "hoist-unpack-state";
 /// The current version of the state format.
 pub const STATE_VERSION: u32 = 1;
+/// The `format` of a state record made from umoci's metadata (never saved as such: its times have
+/// only seconds, as go-mtree's `tar_time`, so only seconds are compared).
+pub const MTREE_FORMAT: &str = "umoci-mtree";
 
 /// The first line of a state file: where the tree came from and how it was unpacked.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -607,7 +610,7 @@ impl LowerTree for UnpackState {
 
     fn mtime_nanos(&self) -> bool {
         // A record made from umoci's mtree has go-mtree's `tar_time`: seconds only.
-        self.header.format != crate::umoci::MTREE_FORMAT
+        self.header.format != MTREE_FORMAT
     }
 
     fn content(&self, path: &Path) -> Result<LowerContent<'_>> {

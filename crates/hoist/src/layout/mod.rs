@@ -36,16 +36,7 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The layout version hoist writes and reads.
 pub const LAYOUT_VERSION: &str = "1.0.0";
 /// Prefix of hoist's temp files and directories; stale ones are removed by `gc` and the next writer.
-pub const TEMP_PREFIX: &str = ".hoist-tmp-";
-
-/// The directory a file written at `path` lands in (`.` for a bare file name): where its temp file
-/// goes, so the final rename stays on one filesystem.
-pub(crate) fn dir_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
+pub use crate::durable::TEMP_PREFIX;
 
 /// An OCI image layout directory.
 ///

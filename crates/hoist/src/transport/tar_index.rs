@@ -61,7 +61,7 @@ fn join_inside(link: &str, target: &str) -> Option<String> {
 impl TarIndex {
     /// Reads the headers of the tar at `path` (member data is skipped by seeking). At most
     /// `limits.max_entries` members; long-name and PAX headers are bounded (see
-    /// [`crate::layer::headers`]).
+    /// [`crate::tar_headers`]).
     pub fn build(path: &Path, limits: &crate::limits::Limits) -> Result<Self> {
         let max_members = limits.max_entries;
         // An archive is read by seeking: a FIFO is refused at once rather than waited on.
@@ -69,7 +69,7 @@ impl TarIndex {
             .ctx(|| format!("opening archive {}", path.display()))?;
         let what = format!("archive {}", path.display());
         let mut archive =
-            tar::Archive::new(crate::layer::headers::HeaderGuard::new(file, limits, &what));
+            tar::Archive::new(crate::tar_headers::HeaderGuard::new(file, limits, &what));
         let mut members = HashMap::new();
         let mut links = HashMap::new();
         let bad = |e: std::io::Error| {

@@ -327,7 +327,7 @@ fn find_in_file(path: &Path, registry: &str, repository: &str) -> Result<Option<
 /// Creates the auth file's directory if needed (0700) and takes the lock beside the file, held
 /// around a read-modify-write so concurrent logins and logouts all land.
 fn lock_auth_file(path: &Path) -> Result<crate::durable::FileLock> {
-    let dir = crate::layout::dir_of(path);
+    let dir = crate::durable::dir_of(path);
     if !dir.exists() {
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true);

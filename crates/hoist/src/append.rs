@@ -1,13 +1,13 @@
-//! Appending a diff to an image in a layout as a new layer: the layer streams into a temp file inside
+//! Appending a diff ([`crate::diff`]) to an image in a layout as a new layer (`repack`'s write): the layer streams into a temp file inside
 //! the layout, then [`ImageEdit`] stores it with a new config (`rootfs.diff_ids`, `history`) and
 //! manifest and moves the tag, under the layout lock.
 
 use serde_json::Value;
 
-use super::writer::write_layer_into;
-use super::{Diff, LayerBlob, LayerOptions};
 use crate::cancel::CancelToken;
 use crate::config_edit::{ImageEdit, now_rfc3339};
+use crate::diff::writer::write_layer_into;
+use crate::diff::{Diff, LayerBlob, LayerOptions};
 use crate::document::Document;
 use crate::error::{IoContext, Result};
 use crate::layout::Layout;
