@@ -32,10 +32,22 @@
 //! ```
 
 // Cancelling on SIGINT/SIGTERM, as the CLI does (the handler lives with the temp-file cleanup it
-// falls back to, in durable.rs): `cancel_on_signals` makes the first signal cancel a token,
-// `cancelled_by_signal` says which did, `die_of_signal` ends the process by it after removing the
-// live temp files, `signal_name` names one for messages.
-pub use crate::durable::{cancel_on_signals, cancelled_by_signal, die_of_signal, signal_name};
+// falls back to, in durable.rs): `cancelled_by_signal` says which signal cancelled the token,
+// `die_of_signal` ends the process by it after removing the live temp files, `signal_name` names
+// one for messages.
+pub use crate::durable::{cancelled_by_signal, die_of_signal, signal_name};
+
+/// From now on the first SIGINT or SIGTERM cancels `token` instead of ending the process: the
+/// operation holding it stops at its next check and unwinds (removing its temp files), and the
+/// program then reports [`cancelled_by_signal`] and ends, ideally by [`die_of_signal`]. A second
+/// signal, or `grace` passing without the process ending, does what
+/// [`crate::output::remove_temp_files_on_signals`] does: removes the live temp files and dies of the
+/// signal (an operation blocked in a read of a stalled connection sees its token only when the read
+/// returns). Installs the handler if that has not; a later call replaces the token.
+pub fn cancel_on_signals(token: &CancelToken, grace: std::time::Duration) -> crate::Result<()> {
+    let token = token.clone();
+    crate::durable::on_first_signal(std::sync::Arc::new(move || token.cancel()), grace)
+}
 
 use std::io::{self, Read};
 use std::sync::Arc;

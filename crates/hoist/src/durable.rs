@@ -15,7 +15,7 @@
 //!   carry the pid and the directories they are made in are registered, so
 //!   [`remove_temp_files_on_signals`] can delete this process's own when SIGINT or SIGTERM ends it.
 //! - **Signals**: [`remove_temp_files_on_signals`] makes SIGINT/SIGTERM remove those temp files and
-//!   end the process; [`cancel_on_signals`] makes the first one cancel a [`CancelToken`] instead, so
+//!   end the process; `cancel::cancel_on_signals` makes the first one cancel a `CancelToken` instead, so
 //!   the running operation stops at its next check and unwinds, with the immediate end as the
 //!   fallback on a second signal or when the operation does not stop within a grace period.
 //! - **Reading** ([`open_regular`]): opened with `O_NONBLOCK` (a FIFO cannot hang the open) and
@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::{FlockOperation, flock};
 
-use crate::cancel::CancelToken;
 use crate::error::{Error, IoContext, Result};
 /// The directory a file written at `path` lands in (`.` for a bare file name): where its temp file
 /// goes, so the final rename stays on one filesystem.
@@ -592,11 +591,15 @@ pub fn kind_of(ft: fs::FileType) -> &'static str {
 /// The write end of the pipe the signal handler wakes the signal thread through.
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 
-/// What the first SIGINT/SIGTERM does when set ([`cancel_on_signals`]): cancel this token and give
-/// the operation holding it this long to stop. Unset, the first signal ends the process at once.
-static ON_SIGNAL: Mutex<Option<(CancelToken, Duration)>> = Mutex::new(None);
+/// What the first SIGINT/SIGTERM does when set ([`on_first_signal`]; `cancel::cancel_on_signals`
+/// cancels a token): run this action and give the operation this long to stop. Unset, the first
+/// signal ends the process at once.
+static ON_SIGNAL: Mutex<Option<FirstSignal>> = Mutex::new(None);
 
-/// The signal that cancelled the token of [`cancel_on_signals`], 0 before one did.
+/// The action of the first signal and the grace after it.
+type FirstSignal = (std::sync::Arc<dyn Fn() + Send + Sync>, Duration);
+
+/// The signal that ran the action of [`on_first_signal`], 0 before one did.
 static CANCELLED_BY: AtomicI32 = AtomicI32::new(0);
 
 /// Makes sure the handler and its thread are installed once, whichever function asks first.
@@ -650,17 +653,17 @@ fn next_signal(read_fd: libc::c_int, timeout: Option<Duration>) -> Option<libc::
     }
 }
 
-/// The signal thread: waits for a signal; cancels the registered token and waits out its grace
-/// (or a second signal) when [`cancel_on_signals`] set one; then removes the live temp files and
+/// The signal thread: waits for a signal; runs the registered action and waits out its grace
+/// (or a second signal) when [`on_first_signal`] set one; then removes the live temp files and
 /// dies of the signal.
 fn signal_thread(read_fd: libc::c_int) {
     let Some(mut sig) = next_signal(read_fd, None) else {
         return;
     };
     let registered = ON_SIGNAL.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if let Some((token, grace)) = registered {
+    if let Some((action, grace)) = registered {
         CANCELLED_BY.store(sig, Ordering::SeqCst);
-        token.cancel();
+        action();
         // The operation unwinds and the process ends by die_of_signal; this thread only acts
         // when it does not in time, or when the user insists.
         match next_signal(read_fd, Some(grace)) {
@@ -716,27 +719,26 @@ fn install_handler() -> Result<()> {
 
 /// On SIGINT or SIGTERM, removes this process's live temp files and directories, then dies of the
 /// signal (a thread does the work; the handler only writes to a pipe). Call once, early in `main`;
-/// calling it again (or after [`cancel_on_signals`]) changes nothing.
+/// calling it again (or after `cancel::cancel_on_signals`) changes nothing.
 pub fn remove_temp_files_on_signals() -> Result<()> {
     install_handler()
 }
 
-/// From now on the first SIGINT or SIGTERM cancels `token` instead of ending the process: the
-/// operation holding it stops at its next check and unwinds (removing its temp files), and the
-/// program then reports [`cancelled_by_signal`] and ends, ideally by [`die_of_signal`]. A second
-/// signal, or `grace` passing without the process ending, does what
-/// [`remove_temp_files_on_signals`] does: removes the live temp files and dies of the signal (an
-/// operation blocked in a read of a stalled connection sees its token only when the read returns).
-/// Installs the handler if [`remove_temp_files_on_signals`] has not; a later call replaces the
-/// token.
-pub fn cancel_on_signals(token: &CancelToken, grace: Duration) -> Result<()> {
+/// From now on the first SIGINT or SIGTERM runs `action` (`cancel::cancel_on_signals`: cancel a
+/// token) instead of ending the process, and a second signal, or `grace` passing without the process
+/// ending, does what [`remove_temp_files_on_signals`] does. Installs the handler if
+/// [`remove_temp_files_on_signals`] has not; a later call replaces the action.
+pub(crate) fn on_first_signal(
+    action: std::sync::Arc<dyn Fn() + Send + Sync>,
+    grace: Duration,
+) -> Result<()> {
     install_handler()?;
-    *ON_SIGNAL.lock().unwrap_or_else(|p| p.into_inner()) = Some((token.clone(), grace));
+    *ON_SIGNAL.lock().unwrap_or_else(|p| p.into_inner()) = Some((action, grace));
     Ok(())
 }
 
 /// The signal (`libc::SIGINT`, `libc::SIGTERM`) that cancelled the token given to
-/// [`cancel_on_signals`], if one has.
+/// `cancel::cancel_on_signals`, if one has.
 pub fn cancelled_by_signal() -> Option<libc::c_int> {
     match CANCELLED_BY.load(Ordering::SeqCst) {
         0 => None,
