@@ -1,4 +1,4 @@
-//! Appending a diff ([`crate::diff`]) to an image in a layout as a new layer (`repack`'s write): the layer streams into a temp file inside
+//! Appending a diff ([`mod@crate::diff`]) to an image in a layout as a new layer (`repack`'s write): the layer streams into a temp file inside
 //! the layout, then [`ImageEdit`] stores it with a new config (`rootfs.diff_ids`, `history`) and
 //! manifest and moves the tag, under the layout lock.
 

@@ -195,6 +195,7 @@
 #![warn(unnameable_types)]
 
 pub mod append;
+pub(crate) mod artifact;
 pub(crate) mod blob;
 pub(crate) mod blocking;
 pub mod build;

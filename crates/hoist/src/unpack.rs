@@ -59,7 +59,7 @@ pub struct UnpackOptions {
     /// `DIR/hoist-state.json` and refuses this.
     pub state: Option<PathBuf>,
     /// Where progress events go: a plan, then each layer as a blob (compressed bytes read), finished
-    /// as [`BlobOutcome::Applied`].
+    /// as [`BlobOutcome::Applied`](crate::progress::BlobOutcome::Applied).
     pub progress: Option<Sink>,
     /// Stops the unpack from another thread: it fails with [`Error::Cancelled`] and the target keeps
     /// its [`INCOMPLETE_MARKER`] (so the partial tree is never taken for a finished one). Never

@@ -114,7 +114,7 @@ impl Source for OciSource {
         digest: &crate::Digest,
         artifact_types: &[String],
     ) -> Result<Vec<Descriptor>> {
-        crate::referrers::among_entries(
+        crate::artifact::among_entries(
             self.layout.index()?.manifests(),
             digest,
             artifact_types,
@@ -265,7 +265,7 @@ impl Destination for OciDestination {
     }
 
     fn commit_referrer(&self, doc: &Document) -> Result<()> {
-        let desc = crate::referrers::referrer_descriptor(doc)?;
+        let desc = crate::artifact::referrer_descriptor(doc)?;
         let layout = self.layout()?;
         layout.write_bytes(doc.bytes())?;
         layout.set_tag(None, &desc)

@@ -154,7 +154,7 @@ impl Source for OciArchiveSource {
         digest: &crate::Digest,
         artifact_types: &[String],
     ) -> Result<Vec<Descriptor>> {
-        crate::referrers::among_entries(
+        crate::artifact::among_entries(
             self.index_json()?.manifests(),
             digest,
             artifact_types,

@@ -191,7 +191,7 @@ impl RegistrySource {
             )?;
             match listed {
                 Some(listed) => {
-                    return crate::referrers::check_listing(
+                    return crate::artifact::check_listing(
                         listed,
                         artifact_types,
                         &self.limits,
@@ -207,16 +207,16 @@ impl RegistrySource {
                 }
             }
         }
-        let tag = crate::referrers::fallback_tag(digest);
+        let tag = crate::artifact::fallback_tag(digest);
         let index = match self.get_manifest(&tag, None) {
             Ok(doc) => doc,
             Err(e) if e.is_not_found() => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
         let what = format!("{what} (fallback index {}:{tag})", self.name.repository);
-        let entries = crate::referrers::entries_of_listing(&index)
+        let entries = crate::artifact::entries_of_listing(&index)
             .map_err(|e| Error::invalid_document(what.clone(), e.to_string()))?;
-        crate::referrers::check_listing(entries, artifact_types, &self.limits, &what)
+        crate::artifact::check_listing(entries, artifact_types, &self.limits, &what)
     }
 }
 

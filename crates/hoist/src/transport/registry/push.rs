@@ -324,11 +324,11 @@ impl RegistryDestination {
         // client keeps the tag-schema fallback index (distribution-spec, "Pushing Manifests with
         // Subject").
         // (Not when the manifest is being put under that fallback tag itself: a tag copied as it is.)
-        if let Ok(Some(subject)) = crate::referrers::subject(doc)
-            && header_str(resp.headers(), crate::referrers::OCI_SUBJECT_HEADER).is_none()
+        if let Ok(Some(subject)) = crate::artifact::subject(doc)
+            && header_str(resp.headers(), crate::artifact::OCI_SUBJECT_HEADER).is_none()
         {
             let subject = digest_of(&subject)?;
-            if reference != crate::referrers::fallback_tag(&subject) {
+            if reference != crate::artifact::fallback_tag(&subject) {
                 self.add_to_fallback_index(&subject, doc)?;
             }
         }
@@ -340,8 +340,8 @@ impl RegistryDestination {
     /// most [`FALLBACK_ATTEMPTS`] times. (Without conditional writes a lost entry is detected only
     /// when the other writer's update lands before the re-read.)
     fn add_to_fallback_index(&self, subject: &Digest, doc: &Document) -> Result<()> {
-        let tag = crate::referrers::fallback_tag(subject);
-        let entry = crate::referrers::referrer_descriptor(doc)?;
+        let tag = crate::artifact::fallback_tag(subject);
+        let entry = crate::artifact::referrer_descriptor(doc)?;
         let what = format!(
             "the referrers fallback index {}:{tag}",
             self.name.repository
@@ -356,8 +356,8 @@ impl RegistryDestination {
             }
             let mut entries = current;
             entries.push(entry.clone());
-            crate::referrers::check_count(entries.len(), &self.limits, &what)?;
-            let index = crate::referrers::listing_index(&entries)?;
+            crate::artifact::check_count(entries.len(), &self.limits, &what)?;
+            let index = crate::artifact::listing_index(&entries)?;
             self.put_manifest(&tag, &index)?;
             let after = self.fallback_entries(&tag, &what)?;
             if after
@@ -383,7 +383,7 @@ impl RegistryDestination {
     /// The entries of a fallback index (none when the tag does not exist).
     fn fallback_entries(&self, tag: &str, what: &str) -> Result<Vec<Descriptor>> {
         match super::pull::fetch_manifest(&self.client, &self.name, tag, None, &self.limits, true) {
-            Ok(doc) => crate::referrers::entries_of_listing(&doc)
+            Ok(doc) => crate::artifact::entries_of_listing(&doc)
                 .map_err(|e| Error::invalid_document(what, e.to_string())),
             Err(e) if e.is_not_found() => Ok(Vec::new()),
             Err(e) => Err(e),
