@@ -30,34 +30,7 @@ fn send(tx: &SyncSender<Msg>, stopped: &AtomicBool, msg: Msg) -> Result<()> {
 }
 
 /// Reads one layer through the one verified layer stream ([`LayerStream`]: size, digest, compression,
-/// diff_id, foreign-layer policy) and sends its entries.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn read_layer(
-    source: &dyn Source,
-    desc: &Descriptor,
-    name: &str,
-    diff_id: &Digest,
-    limits: &Limits,
-    totals: &mut ReadTotals,
-    tx: &SyncSender<Msg>,
-    stopped: &AtomicBool,
-    progress: &Option<Sink>,
-    cancel: &CancelToken,
-) -> Result<()> {
-    read_layer_with(
-        source,
-        desc,
-        name,
-        diff_id,
-        limits,
-        totals,
-        progress,
-        cancel,
-        &mut |m| send(tx, stopped, m),
-    )
-}
-
-/// [`read_layer`] on the calling thread: every message of the layer (from [`Msg::LayerStart`] to
+/// diff_id, foreign-layer policy) and the tar parser, on the calling thread: every message of the layer (from [`Msg::LayerStart`] to
 /// [`Msg::LayerEnd`]) goes to `consume`. The layer is always read to its end, so that it is verified
 /// (digest, size, diff_id) before `Ok` is returned: a caller must not act on what it was given before
 /// then. Readers that need only some layers (the runtime config's user database, top-down) use this.
@@ -105,7 +78,7 @@ pub(crate) fn read_layer_with(
     Ok(())
 }
 
-/// Reads `layers` bottom first on a reader thread (each through [`read_layer`]: verified, decoded,
+/// Reads `layers` bottom first on a reader thread (each through [`read_layer_with`]: verified, decoded,
 /// parsed) and hands every message to `consume` on the calling thread, in order; a bounded channel
 /// between them keeps memory flat. The first error of either side ends both and is returned (the
 /// consumer's first: the reader's is then only that it was stopped). The one pipeline behind
@@ -129,17 +102,16 @@ pub(crate) fn stream_layers(
             let tx = tx;
             let mut totals = ReadTotals::default();
             for (i, desc) in layers.iter().enumerate() {
-                read_layer(
+                read_layer_with(
                     source,
                     desc,
                     &names[i],
                     &diff_ids[i],
                     limits,
                     &mut totals,
-                    &tx,
-                    &stopped,
                     progress,
                     cancel,
+                    &mut |m| send(&tx, &stopped, m),
                 )?;
             }
             Ok::<(), Error>(())
