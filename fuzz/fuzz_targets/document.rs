@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
                 for m in i.manifests() {
                     if hoist::descriptor::digest_of(m).is_err() {
                         assert!(
-                            hoist::document::unregistered_algorithm(m.digest().as_ref()),
+                            hoist::fuzzing::unregistered_algorithm(m.digest().as_ref()),
                             "an entry with a malformed digest was accepted"
                         );
                     }

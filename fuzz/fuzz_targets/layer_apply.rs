@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hoist::Limits;
-use hoist::layer::{Applier, ApplyOptions, Msg, ReadTotals, Resolver, parse_layer};
+use hoist::fuzzing::{Applier, ApplyOptions, Msg, ReadTotals, Resolver, parse_layer};
 use libfuzzer_sys::arbitrary::{Result as AResult, Unstructured};
 use libfuzzer_sys::fuzz_target;
 

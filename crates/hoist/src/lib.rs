@@ -193,6 +193,8 @@
 
 #![warn(missing_docs)]
 #![warn(unnameable_types)]
+// The fuzz targets reach internals whose types they need not name (`fuzzing` below).
+#![cfg_attr(feature = "fuzzing", allow(unnameable_types))]
 
 pub mod append;
 pub(crate) mod artifact;
@@ -248,6 +250,20 @@ pub mod output {
         DEFAULT_MODE, Output, PRIVATE_MODE, TempFile, open_regular, remove_temp_files_on_signals,
         write_file, write_file_with,
     };
+}
+
+/// The crate-private internals the fuzz targets in `fuzz/` drive (the layer parser and applier, the
+/// digest grammar check), behind the `fuzzing` feature, which only that crate enables: not part of the
+/// API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::layer::{Applier, ApplyOptions, Msg, ReadTotals, Resolver, parse_layer};
+
+    /// True when `text` is a digest in an algorithm hoist cannot check (`document`'s rule).
+    pub fn unregistered_algorithm(text: &str) -> bool {
+        crate::document::unregistered_algorithm(text)
+    }
 }
 
 /// The image model (manifests, indexes, configs, descriptors, runtime specs): oci-spec, re-exported
