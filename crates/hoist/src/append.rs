@@ -52,6 +52,19 @@ pub struct Appended {
 }
 
 /// Writes `diff` as a layer on top of the image `reference` names in `layout` and retags.
+///
+/// ```no_run
+/// use hoist::append::{AppendOptions, append_diff};
+/// use hoist::diff::DirTree;
+/// use hoist::layout::Layout;
+/// use hoist::reference::LayoutRef;
+/// let layout = Layout::open("/tmp/layout")?;
+/// let diff = hoist::diff(&DirTree::new("/tmp/before"), "/tmp/after".as_ref(), &Default::default())?;
+/// let tag = LayoutRef::Tag("v1".into());
+/// let appended = append_diff(&layout, Some(&tag), &diff, &AppendOptions::default())?;
+/// println!("new manifest {}", appended.manifest.digest());
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn append_diff(
     layout: &Layout,
     reference: Option<&LayoutRef>,

@@ -40,6 +40,16 @@ pub struct Node {
 /// keeping those whose artifact type is in `artifact_types` at every level (all when empty). At most
 /// `--max-referrers` in all and `--max-index-depth` levels; a referrer that refers back to one of
 /// its own subjects (a cycle a hostile registry can answer) is an error.
+///
+/// ```no_run
+/// let opts = hoist::OpenOptions::default();
+/// let source = hoist::open_source(&"oci:/tmp/layout:v1".parse()?, &opts)?;
+/// let digest = source.root()?.digest().clone();
+/// for node in hoist::referrers::tree(source.as_ref(), &digest, &[])? {
+///     println!("{} ({} referrers of its own)", node.descriptor.digest(), node.referrers.len());
+/// }
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn tree(source: &dyn Source, digest: &Digest, artifact_types: &[String]) -> Result<Vec<Node>> {
     let mut count = 0;
     let mut path = vec![digest.clone()];

@@ -420,6 +420,18 @@ pub fn default_identity(image: &TransportRef) -> Option<String> {
 
 /// Signs the image `image` (its root manifest or index, digest `digest`) with `key`, naming it
 /// `identity`, and stores the signature beside it. Returns the signature written.
+///
+/// ```no_run
+/// use hoist::sign::{IdentityRule, keys, sign, verify_signatures};
+/// let opts = hoist::OpenOptions::default();
+/// let image: hoist::TransportRef = "oci:/tmp/layout:v1".parse()?;
+/// let digest = hoist::open_source(&image, &opts)?.root()?.digest().clone();
+/// let key = keys::generate()?;
+/// sign(&image, &digest, "registry.example/app:v1", &key, &opts)?;
+/// let ok = verify_signatures(&image, &digest, &key.public_key(), &IdentityRule::Any, &opts)?;
+/// println!("{ok:?}");
+/// # Ok::<(), hoist::Error>(())
+/// ```
 pub fn sign(
     image: &TransportRef,
     digest: &Digest,
