@@ -84,21 +84,17 @@ impl UserDb {
     /// the image-spec says, a whiteout hides only what lies below its layer, not the same layer's files.
     pub fn from_image(source: &dyn Source, image: &Image, limits: &Limits) -> Result<UserDb> {
         let (layers, diff_ids) = image.layers_with_diff_ids()?;
-        let n = layers.len();
+        let names = crate::layer::read::layer_names(&layers);
         // Each file: None while unknown, Some(contents or None for absent) once decided.
         let mut decided: [Option<Option<Vec<u8>>>; 2] = [None, None];
         let mut totals = crate::layer::ReadTotals::default();
-        for i in (0..n).rev() {
-            let name = format!(
-                "layer {}/{n} {}",
-                i + 1,
-                crate::descriptor::describe(&layers[i])
-            );
+        for i in (0..layers.len()).rev() {
+            let name = &names[i];
             let mut scan = LayerScan::default();
             crate::layer::read::read_layer_with(
                 source,
                 &layers[i],
-                &name,
+                name,
                 &diff_ids[i],
                 limits,
                 &mut totals,
@@ -138,12 +134,7 @@ impl UserDb {
     /// contents come from the one layer entry that holds them (only those layers are read again).
     fn from_image_tree(source: &dyn Source, image: &Image, limits: &Limits) -> Result<UserDb> {
         let (layers, diff_ids) = image.layers_with_diff_ids()?;
-        let n = layers.len();
-        let names: Vec<String> = layers
-            .iter()
-            .enumerate()
-            .map(|(i, d)| format!("layer {}/{n} {}", i + 1, crate::descriptor::describe(d)))
-            .collect();
+        let names = crate::layer::read::layer_names(&layers);
         let cancel = crate::cancel::CancelToken::default();
         let tree =
             crate::layer::read::image_tree(source, &layers, &names, &diff_ids, limits, &cancel)?;
@@ -172,7 +163,8 @@ impl UserDb {
         read.dedup();
         let mut totals = crate::layer::ReadTotals::default();
         for layer in read {
-            let mut entry = 0u64;
+            // Entries numbered as the tree numbered them (one layer: layer 0 of this read).
+            let mut pos = crate::layer::read::Position::default();
             let mut current: Vec<usize> = Vec::new();
             crate::layer::read::read_layer_with(
                 source,
@@ -184,11 +176,12 @@ impl UserDb {
                 &None,
                 &cancel,
                 &mut |msg| {
+                    let at = pos.step(&msg);
                     match msg {
                         Msg::Entry(_) => {
-                            entry += 1;
+                            let here = at.map(|(_, entry)| (layer, entry));
                             current = (0..2)
-                                .filter(|&f| wanted[f] == Some((layer, entry)))
+                                .filter(|&f| here.is_some() && wanted[f] == here)
                                 .collect();
                             for &f in &current {
                                 found[f] = Some(Vec::new());

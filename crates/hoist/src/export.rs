@@ -18,7 +18,6 @@ use std::io::{BufWriter, Write};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
-use crate::descriptor::describe;
 use crate::diff::writer::{LayerOptions, entry_header, pad};
 use crate::diff::{FileType, Meta};
 use crate::digest::Digest;
@@ -266,11 +265,7 @@ pub(crate) fn write_tar(
     }
     let (layers, diff_ids) = image.layers_with_diff_ids()?;
     let n = layers.len();
-    let names: Vec<String> = layers
-        .iter()
-        .enumerate()
-        .map(|(i, d)| format!("layer {}/{n} {}", i + 1, describe(d)))
-        .collect();
+    let names = crate::layer::read::layer_names(&layers);
 
     // Pass 1: the unpack applier's decisions, on a tree of metadata.
     let tree = image_tree(source, &layers, &names, &diff_ids, &limits, &opts.cancel)?;

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use crate::cancel::CancelToken;
 // The layer applier's types an embedder names in [`UnpackOptions`] and reads back from the state
 // record: re-exported here, the applier itself (`layer`) is internal.
-use crate::descriptor::describe;
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::image::{Image, resolve};
@@ -195,11 +194,7 @@ pub fn unpack_image(
     let rootless = !applier.privileged();
 
     let n = layers.len();
-    let names: Vec<String> = layers
-        .iter()
-        .enumerate()
-        .map(|(i, d)| format!("layer {}/{n} {}", i + 1, describe(d)))
-        .collect();
+    let names = crate::layer::read::layer_names(&layers);
     emit(
         &opts.progress,
         Event::Plan {

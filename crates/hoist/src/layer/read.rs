@@ -136,6 +136,16 @@ pub(crate) fn stream_layers(
     })
 }
 
+/// The names every layer reader gives `layers` in messages and errors: `layer I/N <descriptor>`.
+pub(crate) fn layer_names(layers: &[Descriptor]) -> Vec<String> {
+    let n = layers.len();
+    layers
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!("layer {}/{n} {}", i + 1, crate::descriptor::describe(d)))
+        .collect()
+}
+
 /// The tree an unpack of `layers` would make, as metadata in memory: the unpack [`Applier`]'s own
 /// decisions over a [`MemTree`], every layer read through the verified layer pipeline. Each surviving
 /// regular file's node says which entry of which layer holds its content ([`super::memtree::MemNode::source`]:
